@@ -1,0 +1,5 @@
+import sys
+
+from racing.cli import main
+
+sys.exit(main())

@@ -1,0 +1,240 @@
+"""The ``racing`` command line: ``racing race | raceline | fit | learn | bench | drive | tracks | cars``.
+
+Each subcommand lives in its own module exposing ``register(subparsers)``; this file wires
+them together, so a part of the stack that is not installed simply has no subcommand.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import sys
+import time
+from pathlib import Path
+
+from racing.config import ConfigError
+
+SUBCOMMAND_MODULES = (
+    "racing.raceline.cli",
+    "racing.sysid.cli",
+    "racing.bench",
+    "racing.runtime.cli",
+)
+
+DEFAULT_CONTROLLER = "pure_pursuit"
+
+
+def _default_controller() -> str:
+    from racing.control import known_controllers
+
+    return "mppi" if "mppi" in known_controllers() else DEFAULT_CONTROLLER
+
+
+def noise_preset(params, scale: float):
+    """Measurement noise of a typical localisation stack for this car, times ``scale``."""
+    from racing.sim.simulator import NoiseConfig
+
+    return NoiseConfig(pos=0.05 * params.wheelbase * scale, yaw=0.01 * scale, vel=0.01 * params.v_max * scale,
+                       yaw_rate=0.02 * scale, steer=0.005 * scale)
+
+
+def build_race(args):
+    """Resolve track, cars, plant, controller and simulator settings from ``args``."""
+    from racing import config as cfg
+    from racing.control import make_controller
+    from racing.models.params import load_params
+    from racing.sim.plant import make_plant
+    from racing.sim.simulator import SimConfig
+    from racing.track import load_track
+
+    track = load_track(args.track)
+    plant_params = load_params(args.car)
+    model_params = load_params(args.model_params) if args.model_params else plant_params
+    if getattr(args, "raceline", None):
+        from racing.track import Raceline
+
+        track = track.with_raceline(Raceline.load(args.raceline))
+    options = {}
+    if getattr(args, "residual", None):
+        options["residual"] = args.residual
+    controller_name = args.controller or _default_controller()
+    controller = make_controller(controller_name, track, model_params, args.controller_config, **options)
+    plant = make_plant(args.plant, plant_params, plant_hz=args.plant_hz)
+    sim = SimConfig(rate_hz=args.rate, plant_hz=args.plant_hz, laps=args.laps, max_time_s=args.max_time,
+                    realtime=args.realtime, delay_s=args.delay, noise=noise_preset(plant_params, args.noise),
+                    seed=args.seed, snapshot_times=tuple(args.snapshot or ()))
+    run_config = {
+        "track": {"name": track.name, "source": track.source, "length_m": track.length,
+                  "raceline": track.raceline is not None},
+        "car": cfg.to_dict(plant_params),
+        "model_car": cfg.to_dict(model_params),
+        "controller": {"name": controller_name, "config": cfg.to_dict(controller.config),
+                       "config_file": args.controller_config, **options},
+        "plant": args.plant,
+    }
+    return track, plant_params, model_params, controller, plant, sim, run_config
+
+
+def _fmt(x, nd=3):
+    return "-" if x is None else f"{x:.{nd}f}"
+
+
+def race_table(summary: dict) -> str:
+    """Human-readable summary of a race."""
+    lines = [f"track {summary['track']}  car {summary['car']}  controller {summary['controller']}  "
+             f"plant {summary['plant']}  rate {summary['rate_hz']:g} Hz"]
+    lines.append(f"{'lap':>4} {'time [s]':>10}")
+    for i, lt in enumerate(summary["laps"], 1):
+        lines.append(f"{i:>4} {lt:>10.3f}")
+    c = summary["compute_ms"]
+    rows = [("best lap [s]", _fmt(summary["best_lap_s"])),
+            ("off-track", str(summary["off_track"])),
+            ("deadline misses", str(summary["deadline_misses"])),
+            ("compute p50 / p99 / max [ms]", f"{_fmt(c['p50'])} / {_fmt(c['p99'])} / {_fmt(c['max'])}"),
+            ("max speed [m/s]", _fmt(summary["max_speed_mps"], 2)),
+            ("status", summary["status"])]
+    if "reference_lap_s" in summary:
+        rows.insert(1, ("reference (min-time) lap [s]", _fmt(summary["reference_lap_s"])))
+        gap = summary.get("gap_to_reference")
+        rows.insert(2, ("gap to reference", "-" if gap is None else f"{100 * gap:+.2f} %"))
+    w = max(len(k) for k, _ in rows)
+    lines += [f"{k:<{w}}  {v}" for k, v in rows]
+    return "\n".join(lines)
+
+
+def run_race(args) -> int:
+    from tqdm import tqdm
+
+    from racing.sim.simulator import simulate
+
+    track, plant_params, model_params, controller, plant, sim, run_config = build_race(args)
+    bar = tqdm(total=1000, desc=f"race {track.name}", unit="‰", file=sys.stderr, disable=None if not args.json else True,
+               bar_format="{desc}: {percentage:3.0f}%|{bar}| {postfix}")
+    state = {"last": 0}
+
+    def progress(frac, laps_done):
+        k = int(frac * 1000)
+        if k > state["last"]:
+            bar.update(k - state["last"])
+            state["last"] = k
+            bar.set_postfix_str(f"lap {min(laps_done + 1, sim.laps)}/{sim.laps}", refresh=False)
+
+    t0 = time.perf_counter()
+    result = simulate(track, controller, plant, plant_params, sim, run_config, progress=progress)
+    bar.close()
+    wall = time.perf_counter() - t0
+    try:
+        from racing.raceline import reference_for
+
+        result.reference_lap_s = reference_for(track, plant_params.name)
+    except ImportError:
+        pass
+    summary = result.summary()
+    summary["wall_time_s"] = round(wall, 3)
+    out = Path(args.out) if args.out else Path("runs") / f"{track.name}_{plant_params.name}_{summary['controller']}"
+    if not args.no_save:
+        result.save(out)
+        summary["out_dir"] = str(out)
+        if not args.no_plot:
+            from racing.plot.race import save_race_plot
+
+            summary["plot"] = str(save_race_plot(result, track, out / "race.png"))
+            if result.snapshots:
+                try:
+                    from racing.plot.mppi import save_snapshot_plots
+
+                    summary["snapshot_plots"] = [str(p) for p in save_snapshot_plots(result, track, out)]
+                except ImportError:
+                    pass
+            if getattr(args, "animate", False):
+                from racing.plot.mppi import animate_lap
+
+                summary["animation"] = str(animate_lap(result, track, out / "lap.gif"))
+    if args.json:
+        print(json.dumps(summary))
+    else:
+        print(race_table(summary))
+        if "out_dir" in summary:
+            print(f"saved: {summary['out_dir']}" + (f"  plot: {summary['plot']}" if "plot" in summary else ""))
+    return 0 if summary["status"] == "completed" else 1
+
+
+def add_race_arguments(p: argparse.ArgumentParser) -> None:
+    from racing.models.params import DEFAULT_CAR
+    from racing.track import DEFAULT_TRACK
+
+    p.add_argument("--track", default=DEFAULT_TRACK, help=f"track name or path (default {DEFAULT_TRACK})")
+    p.add_argument("--car", default=DEFAULT_CAR, help=f"car (plant) parameters: name or YAML path (default {DEFAULT_CAR})")
+    p.add_argument("--model-params", default=None, help="the controller's model parameters (default: the car's)")
+    p.add_argument("--residual", default=None, help="residual network weights for the controller's model")
+    p.add_argument("--plant", default="dynamic", help="plant name or import path module:factory (default dynamic)")
+    p.add_argument("--controller", default=None, help="controller name (default mppi if available, else pure_pursuit)")
+    p.add_argument("--controller-config", default=None, help="YAML with the controller's settings")
+    p.add_argument("--raceline", default=None, help="raceline file (TUM 7-column) to follow")
+    p.add_argument("--laps", type=int, default=2)
+    p.add_argument("--rate", type=float, default=50.0, help="control rate [Hz] (default 50)")
+    p.add_argument("--plant-hz", type=float, default=1000.0, help="plant integration rate [Hz] (>= 500)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--realtime", action="store_true", help="compute time delays commands; count deadline misses")
+    p.add_argument("--delay", type=float, default=0.0, help="actuation delay [s]")
+    p.add_argument("--noise", type=float, default=0.0, help="measurement noise scale (0 = none, 1 = typical)")
+    p.add_argument("--max-time", type=float, default=None, help="simulated time limit [s]")
+    p.add_argument("--snapshot", type=float, action="append", help="save controller diagnostics at this time [s]")
+    p.add_argument("--animate", action="store_true", help="write an animation of the run (lap.gif)")
+    p.add_argument("--out", default=None, help="output folder (default runs/<track>_<car>_<controller>)")
+    p.add_argument("--no-save", action="store_true", help="write nothing to disk")
+    p.add_argument("--no-plot", action="store_true", help="skip the PNG")
+    p.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
+
+
+def run_list(args) -> int:
+    from racing.control import known_controllers
+    from racing.models.params import known_cars
+    from racing.sim.plant import known_plants
+    from racing.track import known_tracks
+
+    data = {"tracks": known_tracks(), "cars": known_cars(), "controllers": known_controllers(),
+            "plants": known_plants()}
+    if args.json:
+        print(json.dumps(data))
+    else:
+        for k, v in data.items():
+            print(f"{k}: {', '.join(v)}")
+    return 0
+
+
+def make_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="racing", description="Model-based control for racing cars.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    p = sub.add_parser("race", help="closed-loop race simulation")
+    add_race_arguments(p)
+    p.set_defaults(func=run_race)
+    p = sub.add_parser("list", help="list tracks, cars, controllers and plants")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=run_list)
+    for mod in SUBCOMMAND_MODULES:
+        try:
+            m = importlib.import_module(mod)
+        except ModuleNotFoundError as exc:
+            if exc.name and (mod == exc.name or mod.startswith(exc.name + ".")):
+                continue
+            raise
+        m.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = make_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except (ConfigError, ValueError, FileNotFoundError) as exc:
+        print(f"racing {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,155 @@
+"""Vehicle parameters: one YAML per car -> a frozen dataclass in SI units -> a flat array.
+
+Kernels (numba, CUDA, torch, casadi) never see this dataclass: they get ``p = params.to_array()``
+(``float64[N_PARAMS]``) and index it with the ``P_*`` constants below, which follow the field
+order of :class:`VehicleParams` (checked at import time).
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from racing import config
+from racing.config import ConfigError
+
+G = 9.81  # gravitational acceleration [m/s^2]
+
+
+def _f(unit: str, doc: str, **bounds):
+    return field(metadata={"unit": unit, "doc": doc, **bounds})
+
+
+@dataclass(frozen=True)
+class VehicleParams:
+    """Physical parameters of one car, SI units (see each field's ``unit`` metadata)."""
+
+    name: str = field(metadata={"doc": "car name"})
+    # chassis
+    mass: float = _f("kg", "total mass", gt=0.0)
+    inertia_z: float = _f("kg m^2", "yaw moment of inertia about the CoG", gt=0.0)
+    l_f: float = _f("m", "CoG to front axle", gt=0.0)
+    l_r: float = _f("m", "CoG to rear axle", gt=0.0)
+    h_cg: float = _f("m", "CoG height above ground", min=0.0)
+    width: float = _f("m", "track width of the car body (for clearance checks)", gt=0.0)
+    # tyres: lateral force per axle F_y = F_z * D * sin(C * atan(B*a - E*(B*a - atan(B*a))))
+    B_f: float = _f("1/rad", "Pacejka stiffness factor, front", gt=0.0)
+    C_f: float = _f("-", "Pacejka shape factor, front", gt=0.0, max=3.0)
+    D_f: float = _f("-", "Pacejka peak factor (peak lateral force / normal load), front", gt=0.0, max=5.0)
+    E_f: float = _f("-", "Pacejka curvature factor, front", max=1.0)
+    B_r: float = _f("1/rad", "Pacejka stiffness factor, rear", gt=0.0)
+    C_r: float = _f("-", "Pacejka shape factor, rear", gt=0.0, max=3.0)
+    D_r: float = _f("-", "Pacejka peak factor, rear", gt=0.0, max=5.0)
+    E_r: float = _f("-", "Pacejka curvature factor, rear", max=1.0)
+    mu: float = _f("-", "longitudinal tyre-road friction: |F_x| <= mu * m * g", gt=0.0, max=5.0)
+    # resistance
+    c_roll: float = _f("-", "rolling resistance coefficient: F = c_roll * m * g", min=0.0, max=0.5)
+    c_drag: float = _f("kg/m", "aerodynamic drag: F = c_drag * v^2 (= 0.5 rho Cd A)", min=0.0)
+    # limits
+    steer_max: float = _f("rad", "road-wheel steering angle limit |delta|", gt=0.0, lt=1.5)
+    steer_rate_max: float = _f("rad/s", "steering rate limit |d delta/dt|", gt=0.0)
+    accel_max: float = _f("m/s^2", "largest drive acceleration command", gt=0.0)
+    decel_max: float = _f("m/s^2", "largest braking deceleration command (positive)", gt=0.0)
+    power_max: float = _f("W", "motor power limit: F_drive <= power_max / v", gt=0.0)
+    v_max: float = _f("m/s", "top speed the speed loop will command", gt=0.0)
+    # actuators
+    steer_tau: float = _f("s", "steering servo first-order lag time constant", min=0.0)
+    steer_gain: float = _f("-", "actual / commanded steering angle", gt=0.0)
+    steer_offset: float = _f("rad", "steering angle at zero command", min=-0.2, max=0.2)
+    speed_kp: float = _f("1/s", "speed loop gain: a_cmd = speed_kp * (v_ref - v_x)", gt=0.0)
+    # low-speed blend between the dynamic and kinematic models
+    v_blend_low: float = _f("m/s", "below this speed the model is purely kinematic", gt=0.0)
+    v_blend_high: float = _f("m/s", "above this speed the model is purely dynamic", gt=0.0)
+
+    def __post_init__(self):
+        if self.v_blend_high <= self.v_blend_low:
+            raise ConfigError(
+                f"v_blend_high ({self.v_blend_high}) must be greater than v_blend_low ({self.v_blend_low})"
+            )
+
+    @property
+    def wheelbase(self) -> float:
+        """L = l_f + l_r [m]."""
+        return self.l_f + self.l_r
+
+    def to_array(self) -> np.ndarray:
+        """Flat parameter vector ``p[N_PARAMS]`` (float64) in ``PARAM_NAMES`` order."""
+        return np.array([getattr(self, n) for n in PARAM_NAMES], dtype=np.float64)
+
+    @classmethod
+    def from_array(cls, p: np.ndarray, name: str = "fitted") -> "VehicleParams":
+        """Inverse of :meth:`to_array`."""
+        p = np.asarray(p, dtype=float)
+        if p.shape != (N_PARAMS,):
+            raise ValueError(f"expected a parameter array of shape ({N_PARAMS},), got {p.shape}")
+        return config.from_mapping(cls, {"name": name, **{n: float(v) for n, v in zip(PARAM_NAMES, p)}},
+                                   source="<parameter array>")
+
+    def replace(self, **changes) -> "VehicleParams":
+        """A validated copy with some fields changed."""
+        return config.replace_from(self, changes)
+
+    def to_yaml(self, path: str | Path, header: str = "") -> None:
+        """Write the parameters as a YAML file that :func:`load_params` reads back."""
+        lines = [f"# {h}" for h in header.splitlines()] if header else []
+        lines.append(f"name: {self.name}")
+        for f in dataclasses.fields(self):
+            if f.name == "name":
+                continue
+            lines.append(f"{f.name}: {getattr(self, f.name)!r}  # [{f.metadata['unit']}] {f.metadata['doc']}")
+        Path(path).write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+PARAM_NAMES: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(VehicleParams) if f.name != "name")
+N_PARAMS = len(PARAM_NAMES)
+
+# Named indices into p = VehicleParams.to_array(); numba treats module globals as constants.
+P_MASS, P_IZ, P_LF, P_LR, P_HCG, P_WIDTH = 0, 1, 2, 3, 4, 5
+P_BF, P_CF, P_DF, P_EF, P_BR, P_CR, P_DR, P_ER, P_MU = 6, 7, 8, 9, 10, 11, 12, 13, 14
+P_CROLL, P_CDRAG = 15, 16
+P_STEER_MAX, P_STEER_RATE_MAX, P_ACCEL_MAX, P_DECEL_MAX, P_POWER_MAX, P_VMAX = 17, 18, 19, 20, 21, 22
+P_STEER_TAU, P_STEER_GAIN, P_STEER_OFFSET, P_SPEED_KP = 23, 24, 25, 26
+P_VBLEND_LOW, P_VBLEND_HIGH = 27, 28
+
+_expected = ("mass", "inertia_z", "l_f", "l_r", "h_cg", "width", "B_f", "C_f", "D_f", "E_f", "B_r", "C_r",
+             "D_r", "E_r", "mu", "c_roll", "c_drag", "steer_max", "steer_rate_max", "accel_max", "decel_max",
+             "power_max", "v_max", "steer_tau", "steer_gain", "steer_offset", "speed_kp", "v_blend_low",
+             "v_blend_high")
+assert PARAM_NAMES == _expected, "P_* indices out of sync with VehicleParams fields"
+
+
+def repo_root() -> Path:
+    """The project root (the folder holding ``racing/``, ``tracks/`` and ``vehicle_params/``)."""
+    return Path(__file__).resolve().parents[2]
+
+
+def params_dir() -> Path:
+    return repo_root() / "vehicle_params"
+
+
+def known_cars() -> list[str]:
+    d = params_dir()
+    return sorted(p.stem for p in d.glob("*.yaml")) if d.is_dir() else []
+
+
+DEFAULT_CAR = "f1tenth"
+
+
+def load_params(name_or_path: str | Path = DEFAULT_CAR) -> VehicleParams:
+    """Load a car by name (a file in ``vehicle_params/``) or by path to a YAML file.
+
+    Raises
+    ------
+    ConfigError
+        Unknown car name (the known ones are listed), unknown/missing keys, bad values.
+    """
+    s = str(name_or_path)
+    path = Path(s)
+    if not (s.endswith((".yaml", ".yml")) or path.is_file()):
+        path = params_dir() / f"{s}.yaml"
+        if not path.is_file():
+            raise ConfigError(f"unknown car {s!r}; known cars: {', '.join(known_cars()) or '(none)'} "
+                              f"(or give a path to a YAML file)")
+    return config.load(VehicleParams, path)

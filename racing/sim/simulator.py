@@ -1,0 +1,237 @@
+"""The closed-loop race simulator: a controller drives a plant around a track at a fixed rate.
+
+Timing model. The controller is called every ``1 / rate_hz`` seconds with a (noisy)
+observation. Its command reaches the actuators ``delay_s`` later; in real-time mode the
+measured compute time is added to that latency, and a call that takes longer than the period
+is a deadline miss: the previous command stays applied until the late one lands, and the
+ticks that passed meanwhile are skipped (a single-threaded loop). Off-line (default) the
+compute time is measured but costs no simulated time.
+
+Laps are counted on the unwrapped arc-length progress of the true state: lap k ends when
+progress crosses k * track length (the crossing time is interpolated between ticks). The car
+is off track when its centre is beyond a boundary; the run stops with status ``off_track`` if
+it stays off for ``off_track_timeout_s`` or goes further than one track width outside.
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from racing import config as cfg
+from racing.control.base import Command, Controller, Observation
+from racing.models.dynamic import NX, STATE_NAMES, VX
+from racing.models.params import VehicleParams
+from racing.sim.result import SimResult
+
+
+@dataclass(frozen=True)
+class NoiseConfig:
+    """Standard deviations of the Gaussian measurement noise (0 = none)."""
+
+    pos: float = field(default=0.0, metadata={"unit": "m", "min": 0.0})
+    yaw: float = field(default=0.0, metadata={"unit": "rad", "min": 0.0})
+    vel: float = field(default=0.0, metadata={"unit": "m/s", "min": 0.0})
+    yaw_rate: float = field(default=0.0, metadata={"unit": "rad/s", "min": 0.0})
+    steer: float = field(default=0.0, metadata={"unit": "rad", "min": 0.0})
+
+    def std(self) -> np.ndarray:
+        return np.array([self.pos, self.pos, self.yaw, self.vel, self.vel, self.yaw_rate, self.steer])
+
+
+@dataclass(frozen=True)
+class SimConfig:
+    """Closed-loop simulation settings."""
+
+    rate_hz: float = field(default=50.0, metadata={"unit": "Hz", "gt": 0.0, "max": 2000.0})
+    plant_hz: float = field(default=1000.0, metadata={"unit": "Hz", "min": 500.0})
+    laps: int = field(default=2, metadata={"min": 1})
+    max_time_s: float | None = field(default=None, metadata={"unit": "s", "gt": 0.0})
+    realtime: bool = False
+    delay_s: float = field(default=0.0, metadata={"unit": "s", "min": 0.0})
+    noise: NoiseConfig = NoiseConfig()
+    seed: int = 0
+    start_speed: float = field(default=0.0, metadata={"unit": "m/s", "min": 0.0})
+    off_track_timeout_s: float = field(default=1.0, metadata={"unit": "s", "gt": 0.0})
+    snapshot_times: tuple[float, ...] = ()
+
+
+def default_max_time(track_length: float, laps: int, params: VehicleParams) -> float:
+    """Generous time limit [s]: every lap at 15% of top speed, plus 20 s."""
+    return laps * track_length / (0.15 * params.v_max) + 20.0
+
+
+def initial_state(track, speed: float = 0.0) -> np.ndarray:
+    """On the centre line (or raceline if present) at s = 0, aligned with it, at ``speed`` [m/s]."""
+    x0 = np.zeros(NX)
+    if track.raceline is not None:
+        rl = track.raceline
+        x0[0], x0[1], x0[2] = rl.x[0], rl.y[0], rl.psi[0]
+    else:
+        x0[0], x0[1], x0[2] = track.xy[0, 0], track.xy[0, 1], track.psi[0]
+    x0[VX] = speed
+    return x0
+
+
+def simulate(track, controller: Controller, plant, plant_params: VehicleParams, sim: SimConfig = SimConfig(),
+             run_config: dict | None = None, progress=None, x0: np.ndarray | None = None) -> SimResult:
+    """Race ``controller`` on ``plant`` around ``track``.
+
+    Parameters
+    ----------
+    track : racing.track.Track
+    controller : Controller (already built with its own model parameters)
+    plant : object with reset(x0[7]) and step(command, dt) -> x[7] (see racing.sim.plant)
+    plant_params : the plant's parameters (for limits and the time budget)
+    sim : SimConfig
+    run_config : extra resolved configuration stored in the result (track, cars, controller)
+    progress : optional callable(fraction_done: float, laps_done: int) called every tick
+    x0 : initial true state float64[7] (default: :func:`initial_state`)
+
+    Returns
+    -------
+    SimResult
+    """
+    period = 1.0 / sim.rate_hz
+    L = track.length
+    max_time = sim.max_time_s if sim.max_time_s is not None else default_max_time(L, sim.laps, plant_params)
+    n_max = int(math.ceil(max_time * sim.rate_hz)) + 2
+    rng = np.random.default_rng(sim.seed)
+    noise_std = sim.noise.std()
+
+    T = np.zeros(n_max)
+    S = np.zeros((n_max, NX))
+    M = np.zeros((n_max, NX))
+    C = np.zeros((n_max, 3))
+    F = np.zeros((n_max, 3))
+    CT = np.zeros(n_max)
+
+    x = initial_state(track, sim.start_speed) if x0 is None else np.asarray(x0, dtype=float).copy()
+    plant.reset(x)
+    controller.reset()
+    s0, _, _ = track.frenet(x[None, :2])
+    s_prev = float(s0[0])
+    progress_m = s_prev if s_prev < 0.5 * L else s_prev - L
+    start_progress = progress_m
+
+    laps, lap_end, events, snapshots = [], [], [], []
+    snap_times = sorted(sim.snapshot_times)
+    off_track = 0
+    misses = 0
+    outside_since = None
+    status = "timeout"
+    applied = Command(0.0, 0.0, 0.0)
+    pending: list[tuple[float, Command]] = []
+    t = 0.0
+    last_lap_t = 0.0
+    n = 0
+    skip_until = -1.0
+
+    while n < n_max:
+        # --- measure ----------------------------------------------------------------------
+        s_arr, n_arr, dpsi = track.frenet(x[None, :2], np.array([x[2]]))
+        s_now, n_now = float(s_arr[0]), float(n_arr[0])
+        ds = s_now - s_prev
+        if ds > 0.5 * L:
+            ds -= L
+        elif ds < -0.5 * L:
+            ds += L
+        new_progress = progress_m + ds
+        # lap crossings (interpolated between ticks)
+        while len(laps) < sim.laps and new_progress - start_progress >= (len(laps) + 1) * L:
+            target = start_progress + (len(laps) + 1) * L
+            frac = (target - progress_m) / max(new_progress - progress_m, 1e-12)
+            t_cross = t - period + frac * period if n > 0 else t
+            laps.append(t_cross - last_lap_t)
+            lap_end.append(t_cross)
+            events.append({"t": t_cross, "type": "lap", "lap": len(laps), "time_s": laps[-1]})
+            last_lap_t = t_cross
+        progress_m, s_prev = new_progress, s_now
+        meas = x + rng.normal(0.0, 1.0, NX) * noise_std if noise_std.any() else x.copy()
+
+        T[n], S[n], M[n] = t, x, meas
+        F[n] = (s_now, n_now, float(dpsi[0]))
+
+        # --- off-track bookkeeping -----------------------------------------------------------
+        geo = track.interp(np.array([s_now]))
+        wl, wr = float(geo["w_left"][0]), float(geo["w_right"][0])
+        inside = -wr <= n_now <= wl
+        if not inside:
+            if outside_since is None:
+                outside_since = t
+                off_track += 1
+                events.append({"t": t, "type": "off_track", "s": s_now, "n": n_now})
+            too_far = n_now > 2 * wl + wr or n_now < -(2 * wr + wl)
+            if t - outside_since >= sim.off_track_timeout_s or too_far:
+                status = "off_track"
+                C[n] = C[n - 1] if n else 0.0
+                n += 1
+                break
+        elif outside_since is not None:
+            events.append({"t": t, "type": "back_on_track", "s": s_now, "after_s": t - outside_since})
+            outside_since = None
+        if len(laps) >= sim.laps:
+            status = "completed"
+            C[n] = C[n - 1] if n else 0.0
+            n += 1
+            break
+        if progress is not None:
+            progress(min(1.0, (progress_m - start_progress) / (sim.laps * L)), len(laps))
+
+        # --- control -----------------------------------------------------------------------------
+        if t + 1e-9 >= skip_until:
+            obs = Observation(t, meas)
+            c0 = time.perf_counter()
+            cmd = controller.act(obs, t)
+            comp = time.perf_counter() - c0
+            CT[n] = comp
+            C[n] = (cmd.steering_angle, cmd.speed, cmd.acceleration)
+            if snap_times and t >= snap_times[0]:
+                snap_times.pop(0)
+                d = controller.diagnostics()
+                if d:
+                    snapshots.append({"t": t, "state": x.copy(), **d})
+            latency = sim.delay_s + (comp if sim.realtime else 0.0)
+            if sim.realtime and comp > period:
+                misses += 1
+                events.append({"t": t, "type": "deadline_miss", "compute_ms": comp * 1e3})
+                skip_until = t + math.ceil(comp / period) * period
+            pending.append((t + latency, cmd))
+        else:
+            C[n] = C[n - 1]
+        # --- plant -------------------------------------------------------------------------------
+        t_end = t + period
+        t_cur = t
+        try:
+            while True:
+                nxt = pending[0][0] if pending else math.inf
+                if nxt <= t_cur + 1e-12:
+                    applied = pending.pop(0)[1]
+                    continue
+                seg_end = min(nxt, t_end)
+                x = plant.step(applied, seg_end - t_cur)
+                t_cur = seg_end
+                if t_cur >= t_end - 1e-12:
+                    break
+        except FloatingPointError:
+            status = "diverged"
+            events.append({"t": t_cur, "type": "diverged"})
+            n += 1
+            break
+        x = np.asarray(x, dtype=float)
+        if not np.all(np.isfinite(x)):
+            bad = [STATE_NAMES[i] for i in range(NX) if not np.isfinite(x[i])]
+            status = "diverged"
+            events.append({"t": t_end, "type": "diverged", "fields": bad})
+            n += 1
+            break
+        t = t_end
+        n += 1
+
+    config = dict(run_config or {})
+    config["sim"] = cfg.to_dict(sim)
+    return SimResult(t=T[:n].copy(), state=S[:n].copy(), measured=M[:n].copy(), command=C[:n].copy(),
+                     frenet=F[:n].copy(), compute_s=CT[:n].copy(), laps=laps, lap_end_t=lap_end, events=events,
+                     status=status, off_track=off_track, deadline_misses=misses, config=config, snapshots=snapshots)
