@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import types
 import typing
 from pathlib import Path
 from typing import Any, Mapping, TypeVar
@@ -86,7 +87,7 @@ def _convert(value: Any, tp: Any, where: str, meta: Mapping, source: str) -> Any
         if not isinstance(value, Mapping):
             raise ConfigError(f"{where}: expected a mapping for {tp.__name__}, got {value!r}")
         return from_mapping(tp, value, source=source, prefix=where.split(": ", 1)[-1] + ".")
-    if origin is typing.Union:
+    if origin is typing.Union or origin is types.UnionType:
         args = [a for a in typing.get_args(tp) if a is not type(None)]
         if value is None:
             return None
@@ -138,7 +139,7 @@ def from_mapping(cls: type[T], data: Mapping[str, Any], source: str = "<config>"
     unknown = [k for k in data if k not in fields]
     if unknown:
         raise ConfigError(
-            f"{source}: unknown key {prefix}{unknown[0]!r}; known keys: {', '.join(sorted(fields))}"
+            f"{source}: unknown key '{prefix}{unknown[0]}'; known keys: {', '.join(sorted(fields))}"
         )
     kwargs = {}
     for name, f in fields.items():

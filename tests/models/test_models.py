@@ -43,13 +43,15 @@ def test_kinematic_golden_values():
 
 def test_dynamic_golden_values_hand_computed():
     """Front slip only (v_y = r = 0, delta = 0.1 rad) at 5 m/s, where the model is fully dynamic."""
-    p = F1.to_array()
+    prm = F1.replace(B_f=5.5, C_f=1.5, D_f=1.05, E_f=0.0, c_roll=0.015, c_drag=0.005, v_blend_low=0.5,
+                     v_blend_high=1.5)
+    p = prm.to_array()
     x = np.array([1.0, 2.0, 0.3, 5.0, 0.0, 0.0, 0.1])
     f = dynamic_rhs(x, np.zeros(2), p)
     L = F1.l_f + F1.l_r
     fzf = F1.mass * G * F1.l_r / L
-    fyf = fzf * F1.D_f * math.sin(F1.C_f * math.atan(F1.B_f * 0.1))  # E_f = 0
-    fx = -F1.c_roll * F1.mass * G * math.tanh(5.0 / F1.v_blend_low) - F1.c_drag * 25.0
+    fyf = fzf * 1.05 * math.sin(1.5 * math.atan(5.5 * 0.1))  # E_f = 0
+    fx = -0.015 * F1.mass * G * math.tanh(5.0 / 0.5) - 0.005 * 25.0
     assert f[0] == pytest.approx(5 * math.cos(0.3))
     assert f[1] == pytest.approx(5 * math.sin(0.3))
     assert f[3] == pytest.approx((fx - fyf * math.sin(0.1)) / F1.mass, rel=1e-9)

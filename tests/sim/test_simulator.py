@@ -1,0 +1,165 @@
+"""Closed-loop simulator: laps, off-track, deadlines, delay, noise, plants, results on disk."""
+import math
+import sys
+import time
+import types
+
+import numpy as np
+import pytest
+
+from racing.control import Command, Controller, make_controller
+from racing.models.params import load_params
+from racing.sim.plant import known_plants, make_plant
+from racing.sim.result import SimResult
+from racing.sim.simulator import NoiseConfig, SimConfig, simulate
+from racing.track import Track, known_tracks, load_track
+
+F1 = load_params("f1tenth")
+GT = load_params("gt_car")
+
+
+def circle_track(radius=5.0, width=1.0, n=200):
+    a = np.linspace(0, 2 * np.pi, n, endpoint=False)
+    xy = np.column_stack([radius * np.cos(a), radius * np.sin(a)])
+    return Track.from_centerline(xy, np.full(n, width), np.full(n, width), name="circle")
+
+
+class Constant(Controller):
+    """Holds one command; optionally sleeps to emulate a slow solver."""
+
+    name = "constant"
+
+    def __init__(self, steer=0.0, speed=2.0, sleep=0.0):
+        self.cmd = Command(steer, speed)
+        self.sleep = sleep
+
+    def act(self, observation, t):
+        if self.sleep:
+            time.sleep(self.sleep)
+        return self.cmd
+
+
+def car_for(track):
+    return F1 if track.length < 500 else GT
+
+
+@pytest.mark.parametrize("name", known_tracks())
+def test_pure_pursuit_two_clean_laps_on_every_shipped_track(name):
+    track = load_track(name)
+    params = car_for(track)
+    ctrl = make_controller("pure_pursuit", track, params)
+    res = simulate(track, ctrl, make_plant("dynamic", params), params, SimConfig(laps=2, seed=1))
+    assert res.status == "completed", res.events[-3:]
+    assert len(res.laps) == 2
+    assert res.off_track == 0
+    assert res.laps[1] < res.laps[0]  # the flying lap beats the standing start
+    assert np.all(np.abs(res.frenet[:, 1]) < np.minimum(track.w_left.min(), track.w_right.min()) + 1e-9)
+
+
+def test_lap_time_matches_distance_over_speed_on_a_circle():
+    track = circle_track(radius=10.0, width=2.0)
+    params = F1
+    ctrl = make_controller("pure_pursuit", track, params, speed_scale=0.5)
+    res = simulate(track, ctrl, make_plant("dynamic", params), params, SimConfig(laps=3))
+    assert res.status == "completed" and res.off_track == 0
+    v_mean = np.mean(np.hypot(res.state[-50:, 3], res.state[-50:, 4]))
+    assert res.laps[-1] == pytest.approx(track.length / v_mean, rel=0.03)
+
+
+def test_off_track_is_counted_and_stops_the_run():
+    track = circle_track(radius=5.0, width=0.5)
+    res = simulate(track, Constant(steer=0.0, speed=3.0), make_plant("dynamic", F1), F1, SimConfig(laps=1))
+    assert res.status == "off_track"
+    assert res.off_track == 1
+    assert any(e["type"] == "off_track" for e in res.events)
+
+
+def test_realtime_deadline_misses_are_counted():
+    track = circle_track(radius=20.0, width=5.0)
+    ctrl = Constant(steer=math.atan(F1.wheelbase / 20.0), speed=2.0, sleep=0.03)  # 30 ms > 20 ms budget
+    res = simulate(track, ctrl, make_plant("dynamic", F1), F1, SimConfig(laps=1, max_time_s=1.0, realtime=True))
+    assert res.deadline_misses > 0
+    assert res.status == "timeout"
+    off = simulate(track, Constant(sleep=0.0), make_plant("dynamic", F1), F1,
+                   SimConfig(laps=1, max_time_s=1.0, realtime=False))
+    assert off.deadline_misses == 0
+
+
+def test_actuation_delay_postpones_the_response():
+    track = circle_track(radius=20.0, width=5.0)
+
+    def steer_onset(delay):
+        res = simulate(track, Constant(steer=0.2, speed=0.0), make_plant("dynamic", F1), F1,
+                       SimConfig(laps=1, max_time_s=0.5, delay_s=delay))
+        return res.t[np.argmax(res.state[:, 6] > 0.01)]
+
+    assert steer_onset(0.2) - steer_onset(0.0) == pytest.approx(0.2, abs=0.021)
+
+
+def test_noise_is_seeded():
+    track = circle_track(radius=10.0, width=2.0)
+    sim = SimConfig(laps=1, max_time_s=2.0, noise=NoiseConfig(pos=0.05, yaw=0.01), seed=7)
+    runs = [simulate(track, make_controller("pure_pursuit", track, F1), make_plant("dynamic", F1), F1, sim)
+            for _ in range(2)]
+    np.testing.assert_array_equal(runs[0].measured, runs[1].measured)
+    assert np.std(runs[0].measured[:, 0] - runs[0].state[:, 0]) == pytest.approx(0.05, rel=0.3)
+
+
+def test_kinematic_plant_and_import_path_plant():
+    assert {"dynamic", "kinematic"} <= set(known_plants())
+    mod = types.ModuleType("my_test_plants")
+
+    class Unicycle:
+        """A user plant: perfect speed tracking, yaw rate from the steering angle."""
+
+        def __init__(self, params, plant_hz=1000.0):
+            self.L = params.wheelbase
+            self.x = np.zeros(7)
+
+        def reset(self, x0):
+            self.x = np.array(x0, dtype=float)
+
+        def step(self, command, dt):
+            self.x[3] = command.speed
+            self.x[6] = command.steering_angle
+            r = command.speed * math.tan(command.steering_angle) / self.L
+            self.x[2] += r * dt
+            self.x[0] += command.speed * math.cos(self.x[2]) * dt
+            self.x[1] += command.speed * math.sin(self.x[2]) * dt
+            self.x[5] = r
+            return self.x.copy()
+
+    mod.Unicycle = Unicycle
+    sys.modules["my_test_plants"] = mod
+    track = circle_track(radius=10.0, width=2.0)
+    for spec in ("kinematic", "my_test_plants:Unicycle"):
+        res = simulate(track, make_controller("pure_pursuit", track, F1), make_plant(spec, F1), F1,
+                       SimConfig(laps=1))
+        assert res.status == "completed" and res.off_track == 0, spec
+    with pytest.raises(ValueError, match="unknown plant 'nope'; known plants: .*dynamic"):
+        make_plant("nope", F1)
+    with pytest.raises(ValueError, match="has no attribute 'Nope'"):
+        make_plant("my_test_plants:Nope", F1)
+
+
+def test_result_save_load_and_summary(tmp_path):
+    track = circle_track(radius=10.0, width=2.0)
+    res = simulate(track, make_controller("pure_pursuit", track, F1), make_plant("dynamic", F1), F1,
+                   SimConfig(laps=1), run_config={"track": {"name": "circle"}, "car": {"name": "f1tenth"},
+                                                   "controller": {"name": "pure_pursuit"}})
+    d = res.save(tmp_path / "run")
+    for f in ("result.npz", "summary.json", "config.yaml", "log.csv", "events.json"):
+        assert (d / f).is_file()
+    back = SimResult.load(d)
+    np.testing.assert_array_equal(back.state, res.state)
+    assert back.laps == res.laps
+    s = back.summary()
+    for key in ("track", "car", "controller", "rate_hz", "laps", "best_lap_s", "off_track", "deadline_misses",
+                "compute_ms", "status"):
+        assert key in s
+    assert s["rate_hz"] == 50.0 and s["track"] == "circle"
+    assert set(s["compute_ms"]) == {"p50", "p99", "max"}
+    from racing.logs import read_log
+
+    log = read_log(d / "log.csv")
+    np.testing.assert_allclose(log.state, res.state, rtol=1e-8, atol=1e-8)
