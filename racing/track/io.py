@@ -1,0 +1,440 @@
+"""Reading and writing tracks: TUM racetrack-database csv, F1TENTH map folders, the project's own tracks.
+
+Formats
+-------
+* TUM centre line: comma separated ``# x_m,y_m,w_tr_right_m,w_tr_left_m`` (closed loop, first point not
+  repeated), widths measured from the centre line to the right/left edge [m].
+* TUM raceline (7 columns): semicolon separated ``s_m; x_m; y_m; psi_rad; kappa_radpm; vx_mps; ax_mps2``
+  with ``#`` comment lines (:class:`Raceline`).
+* TUM database reference lines ``racelines/<Name>.csv``: ``# x_m,y_m`` only (:func:`load_xy_raceline`).
+* F1TENTH folder: ``*_map.yaml`` + image (ROS map_server: image, resolution [m/px], origin [x, y, yaw],
+  occupied_thresh, free_thresh, negate), ``*_centerline.csv`` and optionally ``*_raceline.csv``.
+* The project's own tracks: ``tracks/<name>/centerline.csv`` (TUM centre line) + ``track.yaml``
+  (name, description, scale: "1:10" or "full"; optional ds [m] and smoothing [m]).
+
+Errors are :class:`TrackError` naming the file, the row (1-based line number in the file) and the column.
+"""
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from .track import Raceline, Track, TrackError, wrap_angle
+
+__all__ = [
+    "CENTERLINE_COLUMNS",
+    "RACELINE_COLUMNS",
+    "OccupancyMap",
+    "tracks_dir",
+    "known_tracks",
+    "load_track",
+    "read_centerline",
+    "write_centerline",
+    "read_raceline",
+    "load_xy_raceline",
+    "load_occupancy_map",
+    "measure_widths",
+    "read_track_meta",
+]
+
+CENTERLINE_COLUMNS = ("x_m", "y_m", "w_tr_right_m", "w_tr_left_m")
+RACELINE_COLUMNS = ("s_m", "x_m", "y_m", "psi_rad", "kappa_radpm", "vx_mps", "ax_mps2")
+_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+META_KEYS = {"name": str, "description": str, "scale": str, "ds": float, "smoothing": float}
+SCALES = ("1:10", "full")
+
+
+# --------------------------------------------------------------------------------------------
+# Tables
+# --------------------------------------------------------------------------------------------
+def _read_table(path: Path, columns: Sequence[str], sep: str) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Strictly read a numeric table. Returns data [R, C], the 1-based file line number of each row [R]
+    and the comment lines (without the leading '#', stripped).
+
+    A header (a comment line, or the first non-comment line, made only of column names) may reorder
+    the columns; it must name every expected column. Without a header the expected order is assumed.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise TrackError(f"{path}: file not found")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise TrackError(f"{path}: cannot read: {exc}") from exc
+    ncol = len(columns)
+    expected = sep.join(columns)
+    order = list(range(ncol))
+    rows, lines, comments = [], [], []
+    seen_data = False
+
+    def header(tokens, lineno):
+        nonlocal order
+        if len(tokens) < 2 or not all(_NAME_RE.match(t) for t in tokens):
+            return False
+        missing = [c for c in columns if c not in tokens]
+        extra = [t for t in tokens if t not in columns]
+        if missing or extra or len(tokens) != ncol:
+            what = (f"lacks column {', '.join(missing)}" if missing else f"has unknown column {', '.join(extra)}")
+            raise TrackError(f"{path}: row {lineno}: header {what}; expected '# {expected}'")
+        order = [tokens.index(c) for c in columns]
+        return True
+
+    for lineno, raw in enumerate(text.splitlines(), start=1):
+        line = raw.strip()
+        if not line:
+            continue
+        if line.startswith("#"):
+            comments.append(line.lstrip("#").strip())
+            if not seen_data:
+                header([t.strip() for t in line.lstrip("#").split(sep)], lineno)
+            continue
+        tokens = [t.strip() for t in line.split(sep)]
+        if not seen_data and header(tokens, lineno):
+            continue
+        seen_data = True
+        if len(tokens) != ncol:
+            if len(tokens) < ncol:
+                miss = ", ".join(columns[order.index(k)] for k in range(len(tokens), ncol)
+                                 ) if sorted(order) == list(range(ncol)) else ""
+                raise TrackError(f"{path}: row {lineno}: {len(tokens)} values, missing column {miss}; "
+                                 f"expected {ncol} values '{expected}' separated by '{sep}'")
+            raise TrackError(f"{path}: row {lineno}: {len(tokens)} values; expected {ncol} values "
+                             f"'{expected}' separated by '{sep}'")
+        vals = []
+        for k, col in enumerate(columns):
+            tok = tokens[order[k]]
+            if tok == "":
+                raise TrackError(f"{path}: row {lineno}: {col} is empty; expected a number")
+            try:
+                v = float(tok)
+            except ValueError:
+                raise TrackError(f"{path}: row {lineno}: {col} = {tok!r} is not a number") from None
+            if not math.isfinite(v):
+                what = "NaN" if math.isnan(v) else tok
+                raise TrackError(f"{path}: row {lineno}: {col} is {what}; expected a finite number")
+            vals.append(v)
+        rows.append(vals)
+        lines.append(lineno)
+    if not rows:
+        raise TrackError(f"{path}: no data rows; expected rows of '{expected}'")
+    return np.asarray(rows, dtype=np.float64), np.asarray(lines, dtype=np.int64), comments
+
+
+def read_centerline(path) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Read a TUM centre-line csv ``x_m,y_m,w_tr_right_m,w_tr_left_m``.
+
+    Returns xy [M, 2] [m], w_right [M] [m], w_left [M] [m], file line numbers [M]. Checks the widths are > 0.
+    """
+    data, lines, _ = _read_table(Path(path), CENTERLINE_COLUMNS, ",")
+    for k, col in ((2, "w_tr_right_m"), (3, "w_tr_left_m")):
+        bad = np.flatnonzero(data[:, k] <= 0)
+        if bad.size:
+            i = int(bad[0])
+            raise TrackError(f"{path}: row {lines[i]}: {col} = {data[i, k]}; expected > 0")
+    return data[:, :2].copy(), data[:, 2].copy(), data[:, 3].copy(), lines
+
+
+def write_centerline(path, xy, w_right, w_left, comments: Sequence[str] = ()) -> None:
+    """Write a TUM centre-line csv (comment lines, then '# x_m,y_m,w_tr_right_m,w_tr_left_m', then rows)."""
+    xy = np.asarray(xy, dtype=np.float64)
+    wr = np.broadcast_to(np.asarray(w_right, dtype=np.float64), xy.shape[:1])
+    wl = np.broadcast_to(np.asarray(w_left, dtype=np.float64), xy.shape[:1])
+    with Path(path).open("w", encoding="utf-8") as fh:
+        for c in comments:
+            fh.write(f"# {c}\n")
+        fh.write("# " + ",".join(CENTERLINE_COLUMNS) + "\n")
+        for (x, y), r, l in zip(xy, wr, wl):
+            fh.write(f"{x:.6f},{y:.6f},{r:.4f},{l:.4f}\n")
+
+
+def read_raceline(path) -> Raceline:
+    """Read a TUM 7-column raceline (see :meth:`Raceline.load`)."""
+    path = Path(path)
+    data, lines, comments = _read_table(path, RACELINE_COLUMNS, ";")
+    if data.shape[0] < 3:
+        raise TrackError(f"{path}: only {data.shape[0]} points; a raceline needs at least 3")
+    s = data[:, 0]
+    bad = np.flatnonzero(np.diff(s) <= 0)
+    if bad.size:
+        i = int(bad[0]) + 1
+        raise TrackError(f"{path}: row {lines[i]}: s_m = {s[i]} after {s[i - 1]}; expected strictly increasing s_m")
+    xy = data[:, 1:3]
+    span = float(np.ptp(xy, axis=0).max()) or 1.0
+    if np.linalg.norm(xy[-1] - xy[0]) <= 1e-6 * span:
+        data = data[:-1]
+        length = float(s[-1])
+    else:
+        length = float(s[-1] + np.linalg.norm(xy[-1] - xy[0]))
+        for c in comments:  # exact closed length written by Raceline.save / the raceline cache
+            key, _, val = c.partition(":")
+            if key.strip() == "closed_length_m":
+                try:
+                    v = float(val)
+                except ValueError:
+                    raise TrackError(f"{path}: closed_length_m = {val.strip()!r} is not a number") from None
+                if not (math.isfinite(v) and v > s[-1]):
+                    raise TrackError(f"{path}: closed_length_m = {v}; expected a number > last s_m {s[-1]}")
+                length = v
+    return Raceline(s=data[:, 0], x=data[:, 1], y=data[:, 2], psi=wrap_angle(data[:, 3]), kappa=data[:, 4],
+                    vx=data[:, 5], ax=data[:, 6], length=length, source=str(path))
+
+
+def load_xy_raceline(path) -> np.ndarray:
+    """Read a TUM database reference line ``# x_m,y_m`` (comma separated). Returns xy [M, 2] [m]."""
+    data, _, _ = _read_table(Path(path), ("x_m", "y_m"), ",")
+    return data
+
+
+# --------------------------------------------------------------------------------------------
+# Occupancy maps (ROS map_server)
+# --------------------------------------------------------------------------------------------
+@dataclass(frozen=True, eq=False)
+class OccupancyMap:
+    """An occupancy grid in the ROS map_server convention.
+
+    occupied : bool [H, W], image row 0 is the top (largest y) of the map
+    resolution : [m/px]
+    origin : (x [m], y [m], yaw [rad]) pose of the lower-left corner of the lower-left pixel
+    source : the yaml file
+    """
+
+    occupied: np.ndarray
+    resolution: float
+    origin: tuple[float, float, float]
+    source: str = "<map>"
+
+    def pixel_of(self, xy) -> tuple[np.ndarray, np.ndarray]:
+        """(row, col) int arrays [...] of points xy [..., 2] [m]; may be outside the image."""
+        xy = np.asarray(xy, dtype=np.float64)
+        ox, oy, yaw = self.origin
+        dx, dy = xy[..., 0] - ox, xy[..., 1] - oy
+        c, s = math.cos(yaw), math.sin(yaw)
+        u = c * dx + s * dy
+        v = -s * dx + c * dy
+        h = self.occupied.shape[0]
+        col = np.floor(u / self.resolution).astype(np.int64)
+        row = h - 1 - np.floor(v / self.resolution).astype(np.int64)
+        return row, col
+
+    def is_occupied(self, xy, outside: bool = True) -> np.ndarray:
+        """bool [...]: the pixel under each point xy [..., 2] [m] is occupied (``outside`` for points off the image)."""
+        row, col = self.pixel_of(xy)
+        h, w = self.occupied.shape
+        inside = (row >= 0) & (row < h) & (col >= 0) & (col < w)
+        out = np.full(row.shape, bool(outside))
+        out[inside] = self.occupied[row[inside], col[inside]]
+        return out
+
+
+def load_occupancy_map(yaml_path) -> OccupancyMap:
+    """Read a ROS map_server yaml and its image.
+
+    Occupancy probability p = (255 - v) / 255 (or v / 255 when ``negate`` is true) for pixel value v of the
+    greyscale image (alpha ignored); a pixel is occupied when p >= occupied_thresh.
+    """
+    import yaml
+    from PIL import Image
+
+    path = Path(yaml_path)
+    if not path.is_file():
+        raise TrackError(f"{path}: file not found")
+    try:
+        meta = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise TrackError(f"{path}: not valid YAML: {exc}") from exc
+    if not isinstance(meta, dict):
+        raise TrackError(f"{path}: expected a mapping (image, resolution, origin, ...)")
+    for key in ("image", "resolution", "origin", "occupied_thresh"):
+        if key not in meta:
+            raise TrackError(f"{path}: missing key {key!r}; expected image, resolution, origin, "
+                             f"occupied_thresh, free_thresh, negate")
+    try:
+        res = float(meta["resolution"])
+        origin = tuple(float(v) for v in meta["origin"])
+        occ_th = float(meta["occupied_thresh"])
+        negate = bool(int(meta.get("negate", 0)))
+    except (TypeError, ValueError) as exc:
+        raise TrackError(f"{path}: bad value ({exc}); expected resolution: float, origin: [x, y, yaw], "
+                         f"occupied_thresh: float, negate: 0/1") from None
+    if not (math.isfinite(res) and res > 0):
+        raise TrackError(f"{path}: resolution = {meta['resolution']}; expected > 0")
+    if len(origin) != 3:
+        raise TrackError(f"{path}: origin = {meta['origin']}; expected [x, y, yaw]")
+    img_path = Path(str(meta["image"]))
+    if not img_path.is_absolute():
+        img_path = path.parent / img_path
+    if not img_path.is_file():
+        raise TrackError(f"{path}: image: {img_path} not found")
+    with Image.open(img_path) as im:
+        grey = np.asarray(im.convert("L"), dtype=np.float64)
+    p = grey / 255.0 if negate else (255.0 - grey) / 255.0
+    return OccupancyMap(occupied=p >= occ_th, resolution=res, origin=origin, source=str(path))
+
+
+def measure_widths(track: Track, omap: OccupancyMap, max_dist: float | None = None,
+                   step: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Distance [m] from each centre-line sample to the first occupied pixel along the left/right normal.
+
+    Ray march with ``step`` (default half a pixel) up to ``max_dist`` (default 20 m, at least 5x the
+    largest stored width); leaving the image counts as hitting a wall. Returns (w_left [N], w_right [N]).
+    Raises TrackError if a sample sits on an occupied pixel or no wall is found within ``max_dist``.
+    """
+    if step is None:
+        step = 0.5 * omap.resolution
+    if max_dist is None:
+        max_dist = max(20.0, 5.0 * float(max(track.w_left.max(), track.w_right.max())))
+    nsteps = int(math.ceil(max_dist / step))
+    out = []
+    for side, sign in (("left", 1.0), ("right", -1.0)):
+        dist = np.full(track.n_samples, np.nan)
+        todo = np.arange(track.n_samples)
+        direc = sign * track.normals
+        chunk = 64
+        for k0 in range(1, nsteps + 1, chunk):
+            if todo.size == 0:
+                break
+            ks = np.arange(k0, min(k0 + chunk, nsteps + 1)) * step  # [K]
+            pts = track.xy[todo, None, :] + ks[None, :, None] * direc[todo, None, :]
+            hit = omap.is_occupied(pts)
+            any_hit = hit.any(axis=1)
+            first = np.argmax(hit, axis=1)
+            dist[todo[any_hit]] = ks[first[any_hit]]
+            todo = todo[~any_hit]
+        if todo.size:
+            i = int(todo[0])
+            raise TrackError(f"{omap.source}: no occupied pixel within {max_dist} m {side} of the centre line "
+                             f"at s = {track.s[i]:.2f} m")
+        centre_occ = omap.is_occupied(track.xy)
+        if centre_occ.any():
+            i = int(np.flatnonzero(centre_occ)[0])
+            raise TrackError(f"{omap.source}: centre line sample at s = {track.s[i]:.2f} m "
+                             f"({track.xy[i, 0]:.3f}, {track.xy[i, 1]:.3f}) lies on an occupied pixel")
+        out.append(dist)
+    return out[0], out[1]
+
+
+# --------------------------------------------------------------------------------------------
+# Track folders
+# --------------------------------------------------------------------------------------------
+def tracks_dir() -> Path:
+    """``<repo root>/tracks`` where repo root = Path(racing.__file__).parents[1]."""
+    import racing
+
+    return Path(racing.__file__).resolve().parents[1] / "tracks"
+
+
+def known_tracks() -> list[str]:
+    """Sorted names of the folders in ``<repo root>/tracks/`` that hold a centre line."""
+    d = tracks_dir()
+    if not d.is_dir():
+        return []
+    return sorted(p.name for p in d.iterdir() if p.is_dir() and any(p.glob("*centerline.csv")))
+
+
+def read_track_meta(path) -> dict:
+    """Read a ``track.yaml`` strictly: keys name, description, scale ("1:10" or "full"), ds [m], smoothing [m]."""
+    import yaml
+
+    path = Path(path)
+    try:
+        meta = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise TrackError(f"{path}: not valid YAML: {exc}") from exc
+    if meta is None:
+        return {}
+    if not isinstance(meta, dict):
+        raise TrackError(f"{path}: expected a mapping with keys {', '.join(META_KEYS)}")
+    out = {}
+    for key, val in meta.items():
+        if key not in META_KEYS:
+            raise TrackError(f"{path}: unknown key {key!r}; known keys: {', '.join(META_KEYS)}")
+        tp = META_KEYS[key]
+        if tp is float:
+            if isinstance(val, bool) or not isinstance(val, (int, float)) or not math.isfinite(val) or val <= 0:
+                raise TrackError(f"{path}: {key} = {val!r}; expected a number > 0")
+            val = float(val)
+        elif not isinstance(val, str):
+            hint = " (quote it: scale: \"1:10\")" if key == "scale" else ""
+            raise TrackError(f"{path}: {key} = {val!r}; expected a string{hint}")
+        if key == "scale" and val not in SCALES:
+            raise TrackError(f"{path}: scale = {val!r}; expected one of {', '.join(SCALES)}")
+        out[key] = val
+    return out
+
+
+def _one(folder: Path, pattern: str, what: str, required: bool) -> Path | None:
+    found = sorted(p for p in folder.glob(pattern) if p.is_file())
+    if not found:
+        if required:
+            raise TrackError(f"{folder}: no {what} ('{pattern}') in the folder")
+        return None
+    if len(found) > 1:
+        raise TrackError(f"{folder}: several {what} files: {', '.join(p.name for p in found)}; expected one")
+    return found[0]
+
+
+def _load_folder(folder: Path, measure: bool, ds, smoothing) -> Track:
+    meta_path = folder / "track.yaml"
+    meta = read_track_meta(meta_path) if meta_path.is_file() else {}
+    cl = _one(folder, "*centerline.csv", "centre line", required=True)
+    xy, wr, wl, rows = read_centerline(cl)
+    name = meta.get("name") or folder.name
+    track = Track.from_centerline(
+        xy, wr, wl, name=name, ds=ds if ds is not None else meta.get("ds"), source=str(cl),
+        smoothing=smoothing if smoothing is not None else meta.get("smoothing"), row_numbers=rows,
+        description=meta.get("description", ""), scale=meta.get("scale"))
+    track.source = str(folder)
+    if measure:
+        map_yaml = _one(folder, "*_map.yaml", "map yaml", required=False)
+        if map_yaml is None:
+            raise TrackError(f"{folder}: measure_widths=True needs a '*_map.yaml' occupancy map in the folder")
+        w_left, w_right = measure_widths(track, load_occupancy_map(map_yaml))
+        track = Track(name=track.name, ds=track.ds, s=track.s, xy=track.xy, psi=track.psi, kappa=track.kappa,
+                      w_left=w_left, w_right=w_right, length=track.length, source=str(folder),
+                      description=track.description, scale=track.scale)
+    rl = _one(folder, "*raceline.csv", "raceline", required=False)
+    if rl is not None:
+        track = track.with_raceline(read_raceline(rl))
+    return track
+
+
+def load_track(name_or_path, measure_widths: bool = False, ds: float | None = None,
+               smoothing: float | None = None) -> Track:
+    """Load a track by name (``<repo>/tracks/<name>/``) or from a path.
+
+    Parameters
+    ----------
+    name_or_path : a name from :func:`known_tracks`, a TUM centre-line csv file, or a folder holding a
+        ``*centerline.csv`` (optionally ``track.yaml``, ``*_map.yaml`` + image, ``*raceline.csv`` in TUM 7-column
+        format, which is attached as ``track.raceline``)
+    measure_widths : folder with a map only: replace the csv widths by the distance from each sample to the
+        nearest occupied pixel along the normal, left and right
+    ds : resampling spacing [m] (default: track.yaml ``ds`` or the mean input spacing)
+    smoothing : spline smoothing [m RMS] (default: track.yaml ``smoothing`` or interpolation)
+    """
+    if isinstance(name_or_path, Track):
+        return name_or_path
+    text = str(name_or_path)
+    known = known_tracks()
+    if text in known:
+        return _load_folder(tracks_dir() / text, measure_widths, ds, smoothing)
+    path = Path(name_or_path).expanduser()
+    if path.is_dir():
+        return _load_folder(path, measure_widths, ds, smoothing)
+    if path.is_file():
+        if measure_widths:
+            raise TrackError(f"{path}: measure_widths=True needs a track folder with a '*_map.yaml'")
+        xy, wr, wl, rows = read_centerline(path)
+        name = re.sub(r"_?centerline$", "", path.stem) or path.stem
+        return Track.from_centerline(xy, wr, wl, name=name, ds=ds, source=str(path), smoothing=smoothing,
+                                     row_numbers=rows)
+    looks_like_path = any(c in text for c in "/\\") or path.suffix != ""
+    if looks_like_path:
+        raise TrackError(f"{path}: no such file or folder; expected a TUM centre-line csv or a track folder")
+    raise TrackError(f"unknown track {text!r}; known tracks: {', '.join(known) or '(none)'} "
+                     f"(or give a path to a TUM centre-line csv or a track folder)")
