@@ -1,0 +1,461 @@
+"""The fixed-rate control loop that drives a vehicle: deadlines, overruns, watchdog, log.
+
+Timing. Tick ``k`` is released at ``t0 + k * period`` on a monotonic clock (absolute release
+times: no drift) and must finish its work - read the newest state, ``controller.act``, send the
+command, write the log row - by ``t0 + (k + 1) * period``; a tick that finishes later is a
+*deadline miss*. When a tick overruns so far that the next release's whole slot has already
+passed, the loop *skips* those releases (counted as ``skipped_ticks``) and runs the tick of the
+current slot at once: it never runs two ticks in one slot to catch up (no bursts). The clock and
+the sleep function are injectable, so all of this is testable with a fake clock.
+
+Time given to the controller: ``t`` [s] = the loop clock at the start of the tick minus the start
+of the run, so a time-indexed plan (MPPI's warm start) shifts by the real elapsed time even when
+ticks were skipped.
+
+Before the clock starts, ``warmup_calls`` act() calls on the track's start pose (JIT compilation,
+caches; a failure there trips ``controller_error`` before anything is sent) and ``reset()``.
+
+Per tick (after the first state has arrived; before, the loop sends HEARTBEATs so that a vehicle
+that replies to its peer's address learns where to send STATE):
+
+1. ``vehicle.latest_state()`` - fresh if its vehicle time is newer than the last one;
+2. watchdog: state age, non-finite state, off-track (with a track); laps are counted here;
+3. ``controller.act(Observation(t, state), t)`` timed with the loop clock (compute time);
+4. ``vehicle.send(command, t_meas)``; 5. one log row (flushed); 6. deadline bookkeeping.
+
+The run ends at ``duration_s``, after ``laps`` laps, on :meth:`RuntimeLoop.request_stop`
+(SIGINT / SIGTERM via :func:`run_with_signals`) or on a watchdog trip; in every case the loop sends
+STOP ``stop_repeats`` times and closes the log.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import math
+import signal
+import threading
+import time
+from array import array
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from racing import config as cfg
+from racing.control.base import Command, Controller, Observation
+from racing.logs import LogWriter
+from racing.runtime import protocol as proto
+from racing.runtime.vehicle import Vehicle
+from racing.runtime.watchdog import Trip, Watchdog, WatchdogConfig
+
+MAX_EVENTS = 200
+
+
+@dataclass(frozen=True)
+class LoopConfig:
+    """Runtime loop settings."""
+
+    rate_hz: float = field(default=50.0, metadata={"unit": "Hz", "gt": 0.0, "max": 1000.0})
+    duration_s: float | None = field(default=None, metadata={"unit": "s", "gt": 0.0, "doc": "None = until stopped"})
+    laps: int | None = field(default=None, metadata={"min": 1, "doc": "stop after this many laps (needs a track)"})
+    stop_interval_s: float = field(default=0.005, metadata={"unit": "s", "min": 0.0,
+                                                            "doc": "gap between repeated STOP datagrams"})
+    warmup_calls: int = field(default=3, metadata={"min": 0, "doc": "act() calls before the clock starts (JIT, "
+                                                                    "caches), followed by reset()"})
+    watchdog: WatchdogConfig = WatchdogConfig()
+
+
+def _pct(values, unit: float = 1e3) -> dict:
+    a = np.frombuffer(values, dtype=np.float64) if isinstance(values, array) else np.asarray(values, dtype=float)
+    if a.size == 0:
+        return {"p50": None, "p99": None, "max": None}
+    a = a * unit
+    return {"p50": round(float(np.percentile(a, 50)), 4), "p99": round(float(np.percentile(a, 99)), 4),
+            "max": round(float(a.max()), 4)}
+
+
+@dataclass
+class DriveResult:
+    """What a run of the loop measured (times in [s] unless the name says otherwise).
+
+    compute_s : act() durations of the control ticks; work_s : whole-tick durations;
+    lateness_s : tick start minus release time; laps : lap times (None without a track).
+    warmup_s : durations of the warm-up act() calls made before the clock started.
+    """
+
+    status: str
+    ticks: int
+    control_ticks: int
+    skipped_ticks: int
+    deadline_misses: int
+    compute_s: array
+    work_s: array
+    lateness_s: array
+    duration_s: float
+    watchdog: Trip | None
+    link: dict
+    events: list
+    laps: list | None
+    progress_m: float | None
+    log_path: str | None
+    log_rows: int
+    config: dict
+    final_state: np.ndarray | None = None
+    warmup_s: list = field(default_factory=list)
+
+    def summary(self) -> dict:
+        """The JSON summary of ``racing drive --json``."""
+        return {
+            "status": self.status,
+            "ticks": self.ticks,
+            "control_ticks": self.control_ticks,
+            "skipped_ticks": self.skipped_ticks,
+            "deadline_misses": self.deadline_misses,
+            "compute_ms": _pct(self.compute_s),
+            "warmup_ms": [round(1e3 * w, 3) for w in self.warmup_s],
+            "tick_ms": _pct(self.work_s),
+            "start_late_ms": _pct(self.lateness_s),
+            "packets_dropped": int(self.link.get("dropped", 0)),
+            "packets": dict(self.link),
+            "watchdog": None if self.watchdog is None else self.watchdog.as_dict(),
+            "log": self.log_path,
+            "log_rows": self.log_rows,
+            "duration_s": round(self.duration_s, 4),
+            "rate_hz": self.config.get("loop", {}).get("rate_hz"),
+            "laps": None if self.laps is None else [round(x, 4) for x in self.laps],
+            "progress_m": None if self.progress_m is None else round(self.progress_m, 3),
+            "events": self.events[:50],
+            "final_state": None if self.final_state is None else [round(float(v), 6) for v in self.final_state],
+        }
+
+
+class _Progress:
+    """Unwrapped arc-length progress and lap crossings on a closed track (like the simulator)."""
+
+    def __init__(self, track):
+        self.track = track
+        self.L = track.length
+        self.s_prev: float | None = None
+        self.progress = 0.0
+        self.laps: list[float] = []
+        self._last_lap_t = 0.0
+
+    def update(self, x: float, y: float, t: float) -> tuple[float, float, list]:
+        """Returns (s [m], n [m], [lap times completed at this update])."""
+        hint = None if self.s_prev is None else np.array([self.s_prev])
+        s_arr, n_arr, _ = self.track.frenet(np.array([[x, y]]), hint=hint)
+        s, n = float(s_arr[0]), float(n_arr[0])
+        new = []
+        if self.s_prev is None:
+            self.progress = s if s < 0.5 * self.L else s - self.L
+            self._start = self.progress
+        else:
+            ds = s - self.s_prev
+            if ds > 0.5 * self.L:
+                ds -= self.L
+            elif ds < -0.5 * self.L:
+                ds += self.L
+            self.progress += ds
+            while self.progress - self._start >= (len(self.laps) + 1) * self.L:
+                self.laps.append(t - self._last_lap_t)
+                self._last_lap_t = t
+                new.append(self.laps[-1])
+        self.s_prev = s
+        return s, n, new
+
+    @property
+    def distance(self) -> float:
+        return 0.0 if self.s_prev is None else self.progress - self._start
+
+
+class RuntimeLoop:
+    """Drive ``vehicle`` with ``controller`` at a fixed rate (see the module docstring).
+
+    Parameters
+    ----------
+    controller : a :class:`Controller` from ``make_controller`` (owns no I/O)
+    vehicle : a :class:`Vehicle` (``connect()`` is called by :meth:`run`; closing is the caller's)
+    config : :class:`LoopConfig`
+    track : optional :class:`racing.track.Track` for laps, progress and the off-track check
+    log_path : driving log CSV (:mod:`racing.logs`), flushed every row; None = no log
+    meta : extra resolved configuration for the log header (values JSON-encoded)
+    clock : monotonic clock [s] (default ``time.perf_counter``); sleep : sleep(seconds)
+    warmup_state : float64[7] given to the warm-up calls (default: the track's start pose at rest, or zeros)
+    """
+
+    def __init__(self, controller: Controller, vehicle: Vehicle, config: LoopConfig = LoopConfig(), track=None,
+                 log_path=None, meta: dict | None = None, clock=time.perf_counter, sleep=time.sleep,
+                 warmup_state=None):
+        if config.laps is not None and track is None:
+            raise ValueError("LoopConfig.laps needs a track to count laps on")
+        self.controller, self.vehicle, self.config, self.track = controller, vehicle, config, track
+        self.log_path = None if log_path is None else str(log_path)
+        self.meta = dict(meta or {})
+        self.clock, self.sleep = clock, sleep
+        self.warmup_state = warmup_state
+        self.period = 1.0 / config.rate_hz
+        self.watchdog = Watchdog(config.watchdog, self.period)
+        self._stop_status: str | None = None
+        self._events: list = []
+        self._suppressed: dict = {}
+        self._stop_lock = threading.Lock()
+        self._stops_sent = 0
+
+    # --- control from outside ---------------------------------------------------------------
+    def request_stop(self, status: str = "interrupted") -> None:
+        """Ask the loop to end after the current tick (safe from signal handlers and threads)."""
+        if self._stop_status is None:
+            self._stop_status = status
+
+    # --- helpers --------------------------------------------------------------------------------
+    def _event(self, t: float, kind: str, limit: int | None = None, **data) -> None:
+        if limit is not None:
+            n = sum(1 for e in self._events if e["type"] == kind)
+            if n >= limit:
+                self._suppressed[kind] = self._suppressed.get(kind, 0) + 1
+                return
+        if len(self._events) >= MAX_EVENTS:
+            self._suppressed[kind] = self._suppressed.get(kind, 0) + 1
+            return
+        self._events.append({"t": round(t, 6), "type": kind, **data})
+
+    def _send_stop(self, reason: int, t_meas: float, pause: bool = True) -> None:
+        """STOP ``stop_repeats`` times (UDP may lose one); never raises."""
+        n = self.config.watchdog.stop_repeats
+        with self._stop_lock:
+            for i in range(n):
+                try:
+                    self.vehicle.stop(reason, t_meas)
+                    self._stops_sent += 1
+                except Exception as exc:  # noqa: BLE001 - stopping must go on whatever the link says
+                    self.vehicle.errors.append(f"stop: {exc}")
+                if pause and i + 1 < n and self.config.stop_interval_s > 0:
+                    self.sleep(self.config.stop_interval_s)
+
+    def _warmup(self) -> tuple[list, str]:
+        """Call act() ``warmup_calls`` times off the clock (first calls JIT-compile, fill caches), then
+        reset(). Returns (durations [s], error message or '')."""
+        n = self.config.warmup_calls
+        if n == 0:
+            return [], ""
+        if self.warmup_state is not None:
+            x = np.asarray(self.warmup_state, dtype=np.float64)
+        elif self.track is not None:
+            from racing.sim.simulator import initial_state
+
+            x = initial_state(self.track)
+        else:
+            x = np.zeros(7)
+        out = []
+        try:
+            for i in range(n):
+                c0 = self.clock()
+                self.controller.act(Observation(i * self.period, x), i * self.period)
+                out.append(self.clock() - c0)
+        except Exception as exc:  # noqa: BLE001
+            return out, f"during warm-up: {type(exc).__name__}: {exc}"
+        return out, ""
+
+    def resolved_config(self) -> dict:
+        c = cfg.to_dict(self.config)
+        c["watchdog"]["state_timeout_s"] = self.watchdog.state_timeout
+        return c
+
+    def _log_meta(self) -> dict:
+        meta = {"source": "racing drive", "started": _dt.datetime.now().astimezone().isoformat(timespec="seconds"),
+                "protocol": f"{proto.MAGIC.decode()} v{proto.VERSION}", "vehicle": self.vehicle.describe()}
+        for k, v in self.meta.items():
+            meta[k] = v
+        meta["loop"] = self.resolved_config()
+        return {k: (v if isinstance(v, str) else json.dumps(v, separators=(",", ":"), default=str))
+                for k, v in meta.items()}
+
+    # --- the loop -------------------------------------------------------------------------------
+    def run(self) -> DriveResult:
+        conf, P, clock, vehicle, wd = self.config, self.period, self.clock, self.vehicle, self.watchdog
+        progress = _Progress(self.track) if self.track is not None else None
+        margin = conf.watchdog.off_track_margin_m if self.track is not None else None
+        compute, work, late = array("d"), array("d"), array("d")
+        ticks = control_ticks = skipped = misses = 0
+        state: np.ndarray | None = None
+        t_meas = 0.0
+        last_log_t = -math.inf
+        dropped_seen = vehicle.stats.dropped
+        status = None
+        log = LogWriter(self.log_path, meta=self._log_meta()) if self.log_path else None
+        vehicle.connect()
+        warmup, warm_err = self._warmup()
+        self.controller.reset()
+        t0 = clock()
+        if warm_err:
+            wd.trip("controller_error", warm_err, 0.0)
+        t = 0.0
+        now_rel = lambda: clock() - t0  # noqa: E731
+        wd.start_supervisor(lambda trip: self._send_stop(int(trip.stop_reason), t_meas, pause=False), now_rel)
+        k = 0
+        try:
+            while not wd.tripped:
+                if self._stop_status is not None:
+                    status = self._stop_status
+                    break
+                release = t0 + k * P
+                now = clock()
+                if now >= release + P:  # this slot is over: skip to the current one, do not burst
+                    k_now = int((now - t0) // P)
+                    skipped += k_now - k
+                    k = k_now
+                    release = t0 + k * P
+                if conf.duration_s is not None and k * P >= conf.duration_s - 1e-9:
+                    status = "completed"
+                    break
+                if now < release:
+                    self.sleep(release - now)
+                    if self._stop_status is not None:
+                        status = self._stop_status
+                        break
+                start = clock()
+                t = start - t0
+                ticks += 1
+                late.append(max(start - release, 0.0))
+                # 1. newest state ------------------------------------------------------------
+                got = vehicle.latest_state()
+                if vehicle.stats.dropped != dropped_seen:
+                    self._event(t, "protocol_error", limit=20, count=vehicle.stats.dropped - dropped_seen,
+                                error=vehicle.errors[-1] if vehicle.errors else "")
+                    dropped_seen = vehicle.stats.dropped
+                fresh = False
+                if got is not None:
+                    tm, st = got
+                    st = np.asarray(st, dtype=np.float64)
+                    if st.shape != (7,) or not np.all(np.isfinite(st)) or not math.isfinite(tm):
+                        wd.trip("bad_state", f"vehicle state at t={tm} is not 7 finite numbers: {st}", t)
+                        break
+                    fresh = wd.state(t, float(tm))
+                    if fresh:
+                        if state is None:
+                            self._event(t, "first_state", t_meas=float(tm))
+                        state, t_meas = st, float(tm)
+                # 2. watchdog on the state -------------------------------------------------------
+                if wd.check_state_age(t) is not None:
+                    break
+                if state is None:
+                    vehicle.heartbeat(0.0)
+                else:
+                    if fresh and progress is not None:
+                        s, n, new_laps = progress.update(state[0], state[1], t)
+                        for lt in new_laps:
+                            self._event(t, "lap", lap=len(progress.laps), time_s=round(lt, 4))
+                        if margin is not None:
+                            wl, wr = self.track.widths_at(np.array([s]))
+                            wl, wr = float(wl[0]), float(wr[0])
+                            if n > wl + margin or n < -(wr + margin):
+                                wd.trip("off_track", f"lateral offset {n:+.2f} m at s = {s:.1f} m is beyond the "
+                                                     f"boundary (left {wl:.2f} m, right {wr:.2f} m) by more than "
+                                                     f"{margin:g} m", t)
+                                break
+                        if conf.laps is not None and len(progress.laps) >= conf.laps:
+                            status = "completed"
+                            break
+                    # 3. controller ---------------------------------------------------------------
+                    c0 = clock()
+                    try:
+                        cmd = self.controller.act(Observation(t, state), t)
+                    except Exception as exc:  # noqa: BLE001 - any controller failure stops the car
+                        compute.append(clock() - c0)
+                        wd.trip("controller_error", f"{type(exc).__name__}: {exc}", t)
+                        break
+                    compute.append(clock() - c0)
+                    control_ticks += 1
+                    if wd.tripped:  # the supervisor tripped while act() ran
+                        break
+                    bad = _command_problem(cmd)
+                    if bad:
+                        wd.trip("bad_command", bad, t)
+                        break
+                    # 4. send, 5. log -----------------------------------------------------------
+                    vehicle.send(cmd, t_meas)
+                    if log is not None:
+                        t_log = t if t > last_log_t else last_log_t + 1e-6
+                        log.write(t_log, state, (cmd.steering_angle, cmd.speed, cmd.acceleration))
+                        last_log_t = t_log
+                # 6. deadline bookkeeping -------------------------------------------------------
+                end = clock()
+                work.append(end - start)
+                missed = end > release + P
+                if missed:
+                    misses += 1
+                    self._event(t, "deadline_miss", limit=50, tick_ms=round((end - start) * 1e3, 3),
+                                late_ms=round((end - release - P) * 1e3, 3))
+                if wd.tick_done(end - t0, missed, end - start) is not None or wd.tripped:
+                    break
+                k += 1
+        except KeyboardInterrupt:
+            status = "interrupted"
+        except BaseException:
+            wd.stop_supervisor()
+            self._send_stop(int(proto.StopReason.ERROR), t_meas)
+            if log is not None:
+                log.close()
+            raise
+        wd.stop_supervisor()
+        trip = wd.trip_info
+        if trip is not None:
+            status = f"watchdog:{trip.reason}"
+            self._event(trip.t, "watchdog", reason=trip.reason, detail=trip.detail)
+            reason = int(trip.stop_reason)
+        elif status == "interrupted":
+            reason = int(proto.StopReason.INTERRUPTED)
+        else:
+            status = status or "completed"
+            reason = int(proto.StopReason.NORMAL)
+        self._send_stop(reason, t_meas)
+        duration = clock() - t0
+        self._event(duration, "stop", reason=proto.stop_reason_name(reason), sent=self._stops_sent)
+        for kind, n in self._suppressed.items():
+            self._events.append({"t": round(duration, 6), "type": "suppressed", "of": kind, "count": n})
+        rows = 0
+        if log is not None:
+            rows = log.rows
+            log.close()
+        return DriveResult(status=status, ticks=ticks, control_ticks=control_ticks, skipped_ticks=skipped,
+                           deadline_misses=misses, compute_s=compute, work_s=work, lateness_s=late,
+                           duration_s=duration, watchdog=trip, link=vehicle.stats.as_dict(), events=self._events,
+                           laps=None if progress is None else list(progress.laps),
+                           progress_m=None if progress is None else progress.distance, log_path=self.log_path,
+                           log_rows=rows, config={"loop": self.resolved_config()},
+                           final_state=None if state is None else state.copy(), warmup_s=warmup)
+
+
+def _command_problem(cmd) -> str:
+    """'' if ``cmd`` is a finite :class:`Command`, else what is wrong with it."""
+    if not isinstance(cmd, Command):
+        return f"controller returned {type(cmd).__name__}; expected a Command"
+    for name in ("steering_angle", "speed", "acceleration"):
+        v = getattr(cmd, name)
+        try:
+            ok = math.isfinite(v)
+        except TypeError:
+            return f"Command.{name} is {v!r}; expected a finite number"
+        if not ok:
+            return f"Command.{name} is {v}; expected a finite number"
+    return ""
+
+
+def run_with_signals(loop: RuntimeLoop) -> DriveResult:
+    """``loop.run()`` with SIGINT / SIGTERM turned into a graceful stop (main thread only)."""
+    if threading.current_thread() is not threading.main_thread():
+        return loop.run()
+    previous = {}
+
+    def handler(signum, frame):
+        loop.request_stop("interrupted")
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            previous[sig] = signal.signal(sig, handler)
+        except (ValueError, OSError):
+            pass
+    try:
+        return loop.run()
+    finally:
+        for sig, h in previous.items():
+            signal.signal(sig, h)
