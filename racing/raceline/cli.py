@@ -1,0 +1,190 @@
+"""``racing raceline``: compute (or reuse) a minimum-curvature line or the minimum-lap-time reference.
+
+    racing raceline --track lab_loop --method mincurv
+    racing raceline --track ridge_ring --car gt_car --method mintime --json
+    racing raceline --track ../shared/data/tracks/racetrack-database/Monza.csv --method mintime --spacing 3
+
+The line is written in the TUM 7-column raceline format to the cache (beside a project track, or
+``~/.cache/racing/racelines`` for other tracks; see :mod:`racing.raceline.cache`) and to ``--out``. A cached line
+computed for the same car parameters, track geometry, spacing and margin is reused unless ``--no-cache``.
+Exit status: 0 on success, 1 when the line cannot be computed (track too narrow, IPOPT failure: the message and
+the JSON name the solver status).
+"""
+from __future__ import annotations
+
+import json
+import math
+import sys
+import time
+from pathlib import Path
+
+from racing.raceline.cache import METHODS
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("raceline", help="minimum-curvature racing line or minimum-lap-time reference",
+                              description=__doc__.split("\n\n")[0])
+    p.add_argument("--track", required=True,
+                   help="track name (racing list), a TUM centre-line csv or a track folder; a bare name of a shared "
+                        "TUM track (e.g. Monza) is looked up in ../shared/data/tracks/racetrack-database")
+    p.add_argument("--car", default=None,
+                   help="car name or YAML path (default: f1tenth on 1:10 tracks, gt_car otherwise)")
+    p.add_argument("--method", choices=METHODS, default="mincurv",
+                   help="mincurv: min-curvature QP + quasi-steady-state speed profile; mintime: minimum-lap-time "
+                        "optimal control with the dynamic single-track model (IPOPT)")
+    p.add_argument("--out", default=None, help="also write the line to this file (TUM 7-column csv)")
+    p.add_argument("--json", action="store_true", help="print a JSON summary instead of a table")
+    p.add_argument("--spacing", type=float, default=None,
+                   help="optimisation grid spacing [m] (default: the wheelbase, at most 3 m)")
+    p.add_argument("--margin", type=float, default=None,
+                   help="safety margin [m] between the car's side and the track edge (default: 10%% of car width)")
+    p.add_argument("--no-cache", action="store_true", help="neither reuse nor write the cached line")
+    p.add_argument("--time-limit", type=float, default=600.0, help="IPOPT wall-time limit [s] (mintime)")
+    p.add_argument("--max-iter", type=int, default=3000, help="IPOPT iteration limit (mintime)")
+    p.add_argument("--verbose", action="store_true", help="print IPOPT's iteration log (mintime)")
+    p.set_defaults(func=run)
+
+
+def resolve_track(text: str):
+    """load_track, falling back to ``<repo>/../shared/data/tracks/racetrack-database/<text>.csv`` for bare names."""
+    from racing.models.params import repo_root
+    from racing.track import TrackError, load_track
+
+    try:
+        return load_track(text)
+    except TrackError:
+        shared = repo_root().parent / "shared" / "data" / "tracks" / "racetrack-database" / f"{text}.csv"
+        if "/" not in text and shared.is_file():
+            return load_track(shared)
+        raise
+
+
+def default_car(track) -> str:
+    """f1tenth on 1:10 tracks, gt_car on full-size (or unknown-scale) tracks."""
+    return "f1tenth" if getattr(track, "scale", None) == "1:10" else "gt_car"
+
+
+def _close(a, b, rel=1e-6) -> bool:
+    return abs(a - b) <= rel * max(1.0, abs(a), abs(b))
+
+
+def compute(track, params, method: str, spacing=None, margin=None, time_limit=600.0, max_iter=3000,
+            verbose=False) -> tuple[object, dict]:
+    """Compute a line. Returns (Raceline, summary dict with the metadata written beside it)."""
+    from racing.raceline.mincurv import min_curvature_line
+
+    if method == "mincurv":
+        r = min_curvature_line(track, params, spacing=spacing, margin=margin)
+        info = {"lap_time_s": r.lap_time, "status": r.status, "solve_time_s": r.solve_time,
+                "qp_iterations": r.qp_iterations, "spacing_m": r.spacing, "margin_m": r.margin}
+        return r.raceline, info
+    from racing.raceline.mintime import min_time_lap
+
+    r = min_time_lap(track, params, spacing=spacing, margin=margin, time_limit=time_limit, max_iter=max_iter,
+                     verbose=verbose)
+    info = {"lap_time_s": r.lap_time, "status": r.status, "solve_time_s": r.solve_time,
+            "qss_lap_time_s": r.qss_lap_time, "iterations": r.iterations, "ipopt_time_s": r.ipopt_time,
+            "spacing_m": r.spacing, "margin_m": r.margin,
+            "max_violation": max(v for k, v in r.violations.items() if k != "defect"),
+            "max_defect": r.violations["defect"]}
+    return r.raceline, info
+
+
+def run(args) -> int:
+    from racing.models.params import load_params
+    from racing.raceline import RacelineError
+    from racing.raceline.cache import (cache_path, cached_entry, params_fingerprint, save_raceline,
+                                       track_fingerprint)
+    from racing.raceline.mincurv import default_margin, default_spacing
+
+    track = resolve_track(args.track)
+    car = args.car or default_car(track)
+    params = load_params(car)
+    car_name = params.name if (car.endswith((".yaml", ".yml")) or "/" in car) else car
+    spacing = args.spacing if args.spacing is not None else default_spacing(track, params)
+    margin = args.margin if args.margin is not None else default_margin(params)
+    grid_spacing = track.length / max(8, int(round(track.length / spacing))) if spacing > 0 else spacing
+    cpath = cache_path(track, car_name, args.method)
+    summary = {"track": track.name, "car": car_name, "method": args.method}
+    raceline, info, cached = None, None, False
+    if not args.no_cache:
+        entry = cached_entry(track, car_name, args.method, params)
+        if entry is not None:
+            rl, meta, _ = entry
+            try:
+                same = _close(float(meta["spacing_m"]), grid_spacing) and _close(float(meta["margin_m"]), margin)
+            except (KeyError, ValueError):
+                same = False
+            if same:
+                raceline, cached = rl, True
+                info = {k: _num(v) for k, v in meta.items()
+                        if k not in ("track", "car", "method", "params_sha1", "track_sha1", "closed_length_m")}
+    if raceline is None:
+        t0 = time.perf_counter()
+        try:
+            raceline, info = compute(track, params, args.method, spacing=args.spacing, margin=args.margin,
+                                     time_limit=args.time_limit, max_iter=args.max_iter, verbose=args.verbose)
+        except RacelineError as exc:
+            status = getattr(exc, "status", None)
+            if args.json:
+                print(json.dumps({**summary, "error": str(exc), "status": status}, indent=2))
+            print(f"racing raceline: error: {exc}", file=sys.stderr)
+            return 1
+        info["solve_time_s"] = info.get("solve_time_s", time.perf_counter() - t0)
+    meta = {"track": track.name, "car": car_name, "method": args.method, **info,
+            "params_sha1": params_fingerprint(params), "track_sha1": track_fingerprint(track)}
+    written = []
+    if not args.no_cache and not cached:
+        save_raceline(raceline, cpath, meta)
+        written.append(str(cpath))
+    if args.out:
+        save_raceline(raceline, args.out, meta)
+        written.append(str(Path(args.out)))
+    summary.update({
+        "lap_time_s": _round(info.get("lap_time_s")),
+        "length_m": round(float(raceline.length), 3),
+        "solve_time_s": _round(info.get("solve_time_s")),
+        "status": info.get("status"),
+        "n_points": len(raceline),
+        "v_max_mps": round(float(max(raceline.vx)), 3),
+        "path": written[-1] if written else (str(cpath) if cached else None),
+        "cached": cached,
+        "cache_path": None if args.no_cache else str(cpath),
+        "spacing_m": _round(info.get("spacing_m")),
+        "margin_m": _round(info.get("margin_m")),
+    })
+    for k in ("qss_lap_time_s", "iterations", "qp_iterations", "ipopt_time_s", "max_violation", "max_defect"):
+        if k in info:
+            summary[k] = _round(info[k]) if isinstance(info[k], float) else info[k]
+    if args.json:
+        print(json.dumps(summary, indent=2))
+    else:
+        print(_table(summary))
+    return 0
+
+
+def _num(v: str):
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return v
+    return int(f) if f.is_integer() and "." not in v else f
+
+
+def _round(v, nd=6):
+    return round(float(v), nd) if isinstance(v, (int, float)) and math.isfinite(v) else v
+
+
+def _table(s: dict) -> str:
+    rows = [("track", s["track"]), ("car", s["car"]), ("method", s["method"]),
+            ("lap time [s]", f"{s['lap_time_s']:.3f}")]
+    if "qss_lap_time_s" in s:
+        rows.append(("QSS lap on min-curvature line [s]", f"{s['qss_lap_time_s']:.3f}"))
+    rows += [("status", str(s["status"])),
+             ("solve time [s]", f"{s['solve_time_s']:.2f}" + ("  (cached)" if s["cached"] else "")),
+             ("line length [m]", f"{s['length_m']:.2f}"), ("points", str(s["n_points"])),
+             ("top speed [m/s]", f"{s['v_max_mps']:.2f}"),
+             ("spacing / margin [m]", f"{s['spacing_m']:.3f} / {s['margin_m']:.3f}"),
+             ("file", str(s["path"]))]
+    w = max(len(k) for k, _ in rows)
+    return "\n".join(f"{k:<{w}}  {v}" for k, v in rows)
