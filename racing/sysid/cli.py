@@ -1,0 +1,168 @@
+"""``racing fit`` and ``racing learn`` subcommands (registered by racing/cli.py via :func:`register`)."""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+
+def register(subparsers) -> None:
+    """Add the ``fit`` and ``learn`` subcommands to an argparse ``subparsers`` object."""
+    p = subparsers.add_parser("fit", help="fit vehicle parameters (and optionally a neural residual) to driving logs",
+                              description="Fit the bicycle model to logs by multi-step prediction error.")
+    p.add_argument("logs", nargs="+", help="logs: racing CSV, ROS 1 .bag, ROS 2 .db3/.mcap or bag folder")
+    p.add_argument("--car", default="f1tenth", help="base vehicle YAML (name or path); start values and fixed values")
+    p.add_argument("--out", default=None, help="write the fitted parameters to this YAML")
+    p.add_argument("--model", choices=("dynamic", "kinematic"), default="dynamic")
+    p.add_argument("--params", default=None, help="comma-separated parameter names to fit (default: per model)")
+    p.add_argument("--horizon", type=float, default=0.5, help="multi-step prediction horizon [s]")
+    p.add_argument("--stride", type=int, default=5, help="a window starts every STRIDE samples")
+    p.add_argument("--prior", type=float, default=1.0, help="relative std of the weak prior around --car (0: none)")
+    p.add_argument("--rate", type=float, default=50.0, help="resampling rate for bags / non-uniform logs [Hz]")
+    p.add_argument("--odom-topic", default="/odom")
+    p.add_argument("--drive-topic", default="/drive")
+    p.add_argument("--imu-topic", default=None)
+    p.add_argument("--twist-frame", choices=("body", "world", "pose"), default="body")
+    p.add_argument("--residual", default=None, metavar="WEIGHTS.npz", help="also train the neural residual, save here")
+    p.add_argument("--epochs", type=int, default=40, help="residual training epochs")
+    p.add_argument("--hidden", type=int, default=32, help="residual MLP width")
+    p.add_argument("--eval", nargs="*", default=None, metavar="LOG", help="held-out logs for the RMSE table")
+    p.add_argument("--plot", default=None, metavar="PNG", help="predicted vs logged signals (held-out logs if given)")
+    p.add_argument("--json", action="store_true", help="print the fitted values and metrics as JSON")
+    p.set_defaults(func=run_fit)
+
+    q = subparsers.add_parser("learn", help="iterative loop in simulation: race, log, fit, race again",
+                              description="Start from wrong parameters, race, fit, repeat; report lap times.")
+    q.add_argument("--track", default=None, help="track name or path (default: the default track)")
+    q.add_argument("--car", default="f1tenth", help="the plant's true parameters (name or YAML)")
+    q.add_argument("--start", default=None, help="controller's start parameters (YAML); default: --car perturbed")
+    q.add_argument("--perturb", type=float, default=0.25, help="relative error of the default start parameters")
+    q.add_argument("--controller", default="mppi")
+    q.add_argument("--plant", default="dynamic")
+    q.add_argument("--iterations", type=int, default=3)
+    q.add_argument("--laps", type=int, default=2)
+    q.add_argument("--seed", type=int, default=0)
+    q.add_argument("--plot", default=None, metavar="PNG")
+    q.add_argument("--out", default=None, help="write the final fitted parameters to this YAML")
+    q.add_argument("--json", action="store_true")
+    q.set_defaults(func=run_learn)
+
+
+def _err(msg: str) -> int:
+    print(f"error: {msg}", file=sys.stderr)
+    return 2
+
+
+def run_fit(args) -> int:
+    from racing.config import ConfigError
+    from racing.logs import LogError
+    from racing.models.params import load_params
+    from racing.sysid.logs import load_logs
+    from racing.sysid.parametric import fit
+
+    try:
+        base = load_params(args.car)
+        bag = dict(odom_topic=args.odom_topic, drive_topic=args.drive_topic, imu_topic=args.imu_topic,
+                   twist_frame=args.twist_frame)
+        logs = load_logs(args.logs, rate_hz=args.rate, **bag)
+        names = [n.strip() for n in args.params.split(",")] if args.params else None
+        res = fit(logs, base, model=args.model, names=names, horizon_s=args.horizon, stride=args.stride,
+                  prior_rel=args.prior or None)
+        held = load_logs(args.eval, rate_hz=args.rate, **bag) if args.eval else None
+    except (LogError, ConfigError, ValueError) as exc:
+        return _err(str(exc))
+    out = {"fit": res.to_dict()}
+    if args.out:
+        res.params.to_yaml(args.out, header=f"fitted by racing fit from {', '.join(map(str, args.logs))}\n"
+                                            f"base: {args.car}")
+        out["out"] = args.out
+    rw = None
+    if args.residual:
+        if args.model != "dynamic":
+            return _err("--residual needs --model dynamic")
+        from racing.sysid.residual import train_residual
+
+        tr = train_residual(logs, res.params, hidden=args.hidden, epochs=args.epochs)
+        rw = tr.weights
+        path = rw.save(args.residual)
+        out["residual"] = {"path": str(path), "seconds": round(tr.seconds, 2), "best_epoch": tr.best_epoch,
+                           **{k: float(v) for k, v in tr.info.items()}}
+    ev = None
+    if args.model == "dynamic":
+        from racing.sysid.evaluate import evaluate
+
+        try:
+            ev = evaluate(held or logs, res.params, rw, base_params=base)
+            out["evaluation"] = {"data": "held-out" if held else "fit data", **ev.to_dict()}
+        except LogError as exc:
+            out["evaluation"] = {"error": str(exc)}
+    if args.plot and ev is not None:
+        from racing.plot.sysid import plot_predictions
+
+        plot_predictions(ev, args.plot)
+        out["plot"] = args.plot
+    if args.json:
+        print(json.dumps(out, indent=1, default=float))
+    else:
+        print(res.report())
+        if ev is not None:
+            print(f"\nPrediction RMSE ({'held-out logs' if held else 'fit data'}):")
+            print(ev.table())
+        for k in ("out", "residual", "plot"):
+            if k in out:
+                print(f"{k}: {out[k]['path'] if k == 'residual' else out[k]}")
+    return 0
+
+
+def run_learn(args) -> int:
+    from racing.config import ConfigError
+    from racing.models.params import load_params
+    from racing.sysid.learn import learn
+    from racing.track import DEFAULT_TRACK
+
+    try:
+        true = load_params(args.car)
+        if args.start:
+            start = load_params(args.start)
+        else:
+            f = args.perturb
+            start = true.replace(name=f"{true.name}_perturbed", inertia_z=true.inertia_z * (1 + f),
+                                 B_f=true.B_f * (1 - f), C_f=true.C_f * (1 + 0.8 * f), D_f=true.D_f * (1 - f),
+                                 B_r=true.B_r * (1 + f), C_r=true.C_r * (1 - 0.8 * f), D_r=true.D_r * (1 - f),
+                                 mu=true.mu * (1 - f))
+    except (ConfigError, ValueError) as exc:
+        return _err(str(exc))
+
+    def progress(row):
+        if not args.json:
+            print(f"iteration {row.iteration}: best lap {row.best_lap_s}, off-track {row.off_track}, {row.status}",
+                  flush=True)
+
+    res = learn(args.track or DEFAULT_TRACK, true, start, iterations=args.iterations, controller=args.controller,
+                plant=args.plant, laps=args.laps, seed=args.seed, progress=progress)
+    if args.out:
+        res.final_params.to_yaml(args.out, header="fitted by racing learn")
+    if args.plot:
+        from racing.plot.sysid import plot_learn
+
+        plot_learn(res, args.plot)
+    if args.json:
+        print(json.dumps(res.to_dict(), indent=1, default=float))
+    else:
+        print(res.table())
+        imp = res.improvement()
+        print(f"best-lap improvement: {imp * 100:.2f}%" if imp is not None else "best-lap improvement: n/a")
+    return 0
+
+
+def main(argv=None) -> int:  # stand-alone use: python -m racing.sysid.cli fit ...
+    import argparse
+
+    ap = argparse.ArgumentParser(prog="racing")
+    register(ap.add_subparsers(dest="cmd", required=True))
+    args = ap.parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,335 @@
+"""Driving logs for system identification: the project's CSV logs and ROS bags (without ROS).
+
+ROS bags are read with the ``rosbags`` library: ROS 1 ``.bag`` files, ROS 2 bags (a folder with
+``metadata.yaml``, or a single ``.db3`` (sqlite) / ``.mcap`` file). Topics (configurable):
+
+* odometry ``nav_msgs/msg/Odometry`` (default ``/odom``): position, yaw from the quaternion,
+  body-frame velocities ``twist.twist.linear.{x,y}`` and yaw rate ``twist.twist.angular.z``
+  (REP 105: the twist is in the child, i.e. body, frame). ``twist_frame="world"`` rotates a
+  world-frame twist into the body frame; ``twist_frame="pose"`` ignores the twist and
+  differentiates the pose instead.
+* drive ``ackermann_msgs/msg/AckermannDriveStamped`` (default ``/drive``): ``steering_angle``
+  [rad], ``speed`` [m/s], ``acceleration`` [m/s^2]; the message definition is registered with
+  the typestore here, so bags without embedded definitions read too.
+* optional IMU ``sensor_msgs/msg/Imu``: ``linear_acceleration.{x,y}``, ``angular_velocity.z``.
+
+Time stamps are the message header stamps (the bag receive time where a header stamp is zero).
+Everything is resampled onto one uniform time base at ``rate_hz`` over the span where odometry
+and commands overlap: odometry and IMU linearly (yaw unwrapped, then wrapped again), commands
+by zero-order hold (the last command received, as the car applies it). Bags carry no measured
+steering angle, so the ``steer`` column holds the commanded angle and the log's meta says
+``steer_source: command`` (the fit then ignores the steer channel).
+"""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+
+from racing.logs import DriveLog, LogError, read_log
+
+ACKERMANN_DRIVE_MSG = """\
+float32 steering_angle
+float32 steering_angle_velocity
+float32 speed
+float32 acceleration
+float32 jerk
+"""
+ACKERMANN_DRIVE_STAMPED_MSG = """\
+std_msgs/Header header
+ackermann_msgs/AckermannDrive drive
+"""
+ACKERMANN_TYPES = {
+    "ackermann_msgs/msg/AckermannDrive": ACKERMANN_DRIVE_MSG,
+    "ackermann_msgs/msg/AckermannDriveStamped": ACKERMANN_DRIVE_STAMPED_MSG,
+}
+ODOM_TYPE = "nav_msgs/msg/Odometry"
+DRIVE_TYPE = "ackermann_msgs/msg/AckermannDriveStamped"
+IMU_TYPE = "sensor_msgs/msg/Imu"
+BAG_SUFFIXES = (".bag", ".db3", ".mcap")
+LOG_SUFFIXES = (".csv",) + BAG_SUFFIXES
+
+
+def typestore(ros1: bool = False):
+    """A ``rosbags`` typestore (ROS 1 Noetic or ROS 2 Humble) with the ackermann_msgs types registered."""
+    from rosbags.typesys import Stores, get_types_from_msg, get_typestore
+
+    store = get_typestore(Stores.ROS1_NOETIC if ros1 else Stores.ROS2_HUMBLE)
+    types = {}
+    for name, text in ACKERMANN_TYPES.items():
+        types.update(get_types_from_msg(text, name))
+    store.register(types)
+    return store
+
+
+def _stamp(msg, bag_ns: int) -> float:
+    st = msg.header.stamp
+    sec = getattr(st, "sec", None)
+    if sec is None:  # ROS 1 style
+        sec, nsec = st.secs, st.nsecs
+    else:
+        nsec = st.nanosec
+    t = float(sec) + 1e-9 * float(nsec)
+    return t if t > 0 else 1e-9 * bag_ns
+
+
+def _yaw(q) -> float:
+    return math.atan2(2.0 * (q.w * q.z + q.x * q.y), 1.0 - 2.0 * (q.y * q.y + q.z * q.z))
+
+
+def _check_times(t: np.ndarray, topic: str, source: str) -> None:
+    d = np.diff(t)
+    if np.any(d <= 0):
+        i = int(np.argmax(d <= 0))
+        kind = "duplicate" if d[i] == 0 else "non-monotonic"
+        raise LogError(f"{source}: topic {topic}: message {i + 1}: {kind} timestamp {t[i + 1]:.9f} s after "
+                       f"{t[i]:.9f} s; expected strictly increasing header stamps")
+
+
+def _check_finite(arr: np.ndarray, names, topic: str, source: str) -> None:
+    bad = ~np.isfinite(arr)
+    if bad.any():
+        r, c = np.argwhere(bad)[0]
+        raise LogError(f"{source}: topic {topic}: message {r}: field {names[c]} is {arr[r, c]}; "
+                       f"expected a finite number")
+
+
+def read_bag(path, odom_topic: str = "/odom", drive_topic: str = "/drive", imu_topic: str | None = None,
+             rate_hz: float = 50.0, twist_frame: str = "body") -> DriveLog:
+    """Read a ROS 1 or ROS 2 bag into a :class:`racing.logs.DriveLog` on a uniform time base.
+
+    Parameters
+    ----------
+    path : ``.bag`` (ROS 1), ``.db3`` / ``.mcap`` file or ROS 2 bag folder
+    odom_topic, drive_topic : topic names (nav_msgs/Odometry, ackermann_msgs/AckermannDriveStamped)
+    imu_topic : optional sensor_msgs/Imu topic (None: no IMU columns)
+    rate_hz : resampling rate [Hz]
+    twist_frame : "body" (REP 105), "world" (rotate into the body frame) or "pose" (differentiate the pose)
+
+    Raises
+    ------
+    LogError : missing topic (the topics present are listed), wrong message type, non-monotonic or
+        duplicate stamps, NaN fields, no overlap between odometry and commands.
+    """
+    from rosbags.highlevel import AnyReader
+
+    if twist_frame not in ("body", "world", "pose"):
+        raise ValueError(f"twist_frame must be 'body', 'world' or 'pose', got {twist_frame!r}")
+    if not rate_hz > 0:
+        raise ValueError(f"rate_hz must be > 0, got {rate_hz}")
+    path = Path(path)
+    source = str(path)
+    if not path.exists():
+        raise LogError(f"{source}: file not found")
+    ros1 = path.suffix == ".bag"
+    wanted = {odom_topic: ODOM_TYPE, drive_topic: DRIVE_TYPE}
+    if imu_topic:
+        wanted[imu_topic] = IMU_TYPE
+    rows: dict[str, list] = {k: [] for k in wanted}
+    try:
+        reader_ctx = AnyReader([path], default_typestore=typestore(ros1))
+    except Exception as exc:  # rosbags raises its own error types
+        raise LogError(f"{source}: cannot open as a ROS bag: {exc}") from exc
+    with reader_ctx as reader:
+        present = {c.topic: c.msgtype for c in reader.connections}
+        for topic, typ in wanted.items():
+            if topic not in present:
+                listing = ", ".join(f"{k} ({v})" for k, v in sorted(present.items())) or "(none)"
+                raise LogError(f"{source}: topic {topic!r} not in the bag; topics present: {listing}")
+            if present[topic] != typ:
+                raise LogError(f"{source}: topic {topic!r} has type {present[topic]}; expected {typ}")
+        conns = [c for c in reader.connections if c.topic in wanted]
+        for conn, bag_ns, raw in reader.messages(connections=conns):
+            msg = reader.deserialize(raw, conn.msgtype)
+            t = _stamp(msg, bag_ns)
+            if conn.topic == odom_topic:
+                p, tw = msg.pose.pose, msg.twist.twist
+                rows[odom_topic].append((t, p.position.x, p.position.y, _yaw(p.orientation), tw.linear.x,
+                                         tw.linear.y, tw.angular.z))
+            elif conn.topic == drive_topic:
+                d = msg.drive
+                rows[drive_topic].append((t, d.steering_angle, d.speed, d.acceleration))
+            else:
+                a, w = msg.linear_acceleration, msg.angular_velocity
+                rows[imu_topic].append((t, a.x, a.y, w.z))
+    arrays = {}
+    for topic, names in ((odom_topic, ("stamp", "x", "y", "yaw", "vx", "vy", "yaw_rate")),
+                         (drive_topic, ("stamp", "steering_angle", "speed", "acceleration")),
+                         (imu_topic, ("stamp", "ax", "ay", "wz"))):
+        if topic is None or not topic:
+            continue
+        arr = np.asarray(rows[topic], dtype=float).reshape(-1, len(names))
+        if arr.shape[0] < 2:
+            raise LogError(f"{source}: topic {topic!r} has {arr.shape[0]} message(s); need at least 2")
+        _check_finite(arr, names, topic, source)
+        _check_times(arr[:, 0], topic, source)
+        arrays[topic] = arr
+    odom, drive = arrays[odom_topic], arrays[drive_topic]
+    t0 = max(odom[0, 0], drive[0, 0])
+    t1 = odom[-1, 0]
+    if imu_topic:
+        t0, t1 = max(t0, arrays[imu_topic][0, 0]), min(t1, arrays[imu_topic][-1, 0])
+    if t1 <= t0:
+        raise LogError(f"{source}: odometry ({odom[0, 0]:.3f}..{odom[-1, 0]:.3f} s) and commands "
+                       f"(from {drive[0, 0]:.3f} s) do not overlap in time")
+    n = int(math.floor((t1 - t0) * rate_hz + 1e-9)) + 1
+    t = t0 + np.arange(n) / rate_hz
+    yaw_u = np.unwrap(odom[:, 3])
+    x = np.interp(t, odom[:, 0], odom[:, 1])
+    y = np.interp(t, odom[:, 0], odom[:, 2])
+    yaw = np.interp(t, odom[:, 0], yaw_u)
+    if twist_frame == "pose":
+        vxw = np.gradient(x, t) if n > 1 else np.zeros(n)
+        vyw = np.gradient(y, t) if n > 1 else np.zeros(n)
+        r = np.gradient(yaw, t) if n > 1 else np.zeros(n)
+        vx = np.cos(yaw) * vxw + np.sin(yaw) * vyw
+        vy = -np.sin(yaw) * vxw + np.cos(yaw) * vyw
+    else:
+        vx = np.interp(t, odom[:, 0], odom[:, 4])
+        vy = np.interp(t, odom[:, 0], odom[:, 5])
+        r = np.interp(t, odom[:, 0], odom[:, 6])
+        if twist_frame == "world":
+            vx, vy = np.cos(yaw) * vx + np.sin(yaw) * vy, -np.sin(yaw) * vx + np.cos(yaw) * vy
+    # zero-order hold of the commands: the last message at or before t
+    k = np.searchsorted(drive[:, 0], t + 1e-12, side="right") - 1
+    k = np.clip(k, 0, drive.shape[0] - 1)
+    cmd = drive[k, 1:4]
+    state = np.column_stack([x, y, (yaw + np.pi) % (2 * np.pi) - np.pi, vx, vy, r, cmd[:, 0]])
+    imu = None
+    if imu_topic:
+        im = arrays[imu_topic]
+        imu = np.column_stack([np.interp(t, im[:, 0], im[:, j]) for j in (1, 2, 3)])
+    meta = {"source": "rosbag", "bag": path.name, "odom_topic": odom_topic, "drive_topic": drive_topic,
+            "steer_source": "command", "rate_hz": f"{rate_hz:g}", "t0_stamp": f"{t0:.9f}"}
+    return DriveLog(t - t0, state, cmd, imu, meta=meta, source=source).validate()
+
+
+def resample(log: DriveLog, rate_hz: float) -> DriveLog:
+    """``log`` on a uniform time base at ``rate_hz`` [Hz] (states linear, yaw unwrapped, commands held)."""
+    log.validate()
+    n = int(math.floor(log.duration * rate_hz + 1e-9)) + 1
+    t = log.t[0] + np.arange(n) / rate_hz
+    st = log.state.copy()
+    st[:, 2] = np.unwrap(st[:, 2])
+    state = np.column_stack([np.interp(t, log.t, st[:, j]) for j in range(7)])
+    state[:, 2] = (state[:, 2] + np.pi) % (2 * np.pi) - np.pi
+    k = np.clip(np.searchsorted(log.t, t + 1e-12, side="right") - 1, 0, log.t.size - 1)
+    imu = None if log.imu is None else np.column_stack([np.interp(t, log.t, log.imu[:, j]) for j in range(3)])
+    return DriveLog(t, state, log.command[k], imu, dict(log.meta), log.source)
+
+
+def is_uniform(log: DriveLog, tol: float = 0.02) -> bool:
+    """True when all time steps are within ``tol`` (relative) of the median step."""
+    d = np.diff(log.t)
+    if d.size == 0:
+        return True
+    med = float(np.median(d))
+    return bool(np.all(np.abs(d - med) <= tol * med))
+
+
+def load_log(path, rate_hz: float = 50.0, **bag_options) -> list[DriveLog]:
+    """One path -> logs: ``.csv`` (project format), ``.bag``/``.db3``/``.mcap`` (ROS), or a folder
+    (a ROS 2 bag folder with ``metadata.yaml``, otherwise every log file inside, sorted)."""
+    path = Path(path)
+    if path.is_dir():
+        if (path / "metadata.yaml").is_file():
+            return [read_bag(path, rate_hz=rate_hz, **bag_options)]
+        files = sorted(p for p in path.iterdir() if p.suffix in LOG_SUFFIXES or
+                       (p.is_dir() and (p / "metadata.yaml").is_file()))
+        if not files:
+            raise LogError(f"{path}: folder holds no logs (*.csv, *.bag, *.db3, *.mcap or ROS 2 bag folders)")
+        out = []
+        for f in files:
+            out.extend(load_log(f, rate_hz, **bag_options))
+        return out
+    if not path.exists():
+        raise LogError(f"{path}: file not found")
+    if path.suffix in BAG_SUFFIXES:
+        return [read_bag(path, rate_hz=rate_hz, **bag_options)]
+    if path.suffix == ".csv":
+        log = read_log(path)
+        return [log if is_uniform(log) else resample(log, rate_hz)]
+    raise LogError(f"{path}: unknown log type {path.suffix!r}; expected one of {', '.join(LOG_SUFFIXES)} or a folder")
+
+
+def load_logs(paths, rate_hz: float = 50.0, **bag_options) -> list[DriveLog]:
+    """Load several logs (see :func:`load_log`); each is validated (NaN, time order)."""
+    if isinstance(paths, (str, Path)):
+        paths = [paths]
+    out = []
+    for p in paths:
+        out.extend(load_log(p, rate_hz, **bag_options))
+    if not out:
+        raise LogError("no logs given")
+    return out
+
+
+def write_bag(path, log: DriveLog, odom_topic: str = "/odom", drive_topic: str = "/drive",
+              imu_topic: str | None = None, storage: str = "mcap", frame_id: str = "odom") -> Path:
+    """Write ``log`` as a ROS bag (``storage`` = "mcap" | "sqlite3" for ROS 2 folders, "ros1" for a
+    ``.bag`` file); the inverse of :func:`read_bag` (used by tests and for exporting simulated data)."""
+    path = Path(path)
+    ros1 = storage == "ros1"
+    store = typestore(ros1)
+    T = store.types
+    Header, Time = T["std_msgs/msg/Header"], T["builtin_interfaces/msg/Time"]
+    Odom, Pose, PoseCov, Twist, TwistCov = (T["nav_msgs/msg/Odometry"], T["geometry_msgs/msg/Pose"],
+                                            T["geometry_msgs/msg/PoseWithCovariance"], T["geometry_msgs/msg/Twist"],
+                                            T["geometry_msgs/msg/TwistWithCovariance"])
+    Point, Quat, Vec3 = T["geometry_msgs/msg/Point"], T["geometry_msgs/msg/Quaternion"], T["geometry_msgs/msg/Vector3"]
+    Drive, DriveS = T["ackermann_msgs/msg/AckermannDrive"], T["ackermann_msgs/msg/AckermannDriveStamped"]
+    Imu = T["sensor_msgs/msg/Imu"]
+    cov = np.zeros(36)
+    cov9 = np.zeros(9)
+
+    def header(t, seq):
+        sec = int(math.floor(t))
+        st = Time(sec=sec, nanosec=int(round((t - sec) * 1e9)) % 1_000_000_000)
+        if ros1:
+            return Header(seq=seq, stamp=st, frame_id=frame_id)
+        return Header(stamp=st, frame_id=frame_id)
+
+    t_base = 1000.0  # header stamps must be positive
+    msgs = []
+    last_ns = 0
+    for i in range(log.t.size):
+        t = t_base + float(log.t[i])
+        s, c = log.state[i], log.command[i]
+        q = Quat(x=0.0, y=0.0, z=math.sin(0.5 * s[2]), w=math.cos(0.5 * s[2]))
+        odom = Odom(header=header(t, i), child_frame_id="base_link",
+                    pose=PoseCov(pose=Pose(position=Point(x=s[0], y=s[1], z=0.0), orientation=q), covariance=cov),
+                    twist=TwistCov(twist=Twist(linear=Vec3(x=s[3], y=s[4], z=0.0),
+                                               angular=Vec3(x=0.0, y=0.0, z=s[5])), covariance=cov))
+        drive = DriveS(header=header(t, i), drive=Drive(steering_angle=c[0], steering_angle_velocity=0.0,
+                                                         speed=c[1], acceleration=c[2], jerk=0.0))
+        ns = last_ns = max(int(round(t * 1e9)), last_ns + 1)  # receive time: monotonic, stamps as logged
+        msgs.append((odom_topic, ODOM_TYPE, ns, odom))
+        msgs.append((drive_topic, DRIVE_TYPE, ns, drive))
+        if imu_topic and log.imu is not None:
+            a = log.imu[i]
+            imu = Imu(header=header(t, i), orientation=q, orientation_covariance=cov9,
+                      angular_velocity=Vec3(x=0.0, y=0.0, z=a[2]), angular_velocity_covariance=cov9,
+                      linear_acceleration=Vec3(x=a[0], y=a[1], z=0.0), linear_acceleration_covariance=cov9)
+            msgs.append((imu_topic, IMU_TYPE, ns, imu))
+    if ros1:
+        from rosbags.rosbag1 import Writer
+
+        ser = store.serialize_ros1
+        if path.exists():
+            path.unlink()
+        writer = Writer(path)
+    else:
+        from rosbags.rosbag2 import StoragePlugin, Writer
+
+        ser = store.serialize_cdr
+        plugin = {"mcap": StoragePlugin.MCAP, "sqlite3": StoragePlugin.SQLITE3}[storage]
+        writer = Writer(path, version=9, storage_plugin=plugin)
+    with writer:
+        conns = {}
+        for topic, typ, _, _ in msgs:
+            if topic not in conns:
+                conns[topic] = writer.add_connection(topic, typ, typestore=store)
+        for topic, typ, ns, msg in msgs:
+            writer.write(conns[topic], ns, ser(msg, typ))
+    return path

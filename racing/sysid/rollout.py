@@ -1,0 +1,315 @@
+"""Open-loop prediction over log windows (numba), shared by the fit, the residual and the evaluation.
+
+**Model inputs.** Logs hold *commands* (``cmd_steer`` [rad], ``cmd_speed`` [m/s], ``cmd_accel``
+[m/s^2]); the models take (steering rate [rad/s], acceleration [m/s^2]). The prediction drives the
+model through the simulator's actuator model, :func:`racing.sim.plant.actuator_inputs` (steering
+servo with gain, offset, lag ``steer_tau`` and rate limit; speed loop ``a = cmd_accel +
+speed_kp (cmd_speed - v_x)`` clipped to the car's limits), recomputed at every RK4 sub-step of
+``h <= h_max`` (default 2.5 ms), commands held over each log step (zero-order hold). This is how
+the car turns commands into motion, so steering gain/offset and the servo lag are fitted from the
+same windows.
+
+**Windows.** A window starts at log sample ``i`` from the (lightly smoothed) logged state and runs
+``H`` steps with the logged commands; its predictions are compared with the raw logged states at
+``i+1 .. i+H``. Windows never cross a log boundary or a time gap.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from numba import njit, prange
+
+from racing.logs import DriveLog, LogError
+from racing.models import numba_backend as nbm
+from racing.models.params import (P_ACCEL_MAX, P_DECEL_MAX, P_LF, P_LR, P_SPEED_KP, P_STEER_GAIN, P_STEER_MAX,
+                                  P_STEER_OFFSET, P_STEER_RATE_MAX, P_STEER_TAU)
+from racing.models.residual import residual_nb
+
+VX, VY, R, STEER = 3, 4, 5, 6
+CHANNELS = (VX, VY, R, STEER)
+CHANNEL_NAMES = ("vx", "vy", "yaw_rate", "steer")
+NOISE_FLOOR = np.array([0.01, 0.01, 0.01, 0.002])  # smallest per-channel noise scale [m/s, m/s, rad/s, rad]
+EMPTY_W = np.zeros(0)
+
+
+@dataclass
+class Data:
+    """Logs concatenated for window predictions.
+
+    meas : float64[N, 7] logged (raw) states; init : float64[N, 7] smoothed states (window starts)
+    cmd : float64[N, 3] commands; dt : float64[N] step to the next sample [s] (0 at a segment end)
+    seg : int64[N] segment id; steer_ok : bool[N] the steer column is a measured angle
+    rate_hz : nominal sample rate [Hz]; sources : list of log sources
+    """
+
+    meas: np.ndarray
+    init: np.ndarray
+    cmd: np.ndarray
+    dt: np.ndarray
+    seg: np.ndarray
+    steer_ok: np.ndarray
+    rate_hz: float
+    sources: list
+    t: np.ndarray
+
+    @property
+    def n(self) -> int:
+        return int(self.meas.shape[0])
+
+    def starts(self, H: int, stride: int = 1) -> np.ndarray:
+        """Window start indices whose ``H`` following samples lie in the same segment."""
+        end = np.zeros(self.n, dtype=np.int64)
+        # index of the last sample of each sample's segment
+        bounds = np.flatnonzero(np.diff(self.seg) != 0)
+        last = np.append(bounds, self.n - 1)
+        seg_of = np.searchsorted(last, np.arange(self.n))
+        end[:] = last[seg_of]
+        ok = np.arange(self.n) + H <= end
+        idx = np.flatnonzero(ok)
+        return idx[::max(1, int(stride))]
+
+    def subset(self, mask: np.ndarray) -> "Data":
+        """Samples where ``mask`` (bool[N]) holds; contiguous runs become separate segments."""
+        idx = np.flatnonzero(mask)
+        if idx.size == 0:
+            raise LogError("empty data subset")
+        brk = np.concatenate([[True], (np.diff(idx) != 1) | (np.diff(self.seg[idx]) != 0)])
+        seg = np.cumsum(brk) - 1
+        dt = self.dt[idx].copy()
+        last = np.append(np.flatnonzero(np.diff(seg) != 0), idx.size - 1)
+        dt[last] = 0.0
+        return Data(self.meas[idx], self.init[idx], self.cmd[idx], dt, seg, self.steer_ok[idx], self.rate_hz,
+                    self.sources, self.t[idx])
+
+
+@njit(cache=True)
+def actuator_inputs(x, steer_idx, p, cmd_steer, cmd_speed, cmd_accel, h, u):
+    """Model inputs ``u[2]`` = (steering rate [rad/s], acceleration [m/s^2]) held over a sub-step ``h`` [s].
+
+    Same actuator model as :func:`racing.sim.plant.actuator_inputs`, except that the servo's
+    first-order lag is discretised exactly over the sub-step (the rate that reaches
+    ``target + (delta - target) exp(-h / tau)`` at its end), so the prediction stays accurate with
+    sub-steps of several milliseconds.
+    """
+    smax = p[P_STEER_MAX]
+    target = p[P_STEER_GAIN] * cmd_steer + p[P_STEER_OFFSET]
+    target = min(max(target, -smax), smax)
+    tau = p[P_STEER_TAU]
+    err = target - x[steer_idx]
+    rate = err * (1.0 - math.exp(-h / tau)) / h if tau > 0.0 else err / h
+    rmax = p[P_STEER_RATE_MAX]
+    rate = min(max(rate, -rmax), rmax)
+    a = cmd_accel + p[P_SPEED_KP] * (cmd_speed - x[3])
+    u[0] = rate
+    u[1] = min(max(a, -p[P_DECEL_MAX]), p[P_ACCEL_MAX])
+
+
+def smooth(state: np.ndarray, window: int = 7) -> np.ndarray:
+    """Savitzky-Golay smoothing (order 2) of v_x, v_y, r, steer for window initial states."""
+    from scipy.signal import savgol_filter
+
+    out = state.copy()
+    n = state.shape[0]
+    w = min(window, n if n % 2 == 1 else n - 1)
+    if w >= 5:
+        for c in CHANNELS:
+            out[:, c] = savgol_filter(state[:, c], w, 2)
+    return out
+
+
+def prepare(logs: list[DriveLog], smooth_window: int = 7) -> Data:
+    """Concatenate validated logs; a time gap over 1.5 median steps starts a new segment."""
+    if not logs:
+        raise LogError("no logs given")
+    meas, init, cmd, dt, seg, sok, ts = [], [], [], [], [], [], []
+    sid = 0
+    steps = []
+    for log in logs:
+        log.validate()
+        if log.t.size < 2:
+            raise LogError(f"{log.source}: only {log.t.size} sample(s)")
+        d = np.diff(log.t)
+        med = float(np.median(d))
+        steps.append(med)
+        cuts = np.flatnonzero(d > 1.5 * med) + 1
+        for a, b in zip(np.r_[0, cuts], np.r_[cuts, log.t.size]):
+            if b - a < 2:
+                continue
+            st = log.state[a:b]
+            meas.append(st)
+            init.append(smooth(st, smooth_window))
+            cmd.append(log.command[a:b])
+            dd = np.append(np.diff(log.t[a:b]), 0.0)
+            dt.append(dd)
+            seg.append(np.full(b - a, sid))
+            sok.append(np.full(b - a, log.meta.get("steer_source", "measured") != "command"))
+            ts.append(log.t[a:b])
+            sid += 1
+    if not meas:
+        raise LogError("logs hold no usable samples")
+    return Data(np.vstack(meas), np.vstack(init), np.vstack(cmd), np.concatenate(dt),
+                np.concatenate(seg).astype(np.int64), np.concatenate(sok), 1.0 / float(np.median(steps)),
+                [lg.source for lg in logs], np.concatenate(ts))
+
+
+def noise_scale(data: Data) -> np.ndarray:
+    """Per-channel measurement-noise estimate [vx, vy, r, steer]: robust std of second differences / sqrt(6)."""
+    out = np.empty(len(CHANNELS))
+    for j, c in enumerate(CHANNELS):
+        vals = []
+        for s in np.unique(data.seg):
+            x = data.meas[data.seg == s, c]
+            if x.size > 3:
+                vals.append(np.diff(x, 2))
+        d2 = np.concatenate(vals) if vals else np.zeros(1)
+        mad = 1.4826 * np.median(np.abs(d2 - np.median(d2)))
+        out[j] = max(mad / math.sqrt(6.0), NOISE_FLOOR[j])
+    return out
+
+
+@njit(cache=True)
+def _to_model(model, x7, p, xm):
+    if model == nbm.MODEL_KINEMATIC:
+        xm[0], xm[1], xm[2] = x7[0], x7[1], x7[2]
+        xm[3] = math.hypot(x7[3], x7[4])
+        xm[4] = x7[6]
+    else:
+        for i in range(7):
+            xm[i] = x7[i]
+
+
+@njit(cache=True)
+def _to_dyn(model, xm, p, x7):
+    if model == nbm.MODEL_KINEMATIC:
+        L = p[P_LF] + p[P_LR]
+        beta = math.atan(p[P_LR] * math.tan(xm[4]) / L)
+        v = xm[3]
+        x7[0], x7[1], x7[2] = xm[0], xm[1], xm[2]
+        x7[3] = v * math.cos(beta)
+        x7[4] = v * math.sin(beta)
+        x7[5] = x7[3] * math.tan(xm[4]) / L
+        x7[6] = xm[4]
+    else:
+        for i in range(7):
+            x7[i] = xm[i]
+
+
+@njit(cache=True)
+def _step(model, p, xm, x7, c, dt, h_max, w, work, u, fp, corr, rwork):
+    """Advance the model state ``xm`` by one log step ``dt`` with command ``c[3]`` (+ residual if len(w) > 0)."""
+    steer_idx = 4 if model == nbm.MODEL_KINEMATIC else 6
+    nsub = max(1, int(math.ceil(dt / h_max - 1e-9)))
+    h = dt / nsub
+    use_res = w.shape[0] > 0
+    if use_res:
+        actuator_inputs(xm, steer_idx, p, c[0], c[1], c[2], h, u)
+        nbm.dynamic_rhs_nb(xm, u, p, fp)
+        residual_nb(xm, u, fp, w, corr, rwork)
+    for _ in range(nsub):
+        actuator_inputs(xm, steer_idx, p, c[0], c[1], c[2], h, u)
+        nbm.rk4_step_nb(model, xm, u, p, h, xm, work)
+    if use_res:
+        xm[3] += dt * corr[0]
+        xm[4] += dt * corr[1]
+        xm[5] += dt * corr[2]
+
+
+@njit(cache=True, parallel=True)
+def rollout_windows(model, p, X0, cmd, dt, starts, H, h_max, w, out):
+    """Open-loop predictions ``out[W, H, 7]`` (dynamic layout) of windows starting at ``starts[W]``.
+
+    X0 : float64[N, 7] initial states (indexed by start); cmd : float64[N, 3]; dt : float64[N] [s]
+    w : flat residual weights (length 0: parametric model only, see racing.models.residual)
+    """
+    nh = int(w[2]) if w.shape[0] > 0 else 1
+    for j in prange(starts.shape[0]):
+        i0 = starts[j]
+        work = np.empty((5, 7))
+        u = np.empty(2)
+        fp = np.empty(7)
+        corr = np.empty(3)
+        rwork = np.empty(2 * nh)
+        xm = np.empty(7 if model == nbm.MODEL_DYNAMIC else 5)
+        x7 = np.empty(7)
+        _to_model(model, X0[i0], p, xm)
+        for k in range(H):
+            i = i0 + k
+            _step(model, p, xm, x7, cmd[i], dt[i], h_max, w, work, u, fp, corr, rwork)
+            _to_dyn(model, xm, p, out[j, k])
+
+
+@njit(cache=True, parallel=True)
+def step_with_jacobian(p, S, C, dt, h_max, eps, Z, J):
+    """One parametric step of the reduced state ``S[B, 4]`` = (v_x, v_y, r, delta) with commands ``C[B, 3]``.
+
+    Z[B, 9] = (S_next[4], u[2] model inputs at the step start, fp[3] = f_p(x, u)[VX, VY, R]);
+    J[B, 9, 4] = dZ/dS by central differences of relative size ``eps``. The velocity dynamics do not
+    depend on the position or yaw, which are held at zero here.
+    """
+    for b in prange(S.shape[0]):
+        work = np.empty((5, 7))
+        u = np.empty(2)
+        fp = np.empty(7)
+        xm = np.empty(7)
+        zp = np.empty(9)
+        zm = np.empty(9)
+        _reduced(p, S[b], C[b], dt, h_max, 0, 0.0, xm, work, u, fp, Z[b])
+        for k in range(4):
+            d = eps * max(1.0, abs(S[b, k]))
+            _reduced(p, S[b], C[b], dt, h_max, k, d, xm, work, u, fp, zp)
+            _reduced(p, S[b], C[b], dt, h_max, k, -d, xm, work, u, fp, zm)
+            for i in range(9):
+                J[b, i, k] = (zp[i] - zm[i]) / (2.0 * d)
+
+
+@njit(cache=True)
+def _reduced(p, s, c, dt, h_max, k, d, xm, work, u, fp, z):
+    for i in range(3):
+        xm[i] = 0.0
+    for i in range(4):
+        xm[3 + i] = s[i]
+    xm[3 + k] += d
+    nsub = max(1, int(math.ceil(dt / h_max - 1e-9)))
+    h = dt / nsub
+    actuator_inputs(xm, 6, p, c[0], c[1], c[2], h, u)
+    nbm.dynamic_rhs_nb(xm, u, p, fp)
+    z[4], z[5] = u[0], u[1]
+    z[6], z[7], z[8] = fp[3], fp[4], fp[5]
+    for _ in range(nsub):
+        actuator_inputs(xm, 6, p, c[0], c[1], c[2], h, u)
+        nbm.rk4_step_nb(nbm.MODEL_DYNAMIC, xm, u, p, h, xm, work)
+    for i in range(4):
+        z[i] = xm[3 + i]
+
+
+def predict(data: Data, p: np.ndarray, H: int, starts: np.ndarray, model: str = "dynamic",
+            residual_flat: np.ndarray | None = None, h_max: float = 0.0025) -> np.ndarray:
+    """Predictions ``[W, H, 7]`` for windows ``starts`` (see :func:`rollout_windows`)."""
+    out = np.empty((starts.size, H, 7))
+    w = EMPTY_W if residual_flat is None else np.ascontiguousarray(residual_flat, dtype=np.float64)
+    if w.size and model != "dynamic":
+        raise ValueError("the residual model needs model='dynamic'")
+    rollout_windows(nbm.model_id(model), np.ascontiguousarray(p, dtype=np.float64), data.init, data.cmd, data.dt,
+                    np.ascontiguousarray(starts, dtype=np.int64), int(H), float(h_max), w, out)
+    return out
+
+
+def targets(data: Data, H: int, starts: np.ndarray) -> np.ndarray:
+    """Logged states ``[W, H, 7]`` at ``starts + 1 .. starts + H``."""
+    idx = starts[:, None] + np.arange(1, H + 1)[None, :]
+    return data.meas[idx]
+
+
+def starts_or_raise(data: Data, H: int, stride: int, horizon_s: float) -> np.ndarray:
+    """:meth:`Data.starts`, raising :class:`LogError` when no log is longer than the horizon."""
+    starts = data.starts(H, stride)
+    if starts.size == 0:
+        longest = 0.0
+        for s in np.unique(data.seg):
+            tt = data.t[data.seg == s]
+            longest = max(longest, float(tt[-1] - tt[0]))
+        raise LogError(f"{', '.join(data.sources)}: the longest log segment lasts {longest:.3f} s, shorter than "
+                       f"the fit horizon of {horizon_s:.3f} s ({H} steps); record longer logs or shorten the horizon")
+    return starts
