@@ -1,0 +1,199 @@
+"""``racing bench``: time the MPPI iteration (numba) and, when installed, pytorch_mppi on the same problem.
+
+Standard problem: kinematic bicycle (wheelbase 2.9 m, l_r 1.45 m; the gt_car's input limits),
+dt = 0.05 s, cost ``(r - 50)^2 + (v - 15)^2`` per step (tracking a circle of radius 50 m at
+15 m/s), for K in {256, 1024, 4096} x T in {30, 50}. Both implementations use the same
+discrete model (:func:`racing.control.mppi.step.kinematic_step`), the same cost, the same
+sigma/lambda/limits, float64, and 2 threads; the state advances with the first planned input
+after every call. Full racing iteration: dynamic model + racing cost, K = 2048, T = 50, on the
+default track with the f1tenth car (``controller.act``). Times are medians of ``--repeats``
+calls after warm-up.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import time
+
+import numpy as np
+
+STANDARD_GRID = [(256, 30), (256, 50), (1024, 30), (1024, 50), (4096, 30), (4096, 50)]
+RADIUS, SPEED, DT = 50.0, 15.0, 0.05
+
+
+def standard_params():
+    from racing.models.params import load_params
+
+    return load_params("gt_car").replace(name="bench_car", l_f=1.45, l_r=1.45)
+
+
+def standard_x0() -> np.ndarray:
+    return np.array([RADIUS, 0.0, math.pi / 2, SPEED, 0.0, 0.0, 0.0])
+
+
+def _median_ms(fn, repeats: int, warmup: int = 3) -> float:
+    for _ in range(warmup):
+        fn()
+    ts = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        ts.append(time.perf_counter() - t0)
+    return float(np.median(ts) * 1e3)
+
+
+def bench_numba_standard(K: int, T: int, repeats: int, threads: int | None = None):
+    """Median ms of one numba MPPI iteration on the standard problem; also returns the controller."""
+    from racing.control.mppi import MPPI, MPPIConfig
+    from racing.control.mppi import step as S
+
+    p = standard_params()
+    conf = MPPIConfig(num_samples=K, horizon=T, dt=DT, model="kinematic", lambda_=1.0, alpha=0.0,
+                      sigma_steer_rate=0.5, sigma_accel=2.0, smoothing_window=0, record_samples=0, threads=threads)
+    ctrl = MPPI(None, p, conf)
+    x = standard_x0()
+    pa = ctrl.p
+
+    def one():
+        ctrl.solve(x)
+        # advance the true state with the first input (kinematic layout -> dynamic layout)
+        xs = S.kinematic_step(x[0], x[1], x[2], x[3], x[6], ctrl.U[0, 0], ctrl.U[0, 1], pa, DT)
+        x[0], x[1], x[2], x[3], x[6] = xs
+
+    return _median_ms(one, repeats), ctrl
+
+
+def bench_peer_standard(K: int, T: int, repeats: int, threads: int = 2):
+    """Median ms of ``pytorch_mppi.MPPI.command`` on the same problem (None if not installed)."""
+    try:
+        import torch
+        from pytorch_mppi import MPPI as TorchMPPI
+    except ImportError:
+        return None
+    torch.set_num_threads(threads)
+    p = standard_params()
+    L = p.l_f + p.l_r
+    lr = p.l_r
+    h = DT
+    dtype = torch.float64
+
+    def dynamics(s, u):
+        # same discrete kinematic step as racing.control.mppi.step.kinematic_step; state (x, y, psi, v, delta)
+        x, y, psi, v, d = s[:, 0], s[:, 1], s[:, 2], s[:, 3], s[:, 4]
+        td = torch.tan(d)
+        tb = lr * td / L
+        cb = 1.0 / torch.sqrt(1.0 + tb * tb)
+        sb = tb * cb
+        om = v * cb * td / L
+        v_n = v + h * u[:, 1]
+        pm = psi + 0.5 * h * om
+        vm = 0.5 * (v + v_n)
+        c, sn = torch.cos(pm), torch.sin(pm)
+        d_n = torch.clamp(d + h * u[:, 0], -p.steer_max, p.steer_max)
+        return torch.stack([x + h * vm * (c * cb - sn * sb), y + h * vm * (sn * cb + c * sb), psi + h * om, v_n,
+                            d_n], dim=1)
+
+    def running_cost(s, u):
+        e = torch.sqrt(s[:, 0] ** 2 + s[:, 1] ** 2) - RADIUS
+        f = s[:, 3] - SPEED
+        return e * e + f * f
+
+    sigma = torch.diag(torch.tensor([0.5 ** 2, 2.0 ** 2], dtype=dtype))
+    mppi = TorchMPPI(dynamics, running_cost, 5, sigma, num_samples=K, horizon=T, lambda_=1.0,
+                     u_min=torch.tensor([-p.steer_rate_max, -p.decel_max], dtype=dtype),
+                     u_max=torch.tensor([p.steer_rate_max, p.accel_max], dtype=dtype),
+                     U_init=torch.zeros(T, 2, dtype=dtype))
+    state = torch.tensor([RADIUS, 0.0, math.pi / 2, SPEED, 0.0], dtype=dtype)
+
+    def one():
+        nonlocal state
+        with torch.no_grad():
+            a = mppi.command(state)
+            state = dynamics(state[None], a[None])[0]
+
+    return _median_ms(one, repeats)
+
+
+def bench_racing(repeats: int, K: int = 2048, T: int = 50):
+    """Median ms of ``MPPI.act`` with the dynamic model and racing cost on the default track (f1tenth car)."""
+    from racing.control.base import Observation
+    from racing.control.mppi import make_mppi
+    from racing.models.params import load_params
+    from racing.sim.simulator import initial_state
+    from racing.track import DEFAULT_TRACK, load_track
+
+    try:
+        track = load_track(DEFAULT_TRACK)
+        name = DEFAULT_TRACK
+    except Exception:  # the default track is not shipped: a 1:10 oval stands in
+        from racing.track import Track
+
+        th = np.linspace(0, 2 * np.pi, 400, endpoint=False)
+        xy = np.column_stack([12 * np.cos(th), 6 * np.sin(th)])
+        track = Track.from_centerline(xy, 1.0, 1.0, name="oval")
+        name = "oval"
+    p = load_params("f1tenth")
+    ctrl = make_mppi(track, p, num_samples=K, horizon=T, model="dynamic", threads=None)
+    x = initial_state(track, 3.0)
+    t = [0.0]
+
+    def one():
+        ctrl.act(Observation(t[0], x), t[0])
+        t[0] += 0.02
+
+    return _median_ms(one, repeats), name
+
+
+def run(args) -> int:
+    repeats = args.repeats if args.repeats is not None else (20 if args.quick else 50)
+    grid = [(1024, 50)] if args.quick else STANDARD_GRID
+    rows = []
+    peer_ok = not args.no_peer
+    for K, T in grid:
+        ms, _ = bench_numba_standard(K, T, repeats)
+        row = {"backend": "numba", "problem": "standard", "K": K, "T": T, "ms_median": round(ms, 4)}
+        if peer_ok:
+            pm = bench_peer_standard(K, T, repeats)
+            if pm is None:
+                peer_ok = False
+                if not args.json:
+                    print("pytorch_mppi not installed (pip install 'racing[bench]'): peer skipped")
+            else:
+                row["peer_ms_median"] = round(pm, 4)
+                row["speedup"] = round(pm / ms, 2)
+        rows.append(row)
+        if not args.json:
+            extra = f"   pytorch_mppi {row['peer_ms_median']:8.3f} ms   speedup {row['speedup']:5.1f}x" \
+                if "peer_ms_median" in row else ""
+            print(f"standard  K={K:5d} T={T:3d}  numba {ms:8.3f} ms{extra}")
+    ms, track_name = bench_racing(repeats)
+    rows.append({"backend": "numba", "problem": f"racing:{track_name}", "K": 2048, "T": 50, "ms_median": round(ms, 4)})
+    if not args.json:
+        print(f"racing    K= 2048 T= 50  numba {ms:8.3f} ms   (dynamic model + racing cost, {track_name}, f1tenth)")
+    else:
+        print(json.dumps(rows, indent=1))
+    return 0
+
+
+def register(subparsers) -> argparse.ArgumentParser:
+    ap = subparsers.add_parser("bench", help="time the MPPI iteration (and pytorch_mppi when installed)",
+                               description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--json", action="store_true", help="print the rows as JSON")
+    ap.add_argument("--quick", action="store_true", help="K=1024, T=50 only and fewer repeats")
+    ap.add_argument("--no-peer", action="store_true", help="skip pytorch_mppi")
+    ap.add_argument("--repeats", type=int, default=None, help="timed calls per row (default 50, --quick 20)")
+    ap.set_defaults(func=run)
+    return ap
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(prog="racing")
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    register(sub)
+    args = ap.parse_args(["bench", *(argv or [])])
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(__import__("sys").argv[1:]))

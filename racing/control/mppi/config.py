@@ -1,0 +1,156 @@
+"""MPPI settings: frozen dataclasses read strictly from YAML (:mod:`racing.config`).
+
+:class:`MPPIConfig` holds the sampler settings, :class:`CostWeights` the weights of the named
+cost terms of :mod:`racing.control.mppi.costs`. Fields left ``None`` are derived from the car's
+parameters by :func:`resolve` (e.g. the noise standard deviations from the input limits).
+Per-car defaults live next to this file as ``<car name>.yaml`` (``default.yaml`` otherwise).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from racing import config as cfg
+
+#: Longest horizon the kernels' buffers are sized for (T * substeps stays small enough for the stack).
+MAX_HORIZON = 400
+MAX_SAMPLES = 1 << 20
+
+
+@dataclass(frozen=True)
+class CostWeights:
+    """Weights of the racing cost terms (see :mod:`racing.control.mppi.costs` for the formulas)."""
+
+    progress: float = field(default=1.0, metadata={"unit": "1/m", "min": 0.0,
+                                                   "doc": "reward per metre of arc-length progress over the horizon"})
+    line: float = field(default=0.0, metadata={"unit": "1/m^2", "min": 0.0,
+                                               "doc": "(n - n_raceline)^2 per step"})
+    speed_cap: float = field(default=2.0, metadata={"unit": "s^2/m^2", "min": 0.0,
+                                                    "doc": "max(0, v - v_cap(s))^2 per step"})
+    terminal_speed: float = field(default=20.0, metadata={"unit": "s^2/m^2", "min": 0.0,
+                                                          "doc": "max(0, v_T - v_cap(s_T))^2 at the horizon end"})
+    boundary: float = field(default=50.0, metadata={"unit": "1/m^2", "min": 0.0,
+                                                    "doc": "(soft_margin - d_edge)^2 when closer than soft_margin"})
+    crash: float = field(default=1.0e4, metadata={"unit": "-", "min": 0.0,
+                                                  "doc": "cost of leaving the crash margin (scaled by time left)"})
+    slip: float = field(default=10.0, metadata={"unit": "-", "min": 0.0, "doc": "(v_y / v_x)^2 per step"})
+    steer_rate_change: float = field(default=0.01, metadata={"unit": "s^2/rad^2", "min": 0.0,
+                                                             "doc": "(steer rate_t - rate_{t-1})^2 per step"})
+    accel_change: float = field(default=0.001, metadata={"unit": "s^4/m^2", "min": 0.0,
+                                                         "doc": "(a_t - a_{t-1})^2 per step"})
+
+
+@dataclass(frozen=True)
+class MPPIConfig:
+    """MPPI sampler, model and cost settings (per-car defaults in ``racing/control/mppi/<car>.yaml``)."""
+
+    num_samples: int = field(default=1024, metadata={"doc": "K, sampled control sequences"})
+    horizon: int = field(default=40, metadata={"doc": "T, steps per rollout"})
+    dt: float = field(default=0.04, metadata={"unit": "s", "doc": "rollout step (may differ from the control period)"})
+    substeps: int = field(default=1, metadata={"doc": "model sub-steps per rollout step"})
+    model: str = field(default="dynamic", metadata={"choices": ("kinematic", "dynamic")})
+    lambda_: float = field(default=1.0, metadata={"unit": "-", "doc": "temperature lambda > 0"})
+    alpha: float = field(default=0.0, metadata={"unit": "-", "min": 0.0, "max": 1.0,
+                                                "doc": "control-cost factor: gamma = lambda (1 - alpha)"})
+    sigma_steer_rate: float | None = field(default=None, metadata={"unit": "rad/s",
+                                                                   "doc": "noise std; default 0.5 steer_rate_max"})
+    sigma_accel: float | None = field(default=None, metadata={"unit": "m/s^2",
+                                                              "doc": "noise std; default 0.4 accel_max"})
+    smoothing_window: int = field(default=7, metadata={"min": 0, "doc": "Savitzky-Golay window (odd, 0/1 = off)"})
+    smoothing_order: int = field(default=2, metadata={"min": 0, "max": 5})
+    grip_scale: float = field(default=1.0, metadata={"unit": "-", "gt": 0.0, "max": 1.5,
+                                                     "doc": "grip of the speed-cap profile"})
+    cap_scale: float = field(default=1.05, metadata={"unit": "-", "gt": 0.0, "max": 3.0,
+                                                     "doc": "v_cap = cap_scale * friction-limited profile"})
+    soft_margin: float | None = field(default=None, metadata={"unit": "m", "min": 0.0,
+                                                              "doc": "edge distance where the boundary term starts; "
+                                                                     "default crash_margin + 0.5 width"})
+    crash_margin: float | None = field(default=None, metadata={"unit": "m", "min": 0.0,
+                                                               "doc": "CoG-to-edge distance counted as a crash; "
+                                                                      "default 0.5 width + 0.1 width"})
+    use_raceline: bool = field(default=True, metadata={"doc": "speed cap and line term from the track's raceline"})
+    steer_lead: float | None = field(default=None, metadata={"unit": "s", "min": 0.0,
+                                                             "doc": "steering command = plan at t + lead; "
+                                                                    "default steer_tau + half a period"})
+    seed: int = 0
+    threads: int | None = field(default=None, metadata={"doc": "numba threads (default: all)"})
+    record_samples: int = field(default=256, metadata={"min": 0, "doc": "rollouts kept for diagnostics"})
+    cost: CostWeights = CostWeights()
+
+    def __post_init__(self):
+        if self.num_samples <= 0:
+            raise ValueError(f"num_samples (K) must be > 0, got {self.num_samples}")
+        if self.num_samples > MAX_SAMPLES:
+            raise ValueError(f"num_samples (K) = {self.num_samples} exceeds the maximum {MAX_SAMPLES}")
+        if self.horizon <= 0:
+            raise ValueError(f"horizon (T) must be > 0, got {self.horizon}")
+        if self.horizon > MAX_HORIZON:
+            raise ValueError(f"horizon (T) = {self.horizon} is too long for the buffers (max {MAX_HORIZON})")
+        if not (math.isfinite(self.dt) and self.dt > 0):
+            raise ValueError(f"dt must be > 0 s, got {self.dt}")
+        if self.substeps < 1:
+            raise ValueError(f"substeps must be >= 1, got {self.substeps}")
+        if not (math.isfinite(self.lambda_) and self.lambda_ > 0):
+            raise ValueError(f"lambda_ (temperature) must be > 0, got {self.lambda_}")
+        for name in ("sigma_steer_rate", "sigma_accel"):
+            v = getattr(self, name)
+            if v is not None and not (math.isfinite(v) and v >= 0):
+                raise ValueError(f"{name} must be >= 0, got {v}")
+        if self.smoothing_window > 1:
+            if self.smoothing_window % 2 == 0:
+                raise ValueError(f"smoothing_window must be odd, got {self.smoothing_window}")
+            if self.smoothing_order >= self.smoothing_window:
+                raise ValueError(f"smoothing_order ({self.smoothing_order}) must be < smoothing_window "
+                                  f"({self.smoothing_window})")
+        if self.threads is not None and self.threads < 1:
+            raise ValueError(f"threads must be >= 1, got {self.threads}")
+
+    def replace(self, **changes) -> "MPPIConfig":
+        return cfg.replace_from(self, changes, source="MPPIConfig overrides")
+
+
+def config_dir() -> Path:
+    return Path(__file__).resolve().parent
+
+
+def default_config_path(car_name: str | None) -> Path:
+    """``<car>.yaml`` next to this module when it exists, else ``default.yaml``."""
+    if car_name:
+        p = config_dir() / f"{car_name}.yaml"
+        if p.is_file():
+            return p
+    return config_dir() / "default.yaml"
+
+
+def load_config(path: str | Path | None = None, car_name: str | None = None) -> MPPIConfig:
+    """Read an MPPI config YAML strictly (default: the car's own file, see :func:`default_config_path`)."""
+    return cfg.load(MPPIConfig, path if path is not None else default_config_path(car_name))
+
+
+@dataclass(frozen=True)
+class Resolved:
+    """Derived numbers of a config for one car (no None left)."""
+
+    sigma: tuple[float, float]
+    soft_margin: float
+    crash_margin: float
+    steer_lead: float | None
+
+
+def resolve(conf: MPPIConfig, params) -> Resolved:
+    """Fill the ``None`` fields from the car parameters (scale-aware defaults)."""
+    s_rate = conf.sigma_steer_rate if conf.sigma_steer_rate is not None else 0.5 * params.steer_rate_max
+    s_acc = conf.sigma_accel if conf.sigma_accel is not None else 0.4 * params.accel_max
+    crash = conf.crash_margin if conf.crash_margin is not None else 0.6 * params.width
+    soft = conf.soft_margin if conf.soft_margin is not None else crash + 0.5 * params.width
+    return Resolved(sigma=(float(s_rate), float(s_acc)), soft_margin=float(max(soft, crash)),
+                    crash_margin=float(crash), steer_lead=conf.steer_lead)
+
+
+def as_dict(conf: MPPIConfig) -> dict:
+    return cfg.to_dict(conf)
+
+
+__all__ = ["CostWeights", "MPPIConfig", "MAX_HORIZON", "Resolved", "as_dict", "default_config_path", "load_config",
+           "resolve"]

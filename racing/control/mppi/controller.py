@@ -1,0 +1,199 @@
+"""The stateful MPPI controller: warm start (shift), buffers, timing; the math is in :mod:`.step`."""
+from __future__ import annotations
+
+import math
+import time
+
+import numpy as np
+
+from racing.control.base import Command, Controller, Observation
+from racing.control.mppi import costs as C
+from racing.control.mppi import step as S
+from racing.control.mppi.config import MPPIConfig, as_dict, resolve
+from racing.models.params import VehicleParams
+
+_MODEL_IDS = {"kinematic": S.MODEL_KINEMATIC, "dynamic": S.MODEL_DYNAMIC}
+
+
+def set_threads(n: int | None) -> int:
+    """Set numba's thread count (default: all it was started with); returns it."""
+    import numba
+
+    n = numba.config.NUMBA_NUM_THREADS if n is None else min(int(n), numba.config.NUMBA_NUM_THREADS)
+    numba.set_num_threads(n)
+    return n
+
+
+class MPPI(Controller):
+    """Sampling MPC (Williams et al. 2017) on a numba kernel.
+
+    ``solve(x0[7], t)`` runs one iteration and returns the planned states ``X[T+1, 7]``;
+    ``act`` turns the plan into a :class:`Command`: steering = planned angle ``steer_lead`` ahead
+    (servo lag + half a period), speed = planned speed half a period ahead (so that the plant's
+    speed loop ``a = a_ff + k (v_cmd - v_x)`` adds no bias on average), acceleration = planned input.
+
+    Parameters
+    ----------
+    track : Track, or None for the standard bench problem (circle cost, see :mod:`.costs`)
+    params : the controller's own car model parameters
+    config : MPPIConfig
+    cost_id : costs.COST_RACING (default with a track) or costs.COST_CIRCLE
+    """
+
+    name = "mppi"
+
+    def __init__(self, track, params: VehicleParams, config: MPPIConfig = MPPIConfig(), cost_id: int | None = None,
+                 circle=(50.0, 15.0, 1.0, 1.0)):
+        self.track = track
+        self.params = params
+        self.config = config
+        self.res = resolve(config, params)
+        self.threads = set_threads(config.threads)
+        K, T = config.num_samples, config.horizon
+        self.K, self.T = K, T
+        self.model_id = _MODEL_IDS[config.model]
+        self.cost_id = (C.COST_RACING if track is not None else C.COST_CIRCLE) if cost_id is None else cost_id
+        if self.cost_id == C.COST_RACING:
+            if track is None:
+                raise ValueError("MPPI with the racing cost needs a track")
+            self.tab, self.profile_lap_s = C.track_table(track, params, config.grip_scale, config.cap_scale,
+                                                         config.use_raceline)
+            ds = track.ds
+        else:
+            self.tab = np.zeros((4, C.TAB_COLS))
+            self.profile_lap_s = None
+            ds = 1.0
+        self.cp = C.cost_params(config.cost, self.res.soft_margin, self.res.crash_margin, ds, *circle)
+        self.ds = ds
+        self.p = params.to_array()
+        self.sigma = np.array(self.res.sigma, dtype=np.float64)
+        self.gamma = config.lambda_ * (1.0 - config.alpha)
+        self.M = np.ascontiguousarray(S.smoothing_matrix(T, config.smoothing_window, config.smoothing_order))
+        self.qtab = S.normal_table()
+        # buffers (made once)
+        self.U = np.zeros((T, 2))
+        self.U_new = np.zeros((T, 2))
+        self.V = np.zeros((K, T, 2))
+        self.Sk = np.zeros(K)
+        self.w = np.zeros(K)
+        self.X = np.zeros((T + 1, S.NSTATE))
+        self.Vn = np.zeros((T, 2))
+        self.n_rec = min(config.record_samples, K)
+        self.traj = np.zeros((max(self.n_rec, 1), T + 1, 2))
+        self.eps_dummy = np.zeros((1, T, 2))
+        self.traj_dummy = np.zeros((1, T + 1, 2))
+        self.u_prev = np.zeros(2)
+        self._x0 = np.zeros(S.NSTATE)
+        self.reset()
+
+    # ------------------------------------------------------------------ state
+    def reset(self, observation: Observation | None = None) -> None:
+        self.U[:] = 0.0
+        self.u_prev[:] = 0.0
+        self._hint = None
+        self._t_prev = None
+        self._calls = 0
+        self.period = 0.02
+        self.last = {}
+        self.last_solve_s = 0.0
+
+    def _shift(self, elapsed: float) -> None:
+        """Warm start: ``U(tau) <- U(tau + elapsed)`` (linear interpolation, last input held)."""
+        if elapsed <= 0:
+            return
+        f = elapsed / self.config.dt
+        T = self.T
+        src = np.arange(T) + f
+        i = np.minimum(src.astype(np.int64), T - 1)
+        j = np.minimum(i + 1, T - 1)
+        a = (src - np.floor(src))[:, None]
+        a = np.where(src[:, None] >= T - 1, 0.0, a)
+        self.U[:] = (1.0 - a) * self.U[i] + a * self.U[j]
+
+    def _index(self, x: float, y: float) -> tuple[int, float]:
+        if self.cost_id != C.COST_RACING:
+            return 0, 0.0
+        if self._hint is None:
+            s, _, _ = self.track.frenet(np.array([[x, y]]))
+            self._hint = int(s[0] / self.ds) % self.tab.shape[0]
+        i, s0 = S.project_state(self.tab, self._hint, x, y, self.ds)
+        self._hint = int(i)
+        return int(i), float(s0)
+
+    def solve(self, x0: np.ndarray, t: float | None = None, noise: np.ndarray | None = None,
+              store_noise: bool = False) -> np.ndarray:
+        """One MPPI iteration from the dynamic-layout state ``x0[7]``; returns the plan ``X[T+1, 7]``.
+
+        ``noise[K, T, 2]`` (standard normal) replaces the in-kernel generator when given;
+        ``store_noise`` makes the generator write its draws into ``self.eps``.
+        """
+        c0 = time.perf_counter()
+        if t is not None:
+            if self._t_prev is not None:
+                el = t - self._t_prev
+                if el > 0:
+                    self.period = el
+                    self._shift(el)
+            self._t_prev = t
+        self._x0[:] = x0
+        i0, s0 = self._index(float(x0[0]), float(x0[1]))
+        self.u_prev[:] = self.U[0]
+        if noise is not None:
+            eps = np.ascontiguousarray(noise, dtype=np.float64)
+            if eps.shape != (self.K, self.T, 2):
+                raise ValueError(f"noise must have shape ({self.K}, {self.T}, 2), got {eps.shape}")
+            mode = S.NOISE_GIVEN
+        elif store_noise:
+            if getattr(self, "eps", None) is None:
+                self.eps = np.zeros((self.K, self.T, 2))
+            eps, mode = self.eps, S.NOISE_GENERATE
+        else:
+            eps, mode = self.eps_dummy, S.NOISE_GENERATE
+        seed = (self.config.seed * 1_000_003 + self._calls * 7919 + 12345) & 0x7FFFFFFFFFFFFFFF
+        self.last_seed = seed
+        self._calls += 1
+        smin, cnom, eta = S.mppi_iteration(
+            self._x0, self.U, eps, self.V, self.Sk, self.w, self.U_new, self.M, self.X, self.Vn, self.sigma,
+            self.config.lambda_, self.gamma, self.p, self.model_id, self.config.dt, self.config.substeps,
+            self.cost_id, self.cp, self.tab, i0, s0, self.u_prev, mode, seed, self.qtab, store_noise,
+            self.traj, self.n_rec, self.eps_dummy, self.traj_dummy)
+        self.U[:] = self.U_new
+        self.last = {"min_cost": smin, "nominal_cost": cnom, "eta": eta, "i0": i0, "s0": s0}
+        self.last_solve_s = time.perf_counter() - c0
+        return self.X
+
+    def _plan_at(self, col: int, tau: float) -> float:
+        f = min(max(tau / self.config.dt, 0.0), self.T)
+        i = min(int(f), self.T - 1)
+        a = f - i
+        return float((1.0 - a) * self.X[i, col] + a * self.X[i + 1, col])
+
+    def act(self, observation: Observation, t: float) -> Command:
+        self.solve(observation.state, t)
+        p = self.params
+        lead = self.res.steer_lead if self.res.steer_lead is not None else p.steer_tau + 0.5 * self.period
+        delta = self._plan_at(6, lead)
+        steer_cmd = (delta - p.steer_offset) / p.steer_gain
+        speed = min(max(self._plan_at(3, 0.5 * self.period), 0.0), p.v_max)
+        accel = float(self.U[0, 1])
+        return Command(steering_angle=float(steer_cmd), speed=float(speed), acceleration=accel)
+
+    def diagnostics(self) -> dict:
+        n = self.n_rec
+        return {
+            "samples": self.traj[:n].copy(),
+            "weights": self.w[:n].copy(),
+            "costs": self.Sk[:n].copy(),
+            "nominal": self.X[:, :2].copy(),
+            "plan": self.X.copy(),
+            "U": self.U.copy(),
+            "dt": self.config.dt,
+            "K": self.K,
+            "T": self.T,
+            "ess": float(1.0 / max(np.sum(self.w ** 2), 1e-300)),
+            "min_cost": float(self.last.get("min_cost", math.nan)),
+            "solve_ms": self.last_solve_s * 1e3,
+        }
+
+    def config_dict(self) -> dict:
+        return as_dict(self.config)

@@ -1,0 +1,169 @@
+"""MPPI: numba step == numpy reference, weights, limits, config errors, a seeded closed-loop lap."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from racing.config import ConfigError
+from racing.control import make_controller
+from racing.control.base import Command, Observation
+from racing.control.mppi import MPPI, MPPIConfig, load_config
+from racing.control.mppi import costs as C
+from racing.control.mppi import step as S
+from racing.models.params import load_params
+from racing.track import Track
+
+
+def oval(a=12.0, b=6.0, w=1.0, n=400) -> Track:
+    th = np.linspace(0, 2 * np.pi, n, endpoint=False)
+    return Track.from_centerline(np.column_stack([a * np.cos(th), b * np.sin(th)]), w, w, name="oval")
+
+
+def start_state(track, v=3.0):
+    x0 = np.zeros(7)
+    x0[0], x0[1], x0[2], x0[3] = track.xy[0, 0], track.xy[0, 1], track.psi[0], v
+    return x0
+
+
+def reference(c: MPPI, x0, U0, eps):
+    return S.mppi_step_numpy(x0, U0, eps, c.sigma, c.config.lambda_, c.gamma, c.p, c.model_id, c.config.dt,
+                             c.config.substeps, c.cost_id, c.cp, c.tab, c.last["i0"], c.last["s0"], c.u_prev, c.M)
+
+
+@pytest.mark.parametrize("model", ["kinematic", "dynamic"])
+def test_numba_step_equals_numpy_reference_racing(model):
+    track = oval()
+    p = load_params("f1tenth")
+    c = MPPI(track, p, MPPIConfig(num_samples=64, horizon=25, dt=0.04, substeps=2, model=model, alpha=0.5,
+                                  cost=load_config(car_name="f1tenth").cost.__class__(line=0.5)))
+    x0 = start_state(track)
+    c.U[:, 0], c.U[:, 1] = 0.2, 3.0
+    U0 = c.U.copy()
+    c.solve(x0, store_noise=True)  # noise generated in the kernel and stored
+    ref = reference(c, x0, U0, c.eps)
+    np.testing.assert_allclose(c.Sk, ref["S"], rtol=1e-9, atol=1e-7)
+    np.testing.assert_allclose(c.w, ref["w"], rtol=1e-7, atol=1e-12)
+    np.testing.assert_allclose(c.V, ref["V"], rtol=0, atol=1e-12)
+    np.testing.assert_allclose(c.U, ref["U_new"], rtol=0, atol=1e-9)
+    np.testing.assert_allclose(c.X, ref["X"], rtol=0, atol=1e-9)
+
+
+def test_numba_step_equals_numpy_reference_given_noise_circle():
+    p = load_params("gt_car")
+    c = MPPI(None, p, MPPIConfig(num_samples=50, horizon=30, dt=0.05, model="kinematic", alpha=0.0))
+    x0 = np.array([50.0, 0.0, math.pi / 2, 15.0, 0.0, 0.0, 0.0])
+    eps = np.random.default_rng(3).standard_normal((50, 30, 2))
+    U0 = c.U.copy()
+    c.solve(x0, noise=eps)
+    ref = reference(c, x0, U0, eps)
+    np.testing.assert_allclose(c.Sk, ref["S"], rtol=1e-9, atol=1e-8)
+    np.testing.assert_allclose(c.U, ref["U_new"], rtol=0, atol=1e-9)
+
+
+def test_generated_noise_is_standard_normal_and_seeded():
+    q = S.normal_table()
+    out = np.zeros((2000, 50, 2))
+    S.generate_noise(7, q, out)
+    z = out[1:].ravel()
+    assert abs(z.mean()) < 0.01 and abs(z.std() - 1.0) < 0.01
+    assert np.all(out[0] == 0.0)
+    out2 = np.zeros_like(out)
+    S.generate_noise(7, q, out2)
+    assert np.array_equal(out, out2)
+
+
+def test_weights_finite_and_normalised_with_huge_costs():
+    for S_in in ([1e300, 1e308, 5e307], [np.inf, np.nan, 1e300, -1e300], [np.inf, np.inf], [np.nan] * 4,
+                 list(np.linspace(1e6, 1e9, 100))):
+        S_arr = np.asarray(S_in, dtype=float)
+        w = np.zeros(S_arr.size)
+        S.compute_weights(S_arr, 0.01, w)
+        assert np.all(np.isfinite(w)) and np.all(w >= 0)
+        assert math.isclose(w.sum(), 1.0, rel_tol=1e-12)
+        np.testing.assert_allclose(w, S.weights_np(S_arr, 0.01), atol=1e-15)
+
+
+def test_limits_hold_in_samples_and_plan():
+    track = oval()
+    p = load_params("f1tenth")
+    c = MPPI(track, p, MPPIConfig(num_samples=256, horizon=30, sigma_steer_rate=50.0, sigma_accel=100.0))
+    x0 = start_state(track)
+    x0[6] = 0.9 * p.steer_max
+    c.U[:, 0], c.U[:, 1] = 40.0, 50.0
+    X = c.solve(x0)
+    assert np.all(np.abs(c.V[..., 0]) <= p.steer_rate_max + 1e-12)
+    assert np.all(c.V[..., 1] <= p.accel_max + 1e-12) and np.all(c.V[..., 1] >= -p.decel_max - 1e-12)
+    assert np.all(np.abs(c.U[:, 0]) <= p.steer_rate_max + 1e-12)
+    assert np.all(np.abs(X[:, 6]) <= p.steer_max + 1e-9)
+    # every sampled rollout keeps the steering angle in bounds too
+    _, _, Xs = S.rollout_np(x0, c.V, c.p, c.model_id, c.config.dt, 1, c.cost_id, c.cp, c.tab, c.last["i0"],
+                            c.last["s0"], c.u_prev)
+    assert np.all(np.abs(Xs[..., 6]) <= p.steer_max + 1e-9)
+    cmd = c.act(Observation(0.0, x0), 0.0)
+    assert isinstance(cmd, Command) and abs(cmd.steering_angle) <= p.steer_max + 1e-9
+
+
+@pytest.mark.parametrize("bad", [dict(num_samples=0), dict(num_samples=-3), dict(lambda_=0.0), dict(lambda_=-1.0),
+                                 dict(sigma_accel=-0.1), dict(sigma_steer_rate=-1.0), dict(horizon=100000),
+                                 dict(horizon=0), dict(dt=0.0), dict(smoothing_window=4)])
+def test_bad_config_is_a_clear_error(bad):
+    with pytest.raises(ValueError) as exc:
+        MPPIConfig(**bad)
+    key = next(iter(bad)).rstrip("_")
+    assert key.split("_")[0] in str(exc.value)
+
+
+def test_bad_yaml_names_file_and_key(tmp_path):
+    f = tmp_path / "m.yaml"
+    f.write_text("num_samples: 0\n")
+    with pytest.raises(ConfigError, match="m.yaml.*num_samples"):
+        load_config(f)
+    f.write_text("lambda: 1.0\n")
+    with pytest.raises(ConfigError, match="m.yaml.*lambda"):
+        load_config(f)
+    f.write_text("horizon: 100000\n")
+    with pytest.raises(ConfigError, match="too long for the buffers"):
+        load_config(f)
+
+
+def test_registry_and_per_car_defaults():
+    track = oval()
+    c = make_controller("mppi", track, load_params("f1tenth"), num_samples=32, horizon=10)
+    assert isinstance(c, MPPI) and c.K == 32 and c.T == 10
+    assert load_config(car_name="gt_car").dt >= load_config(car_name="f1tenth").dt
+    d = c.diagnostics()
+    assert d["samples"].shape[1:] == (11, 2)
+
+
+def test_frenet_local_projection_matches_track():
+    track = oval(w=2.0)
+    tab, _ = C.track_table(track, load_params("f1tenth"))
+    rng = np.random.default_rng(0)
+    s = rng.uniform(0, track.length, 200)
+    n = rng.uniform(-1.5, 1.5, 200)
+    xy = track.to_cartesian(s, n)
+    for k in range(200):
+        i0 = int(((s[k] - 1.0) % track.length) / track.ds)
+        i, iu, frac, nn = C.project_local(tab, i0, i0, xy[k, 0], xy[k, 1])
+        s_hat = ((i + frac) * track.ds) % track.length
+        assert abs(track.s_diff(s_hat, s[k])) < 0.05
+        assert abs(nn - n[k]) < 0.05
+
+
+@pytest.mark.slow
+def test_closed_loop_lap_on_shipped_track_stays_on_track():
+    from racing.sim.plant import make_plant
+    from racing.sim.simulator import SimConfig, simulate
+    from racing.track import known_tracks, load_track
+
+    small = [n for n in known_tracks() if load_track(n).scale == "1:10"]
+    track = load_track(small[0]) if small else oval(w=1.0)
+    p = load_params("f1tenth")
+    ctrl = make_controller("mppi", track, p, seed=1, num_samples=512)
+    res = simulate(track, ctrl, make_plant("dynamic", p), p, SimConfig(laps=1, seed=1, snapshot_times=(2.0,)))
+    assert res.status == "completed", res.events[:3]
+    assert res.off_track == 0
+    assert len(res.laps) == 1
+    assert res.snapshots and res.snapshots[0]["samples"].shape[-1] == 2
