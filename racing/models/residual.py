@@ -3,15 +3,35 @@ r"""Semi-parametric model f = f_p + f_np: a small MLP residual on top of the dyn
 After Georgiev et al. 2020 ("Iterative Semi-parametric Dynamics Model Learning For Autonomous
 Racing"). The physics model ``f_p`` is :func:`racing.models.dynamic.dynamic_rhs`; the network
 ``g`` corrects the velocity derivatives. One control step of ``dt`` [s] from ``x_k`` with model
-input ``u_k`` (steering rate [rad/s], acceleration [m/s^2])::
+input ``u_k`` (steering rate [rad/s], acceleration [m/s^2]) and the residual's own augmented
+state ``z_k`` (``n_aug`` filter states, may be empty)::
 
     fp      = f_p(x_k, u_k, p)                                 (continuous derivative, float[7])
     x_{k+1} = Phi_p(x_k, u_k, dt)                              (any integrator of f_p: RK4, sub-steps)
-    x_{k+1}[VX, VY, YAW_RATE] += dt * g(x_k, u_k, fp)          [m/s^2, m/s^2, rad/s^2] * [s]
+    x_{k+1}[VX, VY, YAW_RATE] += dt * g(x_k, u_k, fp, z_k)     [m/s^2, m/s^2, rad/s^2] * [s]
+    z_{k+1}[i] = z_k[i] + (1 - exp(-dt / tau_i)) (u_k[ACCEL] - z_k[i])     i = 0 .. n_aug-1
 
-Features of ``g`` (``N_IN = 9``, in this order)::
+**Augmented state (filtered acceleration command).** A bicycle model driven by (state, input)
+cannot see effects with memory, e.g. a drivetrain whose delivered acceleration lags the
+command: the same (x, u) then leads to different futures. ``z`` carries first-order low-pass
+filters [m/s^2] of the acceleration input with time constants ``tau_i`` [s] (stored in the
+weights), so the network can learn the lag and the load transfer that follows the *delivered*
+acceleration. ``z`` is part of the predictor's state: it is advanced with the input actually
+applied at every control step (:func:`aug_update_nb`), and at the start of a prediction it is
+taken from the filter run over the recent command history (a controller keeps it up to date
+from the commands it sent; a log predictor runs it over the log, see
+:func:`racing.sysid.rollout.aug_history`). With no history, ``z = u[ACCEL]`` (steady state) is
+the fallback. Weights with ``n_aug = 0`` are the plain (version 1) residual.
 
-    v_x, v_y, r, delta, u_steer_rate, u_accel, fp[VX], fp[VY], fp[YAW_RATE]
+Features of ``g`` (``n_in = N_IN + n_aug``, in this order)::
+
+    v_x, v_y, r, delta, u_steer_rate, u_accel, fp[VX], fp[VY], fp[YAW_RATE], z[0], ..., z[n_aug-1]
+    then, when ``products`` (header [7] = 1), per filter q:  z[q] a_y,  z[q] fp[YAW_RATE]
+    with a_y = fp[VY] + v_x r [m/s^2] the model's lateral acceleration from the tyre forces
+
+The products let the network express **load transfer** directly: the longitudinal acceleration
+(``z``, the delivered one) shifts normal load between the axles and so scales the lateral tyre
+forces, whose sum and moment are (a_y, fp[YAW_RATE]); a tanh MLP needs many units for a product.
 
 ``g`` = normalise -> (Linear -> tanh) x n_layers -> Linear -> de-normalise. The correction is a
 derivative, so it is applied once per control step (it was trained at ``dt_train``; use the same
@@ -19,19 +39,25 @@ step where possible, other steps scale the correction with ``dt``).
 
 Flat weight layout (``ResidualWeights.flat``, float64), for numba / CUDA kernels::
 
-    [0] version (=1)   [1] n_in (=9)   [2] n_hidden   [3] n_layers (hidden layers, >= 1)
-    [4] n_out (=3)     [5] dt_train [s]   [6], [7] reserved (0)
+    [0] version (1 if n_aug == 0 else 2)   [1] n_in (= 9 + n_aug (1 + 2 products))   [2] n_hidden
+    [3] n_layers (hidden layers, >= 1)     [4] n_out (=3)           [5] dt_train [s]
+    [6] n_aug (filter states, 0 in version 1 files)                 [7] products (0 | 1; 0 in version 1)
     [8 : 8+n_in]                 in_mean     feature means
     [.. : +n_in]                 in_std      feature standard deviations
     [.. : +n_out]                out_mean    correction means
     [.. : +n_out]                out_std     correction standard deviations
+    [.. : +n_aug]                taus        filter time constants [s] (absent when n_aug = 0)
     then per layer l = 0..n_layers (the last one is the output layer):
         W_l row-major [n_out_l, n_in_l], then b_l [n_out_l]
     (n_in_0 = n_in, n_out_l = n_hidden for hidden layers, n_out for the last)
 
-Call from a numba kernel (``work`` is scratch of at least ``2 * n_hidden`` floats)::
+Calls from a numba kernel (``work`` is scratch of at least ``2 * n_hidden`` floats; ``z`` holds
+``n_aug = int(w[6])`` floats owned by the caller, one set per rolled-out trajectory)::
 
-    residual_nb(x, u, fp, w_flat, out3, work)
+    aug_init_nb(u[1], w, z)                        # no history: steady state
+    residual_z_nb(x, u, fp, z, w, out3, work)      # correction at the step start
+    aug_update_nb(z, u[1], w, dt)                  # after the step, with the same u
+    residual_nb(x, u, fp, w, out3, work)           # only for n_aug == 0 weights (version 1)
 """
 from __future__ import annotations
 
@@ -42,12 +68,27 @@ from pathlib import Path
 import numpy as np
 from numba import njit
 
-N_IN = 9
+N_IN = 9  # base features (without the augmented filter states)
 N_OUT = 3
 HEADER = 8
-FEATURE_NAMES = ("vx", "vy", "yaw_rate", "steer", "u_steer_rate", "u_accel", "fp_vx", "fp_vy", "fp_yaw_rate")
+BASE_FEATURE_NAMES = ("vx", "vy", "yaw_rate", "steer", "u_steer_rate", "u_accel", "fp_vx", "fp_vy", "fp_yaw_rate")
+FEATURE_NAMES = BASE_FEATURE_NAMES
 OUTPUT_NAMES = ("d_vx", "d_vy", "d_yaw_rate")
 FORMAT = "racing-residual-v1"
+FORMAT_V2 = "racing-residual-v2"
+
+
+def feature_names(n_aug: int = 0, products: bool = False) -> tuple:
+    """Names of the ``N_IN + n_aug (1 + 2 products)`` features."""
+    names = BASE_FEATURE_NAMES + tuple(f"a_filt{i}" for i in range(n_aug))
+    if products:
+        for i in range(n_aug):
+            names += (f"a_filt{i}*a_y", f"a_filt{i}*fp_yaw_rate")
+    return names
+
+
+def n_features(n_aug: int, products: bool) -> int:
+    return N_IN + n_aug * (3 if products else 1)
 
 
 @dataclass
@@ -55,8 +96,10 @@ class ResidualWeights:
     """MLP residual weights as plain numpy arrays.
 
     weights : list of W_l float64[n_out_l, n_in_l]; biases : list of b_l float64[n_out_l]
-    in_mean, in_std : float64[N_IN]; out_mean, out_std : float64[N_OUT]
+    in_mean, in_std : float64[n_in]; out_mean, out_std : float64[N_OUT]
     dt : training step [s]; meta : free-form strings (base parameters, training figures)
+    taus : float64[n_aug] time constants [s] of the augmented acceleration filters (empty: none)
+    products : add the load-transfer product features (module docstring); needs n_aug > 0
     """
 
     weights: list
@@ -67,6 +110,22 @@ class ResidualWeights:
     out_std: np.ndarray
     dt: float
     meta: dict = field(default_factory=dict)
+    taus: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    products: bool = False
+
+    def __post_init__(self):
+        self.taus = np.atleast_1d(np.asarray(self.taus, dtype=float))
+        self.products = bool(self.products) and self.taus.size > 0
+        if np.any(self.taus <= 0):
+            raise ValueError(f"filter time constants must be > 0 s, got {self.taus}")
+
+    @property
+    def n_aug(self) -> int:
+        return int(self.taus.size)
+
+    @property
+    def n_in(self) -> int:
+        return n_features(self.n_aug, self.products)
 
     @property
     def n_hidden(self) -> int:
@@ -80,8 +139,9 @@ class ResidualWeights:
     def flat(self) -> np.ndarray:
         """The flat float64 layout described in the module docstring."""
         head = np.zeros(HEADER)
-        head[:6] = (1, N_IN, self.n_hidden, self.n_layers, N_OUT, self.dt)
-        parts = [head, self.in_mean, self.in_std, self.out_mean, self.out_std]
+        head[:] = (1 if self.n_aug == 0 else 2, self.n_in, self.n_hidden, self.n_layers, N_OUT, self.dt, self.n_aug,
+                   float(self.products))
+        parts = [head, self.in_mean, self.in_std, self.out_mean, self.out_std, self.taus]
         for W, b in zip(self.weights, self.biases):
             parts += [np.ravel(W), np.ravel(b)]
         return np.ascontiguousarray(np.concatenate(parts), dtype=np.float64)
@@ -89,27 +149,48 @@ class ResidualWeights:
     def work_size(self) -> int:
         return 2 * self.n_hidden
 
-    def features(self, x, u, fp) -> np.ndarray:
-        """Raw features ``[..., N_IN]`` from states ``x[..., 7]``, inputs ``u[..., 2]``, derivatives ``fp[..., 7]``."""
+    def features(self, x, u, fp, z=None) -> np.ndarray:
+        """Raw features ``[..., n_in]`` from ``x[..., 7]``, ``u[..., 2]``, ``fp[..., 7]`` and ``z[..., n_aug]``."""
         x, u, fp = np.asarray(x, float), np.asarray(u, float), np.asarray(fp, float)
-        return np.concatenate([x[..., 3:7], u[..., 0:2], fp[..., 3:6]], axis=-1)
+        parts = [x[..., 3:7], u[..., 0:2], fp[..., 3:6]]
+        if self.n_aug:
+            if z is None:
+                raise ValueError(f"these residual weights carry {self.n_aug} filter state(s); pass z[..., {self.n_aug}]")
+            zz = np.asarray(z, float)[..., :self.n_aug]
+            parts.append(zz)
+            if self.products:
+                ay = fp[..., 4:5] + x[..., 3:4] * x[..., 5:6]
+                parts.append(np.stack([zz * ay, zz * fp[..., 5:6]], axis=-1).reshape(*zz.shape[:-1], 2 * self.n_aug))
+        return np.concatenate(parts, axis=-1)
 
-    def __call__(self, x, u, fp) -> np.ndarray:
+    def __call__(self, x, u, fp, z=None) -> np.ndarray:
         """numpy evaluation: corrections ``[..., 3]`` [m/s^2, m/s^2, rad/s^2]."""
-        h = (self.features(x, u, fp) - self.in_mean) / self.in_std
+        h = (self.features(x, u, fp, z) - self.in_mean) / self.in_std
         for W, b in zip(self.weights[:-1], self.biases[:-1]):
             h = np.tanh(h @ W.T + b)
         y = h @ self.weights[-1].T + self.biases[-1]
         return y * self.out_std + self.out_mean
 
+    def aug_init(self, u) -> np.ndarray:
+        """Steady-state filter states ``[..., n_aug]`` for inputs ``u[..., 2]`` (no command history)."""
+        u = np.asarray(u, float)
+        return np.repeat(u[..., 1:2], self.n_aug, axis=-1)
+
+    def aug_update(self, z, u, dt: float) -> np.ndarray:
+        """Filter states after one step of ``dt`` [s] with inputs ``u[..., 2]`` (numpy twin of :func:`aug_update_nb`)."""
+        alpha = 1.0 - np.exp(-dt / self.taus)
+        z = np.asarray(z, float)
+        return z + alpha * (np.asarray(u, float)[..., 1:2] - z)
+
     def save(self, path) -> Path:
-        """Write a ``.npz`` of plain arrays (``W0, b0, W1, ...``, normalisation, ``flat``, meta)."""
+        """Write a ``.npz`` of plain arrays (``W0, b0, W1, ...``, normalisation, ``taus``, ``flat``, meta)."""
         path = Path(path)
         arrays = {f"W{i}": W for i, W in enumerate(self.weights)}
         arrays.update({f"b{i}": b for i, b in enumerate(self.biases)})
-        meta = {"format": FORMAT, **{k: str(v) for k, v in self.meta.items()}}
+        meta = {**{k: str(v) for k, v in self.meta.items()}, "format": FORMAT if self.n_aug == 0 else FORMAT_V2}
         np.savez(path, in_mean=self.in_mean, in_std=self.in_std, out_mean=self.out_mean, out_std=self.out_std,
-                 dt=np.float64(self.dt), flat=self.flat, feature_names=np.array(FEATURE_NAMES),
+                 dt=np.float64(self.dt), taus=self.taus, products=np.bool_(self.products), flat=self.flat,
+                 feature_names=np.array(feature_names(self.n_aug, self.products)),
                  meta_keys=np.array(list(meta.keys())), meta_values=np.array(list(meta.values())), **arrays)
         return path if path.suffix == ".npz" else path.with_name(path.name + ".npz")
 
@@ -117,7 +198,8 @@ class ResidualWeights:
 def load_residual(path) -> ResidualWeights:
     """Read residual weights written by :meth:`ResidualWeights.save` (``racing fit --residual``).
 
-    Raises ValueError naming the file when it is missing or not a residual weights file.
+    Reads version 1 (no filter states) and version 2 (``taus``) files. Raises ValueError naming
+    the file when it is missing or not a residual weights file.
     """
     path = Path(path)
     if not path.is_file():
@@ -132,35 +214,47 @@ def load_residual(path) -> ResidualWeights:
             raise ValueError(f"{path}: not a residual weights file (keys: {', '.join(sorted(keys))})")
         meta = dict(zip([str(k) for k in z["meta_keys"]], [str(v) for v in z["meta_values"]])) \
             if "meta_keys" in keys else {}
-        if meta.get("format", FORMAT) != FORMAT:
-            raise ValueError(f"{path}: format {meta.get('format')!r}; expected {FORMAT!r}")
+        if meta.get("format", FORMAT) not in (FORMAT, FORMAT_V2):
+            raise ValueError(f"{path}: format {meta.get('format')!r}; expected {FORMAT!r} or {FORMAT_V2!r}")
         n = sum(1 for k in keys if k.startswith("W"))
-        rw = ResidualWeights(weights=[np.array(z[f"W{i}"], dtype=float) for i in range(n)],
-                             biases=[np.array(z[f"b{i}"], dtype=float) for i in range(n)],
-                             in_mean=np.array(z["in_mean"], dtype=float), in_std=np.array(z["in_std"], dtype=float),
-                             out_mean=np.array(z["out_mean"], dtype=float),
-                             out_std=np.array(z["out_std"], dtype=float), dt=float(z["dt"]), meta=meta)
-    if rw.weights[0].shape[1] != N_IN or rw.weights[-1].shape[0] != N_OUT:
+        taus = np.array(z["taus"], dtype=float) if "taus" in keys else np.zeros(0)
+        products = bool(z["products"]) if "products" in keys else False
+        try:
+            rw = ResidualWeights(weights=[np.array(z[f"W{i}"], dtype=float) for i in range(n)],
+                                 biases=[np.array(z[f"b{i}"], dtype=float) for i in range(n)],
+                                 in_mean=np.array(z["in_mean"], dtype=float),
+                                 in_std=np.array(z["in_std"], dtype=float),
+                                 out_mean=np.array(z["out_mean"], dtype=float),
+                                 out_std=np.array(z["out_std"], dtype=float), dt=float(z["dt"]), meta=meta, taus=taus,
+                                 products=products)
+        except ValueError as exc:
+            raise ValueError(f"{path}: {exc}") from exc
+    if rw.weights[0].shape[1] != rw.n_in or rw.weights[-1].shape[0] != N_OUT or rw.in_mean.size != rw.n_in:
         raise ValueError(f"{path}: network maps {rw.weights[0].shape[1]} -> {rw.weights[-1].shape[0]}; "
-                         f"expected {N_IN} -> {N_OUT}")
+                         f"expected {rw.n_in} -> {N_OUT} ({rw.n_aug} filter state(s))")
     return rw
 
 
 @njit(cache=True, fastmath=False)
-def residual_nb(x, u, fp, w, out, work):
-    """MLP residual: ``out[3] = g(x[7], u[2], fp[7])`` from the flat weights ``w`` (module docstring).
+def residual_z_nb(x, u, fp, z, w, out, work):
+    """MLP residual: ``out[3] = g(x[7], u[2], fp[7], z[n_aug])`` from the flat weights ``w`` (module docstring).
 
+    ``z`` : the augmented filter states (``n_aug = int(w[6])`` values read; any array when 0);
+    ``w[7] == 1`` adds the product features ``z[q] (fp[4] + x[3] x[5])``, ``z[q] fp[5]``.
     ``work`` : float64 scratch of at least ``2 * n_hidden``. Allocation-free; callable from numba kernels.
     """
     n_in = int(w[1])
     nh = int(w[2])
     nl = int(w[3])
     n_out = int(w[4])
+    n_aug = int(w[6])
+    prod = w[7] > 0.5
+    ay = fp[4] + x[3] * x[5]
     o_im = HEADER
     o_is = o_im + n_in
     o_om = o_is + n_in
     o_os = o_om + n_out
-    off = o_os + n_out
+    off = o_os + n_out + n_aug
     a = work[0:nh]
     b = work[nh:2 * nh]
     # layer 0 from the normalised features (read directly, no feature buffer)
@@ -171,8 +265,15 @@ def residual_nb(x, u, fp, w, out, work):
                 f = x[3 + i]
             elif i < 6:
                 f = u[i - 4]
-            else:
+            elif i < 9:
                 f = fp[i - 3]
+            elif i < 9 + n_aug:
+                f = z[i - 9]
+            elif prod:
+                q = (i - 9 - n_aug) // 2
+                f = z[q] * (ay if (i - 9 - n_aug) % 2 == 0 else fp[5])
+            else:
+                f = 0.0
             s += w[off + j * n_in + i] * (f - w[o_im + i]) / w[o_is + i]
         a[j] = math.tanh(s)
     off += nh * n_in + nh
@@ -192,19 +293,50 @@ def residual_nb(x, u, fp, w, out, work):
         out[j] = s * w[o_os + j] + w[o_om + j]
 
 
-EMPTY = np.zeros(0)
+@njit(cache=True, fastmath=False)
+def residual_nb(x, u, fp, w, out, work):
+    """Version-1 call ``out[3] = g(x[7], u[2], fp[7])`` for weights without filter states (``w[6] == 0``).
+
+    For ``n_aug > 0`` weights use :func:`residual_z_nb` (this call would read ``u`` as the filter states).
+    """
+    residual_z_nb(x, u, fp, u, w, out, work)
 
 
-def residual_batch(x, u, fp, rw: ResidualWeights) -> np.ndarray:
-    """numba evaluation over a batch: ``[B, 3]`` from ``x[B, 7]``, ``u[B, 2]``, ``fp[B, 7]`` (for tests)."""
-    return _residual_batch(np.ascontiguousarray(x, dtype=float), np.ascontiguousarray(u, dtype=float),
-                           np.ascontiguousarray(fp, dtype=float), rw.flat)
+@njit(cache=True, fastmath=False)
+def aug_offset(w):
+    """Index of ``taus`` in the flat weights."""
+    return HEADER + 2 * int(w[1]) + 2 * int(w[4])
+
+
+@njit(cache=True, fastmath=False)
+def aug_init_nb(a, w, z):
+    """Steady-state filter states ``z[n_aug] = a`` (acceleration input [m/s^2]) when no history is known."""
+    for i in range(int(w[6])):
+        z[i] = a
+
+
+@njit(cache=True, fastmath=False)
+def aug_update_nb(z, a, w, dt):
+    """Advance the filter states ``z[n_aug]`` by one step ``dt`` [s] with acceleration input ``a`` [m/s^2] (exact ZOH)."""
+    o = aug_offset(w)
+    for i in range(int(w[6])):
+        z[i] += (1.0 - math.exp(-dt / w[o + i])) * (a - z[i])
+
+
+def residual_batch(x, u, fp, rw: ResidualWeights, z=None) -> np.ndarray:
+    """numba evaluation over a batch: ``[B, 3]`` from ``x[B, 7]``, ``u[B, 2]``, ``fp[B, 7]``, ``z[B, n_aug]`` (tests)."""
+    x = np.ascontiguousarray(x, dtype=float)
+    if rw.n_aug and z is None:
+        raise ValueError(f"these residual weights carry {rw.n_aug} filter state(s); pass z[B, {rw.n_aug}]")
+    zz = np.zeros((x.shape[0], 0)) if z is None else np.ascontiguousarray(z, dtype=float)
+    return _residual_batch(x, np.ascontiguousarray(u, dtype=float), np.ascontiguousarray(fp, dtype=float), zz,
+                           rw.flat)
 
 
 @njit(cache=True)
-def _residual_batch(x, u, fp, w):
+def _residual_batch(x, u, fp, z, w):
     out = np.empty((x.shape[0], 3))
     work = np.empty(2 * int(w[2]))
     for b in range(x.shape[0]):
-        residual_nb(x[b], u[b], fp[b], w, out[b], work)
+        residual_z_nb(x[b], u[b], fp[b], z[b], w, out[b], work)
     return out

@@ -5,6 +5,11 @@ For every horizon (one step, 0.5 s, 1 s by default) windows start at every ``str
 the fit, :mod:`racing.sysid.rollout`). The RMSE of a horizon is taken over *all* steps 1..H of all
 windows (the error of the whole predicted trajectory): v_x, v_y [m/s], yaw rate [rad/s], and the
 position error ``|p_pred - p_log|`` [m]. Evaluate on held-out laps/logs, not the fit data.
+
+Both models start every window from the same (smoothed) logged state, get the same commands,
+step and horizon. A residual with filter states (:mod:`racing.models.residual`) additionally
+starts from its filters run over the log's commands *before* the window (causal history, what a
+controller would carry), see :func:`racing.sysid.rollout.aug_history`.
 """
 from __future__ import annotations
 

@@ -3,19 +3,28 @@ r"""Training of the semi-parametric residual (torch), after Georgiev et al. 2020
 The model (see :mod:`racing.models.residual` for the equations, features and the flat weight
 layout that numba / CUDA kernels read)::
 
-    x_{k+1} = Phi_p(x_k, c_k) + dt [0, 0, 0, g(x_k, u_k, f_p(x_k, u_k)), 0]
+    x_{k+1} = Phi_p(x_k, c_k) + dt [0, 0, 0, g(x_k, u_k, f_p(x_k, u_k), z_k), 0]
+    z_{k+1} = z_k + (1 - exp(-dt / tau)) (u_k[ACCEL] - z_k)
 
 ``Phi_p`` is the fitted physics model stepped over one log period with the actuator model
-(:mod:`racing.sysid.rollout`), ``g`` a small tanh MLP on normalised features.
+(:mod:`racing.sysid.rollout`), ``g`` a small tanh MLP on normalised features, ``z`` the residual's
+own state: low-pass filters of the acceleration input (default two, time constants learned with
+the network), which expose hidden actuator states such as a drivetrain lag, plus the products of
+``z`` with the physics model's lateral and yaw accelerations (load transfer scales the tyre forces).
+Windows start with ``z`` from the filters run over the log's command history
+(:func:`racing.sysid.rollout.aug_history`).
 
-**Multi-step loss.** Windows of ``horizon_s`` (default 0.5 s) start at logged (smoothed) states and
+**Multi-step loss.** Windows of ``horizon_s`` (default 1 s) start at logged (smoothed) states and
 are rolled out with the logged commands; the loss is the mean squared error of v_x, v_y and r
-over all steps, each channel divided by its measurement-noise scale. The physics step runs in
-numba (fast, float64) inside a ``torch.autograd.Function`` whose backward pass uses the step's
-Jacobian (central differences, computed in the same numba pass), so gradients flow through the
-whole rollout while only the small network lives in torch. Inputs and outputs are normalised
+over all steps, each channel divided by the parametric model's RMSE on the training windows (so
+the three channels count equally; ``channel_weights="noise"`` divides by the noise scale instead).
+A curriculum trains on 1/4, then 1/2, then the full horizon. The physics step runs in numba
+(fast, float64, one thread) inside a ``torch.autograd.Function`` whose backward pass uses the
+step's Jacobian (central differences, computed in the same numba pass), so gradients flow through
+the whole rollout while only the small network lives in torch. Inputs and outputs are normalised
 with statistics of the training data; the output layer starts at zero, so training starts from
-the parametric model; the weights with the best validation loss (held-out windows) are kept.
+the parametric model; the weights with the best full-horizon validation loss (held-out contiguous
+blocks of the log; training windows overlapping them are dropped) are kept.
 """
 from __future__ import annotations
 
@@ -68,12 +77,12 @@ def _torch_step_fn():
     return ParametricStep
 
 
-def _mlp(hidden: int, layers: int, seed: int):
+def _mlp(n_in: int, hidden: int, layers: int, seed: int):
     import torch
 
     torch.manual_seed(seed)
     mods = []
-    n = N_IN
+    n = n_in
     for _ in range(layers):
         mods += [torch.nn.Linear(n, hidden), torch.nn.Tanh()]
         n = hidden
@@ -84,24 +93,40 @@ def _mlp(hidden: int, layers: int, seed: int):
     return torch.nn.Sequential(*mods).double()
 
 
-def features_of(data: ro.Data, p: np.ndarray, h_max: float) -> tuple[np.ndarray, np.ndarray]:
-    """Features ``[N, 9]`` at every logged (smoothed) state and the one-step targets ``[N, 3]`` [SI/s]."""
+def _features(S, Z, z, products: bool, cat):
+    """Features (module :mod:`racing.models.residual` order) from S[B, 4] = (v_x, v_y, r, delta), the step
+    output Z[B, 9] = (S_next, u, fp[VX, VY, R]) and filter states z[B, n_aug]; ``cat`` = np/torch concatenate."""
+    parts = [S, Z[:, 4:9]]
+    if z.shape[1]:
+        parts.append(z)
+        if products:
+            ay = Z[:, 7:8] + S[:, 0:1] * S[:, 2:3]
+            for q in range(z.shape[1]):
+                parts += [z[:, q:q + 1] * ay, z[:, q:q + 1] * Z[:, 8:9]]
+    return cat(parts, 1)
+
+
+def features_of(data: ro.Data, p: np.ndarray, h_max: float, taus=(), products: bool = False
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """Features ``[N, n_in]`` at every logged (smoothed) state and the one-step targets ``[N, 3]`` [SI/s]."""
     S = np.ascontiguousarray(data.init[:, 3:7])
     Z = np.empty((data.n, 9))
     J = np.empty((data.n, 9, 4))
     dt = float(np.median(data.dt[data.dt > 0]))
     ro.step_with_jacobian(p, S, np.ascontiguousarray(data.cmd), dt, h_max, 1e-5, Z, J)
-    feats = np.concatenate([S, Z[:, 4:9]], axis=1)
+    feats = _features(S, Z, ro.aug_history(data, p, taus), products, np.concatenate)
     nxt = np.roll(data.init[:, 3:6], -1, axis=0)
     tgt = (nxt - Z[:, 0:3]) / dt
     ok = data.dt > 0
     return feats[ok], tgt[ok]
 
 
-def train_residual(logs, params: VehicleParams, hidden: int = 32, layers: int = 2, horizon_s: float = 0.5,
-                   epochs: int = 40, batch: int = 128, lr: float = 1e-2, stride: int = 2, val_fraction: float = 0.15,
+def train_residual(logs, params: VehicleParams, hidden: int = 32, layers: int = 2, horizon_s: float = 1.0,
+                   epochs: int = 40, batch: int = 64, lr: float = 5e-3, stride: int = 2, val_fraction: float = 0.15,
                    h_max: float = 0.01, seed: int = 0, pretrain_steps: int = 0,
-                   max_seconds: float | None = None,
+                   max_seconds: float | None = None, taus=(0.05, 0.15), learn_taus: bool = True,
+                   products: bool = True,
+                   curriculum: tuple = (0.3, 0.6), channel_weights: str = "error",
                    verbose: bool = False) -> ResidualTrainResult:
     """Train the residual MLP on top of ``params`` (the fitted physics model).
 
@@ -112,6 +137,14 @@ def train_residual(logs, params: VehicleParams, hidden: int = 32, layers: int = 
     hidden, layers : MLP width and number of hidden layers (tanh)
     horizon_s : multi-step loss horizon [s]; epochs, batch, lr : Adam settings (cosine decay)
     stride : a window starts every ``stride`` samples; val_fraction : windows held out for model selection
+    taus : initial time constants [s] of the residual's acceleration filter states (``()``: none,
+        the version-1 residual of (state, input) only); learn_taus : fit them with the network
+    products : add the load-transfer product features (filter state x lateral acceleration / yaw
+        acceleration of the physics model, see :mod:`racing.models.residual`)
+    curriculum : fractions of the training epochs after which the loss horizon grows from 1/4 to
+        1/2 to the full ``horizon_s`` (short windows first: faster, better conditioned)
+    channel_weights : "error" divides each channel's error by the parametric model's RMSE over the
+        training windows (v_x, v_y and r count equally); "noise" by the measurement-noise scale
     pretrain_steps : Adam steps of a one-step (finite-difference target) regression before the multi-step stage
     h_max : largest physics sub-step [s]; max_seconds : stop early after this wall time
     """
@@ -120,43 +153,81 @@ def train_residual(logs, params: VehicleParams, hidden: int = 32, layers: int = 
     t0 = time.perf_counter()
     n_threads = torch.get_num_threads()
     torch.set_num_threads(1)  # tiny matrices; torch and numba thread pools fight otherwise
+    import numba
+
+    nb_threads = numba.get_num_threads()
+    numba.set_num_threads(1)  # batches of ~64 windows: thread start-up costs more than it saves
     data = logs if isinstance(logs, ro.Data) else ro.prepare(list(logs))
     p = params.to_array()
+    dt_nom = float(np.median(data.dt[data.dt > 0]))
     H = max(1, int(round(horizon_s * data.rate_hz)))
     starts = ro.starts_or_raise(data, H, stride, horizon_s)
     rng = np.random.default_rng(seed)
-    perm = rng.permutation(starts.size)
-    n_val = max(1, int(round(val_fraction * starts.size))) if starts.size > 4 else 0
-    val_idx, tr_idx = starts[perm[:n_val]], starts[perm[n_val:]]
-    sigma = ro.noise_scale(data)[:3]
-    feats, tgt1 = features_of(data, p, h_max)
+    # validation: contiguous blocks (overlapping windows of a random split would leak)
+    nb = 20
+    blk = np.minimum((np.arange(starts.size) * nb) // max(starts.size, 1), nb - 1)
+    n_val_blk = max(1, int(round(val_fraction * nb))) if starts.size > 4 * nb else 0
+    val_blk = rng.choice(nb, n_val_blk, replace=False) if n_val_blk else np.zeros(0, int)
+    is_val = np.isin(blk, val_blk)
+    # drop training windows that overlap a validation window
+    val_idx = starts[is_val]
+    near = np.zeros(data.n + H + 1, bool)
+    for v in val_idx:
+        near[max(0, v - H):v + H + 1] = True
+    tr_idx = starts[~is_val & ~near[starts]] if val_idx.size else starts
+    n_val = int(val_idx.size)
+    taus0 = np.atleast_1d(np.asarray(taus, dtype=float))
+    n_aug = int(taus0.size)
+    products = bool(products) and n_aug > 0
+    feats, tgt1 = features_of(data, p, h_max, taus0, products)
     in_mean, in_std = feats.mean(0), np.maximum(feats.std(0), 1e-6)
     out_mean = np.zeros(N_OUT)
     out_std = np.maximum(np.std(tgt1, axis=0), 1e-3)
-    net = _mlp(hidden, layers, seed)
+    # channel weights of the multi-step loss
+    sigma = ro.noise_scale(data)[:3]
+    if channel_weights == "error":
+        pred = ro.predict(data, p, H, tr_idx, "dynamic", h_max=h_max)
+        err = pred[..., 3:6] - ro.targets(data, H, tr_idx)[..., 3:6]
+        scale = np.maximum(np.sqrt(np.mean(err ** 2, axis=(0, 1))), sigma)
+    elif channel_weights == "noise":
+        scale = sigma
+    else:
+        raise ValueError(f"channel_weights must be 'error' or 'noise', got {channel_weights!r}")
+    net = _mlp(feats.shape[1], hidden, layers, seed)
+    log_tau = torch.nn.Parameter(torch.from_numpy(np.log(taus0)).clone()) if n_aug else None
     Step = _torch_step_fn()
     tm = torch.from_numpy
     im, isd, om, osd = tm(in_mean), tm(in_std), tm(out_mean), tm(out_std)
-    meas = tm(data.meas[:, 3:6] / sigma)
+    scale_t = tm(scale)
+    meas = tm(data.meas[:, 3:6])
     cmd = tm(data.cmd)
     dts = tm(data.dt)
     init = tm(data.init[:, 3:7])
-    dt_nom = float(np.median(data.dt[data.dt > 0]))
+    zero = torch.zeros(1, dtype=torch.float64)
 
-    def loss_of(idx: np.ndarray):
+    def history():
+        tau = np.exp(log_tau.detach().numpy()) if n_aug else taus0
+        return tm(ro.aug_history(data, p, tau))
+
+    def loss_of(idx: np.ndarray, Z0, Hk: int):
         ii = torch.from_numpy(idx)
         s = init[ii].clone()
+        z = Z0[ii]
+        alpha = 1.0 - torch.exp(-dt_nom / torch.exp(log_tau)) if n_aug else None
         total = 0.0
-        zero = torch.zeros(len(idx), 1, dtype=torch.float64)
-        for k in range(H):
+        zb = zero.expand(len(idx), 1)
+        for k in range(Hk):
             Z = Step.apply(s, cmd[ii + k], p, dt_nom, h_max)
-            f = torch.cat([s, Z[:, 4:9]], dim=1)
+            f = _features(s, Z, z, products, torch.cat)
             g = net((f - im) / isd) * osd + om
-            s = Z[:, 0:4] + dts[ii + k][:, None] * torch.cat([g, zero], dim=1)
-            total = total + (((s[:, 0:3] / tm(sigma)) - meas[ii + k + 1]) ** 2).mean()
-        return total / H
+            s = Z[:, 0:4] + dts[ii + k][:, None] * torch.cat([g, zb], dim=1)
+            if n_aug:
+                z = z + alpha * (Z[:, 5:6] - z)
+            total = total + (((s[:, 0:3] - meas[ii + k + 1]) / scale_t) ** 2).mean()
+        return total / Hk
 
-    # stage 1: one-step regression on (smoothed) finite-difference targets - cheap, gets close
+    # stage 1: one-step regression on (smoothed) finite-difference targets (optional)
+    params_all = list(net.parameters()) + ([log_tau] if (n_aug and learn_taus) else [])
     if pretrain_steps > 0:
         fn = tm((feats - in_mean) / in_std)
         yn = tm((tgt1 - out_mean) / out_std)
@@ -167,15 +238,19 @@ def train_residual(logs, params: VehicleParams, hidden: int = 32, layers: int = 
             loss = ((net(fn[j]) - yn[j]) ** 2).mean()
             loss.backward()
             opt.step()
-    # stage 2: multi-step loss through the rollout
-    opt = torch.optim.Adam(net.parameters(), lr=lr)
+    # stage 2: multi-step loss through the rollout, horizon curriculum
+    opt = torch.optim.Adam(params_all, lr=lr)
     steps_per_epoch = max(1, int(np.ceil(tr_idx.size / batch)))
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs * steps_per_epoch, eta_min=lr * 0.05)
-    best = (float("inf"), -1, None)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs * steps_per_epoch, eta_min=lr * 0.02)
+    cur = sorted(float(c) for c in curriculum)
+    best = (float("inf"), -1, None, None)
     hist_tr, hist_val = [], []
+    Z0 = history()
     with torch.no_grad():
-        v0 = float(loss_of(val_idx)) if n_val else float("nan")
+        v0 = float(loss_of(val_idx, Z0, H)) if n_val else float("nan")
     for ep in range(epochs):
+        stage = sum(ep >= c * epochs for c in cur)
+        Hk = H if stage >= len(cur) else max(1, int(round(H * 2.0 ** (stage - len(cur)))))
         order = rng.permutation(tr_idx)
         acc = 0.0
         for b in range(steps_per_epoch):
@@ -183,40 +258,54 @@ def train_residual(logs, params: VehicleParams, hidden: int = 32, layers: int = 
             if idx.size == 0:
                 continue
             opt.zero_grad()
-            loss = loss_of(idx)
+            loss = loss_of(idx, Z0, Hk)
             loss.backward()
             opt.step()
             sched.step()
+            if n_aug:
+                with torch.no_grad():  # keep the filters meaningful: dt/5 .. 2 s
+                    log_tau.clamp_(float(np.log(dt_nom / 5)), float(np.log(2.0)))
             acc += float(loss.detach()) * idx.size
+        if n_aug and learn_taus:
+            Z0 = history()
         hist_tr.append(acc / max(tr_idx.size, 1))
         with torch.no_grad():
-            vl = float(loss_of(val_idx)) if n_val else hist_tr[-1]
+            vl = float(loss_of(val_idx, Z0, H)) if n_val else hist_tr[-1]
         hist_val.append(vl)
-        if vl < best[0]:
-            best = (vl, ep, [q.detach().clone() for q in net.parameters()])
+        # model selection at the full horizon only (short-horizon stages are not comparable)
+        if vl < best[0] or best[2] is None:
+            best = (vl, ep, [q.detach().clone() for q in net.parameters()],
+                    log_tau.detach().clone() if n_aug else None)
         if verbose:
-            print(f"epoch {ep + 1}/{epochs}: train {hist_tr[-1]:.4f}  val {vl:.4f}  ({time.perf_counter() - t0:.1f} s)")
+            tau_s = f"  tau {np.round(np.exp(log_tau.detach().numpy()), 4)}" if n_aug else ""
+            print(f"epoch {ep + 1}/{epochs} (H {Hk}): train {hist_tr[-1]:.4f}  val {vl:.4f}{tau_s}  "
+                  f"({time.perf_counter() - t0:.1f} s)", flush=True)
         if max_seconds is not None and time.perf_counter() - t0 > max_seconds:
             break
     torch.set_num_threads(n_threads)
+    numba.set_num_threads(nb_threads)
     if best[2] is not None:
         with torch.no_grad():
             for q, b in zip(net.parameters(), best[2]):
                 q.copy_(b)
+    taus_fit = (np.exp((best[3] if best[3] is not None else log_tau.detach()).numpy()) if n_aug else np.zeros(0))
     lin = [m for m in net if isinstance(m, torch.nn.Linear)]
     weights = ResidualWeights(
         weights=[m.weight.detach().numpy().copy() for m in lin], biases=[m.bias.detach().numpy().copy() for m in lin],
-        in_mean=in_mean, in_std=in_std, out_mean=out_mean, out_std=out_std, dt=dt_nom,
+        in_mean=in_mean, in_std=in_std, out_mean=out_mean, out_std=out_std, dt=dt_nom, taus=taus_fit,
+        products=products,
         meta={"base_car": params.name, "base_params": ",".join(f"{v:.12g}" for v in p), "horizon_s": f"{H * dt_nom:g}",
               "hidden": str(hidden), "layers": str(layers), "h_max": f"{h_max:g}",
+              "taus": ",".join(f"{v:.6g}" for v in taus_fit),
               "val_loss_initial": f"{v0:.6g}", "val_loss_best": f"{best[0]:.6g}"})
     return ResidualTrainResult(weights=weights, train_loss=hist_tr, val_loss=hist_val, best_epoch=best[1],
                                seconds=time.perf_counter() - t0, n_windows=int(starts.size), horizon_s=H * dt_nom,
-                               info={"val_loss_initial": v0, "val_loss_best": best[0]})
+                               info={"val_loss_initial": v0, "val_loss_best": best[0],
+                                     "taus": [float(v) for v in taus_fit]})
 
 
 def torch_residual(weights: ResidualWeights):
-    """A torch function ``g(x[..., 7], u[..., 2], fp[..., 7]) -> [..., 3]`` equal to the numpy/numba one."""
+    """A torch function ``g(x[..., 7], u[..., 2], fp[..., 7], z[..., n_aug]) -> [..., 3]`` equal to the numpy/numba one."""
     import torch
 
     Ws = [torch.from_numpy(W) for W in weights.weights]
@@ -224,8 +313,17 @@ def torch_residual(weights: ResidualWeights):
     im, isd = torch.from_numpy(weights.in_mean), torch.from_numpy(weights.in_std)
     om, osd = torch.from_numpy(weights.out_mean), torch.from_numpy(weights.out_std)
 
-    def g(x, u, fp):
-        h = (torch.cat([x[..., 3:7], u[..., 0:2], fp[..., 3:6]], dim=-1) - im) / isd
+    n_aug, products = weights.n_aug, weights.products
+
+    def g(x, u, fp, z=None):
+        parts = [x[..., 3:7], u[..., 0:2], fp[..., 3:6]]
+        if n_aug:
+            parts.append(z[..., :n_aug])
+            if products:
+                ay = fp[..., 4:5] + x[..., 3:4] * x[..., 5:6]
+                for q in range(n_aug):
+                    parts += [z[..., q:q + 1] * ay, z[..., q:q + 1] * fp[..., 5:6]]
+        h = (torch.cat(parts, dim=-1) - im) / isd
         for W, b in zip(Ws[:-1], bs[:-1]):
             h = torch.tanh(h @ W.T + b)
         return (h @ Ws[-1].T + bs[-1]) * osd + om

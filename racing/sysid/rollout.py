@@ -25,7 +25,7 @@ from racing.logs import DriveLog, LogError
 from racing.models import numba_backend as nbm
 from racing.models.params import (P_ACCEL_MAX, P_DECEL_MAX, P_LF, P_LR, P_SPEED_KP, P_STEER_GAIN, P_STEER_MAX,
                                   P_STEER_OFFSET, P_STEER_RATE_MAX, P_STEER_TAU)
-from racing.models.residual import residual_nb
+from racing.models.residual import aug_offset, aug_update_nb, residual_z_nb
 
 VX, VY, R, STEER = 3, 4, 5, 6
 CHANNELS = (VX, VY, R, STEER)
@@ -197,16 +197,21 @@ def _to_dyn(model, xm, p, x7):
 
 
 @njit(cache=True)
-def _step(model, p, xm, x7, c, dt, h_max, w, work, u, fp, corr, rwork):
-    """Advance the model state ``xm`` by one log step ``dt`` with command ``c[3]`` (+ residual if len(w) > 0)."""
+def _step(model, p, xm, x7, c, dt, h_max, w, work, u, fp, corr, rwork, z):
+    """Advance the model state ``xm`` by one log step ``dt`` with command ``c[3]`` (+ residual if len(w) > 0).
+
+    ``z`` : the residual's filter states (advanced in place with the step-start acceleration input).
+    """
     steer_idx = 4 if model == nbm.MODEL_KINEMATIC else 6
     nsub = max(1, int(math.ceil(dt / h_max - 1e-9)))
     h = dt / nsub
     use_res = w.shape[0] > 0
+    a0 = 0.0
     if use_res:
         actuator_inputs(xm, steer_idx, p, c[0], c[1], c[2], h, u)
         nbm.dynamic_rhs_nb(xm, u, p, fp)
-        residual_nb(xm, u, fp, w, corr, rwork)
+        residual_z_nb(xm, u, fp, z, w, corr, rwork)
+        a0 = u[1]
     for _ in range(nsub):
         actuator_inputs(xm, steer_idx, p, c[0], c[1], c[2], h, u)
         nbm.rk4_step_nb(model, xm, u, p, h, xm, work)
@@ -214,16 +219,19 @@ def _step(model, p, xm, x7, c, dt, h_max, w, work, u, fp, corr, rwork):
         xm[3] += dt * corr[0]
         xm[4] += dt * corr[1]
         xm[5] += dt * corr[2]
+        aug_update_nb(z, a0, w, dt)
 
 
 @njit(cache=True, parallel=True)
-def rollout_windows(model, p, X0, cmd, dt, starts, H, h_max, w, out):
+def rollout_windows(model, p, X0, cmd, dt, starts, H, h_max, w, out, Z0):
     """Open-loop predictions ``out[W, H, 7]`` (dynamic layout) of windows starting at ``starts[W]``.
 
     X0 : float64[N, 7] initial states (indexed by start); cmd : float64[N, 3]; dt : float64[N] [s]
     w : flat residual weights (length 0: parametric model only, see racing.models.residual)
+    Z0 : float64[N, n_aug] initial residual filter states (indexed by start; see :func:`aug_history`)
     """
     nh = int(w[2]) if w.shape[0] > 0 else 1
+    n_aug = int(w[6]) if w.shape[0] > 0 else 0
     for j in prange(starts.shape[0]):
         i0 = starts[j]
         work = np.empty((5, 7))
@@ -231,13 +239,53 @@ def rollout_windows(model, p, X0, cmd, dt, starts, H, h_max, w, out):
         fp = np.empty(7)
         corr = np.empty(3)
         rwork = np.empty(2 * nh)
+        z = np.empty(max(n_aug, 1))
+        for q in range(n_aug):
+            z[q] = Z0[i0, q]
         xm = np.empty(7 if model == nbm.MODEL_DYNAMIC else 5)
         x7 = np.empty(7)
         _to_model(model, X0[i0], p, xm)
         for k in range(H):
             i = i0 + k
-            _step(model, p, xm, x7, cmd[i], dt[i], h_max, w, work, u, fp, corr, rwork)
+            _step(model, p, xm, x7, cmd[i], dt[i], h_max, w, work, u, fp, corr, rwork, z)
             _to_dyn(model, xm, p, out[j, k])
+
+
+@njit(cache=True)
+def _aug_history(p, X, cmd, dt, taus, out):
+    n, m = out.shape
+    u = np.empty(2)
+    for i in range(n):
+        actuator_inputs(X[i], 6, p, cmd[i, 0], cmd[i, 1], cmd[i, 2], 0.01, u)
+        if i == 0 or dt[i - 1] <= 0.0:  # segment start: steady state
+            for q in range(m):
+                out[i, q] = u[1]
+        if dt[i] > 0.0 and i + 1 < n:
+            for q in range(m):
+                out[i + 1, q] = out[i, q] + (1.0 - math.exp(-dt[i] / taus[q])) * (u[1] - out[i, q])
+
+
+def aug_history(data: Data, p: np.ndarray, taus) -> np.ndarray:
+    """Residual filter states ``[N, n_aug]`` [m/s^2] at every sample, from the log's command history.
+
+    The acceleration input at sample i is the actuator model's (speed loop on the smoothed v_x,
+    clipped), the filters start in steady state at every segment start and are advanced with the
+    exact zero-order-hold update of :func:`racing.models.residual.aug_update_nb`. Causal: the value
+    at ``i`` uses samples ``<= i - 1`` (and the state at ``i`` only at a segment start).
+    """
+    taus = np.ascontiguousarray(np.atleast_1d(taus), dtype=np.float64)
+    out = np.zeros((data.n, taus.size))
+    if taus.size:
+        _aug_history(np.ascontiguousarray(p, dtype=np.float64), data.init, data.cmd, data.dt, taus, out)
+    return out
+
+
+def aug_history_of(data: Data, p: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """:func:`aug_history` for the time constants stored in the flat residual weights ``w``."""
+    if w.size == 0 or int(w[6]) == 0:
+        return np.zeros((data.n, 1))
+    o = int(aug_offset(w))
+    return aug_history(data, p, w[o:o + int(w[6])])
 
 
 @njit(cache=True, parallel=True)
@@ -285,14 +333,21 @@ def _reduced(p, s, c, dt, h_max, k, d, xm, work, u, fp, z):
 
 
 def predict(data: Data, p: np.ndarray, H: int, starts: np.ndarray, model: str = "dynamic",
-            residual_flat: np.ndarray | None = None, h_max: float = 0.0025) -> np.ndarray:
-    """Predictions ``[W, H, 7]`` for windows ``starts`` (see :func:`rollout_windows`)."""
+            residual_flat: np.ndarray | None = None, h_max: float = 0.0025,
+            aug0: np.ndarray | None = None) -> np.ndarray:
+    """Predictions ``[W, H, 7]`` for windows ``starts`` (see :func:`rollout_windows`).
+
+    aug0 : float64[N, n_aug] initial residual filter states per sample; default: :func:`aug_history_of`
+    (the filters run over the log's commands up to each window start).
+    """
     out = np.empty((starts.size, H, 7))
     w = EMPTY_W if residual_flat is None else np.ascontiguousarray(residual_flat, dtype=np.float64)
     if w.size and model != "dynamic":
         raise ValueError("the residual model needs model='dynamic'")
-    rollout_windows(nbm.model_id(model), np.ascontiguousarray(p, dtype=np.float64), data.init, data.cmd, data.dt,
-                    np.ascontiguousarray(starts, dtype=np.int64), int(H), float(h_max), w, out)
+    p = np.ascontiguousarray(p, dtype=np.float64)
+    Z0 = aug_history_of(data, p, w) if aug0 is None else np.ascontiguousarray(aug0, dtype=np.float64)
+    rollout_windows(nbm.model_id(model), p, data.init, data.cmd, data.dt,
+                    np.ascontiguousarray(starts, dtype=np.int64), int(H), float(h_max), w, out, Z0)
     return out
 
 
