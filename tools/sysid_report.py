@@ -29,28 +29,57 @@ def recovery(seed: int = 1):
             print(f"  {n:<10} true {getattr(true, n):.5g}  fitted {v:.5g}  error {(v / getattr(true, n) - 1) * 100:+.2f}%")
 
 
-def residual():
+#: residual benchmark sessions (60 s each on ``dynamic_ext``): seed, excitation config name
+RESIDUAL_TRAIN = ((1, "MODERATE"), (5, "MODERATE"), (11, "SPIRITED"), (13, "SPIRITED"))
+RESIDUAL_HELD_OUT = ((2, "MODERATE"), (3, "MODERATE"), (4, "MODERATE"), (14, "SPIRITED"))
+
+
+def residual(target: float = 0.5):
     """Parametric fit vs fit + residual on ``dynamic_ext`` (load transfer + drivetrain lag, tau 0.08 s).
 
-    Train: 60 s noisy session (seed 1). Held out: the seed-2 session noise-free and noisy (the
-    benchmark; it holds one slide, |beta| up to 0.25 rad, beyond the training data's range) and
-    sessions 3 and 4 noise-free. RMSE over all steps of the 0.5 s / 1 s open-loop windows.
+    Train (parametric fit and residual): four noisy 60 s sessions (240 s; two MODERATE, two
+    SPIRITED with slides to |beta| ~0.3-0.35 rad). Held out: four other sessions (seeds 2-4
+    MODERATE, the earlier benchmark, and seed 14 SPIRITED), each evaluated noise-free and with the
+    default sensor noise, plus the RMSE pooled over all held-out windows. RMSE over all steps of the
+    0.5 s / 1 s open-loop windows. On noisy logs the RMSE includes the measurement noise itself
+    (v_y 0.05 m/s, r 0.03 rad/s), which no model removes: the noise-free rows measure the model.
     """
+    from racing.sysid import excite
     from racing.sysid.residual import train_residual
 
     p0 = load_params("f1tenth")
-    tr, _ = excitation_log(p0, 60.0, seed=1, plant="dynamic_ext", config=MODERATE)
-    res = fit([tr], p0)
+
+    def session(seed, cfg, noise=None):
+        return excitation_log(p0, 60.0, seed=seed, plant="dynamic_ext", config=getattr(excite, cfg), noise=noise)[0]
+
+    tr = [session(s, c) for s, c in RESIDUAL_TRAIN]
     t = time.perf_counter()
-    rr = train_residual([tr], res.params)
-    print(f"residual trained in {time.perf_counter() - t:.1f} s (best epoch {rr.best_epoch + 1}/{len(rr.val_loss)}, "
-          f"filter taus {', '.join(f'{v:.3f}' for v in rr.weights.taus)} s)")
-    for seed, noise in ((2, {}), (2, None), (3, {}), (4, {})):
-        te, _ = excitation_log(p0, 60.0, seed=seed, plant="dynamic_ext", config=MODERATE, noise=noise)
-        ev = evaluate([te], res.params, rr.weights, horizons_s=(0.5, 1.0))
-        print(f"\nheld-out session {seed}, {'noise-free' if noise == {} else 'noisy'}:")
-        print(ev.table())
-        print("1 s RMSE reduction: " + ", ".join(f"{k} {ev.reduction('1 s', k) * 100:.1f}%" for k in ("vx", "vy", "yaw_rate")))
+    res = fit(tr, p0)
+    print(f"training data: {len(tr)} noisy sessions, {60 * len(tr)} s ({', '.join(f'{c} seed {s}' for s, c in RESIDUAL_TRAIN)})")
+    print(f"parametric fit on the same sessions: {time.perf_counter() - t:.1f} s")
+    rr = train_residual(tr, res.params, epochs=12, batch=128, stride=3)
+    print(f"residual trained in {rr.seconds:.1f} s (best epoch {rr.best_epoch + 1}/{len(rr.val_loss)}, "
+          f"filter taus {', '.join(f'{v:.3f}' for v in rr.weights.taus)} s, features clipped to the "
+          f"{rr.weights.meta.get('clip_percentile')}-{100 - float(rr.weights.meta.get('clip_percentile', 0)):g} "
+          f"percentile range of the training data)")
+    keys = ("vx", "vy", "yaw_rate", "pos")
+    verdict = {}
+    for noise, label in (({}, "noise-free"), (None, "noisy")):
+        held = {f"{c} seed {s}": session(s, c, noise) for s, c in RESIDUAL_HELD_OUT}
+        print(f"\n=== held-out sessions, {label}: RMSE reduction vs the parametric fit (parametric -> semi-parametric) ===")
+        print(f"{'session':<20}{'horizon':<9}" + "".join(f"{k:>26}" for k in keys))
+        for name, logs in list(held.items()) + [("pooled", list(held.values()))]:
+            ev = evaluate(logs if isinstance(logs, list) else [logs], res.params, rr.weights, horizons_s=(0.5, 1.0))
+            for h in ("0.5 s", "1 s"):
+                cells = [f"{ev.rmse['parametric'][h][k]:.4f}->{ev.rmse['semi-parametric'][h][k]:.4f} "
+                         f"{-ev.reduction(h, k) * 100:+5.0f}%" for k in keys]
+                print(f"{name:<20}{h:<9}" + "".join(f"{c:>26}" for c in cells))
+            verdict[(label, name)] = (ev.reduction("1 s", "vy"), ev.reduction("1 s", "yaw_rate"))
+    print(f"\ntarget: 1 s RMSE of v_y and yaw rate cut by >= {target * 100:.0f}% versus the parametric fit")
+    for (label, name), (vy, r) in verdict.items():
+        ok = vy >= target and r >= target
+        print(f"  {label:<11}{name:<20} v_y {vy * 100:5.1f}%  yaw rate {r * 100:5.1f}%  {'MET' if ok else 'not met'}")
+    return verdict
 
 
 def learn_loop():

@@ -33,13 +33,19 @@ The products let the network express **load transfer** directly: the longitudina
 (``z``, the delivered one) shifts normal load between the axles and so scales the lateral tyre
 forces, whose sum and moment are (a_y, fp[YAW_RATE]); a tanh MLP needs many units for a product.
 
-``g`` = normalise -> (Linear -> tanh) x n_layers -> Linear -> de-normalise. The correction is a
+**Input clipping (version 3).** Each raw feature is clipped to ``[in_lo, in_hi]`` (by default the
+0.5-99.5 percentile range of the training data) *before* normalisation, in training and in every
+evaluation (numpy, numba, torch alike): outside the data the network saw, the correction is held
+at its value on the boundary of the training range instead of extrapolating a tanh MLP. Weights
+without bounds (versions 1 and 2, ``in_lo = in_hi = None``) are evaluated unclipped.
+
+``g`` = clip -> normalise -> (Linear -> tanh) x n_layers -> Linear -> de-normalise. The correction is a
 derivative, so it is applied once per control step (it was trained at ``dt_train``; use the same
 step where possible, other steps scale the correction with ``dt``).
 
 Flat weight layout (``ResidualWeights.flat``, float64), for numba / CUDA kernels::
 
-    [0] version (1 if n_aug == 0 else 2)   [1] n_in (= 9 + n_aug (1 + 2 products))   [2] n_hidden
+    [0] version (3 with clip bounds, else 1 if n_aug == 0 else 2)   [1] n_in (= 9 + n_aug (1 + 2 products))   [2] n_hidden
     [3] n_layers (hidden layers, >= 1)     [4] n_out (=3)           [5] dt_train [s]
     [6] n_aug (filter states, 0 in version 1 files)                 [7] products (0 | 1; 0 in version 1)
     [8 : 8+n_in]                 in_mean     feature means
@@ -47,6 +53,8 @@ Flat weight layout (``ResidualWeights.flat``, float64), for numba / CUDA kernels
     [.. : +n_out]                out_mean    correction means
     [.. : +n_out]                out_std     correction standard deviations
     [.. : +n_aug]                taus        filter time constants [s] (absent when n_aug = 0)
+    [.. : +n_in]                 in_lo       raw feature lower clip bounds  } version 3 only
+    [.. : +n_in]                 in_hi       raw feature upper clip bounds  } (absent in versions 1, 2)
     then per layer l = 0..n_layers (the last one is the output layer):
         W_l row-major [n_out_l, n_in_l], then b_l [n_out_l]
     (n_in_0 = n_in, n_out_l = n_hidden for hidden layers, n_out for the last)
@@ -76,6 +84,7 @@ FEATURE_NAMES = BASE_FEATURE_NAMES
 OUTPUT_NAMES = ("d_vx", "d_vy", "d_yaw_rate")
 FORMAT = "racing-residual-v1"
 FORMAT_V2 = "racing-residual-v2"
+FORMAT_V3 = "racing-residual-v3"
 
 
 def feature_names(n_aug: int = 0, products: bool = False) -> tuple:
@@ -100,6 +109,7 @@ class ResidualWeights:
     dt : training step [s]; meta : free-form strings (base parameters, training figures)
     taus : float64[n_aug] time constants [s] of the augmented acceleration filters (empty: none)
     products : add the load-transfer product features (module docstring); needs n_aug > 0
+    in_lo, in_hi : float64[n_in] raw feature clip bounds (None: no clipping, a version 1/2 file)
     """
 
     weights: list
@@ -112,12 +122,32 @@ class ResidualWeights:
     meta: dict = field(default_factory=dict)
     taus: np.ndarray = field(default_factory=lambda: np.zeros(0))
     products: bool = False
+    in_lo: np.ndarray | None = None
+    in_hi: np.ndarray | None = None
 
     def __post_init__(self):
         self.taus = np.atleast_1d(np.asarray(self.taus, dtype=float))
         self.products = bool(self.products) and self.taus.size > 0
         if np.any(self.taus <= 0):
             raise ValueError(f"filter time constants must be > 0 s, got {self.taus}")
+        if (self.in_lo is None) != (self.in_hi is None):
+            raise ValueError("give both clip bounds in_lo and in_hi, or neither")
+        if self.in_lo is not None:
+            self.in_lo = np.asarray(self.in_lo, dtype=float).ravel()
+            self.in_hi = np.asarray(self.in_hi, dtype=float).ravel()
+            if self.in_lo.size != self.n_in or self.in_hi.size != self.n_in:
+                raise ValueError(f"clip bounds need {self.n_in} values each, got {self.in_lo.size} and {self.in_hi.size}")
+            if np.any(np.isnan(self.in_lo)) or np.any(np.isnan(self.in_hi)) or np.any(self.in_lo > self.in_hi):
+                raise ValueError("clip bounds must be ordered numbers (in_lo <= in_hi)")
+
+    @property
+    def clipped(self) -> bool:
+        """True when the features are clipped to ``[in_lo, in_hi]`` (a version 3 layout)."""
+        return self.in_lo is not None
+
+    @property
+    def version(self) -> int:
+        return 3 if self.clipped else (1 if self.n_aug == 0 else 2)
 
     @property
     def n_aug(self) -> int:
@@ -139,9 +169,11 @@ class ResidualWeights:
     def flat(self) -> np.ndarray:
         """The flat float64 layout described in the module docstring."""
         head = np.zeros(HEADER)
-        head[:] = (1 if self.n_aug == 0 else 2, self.n_in, self.n_hidden, self.n_layers, N_OUT, self.dt, self.n_aug,
+        head[:] = (self.version, self.n_in, self.n_hidden, self.n_layers, N_OUT, self.dt, self.n_aug,
                    float(self.products))
         parts = [head, self.in_mean, self.in_std, self.out_mean, self.out_std, self.taus]
+        if self.clipped:
+            parts += [self.in_lo, self.in_hi]
         for W, b in zip(self.weights, self.biases):
             parts += [np.ravel(W), np.ravel(b)]
         return np.ascontiguousarray(np.concatenate(parts), dtype=np.float64)
@@ -165,7 +197,10 @@ class ResidualWeights:
 
     def __call__(self, x, u, fp, z=None) -> np.ndarray:
         """numpy evaluation: corrections ``[..., 3]`` [m/s^2, m/s^2, rad/s^2]."""
-        h = (self.features(x, u, fp, z) - self.in_mean) / self.in_std
+        f = self.features(x, u, fp, z)
+        if self.clipped:
+            f = np.clip(f, self.in_lo, self.in_hi)
+        h = (f - self.in_mean) / self.in_std
         for W, b in zip(self.weights[:-1], self.biases[:-1]):
             h = np.tanh(h @ W.T + b)
         y = h @ self.weights[-1].T + self.biases[-1]
@@ -187,7 +222,10 @@ class ResidualWeights:
         path = Path(path)
         arrays = {f"W{i}": W for i, W in enumerate(self.weights)}
         arrays.update({f"b{i}": b for i, b in enumerate(self.biases)})
-        meta = {**{k: str(v) for k, v in self.meta.items()}, "format": FORMAT if self.n_aug == 0 else FORMAT_V2}
+        meta = {**{k: str(v) for k, v in self.meta.items()},
+                "format": {1: FORMAT, 2: FORMAT_V2, 3: FORMAT_V3}[self.version]}
+        if self.clipped:
+            arrays.update(in_lo=self.in_lo, in_hi=self.in_hi)
         np.savez(path, in_mean=self.in_mean, in_std=self.in_std, out_mean=self.out_mean, out_std=self.out_std,
                  dt=np.float64(self.dt), taus=self.taus, products=np.bool_(self.products), flat=self.flat,
                  feature_names=np.array(feature_names(self.n_aug, self.products)),
@@ -198,7 +236,8 @@ class ResidualWeights:
 def load_residual(path) -> ResidualWeights:
     """Read residual weights written by :meth:`ResidualWeights.save` (``racing fit --residual``).
 
-    Reads version 1 (no filter states) and version 2 (``taus``) files. Raises ValueError naming
+    Reads version 1 (no filter states), version 2 (``taus``) and version 3 (``in_lo``/``in_hi`` clip
+    bounds) files. Raises ValueError naming
     the file when it is missing or not a residual weights file.
     """
     path = Path(path)
@@ -214,8 +253,9 @@ def load_residual(path) -> ResidualWeights:
             raise ValueError(f"{path}: not a residual weights file (keys: {', '.join(sorted(keys))})")
         meta = dict(zip([str(k) for k in z["meta_keys"]], [str(v) for v in z["meta_values"]])) \
             if "meta_keys" in keys else {}
-        if meta.get("format", FORMAT) not in (FORMAT, FORMAT_V2):
-            raise ValueError(f"{path}: format {meta.get('format')!r}; expected {FORMAT!r} or {FORMAT_V2!r}")
+        if meta.get("format", FORMAT) not in (FORMAT, FORMAT_V2, FORMAT_V3):
+            raise ValueError(f"{path}: format {meta.get('format')!r}; expected {FORMAT!r}, {FORMAT_V2!r} or "
+                             f"{FORMAT_V3!r}")
         n = sum(1 for k in keys if k.startswith("W"))
         taus = np.array(z["taus"], dtype=float) if "taus" in keys else np.zeros(0)
         products = bool(z["products"]) if "products" in keys else False
@@ -226,7 +266,9 @@ def load_residual(path) -> ResidualWeights:
                                  in_std=np.array(z["in_std"], dtype=float),
                                  out_mean=np.array(z["out_mean"], dtype=float),
                                  out_std=np.array(z["out_std"], dtype=float), dt=float(z["dt"]), meta=meta, taus=taus,
-                                 products=products)
+                                 products=products,
+                                 in_lo=np.array(z["in_lo"], dtype=float) if "in_lo" in keys else None,
+                                 in_hi=np.array(z["in_hi"], dtype=float) if "in_hi" in keys else None)
         except ValueError as exc:
             raise ValueError(f"{path}: {exc}") from exc
     if rw.weights[0].shape[1] != rw.n_in or rw.weights[-1].shape[0] != N_OUT or rw.in_mean.size != rw.n_in:
@@ -240,7 +282,8 @@ def residual_z_nb(x, u, fp, z, w, out, work):
     """MLP residual: ``out[3] = g(x[7], u[2], fp[7], z[n_aug])`` from the flat weights ``w`` (module docstring).
 
     ``z`` : the augmented filter states (``n_aug = int(w[6])`` values read; any array when 0);
-    ``w[7] == 1`` adds the product features ``z[q] (fp[4] + x[3] x[5])``, ``z[q] fp[5]``.
+    ``w[7] == 1`` adds the product features ``z[q] (fp[4] + x[3] x[5])``, ``z[q] fp[5]``;
+    ``w[0] == 3`` clips every raw feature to ``[in_lo, in_hi]`` before normalising.
     ``work`` : float64 scratch of at least ``2 * n_hidden``. Allocation-free; callable from numba kernels.
     """
     n_in = int(w[1])
@@ -254,7 +297,10 @@ def residual_z_nb(x, u, fp, z, w, out, work):
     o_is = o_im + n_in
     o_om = o_is + n_in
     o_os = o_om + n_out
-    off = o_os + n_out + n_aug
+    clip = w[0] > 2.5
+    o_lo = o_os + n_out + n_aug
+    o_hi = o_lo + n_in
+    off = o_lo + (2 * n_in if clip else 0)
     a = work[0:nh]
     b = work[nh:2 * nh]
     # layer 0 from the normalised features (read directly, no feature buffer)
@@ -274,6 +320,8 @@ def residual_z_nb(x, u, fp, z, w, out, work):
                 f = z[q] * (ay if (i - 9 - n_aug) % 2 == 0 else fp[5])
             else:
                 f = 0.0
+            if clip:
+                f = min(max(f, w[o_lo + i]), w[o_hi + i])
             s += w[off + j * n_in + i] * (f - w[o_im + i]) / w[o_is + i]
         a[j] = math.tanh(s)
     off += nh * n_in + nh

@@ -49,6 +49,12 @@ class ExcitationConfig:
 #: e.g. the ``dynamic_ext`` plant with load transfer; used for the residual experiments
 MODERATE = ExcitationConfig(v_max=7.0, steer_hold=(0.3, 1.2), lat_level=(0.2, 0.85), beta_guard=0.15,
                             brake_lat_scale=0.3)
+#: harder than :data:`MODERATE` (lateral levels up to 0.9 of the limit, counter-steer only past 0.18 rad):
+#: on ``dynamic_ext`` it spends ~10-15% of the time beyond |beta| = 0.15 rad with slides to ~0.3-0.35 rad
+#: and no spins (seeds 11-14 checked), so residual training data covers the slides MODERATE
+#: sessions occasionally contain
+SPIRITED = ExcitationConfig(v_max=7.0, steer_hold=(0.3, 1.2), lat_level=(0.3, 0.9), beta_guard=0.18,
+                            brake_lat_scale=0.3)
 
 
 class ExcitationDriver(Controller):

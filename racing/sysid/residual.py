@@ -22,8 +22,12 @@ A curriculum trains on 1/4, then 1/2, then the full horizon. The physics step ru
 (fast, float64, one thread) inside a ``torch.autograd.Function`` whose backward pass uses the
 step's Jacobian (central differences, computed in the same numba pass), so gradients flow through
 the whole rollout while only the small network lives in torch. Inputs and outputs are normalised
-with statistics of the training data; the output layer starts at zero, so training starts from
-the parametric model; the weights with the best full-horizon validation loss (held-out contiguous
+with statistics of the training data, and every raw feature is clipped to its 0.5-99.5 percentile
+range over the training data (``clip_percentile``; the bounds are stored with the weights and
+applied by every evaluation, so the network never extrapolates beyond what it saw). The output
+layer starts at zero (the parametric model); a one-step regression on finite-difference targets
+(``pretrain_steps``) then gives the multi-step stage a good start, whose Adam steps are
+gradient-norm clipped (``grad_clip``: slides make long rollouts' gradients spike); the weights with the best full-horizon validation loss (held-out contiguous
 blocks of the log; training windows overlapping them are dropped) are kept.
 """
 from __future__ import annotations
@@ -122,11 +126,12 @@ def features_of(data: ro.Data, p: np.ndarray, h_max: float, taus=(), products: b
 
 
 def train_residual(logs, params: VehicleParams, hidden: int = 32, layers: int = 2, horizon_s: float = 1.0,
-                   epochs: int = 40, batch: int = 64, lr: float = 5e-3, stride: int = 2, val_fraction: float = 0.15,
-                   h_max: float = 0.01, seed: int = 0, pretrain_steps: int = 0,
+                   epochs: int = 40, batch: int = 64, lr: float = 2e-3, stride: int = 2, val_fraction: float = 0.15,
+                   h_max: float = 0.01, seed: int = 0, pretrain_steps: int = 1500,
                    max_seconds: float | None = None, taus=(0.05, 0.15), learn_taus: bool = True,
                    products: bool = True,
                    curriculum: tuple = (0.3, 0.6), channel_weights: str = "error",
+                   clip_percentile: float | None = 0.5, grad_clip: float | None = 1.0,
                    verbose: bool = False) -> ResidualTrainResult:
     """Train the residual MLP on top of ``params`` (the fitted physics model).
 
@@ -145,6 +150,11 @@ def train_residual(logs, params: VehicleParams, hidden: int = 32, layers: int = 
         1/2 to the full ``horizon_s`` (short windows first: faster, better conditioned)
     channel_weights : "error" divides each channel's error by the parametric model's RMSE over the
         training windows (v_x, v_y and r count equally); "noise" by the measurement-noise scale
+    clip_percentile : clip every raw feature to its [q, 100 - q] percentile range over the training
+        data (q = ``clip_percentile``), in training and in every later evaluation, so the residual does
+        not extrapolate beyond the data it saw (:mod:`racing.models.residual`); None: no clipping
+    grad_clip : largest gradient norm of a multi-step Adam step (slides make long rollouts' gradients
+        spike; None: no clipping)
     pretrain_steps : Adam steps of a one-step (finite-difference target) regression before the multi-step stage
     h_max : largest physics sub-step [s]; max_seconds : stop early after this wall time
     """
@@ -180,6 +190,14 @@ def train_residual(logs, params: VehicleParams, hidden: int = 32, layers: int = 
     n_aug = int(taus0.size)
     products = bool(products) and n_aug > 0
     feats, tgt1 = features_of(data, p, h_max, taus0, products)
+    if clip_percentile is not None:
+        q = float(clip_percentile)
+        if not 0.0 <= q < 50.0:
+            raise ValueError(f"clip_percentile must be in [0, 50), got {q}")
+        in_lo, in_hi = np.percentile(feats, q, axis=0), np.percentile(feats, 100.0 - q, axis=0)
+        feats = np.clip(feats, in_lo, in_hi)
+    else:
+        in_lo = in_hi = None
     in_mean, in_std = feats.mean(0), np.maximum(feats.std(0), 1e-6)
     out_mean = np.zeros(N_OUT)
     out_std = np.maximum(np.std(tgt1, axis=0), 1e-3)
@@ -198,6 +216,7 @@ def train_residual(logs, params: VehicleParams, hidden: int = 32, layers: int = 
     Step = _torch_step_fn()
     tm = torch.from_numpy
     im, isd, om, osd = tm(in_mean), tm(in_std), tm(out_mean), tm(out_std)
+    lo_t, hi_t = (tm(in_lo), tm(in_hi)) if in_lo is not None else (None, None)
     scale_t = tm(scale)
     meas = tm(data.meas[:, 3:6])
     cmd = tm(data.cmd)
@@ -219,6 +238,8 @@ def train_residual(logs, params: VehicleParams, hidden: int = 32, layers: int = 
         for k in range(Hk):
             Z = Step.apply(s, cmd[ii + k], p, dt_nom, h_max)
             f = _features(s, Z, z, products, torch.cat)
+            if lo_t is not None:
+                f = torch.clamp(f, lo_t, hi_t)
             g = net((f - im) / isd) * osd + om
             s = Z[:, 0:4] + dts[ii + k][:, None] * torch.cat([g, zb], dim=1)
             if n_aug:
@@ -226,6 +247,9 @@ def train_residual(logs, params: VehicleParams, hidden: int = 32, layers: int = 
             total = total + (((s[:, 0:3] - meas[ii + k + 1]) / scale_t) ** 2).mean()
         return total / Hk
 
+    Z0 = history()
+    with torch.no_grad():  # the output layer starts at zero: this is the parametric model's loss
+        v0 = float(loss_of(val_idx, Z0, H)) if n_val else float("nan")
     # stage 1: one-step regression on (smoothed) finite-difference targets (optional)
     params_all = list(net.parameters()) + ([log_tau] if (n_aug and learn_taus) else [])
     if pretrain_steps > 0:
@@ -245,9 +269,8 @@ def train_residual(logs, params: VehicleParams, hidden: int = 32, layers: int = 
     cur = sorted(float(c) for c in curriculum)
     best = (float("inf"), -1, None, None)
     hist_tr, hist_val = [], []
-    Z0 = history()
     with torch.no_grad():
-        v0 = float(loss_of(val_idx, Z0, H)) if n_val else float("nan")
+        v_pre = float(loss_of(val_idx, Z0, H)) if (n_val and pretrain_steps > 0) else v0
     for ep in range(epochs):
         stage = sum(ep >= c * epochs for c in cur)
         Hk = H if stage >= len(cur) else max(1, int(round(H * 2.0 ** (stage - len(cur)))))
@@ -260,6 +283,8 @@ def train_residual(logs, params: VehicleParams, hidden: int = 32, layers: int = 
             opt.zero_grad()
             loss = loss_of(idx, Z0, Hk)
             loss.backward()
+            if grad_clip:
+                torch.nn.utils.clip_grad_norm_(params_all, grad_clip)
             opt.step()
             sched.step()
             if n_aug:
@@ -293,14 +318,15 @@ def train_residual(logs, params: VehicleParams, hidden: int = 32, layers: int = 
     weights = ResidualWeights(
         weights=[m.weight.detach().numpy().copy() for m in lin], biases=[m.bias.detach().numpy().copy() for m in lin],
         in_mean=in_mean, in_std=in_std, out_mean=out_mean, out_std=out_std, dt=dt_nom, taus=taus_fit,
-        products=products,
+        products=products, in_lo=in_lo, in_hi=in_hi,
         meta={"base_car": params.name, "base_params": ",".join(f"{v:.12g}" for v in p), "horizon_s": f"{H * dt_nom:g}",
               "hidden": str(hidden), "layers": str(layers), "h_max": f"{h_max:g}",
               "taus": ",".join(f"{v:.6g}" for v in taus_fit),
-              "val_loss_initial": f"{v0:.6g}", "val_loss_best": f"{best[0]:.6g}"})
+              "clip_percentile": "none" if clip_percentile is None else f"{clip_percentile:g}",
+              "val_loss_initial": f"{v0:.6g}", "val_loss_pretrained": f"{v_pre:.6g}", "val_loss_best": f"{best[0]:.6g}"})
     return ResidualTrainResult(weights=weights, train_loss=hist_tr, val_loss=hist_val, best_epoch=best[1],
                                seconds=time.perf_counter() - t0, n_windows=int(starts.size), horizon_s=H * dt_nom,
-                               info={"val_loss_initial": v0, "val_loss_best": best[0],
+                               info={"val_loss_initial": v0, "val_loss_pretrained": v_pre, "val_loss_best": best[0],
                                      "taus": [float(v) for v in taus_fit]})
 
 
@@ -314,6 +340,8 @@ def torch_residual(weights: ResidualWeights):
     om, osd = torch.from_numpy(weights.out_mean), torch.from_numpy(weights.out_std)
 
     n_aug, products = weights.n_aug, weights.products
+    lo = torch.from_numpy(weights.in_lo) if weights.clipped else None
+    hi = torch.from_numpy(weights.in_hi) if weights.clipped else None
 
     def g(x, u, fp, z=None):
         parts = [x[..., 3:7], u[..., 0:2], fp[..., 3:6]]
@@ -323,7 +351,10 @@ def torch_residual(weights: ResidualWeights):
                 ay = fp[..., 4:5] + x[..., 3:4] * x[..., 5:6]
                 for q in range(n_aug):
                     parts += [z[..., q:q + 1] * ay, z[..., q:q + 1] * fp[..., 5:6]]
-        h = (torch.cat(parts, dim=-1) - im) / isd
+        f = torch.cat(parts, dim=-1)
+        if lo is not None:
+            f = torch.clamp(f, lo, hi)
+        h = (f - im) / isd
         for W, b in zip(Ws[:-1], bs[:-1]):
             h = torch.tanh(h @ W.T + b)
         return (h @ Ws[-1].T + bs[-1]) * osd + om
