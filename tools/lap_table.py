@@ -7,6 +7,10 @@ counted), 50 Hz.
 
     python tools/lap_table.py                    # everything
     python tools/lap_table.py --only lab_loop Monza --laps 2 --json out.json
+    python tools/lap_table.py lab_loop garage_gp     # a subset (positional names work too)
+
+Columns include the cached minimum-lap-time reference of the car on the track (``racing raceline
+--method mintime``) and MPPI's gap to it (— when none is cached).
 """
 from __future__ import annotations
 
@@ -52,14 +56,19 @@ def main(argv=None) -> int:
     ap.add_argument("--laps", type=int, default=3)
     ap.add_argument("--no-realtime", action="store_true")
     ap.add_argument("--only", nargs="*", default=None, help="track names to run (default: all)")
+    ap.add_argument("tracks", nargs="*", help="track names to run (same as --only)")
     ap.add_argument("--json", default=None, help="also write the rows to this JSON file")
     args = ap.parse_args(argv)
+    if args.tracks:
+        args.only = list(args.only or []) + args.tracks
     from racing.track import load_track
 
     rows = []
-    print("| track | car | PP best lap [s] | MPPI best lap [s] | improvement | MPPI off-track | MPPI deadline misses "
-          "| MPPI compute p50 / max [ms] | PP off-track |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    from racing.raceline import reference_for
+
+    print("| track | car | PP best lap [s] | MPPI best lap [s] | improvement | min-time ref [s] | gap to ref "
+          "| MPPI off-track | MPPI deadline misses | MPPI compute p50 / p99 / max [ms] | PP off-track |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for name, src, car in track_list():
         if args.only and name not in args.only:
             continue
@@ -72,7 +81,10 @@ def main(argv=None) -> int:
         ok_mp = mp.status == "completed"
         imp = (pb - mb) / pb * 100.0 if (pb and mb and ok_pp and ok_mp) else None
         cm = mp.compute_ms()
+        ref = reference_for(track, car)
+        gap = (mb - ref) / ref * 100.0 if (ref and mb and ok_mp) else None
         row = {"track": name, "car": car, "pp_best_s": pb, "mppi_best_s": mb, "improvement_pct": imp,
+               "ref_s": ref, "gap_pct": gap,
                "mppi_off_track": mp.off_track, "mppi_deadline_misses": mp.deadline_misses,
                "mppi_status": mp.status, "pp_status": pp.status, "pp_off_track": pp.off_track,
                "pp_deadline_misses": pp.deadline_misses, "mppi_compute_ms": cm, "mppi_laps": mp.laps,
@@ -83,8 +95,9 @@ def main(argv=None) -> int:
             return f"{x:.2f}" if (x is not None and st == "completed") else f"— ({st})"
 
         print(f"| {name} | {car} | {f(pb, pp.status)} | {f(mb, mp.status)} | "
-              f"{'—' if imp is None else f'{imp:+.1f} %'} | {mp.off_track} | {mp.deadline_misses} | "
-              f"{cm['p50']:.1f} / {cm['max']:.1f} | {pp.off_track} |", flush=True)
+              f"{'—' if imp is None else f'{imp:+.1f} %'} | {'—' if ref is None else f'{ref:.3f}'} | "
+              f"{'—' if gap is None else f'{gap:+.1f} %'} | {mp.off_track} | {mp.deadline_misses} | "
+              f"{cm['p50']:.1f} / {cm['p99']:.1f} / {cm['max']:.1f} | {pp.off_track} |", flush=True)
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=1, default=float))
     return 0

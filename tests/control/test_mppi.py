@@ -28,7 +28,7 @@ def start_state(track, v=3.0):
 
 
 def reference(c: MPPI, x0, U0, eps):
-    return S.mppi_step_numpy(x0, U0, eps, c.sigma, c.config.lambda_, c.gamma, c.p, c.model_id, c.config.dt,
+    return S.mppi_step_numpy(x0, U0, eps, c.sigma, c.last["lambda"], c.gamma, c.p, c.model_id, c.config.dt,
                              c.config.substeps, c.cost_id, c.cp, c.tab, c.last["i0"], c.last["s0"], c.u_prev, c.M)
 
 
@@ -37,7 +37,8 @@ def test_numba_step_equals_numpy_reference_racing(model):
     track = oval()
     p = load_params("f1tenth")
     c = MPPI(track, p, MPPIConfig(num_samples=64, horizon=25, dt=0.04, substeps=2, model=model, alpha=0.5,
-                                  cost=load_config(car_name="f1tenth").cost.__class__(line=0.5)))
+                                  beta_max=0.2, yaw_limit=1.5,
+                                  cost=load_config(car_name="f1tenth").cost.__class__(line=0.5, speed_track=0.3)))
     x0 = start_state(track)
     c.U[:, 0], c.U[:, 1] = 0.2, 3.0
     U0 = c.U.copy()
@@ -167,3 +168,66 @@ def test_closed_loop_lap_on_shipped_track_stays_on_track():
     assert res.off_track == 0
     assert len(res.laps) == 1
     assert res.snapshots and res.snapshots[0]["samples"].shape[-1] == 2
+
+
+def test_warm_up_leaves_a_reset_controller():
+    track = oval()
+    c = MPPI(track, load_params("f1tenth"), MPPIConfig(num_samples=32, horizon=10))
+    assert np.all(c.U == 0.0) and c._calls == 0 and c._hint is None and c._t_prev is None
+    assert c.lam == c.config.lambda_
+
+
+def test_spin_and_yaw_rate_count_as_crash():
+    track = oval(w=3.0)
+    p = load_params("f1tenth")
+    c = MPPI(track, p, MPPIConfig(num_samples=8, horizon=10, beta_max=0.1, yaw_limit=1.0, warmup=False))
+    tab, cp = c.tab, c.cp
+    x, y = track.xy[0]
+    base = C.racing_stage(tab, cp, 1, 10, x, y, 3.0, 3.0, 0.0, 0.0, 0.0, 0.0, 0, 0, False, 0.0)
+    assert not base[3]
+    spin = C.racing_stage(tab, cp, 1, 10, x, y, 3.0, 3.0, 0.5, 0.0, 0.0, 0.0, 0, 0, False, 0.0)  # beta ~ 0.17
+    assert spin[3] and spin[0] > base[0] + 0.5 * cp[C.C_CRASH]
+    r_lim = 1.0 * 9.81 * min(p.D_f, p.D_r) / 3.0
+    yaw = C.racing_stage(tab, cp, 1, 10, x, y, 3.0, 3.0, 0.0, 1.2 * r_lim, 0.0, 0.0, 0, 0, False, 0.0)
+    assert yaw[3]
+
+
+def test_adaptive_lambda_moves_ess_towards_target():
+    track = oval()
+    p = load_params("f1tenth")
+    c = MPPI(track, p, MPPIConfig(num_samples=256, horizon=20, ess_target=40.0, lambda_=0.01, warmup=False))
+    x0 = start_state(track)
+    for k in range(25):
+        c.solve(x0, 0.02 * k)
+    assert c.lam > 0.01
+    assert c.last["ess"] > 5.0
+    c.reset()
+    assert c.lam == 0.01
+
+
+def test_factory_attaches_the_cached_mintime_raceline(tmp_path, monkeypatch):
+    from racing.raceline.cache import params_fingerprint, save_raceline, track_fingerprint
+    from racing.track import Raceline
+
+    monkeypatch.setenv("RACING_RACELINE_CACHE", str(tmp_path))
+    track = oval(w=1.0)
+    p = load_params("f1tenth")
+    # no cache: centre-line progress, the caller's track untouched
+    c0 = make_controller("mppi", track, p, num_samples=16, horizon=5, warmup=False)
+    assert c0.track.raceline is None and np.all(c0.tab[:, C.TAB_NREF] == 0.0)
+    n_off = 0.3
+    xy = track.to_cartesian(track.s, np.full(track.s.size, n_off))
+    seg = np.linalg.norm(np.roll(xy, -1, axis=0) - xy, axis=1)
+    s = np.concatenate([[0.0], np.cumsum(seg)[:-1]])
+    rl = Raceline(s=s, x=xy[:, 0], y=xy[:, 1], psi=np.zeros(s.size), kappa=np.zeros(s.size) + 0.1,
+                  vx=np.full(s.size, 2.5), ax=np.zeros(s.size), length=float(s[-1] + seg[-1]))
+    save_raceline(rl, tmp_path / "oval_f1tenth_mintime.csv",
+                  {"params_sha1": params_fingerprint(p), "track_sha1": track_fingerprint(track),
+                   "lap_time_s": 20.0})
+    c1 = make_controller("mppi", track, p, num_samples=16, horizon=5, warmup=False, raceline_speed=True,
+                         cap_scale=1.0)
+    assert track.raceline is None and c1.track.raceline is not None
+    np.testing.assert_allclose(c1.tab[:, C.TAB_NREF], n_off, atol=0.02)
+    assert np.all(c1.tab[:, C.TAB_VCAP] <= 2.5 + 1e-9)
+    c2 = make_controller("mppi", track, p, num_samples=16, horizon=5, warmup=False, use_raceline=False)
+    assert c2.track.raceline is None

@@ -15,10 +15,23 @@ from racing.control.mppi.controller import MPPI
 
 @register("mppi", "sampling MPC (MPPI) on numba kernels, racing cost on the track (default)")
 def make_mppi(track, params, config_path=None, **options) -> MPPI:
-    """Build MPPI with ``config_path`` (default: ``<car>.yaml`` or ``default.yaml`` here) and overrides."""
+    """Build MPPI with ``config_path`` (default: ``<car>.yaml`` or ``default.yaml`` here) and overrides.
+
+    With ``use_raceline`` and a track without a raceline, the car's cached minimum-time line (see
+    :func:`racing.raceline.with_cached_raceline`; only a line computed for these very parameters and this
+    track geometry) is attached to MPPI's own copy of the track; without one MPPI races on centre-line
+    progress. The caller's track is not changed.
+    """
     conf = load_config(config_path, car_name=getattr(params, "name", None))
     if options:
         conf = cfg.replace_from(conf, options, source="mppi options")
+    if conf.use_raceline and track is not None and getattr(track, "raceline", None) is None:
+        from racing.raceline import with_cached_raceline
+
+        try:
+            track = with_cached_raceline(track, params.name, methods=("mintime",), params=params)
+        except Exception:  # noqa: BLE001 - a missing or damaged cache only means no raceline
+            pass
     return MPPI(track, params, conf)
 
 

@@ -28,6 +28,9 @@ class CostWeights:
                                                "doc": "(n - n_raceline)^2 per step"})
     speed_cap: float = field(default=2.0, metadata={"unit": "s^2/m^2", "min": 0.0,
                                                     "doc": "max(0, v - v_cap(s))^2 per step"})
+    speed_track: float = field(default=0.0, metadata={"unit": "s^2/m^2", "min": 0.0,
+                                                      "doc": "(v - v_cap(s))^2 per step (track the reference speed "
+                                                             "profile: a speed reward below it)"})
     terminal_speed: float = field(default=20.0, metadata={"unit": "s^2/m^2", "min": 0.0,
                                                           "doc": "max(0, v_T - v_cap(s_T))^2 at the horizon end"})
     boundary: float = field(default=50.0, metadata={"unit": "1/m^2", "min": 0.0,
@@ -50,7 +53,12 @@ class MPPIConfig:
     dt: float = field(default=0.04, metadata={"unit": "s", "doc": "rollout step (may differ from the control period)"})
     substeps: int = field(default=1, metadata={"doc": "model sub-steps per rollout step"})
     model: str = field(default="dynamic", metadata={"choices": ("kinematic", "dynamic")})
-    lambda_: float = field(default=1.0, metadata={"unit": "-", "doc": "temperature lambda > 0"})
+    lambda_: float = field(default=1.0, metadata={"unit": "-", "doc": "temperature lambda > 0 (the start value "
+                                                                     "when ess_target > 0)"})
+    ess_target: float = field(default=0.0, metadata={"unit": "-", "min": 0.0,
+                                                      "doc": "adapt lambda after every iteration so that the "
+                                                             "effective sample size 1/sum w^2 tends to this "
+                                                             "(0 = fixed lambda)"})
     alpha: float = field(default=0.0, metadata={"unit": "-", "min": 0.0, "max": 1.0,
                                                 "doc": "control-cost factor: gamma = lambda (1 - alpha)"})
     sigma_steer_rate: float | None = field(default=None, metadata={"unit": "rad/s",
@@ -69,7 +77,20 @@ class MPPIConfig:
     crash_margin: float | None = field(default=None, metadata={"unit": "m", "min": 0.0,
                                                                "doc": "CoG-to-edge distance counted as a crash; "
                                                                       "default 0.5 width + 0.1 width"})
-    use_raceline: bool = field(default=True, metadata={"doc": "speed cap and line term from the track's raceline"})
+    use_raceline: bool = field(default=True, metadata={"doc": "speed cap and line term from the track's raceline; "
+                                                              "the factory attaches the cached min-time line of "
+                                                              "the car when the track has none"})
+    raceline_speed: bool = field(default=False, metadata={"doc": "v_cap = cap_scale * the raceline's own speed "
+                                                                 "profile (vx) when it has one, instead of the "
+                                                                 "friction-limited profile of its curvature"})
+    beta_max: float = field(default=0.0, metadata={"unit": "rad", "min": 0.0, "max": 1.5,
+                                                   "doc": "sideslip |atan(v_y / v_x)| counted as a crash (a spin); "
+                                                          "0 = off"})
+    yaw_limit: float = field(default=0.0, metadata={"unit": "-", "min": 0.0,
+                                                    "doc": "|r| v_x beyond yaw_limit * g * min(D_f, D_r) counts as "
+                                                           "a crash (a yaw rate the tyres cannot hold); 0 = off"})
+    warmup: bool = field(default=True, metadata={"doc": "run solves on a dummy state at construction (numba "
+                                                        "cache load, thread pool) so the first act() is fast"})
     steer_lead: float | None = field(default=None, metadata={"unit": "s", "min": 0.0,
                                                              "doc": "steering command = plan at t + lead; "
                                                                     "default steer_tau + half a period"})
@@ -103,6 +124,8 @@ class MPPIConfig:
             if self.smoothing_order >= self.smoothing_window:
                 raise ValueError(f"smoothing_order ({self.smoothing_order}) must be < smoothing_window "
                                   f"({self.smoothing_window})")
+        if not (math.isfinite(self.ess_target) and 0.0 <= self.ess_target <= self.num_samples):
+            raise ValueError(f"ess_target must be in [0, num_samples], got {self.ess_target}")
         if self.threads is not None and self.threads < 1:
             raise ValueError(f"threads must be >= 1, got {self.threads}")
 

@@ -10,7 +10,7 @@ from racing.control.base import Command, Controller, Observation
 from racing.control.mppi import costs as C
 from racing.control.mppi import step as S
 from racing.control.mppi.config import MPPIConfig, as_dict, resolve
-from racing.models.params import VehicleParams
+from racing.models.params import G, VehicleParams
 
 _MODEL_IDS = {"kinematic": S.MODEL_KINEMATIC, "dynamic": S.MODEL_DYNAMIC}
 
@@ -57,13 +57,16 @@ class MPPI(Controller):
             if track is None:
                 raise ValueError("MPPI with the racing cost needs a track")
             self.tab, self.profile_lap_s = C.track_table(track, params, config.grip_scale, config.cap_scale,
-                                                         config.use_raceline)
+                                                         config.use_raceline, config.raceline_speed)
             ds = track.ds
         else:
             self.tab = np.zeros((4, C.TAB_COLS))
             self.profile_lap_s = None
             ds = 1.0
-        self.cp = C.cost_params(config.cost, self.res.soft_margin, self.res.crash_margin, ds, *circle)
+        self.cp = C.cost_params(config.cost, self.res.soft_margin, self.res.crash_margin, ds, *circle,
+                                beta_max=config.beta_max if config.beta_max > 0 else math.inf,
+                                rv_max=config.yaw_limit * G * min(params.D_f, params.D_r) if config.yaw_limit > 0
+                                else math.inf)
         self.ds = ds
         self.p = params.to_array()
         self.sigma = np.array(self.res.sigma, dtype=np.float64)
@@ -84,12 +87,31 @@ class MPPI(Controller):
         self.traj_dummy = np.zeros((1, T + 1, 2))
         self.u_prev = np.zeros(2)
         self._x0 = np.zeros(S.NSTATE)
+        self.lam = float(config.lambda_)
+        if config.warmup:
+            self.warm_up()
+        self.reset()
+
+    def warm_up(self, n: int = 3) -> None:
+        """Run ``n`` solves on a dummy state (numba cache load, thread-pool start, first-touch of the
+        buffers) so that the first real ``act`` is as fast as the others; ``reset`` afterwards."""
+        x = np.zeros(S.NSTATE)
+        if self.cost_id == C.COST_RACING:
+            x[0], x[1], x[2] = self.track.xy[0, 0], self.track.xy[0, 1], self.track.psi[0]
+            x[3] = 0.5 * float(self.tab[0, C.TAB_VCAP])
+        else:
+            x[0], x[3] = float(self.cp[C.C_CIRCLE_R]), float(self.cp[C.C_CIRCLE_V])
+            x[2] = 0.5 * math.pi
+        self.reset()
+        for j in range(n):
+            self.solve(x, 0.02 * j)
         self.reset()
 
     # ------------------------------------------------------------------ state
     def reset(self, observation: Observation | None = None) -> None:
         self.U[:] = 0.0
         self.u_prev[:] = 0.0
+        self.lam = float(self.config.lambda_)
         self._hint = None
         self._t_prev = None
         self._calls = 0
@@ -152,13 +174,21 @@ class MPPI(Controller):
         seed = (self.config.seed * 1_000_003 + self._calls * 7919 + 12345) & 0x7FFFFFFFFFFFFFFF
         self.last_seed = seed
         self._calls += 1
+        lam = self.lam
         smin, cnom, eta = S.mppi_iteration(
             self._x0, self.U, eps, self.V, self.Sk, self.w, self.U_new, self.M, self.X, self.Vn, self.sigma,
-            self.config.lambda_, self.gamma, self.p, self.model_id, self.config.dt, self.config.substeps,
+            lam, self.gamma, self.p, self.model_id, self.config.dt, self.config.substeps,
             self.cost_id, self.cp, self.tab, i0, s0, self.u_prev, mode, seed, self.qtab, store_noise,
             self.traj, self.n_rec, self.eps_dummy, self.traj_dummy)
         self.U[:] = self.U_new
-        self.last = {"min_cost": smin, "nominal_cost": cnom, "eta": eta, "i0": i0, "s0": s0}
+        ess = 1.0 / max(float(np.dot(self.w, self.w)), 1e-300)
+        target = self.config.ess_target
+        if target > 0.0:
+            # multiplicative step on log(lambda) towards the target ESS (ESS grows with lambda)
+            f = min(max((target / max(ess, 1e-3)) ** 0.25, 0.8), 1.25)
+            self.lam = min(max(self.lam * f, 1e-2 * self.config.lambda_), 1e3 * self.config.lambda_)
+        self.last = {"min_cost": smin, "nominal_cost": cnom, "eta": eta, "i0": i0, "s0": s0, "lambda": lam,
+                     "ess": ess}
         self.last_solve_s = time.perf_counter() - c0
         return self.X
 
@@ -191,6 +221,7 @@ class MPPI(Controller):
             "K": self.K,
             "T": self.T,
             "ess": float(1.0 / max(np.sum(self.w ** 2), 1e-300)),
+            "lambda": float(self.last.get("lambda", self.lam)),
             "min_cost": float(self.last.get("min_cost", math.nan)),
             "solve_ms": self.last_solve_s * 1e3,
         }

@@ -9,10 +9,12 @@ lateral offset [m]).
 Racing cost of one rollout (after each model step t = 1..T, state x_t, input u_{t-1})::
 
     d_t      = min(w_left - n_t, w_right + n_t)                     distance of the CoG to the nearer edge [m]
-    crash    : d_t < crash_margin  ->  + crash * (T - t + 1) / T, once; progress is frozen from then on
+    crash    : d_t < crash_margin or |v_y| > tan(beta_max) max(v_x, 1)  (off the track, or spun)
+               ->  + crash * (T - t + 1) / T, once; progress is frozen from then on
     boundary : + boundary * max(0, soft_margin - d_t)^2
     line     : + line * (n_t - n_ref(s_t))^2
-    speed    : + speed_cap * max(0, v_t - v_cap(s_t))^2
+    (also a crash: |r| max(v_x, 1) > rv_max, a yaw rate beyond the friction-limited one)
+    speed    : + speed_cap * max(0, v_t - v_cap(s_t))^2 + speed_track * (v_t - v_cap(s_t))^2
     slip     : + slip * (v_y / max(v_x, 1))^2
     smooth   : + steer_rate_change * (u0_t - u0_{t-1})^2 + accel_change * (u1_t - u1_{t-1})^2
     terminal : - progress * (s_T - s_0) + terminal_speed * max(0, v_T - v_cap(s_T))^2
@@ -37,8 +39,8 @@ COST_RACING = 0
 COST_CIRCLE = 1
 
 (C_PROGRESS, C_LINE, C_SPEED_CAP, C_TERMINAL_SPEED, C_BOUNDARY, C_CRASH, C_SLIP, C_DSTEER, C_DACCEL,
- C_SOFT_MARGIN, C_CRASH_MARGIN, C_DS, C_CIRCLE_R, C_CIRCLE_V, C_W_CIRCLE_R, C_W_CIRCLE_V) = range(16)
-N_COST_PARAMS = 16
+ C_SOFT_MARGIN, C_CRASH_MARGIN, C_DS, C_CIRCLE_R, C_CIRCLE_V, C_W_CIRCLE_R, C_W_CIRCLE_V, C_BETA_MAX, C_SPEED_TRACK, C_RV_MAX) = range(19)
+N_COST_PARAMS = 19
 
 TAB_X, TAB_Y, TAB_TX, TAB_TY, TAB_WL, TAB_WR, TAB_VCAP, TAB_NREF = range(8)
 TAB_COLS = 8
@@ -48,8 +50,10 @@ FM = {"nsz", "arcp", "contract", "afn", "reassoc"}
 
 
 def cost_params(weights, soft_margin: float, crash_margin: float, ds: float = 1.0, circle_radius: float = 50.0,
-                circle_speed: float = 15.0, w_circle_r: float = 1.0, w_circle_v: float = 1.0) -> np.ndarray:
-    """Flat ``cp[N_COST_PARAMS]`` from :class:`CostWeights` and the margins [m] / track spacing ``ds`` [m]."""
+                circle_speed: float = 15.0, w_circle_r: float = 1.0, w_circle_v: float = 1.0,
+                beta_max: float = math.inf, rv_max: float = math.inf) -> np.ndarray:
+    """Flat ``cp[N_COST_PARAMS]`` from :class:`CostWeights`, the margins [m], track spacing ``ds`` [m] and the
+    sideslip angle [rad] and the yaw-rate * speed [m/s^2] beyond which a rollout counts as crashed (spun)."""
     cp = np.zeros(N_COST_PARAMS)
     cp[C_PROGRESS] = weights.progress
     cp[C_LINE] = weights.line
@@ -67,11 +71,21 @@ def cost_params(weights, soft_margin: float, crash_margin: float, ds: float = 1.
     cp[C_CIRCLE_V] = circle_speed
     cp[C_W_CIRCLE_R] = w_circle_r
     cp[C_W_CIRCLE_V] = w_circle_v
+    cp[C_RV_MAX] = rv_max if rv_max > 0.0 else math.inf
+    cp[C_SPEED_TRACK] = getattr(weights, "speed_track", 0.0)
+    cp[C_BETA_MAX] = math.tan(beta_max) if 0.0 < beta_max < 0.5 * math.pi else math.inf
     return cp
 
 
-def track_table(track, params, grip_scale: float = 1.0, cap_scale: float = 1.05, use_raceline: bool = True):
-    """The kernel's track table ``float64[N, 8]`` (see module doc) and the profile lap time [s]."""
+def track_table(track, params, grip_scale: float = 1.0, cap_scale: float = 1.05, use_raceline: bool = True,
+                raceline_speed: bool = False):
+    """The kernel's track table ``float64[N, 8]`` (see module doc) and the profile lap time [s].
+
+    ``v_cap`` is ``cap_scale`` times the friction-limited profile (``grip_scale``) of the raceline (or the
+    centre line), or, with ``raceline_speed`` and a raceline that carries a speed profile (``vx > 0``, e.g.
+    the cached minimum-time line), ``cap_scale`` times the lesser of that profile and the friction-limited one
+    (so ``grip_scale < 1`` leaves a margin in the corners and none on the straights).
+    """
     from racing.control.path import ClosedPath
     from racing.control.speed_profile import speed_profile
 
@@ -84,19 +98,27 @@ def track_table(track, params, grip_scale: float = 1.0, cap_scale: float = 1.05,
     tab[:, TAB_X], tab[:, TAB_Y] = xy[:, 0], xy[:, 1]
     tab[:, TAB_TX], tab[:, TAB_TY] = d[:, 0] / dn, d[:, 1] / dn
     tab[:, TAB_WL], tab[:, TAB_WR] = a[:, 5], a[:, 6]
-    path = ClosedPath.from_track(track, use_raceline)
+    rl = track.raceline if use_raceline else None
+    path = ClosedPath.from_track(track, rl is not None)
     prof = speed_profile(path.kappa, path.ds, params, grip_scale=grip_scale)
-    if use_raceline and track.raceline is not None:
+    lap = prof.lap_time
+    if rl is not None:
         s_p, n_p, _ = track.frenet(np.column_stack([path.x, path.y]))
         order = np.argsort(s_p)
         s_p, n_p, v_p = s_p[order], n_p[order], prof.v[order]
+        if raceline_speed and np.all(np.asarray(rl.vx) > 0.0):
+            v_rl = np.interp(path.s, np.append(rl.s, rl.length), np.append(rl.vx, rl.vx[0]))
+            v_rl = np.minimum(v_rl, prof.v)  # the friction-limited profile (grip_scale) caps it: a margin
+            v_p = v_rl[order]
+            vm = 0.5 * (v_rl + np.roll(v_rl, -1))
+            lap = float(np.sum(path.ds / np.maximum(vm, 1e-3)))
         sp = np.concatenate([s_p - track.length, s_p, s_p + track.length])
         tab[:, TAB_VCAP] = np.interp(a[:, 0], sp, np.tile(v_p, 3))
         tab[:, TAB_NREF] = np.interp(a[:, 0], sp, np.tile(n_p, 3))
     else:
         tab[:, TAB_VCAP] = np.interp(a[:, 0], path.s, prof.v)
     tab[:, TAB_VCAP] = np.minimum(tab[:, TAB_VCAP] * cap_scale, params.v_max)
-    return np.ascontiguousarray(tab), prof.lap_time
+    return np.ascontiguousarray(tab), lap
 
 
 # ------------------------------------------------------------------------------------------------
@@ -171,7 +193,7 @@ def _lerp_col(tab, i, frac, col):
 
 
 @njit(cache=True, inline="always", fastmath=FM)
-def racing_stage(tab, cp, t, T, px, py, v, vx, vy, du0, du1, i, iu, crashed, prog):
+def racing_stage(tab, cp, t, T, px, py, v, vx, vy, r, du0, du1, i, iu, crashed, prog):
     """Stage cost after step ``t`` (1-based). Returns ``(cost, i, iu, crashed, prog)``; ``prog`` [m] unwrapped s."""
     i, iu, frac, nn = project_local(tab, i, iu, px, py)
     c = 0.0
@@ -179,7 +201,8 @@ def racing_stage(tab, cp, t, T, px, py, v, vx, vy, du0, du1, i, iu, crashed, pro
     wr = _lerp_col(tab, i, frac, TAB_WR)
     dmin = min(wl - nn, wr + nn)
     if not crashed:
-        if dmin < cp[C_CRASH_MARGIN]:
+        if (dmin < cp[C_CRASH_MARGIN] or abs(vy) > cp[C_BETA_MAX] * max(vx, 1.0)
+                or abs(r) * max(vx, 1.0) > cp[C_RV_MAX]):
             crashed = True
             c += cp[C_CRASH] * (T - t + 1) / T
         else:
@@ -190,6 +213,7 @@ def racing_stage(tab, cp, t, T, px, py, v, vx, vy, du0, du1, i, iu, crashed, pro
     e = nn - _lerp_col(tab, i, frac, TAB_NREF)
     c += cp[C_LINE] * e * e
     e = v - _lerp_col(tab, i, frac, TAB_VCAP)
+    c += cp[C_SPEED_TRACK] * e * e
     if e > 0.0:
         c += cp[C_SPEED_CAP] * e * e
         if t == T:
@@ -261,12 +285,13 @@ def _lerp_np(tab, i, frac, col):
     return tab[i, col] + frac * (tab[j, col] - tab[i, col])
 
 
-def racing_stage_np(tab, cp, t, T, px, py, v, vx, vy, du0, du1, i, iu, crashed, prog):
+def racing_stage_np(tab, cp, t, T, px, py, v, vx, vy, r, du0, du1, i, iu, crashed, prog):
     """numpy twin of :func:`racing_stage` (arrays [K])."""
     i, iu, frac, nn = project_local_np(tab, i, iu, px, py)
     wl, wr = _lerp_np(tab, i, frac, TAB_WL), _lerp_np(tab, i, frac, TAB_WR)
     dmin = np.minimum(wl - nn, wr + nn)
-    new_crash = ~crashed & (dmin < cp[C_CRASH_MARGIN])
+    new_crash = ~crashed & ((dmin < cp[C_CRASH_MARGIN]) | (np.abs(vy) > cp[C_BETA_MAX] * np.maximum(vx, 1.0))
+                            | (np.abs(r) * np.maximum(vx, 1.0) > cp[C_RV_MAX]))
     c = np.where(new_crash, cp[C_CRASH] * (T - t + 1) / T, 0.0)
     prog = np.where(~crashed & ~new_crash, (iu + frac) * cp[C_DS], prog)
     crashed = crashed | new_crash
@@ -274,7 +299,9 @@ def racing_stage_np(tab, cp, t, T, px, py, v, vx, vy, du0, du1, i, iu, crashed, 
     c = c + cp[C_BOUNDARY] * e * e
     e = nn - _lerp_np(tab, i, frac, TAB_NREF)
     c = c + cp[C_LINE] * e * e
-    e = np.maximum(v - _lerp_np(tab, i, frac, TAB_VCAP), 0.0)
+    e = v - _lerp_np(tab, i, frac, TAB_VCAP)
+    c = c + cp[C_SPEED_TRACK] * e * e
+    e = np.maximum(e, 0.0)
     c = c + cp[C_SPEED_CAP] * e * e
     if t == T:
         c = c + cp[C_TERMINAL_SPEED] * e * e

@@ -316,7 +316,7 @@ def _rollout(k, x0, U, eps_k, V_k, sig0, sig1, inv0, inv1, gamma, p, model, dt, 
                 x, y, psi, vx, vy, r, d, cps, sps = dynamic_step_cs(x, y, psi, vx, vy, r, d, cps, sps, u0, u1, p,
                                                                     h)
         if cost_id == C.COST_RACING:
-            c, i, iu, crashed, prog = C.racing_stage(tab, cp, t + 1, T, x, y, vx, vx, vy, u0 - up0, u1 - up1,
+            c, i, iu, crashed, prog = C.racing_stage(tab, cp, t + 1, T, x, y, vx, vx, vy, r, u0 - up0, u1 - up1,
                                                      i, iu, crashed, prog)
             cost += c
         else:
@@ -555,7 +555,7 @@ def rollout_np(x0, Vin, p, model, dt, nsub, cost_id, cp, tab, i0, s0, u_prev):
         st = [x, y, psi, vx, vy, r, d]
         X[:, t + 1] = np.stack(st, axis=-1)
         if cost_id == C.COST_RACING:
-            c, i, iu, crashed, prog = C.racing_stage_np(tab, cp, t + 1, T, x, y, vx, vx, vy, u0 - up0, u1 - up1,
+            c, i, iu, crashed, prog = C.racing_stage_np(tab, cp, t + 1, T, x, y, vx, vx, vy, r, u0 - up0, u1 - up1,
                                                         i, iu, crashed, prog)
         else:
             c = C.circle_stage_np(cp, x, y, vx)
