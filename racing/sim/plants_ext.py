@@ -61,12 +61,15 @@ def dynamic_ext_rhs_nb(x, u, p, tau_drive, lt_scale, out):
     fyr = fzr * _pacejka(alpha_r, p[P_BR], p[P_CR], p[P_DR], p[P_ER])
     sd = math.sin(delta)
     cd = math.cos(delta)
-    dvx = (fx - fyf * sd) / m + vy * r
+    dvx_dyn = (fx - fyf * sd) / m + vy * r
     dvy_dyn = (fyr + fyf * cd) / m - vx * r
     dr_dyn = (lf * fyf * cd - lr * fyr) / iz
+    # the same low-speed blend as racing.models.dynamic (C1 smooth-step, v_x' included)
+    tb = min(max((vx - vlo) / (vhi - vlo), 0.0), 1.0)
+    w = tb * tb * (3.0 - 2.0 * tb)
+    dvx = w * dvx_dyn + (1.0 - w) * fx / m
     dr_kin = (u[0] * vx / (cd * cd) + dvx * math.tan(delta)) / L
     dvy_kin = lr * dr_kin
-    w = 0.5 * (1.0 + math.tanh(4.0 * (vx - 0.5 * (vlo + vhi)) / (vhi - vlo)))
     cy = math.cos(yaw)
     sy = math.sin(yaw)
     out[0] = vx * cy - vy * sy
