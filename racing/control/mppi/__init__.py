@@ -21,7 +21,13 @@ def make_mppi(track, params, config_path=None, **options) -> MPPI:
     :func:`racing.raceline.with_cached_raceline`; only a line computed for these very parameters and this
     track geometry) is attached to MPPI's own copy of the track; without one MPPI races on centre-line
     progress. The caller's track is not changed.
+
+    ``residual``: path of residual network weights (``racing fit --residual``, loaded with
+    :func:`racing.models.residual.load_residual`) or :class:`ResidualWeights`: the rollouts use the
+    semi-parametric model (physics + MLP correction). Needs ``model: dynamic``; a bad file or a
+    kinematic model is a ValueError.
     """
+    residual = options.pop("residual", None)
     conf = load_config(config_path, car_name=getattr(params, "name", None))
     if options:
         conf = cfg.replace_from(conf, options, source="mppi options")
@@ -32,7 +38,15 @@ def make_mppi(track, params, config_path=None, **options) -> MPPI:
             track = with_cached_raceline(track, params.name, methods=("mintime",), params=params)
         except Exception:  # noqa: BLE001 - a missing or damaged cache only means no raceline
             pass
-    return MPPI(track, params, conf)
+    if residual is not None:
+        from racing.models.residual import load_residual
+
+        if conf.model != "dynamic":
+            raise ValueError(f"--residual needs MPPI's dynamic rollout model; the MPPI configuration has "
+                             f"model: {conf.model}")
+        if not hasattr(residual, "flat"):
+            residual = load_residual(residual)
+    return MPPI(track, params, conf, residual=residual)
 
 
 __all__ = ["CostWeights", "MPPI", "MPPIConfig", "load_config", "make_mppi"]

@@ -38,12 +38,26 @@ class MPPI(Controller):
     params : the controller's own car model parameters
     config : MPPIConfig
     cost_id : costs.COST_RACING (default with a track) or costs.COST_CIRCLE
+    residual : :class:`racing.models.residual.ResidualWeights` (or a path to its ``.npz``): the
+        semi-parametric model, physics + MLP correction, in every rollout (``model: dynamic`` only).
+        The controller keeps the residual's filter states ``z`` (steady state at ``reset``) and
+        advances them once per ``act`` with the acceleration it commanded over the control period.
     """
 
     name = "mppi"
 
     def __init__(self, track, params: VehicleParams, config: MPPIConfig = MPPIConfig(), cost_id: int | None = None,
-                 circle=(50.0, 15.0, 1.0, 1.0)):
+                 circle=(50.0, 15.0, 1.0, 1.0), residual=None):
+        if residual is not None:
+            if config.model != "dynamic":
+                raise ValueError(f"MPPI: a residual network needs the dynamic rollout model (model: dynamic), "
+                                 f"this configuration has model: {config.model}")
+            if not hasattr(residual, "flat"):
+                from racing.models.residual import load_residual
+
+                residual = load_residual(residual)
+        self.residual = residual
+        self.rw = residual.flat if residual is not None else np.zeros(0)
         self.track = track
         self.params = params
         self.config = config
@@ -87,6 +101,9 @@ class MPPI(Controller):
         self.traj_dummy = np.zeros((1, T + 1, 2))
         self.u_prev = np.zeros(2)
         self._x0 = np.zeros(S.NSTATE)
+        # residual filter states: the running z (advanced per act) and per-sample buffers
+        self.z = np.zeros(max(residual.n_aug, 1) if residual is not None else 1)
+        self.ZR = S.residual_buffers(K, self.rw)
         self.lam = float(config.lambda_)
         if config.warmup:
             self.warm_up()
@@ -111,6 +128,11 @@ class MPPI(Controller):
     def reset(self, observation: Observation | None = None) -> None:
         self.U[:] = 0.0
         self.u_prev[:] = 0.0
+        self.z[:] = 0.0
+        if self.residual is not None:
+            from racing.models.residual import aug_init_nb
+
+            aug_init_nb(0.0, self.rw, self.z)  # no history: steady state of the (zero) acceleration input
         self.lam = float(self.config.lambda_)
         self._hint = None
         self._t_prev = None
@@ -179,7 +201,7 @@ class MPPI(Controller):
             self._x0, self.U, eps, self.V, self.Sk, self.w, self.U_new, self.M, self.X, self.Vn, self.sigma,
             lam, self.gamma, self.p, self.model_id, self.config.dt, self.config.substeps,
             self.cost_id, self.cp, self.tab, i0, s0, self.u_prev, mode, seed, self.qtab, store_noise,
-            self.traj, self.n_rec, self.eps_dummy, self.traj_dummy)
+            self.traj, self.n_rec, self.eps_dummy, self.traj_dummy, self.rw, self.z, self.ZR)
         self.U[:] = self.U_new
         ess = 1.0 / max(float(np.dot(self.w, self.w)), 1e-300)
         target = self.config.ess_target
@@ -206,6 +228,10 @@ class MPPI(Controller):
         steer_cmd = (delta - p.steer_offset) / p.steer_gain
         speed = min(max(self._plan_at(3, 0.5 * self.period), 0.0), p.v_max)
         accel = float(self.U[0, 1])
+        if self.residual is not None:
+            from racing.models.residual import aug_update_nb
+
+            aug_update_nb(self.z, accel, self.rw, self.period)
         return Command(steering_angle=float(steer_cmd), speed=float(speed), acceleration=accel)
 
     def diagnostics(self) -> dict:

@@ -23,6 +23,13 @@ v_x slot and zeros in v_y, r):
   stiffness) on the stiff lateral states (v_y, r), explicit Euler on v_x, trapezoidal pose
   update. Stable at dt = 0.02-0.1 s where explicit Euler/RK4 of the tyre dynamics is not.
 
+Residual (``rw``: flat weights of :mod:`racing.models.residual`, length 0 = none; dynamic model
+only): each rollout step from (x, u) first evaluates ``fp = dynamic_rhs_nb(x, u, p)`` and the
+correction ``g(x, u, fp, z)`` at the step start, integrates the physics step as above, adds
+``dt * g`` to (v_x, v_y, r), then advances the sample's own filter states ``z`` with ``u[1]``
+(:func:`racing.models.residual.aug_update_nb`). Every rollout starts from the controller's
+running ``z0``.
+
 Noise: either given (``noise_mode = NOISE_GIVEN``) or generated inside the kernel
 (``NOISE_GENERATE``) by a per-sample xorshift64* stream seeded with splitmix64(seed, k) and a
 table inverse CDF of the normal distribution (4096 equal-probability cells, linear inside a
@@ -39,6 +46,8 @@ from numba import njit, prange
 
 from racing.control.mppi import costs as C
 from racing.control.mppi.costs import FM
+from racing.models.numba_backend import dynamic_rhs_nb
+from racing.models.residual import aug_update_nb, residual_z_nb
 from racing.models.params import (G, P_ACCEL_MAX, P_BF, P_BR, P_CDRAG, P_CF, P_CR, P_CROLL, P_DECEL_MAX, P_DF, P_DR,
                                   P_EF, P_ER, P_IZ, P_LF, P_LR, P_MASS, P_MU, P_POWER_MAX, P_STEER_MAX,
                                   P_STEER_RATE_MAX, P_VBLEND_HIGH, P_VBLEND_LOW)
@@ -49,6 +58,18 @@ NOISE_GIVEN = 0
 NOISE_GENERATE = 1
 NSTATE = 7
 N_NORMAL_CELLS = 4096
+#: per-sample residual row after the nz = max(n_aug, 1) filter states: x[7], u[2], fp[7], corr[3], then the
+#: MLP's work (2 n_hidden)
+RES_X, RES_U, RES_FP, RES_CORR, RES_WORK = 0, 7, 9, 16, 19
+
+
+def residual_buffers(K: int, rw_flat: np.ndarray) -> np.ndarray:
+    """Per-sample residual buffer ``ZR[K, nz + 19 + 2 n_hidden]`` (filter states ``z``, then scratch) for the
+    flat weights ``rw_flat``; with no residual (``rw_flat.size == 0``) a ``[1, 1]`` dummy (never written)."""
+    if rw_flat.size == 0:
+        return np.zeros((1, 1))
+    n_aug, nh = int(rw_flat[6]), int(rw_flat[2])
+    return np.zeros((K, max(n_aug, 1) + RES_WORK + 2 * nh))
 
 
 def normal_table() -> np.ndarray:
@@ -263,14 +284,33 @@ def clamp_inputs(d, u0, u1, p, dt):
     return u0, u1
 
 
+@njit(cache=True, fastmath=False)
+def residual_correction(xs, us, p, fp, z, rw, corr, work):
+    """``corr[3] = g(x, u, f_p(x, u), z)``: the residual's correction at a step start (``fp[7]`` written too)."""
+    dynamic_rhs_nb(xs, us, p, fp)
+    residual_z_nb(xs, us, fp, z, rw, corr, work)
+
+
 # ------------------------------------------------------------------------------------------------
 # one rollout (inlined into the kernels)
 # ------------------------------------------------------------------------------------------------
 @njit(cache=True, inline="always", fastmath=FM)
 def _rollout(k, x0, U, eps_k, V_k, sig0, sig1, inv0, inv1, gamma, p, model, dt, nsub, cost_id, cp, tab, i0, s0,
-             up0, up1, gen, seed, qtab, store, traj_k, rec, X_k, recx):
+             u_prev, gen, seed, qtab, store, traj_k, rec, X_k, recx, rw, zr_k):
+    # (at most 29 arguments: a longer call compiles to CALL_FUNCTION_EX, which numba cannot inline)
+    # residual: zr_k = this sample's filter states z[nz] (set by the caller), then scratch
     T = U.shape[0]
     h = dt / nsub
+    up0 = u_prev[0]
+    up1 = u_prev[1]
+    use_res = rw.shape[0] > 0 and model == MODEL_DYNAMIC
+    nz = max(int(rw[6]), 1) if use_res else 0
+    z_k = zr_k[0:nz]
+    xs = zr_k[nz + RES_X:nz + RES_U]
+    us = zr_k[nz + RES_U:nz + RES_FP]
+    fp = zr_k[nz + RES_FP:nz + RES_CORR]
+    corr = zr_k[nz + RES_CORR:nz + RES_WORK]
+    work = zr_k[nz + RES_WORK:]
     x, y, psi, vx, vy, r, d = x0[0], x0[1], x0[2], x0[3], x0[4], x0[5], x0[6]
     cps = math.cos(psi)
     sps = math.sin(psi)
@@ -311,6 +351,17 @@ def _rollout(k, x0, U, eps_k, V_k, sig0, sig1, inv0, inv1, gamma, p, model, dt, 
         if model == MODEL_KINEMATIC:
             for _ in range(nsub):
                 x, y, psi, vx, d, cps, sps = kinematic_step_cs(x, y, psi, vx, d, cps, sps, u0, u1, p, h)
+        elif use_res:
+            xs[0], xs[1], xs[2], xs[3], xs[4], xs[5], xs[6] = x, y, psi, vx, vy, r, d
+            us[0], us[1] = u0, u1
+            residual_correction(xs, us, p, fp, z_k, rw, corr, work)
+            for _ in range(nsub):
+                x, y, psi, vx, vy, r, d, cps, sps = dynamic_step_cs(x, y, psi, vx, vy, r, d, cps, sps, u0, u1, p,
+                                                                    h)
+            vx += dt * corr[0]
+            vy += dt * corr[1]
+            r += dt * corr[2]
+            aug_update_nb(z_k, u1, rw, dt)
         else:
             for _ in range(nsub):
                 x, y, psi, vx, vy, r, d, cps, sps = dynamic_step_cs(x, y, psi, vx, vy, r, d, cps, sps, u0, u1, p,
@@ -336,23 +387,31 @@ def _rollout(k, x0, U, eps_k, V_k, sig0, sig1, inv0, inv1, gamma, p, model, dt, 
 
 @njit(cache=True, parallel=True, fastmath=FM)
 def rollout_kernel(x0, U, eps, V, S, sigma, gamma, p, model, dt, nsub, cost_id, cp, tab, i0, s0, u_prev,
-                   noise_mode, seed, qtab, store_noise, traj, n_rec, X_dummy):
+                   noise_mode, seed, qtab, store_noise, traj, n_rec, X_dummy, rw, z0, ZR):
     """Roll out all K samples in parallel: writes ``V[K, T, 2]`` (clamped samples), ``S[K]`` (costs),
     ``traj[:n_rec, T+1, 2]`` (xy of the first n_rec rollouts) and, when generating with
-    ``store_noise``, ``eps[K, T, 2]``."""
+    ``store_noise``, ``eps[K, T, 2]``.
+
+    Residual: ``rw`` flat weights (length 0: none), ``z0[nz]`` start filter states (``nz = max(n_aug, 1)``),
+    ``ZR[K, ...]`` per-sample filter states + scratch (:func:`residual_buffers`; ``[1, 1]`` without)."""
     K = V.shape[0]
     sig0, sig1 = sigma[0], sigma[1]
     inv0 = 1.0 / (sig0 * sig0) if sig0 > 0.0 else 0.0
     inv1 = 1.0 / (sig1 * sig1) if sig1 > 0.0 else 0.0
     gen = noise_mode == NOISE_GENERATE
+    per_sample = rw.shape[0] > 0
     for k in prange(K):
         kk = np.int64(k)
         rec = kk < n_rec
         kr = kk if rec else np.int64(0)
         ke = kk if (store_noise or not gen) else np.int64(0)
+        kz = kk if per_sample else np.int64(0)
+        if per_sample:
+            for j in range(z0.shape[0]):
+                ZR[k, j] = z0[j]
         S[k] = _rollout(kk, x0, U, eps[ke], V[k], sig0, sig1, inv0, inv1, gamma, p, model, dt, nsub, cost_id, cp,
-                        tab, i0, s0, u_prev[0], u_prev[1], gen, seed, qtab, store_noise, traj[kr], rec,
-                        X_dummy, False)
+                        tab, i0, s0, u_prev, gen, seed, qtab, store_noise, traj[kr], rec,
+                        X_dummy, False, rw, ZR[kz])
 
 
 @njit(cache=True, fastmath=False)
@@ -397,23 +456,30 @@ def weighted_update(V, w, out):
 
 @njit(cache=True, fastmath=FM)
 def nominal_rollout(x0, U, p, model, dt, nsub, cost_id, cp, tab, i0, s0, u_prev, X, Vn, traj_dummy, eps_dummy,
-                    qtab):
-    """Roll out ``U`` without noise; writes the clamped inputs into ``Vn[T, 2]`` and states into ``X[T+1, 7]``."""
+                    qtab, rw, z0, ZR):
+    """Roll out ``U`` without noise; writes the clamped inputs into ``Vn[T, 2]`` and states into ``X[T+1, 7]``.
+
+    Uses row 0 of the residual buffer ``ZR`` (after the parallel rollouts)."""
+    if rw.shape[0] > 0:
+        for j in range(z0.shape[0]):
+            ZR[0, j] = z0[j]
     return _rollout(np.int64(0), x0, U, eps_dummy[0], Vn, 0.0, 0.0, 0.0, 0.0, 0.0, p, model, dt, nsub, cost_id, cp,
-                    tab, i0, s0, u_prev[0], u_prev[1], False, 0, qtab, False, traj_dummy[0], False, X, True)
+                    tab, i0, s0, u_prev, False, 0, qtab, False, traj_dummy[0], False, X, True,
+                    rw, ZR[0])
 
 
 @njit(cache=True)
 def mppi_iteration(x0, U, eps, V, S, w, U_new, M, X, Vn, sigma, lam, gamma, p, model, dt, nsub, cost_id, cp, tab,
-                   i0, s0, u_prev, noise_mode, seed, qtab, store_noise, traj, n_rec, eps_dummy, traj_dummy):
+                   i0, s0, u_prev, noise_mode, seed, qtab, store_noise, traj, n_rec, eps_dummy, traj_dummy, rw, z0,
+                   ZR):
     """The whole numba MPPI iteration (no allocation): rollouts, weights, update, smoothing, nominal rollout.
 
     In: ``x0[7]``, ``U[T, 2]`` (warm start), noise per ``noise_mode``. Out (written): ``V, S, w``,
     ``U_new[T, 2]`` (smoothed, then clamped along the nominal rollout), ``X[T+1, 7]`` nominal states,
-    ``traj``. Returns ``(min cost, nominal cost, eta)``.
+    ``traj``. Returns ``(min cost, nominal cost, eta)``. Residual ``rw, z0, ZR``: see :func:`rollout_kernel`.
     """
     rollout_kernel(x0, U, eps, V, S, sigma, gamma, p, model, dt, nsub, cost_id, cp, tab, i0, s0, u_prev,
-                   noise_mode, seed, qtab, store_noise, traj, n_rec, X)
+                   noise_mode, seed, qtab, store_noise, traj, n_rec, X, rw, z0, ZR)
     eta = compute_weights(S, lam, w)
     weighted_update(V, w, Vn)
     T = U.shape[0]
@@ -426,7 +492,7 @@ def mppi_iteration(x0, U, eps, V, S, w, U_new, M, X, Vn, sigma, lam, gamma, p, m
         U_new[t, 0] = a0
         U_new[t, 1] = a1
     c_nom = nominal_rollout(x0, U_new, p, model, dt, nsub, cost_id, cp, tab, i0, s0, u_prev, X, Vn, traj_dummy,
-                            eps_dummy, qtab)
+                            eps_dummy, qtab, rw, z0, ZR)
     for t in range(T):
         U_new[t, 0] = Vn[t, 0]
         U_new[t, 1] = Vn[t, 1]
@@ -522,9 +588,11 @@ def clamp_inputs_np(d, u0, u1, p, dt):
     return u0, u1
 
 
-def rollout_np(x0, Vin, p, model, dt, nsub, cost_id, cp, tab, i0, s0, u_prev):
+def rollout_np(x0, Vin, p, model, dt, nsub, cost_id, cp, tab, i0, s0, u_prev, residual=None, z0=None):
     """numpy reference rollouts of input sequences ``Vin[K, T, 2]`` (clamped on the way).
 
+    ``residual`` : :class:`racing.models.residual.ResidualWeights` (dynamic model only) with start
+    filter states ``z0[n_aug]`` (default: steady state of ``u_prev``).
     Returns ``(cost[K] without the control cost, V[K, T, 2] clamped, X[K, T+1, 7])``.
     """
     K, T = Vin.shape[0], Vin.shape[1]
@@ -543,15 +611,28 @@ def rollout_np(x0, Vin, p, model, dt, nsub, cost_id, cp, tab, i0, s0, u_prev):
     crashed = np.zeros(K, bool)
     prog = np.full(K, float(s0))
     up0, up1 = np.full(K, float(u_prev[0])), np.full(K, float(u_prev[1]))
+    use_res = residual is not None and model == MODEL_DYNAMIC
+    if use_res:
+        from racing.models.dynamic import dynamic_rhs
+
+        z = np.zeros((K, residual.n_aug))
+        z[:] = residual.aug_init(np.asarray(u_prev, float)) if z0 is None else np.asarray(z0, float)[:residual.n_aug]
     for t in range(T):
         x, y, psi, vx, vy, r, d = st
         u0, u1 = clamp_inputs_np(d, Vin[:, t, 0], Vin[:, t, 1], p, dt)
         V[:, t, 0], V[:, t, 1] = u0, u1
+        if use_res:
+            xs = np.stack(st, axis=-1)
+            us = np.stack([u0, u1], axis=-1)
+            corr = residual(xs, us, dynamic_rhs(xs, us, p), z)
         for _ in range(nsub):
             if model == MODEL_KINEMATIC:
                 x, y, psi, vx, d = kinematic_step_np(x, y, psi, vx, d, u0, u1, p, h)
             else:
                 x, y, psi, vx, vy, r, d = dynamic_step_np(x, y, psi, vx, vy, r, d, u0, u1, p, h)
+        if use_res:
+            vx, vy, r = vx + dt * corr[:, 0], vy + dt * corr[:, 1], r + dt * corr[:, 2]
+            z = residual.aug_update(z, us, dt)
         st = [x, y, psi, vx, vy, r, d]
         X[:, t + 1] = np.stack(st, axis=-1)
         if cost_id == C.COST_RACING:
@@ -579,19 +660,22 @@ def weights_np(S, lam):
     return w / w.sum()
 
 
-def mppi_step_numpy(x0, U, eps, sigma, lam, gamma, p, model, dt, nsub, cost_id, cp, tab, i0, s0, u_prev, M):
-    """numpy reference of one MPPI iteration given the noise ``eps[K, T, 2]``.
+def mppi_step_numpy(x0, U, eps, sigma, lam, gamma, p, model, dt, nsub, cost_id, cp, tab, i0, s0, u_prev, M,
+                    residual=None, z0=None):
+    """numpy reference of one MPPI iteration given the noise ``eps[K, T, 2]`` (``residual``, ``z0``: see
+    :func:`rollout_np`).
 
     Returns a dict with ``U_new[T, 2]``, ``S[K]``, ``w[K]``, ``V[K, T, 2]``, ``X[T+1, 7]`` (nominal).
     """
     sigma = np.asarray(sigma, dtype=float)
     inv = np.where(sigma > 0, 1.0 / np.where(sigma > 0, sigma, 1.0) ** 2, 0.0)
-    cost, V, _ = rollout_np(x0, U[None] + sigma * eps, p, model, dt, nsub, cost_id, cp, tab, i0, s0, u_prev)
+    cost, V, _ = rollout_np(x0, U[None] + sigma * eps, p, model, dt, nsub, cost_id, cp, tab, i0, s0, u_prev,
+                            residual, z0)
     ctrl = np.sum(U[None] * (V - U[None]) * inv, axis=(1, 2))
     S = cost + gamma * ctrl
     S = np.where(np.isfinite(S), S, np.inf)
     w = weights_np(S, lam)
     U_upd = np.einsum("k,ktj->tj", w, V)
     U_s = M @ U_upd
-    c_nom, Vn, Xn = rollout_np(x0, U_s[None], p, model, dt, nsub, cost_id, cp, tab, i0, s0, u_prev)
+    c_nom, Vn, Xn = rollout_np(x0, U_s[None], p, model, dt, nsub, cost_id, cp, tab, i0, s0, u_prev, residual, z0)
     return {"U_new": Vn[0], "S": S, "w": w, "V": V, "X": Xn[0], "nominal_cost": float(c_nom[0])}
