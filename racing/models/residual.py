@@ -59,7 +59,7 @@ Flat weight layout (``ResidualWeights.flat``, float64), for numba / CUDA kernels
         W_l row-major [n_out_l, n_in_l], then b_l [n_out_l]
     (n_in_0 = n_in, n_out_l = n_hidden for hidden layers, n_out for the last)
 
-Calls from a numba kernel (``work`` is scratch of at least ``2 * n_hidden`` floats; ``z`` holds
+Calls from a numba kernel (``work`` is scratch of at least ``2 * n_hidden + n_in`` floats; ``z`` holds
 ``n_aug = int(w[6])`` floats owned by the caller, one set per rolled-out trajectory)::
 
     aug_init_nb(u[1], w, z)                        # no history: steady state
@@ -179,7 +179,8 @@ class ResidualWeights:
         return np.ascontiguousarray(np.concatenate(parts), dtype=np.float64)
 
     def work_size(self) -> int:
-        return 2 * self.n_hidden
+        """Scratch floats ``residual_z_nb`` needs: two hidden layers and the feature vector."""
+        return 2 * self.n_hidden + self.n_in
 
     def features(self, x, u, fp, z=None) -> np.ndarray:
         """Raw features ``[..., n_in]`` from ``x[..., 7]``, ``u[..., 2]``, ``fp[..., 7]`` and ``z[..., n_aug]``."""
@@ -284,7 +285,7 @@ def residual_z_nb(x, u, fp, z, w, out, work):
     ``z`` : the augmented filter states (``n_aug = int(w[6])`` values read; any array when 0);
     ``w[7] == 1`` adds the product features ``z[q] (fp[4] + x[3] x[5])``, ``z[q] fp[5]``;
     ``w[0] == 3`` clips every raw feature to ``[in_lo, in_hi]`` before normalising.
-    ``work`` : float64 scratch of at least ``2 * n_hidden``. Allocation-free; callable from numba kernels.
+    ``work`` : float64 scratch of at least ``2 * n_hidden + n_in``. Allocation-free; callable from numba kernels.
     """
     n_in = int(w[1])
     nh = int(w[2])
@@ -303,26 +304,31 @@ def residual_z_nb(x, u, fp, z, w, out, work):
     off = o_lo + (2 * n_in if clip else 0)
     a = work[0:nh]
     b = work[nh:2 * nh]
-    # layer 0 from the normalised features (read directly, no feature buffer)
+    feat = work[2 * nh:2 * nh + n_in]
+    # the normalised (and clipped) features, once
+    for i in range(n_in):
+        if i < 4:
+            f = x[3 + i]
+        elif i < 6:
+            f = u[i - 4]
+        elif i < 9:
+            f = fp[i - 3]
+        elif i < 9 + n_aug:
+            f = z[i - 9]
+        elif prod:
+            q = (i - 9 - n_aug) // 2
+            f = z[q] * (ay if (i - 9 - n_aug) % 2 == 0 else fp[5])
+        else:
+            f = 0.0
+        if clip:
+            f = min(max(f, w[o_lo + i]), w[o_hi + i])
+        feat[i] = (f - w[o_im + i]) / w[o_is + i]
+    # layer 0
     for j in range(nh):
         s = w[off + nh * n_in + j]
+        row = off + j * n_in
         for i in range(n_in):
-            if i < 4:
-                f = x[3 + i]
-            elif i < 6:
-                f = u[i - 4]
-            elif i < 9:
-                f = fp[i - 3]
-            elif i < 9 + n_aug:
-                f = z[i - 9]
-            elif prod:
-                q = (i - 9 - n_aug) // 2
-                f = z[q] * (ay if (i - 9 - n_aug) % 2 == 0 else fp[5])
-            else:
-                f = 0.0
-            if clip:
-                f = min(max(f, w[o_lo + i]), w[o_hi + i])
-            s += w[off + j * n_in + i] * (f - w[o_im + i]) / w[o_is + i]
+            s += w[row + i] * feat[i]
         a[j] = math.tanh(s)
     off += nh * n_in + nh
     for _ in range(nl - 1):
@@ -384,7 +390,7 @@ def residual_batch(x, u, fp, rw: ResidualWeights, z=None) -> np.ndarray:
 @njit(cache=True)
 def _residual_batch(x, u, fp, z, w):
     out = np.empty((x.shape[0], 3))
-    work = np.empty(2 * int(w[2]))
+    work = np.empty(2 * int(w[2]) + int(w[1]))
     for b in range(x.shape[0]):
         residual_z_nb(x[b], u[b], fp[b], z[b], w, out[b], work)
     return out

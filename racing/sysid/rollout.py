@@ -238,7 +238,7 @@ def rollout_windows(model, p, X0, cmd, dt, starts, H, h_max, w, out, Z0):
         u = np.empty(2)
         fp = np.empty(7)
         corr = np.empty(3)
-        rwork = np.empty(2 * nh)
+        rwork = np.empty(2 * nh + (int(w[1]) if w.shape[0] > 0 else 0))
         z = np.empty(max(n_aug, 1))
         for q in range(n_aug):
             z[q] = Z0[i0, q]

@@ -59,17 +59,17 @@ NOISE_GENERATE = 1
 NSTATE = 7
 N_NORMAL_CELLS = 4096
 #: per-sample residual row after the nz = max(n_aug, 1) filter states: x[7], u[2], fp[7], corr[3], then the
-#: MLP's work (2 n_hidden)
+#: MLP's work (2 n_hidden + n_in)
 RES_X, RES_U, RES_FP, RES_CORR, RES_WORK = 0, 7, 9, 16, 19
 
 
 def residual_buffers(K: int, rw_flat: np.ndarray) -> np.ndarray:
-    """Per-sample residual buffer ``ZR[K, nz + 19 + 2 n_hidden]`` (filter states ``z``, then scratch) for the
+    """Per-sample residual buffer ``ZR[K, nz + 19 + 2 n_hidden + n_in]`` (filter states ``z``, then scratch) for the
     flat weights ``rw_flat``; with no residual (``rw_flat.size == 0``) a ``[1, 1]`` dummy (never written)."""
     if rw_flat.size == 0:
         return np.zeros((1, 1))
     n_aug, nh = int(rw_flat[6]), int(rw_flat[2])
-    return np.zeros((K, max(n_aug, 1) + RES_WORK + 2 * nh))
+    return np.zeros((K, max(n_aug, 1) + RES_WORK + 2 * nh + int(rw_flat[1])))
 
 
 def normal_table() -> np.ndarray:
