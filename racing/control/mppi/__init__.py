@@ -38,14 +38,7 @@ def make_mppi(track, params, config_path=None, **options) -> MPPI:
             track = with_cached_raceline(track, params.name, methods=("mintime",), params=params)
         except Exception:  # noqa: BLE001 - a missing or damaged cache only means no raceline
             pass
-    if residual is not None:
-        from racing.models.residual import load_residual
-
-        if conf.model != "dynamic":
-            raise ValueError(f"--residual needs MPPI's dynamic rollout model; the MPPI configuration has "
-                             f"model: {conf.model}")
-        if not hasattr(residual, "flat"):
-            residual = load_residual(residual)
+    # MPPI checks the rollout model and loads a weights path itself
     return MPPI(track, params, conf, residual=residual)
 
 
