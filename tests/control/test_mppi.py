@@ -231,3 +231,25 @@ def test_factory_attaches_the_cached_mintime_raceline(tmp_path, monkeypatch):
     assert np.all(c1.tab[:, C.TAB_VCAP] <= 2.5 + 1e-9)
     c2 = make_controller("mppi", track, p, num_samples=16, horizon=5, warmup=False, use_raceline=False)
     assert c2.track.raceline is None
+
+
+def test_libm_free_atan_and_tanh_match_libm():
+    from numba import njit
+
+    @njit
+    def both(x, a, t):
+        for i in range(x.shape[0]):
+            a[i] = S.atan_fast(x[i])
+            t[i] = S.tanh_fast(x[i])
+
+    rng = np.random.default_rng(3)
+    x = np.concatenate([rng.uniform(-1, 1, 20000), rng.uniform(-5, 5, 20000), rng.uniform(-1e4, 1e4, 2000),
+                        [0.0, -0.0, 0.66, -0.66, 2.414213562373095, 1e-300, 1e300, -1e300, 19.1, 40.0]])
+    a, t = np.zeros_like(x), np.zeros_like(x)
+    both(x, a, t)
+    assert np.max(np.abs(a - np.arctan(x))) < 5e-16
+    assert np.max(np.abs(a - np.arctan(x)) / np.maximum(np.abs(np.arctan(x)), 1e-300)) < 5e-16
+    assert np.max(np.abs(t - np.tanh(x))) < 5e-16
+    assert np.all(np.sign(a) == np.sign(x))  # odd and exact at 0; tanh_fast is accurate in absolute terms only
+    big = np.abs(x) > 1e-8
+    assert np.all(np.sign(t[big]) == np.sign(x[big]))

