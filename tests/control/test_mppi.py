@@ -183,12 +183,12 @@ def test_spin_and_yaw_rate_count_as_crash():
     c = MPPI(track, p, MPPIConfig(num_samples=8, horizon=10, beta_max=0.1, yaw_limit=1.0, warmup=False))
     tab, cp = c.tab, c.cp
     x, y = track.xy[0]
-    base = C.racing_stage(tab, cp, 1, 10, x, y, 3.0, 3.0, 0.0, 0.0, 0.0, 0.0, 0, 0, False, 0.0)
+    base = C.racing_stage(tab, cp, 1, 10, x, y, 0.0, 3.0, 0.0, 0.0, 0.0, 0.0, 0, 0, False, 0.0)
     assert not base[3]
-    spin = C.racing_stage(tab, cp, 1, 10, x, y, 3.0, 3.0, 0.5, 0.0, 0.0, 0.0, 0, 0, False, 0.0)  # beta ~ 0.17
+    spin = C.racing_stage(tab, cp, 1, 10, x, y, 0.0, 3.0, 0.5, 0.0, 0.0, 0.0, 0, 0, False, 0.0)  # beta ~ 0.17
     assert spin[3] and spin[0] > base[0] + 0.5 * cp[C.C_CRASH]
     r_lim = 1.0 * 9.81 * min(p.D_f, p.D_r) / 3.0
-    yaw = C.racing_stage(tab, cp, 1, 10, x, y, 3.0, 3.0, 0.0, 1.2 * r_lim, 0.0, 0.0, 0, 0, False, 0.0)
+    yaw = C.racing_stage(tab, cp, 1, 10, x, y, 0.0, 3.0, 0.0, 1.2 * r_lim, 0.0, 0.0, 0, 0, False, 0.0)
     assert yaw[3]
 
 

@@ -38,6 +38,9 @@ class CostWeights:
     crash: float = field(default=1.0e4, metadata={"unit": "-", "min": 0.0,
                                                   "doc": "cost of leaving the crash margin (scaled by time left)"})
     slip: float = field(default=10.0, metadata={"unit": "-", "min": 0.0, "doc": "(v_y / v_x)^2 per step"})
+    tyre_slip: float = field(default=0.0, metadata={"unit": "-", "min": 0.0,
+                                                    "doc": "max(0, |alpha| / alpha_peak - 1)^2 per axle and step: "
+                                                           "slip angles past the Pacejka force peak"})
     steer_rate_change: float = field(default=0.01, metadata={"unit": "s^2/rad^2", "min": 0.0,
                                                              "doc": "(steer rate_t - rate_{t-1})^2 per step"})
     accel_change: float = field(default=0.001, metadata={"unit": "s^4/m^2", "min": 0.0,
@@ -65,6 +68,10 @@ class MPPIConfig:
                                                                    "doc": "noise std; default 0.5 steer_rate_max"})
     sigma_accel: float | None = field(default=None, metadata={"unit": "m/s^2",
                                                               "doc": "noise std; default 0.4 accel_max"})
+    steer_noise_speed: float = field(default=0.0, metadata={
+        "unit": "m/s", "min": 0.0,
+        "doc": "above this speed the steering-rate noise shrinks as (steer_noise_speed / v_x)^2, so that it "
+               "perturbs the lateral acceleration (~ v^2 delta / L) by the same amount at every speed; 0 = off"})
     smoothing_window: int = field(default=7, metadata={"min": 0, "doc": "Savitzky-Golay window (odd, 0/1 = off)"})
     smoothing_order: int = field(default=2, metadata={"min": 0, "max": 5})
     grip_scale: float = field(default=1.0, metadata={"unit": "-", "gt": 0.0, "max": 1.5,

@@ -80,7 +80,9 @@ class MPPI(Controller):
         self.cp = C.cost_params(config.cost, self.res.soft_margin, self.res.crash_margin, ds, *circle,
                                 beta_max=config.beta_max if config.beta_max > 0 else math.inf,
                                 rv_max=config.yaw_limit * G * min(params.D_f, params.D_r) if config.yaw_limit > 0
-                                else math.inf)
+                                else math.inf, l_f=params.l_f, l_r=params.l_r,
+                                alpha_peak_f=C.peak_slip_angle(params.B_f, params.C_f, params.E_f),
+                                alpha_peak_r=C.peak_slip_angle(params.B_r, params.C_r, params.E_r))
         self.ds = ds
         self.p = params.to_array()
         self.sigma = np.array(self.res.sigma, dtype=np.float64)
@@ -154,6 +156,13 @@ class MPPI(Controller):
         a = np.where(src[:, None] >= T - 1, 0.0, a)
         self.U[:] = (1.0 - a) * self.U[i] + a * self.U[j]
 
+    def _set_sigma(self, vx: float) -> None:
+        """Noise std of this iteration: ``sigma[0] = sigma_steer_rate * min(1, (steer_noise_speed / v_x)^2)``."""
+        self.sigma[:] = self.res.sigma
+        vn = self.config.steer_noise_speed
+        if vn > 0.0 and vx > vn:
+            self.sigma[0] *= (vn / vx) ** 2
+
     def _index(self, x: float, y: float) -> tuple[int, float]:
         if self.cost_id != C.COST_RACING:
             return 0, 0.0
@@ -180,6 +189,7 @@ class MPPI(Controller):
                     self._shift(el)
             self._t_prev = t
         self._x0[:] = x0
+        self._set_sigma(float(x0[3]))
         i0, s0 = self._index(float(x0[0]), float(x0[1]))
         self.u_prev[:] = self.U[0]
         if noise is not None:

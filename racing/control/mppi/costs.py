@@ -16,6 +16,10 @@ Racing cost of one rollout (after each model step t = 1..T, state x_t, input u_{
     (also a crash: |r| max(v_x, 1) > rv_max, a yaw rate beyond the friction-limited one)
     speed    : + speed_cap * max(0, v_t - v_cap(s_t))^2 + speed_track * (v_t - v_cap(s_t))^2
     slip     : + slip * (v_y / max(v_x, 1))^2
+    tyre     : + tyre_slip * sum_axles max(0, |alpha_axle| / alpha_peak_axle - 1)^2     slip angle past the force peak
+               (alpha_f = delta - atan((v_y + l_f r) / max(v_x, 1)), alpha_r = -atan((v_y - l_r r) / max(v_x, 1));
+               beyond the peak more steering only costs force: without this term the noise drifts the
+               steering to full lock in long fast corners, where the cost is flat past the peak)
     smooth   : + steer_rate_change * (u0_t - u0_{t-1})^2 + accel_change * (u1_t - u1_{t-1})^2
     terminal : - progress * (s_T - s_0) + terminal_speed * max(0, v_T - v_cap(s_T))^2
 
@@ -35,25 +39,28 @@ import math
 import numpy as np
 from numba import njit
 
+from racing.control.mppi.fastmath import FM, atan_fast
+
 COST_RACING = 0
 COST_CIRCLE = 1
 
 (C_PROGRESS, C_LINE, C_SPEED_CAP, C_TERMINAL_SPEED, C_BOUNDARY, C_CRASH, C_SLIP, C_DSTEER, C_DACCEL,
- C_SOFT_MARGIN, C_CRASH_MARGIN, C_DS, C_CIRCLE_R, C_CIRCLE_V, C_W_CIRCLE_R, C_W_CIRCLE_V, C_BETA_MAX, C_SPEED_TRACK, C_RV_MAX) = range(19)
-N_COST_PARAMS = 19
+ C_SOFT_MARGIN, C_CRASH_MARGIN, C_DS, C_CIRCLE_R, C_CIRCLE_V, C_W_CIRCLE_R, C_W_CIRCLE_V, C_BETA_MAX, C_SPEED_TRACK, C_RV_MAX,
+ C_TYRE_SLIP, C_LF, C_LR, C_INV_AF_PEAK, C_INV_AR_PEAK) = range(24)
+N_COST_PARAMS = 24
 
 TAB_X, TAB_Y, TAB_TX, TAB_TY, TAB_WL, TAB_WR, TAB_VCAP, TAB_NREF = range(8)
 TAB_COLS = 8
 MAX_SEARCH = 256
-#: fast-math flags of the kernels: everything but 'no NaN / no inf' (the weights must see non-finite costs)
-FM = {"nsz", "arcp", "contract", "afn", "reassoc"}
 
 
 def cost_params(weights, soft_margin: float, crash_margin: float, ds: float = 1.0, circle_radius: float = 50.0,
                 circle_speed: float = 15.0, w_circle_r: float = 1.0, w_circle_v: float = 1.0,
-                beta_max: float = math.inf, rv_max: float = math.inf) -> np.ndarray:
-    """Flat ``cp[N_COST_PARAMS]`` from :class:`CostWeights`, the margins [m], track spacing ``ds`` [m] and the
-    sideslip angle [rad] and the yaw-rate * speed [m/s^2] beyond which a rollout counts as crashed (spun)."""
+                beta_max: float = math.inf, rv_max: float = math.inf, l_f: float = 0.0, l_r: float = 0.0,
+                alpha_peak_f: float = math.inf, alpha_peak_r: float = math.inf) -> np.ndarray:
+    """Flat ``cp[N_COST_PARAMS]`` from :class:`CostWeights`, the margins [m], track spacing ``ds`` [m], the
+    sideslip angle [rad] and the yaw-rate * speed [m/s^2] beyond which a rollout counts as crashed (spun), and
+    the axle positions [m] and peak-force slip angles [rad] of the tyre-slip term (:func:`peak_slip_angle`)."""
     cp = np.zeros(N_COST_PARAMS)
     cp[C_PROGRESS] = weights.progress
     cp[C_LINE] = weights.line
@@ -74,7 +81,26 @@ def cost_params(weights, soft_margin: float, crash_margin: float, ds: float = 1.
     cp[C_RV_MAX] = rv_max if rv_max > 0.0 else math.inf
     cp[C_SPEED_TRACK] = getattr(weights, "speed_track", 0.0)
     cp[C_BETA_MAX] = math.tan(beta_max) if 0.0 < beta_max < 0.5 * math.pi else math.inf
+    cp[C_TYRE_SLIP] = getattr(weights, "tyre_slip", 0.0)
+    cp[C_LF], cp[C_LR] = l_f, l_r
+    cp[C_INV_AF_PEAK] = 1.0 / alpha_peak_f if alpha_peak_f > 0.0 else 0.0
+    cp[C_INV_AR_PEAK] = 1.0 / alpha_peak_r if alpha_peak_r > 0.0 else 0.0
     return cp
+
+
+def peak_slip_angle(B: float, C: float, E: float) -> float:
+    """Slip angle [rad] of the Pacejka curve's peak ``D sin(C atan(B a - E (B a - atan(B a))))``: where
+    ``B a - E (B a - atan(B a)) = tan(pi / (2 C))``; ``inf`` for ``C <= 1`` (no peak) or ``E >= 1``."""
+    if C <= 1.0 or E >= 1.0 or B <= 0.0:
+        return math.inf
+    from scipy.optimize import brentq
+
+    target = math.tan(0.5 * math.pi / C)
+    f = lambda a: B * a - E * (B * a - math.atan(B * a)) - target  # noqa: E731 (increasing for E < 1)
+    hi = 1.0
+    while f(hi) < 0.0:
+        hi *= 2.0
+    return float(brentq(f, 0.0, hi, xtol=1e-14))
 
 
 def track_table(track, params, grip_scale: float = 1.0, cap_scale: float = 1.05, use_raceline: bool = True,
@@ -193,8 +219,9 @@ def _lerp_col(tab, i, frac, col):
 
 
 @njit(cache=True, inline="always", fastmath=FM)
-def racing_stage(tab, cp, t, T, px, py, v, vx, vy, r, du0, du1, i, iu, crashed, prog):
-    """Stage cost after step ``t`` (1-based). Returns ``(cost, i, iu, crashed, prog)``; ``prog`` [m] unwrapped s."""
+def racing_stage(tab, cp, t, T, px, py, d, vx, vy, r, du0, du1, i, iu, crashed, prog):
+    """Stage cost after step ``t`` (1-based) at position ``(px, py)`` [m], steering ``d`` [rad], body velocities
+    ``vx, vy`` [m/s], yaw rate ``r`` [rad/s]. Returns ``(cost, i, iu, crashed, prog)``; ``prog`` [m] unwrapped s."""
     i, iu, frac, nn = project_local(tab, i, iu, px, py)
     c = 0.0
     wl = _lerp_col(tab, i, frac, TAB_WL)
@@ -212,14 +239,22 @@ def racing_stage(tab, cp, t, T, px, py, v, vx, vy, r, du0, du1, i, iu, crashed, 
         c += cp[C_BOUNDARY] * e * e
     e = nn - _lerp_col(tab, i, frac, TAB_NREF)
     c += cp[C_LINE] * e * e
-    e = v - _lerp_col(tab, i, frac, TAB_VCAP)
+    e = vx - _lerp_col(tab, i, frac, TAB_VCAP)
     c += cp[C_SPEED_TRACK] * e * e
     if e > 0.0:
         c += cp[C_SPEED_CAP] * e * e
         if t == T:
             c += cp[C_TERMINAL_SPEED] * e * e
-    e = vy / max(vx, 1.0)
+    vxs = max(vx, 1.0)
+    e = vy / vxs
     c += cp[C_SLIP] * e * e
+    if cp[C_TYRE_SLIP] > 0.0:
+        e = abs(d - atan_fast((vy + cp[C_LF] * r) / vxs)) * cp[C_INV_AF_PEAK] - 1.0
+        if e > 0.0:
+            c += cp[C_TYRE_SLIP] * e * e
+        e = abs(atan_fast((vy - cp[C_LR] * r) / vxs)) * cp[C_INV_AR_PEAK] - 1.0
+        if e > 0.0:
+            c += cp[C_TYRE_SLIP] * e * e
     c += cp[C_DSTEER] * du0 * du0 + cp[C_DACCEL] * du1 * du1
     return c, i, iu, crashed, prog
 
@@ -285,7 +320,7 @@ def _lerp_np(tab, i, frac, col):
     return tab[i, col] + frac * (tab[j, col] - tab[i, col])
 
 
-def racing_stage_np(tab, cp, t, T, px, py, v, vx, vy, r, du0, du1, i, iu, crashed, prog):
+def racing_stage_np(tab, cp, t, T, px, py, d, vx, vy, r, du0, du1, i, iu, crashed, prog):
     """numpy twin of :func:`racing_stage` (arrays [K])."""
     i, iu, frac, nn = project_local_np(tab, i, iu, px, py)
     wl, wr = _lerp_np(tab, i, frac, TAB_WL), _lerp_np(tab, i, frac, TAB_WR)
@@ -299,14 +334,20 @@ def racing_stage_np(tab, cp, t, T, px, py, v, vx, vy, r, du0, du1, i, iu, crashe
     c = c + cp[C_BOUNDARY] * e * e
     e = nn - _lerp_np(tab, i, frac, TAB_NREF)
     c = c + cp[C_LINE] * e * e
-    e = v - _lerp_np(tab, i, frac, TAB_VCAP)
+    e = vx - _lerp_np(tab, i, frac, TAB_VCAP)
     c = c + cp[C_SPEED_TRACK] * e * e
     e = np.maximum(e, 0.0)
     c = c + cp[C_SPEED_CAP] * e * e
     if t == T:
         c = c + cp[C_TERMINAL_SPEED] * e * e
-    e = vy / np.maximum(vx, 1.0)
+    vxs = np.maximum(vx, 1.0)
+    e = vy / vxs
     c = c + cp[C_SLIP] * e * e
+    if cp[C_TYRE_SLIP] > 0.0:
+        e = np.maximum(np.abs(d - np.arctan((vy + cp[C_LF] * r) / vxs)) * cp[C_INV_AF_PEAK] - 1.0, 0.0)
+        c = c + cp[C_TYRE_SLIP] * e * e
+        e = np.maximum(np.abs(np.arctan((vy - cp[C_LR] * r) / vxs)) * cp[C_INV_AR_PEAK] - 1.0, 0.0)
+        c = c + cp[C_TYRE_SLIP] * e * e
     c = c + cp[C_DSTEER] * du0 * du0 + cp[C_DACCEL] * du1 * du1
     return c, i, iu, crashed, prog
 
