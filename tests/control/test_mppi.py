@@ -37,8 +37,9 @@ def test_numba_step_equals_numpy_reference_racing(model):
     track = oval()
     p = load_params("f1tenth")
     c = MPPI(track, p, MPPIConfig(num_samples=64, horizon=25, dt=0.04, substeps=2, model=model, alpha=0.5,
-                                  beta_max=0.2, yaw_limit=1.5,
-                                  cost=load_config(car_name="f1tenth").cost.__class__(line=0.5, speed_track=0.3)))
+                                  beta_max=0.2, yaw_limit=1.5, noise_correlation=0.8,
+                                  cost=load_config(car_name="f1tenth").cost.__class__(line=0.5, speed_track=0.3,
+                                                                                      tyre_slip=20.0)))
     x0 = start_state(track)
     c.U[:, 0], c.U[:, 1] = 0.2, 3.0
     U0 = c.U.copy()
@@ -253,3 +254,30 @@ def test_libm_free_atan_and_tanh_match_libm():
     assert np.all(np.sign(a) == np.sign(x))  # odd and exact at 0; tanh_fast is accurate in absolute terms only
     big = np.abs(x) > 1e-8
     assert np.all(np.sign(t[big]) == np.sign(x[big]))
+
+
+def test_correlated_noise_has_unit_variance_and_the_asked_correlation():
+    track = oval()
+    c = MPPI(track, load_params("f1tenth"), MPPIConfig(num_samples=4096, horizon=40, noise_correlation=0.9,
+                                                       warmup=False))
+    c.solve(start_state(track), store_noise=True)
+    e = c.eps[1:]
+    assert abs(e.std() - 1.0) < 0.02
+    rho = np.mean(e[:, 1:, :] * e[:, :-1, :]) / np.mean(e * e)
+    assert abs(rho - 0.9) < 0.02
+    assert np.all(c.eps[0] == 0.0)
+
+
+def test_tyre_slip_term_costs_steering_past_the_peak():
+    track = oval(w=3.0)
+    p = load_params("f1tenth")
+    cw = load_config(car_name="f1tenth").cost.__class__(tyre_slip=100.0)
+    c = MPPI(track, p, MPPIConfig(num_samples=8, horizon=10, warmup=False, cost=cw))
+    a_peak = C.peak_slip_angle(p.B_f, p.C_f, p.E_f)
+    B, Cc, E = p.B_f, p.C_f, p.E_f
+    mu = lambda a: math.sin(Cc * math.atan(B * a - E * (B * a - math.atan(B * a))))  # noqa: E731
+    assert mu(a_peak) > mu(0.9 * a_peak) and mu(a_peak) > mu(1.1 * a_peak)
+    x, y = track.xy[0]
+    at = [C.racing_stage(c.tab, c.cp, 1, 10, x, y, d, 3.0, 0.0, 0.0, 0.0, 0.0, 0, 0, False, 0.0)[0]
+          for d in (0.5 * a_peak, 0.99 * a_peak, 1.5 * a_peak)]
+    assert at[0] == pytest.approx(at[1]) and at[2] == pytest.approx(at[0] + 100.0 * 0.25)

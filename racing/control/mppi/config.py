@@ -68,6 +68,10 @@ class MPPIConfig:
                                                                    "doc": "noise std; default 0.5 steer_rate_max"})
     sigma_accel: float | None = field(default=None, metadata={"unit": "m/s^2",
                                                               "doc": "noise std; default 0.4 accel_max"})
+    noise_correlation: float = field(default=0.0, metadata={
+        "unit": "-", "min": 0.0, "max": 0.999,
+        "doc": "correlation rho of the generated noise between rollout steps (AR(1), variance kept 1): "
+               "rho > 0 explores smooth input changes, so a sample's first inputs and its cost are related"})
     steer_noise_speed: float = field(default=0.0, metadata={
         "unit": "m/s", "min": 0.0,
         "doc": "above this speed the steering-rate noise shrinks as (steer_noise_speed / v_x)^2, so that it "

@@ -86,6 +86,8 @@ class MPPI(Controller):
         self.ds = ds
         self.p = params.to_array()
         self.sigma = np.array(self.res.sigma, dtype=np.float64)
+        #: the kernel's noise parameters (sigma_steer_rate, sigma_accel, rho, rho)
+        self.noise = np.array([*self.res.sigma, config.noise_correlation, config.noise_correlation])
         self.gamma = config.lambda_ * (1.0 - config.alpha)
         self.M = np.ascontiguousarray(S.smoothing_matrix(T, config.smoothing_window, config.smoothing_order))
         self.qtab = S.normal_table()
@@ -162,6 +164,7 @@ class MPPI(Controller):
         vn = self.config.steer_noise_speed
         if vn > 0.0 and vx > vn:
             self.sigma[0] *= (vn / vx) ** 2
+        self.noise[:2] = self.sigma
 
     def _index(self, x: float, y: float) -> tuple[int, float]:
         if self.cost_id != C.COST_RACING:
@@ -208,7 +211,7 @@ class MPPI(Controller):
         self._calls += 1
         lam = self.lam
         smin, cnom, eta = S.mppi_iteration(
-            self._x0, self.U, eps, self.V, self.Sk, self.w, self.U_new, self.M, self.X, self.Vn, self.sigma,
+            self._x0, self.U, eps, self.V, self.Sk, self.w, self.U_new, self.M, self.X, self.Vn, self.noise,
             lam, self.gamma, self.p, self.model_id, self.config.dt, self.config.substeps,
             self.cost_id, self.cp, self.tab, i0, s0, self.u_prev, mode, seed, self.qtab, store_noise,
             self.traj, self.n_rec, self.eps_dummy, self.traj_dummy, self.rw, self.z, self.ZR)

@@ -38,9 +38,15 @@ running ``z0``.
 Noise: either given (``noise_mode = NOISE_GIVEN``) or generated inside the kernel
 (``NOISE_GENERATE``) by a per-sample xorshift64* stream seeded with splitmix64(seed, k) and a
 table inverse CDF of the normal distribution (4096 equal-probability cells, linear inside a
-cell, truncated at +-3.5 sigma, variance 1). Sample 0 of generated noise is the noise-free nominal.
-``store_noise`` writes the generated noise into ``eps`` so that the numpy reference can be
-fed the very same numbers.
+cell, truncated at +-3.5 sigma, variance 1). Generated noise may be correlated in time, per
+input j an AR(1) sequence ``e_0 = n_0, e_t = rho_j e_{t-1} + sqrt(1 - rho_j^2) n_t`` (variance 1;
+``rho = 0``: white), so that a sample's first inputs are tied to its whole sequence and hence to
+its cost. Sample 0 of generated noise is the noise-free nominal. ``store_noise`` writes the
+generated (correlated) noise into ``eps`` so that the numpy reference can be fed the very same
+numbers. The control-cost term keeps the white-noise form (``Sigma = diag(sigma^2)``).
+
+Noise parameters reach the kernels as ``sigma[4] = (sigma_0, sigma_1, rho_0, rho_1)`` (the numpy
+reference uses the first two).
 """
 from __future__ import annotations
 
@@ -62,6 +68,8 @@ MODEL_KINEMATIC = 0
 MODEL_DYNAMIC = 1
 NOISE_GIVEN = 0
 NOISE_GENERATE = 1
+#: noise parameters (sigma_0, sigma_1, rho_0, rho_1) of a noise-free rollout
+NO_NOISE = np.zeros(4)
 NSTATE = 7
 #: implicitness of the linearly-implicit lateral step: 1/2 = trapezoidal (second order, A-stable)
 THETA = 0.5
@@ -296,12 +304,20 @@ def residual_correction(xs, us, p, fp, z, rw, corr, work):
 # one rollout (inlined into the kernels)
 # ------------------------------------------------------------------------------------------------
 @njit(cache=True, inline="always", fastmath=FM)
-def _rollout(k, x0, U, eps_k, V_k, sig0, sig1, inv0, inv1, gamma, p, model, dt, nsub, cost_id, cp, tab, i0, s0,
+def _rollout(k, x0, U, eps_k, V_k, sg, gamma, p, model, dt, nsub, cost_id, cp, tab, i0, s0,
              u_prev, gen, seed, qtab, store, traj_k, rec, X_k, recx, rw, zr_k):
     # (at most 29 arguments: a longer call compiles to CALL_FUNCTION_EX, which numba cannot inline)
     # residual: zr_k = this sample's filter states z[nz] (set by the caller), then scratch
     T = U.shape[0]
     h = dt / nsub
+    sig0, sig1 = sg[0], sg[1]
+    inv0 = 1.0 / (sig0 * sig0) if sig0 > 0.0 else 0.0
+    inv1 = 1.0 / (sig1 * sig1) if sig1 > 0.0 else 0.0
+    rho0, rho1 = sg[2], sg[3]
+    cr0 = math.sqrt(1.0 - rho0 * rho0)
+    cr1 = math.sqrt(1.0 - rho1 * rho1)
+    e0 = 0.0
+    e1 = 0.0
     up0 = u_prev[0]
     up1 = u_prev[1]
     use_res = rw.shape[0] > 0 and model == MODEL_DYNAMIC
@@ -334,8 +350,14 @@ def _rollout(k, x0, U, eps_k, V_k, sig0, sig1, inv0, inv1, gamma, p, model, dt, 
     prog = s0
     for t in range(T):
         if gen:
-            s, e0 = _normal(s, qtab)
-            s, e1 = _normal(s, qtab)
+            s, n0 = _normal(s, qtab)
+            s, n1 = _normal(s, qtab)
+            if t == 0:
+                e0 = n0
+                e1 = n1
+            else:  # AR(1): stationary variance 1, correlation rho between steps
+                e0 = rho0 * e0 + cr0 * n0
+                e1 = rho1 * e1 + cr1 * n1
             if k == 0:
                 e0 = 0.0
                 e1 = 0.0
@@ -389,16 +411,13 @@ def _rollout(k, x0, U, eps_k, V_k, sig0, sig1, inv0, inv1, gamma, p, model, dt, 
 @njit(cache=True, parallel=True, fastmath=FM)
 def rollout_kernel(x0, U, eps, V, S, sigma, gamma, p, model, dt, nsub, cost_id, cp, tab, i0, s0, u_prev,
                    noise_mode, seed, qtab, store_noise, traj, n_rec, X_dummy, rw, z0, ZR):
-    """Roll out all K samples in parallel: writes ``V[K, T, 2]`` (clamped samples), ``S[K]`` (costs),
+    """Roll out all K samples in parallel (``sigma[4]``: noise std and AR(1) correlation per input): writes ``V[K, T, 2]`` (clamped samples), ``S[K]`` (costs),
     ``traj[:n_rec, T+1, 2]`` (xy of the first n_rec rollouts) and, when generating with
     ``store_noise``, ``eps[K, T, 2]``.
 
     Residual: ``rw`` flat weights (length 0: none), ``z0[nz]`` start filter states (``nz = max(n_aug, 1)``),
     ``ZR[K, ...]`` per-sample filter states + scratch (:func:`residual_buffers`; ``[1, 1]`` without)."""
     K = V.shape[0]
-    sig0, sig1 = sigma[0], sigma[1]
-    inv0 = 1.0 / (sig0 * sig0) if sig0 > 0.0 else 0.0
-    inv1 = 1.0 / (sig1 * sig1) if sig1 > 0.0 else 0.0
     gen = noise_mode == NOISE_GENERATE
     per_sample = rw.shape[0] > 0
     for k in prange(K):
@@ -410,7 +429,7 @@ def rollout_kernel(x0, U, eps, V, S, sigma, gamma, p, model, dt, nsub, cost_id, 
         if per_sample:
             for j in range(z0.shape[0]):
                 ZR[k, j] = z0[j]
-        S[k] = _rollout(kk, x0, U, eps[ke], V[k], sig0, sig1, inv0, inv1, gamma, p, model, dt, nsub, cost_id, cp,
+        S[k] = _rollout(kk, x0, U, eps[ke], V[k], sigma, gamma, p, model, dt, nsub, cost_id, cp,
                         tab, i0, s0, u_prev, gen, seed, qtab, store_noise, traj[kr], rec,
                         X_dummy, False, rw, ZR[kz])
 
@@ -464,7 +483,7 @@ def nominal_rollout(x0, U, p, model, dt, nsub, cost_id, cp, tab, i0, s0, u_prev,
     if rw.shape[0] > 0:
         for j in range(z0.shape[0]):
             ZR[0, j] = z0[j]
-    return _rollout(np.int64(0), x0, U, eps_dummy[0], Vn, 0.0, 0.0, 0.0, 0.0, 0.0, p, model, dt, nsub, cost_id, cp,
+    return _rollout(np.int64(0), x0, U, eps_dummy[0], Vn, NO_NOISE, 0.0, p, model, dt, nsub, cost_id, cp,
                     tab, i0, s0, u_prev, False, 0, qtab, False, traj_dummy[0], False, X, True,
                     rw, ZR[0])
 
@@ -671,7 +690,7 @@ def mppi_step_numpy(x0, U, eps, sigma, lam, gamma, p, model, dt, nsub, cost_id, 
 
     Returns a dict with ``U_new[T, 2]``, ``S[K]``, ``w[K]``, ``V[K, T, 2]``, ``X[T+1, 7]`` (nominal).
     """
-    sigma = np.asarray(sigma, dtype=float)
+    sigma = np.asarray(sigma, dtype=float)[:2]
     inv = np.where(sigma > 0, 1.0 / np.where(sigma > 0, sigma, 1.0) ** 2, 0.0)
     cost, V, _ = rollout_np(x0, U[None] + sigma * eps, p, model, dt, nsub, cost_id, cp, tab, i0, s0, u_prev,
                             residual, z0)
