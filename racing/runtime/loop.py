@@ -30,6 +30,7 @@ STOP ``stop_repeats`` times and closes the log.
 from __future__ import annotations
 
 import datetime as _dt
+import gc
 import json
 import math
 import signal
@@ -292,6 +293,8 @@ class RuntimeLoop:
         now_rel = lambda: clock() - t0  # noqa: E731
         wd.start_supervisor(lambda trip: self._send_stop(int(trip.stop_reason), t_meas, pause=False), now_rel)
         k = 0
+        gc_was_enabled = gc.isenabled()
+        gc.disable()  # no cyclic collection inside the fixed-rate loop (a full one can outlast a period)
         try:
             while not wd.tripped:
                 if self._stop_status is not None:
@@ -396,6 +399,9 @@ class RuntimeLoop:
             if log is not None:
                 log.close()
             raise
+        finally:
+            if gc_was_enabled:
+                gc.enable()
         wd.stop_supervisor()
         trip = wd.trip_info
         if trip is not None:

@@ -14,6 +14,7 @@ it stays off for ``off_track_timeout_s`` or goes further than one track width ou
 """
 from __future__ import annotations
 
+import gc
 import math
 import time
 from dataclasses import dataclass, field
@@ -129,106 +130,115 @@ def simulate(track, controller: Controller, plant, plant_params: VehicleParams, 
     n = 0
     skip_until = -1.0
 
-    while n < n_max:
-        # --- measure ----------------------------------------------------------------------
-        s_arr, n_arr, dpsi = track.frenet(x[None, :2], np.array([x[2]]))
-        s_now, n_now = float(s_arr[0]), float(n_arr[0])
-        ds = s_now - s_prev
-        if ds > 0.5 * L:
-            ds -= L
-        elif ds < -0.5 * L:
-            ds += L
-        new_progress = progress_m + ds
-        # lap crossings (interpolated between ticks)
-        while len(laps) < sim.laps and new_progress - start_progress >= (len(laps) + 1) * L:
-            target = start_progress + (len(laps) + 1) * L
-            frac = (target - progress_m) / max(new_progress - progress_m, 1e-12)
-            t_cross = t - period + frac * period if n > 0 else t
-            laps.append(t_cross - last_lap_t)
-            lap_end.append(t_cross)
-            events.append({"t": t_cross, "type": "lap", "lap": len(laps), "time_s": laps[-1]})
-            last_lap_t = t_cross
-        progress_m, s_prev = new_progress, s_now
-        meas = x + rng.normal(0.0, 1.0, NX) * noise_std if noise_std.any() else x.copy()
+    # real-time mode: no cyclic garbage collection inside the timed loop (a full collection in a big
+    # process can take longer than a control period; the loop makes no reference cycles)
+    gc_was_enabled = gc.isenabled()
+    if sim.realtime:
+        gc.disable()
+    try:
+        while n < n_max:
+            # --- measure ----------------------------------------------------------------------
+            s_arr, n_arr, dpsi = track.frenet(x[None, :2], np.array([x[2]]))
+            s_now, n_now = float(s_arr[0]), float(n_arr[0])
+            ds = s_now - s_prev
+            if ds > 0.5 * L:
+                ds -= L
+            elif ds < -0.5 * L:
+                ds += L
+            new_progress = progress_m + ds
+            # lap crossings (interpolated between ticks)
+            while len(laps) < sim.laps and new_progress - start_progress >= (len(laps) + 1) * L:
+                target = start_progress + (len(laps) + 1) * L
+                frac = (target - progress_m) / max(new_progress - progress_m, 1e-12)
+                t_cross = t - period + frac * period if n > 0 else t
+                laps.append(t_cross - last_lap_t)
+                lap_end.append(t_cross)
+                events.append({"t": t_cross, "type": "lap", "lap": len(laps), "time_s": laps[-1]})
+                last_lap_t = t_cross
+            progress_m, s_prev = new_progress, s_now
+            meas = x + rng.normal(0.0, 1.0, NX) * noise_std if noise_std.any() else x.copy()
 
-        T[n], S[n], M[n] = t, x, meas
-        F[n] = (s_now, n_now, float(dpsi[0]))
+            T[n], S[n], M[n] = t, x, meas
+            F[n] = (s_now, n_now, float(dpsi[0]))
 
-        # --- off-track bookkeeping -----------------------------------------------------------
-        geo = track.interp(np.array([s_now]))
-        wl, wr = float(geo["w_left"][0]), float(geo["w_right"][0])
-        inside = -wr <= n_now <= wl
-        if not inside:
-            if outside_since is None:
-                outside_since = t
-                off_track += 1
-                events.append({"t": t, "type": "off_track", "s": s_now, "n": n_now})
-            too_far = n_now > 2 * wl + wr or n_now < -(2 * wr + wl)
-            if t - outside_since >= sim.off_track_timeout_s or too_far:
-                status = "off_track"
+            # --- off-track bookkeeping -----------------------------------------------------------
+            geo = track.interp(np.array([s_now]))
+            wl, wr = float(geo["w_left"][0]), float(geo["w_right"][0])
+            inside = -wr <= n_now <= wl
+            if not inside:
+                if outside_since is None:
+                    outside_since = t
+                    off_track += 1
+                    events.append({"t": t, "type": "off_track", "s": s_now, "n": n_now})
+                too_far = n_now > 2 * wl + wr or n_now < -(2 * wr + wl)
+                if t - outside_since >= sim.off_track_timeout_s or too_far:
+                    status = "off_track"
+                    C[n] = C[n - 1] if n else 0.0
+                    n += 1
+                    break
+            elif outside_since is not None:
+                events.append({"t": t, "type": "back_on_track", "s": s_now, "after_s": t - outside_since})
+                outside_since = None
+            if len(laps) >= sim.laps:
+                status = "completed"
                 C[n] = C[n - 1] if n else 0.0
                 n += 1
                 break
-        elif outside_since is not None:
-            events.append({"t": t, "type": "back_on_track", "s": s_now, "after_s": t - outside_since})
-            outside_since = None
-        if len(laps) >= sim.laps:
-            status = "completed"
-            C[n] = C[n - 1] if n else 0.0
-            n += 1
-            break
-        if progress is not None:
-            progress(min(1.0, (progress_m - start_progress) / (sim.laps * L)), len(laps))
+            if progress is not None:
+                progress(min(1.0, (progress_m - start_progress) / (sim.laps * L)), len(laps))
 
-        # --- control -----------------------------------------------------------------------------
-        if t + 1e-9 >= skip_until:
-            obs = Observation(t, meas)
-            c0 = time.perf_counter()
-            cmd = controller.act(obs, t)
-            comp = time.perf_counter() - c0
-            CT[n] = comp
-            C[n] = (cmd.steering_angle, cmd.speed, cmd.acceleration)
-            if snap_times and t >= snap_times[0]:
-                snap_times.pop(0)
-                d = controller.diagnostics()
-                if d:
-                    snapshots.append({"t": t, "state": x.copy(), **d})
-            latency = sim.delay_s + (comp if sim.realtime else 0.0)
-            if sim.realtime and comp > period:
-                misses += 1
-                events.append({"t": t, "type": "deadline_miss", "compute_ms": comp * 1e3})
-                skip_until = t + math.ceil(comp / period) * period
-            pending.append((t + latency, cmd))
-        else:
-            C[n] = C[n - 1]
-        # --- plant -------------------------------------------------------------------------------
-        t_end = t + period
-        t_cur = t
-        try:
-            while True:
-                nxt = pending[0][0] if pending else math.inf
-                if nxt <= t_cur + 1e-12:
-                    applied = pending.pop(0)[1]
-                    continue
-                seg_end = min(nxt, t_end)
-                x = plant.step(applied, seg_end - t_cur)
-                t_cur = seg_end
-                if t_cur >= t_end - 1e-12:
-                    break
-        except FloatingPointError:
-            status = "diverged"
-            events.append({"t": t_cur, "type": "diverged"})
+            # --- control -----------------------------------------------------------------------------
+            if t + 1e-9 >= skip_until:
+                obs = Observation(t, meas)
+                c0 = time.perf_counter()
+                cmd = controller.act(obs, t)
+                comp = time.perf_counter() - c0
+                CT[n] = comp
+                C[n] = (cmd.steering_angle, cmd.speed, cmd.acceleration)
+                if snap_times and t >= snap_times[0]:
+                    snap_times.pop(0)
+                    d = controller.diagnostics()
+                    if d:
+                        snapshots.append({"t": t, "state": x.copy(), **d})
+                latency = sim.delay_s + (comp if sim.realtime else 0.0)
+                if sim.realtime and comp > period:
+                    misses += 1
+                    events.append({"t": t, "type": "deadline_miss", "compute_ms": comp * 1e3})
+                    skip_until = t + math.ceil(comp / period) * period
+                pending.append((t + latency, cmd))
+            else:
+                C[n] = C[n - 1]
+            # --- plant -------------------------------------------------------------------------------
+            t_end = t + period
+            t_cur = t
+            try:
+                while True:
+                    nxt = pending[0][0] if pending else math.inf
+                    if nxt <= t_cur + 1e-12:
+                        applied = pending.pop(0)[1]
+                        continue
+                    seg_end = min(nxt, t_end)
+                    x = plant.step(applied, seg_end - t_cur)
+                    t_cur = seg_end
+                    if t_cur >= t_end - 1e-12:
+                        break
+            except FloatingPointError:
+                status = "diverged"
+                events.append({"t": t_cur, "type": "diverged"})
+                n += 1
+                break
+            x = np.asarray(x, dtype=float)
+            if not np.all(np.isfinite(x)):
+                bad = [STATE_NAMES[i] for i in range(NX) if not np.isfinite(x[i])]
+                status = "diverged"
+                events.append({"t": t_end, "type": "diverged", "fields": bad})
+                n += 1
+                break
+            t = t_end
             n += 1
-            break
-        x = np.asarray(x, dtype=float)
-        if not np.all(np.isfinite(x)):
-            bad = [STATE_NAMES[i] for i in range(NX) if not np.isfinite(x[i])]
-            status = "diverged"
-            events.append({"t": t_end, "type": "diverged", "fields": bad})
-            n += 1
-            break
-        t = t_end
-        n += 1
+    finally:
+        if gc_was_enabled:
+            gc.enable()
 
     config = dict(run_config or {})
     config["sim"] = cfg.to_dict(sim)
