@@ -13,18 +13,6 @@ from racing.control.mppi import MPPI, MPPIConfig, load_config
 from racing.control.mppi import costs as C
 from racing.control.mppi import step as S
 from racing.models.params import load_params
-from racing.track import Track
-
-
-def oval(a=12.0, b=6.0, w=1.0, n=400) -> Track:
-    th = np.linspace(0, 2 * np.pi, n, endpoint=False)
-    return Track.from_centerline(np.column_stack([a * np.cos(th), b * np.sin(th)]), w, w, name="oval")
-
-
-def start_state(track, v=3.0):
-    x0 = np.zeros(7)
-    x0[0], x0[1], x0[2], x0[3] = track.xy[0, 0], track.xy[0, 1], track.psi[0], v
-    return x0
 
 
 def reference(c: MPPI, x0, U0, eps):
@@ -33,7 +21,7 @@ def reference(c: MPPI, x0, U0, eps):
 
 
 @pytest.mark.parametrize("model", ["kinematic", "dynamic"])
-def test_numba_step_equals_numpy_reference_racing(model):
+def test_numba_step_equals_numpy_reference_racing(model, oval, start_state):
     track = oval()
     p = load_params("f1tenth")
     c = MPPI(track, p, MPPIConfig(num_samples=64, horizon=25, dt=0.04, substeps=2, model=model, alpha=0.5,
@@ -87,7 +75,7 @@ def test_weights_finite_and_normalised_with_huge_costs():
         np.testing.assert_allclose(w, S.weights_np(S_arr, 0.01), atol=1e-15)
 
 
-def test_limits_hold_in_samples_and_plan():
+def test_limits_hold_in_samples_and_plan(oval, start_state):
     track = oval()
     p = load_params("f1tenth")
     c = MPPI(track, p, MPPIConfig(num_samples=256, horizon=30, sigma_steer_rate=50.0, sigma_accel=100.0))
@@ -130,7 +118,7 @@ def test_bad_yaml_names_file_and_key(tmp_path):
         load_config(f)
 
 
-def test_registry_and_per_car_defaults():
+def test_registry_and_per_car_defaults(oval):
     track = oval()
     c = make_controller("mppi", track, load_params("f1tenth"), num_samples=32, horizon=10)
     assert isinstance(c, MPPI) and c.K == 32 and c.T == 10
@@ -139,7 +127,7 @@ def test_registry_and_per_car_defaults():
     assert d["samples"].shape[1:] == (11, 2)
 
 
-def test_frenet_local_projection_matches_track():
+def test_frenet_local_projection_matches_track(oval):
     track = oval(w=2.0)
     tab, _ = C.track_table(track, load_params("f1tenth"))
     rng = np.random.default_rng(0)
@@ -155,7 +143,7 @@ def test_frenet_local_projection_matches_track():
 
 
 @pytest.mark.slow
-def test_closed_loop_lap_on_shipped_track_stays_on_track():
+def test_closed_loop_lap_on_shipped_track_stays_on_track(oval):
     from racing.sim.plant import make_plant
     from racing.sim.simulator import SimConfig, simulate
     from racing.track import known_tracks, load_track
@@ -171,14 +159,14 @@ def test_closed_loop_lap_on_shipped_track_stays_on_track():
     assert res.snapshots and res.snapshots[0]["samples"].shape[-1] == 2
 
 
-def test_warm_up_leaves_a_reset_controller():
+def test_warm_up_leaves_a_reset_controller(oval):
     track = oval()
     c = MPPI(track, load_params("f1tenth"), MPPIConfig(num_samples=32, horizon=10))
     assert np.all(c.U == 0.0) and c._calls == 0 and c._hint is None and c._t_prev is None
     assert c.lam == c.config.lambda_
 
 
-def test_spin_and_yaw_rate_count_as_crash():
+def test_spin_and_yaw_rate_count_as_crash(oval):
     track = oval(w=3.0)
     p = load_params("f1tenth")
     c = MPPI(track, p, MPPIConfig(num_samples=8, horizon=10, beta_max=0.1, yaw_limit=1.0, warmup=False))
@@ -193,7 +181,7 @@ def test_spin_and_yaw_rate_count_as_crash():
     assert yaw[3]
 
 
-def test_adaptive_lambda_moves_ess_towards_target():
+def test_adaptive_lambda_moves_ess_towards_target(oval, start_state):
     track = oval()
     p = load_params("f1tenth")
     c = MPPI(track, p, MPPIConfig(num_samples=256, horizon=20, ess_target=40.0, lambda_=0.01, warmup=False))
@@ -206,7 +194,7 @@ def test_adaptive_lambda_moves_ess_towards_target():
     assert c.lam == 0.01
 
 
-def test_factory_attaches_the_cached_mintime_raceline(tmp_path, monkeypatch):
+def test_factory_attaches_the_cached_mintime_raceline(tmp_path, monkeypatch, oval):
     from racing.raceline.cache import params_fingerprint, save_raceline, track_fingerprint
     from racing.track import Raceline
 
@@ -256,7 +244,7 @@ def test_libm_free_atan_and_tanh_match_libm():
     assert np.all(np.sign(t[big]) == np.sign(x[big]))
 
 
-def test_correlated_noise_has_unit_variance_and_the_asked_correlation():
+def test_correlated_noise_has_unit_variance_and_the_asked_correlation(oval, start_state):
     track = oval()
     c = MPPI(track, load_params("f1tenth"), MPPIConfig(num_samples=4096, horizon=40, noise_correlation=0.9,
                                                        warmup=False))
@@ -268,7 +256,7 @@ def test_correlated_noise_has_unit_variance_and_the_asked_correlation():
     assert np.all(c.eps[0] == 0.0)
 
 
-def test_tyre_slip_term_costs_steering_past_the_peak():
+def test_tyre_slip_term_costs_steering_past_the_peak(oval):
     track = oval(w=3.0)
     p = load_params("f1tenth")
     cw = load_config(car_name="f1tenth").cost.__class__(tyre_slip=100.0)

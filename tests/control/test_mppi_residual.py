@@ -10,18 +10,6 @@ from racing.control.mppi import MPPI, MPPIConfig
 from racing.control.mppi import step as S
 from racing.models.params import load_params
 from racing.models.residual import ResidualWeights, feature_names
-from racing.track import Track
-
-
-def oval(a=12.0, b=6.0, w=1.0, n=400) -> Track:
-    th = np.linspace(0, 2 * np.pi, n, endpoint=False)
-    return Track.from_centerline(np.column_stack([a * np.cos(th), b * np.sin(th)]), w, w, name="oval")
-
-
-def start_state(track, v=3.0):
-    x0 = np.zeros(7)
-    x0[0], x0[1], x0[2], x0[3] = track.xy[0, 0], track.xy[0, 1], track.psi[0], v
-    return x0
 
 
 def random_residual(seed=0, hidden=8, layers=2, taus=(0.05, 0.2), products=True, clip=True, scale=1.0):
@@ -49,7 +37,7 @@ def reference(c: MPPI, x0, U0, eps, z0):
 
 
 @pytest.mark.parametrize("kw", [dict(), dict(taus=(), products=False, clip=False), dict(layers=1, clip=False)])
-def test_numba_step_equals_numpy_reference_with_residual(kw):
+def test_numba_step_equals_numpy_reference_with_residual(kw, oval, start_state):
     track = oval()
     p = load_params("f1tenth")
     rw = random_residual(**kw)
@@ -77,7 +65,7 @@ def test_numba_step_equals_numpy_reference_with_residual(kw):
     assert np.max(np.abs(ref0["S"] - ref["S"])) > 1e-3
 
 
-def test_zero_residual_equals_plain_model():
+def test_zero_residual_equals_plain_model(oval, start_state):
     track = oval()
     p = load_params("f1tenth")
     rw = random_residual(scale=0.0)  # out_mean = out_std = 0: the correction is exactly zero
@@ -90,7 +78,7 @@ def test_zero_residual_equals_plain_model():
     np.testing.assert_allclose(a.X, b.X, atol=1e-12)
 
 
-def test_closed_loop_factory_with_residual_file(tmp_path):
+def test_closed_loop_factory_with_residual_file(tmp_path, oval, start_state):
     track = oval()
     p = load_params("f1tenth")
     path = random_residual(scale=0.2).save(tmp_path / "res.npz")
@@ -115,7 +103,7 @@ def test_closed_loop_factory_with_residual_file(tmp_path):
     np.testing.assert_array_equal(c.z[:2], 0.0)
 
 
-def test_residual_needs_dynamic_model_and_a_valid_file(tmp_path):
+def test_residual_needs_dynamic_model_and_a_valid_file(tmp_path, oval):
     track = oval()
     p = load_params("f1tenth")
     path = random_residual().save(tmp_path / "res.npz")

@@ -85,9 +85,9 @@ class MPPI(Controller):
                                 alpha_peak_r=C.peak_slip_angle(params.B_r, params.C_r, params.E_r))
         self.ds = ds
         self.p = params.to_array()
-        self.sigma = np.array(self.res.sigma, dtype=np.float64)
-        #: the kernel's noise parameters (sigma_steer_rate, sigma_accel, rho, rho)
+        #: the kernel's noise parameters (sigma_steer_rate, sigma_accel, rho, rho); ``sigma`` is a view of the first two
         self.noise = np.array([*self.res.sigma, config.noise_correlation, config.noise_correlation])
+        self.sigma = self.noise[:2]
         self.gamma = config.lambda_ * (1.0 - config.alpha)
         self.M = np.ascontiguousarray(S.smoothing_matrix(T, config.smoothing_window, config.smoothing_order))
         self.qtab = S.normal_table()
@@ -164,7 +164,6 @@ class MPPI(Controller):
         vn = self.config.steer_noise_speed
         if vn > 0.0 and vx > vn:
             self.sigma[0] *= (vn / vx) ** 2
-        self.noise[:2] = self.sigma
 
     def _index(self, x: float, y: float) -> tuple[int, float]:
         if self.cost_id != C.COST_RACING:

@@ -56,8 +56,7 @@ import numpy as np
 from numba import njit, prange
 
 from racing.control.mppi import costs as C
-from racing.control.mppi.costs import FM
-from racing.control.mppi.fastmath import atan_fast, tanh_fast  # noqa: F401 (re-exported)
+from racing.control.mppi.fastmath import FM, atan_fast, tanh_fast
 from racing.models.numba_backend import dynamic_rhs_nb
 from racing.models.residual import aug_update_nb, residual_z_nb
 from racing.models.params import (G, P_ACCEL_MAX, P_BF, P_BR, P_CDRAG, P_CF, P_CR, P_CROLL, P_DECEL_MAX, P_DF, P_DR,
