@@ -2,10 +2,12 @@
 the UDP protocol of :mod:`racing.runtime.protocol`, and the car's simulated twin.
 
 >>> from racing.runtime import RuntimeLoop, LoopConfig, UdpVehicle
->>> result = RuntimeLoop(controller, UdpVehicle("127.0.0.1", 5600), LoopConfig(duration_s=10)).run()
+>>> sec = LinkSecurity(key=load_key("car.key"))
+>>> result = RuntimeLoop(controller, UdpVehicle("127.0.0.1", 5600, security=sec), LoopConfig(duration_s=10)).run()
 
 Heavy parts (the plant, numba) are imported by :mod:`racing.runtime.vehicle_sim` only.
 """
+from racing.runtime.auth import LinkSecurity, Receiver, Rejected, Sender, load_key, write_key
 from racing.runtime.loop import DriveResult, LoopConfig, RuntimeLoop, run_with_signals
 from racing.runtime.protocol import ProtocolError, decode, encode
 from racing.runtime.vehicle import LinkStats, UdpVehicle, Vehicle, parse_udp_url
@@ -13,9 +15,13 @@ from racing.runtime.watchdog import Trip, Watchdog, WatchdogConfig
 
 __all__ = [
     "DriveResult",
+    "LinkSecurity",
     "LinkStats",
     "LoopConfig",
     "ProtocolError",
+    "Receiver",
+    "Rejected",
+    "Sender",
     "RuntimeLoop",
     "Trip",
     "UdpVehicle",
@@ -24,6 +30,8 @@ __all__ = [
     "WatchdogConfig",
     "decode",
     "encode",
+    "load_key",
     "parse_udp_url",
     "run_with_signals",
+    "write_key",
 ]

@@ -18,10 +18,24 @@ caches; a failure there trips ``controller_error`` before anything is sent) and 
 Per tick (after the first state has arrived; before, the loop sends HEARTBEATs so that a vehicle
 that replies to its peer's address learns where to send STATE):
 
-1. ``vehicle.latest_state()`` - fresh if its vehicle time is newer than the last one;
+1. ``vehicle.latest_state()`` - fresh if its vehicle time is newer than the last one; its age
+   (``vehicle.state_age``, from the STATE's own time) dates it on the loop clock;
 2. watchdog: state age, non-finite state, off-track (with a track); laps are counted here;
-3. ``controller.act(Observation(t, state), t)`` timed with the loop clock (compute time);
-4. ``vehicle.send(command, t_meas)``; 5. one log row (flushed); 6. deadline bookkeeping.
+3. latency compensation (with a :class:`~racing.runtime.predict.StatePredictor` and
+   ``compensate``): the state predicted from its measurement instant to ``now + actuation_delay_s``
+   with the commands in flight; ``controller.act(Observation(t_c, x_c), t_c)`` with
+   ``t_c = now + actuation_delay_s``, timed with the loop clock (compute time);
+4. ``vehicle.send(command, t_meas)``; 5. one log row (flushed; the measured state); 6. deadline
+   bookkeeping (deadline misses, period jitter = |interval between consecutive tick starts - period|).
+
+Link loss. Between ticks the loop sleeps until the next release or until the newest state expires
+(``state_timeout_s`` after its measurement), whichever is first, so STOP leaves on time rather
+than at the next tick. With ``on_state_timeout = "end"`` (default) that is a watchdog trip. With
+``"wait"`` the loop sends STOP, closes the log segment, keeps sending HEARTBEATs and resumes when
+fresh states arrive again (a restarted vehicle: a new log segment ``<log>.seg2.csv``, the
+controller and the predictor reset, a new standing-start lap); after ``reconnect_timeout_s``
+without a vehicle it trips ``state_timeout``. Whether the car then drives is the vehicle's
+decision: STOP is latched on the vehicle until it is re-armed there.
 
 The run ends at ``duration_s``, after ``laps`` laps, on :meth:`RuntimeLoop.request_stop`
 (SIGINT / SIGTERM via :func:`run_with_signals`) or on a watchdog trip; in every case the loop sends
@@ -38,6 +52,7 @@ import threading
 import time
 from array import array
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
@@ -62,6 +77,15 @@ class LoopConfig:
                                                             "doc": "gap between repeated STOP datagrams"})
     warmup_calls: int = field(default=3, metadata={"min": 0, "doc": "act() calls before the clock starts (JIT, "
                                                                     "caches), followed by reset()"})
+    actuation_delay_s: float = field(default=0.0, metadata={"unit": "s", "min": 0.0, "max": 1.0,
+                                                            "doc": "time from sending a command to its effect"})
+    compensate: bool = field(default=True, metadata={"doc": "act on the state predicted by its age + the "
+                                                            "actuation delay (needs a predictor)"})
+    on_state_timeout: str = field(default="end", metadata={"choices": ("end", "wait"),
+                                                           "doc": "end: watchdog trip; wait: STOP, then resume "
+                                                                  "when the vehicle is back"})
+    reconnect_timeout_s: float = field(default=30.0, metadata={"unit": "s", "gt": 0.0,
+                                                               "doc": "wait mode: trip when no vehicle for this long"})
     watchdog: WatchdogConfig = WatchdogConfig()
 
 
@@ -79,8 +103,13 @@ class DriveResult:
     """What a run of the loop measured (times in [s] unless the name says otherwise).
 
     compute_s : act() durations of the control ticks; work_s : whole-tick durations;
-    lateness_s : tick start minus release time; laps : lap times (None without a track).
-    warmup_s : durations of the warm-up act() calls made before the clock started.
+    lateness_s : tick start minus release time; jitter_s : |interval between consecutive tick
+    starts - period|; state_age_s : age of the state used at each control tick (from its
+    measurement instant; only when the link can tell); predict_s : latency-compensation time per
+    control tick; laps : lap times (None without a track); off_track : excursions of the car's centre
+    beyond a track boundary (None without a track). warmup_s : durations of the warm-up
+    act() calls made before the clock started. link_losses : one dict per link loss in wait mode.
+    logs : the log segments written (one per vehicle session).
     """
 
     status: str
@@ -102,9 +131,16 @@ class DriveResult:
     config: dict
     final_state: np.ndarray | None = None
     warmup_s: list = field(default_factory=list)
+    jitter_s: array = field(default_factory=lambda: array("d"))
+    state_age_s: array = field(default_factory=lambda: array("d"))
+    predict_s: array = field(default_factory=lambda: array("d"))
+    link_losses: list = field(default_factory=list)
+    logs: list = field(default_factory=list)
+    off_track: int | None = None
 
     def summary(self) -> dict:
         """The JSON summary of ``racing drive --json``."""
+        loop = self.config.get("loop", {})
         return {
             "status": self.status,
             "ticks": self.ticks,
@@ -115,15 +151,23 @@ class DriveResult:
             "warmup_ms": [round(1e3 * w, 3) for w in self.warmup_s],
             "tick_ms": _pct(self.work_s),
             "start_late_ms": _pct(self.lateness_s),
+            "period_jitter_ms": _pct(self.jitter_s),
+            "state_age_ms": _pct(self.state_age_s),
+            "predict_ms": _pct(self.predict_s),
+            "compensation": {"enabled": bool(loop.get("compensate")) and len(self.predict_s) > 0,
+                             "actuation_delay_s": loop.get("actuation_delay_s")},
             "packets_dropped": int(self.link.get("dropped", 0)),
             "packets": dict(self.link),
             "watchdog": None if self.watchdog is None else self.watchdog.as_dict(),
+            "link_losses": list(self.link_losses),
             "log": self.log_path,
+            "logs": list(self.logs),
             "log_rows": self.log_rows,
             "duration_s": round(self.duration_s, 4),
-            "rate_hz": self.config.get("loop", {}).get("rate_hz"),
+            "rate_hz": loop.get("rate_hz"),
             "laps": None if self.laps is None else [round(x, 4) for x in self.laps],
             "progress_m": None if self.progress_m is None else round(self.progress_m, 3),
+            "off_track": self.off_track,
             "events": self.events[:50],
             "final_state": None if self.final_state is None else [round(float(v), 6) for v in self.final_state],
         }
@@ -139,6 +183,16 @@ class _Progress:
         self.progress = 0.0
         self.laps: list[float] = []
         self._last_lap_t = 0.0
+        self._done = 0.0  # distance of the sessions before a restart [m]
+        self._laps_before = 0
+
+    def restart(self, t: float) -> None:
+        """A new vehicle session (the car may be anywhere): keep the laps so far, start a new lap at ``t``."""
+        if self.s_prev is not None:
+            self._done += self.progress - self._start
+        self.s_prev = None
+        self._last_lap_t = t
+        self._laps_before = len(self.laps)
 
     def update(self, x: float, y: float, t: float) -> tuple[float, float, list]:
         """Returns (s [m], n [m], [lap times completed at this update])."""
@@ -156,7 +210,7 @@ class _Progress:
             elif ds < -0.5 * self.L:
                 ds += self.L
             self.progress += ds
-            while self.progress - self._start >= (len(self.laps) + 1) * self.L:
+            while self.progress - self._start >= (len(self.laps) - self._laps_before + 1) * self.L:
                 self.laps.append(t - self._last_lap_t)
                 self._last_lap_t = t
                 new.append(self.laps[-1])
@@ -165,7 +219,7 @@ class _Progress:
 
     @property
     def distance(self) -> float:
-        return 0.0 if self.s_prev is None else self.progress - self._start
+        return self._done + (0.0 if self.s_prev is None else self.progress - self._start)
 
 
 class RuntimeLoop:
@@ -181,11 +235,15 @@ class RuntimeLoop:
     meta : extra resolved configuration for the log header (values JSON-encoded)
     clock : monotonic clock [s] (default ``time.perf_counter``); sleep : sleep(seconds)
     warmup_state : float64[7] given to the warm-up calls (default: the track's start pose at rest, or zeros)
+    predictor : :class:`racing.runtime.predict.StatePredictor` for latency compensation (None = act on
+        the measured state); its ``delay`` should equal ``config.actuation_delay_s``
+    supervisor_rt_priority : SCHED_FIFO priority for the watchdog supervisor thread (set when the
+        control thread runs real-time, one level above it), None = leave it
     """
 
     def __init__(self, controller: Controller, vehicle: Vehicle, config: LoopConfig = LoopConfig(), track=None,
                  log_path=None, meta: dict | None = None, clock=time.perf_counter, sleep=time.sleep,
-                 warmup_state=None):
+                 warmup_state=None, predictor=None, supervisor_rt_priority: int | None = None):
         if config.laps is not None and track is None:
             raise ValueError("LoopConfig.laps needs a track to count laps on")
         self.controller, self.vehicle, self.config, self.track = controller, vehicle, config, track
@@ -193,6 +251,8 @@ class RuntimeLoop:
         self.meta = dict(meta or {})
         self.clock, self.sleep = clock, sleep
         self.warmup_state = warmup_state
+        self.predictor = predictor
+        self.supervisor_rt_priority = supervisor_rt_priority
         self.period = 1.0 / config.rate_hz
         self.watchdog = Watchdog(config.watchdog, self.period)
         self._stop_status: str | None = None
@@ -200,6 +260,19 @@ class RuntimeLoop:
         self._suppressed: dict = {}
         self._stop_lock = threading.Lock()
         self._stops_sent = 0
+        # link state (see _poll_link / _check_link)
+        self._state: np.ndarray | None = None
+        self._t_meas = 0.0
+        self._t_state = 0.0  # loop time [s] at which the state was measured
+        self._age_known = False
+        self._fresh = False
+        self._holding_since: float | None = None
+        self._dropped_seen = 0
+        self._link_losses: list = []
+        self._log = None
+        self._logs: list[str] = []
+        self._log_rows = 0
+        self._progress = None
 
     # --- control from outside ---------------------------------------------------------------
     def request_stop(self, status: str = "interrupted") -> None:
@@ -252,6 +325,9 @@ class RuntimeLoop:
                 c0 = self.clock()
                 self.controller.act(Observation(i * self.period, x), i * self.period)
                 out.append(self.clock() - c0)
+            if self.predictor is not None:  # first calls build the integrators
+                self.predictor.predict(x, 0.0, self.period)
+                self.predictor.reset()
         except Exception as exc:  # noqa: BLE001
             return out, f"during warm-up: {type(exc).__name__}: {exc}"
         return out, ""
@@ -261,40 +337,167 @@ class RuntimeLoop:
         c["watchdog"]["state_timeout_s"] = self.watchdog.state_timeout
         return c
 
-    def _log_meta(self) -> dict:
+    def _log_meta(self, segment: int = 1) -> dict:
+        security = getattr(self.vehicle, "security", None)
+        version = security.version if security is not None else proto.VERSION_V1
         meta = {"source": "racing drive", "started": _dt.datetime.now().astimezone().isoformat(timespec="seconds"),
-                "protocol": f"{proto.MAGIC.decode()} v{proto.VERSION}", "vehicle": self.vehicle.describe()}
+                "protocol": f"{proto.MAGIC.decode()} v{version}", "vehicle": self.vehicle.describe()}
+        if segment > 1:
+            meta["segment"] = str(segment)
+            meta["previous"] = self._logs[-1] if self._logs else ""
         for k, v in self.meta.items():
             meta[k] = v
         meta["loop"] = self.resolved_config()
         return {k: (v if isinstance(v, str) else json.dumps(v, separators=(",", ":"), default=str))
                 for k, v in meta.items()}
 
+    def _open_log(self) -> None:
+        if not self.log_path:
+            return
+        seg = len(self._logs) + 1
+        path = self.log_path
+        if seg > 1:
+            p = Path(self.log_path)
+            path = str(p.with_name(f"{p.stem}.seg{seg}{p.suffix or '.csv'}"))
+        self._log = LogWriter(path, meta=self._log_meta(seg))
+        self._logs.append(path)
+
+    def _close_log(self) -> None:
+        if self._log is not None:
+            self._log_rows += self._log.rows
+            self._log.close()
+            self._log = None
+
+    # --- the link -------------------------------------------------------------------------------
+    def _poll_link(self, t: float) -> bool:
+        """Read the newest state at loop time ``t``; False when the watchdog tripped (bad state)."""
+        vehicle, wd = self.vehicle, self.watchdog
+        got = vehicle.latest_state()
+        if vehicle.stats.dropped != self._dropped_seen:
+            self._event(t, "protocol_error", limit=20, count=vehicle.stats.dropped - self._dropped_seen,
+                        error=vehicle.errors[-1] if vehicle.errors else "")
+            self._dropped_seen = vehicle.stats.dropped
+        if got is None:
+            return True
+        tm, st = got
+        st = np.asarray(st, dtype=np.float64)
+        if st.shape != (7,) or not np.all(np.isfinite(st)) or not math.isfinite(tm):
+            wd.trip("bad_state", f"vehicle state at t={tm} is not 7 finite numbers: {st}", t)
+            return False
+        age = vehicle.state_age(float(tm))
+        known = age is not None and math.isfinite(age)
+        t_state = t - max(float(age), 0.0) if known else t
+        if wd.state(t_state, float(tm)):
+            if self._holding_since is not None:
+                self._resume(t)
+            if self._state is None:
+                self._event(t, "first_state", t_meas=float(tm))
+            self._state, self._t_meas, self._t_state, self._age_known = st, float(tm), t_state, known
+            self._fresh = True
+        return True
+
+    def _check_link(self, t: float) -> bool:
+        """Watch the state's age at loop time ``t``; True when the loop must end (watchdog tripped)."""
+        wd, conf = self.watchdog, self.config
+        if self._holding_since is not None:
+            if t - self._holding_since > conf.reconnect_timeout_s:
+                wd.trip("state_timeout", f"no vehicle for {t - self._holding_since:.1f} s after the link loss "
+                                         f"(reconnect timeout {conf.reconnect_timeout_s:g} s)", t)
+                return True
+            return False
+        why = wd.state_expired(t)
+        if not why:
+            return wd.check_state_age(t) is not None  # the connect timeout before the first state
+        since = (t - self._t_state) * 1e3
+        if conf.on_state_timeout == "end":
+            self._event(t, "state_timeout", last_state_ms_ago=round(since, 3))
+            wd.trip("state_timeout", why, t)
+            return True
+        # wait mode: STOP now, then wait for the vehicle
+        self._send_stop(int(proto.StopReason.STATE_TIMEOUT), self._t_meas, pause=False)
+        t_stop = self.clock() - self._t0
+        loss = {"t": round(t_stop, 6), "last_state_t": round(self._t_state, 6),
+                "stop_after_last_state_ms": round((t_stop - self._t_state) * 1e3, 3),
+                "due_after_last_state_ms": round(wd.state_timeout * 1e3, 3), "detail": why}
+        self._link_losses.append(loss)
+        self._event(t, "link_lost", **{k: v for k, v in loss.items() if k != "t"})
+        self._holding_since = t
+        self._state = None
+        self._fresh = False
+        wd.reset_link()
+        reset = getattr(self.vehicle, "reset_freshness", None)
+        if reset is not None:
+            reset()
+        self._close_log()
+        return False
+
+    def _resume(self, t: float) -> None:
+        self._event(t, "resumed", after_s=round(t - self._holding_since, 3))
+        self._holding_since = None
+        self.controller.reset()
+        if self.predictor is not None:
+            self.predictor.reset()
+        if self._progress is not None:
+            self._progress.restart(t)
+        self._open_log()
+
+    def _wait_until(self, release: float) -> bool:
+        """Sleep until the clock reaches ``release``, waking at the state deadline to stop the car on
+        time. False when the loop must end (watchdog trip or a stop request)."""
+        clock, t0, wd = self.clock, self._t0, self.watchdog
+        while True:
+            now = clock()
+            if now >= release:
+                return True
+            wake = release
+            dl = wd.state_deadline() if self._holding_since is None else None
+            if dl is not None and t0 + dl < wake:
+                wake = t0 + dl + 1e-4
+            self.sleep(max(wake - now, 0.0))
+            if self._stop_status is not None:
+                return False
+            if wake < release:
+                t = clock() - t0
+                if not self._poll_link(t) or self._check_link(t):
+                    return False
+
     # --- the loop -------------------------------------------------------------------------------
     def run(self) -> DriveResult:
         conf, P, clock, vehicle, wd = self.config, self.period, self.clock, self.vehicle, self.watchdog
-        progress = _Progress(self.track) if self.track is not None else None
+        self._progress = progress = _Progress(self.track) if self.track is not None else None
         margin = conf.watchdog.off_track_margin_m if self.track is not None else None
-        compute, work, late = array("d"), array("d"), array("d")
-        ticks = control_ticks = skipped = misses = 0
-        state: np.ndarray | None = None
-        t_meas = 0.0
+        predictor = self.predictor if conf.compensate else None
+        delay = conf.actuation_delay_s
+        compute, work, late, jitter = array("d"), array("d"), array("d"), array("d")
+        ages, pred_s = array("d"), array("d")
+        ticks = control_ticks = skipped = misses = off_track = 0
+        was_outside = False
         last_log_t = -math.inf
-        dropped_seen = vehicle.stats.dropped
+        self._dropped_seen = vehicle.stats.dropped
         status = None
-        log = LogWriter(self.log_path, meta=self._log_meta()) if self.log_path else None
+        self._open_log()
         vehicle.connect()
         warmup, warm_err = self._warmup()
         self.controller.reset()
-        t0 = clock()
+        gc_was_enabled = gc.isenabled()
+        gc.collect()
+        gc.freeze()  # what exists now is never scanned again
+        gc.disable()  # no cyclic collection inside the fixed-rate loop (a full one can outlast a period)
+        self._t0 = t0 = clock()
         if warm_err:
             wd.trip("controller_error", warm_err, 0.0)
         t = 0.0
         now_rel = lambda: clock() - t0  # noqa: E731
-        wd.start_supervisor(lambda trip: self._send_stop(int(trip.stop_reason), t_meas, pause=False), now_rel)
+        wd.start_supervisor(lambda trip: self._send_stop(int(trip.stop_reason), self._t_meas, pause=False), now_rel)
+        if self.supervisor_rt_priority is not None and wd.supervisor_native_id is not None:
+            from racing.runtime.rt import boost_thread
+
+            why = boost_thread(wd.supervisor_native_id, self.supervisor_rt_priority)
+            if why:
+                self._event(0.0, "cpu", note=why)
         k = 0
-        gc_was_enabled = gc.isenabled()
-        gc.disable()  # no cyclic collection inside the fixed-rate loop (a full one can outlast a period)
+        prev_start_k: int | None = None
+        prev_start = 0.0
         try:
             while not wd.tripped:
                 if self._stop_status is not None:
@@ -310,46 +513,40 @@ class RuntimeLoop:
                 if conf.duration_s is not None and k * P >= conf.duration_s - 1e-9:
                     status = "completed"
                     break
-                if now < release:
-                    self.sleep(release - now)
-                    if self._stop_status is not None:
+                if not self._wait_until(release):
+                    if self._stop_status is not None and not wd.tripped:
                         status = self._stop_status
-                        break
+                    break
                 start = clock()
                 t = start - t0
                 ticks += 1
                 late.append(max(start - release, 0.0))
+                if prev_start_k is not None and prev_start_k == k - 1:
+                    jitter.append(abs((t - prev_start) - P))
+                prev_start_k, prev_start = k, t
                 # 1. newest state ------------------------------------------------------------
-                got = vehicle.latest_state()
-                if vehicle.stats.dropped != dropped_seen:
-                    self._event(t, "protocol_error", limit=20, count=vehicle.stats.dropped - dropped_seen,
-                                error=vehicle.errors[-1] if vehicle.errors else "")
-                    dropped_seen = vehicle.stats.dropped
-                fresh = False
-                if got is not None:
-                    tm, st = got
-                    st = np.asarray(st, dtype=np.float64)
-                    if st.shape != (7,) or not np.all(np.isfinite(st)) or not math.isfinite(tm):
-                        wd.trip("bad_state", f"vehicle state at t={tm} is not 7 finite numbers: {st}", t)
-                        break
-                    fresh = wd.state(t, float(tm))
-                    if fresh:
-                        if state is None:
-                            self._event(t, "first_state", t_meas=float(tm))
-                        state, t_meas = st, float(tm)
-                # 2. watchdog on the state -------------------------------------------------------
-                if wd.check_state_age(t) is not None:
+                if not self._poll_link(t):
                     break
+                # 2. watchdog on the state -------------------------------------------------------
+                if self._check_link(t):
+                    break
+                state = self._state
                 if state is None:
                     vehicle.heartbeat(0.0)
                 else:
+                    fresh, self._fresh = self._fresh, False
                     if fresh and progress is not None:
                         s, n, new_laps = progress.update(state[0], state[1], t)
                         for lt in new_laps:
                             self._event(t, "lap", lap=len(progress.laps), time_s=round(lt, 4))
+                        wl, wr = self.track.widths_at(np.array([s]))
+                        wl, wr = float(wl[0]), float(wr[0])
+                        outside = n > wl or n < -wr  # the car's centre beyond a boundary
+                        if outside and not was_outside:
+                            off_track += 1
+                            self._event(t, "off_track", limit=20, s=round(s, 2), n=round(n, 3))
+                        was_outside = outside
                         if margin is not None:
-                            wl, wr = self.track.widths_at(np.array([s]))
-                            wl, wr = float(wl[0]), float(wr[0])
                             if n > wl + margin or n < -(wr + margin):
                                 wd.trip("off_track", f"lateral offset {n:+.2f} m at s = {s:.1f} m is beyond the "
                                                      f"boundary (left {wl:.2f} m, right {wr:.2f} m) by more than "
@@ -358,10 +555,23 @@ class RuntimeLoop:
                         if conf.laps is not None and len(progress.laps) >= conf.laps:
                             status = "completed"
                             break
-                    # 3. controller ---------------------------------------------------------------
+                    # 3. latency compensation and the controller ---------------------------------
                     c0 = clock()
+                    if self._age_known:
+                        ages.append(c0 - t0 - self._t_state)
+                    if predictor is not None:
+                        t_c = c0 - t0 + delay
+                        try:
+                            x_c = predictor.predict(state, self._t_state, t_c)
+                        except Exception as exc:  # noqa: BLE001 - a failed prediction stops the car
+                            wd.trip("controller_error", f"latency compensation: {type(exc).__name__}: {exc}", t)
+                            break
+                        c0 = clock()
+                        pred_s.append(c0 - t0 - t_c + delay)
+                    else:
+                        t_c, x_c = t, state
                     try:
-                        cmd = self.controller.act(Observation(t, state), t)
+                        cmd = self.controller.act(Observation(t_c, x_c), t_c)
                     except Exception as exc:  # noqa: BLE001 - any controller failure stops the car
                         compute.append(clock() - c0)
                         wd.trip("controller_error", f"{type(exc).__name__}: {exc}", t)
@@ -375,10 +585,12 @@ class RuntimeLoop:
                         wd.trip("bad_command", bad, t)
                         break
                     # 4. send, 5. log -----------------------------------------------------------
-                    vehicle.send(cmd, t_meas)
-                    if log is not None:
+                    vehicle.send(cmd, self._t_meas)
+                    if self.predictor is not None:
+                        self.predictor.record(cmd, clock() - t0)
+                    if self._log is not None:
                         t_log = t if t > last_log_t else last_log_t + 1e-6
-                        log.write(t_log, state, (cmd.steering_angle, cmd.speed, cmd.acceleration))
+                        self._log.write(t_log, state, (cmd.steering_angle, cmd.speed, cmd.acceleration))
                         last_log_t = t_log
                 # 6. deadline bookkeeping -------------------------------------------------------
                 end = clock()
@@ -395,11 +607,11 @@ class RuntimeLoop:
             status = "interrupted"
         except BaseException:
             wd.stop_supervisor()
-            self._send_stop(int(proto.StopReason.ERROR), t_meas)
-            if log is not None:
-                log.close()
+            self._send_stop(int(proto.StopReason.ERROR), self._t_meas)
+            self._close_log()
             raise
         finally:
+            gc.unfreeze()
             if gc_was_enabled:
                 gc.enable()
         wd.stop_supervisor()
@@ -413,22 +625,22 @@ class RuntimeLoop:
         else:
             status = status or "completed"
             reason = int(proto.StopReason.NORMAL)
-        self._send_stop(reason, t_meas)
+        self._send_stop(reason, self._t_meas)
         duration = clock() - t0
         self._event(duration, "stop", reason=proto.stop_reason_name(reason), sent=self._stops_sent)
         for kind, n in self._suppressed.items():
             self._events.append({"t": round(duration, 6), "type": "suppressed", "of": kind, "count": n})
-        rows = 0
-        if log is not None:
-            rows = log.rows
-            log.close()
+        self._close_log()
+        final = self._state
         return DriveResult(status=status, ticks=ticks, control_ticks=control_ticks, skipped_ticks=skipped,
                            deadline_misses=misses, compute_s=compute, work_s=work, lateness_s=late,
                            duration_s=duration, watchdog=trip, link=vehicle.stats.as_dict(), events=self._events,
                            laps=None if progress is None else list(progress.laps),
                            progress_m=None if progress is None else progress.distance, log_path=self.log_path,
-                           log_rows=rows, config={"loop": self.resolved_config()},
-                           final_state=None if state is None else state.copy(), warmup_s=warmup)
+                           log_rows=self._log_rows, config={"loop": self.resolved_config()},
+                           final_state=None if final is None else final.copy(), warmup_s=warmup,
+                           jitter_s=jitter, state_age_s=ages, predict_s=pred_s, link_losses=self._link_losses,
+                           logs=list(self._logs), off_track=None if progress is None else off_track)
 
 
 def _command_problem(cmd) -> str:

@@ -1,25 +1,32 @@
-"""The vehicle link protocol: little-endian binary datagrams over UDP (version 1).
+"""The vehicle link protocol: little-endian binary datagrams over UDP, versions 1 and 2.
 
-Every datagram is one message: a 20-byte header, a fixed-size payload that depends on the
-message type, and a CRC-32 trailer. All integers are unsigned little-endian, all reals IEEE-754
-``float64`` little-endian::
+The full specification, with byte layouts and the receiver's rules, is ``docs/protocol.md``.
+
+Version 2 (authenticated, the default of ``racing drive``): a 28-byte header, a fixed-size
+payload that depends on the message type, and an HMAC-SHA256 tag over header + payload computed
+with a shared key (:mod:`racing.runtime.auth` reads it from a file)::
 
     offset  size  type     field
     0       4     bytes    magic      b"RCNG" (0x52 0x43 0x4E 0x47)
-    4       1     uint8    version    1
+    4       1     uint8    version    2
     5       1     uint8    type       1 STATE, 2 COMMAND, 3 HEARTBEAT, 4 STOP
     6       2     uint16   length     payload length [bytes]; must equal the type's size below
     8       4     uint32   seq        per-sender, per-type counter, +1 per message, wraps at 2^32
-    12      8     float64  stamp      sender's monotonic clock when sent [s] (sender-local epoch)
-    20      L     ...      payload    see below
-    20+L    4     uint32   crc32      CRC-32 (IEEE 802.3, as zlib.crc32) of bytes [0, 20+L)
+    12      8     float64  stamp      sender's clock when sent [s] (see docs/protocol.md: clocks)
+    20      8     uint64   session    random per sender start (never 0); a new session resets replay state
+    28      L     ...      payload    see below
+    28+L    32    bytes    tag        HMAC-SHA256(key, bytes [0, 28+L))
 
-Payloads. The ``t`` field of every payload is on the *vehicle's* clock [s]: STATE carries the
-measurement time; the computer echoes the ``t`` of the newest STATE it has used in COMMAND,
-HEARTBEAT and STOP (0 before the first STATE), so the vehicle can measure the full loop latency
-(and may refuse commands computed from too old a state).
+Version 1 (unauthenticated, decoded only when a receiver is configured for it): a 20-byte
+header (magic, version = 1, type, length, seq, stamp: the first 20 bytes above), the payload and
+a CRC-32 trailer (IEEE 802.3, as ``zlib.crc32``) of bytes [0, 20+L).
 
-    type  name       dir                  length  payload (float64 unless noted)
+Payloads (float64 unless noted). The ``t`` field of every payload is on the *vehicle's* clock [s]:
+STATE carries the measurement time; the computer echoes the ``t`` of the newest STATE it has used
+in COMMAND, HEARTBEAT and STOP (0 before the first STATE), so the vehicle can measure the full
+loop latency (and may refuse commands computed from too old a state).
+
+    type  name       dir                  length  payload
     1     STATE      vehicle -> computer  64      t [s], x [m], y [m], yaw [rad], vx [m/s], vy [m/s],
                                                   yaw_rate [rad/s], steer [rad]   (racing.models.dynamic layout)
     2     COMMAND    computer -> vehicle  32      t [s], steering_angle [rad] (+ left), speed [m/s],
@@ -27,19 +34,11 @@ HEARTBEAT and STOP (0 before the first STATE), so the vehicle can measure the fu
     3     HEARTBEAT  computer -> vehicle  8       t [s]   (link alive; sent while there is no command)
     4     STOP       computer -> vehicle  12      t [s], reason (uint32, :class:`StopReason`)
 
-Semantics on the vehicle: a COMMAND is applied until the next one (zero-order hold); COMMANDs
-whose ``seq`` is not newer than the last applied one are discarded. STOP is an emergency stop,
-latched until the vehicle is re-armed locally: hold the last commanded steering angle and brake
-to standstill (never reverse). A STOP is honoured whatever its reason code. Independently, the
-vehicle brakes the same way (not latched; the next COMMAND resumes) when no COMMAND arrives for
-its own command timeout; a HEARTBEAT only says the computer is alive (and, for a vehicle that
-replies to its peer, where to send STATE) - it never extends a command. The computer sends STOP
-several times in a row because UDP may lose a datagram.
-
 Decoding is strict: :func:`decode` raises :class:`ProtocolError` naming the field and what was
-expected, checking in this order: a datagram shorter than 24 bytes, a bad magic, an unsupported version, a length field that
-does not match the datagram size, a CRC mismatch, an unknown type, a length that does not match
-the type, a non-finite real (NaN/inf) in the stamp or payload. Receivers count and drop such datagrams.
+expected; its ``kind`` says how a receiver counts the datagram: ``garbled`` (malformed: size,
+magic, version, length, CRC, type, a non-finite real), ``unsigned`` (a version-1 datagram where
+version 2 is required), ``forged`` (a version-2 datagram whose tag does not verify with the key).
+Replay, freshness and source checks are the receiver's (:class:`racing.runtime.auth.Receiver`).
 
 Sequence numbers compare with serial-number arithmetic (RFC 1982): ``b`` is newer than ``a``
 when ``0 < (b - a) mod 2^32 < 2^31``.
@@ -47,6 +46,8 @@ when ``0 < (b - a) mod 2^32 < 2^31``.
 from __future__ import annotations
 
 import enum
+import hashlib
+import hmac
 import math
 import struct
 import zlib
@@ -56,13 +57,20 @@ from typing import Union
 import numpy as np
 
 MAGIC = b"RCNG"
-VERSION = 1
-HEADER = struct.Struct("<4sBBHId")  # magic, version, type, length, seq, stamp
+VERSION_V1 = 1
+VERSION_V2 = 2
+VERSION = VERSION_V1  # the unauthenticated version of encode()/decode() without a key
+HEADER = struct.Struct("<4sBBHId")  # v1: magic, version, type, length, seq, stamp
+HEADER_V2 = struct.Struct("<4sBBHIdQ")  # v2: ... + session
 CRC = struct.Struct("<I")
 HEADER_SIZE = HEADER.size  # 20
+HEADER_V2_SIZE = HEADER_V2.size  # 28
 CRC_SIZE = CRC.size  # 4
+TAG_SIZE = hashlib.sha256().digest_size  # 32
 SEQ_MOD = 1 << 32
+SESSION_MOD = 1 << 64
 MAX_DATAGRAM = 512  # receive buffer [bytes]; every valid message is far smaller
+KEY_MIN_BYTES = 16
 
 
 class MsgType(enum.IntEnum):
@@ -106,21 +114,29 @@ _FIELDS = {
 
 
 class ProtocolError(ValueError):
-    """A datagram is not a valid message; ``field`` names the offending header/payload field."""
+    """A datagram is not a valid message.
 
-    def __init__(self, message: str, field: str = ""):
+    ``field`` names the offending header/payload field; ``kind`` is the receiver's counter for it:
+    ``garbled`` | ``unsigned`` | ``forged`` (see the module docstring).
+    """
+
+    def __init__(self, message: str, field: str = "", kind: str = "garbled"):
         super().__init__(message)
         self.field = field
+        self.kind = kind
 
 
 @dataclass(frozen=True)
 class StateMsg:
-    """Vehicle state at vehicle time ``t`` [s]; ``state`` = (x, y, yaw, vx, vy, yaw_rate, steer)."""
+    """Vehicle state at vehicle time ``t`` [s]; ``state`` = (x, y, yaw, vx, vy, yaw_rate, steer).
+
+    ``stamp`` [s] sender clock at sending; ``session`` 0 for version 1."""
 
     seq: int
     stamp: float
     t: float
     state: tuple
+    session: int = 0
 
     @property
     def array(self) -> np.ndarray:
@@ -138,6 +154,7 @@ class CommandMsg:
     steering_angle: float
     speed: float
     acceleration: float = 0.0
+    session: int = 0
 
 
 @dataclass(frozen=True)
@@ -145,6 +162,7 @@ class HeartbeatMsg:
     seq: int
     stamp: float
     t: float
+    session: int = 0
 
 
 @dataclass(frozen=True)
@@ -153,6 +171,7 @@ class StopMsg:
     stamp: float
     t: float
     reason: int = StopReason.NORMAL
+    session: int = 0
 
     @property
     def reason_name(self) -> str:
@@ -162,6 +181,14 @@ class StopMsg:
 Message = Union[StateMsg, CommandMsg, HeartbeatMsg, StopMsg]
 _TYPE_OF = {StateMsg: MsgType.STATE, CommandMsg: MsgType.COMMAND, HeartbeatMsg: MsgType.HEARTBEAT,
             StopMsg: MsgType.STOP}
+
+
+def msg_type(msg: Message) -> MsgType:
+    """The :class:`MsgType` of a message object."""
+    mtype = _TYPE_OF.get(type(msg))
+    if mtype is None:
+        raise TypeError(f"not a protocol message: {type(msg).__name__}")
+    return mtype
 
 
 def stop_reason_name(code: int) -> str:
@@ -183,52 +210,82 @@ def _check_finite(mtype: MsgType, names, values) -> None:
             raise ProtocolError(f"{mtype.name} field {name!r} is {v}; expected a finite number", name)
 
 
-def encode(msg: Message) -> bytes:
-    """The datagram for ``msg``. Raises :class:`ProtocolError` for a non-finite or out-of-range field."""
-    mtype = _TYPE_OF.get(type(msg))
-    if mtype is None:
-        raise TypeError(f"encode: not a protocol message: {type(msg).__name__}")
+def _payload_values(mtype: MsgType, msg: Message) -> tuple:
     if mtype is MsgType.STATE:
         if len(msg.state) != 7:
             raise ProtocolError(f"STATE field 'state' has {len(msg.state)} values; expected 7", "state")
-        values = (float(msg.t), *(float(v) for v in msg.state))
-    elif mtype is MsgType.COMMAND:
-        values = (float(msg.t), float(msg.steering_angle), float(msg.speed), float(msg.acceleration))
-    elif mtype is MsgType.HEARTBEAT:
-        values = (float(msg.t),)
-    else:
-        reason = int(msg.reason)
-        if not 0 <= reason < SEQ_MOD:
-            raise ProtocolError(f"STOP field 'reason' is {reason}; expected 0..2^32-1", "reason")
-        values = (float(msg.t), reason)
+        return (float(msg.t), *(float(v) for v in msg.state))
+    if mtype is MsgType.COMMAND:
+        return (float(msg.t), float(msg.steering_angle), float(msg.speed), float(msg.acceleration))
+    if mtype is MsgType.HEARTBEAT:
+        return (float(msg.t),)
+    reason = int(msg.reason)
+    if not 0 <= reason < SEQ_MOD:
+        raise ProtocolError(f"STOP field 'reason' is {reason}; expected 0..2^32-1", "reason")
+    return (float(msg.t), reason)
+
+
+def _check_key(key: bytes) -> bytes:
+    if not isinstance(key, (bytes, bytearray)) or len(key) < KEY_MIN_BYTES:
+        raise ValueError(f"HMAC key: expected at least {KEY_MIN_BYTES} bytes, got "
+                         f"{len(key) if isinstance(key, (bytes, bytearray)) else type(key).__name__}")
+    return bytes(key)
+
+
+def tag(key: bytes, body) -> bytes:
+    """HMAC-SHA256 of ``body`` with ``key`` (32 bytes)."""
+    return hmac.new(key, body, hashlib.sha256).digest()
+
+
+def encode(msg: Message, key: bytes | None = None) -> bytes:
+    """The datagram for ``msg``: version 1 (CRC-32) without ``key``, version 2 (HMAC-SHA256) with it.
+
+    Version 2 uses ``msg.session`` (1..2^64-1). Raises :class:`ProtocolError` for a non-finite or
+    out-of-range field, ValueError for a key shorter than 16 bytes.
+    """
+    mtype = _TYPE_OF.get(type(msg))
+    if mtype is None:
+        raise TypeError(f"encode: not a protocol message: {type(msg).__name__}")
+    values = _payload_values(mtype, msg)
     stamp = float(msg.stamp)
     if not math.isfinite(stamp):
         raise ProtocolError(f"header field 'stamp' is {stamp}; expected a finite number", "stamp")
     _check_finite(mtype, _FIELDS[mtype], values)
     payload = _PAYLOAD[mtype].pack(*values)
-    body = HEADER.pack(MAGIC, VERSION, int(mtype), len(payload), int(msg.seq) % SEQ_MOD, stamp) + payload
-    return body + CRC.pack(zlib.crc32(body) & 0xFFFFFFFF)
+    seq = int(msg.seq) % SEQ_MOD
+    if key is None:
+        body = HEADER.pack(MAGIC, VERSION_V1, int(mtype), len(payload), seq, stamp) + payload
+        return body + CRC.pack(zlib.crc32(body) & 0xFFFFFFFF)
+    key = _check_key(key)
+    session = int(msg.session)
+    if not 0 < session < SESSION_MOD:
+        raise ProtocolError(f"header field 'session' is {session}; expected 1..2^64-1 for version 2", "session")
+    body = HEADER_V2.pack(MAGIC, VERSION_V2, int(mtype), len(payload), seq, stamp, session) + payload
+    return body + tag(key, body)
 
 
-def decode(data: bytes) -> Message:
-    """Parse and validate one datagram. Raises :class:`ProtocolError` naming the bad field."""
-    n = len(data)
-    if n < HEADER_SIZE + CRC_SIZE:
-        raise ProtocolError(f"datagram of {n} bytes is shorter than header + crc32 "
-                            f"({HEADER_SIZE + CRC_SIZE} bytes)", "length")
-    magic, version, mtype, length, seq, stamp = HEADER.unpack_from(data, 0)
-    if magic != MAGIC:
-        raise ProtocolError(f"header field 'magic' is {magic!r}; expected {MAGIC!r}", "magic")
-    if version != VERSION:
-        raise ProtocolError(f"header field 'version' is {version}; expected {VERSION}", "version")
-    if n != HEADER_SIZE + length + CRC_SIZE:
-        raise ProtocolError(f"header field 'length' is {length} but the datagram has {n} bytes; expected "
-                            f"{HEADER_SIZE} + length + {CRC_SIZE} = {HEADER_SIZE + length + CRC_SIZE}", "length")
-    (crc,) = CRC.unpack_from(data, n - CRC_SIZE)
-    want = zlib.crc32(memoryview(data)[: n - CRC_SIZE]) & 0xFFFFFFFF
-    if crc != want:
-        raise ProtocolError(f"field 'crc32' is 0x{crc:08x}; expected 0x{want:08x} (CRC-32 of the first "
-                            f"{n - CRC_SIZE} bytes)", "crc32")
+def peek_version(data: bytes) -> int | None:
+    """The version byte of a datagram with the right magic, else None (no validation)."""
+    if len(data) >= 5 and data[:4] == MAGIC:
+        return data[4]
+    return None
+
+
+def _parse_payload(kind: MsgType, data, offset: int, seq: int, stamp: float, session: int) -> Message:
+    if not math.isfinite(stamp):
+        raise ProtocolError(f"header field 'stamp' is {stamp}; expected a finite number", "stamp")
+    values = _PAYLOAD[kind].unpack_from(data, offset)
+    _check_finite(kind, _FIELDS[kind], values)
+    if kind is MsgType.STATE:
+        return StateMsg(seq, stamp, values[0], tuple(values[1:]), session)
+    if kind is MsgType.COMMAND:
+        return CommandMsg(seq, stamp, *values, session=session)
+    if kind is MsgType.HEARTBEAT:
+        return HeartbeatMsg(seq, stamp, values[0], session)
+    return StopMsg(seq, stamp, values[0], values[1], session)
+
+
+def _msg_kind(mtype: int, length: int) -> MsgType:
     try:
         kind = MsgType(mtype)
     except ValueError:
@@ -237,19 +294,85 @@ def decode(data: bytes) -> Message:
     if length != PAYLOAD_SIZE[kind]:
         raise ProtocolError(f"header field 'length' is {length}; a {kind.name} payload has "
                             f"{PAYLOAD_SIZE[kind]} bytes", "length")
-    if not math.isfinite(stamp):
-        raise ProtocolError(f"header field 'stamp' is {stamp}; expected a finite number", "stamp")
-    values = _PAYLOAD[kind].unpack_from(data, HEADER_SIZE)
-    _check_finite(kind, _FIELDS[kind], values)
-    if kind is MsgType.STATE:
-        return StateMsg(seq, stamp, values[0], tuple(values[1:]))
-    if kind is MsgType.COMMAND:
-        return CommandMsg(seq, stamp, *values)
-    if kind is MsgType.HEARTBEAT:
-        return HeartbeatMsg(seq, stamp, values[0])
-    return StopMsg(seq, stamp, values[0], values[1])
+    return kind
 
 
-def message_size(mtype: MsgType) -> int:
-    """Total datagram size [bytes] of a message type."""
+def _decode_v1(data) -> Message:
+    n = len(data)
+    magic, version, mtype, length, seq, stamp = HEADER.unpack_from(data, 0)
+    if n != HEADER_SIZE + length + CRC_SIZE:
+        raise ProtocolError(f"header field 'length' is {length} but the datagram has {n} bytes; expected "
+                            f"{HEADER_SIZE} + length + {CRC_SIZE} = {HEADER_SIZE + length + CRC_SIZE}", "length")
+    (crc,) = CRC.unpack_from(data, n - CRC_SIZE)
+    want = zlib.crc32(memoryview(data)[: n - CRC_SIZE]) & 0xFFFFFFFF
+    if crc != want:
+        raise ProtocolError(f"field 'crc32' is 0x{crc:08x}; expected 0x{want:08x} (CRC-32 of the first "
+                            f"{n - CRC_SIZE} bytes)", "crc32")
+    kind = _msg_kind(mtype, length)
+    return _parse_payload(kind, data, HEADER_SIZE, seq, stamp, 0)
+
+
+def _decode_v2(data, key: bytes) -> Message:
+    n = len(data)
+    if n < HEADER_V2_SIZE + TAG_SIZE:
+        raise ProtocolError(f"version 2 datagram of {n} bytes is shorter than header + tag "
+                            f"({HEADER_V2_SIZE + TAG_SIZE} bytes)", "length")
+    body = memoryview(data)[: n - TAG_SIZE]
+    if not hmac.compare_digest(tag(key, body), bytes(data[n - TAG_SIZE:])):
+        raise ProtocolError("field 'tag' does not verify: HMAC-SHA256 of the header and payload with the "
+                            "configured key differs (forged, corrupted, or another key)", "tag", kind="forged")
+    magic, version, mtype, length, seq, stamp, session = HEADER_V2.unpack_from(data, 0)
+    if n != HEADER_V2_SIZE + length + TAG_SIZE:
+        raise ProtocolError(f"header field 'length' is {length} but the datagram has {n} bytes; expected "
+                            f"{HEADER_V2_SIZE} + length + {TAG_SIZE} = {HEADER_V2_SIZE + length + TAG_SIZE}",
+                            "length")
+    if session == 0:
+        raise ProtocolError("header field 'session' is 0; expected 1..2^64-1 in version 2", "session")
+    kind = _msg_kind(mtype, length)
+    return _parse_payload(kind, data, HEADER_V2_SIZE, seq, stamp, session)
+
+
+def decode(data: bytes, key: bytes | None = None, allow_v1: bool | None = None) -> Message:
+    """Parse and validate one datagram. Raises :class:`ProtocolError` naming the bad field.
+
+    Parameters
+    ----------
+    data : the datagram
+    key : the shared HMAC key; None = this receiver speaks version 1 only
+    allow_v1 : accept version-1 datagrams (default: only when no key is given). With a key and
+        ``allow_v1=False`` a version-1 datagram is rejected with ``kind = "unsigned"``.
+
+    Checks, in order: at least 24 bytes; magic; version (1, or 2 with a key); for version 2 the
+    HMAC tag over everything before it (``forged``) before any other field is trusted; the length
+    field against the datagram size; for version 1 the CRC; the type; the type's payload length;
+    finite stamp and payload reals.
+    """
+    if allow_v1 is None:
+        allow_v1 = key is None
+    n = len(data)
+    if n < HEADER_SIZE + CRC_SIZE:
+        raise ProtocolError(f"datagram of {n} bytes is shorter than header + crc32 "
+                            f"({HEADER_SIZE + CRC_SIZE} bytes)", "length")
+    magic = bytes(data[:4])
+    if magic != MAGIC:
+        raise ProtocolError(f"header field 'magic' is {magic!r}; expected {MAGIC!r}", "magic")
+    version = data[4]
+    if version == VERSION_V2:
+        if key is None:
+            raise ProtocolError("header field 'version' is 2 (authenticated) but no key is configured; "
+                                "expected 1", "version")
+        return _decode_v2(data, key)
+    if version == VERSION_V1:
+        if not allow_v1:
+            raise ProtocolError("header field 'version' is 1 (unsigned, CRC-32 only); expected 2 "
+                                "(HMAC-SHA256) on this link", "version", kind="unsigned")
+        return _decode_v1(data)
+    want = "1 or 2" if (key is not None and allow_v1) else ("2" if key is not None else "1")
+    raise ProtocolError(f"header field 'version' is {version}; expected {want}", "version")
+
+
+def message_size(mtype: MsgType, version: int = VERSION_V1) -> int:
+    """Total datagram size [bytes] of a message type in ``version`` (1 or 2)."""
+    if version == VERSION_V2:
+        return HEADER_V2_SIZE + PAYLOAD_SIZE[MsgType(mtype)] + TAG_SIZE
     return HEADER_SIZE + PAYLOAD_SIZE[MsgType(mtype)] + CRC_SIZE

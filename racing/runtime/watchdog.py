@@ -3,7 +3,11 @@
 The loop feeds it every tick; it trips (once; the first reason wins) when
 
 * ``state_timeout``   - no fresh state (vehicle time ``t`` strictly increasing) for
-  ``state_timeout_s`` (default 3 periods + 40 ms), or no first state within ``connect_timeout_s``;
+  ``state_timeout_s`` (default 1.5 periods, so that STOP leaves within two periods of the last
+  state; the vehicle must publish at least twice per period), counted from the state's
+  measurement instant when the link can tell its age, else from when it was read; or no first
+  state within ``connect_timeout_s``. (With ``LoopConfig.on_state_timeout = "wait"`` the loop
+  sends STOP and waits for the vehicle instead of tripping, see :mod:`racing.runtime.loop`.)
 * ``deadline_misses`` - ``max_consecutive_misses`` ticks in a row finished after their deadline;
 * ``controller_error`` - the controller raised;
 * ``bad_command``     - the controller returned something that is not a finite :class:`Command`;
@@ -42,7 +46,7 @@ class WatchdogConfig:
     """Watchdog limits (None = the documented default / check disabled)."""
 
     state_timeout_s: float | None = field(default=None, metadata={
-        "unit": "s", "gt": 0.0, "doc": "no fresh state for this long trips (default 3 periods + 0.04 s)"})
+        "unit": "s", "gt": 0.0, "doc": "no fresh state for this long trips (default 1.5 periods)"})
     connect_timeout_s: float = field(default=5.0, metadata={
         "unit": "s", "gt": 0.0, "doc": "the first state must arrive within this time of the start"})
     max_consecutive_misses: int = field(default=5, metadata={"min": 1})
@@ -53,7 +57,7 @@ class WatchdogConfig:
     stop_repeats: int = field(default=3, metadata={"min": 1, "doc": "STOP datagrams sent on a trip / at the end"})
 
     def resolved_state_timeout(self, period: float) -> float:
-        return self.state_timeout_s if self.state_timeout_s is not None else 3.0 * period + 0.04
+        return self.state_timeout_s if self.state_timeout_s is not None else 1.5 * period
 
 
 @dataclass(frozen=True)
@@ -103,12 +107,32 @@ class Watchdog:
 
     # --- per-tick inputs --------------------------------------------------------------------
     def state(self, t: float, t_meas: float) -> bool:
-        """A state measured at vehicle time ``t_meas`` was read at loop time ``t``; True if fresh."""
+        """A state measured at vehicle time ``t_meas`` [s]; ``t`` = its measurement instant on the loop
+        clock when known, else when it was read [s]. True if fresh (``t_meas`` newer than the last)."""
         if self._last_state_t is None or t_meas > self._last_state_t:
             self._last_state_t = t_meas
-            self.last_fresh = t
+            self.last_fresh = t if self.last_fresh is None else max(self.last_fresh, t)
             return True
         return False
+
+    def state_deadline(self) -> float | None:
+        """Loop time [s] at which the newest state expires (None before the first state)."""
+        return None if self.last_fresh is None else self.last_fresh + self.state_timeout
+
+    def state_expired(self, t: float) -> str:
+        """'' while the state is fresh at loop time ``t`` [s] (or none has come yet), else why not."""
+        if self.last_fresh is None:
+            return ""
+        age = t - self.last_fresh
+        if age > self.state_timeout:
+            return f"no fresh state for {age * 1e3:.0f} ms (limit {self.state_timeout * 1e3:.0f} ms)"
+        return ""
+
+    def reset_link(self) -> None:
+        """Forget the vehicle's clock and the last fresh state (after a link loss: a restarted
+        vehicle may begin its clock again)."""
+        self.last_fresh = None
+        self._last_state_t = None
 
     def check_state_age(self, t: float) -> Trip | None:
         if self.last_fresh is None:
@@ -116,11 +140,8 @@ class Watchdog:
                 return self.trip("state_timeout", f"no state received within {self.config.connect_timeout_s:g} s "
                                                   f"of the start", t)
             return None
-        age = t - self.last_fresh
-        if age > self.state_timeout:
-            return self.trip("state_timeout", f"no fresh state for {age * 1e3:.0f} ms "
-                                              f"(limit {self.state_timeout * 1e3:.0f} ms)", t)
-        return None
+        why = self.state_expired(t)
+        return self.trip("state_timeout", why, t) if why else None
 
     def tick_done(self, t: float, missed: bool, work_s: float) -> Trip | None:
         """Record the end of a tick; ``missed`` = it finished after its deadline."""
@@ -160,6 +181,11 @@ class Watchdog:
 
         self._sup = threading.Thread(target=watch, name="watchdog-supervisor", daemon=True)
         self._sup.start()
+
+    @property
+    def supervisor_native_id(self) -> int | None:
+        """Kernel thread id of the running supervisor thread (for CPU settings), else None."""
+        return None if self._sup is None else self._sup.native_id
 
     def stop_supervisor(self) -> None:
         self._sup_stop.set()

@@ -118,7 +118,8 @@ def make_loop(controller, vehicle, clock, hang=None, **kw):
     for k in ("state_timeout_s", "connect_timeout_s", "max_consecutive_misses", "off_track_margin_m"):
         if k in kw:
             wd[k] = kw.pop(k)
-    lc = {k: kw.pop(k) for k in list(kw) if k in ("duration_s", "laps", "warmup_calls")}
+    lc = {k: kw.pop(k) for k in list(kw) if k in ("duration_s", "laps", "warmup_calls", "on_state_timeout",
+                                                   "reconnect_timeout_s", "actuation_delay_s", "compensate")}
     lc.setdefault("warmup_calls", 0)
     conf = LoopConfig(rate_hz=1.0 / P, watchdog=WatchdogConfig(**wd), **lc)
     return RuntimeLoop(controller, vehicle, conf, clock=clock, sleep=getattr(clock, "sleep", time.sleep), **kw)
@@ -241,7 +242,7 @@ def test_off_track_trips_with_a_track():
     veh = ScriptedVehicle(clock, state_fn=state)
     res = make_loop(TimedController(clock), veh, clock, duration_s=5.0, off_track_margin_m=0.5, track=track).run()
     assert res.status == "watchdog:off_track" and "beyond the boundary" in res.watchdog.detail
-    assert veh.stops == [proto.StopReason.OFF_TRACK] * 3
+    assert veh.stops == [proto.StopReason.OFF_TRACK] * 3 and res.off_track == 1
 
 
 def test_request_stop_and_sigint_end_gracefully(tmp_path):
@@ -270,7 +271,7 @@ def test_log_rows_flushed_with_resolved_config(tmp_path):
                     meta={"controller": {"name": "timed"}}).run()
     log = read_log(path)
     assert log.t.size == res.log_rows == res.control_ticks == 50
-    assert '"rate_hz":50.0' in log.meta["loop"] and '"state_timeout_s":0.1' in log.meta["loop"]
+    assert '"rate_hz":50.0' in log.meta["loop"] and '"state_timeout_s":0.03' in log.meta["loop"]
     assert log.meta["controller"] == '{"name":"timed"}' and log.meta["protocol"] == "RCNG v1"
     np.testing.assert_allclose(log.command[:, 1], 1.0)
     np.testing.assert_allclose(log.state[:, 3], 2.0)
@@ -357,3 +358,102 @@ def test_supervisor_stops_the_car_while_the_controller_hangs():
                     state_timeout_s=30.0, max_consecutive_misses=100).run()
     assert res.status == "watchdog:loop_hang"
     assert proto.StopReason.LOOP_HANG in seen["stops_while_hung"]  # sent from the supervisor thread
+
+
+# --- link loss: STOP on time, wait, resume ----------------------------------------------------------
+class GappyVehicle(ScriptedVehicle):
+    """States (vehicle time = the clock) except in the loop-time windows ``gaps``; records when each
+    STOP was sent; ``age`` [s] = what the link reports as the age of each state."""
+
+    def __init__(self, clock, gaps=(), age=None):
+        super().__init__(clock)
+        self.gaps, self.age, self.t0 = gaps, age, None
+        self.stop_times: list[float] = []
+        self.sent_at: list[float] = []
+        self.measured_at: list[float] = []  # loop time of each state's measurement
+
+    def connect(self):
+        self.t0 = self.clock()
+        super().connect()
+
+    def latest_state(self):
+        t = self.clock() - self.t0
+        if any(a <= t < b for a, b in self.gaps):
+            return None
+        self.calls += 1
+        self.stats.states += 1
+        self.measured_at.append(t - (self.age or 0.0))
+        return self.clock() - (self.age or 0.0), self.state_fn(self.calls)
+
+    def state_age(self, t_meas):
+        return None if self.age is None else self.clock() - t_meas
+
+    def send(self, command, t=0.0):
+        super().send(command, t)
+        self.sent_at.append(self.clock() - self.t0)
+
+    def stop(self, reason=0, t=0.0):
+        super().stop(reason, t)
+        self.stop_times.append(self.clock() - self.t0)
+
+
+@pytest.mark.parametrize("age", [None, 0.008])
+def test_stop_leaves_within_two_periods_of_the_last_state(age):
+    clock = FakeClock()
+    veh = GappyVehicle(clock, gaps=[(0.5, 99.0)], age=age)
+    res = make_loop(TimedController(clock, cost=lambda i: 0.2 * P), veh, clock, duration_s=5.0).run()
+    assert res.status == "watchdog:state_timeout"
+    last_state = veh.measured_at[-1]
+    assert veh.stops == [proto.StopReason.STATE_TIMEOUT] * 3
+    first_stop = veh.stop_times[0]
+    # the loop wakes for the deadline between ticks (at worst it notices at the end of a tick: + 0.2 P of work)
+    assert 1.5 * P - 1e-9 <= first_stop - last_state <= 1.7 * P + 1e-3 < 2 * P
+    assert any(e["type"] == "state_timeout" and e["last_state_ms_ago"] <= 2e3 * P for e in res.events)
+
+
+def test_wait_mode_stops_then_resumes_with_a_new_log_segment(tmp_path):
+    clock = FakeClock()
+    veh = GappyVehicle(clock, gaps=[(1.0, 1.6)], age=0.004)
+    resets = []
+
+    class Counting(TimedController):
+        def reset(self, observation=None):
+            resets.append(len(self.calls))
+
+    ctl = Counting(clock, cost=lambda i: 0.1 * P)
+    res = make_loop(ctl, veh, clock, duration_s=3.0, on_state_timeout="wait", reconnect_timeout_s=5.0,
+                    log_path=tmp_path / "run.csv").run()
+    assert res.status == "completed" and res.watchdog is None, res.events
+    assert veh.stops == [proto.StopReason.STATE_TIMEOUT] * 3 + [proto.StopReason.NORMAL] * 3
+    (loss,) = res.link_losses
+    assert loss["stop_after_last_state_ms"] <= 2e3 * P and loss["due_after_last_state_ms"] == pytest.approx(30.0)
+    assert 1.0 <= veh.stop_times[0] <= 1.0 + 2 * P
+    assert not any(1.0 + 2 * P < t < 1.6 for t in veh.sent_at)  # no commands while the vehicle was gone
+    assert veh.heartbeats >= 20  # HEARTBEATs meanwhile, so a restarted vehicle finds the computer
+    kinds = [e["type"] for e in res.events]
+    assert kinds.count("link_lost") == 1 and kinds.count("resumed") == 1 and len(resets) == 2
+    assert res.logs == [str(tmp_path / "run.csv"), str(tmp_path / "run.seg2.csv")]
+    first, second = read_log(res.logs[0]), read_log(res.logs[1])
+    assert first.t[-1] < 1.0 + 2 * P <= 1.6 <= second.t[0]
+    assert first.t.size + second.t.size == res.log_rows == res.control_ticks
+    assert second.meta["segment"] == "2" and second.meta["previous"] == res.logs[0]
+    assert res.summary()["state_age_ms"]["p50"] == pytest.approx(4.0)
+
+
+def test_wait_mode_gives_up_after_the_reconnect_timeout():
+    clock = FakeClock()
+    veh = GappyVehicle(clock, gaps=[(0.5, 99.0)])
+    res = make_loop(TimedController(clock), veh, clock, duration_s=20.0, on_state_timeout="wait",
+                    reconnect_timeout_s=2.0).run()
+    assert res.status == "watchdog:state_timeout" and "after the link loss" in res.watchdog.detail
+    assert 2.4 < res.watchdog.t < 2.7
+    assert veh.stops == [proto.StopReason.STATE_TIMEOUT] * 6
+
+
+def test_period_jitter_and_state_age_in_the_summary():
+    clock = FakeClock()
+    veh = GappyVehicle(clock, age=0.003)
+    res = make_loop(TimedController(clock, cost=lambda i: 0.1 * P), veh, clock, duration_s=1.0).run()
+    s = res.summary()
+    assert s["period_jitter_ms"]["max"] == pytest.approx(0.0, abs=1e-6) and len(res.jitter_s) == 49
+    assert s["state_age_ms"]["p50"] == pytest.approx(3.0) and s["compensation"]["enabled"] is False

@@ -160,7 +160,7 @@ def test_udp_vehicle_drops_garbage_and_returns_the_newest_valid_state():
         t, state = got
         assert t == pytest.approx(0.2) and state.shape == (7,)
         s = veh.stats
-        assert s.dropped == 3 and s.stale == 1 and s.unexpected == 1 and s.superseded == 1
+        assert s.dropped == 4 and s.garbled == 3 and s.unexpected == 1 and s.older == 1 and s.superseded == 1
         assert any("magic" in e for e in veh.errors)
         veh.send(Command(0.1, 2.0), t=0.2)
         veh.stop(proto.StopReason.INTERRUPTED, t=math.nan)
@@ -183,3 +183,70 @@ def test_parse_udp_url(url, ok):
     else:
         with pytest.raises(ValueError, match="udp://HOST:PORT"):
             parse_udp_url(url)
+
+
+# --- version 2: HMAC-SHA256 ----------------------------------------------------------------------------
+KEY = bytes(range(32))
+
+
+@pytest.mark.parametrize("msg", MESSAGES, ids=lambda m: type(m).__name__)
+def test_v2_round_trip_and_size(msg):
+    import dataclasses
+
+    msg = dataclasses.replace(msg, session=0x1122334455667788)
+    data = encode(msg, KEY)
+    assert len(data) == proto.message_size(proto.msg_type(msg), version=2)
+    assert decode(data, KEY) == msg
+
+
+def test_v2_exact_wire_layout_of_a_state():
+    import hashlib
+    import hmac
+
+    data = encode(StateMsg(7, 12.5, 3.25, STATE, session=0xA1B2C3D4E5F60718), KEY)
+    assert len(data) == 28 + 64 + 32 == 124
+    assert data[:4] == b"RCNG" and data[4] == 2 and data[5] == 1
+    assert struct.unpack_from("<H", data, 6)[0] == 64
+    assert struct.unpack_from("<I", data, 8)[0] == 7
+    assert struct.unpack_from("<d", data, 12)[0] == 12.5
+    assert struct.unpack_from("<Q", data, 20)[0] == 0xA1B2C3D4E5F60718
+    assert struct.unpack_from("<8d", data, 28) == (3.25, *STATE)
+    assert data[92:] == hmac.new(KEY, data[:92], hashlib.sha256).digest()
+    sizes = {t: proto.message_size(t, 2) for t in proto.MsgType}
+    assert sizes == {proto.MsgType.STATE: 124, proto.MsgType.COMMAND: 92, proto.MsgType.HEARTBEAT: 68,
+                     proto.MsgType.STOP: 72}
+
+
+def test_v2_kinds_forged_unsigned_and_keyless():
+    msg = CommandMsg(1, 2.0, 1.0, 0.1, 3.0, 0.0, session=5)
+    data = encode(msg, KEY)
+    with pytest.raises(ProtocolError) as exc:
+        decode(data, bytes(32))  # another key
+    assert exc.value.kind == "forged" and exc.value.field == "tag"
+    with pytest.raises(ProtocolError) as exc:
+        decode(encode(msg), KEY)  # version 1 where version 2 is required
+    assert exc.value.kind == "unsigned" and "expected 2" in str(exc.value)
+    assert decode(encode(msg), KEY, allow_v1=True).session == 0  # configured migration
+    with pytest.raises(ProtocolError, match="no key is configured") as exc:
+        decode(data)
+    assert exc.value.kind == "garbled"
+    with pytest.raises(ProtocolError, match="session"):
+        encode(CommandMsg(1, 2.0, 1.0, 0.1, 3.0), KEY)  # session 0 is version 1's
+    with pytest.raises(ValueError, match="at least 16 bytes"):
+        encode(msg, b"short")
+
+
+@pytest.mark.parametrize("msg", MESSAGES, ids=lambda m: type(m).__name__)
+def test_v2_every_single_bit_flip_and_truncation_is_refused(msg):
+    import dataclasses
+
+    data = encode(dataclasses.replace(msg, session=9), KEY)
+    for n in range(len(data)):
+        with pytest.raises(ProtocolError):
+            decode(data[:n], KEY)
+    for bit in range(8 * len(data)):
+        flipped = bytearray(data)
+        flipped[bit // 8] ^= 1 << (bit % 8)
+        with pytest.raises(ProtocolError) as exc:
+            decode(bytes(flipped), KEY)
+        assert exc.value.kind in ("forged", "garbled", "unsigned")

@@ -121,6 +121,112 @@ def test_diverged_plant_publishes_nothing():
 
 
 def test_standalone_twin_entry_point(capsys):
-    assert main(["--port", "0", "--duration", "0.3"]) == 0
+    assert main(["--port", "0", "--duration", "0.3", "--protocol", "1"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["mode"] == "idle" and math.isfinite(report["t"])
+
+
+# --- actuation delay, authentication, any plant ------------------------------------------------------
+KEY = bytes(range(32))
+
+
+def test_commands_and_stop_act_after_the_actuation_delay():
+    core = _make_core(PARAMS, np.zeros(7), SimTwinConfig(delay_s=0.05))
+    link = Link()
+    core.receive(link.command(0.0, 3.0), 0.0)
+    run(core, 0.049)
+    assert core.mode == "idle" and abs(core.x[3]) < 1e-9  # not yet
+    run(core, 0.3)
+    assert core.mode == "driving" and core.x[3] > 0.5
+    core.receive(link.stop(), 0.3)
+    run(core, 0.34)
+    assert core.mode == "driving"
+    run(core, 0.36)
+    assert core.mode == "stopped" and core.stats["stop_t"] == pytest.approx(0.35)
+
+
+def test_v2_vehicle_obeys_only_authenticated_fresh_commands():
+    from racing.runtime.auth import LinkSecurity, Sender
+
+    sec = LinkSecurity(key=KEY, max_age_s=0.1)
+    core = _make_core(PARAMS, np.zeros(7), SimTwinConfig(), security=sec)
+    now = {"t": 0.0}
+    computer = Sender(sec, clock=lambda: now["t"])
+
+    def cmd(speed, sender=computer):
+        return sender.datagram(proto.MsgType.COMMAND, lambda s, stamp, ses: proto.CommandMsg(
+            s, stamp, 0.0, 0.0, speed, 0.0, ses))
+
+    forged = Sender(LinkSecurity(key=bytes(32)), clock=lambda: now["t"])
+    assert core.receive(cmd(5.0, forged), 0.0) is None
+    assert core.receive(proto.encode(proto.CommandMsg(0, 0.0, 0.0, 0.0, 5.0)), 0.0) is None  # unsigned
+    good = cmd(2.0)
+    assert core.receive(good, 0.0) is not None and core.command.speed == 2.0
+    assert core.receive(good, 0.01) is None  # replayed
+    now["t"] = -1.0
+    assert core.receive(cmd(9.0), 0.02) is None  # stale stamp
+    assert core.report()["rejected"] == {"foreign": 0, "garbled": 0, "unsigned": 1, "forged": 1, "replayed": 1,
+                                         "stale": 1, "unexpected": 0}
+    assert core.command.speed == 2.0
+    # the STATE it publishes verifies with the key
+    msg = proto.decode(core.state_datagram(), KEY)
+    assert isinstance(msg, proto.StateMsg) and msg.session == core.tx.session != 0
+
+
+class ConstantSpeedPlant:
+    """A toy plant for the module:factory path: moves along x at the commanded speed."""
+
+    def __init__(self, params, plant_hz=1000.0):
+        self.x = np.zeros(7)
+
+    def reset(self, x0):
+        self.x = np.array(x0, dtype=float)
+
+    def step(self, command, dt):
+        self.x[3] = command.speed
+        self.x[0] += command.speed * dt
+        return self.x.copy()
+
+
+def make_toy_plant(params, plant_hz=1000.0):
+    return ConstantSpeedPlant(params, plant_hz)
+
+
+def make_broken_plant(params, plant_hz=1000.0):
+    class Broken(ConstantSpeedPlant):
+        def step(self, command, dt):
+            return np.zeros(3)
+
+    return Broken(params)
+
+
+def test_any_plant_by_module_factory(monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "toy_plants", sys.modules[__name__])
+    core = _make_core(PARAMS, np.zeros(7), SimTwinConfig(plant="toy_plants:make_toy_plant"))
+    core.receive(Link().command(0.0, 2.0), 0.0)
+    run(core, 0.4)
+    assert core.x[0] == pytest.approx(0.8, abs=1e-6)
+    with pytest.raises(ValueError, match=r"plant 'toy_plants:make_broken_plant'.*7 finite numbers"):
+        _make_core(PARAMS, np.zeros(7), SimTwinConfig(plant="toy_plants:make_broken_plant"))
+    with pytest.raises(ValueError, match="unknown plant 'warp'"):
+        _make_core(PARAMS, np.zeros(7), SimTwinConfig(plant="warp"))
+
+
+def test_vehicle_sim_command_refuses_bad_setups(tmp_path, capsys):
+    from racing.cli import main as racing_main
+
+    key = tmp_path / "car.key"
+    key.write_text("ab" * 32)
+    key.chmod(0o644)
+    cases = [(["--port", "0"], "needs --key FILE"),
+             (["--port", "0", "--key", str(key)], "accessible by group and others"),
+             (["--host", "0.0.0.0", "--protocol", "1"], "--allow-remote"),
+             (["--peer", "192.0.2.7:5601", "--protocol", "1"], "--allow-remote"),
+             (["--protocol", "1", "--delay", "-1"], "--delay"),
+             (["--protocol", "1", "--plant", "nowhere:factory"], "cannot import module 'nowhere'")]
+    for argv, words in cases:
+        assert racing_main(["vehicle-sim", *argv]) == 2, argv
+        err = capsys.readouterr().err
+        assert words in err, (argv, err)
