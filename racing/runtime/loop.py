@@ -88,6 +88,14 @@ class LoopConfig:
                                                                "doc": "wait mode: trip when no vehicle for this long"})
     watchdog: WatchdogConfig = WatchdogConfig()
 
+    def __post_init__(self):
+        if self.on_state_timeout not in ("end", "wait"):
+            raise ValueError(f"on_state_timeout {self.on_state_timeout!r}: expected 'end' or 'wait'")
+        if not (math.isfinite(self.rate_hz) and 0 < self.rate_hz <= 1000):
+            raise ValueError(f"rate_hz {self.rate_hz}: expected 0 < rate <= 1000 Hz")
+        if not (math.isfinite(self.actuation_delay_s) and 0 <= self.actuation_delay_s <= 1.0):
+            raise ValueError(f"actuation_delay_s {self.actuation_delay_s}: expected 0..1 s")
+
 
 def _pct(values, unit: float = 1e3) -> dict:
     a = np.frombuffer(values, dtype=np.float64) if isinstance(values, array) else np.asarray(values, dtype=float)
