@@ -3,8 +3,10 @@
 Standard problem: kinematic bicycle (wheelbase 2.9 m, l_r 1.45 m; the gt_car's input limits),
 dt = 0.05 s, cost ``(r - 50)^2 + (v - 15)^2`` per step (tracking a circle of radius 50 m at
 15 m/s), for K in {256, 1024, 4096} x T in {30, 50}. Both implementations use the same
-discrete model (:func:`racing.control.mppi.step.kinematic_step`), the same cost, the same
-sigma/lambda/limits, float64, and 2 threads; the state advances with the first planned input
+discrete model (:func:`racing.models.discrete.kinematic_step`: the numba kernel compiles its scalar form, the
+torch peer runs the vectorised form with torch ops), the same cost (:data:`CIRCLE`, defined here and
+assembled into the MPPI kernel like any cost), the same sigma/lambda/limits, float64, and ``--threads``
+threads (default 2); the state advances with the first planned input
 after every call. Full racing iteration: dynamic model + racing cost, K = 2048, T = 50, on the
 default track with the f1tenth car (``controller.act``). Times are medians of ``--repeats``
 calls after warm-up.
@@ -18,8 +20,38 @@ import time
 
 import numpy as np
 
+from racing.models.fastmath import scalar
+from racing.control.mppi.step import RolloutCost
+
 STANDARD_GRID = [(256, 30), (256, 50), (1024, 30), (1024, 50), (4096, 30), (4096, 50)]
 RADIUS, SPEED, DT = 50.0, 15.0, 0.05
+
+
+# the circle cost: w_r (sqrt(x^2 + y^2) - R)^2 + w_v (v - v_ref)^2 per step; ca = (array([R, v_ref, w_r, w_v]),)
+@scalar
+def _circle_start(ca, i0, s0):
+    return i0, i0, 0.0, s0
+
+
+@scalar
+def circle_stage(st, u0, u1, up0, up1, t, T, ca, cs):
+    """Stage cost of the standard problem (scalars in the kernel, arrays in the numpy reference)."""
+    q = ca[0]
+    e = np.sqrt(st[0] * st[0] + st[1] * st[1]) - q[0]
+    f = st[3] - q[1]
+    return q[2] * e * e + q[3] * f * f, cs
+
+
+@scalar
+def _circle_terminal(ca, cs, s0):
+    return 0.0
+
+
+CIRCLE = RolloutCost("circle", _circle_start, circle_stage, _circle_terminal)
+
+
+def circle_args(radius: float = RADIUS, speed: float = SPEED, w_r: float = 1.0, w_v: float = 1.0) -> tuple:
+    return (np.array([radius, speed, w_r, w_v], dtype=np.float64),)
 
 
 def standard_params():
@@ -46,20 +78,22 @@ def _median_ms(fn, repeats: int, warmup: int = 3) -> float:
 def bench_numba_standard(K: int, T: int, repeats: int, threads: int | None = None):
     """Median ms of one numba MPPI iteration on the standard problem; also returns the controller."""
     from racing.control.mppi import MPPI, MPPIConfig
-    from racing.control.mppi import step as S
 
     p = standard_params()
+    from racing.models.discrete import kinematic_step
+
     conf = MPPIConfig(num_samples=K, horizon=T, dt=DT, model="kinematic", lambda_=1.0, alpha=0.0,
-                      sigma_steer_rate=0.5, sigma_accel=2.0, smoothing_window=0, record_samples=0, threads=threads)
-    ctrl = MPPI(None, p, conf)
+                      sigma_steer_rate=0.5, sigma_accel=2.0, smoothing_window=0, record_samples=0)
+    ctrl = MPPI(None, p, conf, cost=(CIRCLE, circle_args()), threads=threads, warmup_state=standard_x0())
     x = standard_x0()
     pa = ctrl.p
+    xk = np.zeros(5)
 
     def one():
         ctrl.solve(x)
         # advance the true state with the first input (kinematic layout -> dynamic layout)
-        xs = S.kinematic_step(x[0], x[1], x[2], x[3], x[6], ctrl.U[0, 0], ctrl.U[0, 1], pa, DT)
-        x[0], x[1], x[2], x[3], x[6] = xs
+        xk[:] = x[0], x[1], x[2], x[3], x[6]
+        x[0], x[1], x[2], x[3], x[6] = kinematic_step(xk, ctrl.U[0], pa, DT)
 
     return _median_ms(one, repeats), ctrl
 
@@ -72,27 +106,18 @@ def bench_peer_standard(K: int, T: int, repeats: int, threads: int = 2):
     except ImportError:
         return None
     torch.set_num_threads(threads)
+    from racing.models.discrete import kinematic_step
+    from racing.models.ops import torch_ops
+
     p = standard_params()
-    L = p.l_f + p.l_r
-    lr = p.l_r
-    h = DT
+    pa = p.to_array()
+    ops = torch_ops()
     dtype = torch.float64
 
     def dynamics(s, u):
-        # same discrete kinematic step as racing.control.mppi.step.kinematic_step; state (x, y, psi, v, delta)
-        x, y, psi, v, d = s[:, 0], s[:, 1], s[:, 2], s[:, 3], s[:, 4]
-        td = torch.tan(d)
-        tb = lr * td / L
-        cb = 1.0 / torch.sqrt(1.0 + tb * tb)
-        sb = tb * cb
-        om = v * cb * td / L
-        v_n = v + h * u[:, 1]
-        pm = psi + 0.5 * h * om
-        vm = 0.5 * (v + v_n)
-        c, sn = torch.cos(pm), torch.sin(pm)
-        d_n = torch.clamp(d + h * u[:, 0], -p.steer_max, p.steer_max)
-        return torch.stack([x + h * vm * (c * cb - sn * sb), y + h * vm * (sn * cb + c * sb), psi + h * om, v_n,
-                            d_n], dim=1)
+        # the project's discrete kinematic step (vectorised form, torch ops); state (x, y, psi, v, delta)
+        s_n = kinematic_step(s, u, pa, DT, ops)
+        return torch.cat([s_n[:, :4], torch.clamp(s_n[:, 4:5], -p.steer_max, p.steer_max)], dim=1)
 
     def running_cost(s, u):
         e = torch.sqrt(s[:, 0] ** 2 + s[:, 1] ** 2) - RADIUS
@@ -115,7 +140,7 @@ def bench_peer_standard(K: int, T: int, repeats: int, threads: int = 2):
     return _median_ms(one, repeats)
 
 
-def bench_racing(repeats: int, K: int = 2048, T: int = 50):
+def bench_racing(repeats: int, K: int = 2048, T: int = 50, threads: int | None = None):
     """Median ms of ``MPPI.act`` with the dynamic model and racing cost on the default track (f1tenth car)."""
     from racing.control.base import Observation
     from racing.control.mppi import make_mppi
@@ -134,7 +159,7 @@ def bench_racing(repeats: int, K: int = 2048, T: int = 50):
         track = Track.from_centerline(xy, 1.0, 1.0, name="oval")
         name = "oval"
     p = load_params("f1tenth")
-    ctrl = make_mppi(track, p, num_samples=K, horizon=T, model="dynamic", threads=None)
+    ctrl = make_mppi(track, p, threads=threads, num_samples=K, horizon=T, model="dynamic")
     x = initial_state(track, 3.0)
     t = [0.0]
 
@@ -148,13 +173,22 @@ def bench_racing(repeats: int, K: int = 2048, T: int = 50):
 def run(args) -> int:
     repeats = args.repeats if args.repeats is not None else (20 if args.quick else 50)
     grid = [(1024, 50)] if args.quick else STANDARD_GRID
+    if args.threads < 1 or args.repeats is not None and args.repeats < 1:
+        raise SystemExit(f"racing bench: --threads and --repeats must be >= 1 (got {args.threads}, {args.repeats})")
+    import os
+
+    load = os.getloadavg()
+    if not args.json:
+        print(f"threads {args.threads}, load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} (1/5/15 min), "
+              f"medians of {repeats} calls")
     rows = []
     peer_ok = not args.no_peer
     for K, T in grid:
-        ms, _ = bench_numba_standard(K, T, repeats)
-        row = {"backend": "numba", "problem": "standard", "K": K, "T": T, "ms_median": round(ms, 4)}
+        ms, _ = bench_numba_standard(K, T, repeats, threads=args.threads)
+        row = {"backend": "numba", "problem": "standard", "K": K, "T": T, "ms_median": round(ms, 4),
+               "threads": args.threads, "load_avg_1min": round(load[0], 2)}
         if peer_ok:
-            pm = bench_peer_standard(K, T, repeats)
+            pm = bench_peer_standard(K, T, repeats, threads=args.threads)
             if pm is None:
                 peer_ok = False
                 if not args.json:
@@ -167,8 +201,9 @@ def run(args) -> int:
             extra = f"   pytorch_mppi {row['peer_ms_median']:8.3f} ms   speedup {row['speedup']:5.1f}x" \
                 if "peer_ms_median" in row else ""
             print(f"standard  K={K:5d} T={T:3d}  numba {ms:8.3f} ms{extra}")
-    ms, track_name = bench_racing(repeats)
-    rows.append({"backend": "numba", "problem": f"racing:{track_name}", "K": 2048, "T": 50, "ms_median": round(ms, 4)})
+    ms, track_name = bench_racing(repeats, threads=args.threads)
+    rows.append({"backend": "numba", "problem": f"racing:{track_name}", "K": 2048, "T": 50, "ms_median": round(ms, 4),
+                 "threads": args.threads, "load_avg_1min": round(load[0], 2)})
     if not args.json:
         print(f"racing    K= 2048 T= 50  numba {ms:8.3f} ms   (dynamic model + racing cost, {track_name}, f1tenth)")
     else:
@@ -183,6 +218,7 @@ def register(subparsers) -> argparse.ArgumentParser:
     ap.add_argument("--quick", action="store_true", help="K=1024, T=50 only and fewer repeats")
     ap.add_argument("--no-peer", action="store_true", help="skip pytorch_mppi")
     ap.add_argument("--repeats", type=int, default=None, help="timed calls per row (default 50, --quick 20)")
+    ap.add_argument("--threads", type=int, default=2, help="numba and torch threads (default 2)")
     ap.set_defaults(func=run)
     return ap
 

@@ -38,6 +38,19 @@ def noise_preset(params, scale: float):
                        yaw_rate=0.02 * scale, steer=0.005 * scale)
 
 
+def set_numba_threads(n) -> int:
+    """Set the process's numba thread count (``--threads``; None: leave numba's default, all cores); returns it.
+    A machine setting: algorithm configs do not hold it."""
+    import numba
+
+    if n is not None:
+        if n < 1 or n > numba.config.NUMBA_NUM_THREADS:
+            raise ValueError(f"--threads must be in 1..{numba.config.NUMBA_NUM_THREADS} (the cores numba was "
+                             f"started with), got {n}")
+        numba.set_num_threads(n)
+    return numba.get_num_threads()
+
+
 def build_race(args):
     """Resolve track, cars, plant, controller and simulator settings from ``args``."""
     from racing import config as cfg
@@ -58,6 +71,7 @@ def build_race(args):
     if getattr(args, "residual", None):
         options["residual"] = args.residual
     controller_name = args.controller or _default_controller()
+    threads = set_numba_threads(getattr(args, "threads", None))
     controller = make_controller(controller_name, track, model_params, args.controller_config, **options)
     plant = make_plant(args.plant, plant_params, plant_hz=args.plant_hz)
     sim = SimConfig(rate_hz=args.rate, plant_hz=args.plant_hz, laps=args.laps, max_time_s=args.max_time,
@@ -69,8 +83,11 @@ def build_race(args):
         "car": cfg.to_dict(plant_params),
         "model_car": cfg.to_dict(model_params),
         "controller": {"name": controller_name, "config": cfg.to_dict(controller.config),
-                       "config_file": args.controller_config, **options},
+                       "config_file": args.controller_config,
+                       "config_source": getattr(controller, "config_source", args.controller_config or "defaults"),
+                       "raceline": getattr(controller, "raceline_record", None), **options},
         "plant": args.plant,
+        "machine": {"numba_threads": threads},
     }
     return track, plant_params, model_params, controller, plant, sim, run_config
 
@@ -169,7 +186,11 @@ def add_race_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--residual", default=None, help="residual network weights for the controller's model")
     p.add_argument("--plant", default="dynamic", help="plant name or import path module:factory (default dynamic)")
     p.add_argument("--controller", default=None, help="controller name (default mppi if available, else pure_pursuit)")
-    p.add_argument("--controller-config", default=None, help="YAML with the controller's settings")
+    p.add_argument("--controller-config", default=None,
+                   help="YAML with the controller's settings (default: the tuning the car's YAML names, else "
+                        "settings derived from its parameters)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="numba threads for the controller (a machine setting; default: all cores)")
     p.add_argument("--raceline", default=None, help="raceline file (TUM 7-column) to follow")
     p.add_argument("--laps", type=int, default=2)
     p.add_argument("--rate", type=float, default=50.0, help="control rate [Hz] (default 50)")

@@ -1,9 +1,13 @@
-"""Shared test fixtures: the project root, the shared real-track data (skipped when absent)."""
+"""Shared test fixtures: the project root, the shared real-track data (skipped when absent), a small oval track
+and a start state on it."""
 from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
+
+from racing.track import Track
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_TRACKS = ROOT.parent / "shared" / "data" / "tracks"
@@ -20,3 +24,28 @@ def shared_tracks() -> Path:
     if not SHARED_TRACKS.is_dir():
         pytest.skip("shared track data (../shared/data/tracks) not present")
     return SHARED_TRACKS
+
+
+def _oval(a=12.0, b=6.0, w=1.0, n=400) -> Track:
+    """Ellipse centre line with semi-axes ``a, b`` [m], half-width ``w`` [m], ``n`` samples."""
+    th = np.linspace(0, 2 * np.pi, n, endpoint=False)
+    return Track.from_centerline(np.column_stack([a * np.cos(th), b * np.sin(th)]), w, w, name="oval")
+
+
+def _start_state(track, v=3.0):
+    """State ``x[7]`` at the track's first sample, heading along it at ``v`` [m/s]."""
+    x0 = np.zeros(7)
+    x0[0], x0[1], x0[2], x0[3] = track.xy[0, 0], track.xy[0, 1], track.psi[0], v
+    return x0
+
+
+@pytest.fixture
+def oval():
+    """The oval-track factory ``oval(a=12, b=6, w=1, n=400)``."""
+    return _oval
+
+
+@pytest.fixture
+def start_state():
+    """The start-state helper ``start_state(track, v=3.0)``."""
+    return _start_state

@@ -58,7 +58,12 @@ def main(argv=None) -> int:
     ap.add_argument("--only", nargs="*", default=None, help="track names to run (default: all)")
     ap.add_argument("tracks", nargs="*", help="track names to run (same as --only)")
     ap.add_argument("--json", default=None, help="also write the rows to this JSON file")
+    ap.add_argument("--threads", type=int, default=None,
+                    help="numba threads (default: all); --threads-small sets the 1:10 cars' count")
+    ap.add_argument("--threads-small", type=int, default=None, help="numba threads for the 1:10 cars")
+    ap.add_argument("--no-pp", action="store_true", help="MPPI only (pure pursuit columns empty)")
     args = ap.parse_args(argv)
+    import numba
     if args.tracks:
         args.only = list(args.only or []) + args.tracks
     from racing.track import load_track
@@ -74,7 +79,14 @@ def main(argv=None) -> int:
             continue
         track = load_track(src)
         t0 = time.time()
-        pp = race(track, car, "pure_pursuit", args.laps, not args.no_realtime)
+        n = args.threads_small if (car == "f1tenth" and args.threads_small) else args.threads
+        numba.set_num_threads(n or numba.config.NUMBA_NUM_THREADS)
+        pp = race(track, car, "mppi" if args.no_pp else "pure_pursuit", args.laps, not args.no_realtime) \
+            if not args.no_pp else None
+        if pp is None:
+            from types import SimpleNamespace
+
+            pp = SimpleNamespace(best_lap_s=None, status="skipped", off_track=0, deadline_misses=0, laps=[])
         mp = race(track, car, "mppi", args.laps, not args.no_realtime)
         pb, mb = pp.best_lap_s, mp.best_lap_s
         ok_pp = pp.status == "completed"

@@ -10,50 +10,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-import numpy as np
-
-
-@dataclass(frozen=True)
-class Command:
-    """An Ackermann drive command (REP 103 signs).
-
-    steering_angle : float  road-wheel angle [rad], positive = left
-    speed          : float  target longitudinal speed [m/s]
-    acceleration   : float  feed-forward acceleration [m/s^2] for the speed loop (0 = none)
-    """
-
-    steering_angle: float
-    speed: float
-    acceleration: float = 0.0
-
-    def __post_init__(self):
-        for name in ("steering_angle", "speed", "acceleration"):
-            v = getattr(self, name)
-            if not math.isfinite(v):
-                raise ValueError(f"Command.{name} is {v}; expected a finite number")
-
-
-@dataclass
-class Observation:
-    """What a controller sees at one control instant.
-
-    t     : float       time [s]
-    state : float64[7]  (x [m], y [m], yaw [rad], v_x [m/s], v_y [m/s], yaw rate [rad/s], steer [rad]),
-                        see :mod:`racing.models.dynamic` (measured, i.e. possibly noisy)
-    """
-
-    t: float
-    state: np.ndarray
-
-    def __post_init__(self):
-        s = np.asarray(self.state, dtype=np.float64)
-        if s.shape != (7,):
-            raise ValueError(f"Observation.state must have shape (7,), got {s.shape}")
-        if not np.all(np.isfinite(s)):
-            bad = [i for i in range(7) if not np.isfinite(s[i])]
-            from racing.models.dynamic import STATE_NAMES
-            raise ValueError(f"Observation.state has non-finite {', '.join(STATE_NAMES[i] for i in bad)}: {s}")
-        self.state = s
+from racing.interfaces import Command, Observation  # noqa: F401 (the controllers' vocabulary)
 
 
 class Controller(abc.ABC):

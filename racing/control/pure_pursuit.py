@@ -6,7 +6,7 @@ Steering (Coulter 1992), from the rear axle towards a target point a look-ahead 
     delta = atan(2 L sin(alpha) / d)
 
 with alpha the bearing of the target in the car frame and d its distance. Speed: the
-quasi-steady-state profile of :mod:`racing.control.speed_profile` (at ``grip_scale`` of the
+quasi-steady-state profile of :mod:`racing.geometry.speed_profile` (at ``grip_scale`` of the
 tyre limit), taking the minimum over the next ``brake_lookahead_time`` seconds of travel.
 """
 from __future__ import annotations
@@ -18,8 +18,8 @@ import numpy as np
 
 from racing import config as cfg
 from racing.control.base import Command, Controller, Observation, register
-from racing.control.path import ClosedPath
-from racing.control.speed_profile import speed_profile
+from racing.geometry.path import ClosedPath
+from racing.geometry.speed_profile import speed_profile
 from racing.models.params import VehicleParams
 
 

@@ -28,11 +28,24 @@ kinematic bicycle expressed in body velocities (v_y = l_r r, r = v_x tan(delta) 
 
 Kinematics: x' = v_x cos psi - v_y sin psi, y' = v_x sin psi + v_y cos psi, psi' = r, delta' = u_steer_rate.
 The function is pure and smooth apart from the min/clip force limits; command limits are the caller's job.
+
+**One source.** The equations are written once, elementwise, as the component functions below
+(:func:`pacejka`, :func:`slip_angles`, :func:`lateral_forces`, :func:`longitudinal_force`,
+:func:`blend_weight`, :func:`body_derivatives`) against an array namespace ``ops``. They run vectorised on
+numpy (the reference), torch and casadi (:mod:`racing.models.ops`), and compile into scalar numba CPU and
+CUDA code with ``ops = racing.models.sops`` (they are registered with numba's generic target,
+``register_jitable``). :func:`dynamic_rhs` (vectorised) and :func:`dynamic_rhs_s` (scalar, writes into a
+buffer) are thin wrappers; the discrete step the controllers use is in :mod:`racing.models.discrete`.
 """
 from __future__ import annotations
 
+import math
+
+
+from racing.models.fastmath import compiled, scalar
+from racing.models import sops
 from racing.models.ops import NUMPY
-from racing.models.params import (G, P_BF, P_BR, P_CDRAG, P_CF, P_CR, P_CROLL, P_DF, P_DR, P_EF, P_ER, P_IZ, P_LF,
+from racing.models.params import (G, P_BF, P_BR, P_CDRAG, P_CF, P_CR, P_CROLL, P_DF, P_DR, P_EF, P_ER, P_HCG, P_IZ, P_LF,
                                   P_LR, P_MASS, P_MU, P_POWER_MAX, P_VBLEND_HIGH, P_VBLEND_LOW)
 
 X, Y, YAW, VX, VY, YAW_RATE, STEER = 0, 1, 2, 3, 4, 5, 6
@@ -44,31 +57,157 @@ STATE_UNITS = ("m", "m", "rad", "m/s", "m/s", "rad/s", "rad")
 INPUT_NAMES = ("steer_rate", "accel")
 
 
+# ------------------------------------------------------------------------------------------------
+# components (elementwise; ``ops`` = numpy / torch / casadi namespace or the scalar module sops)
+# ------------------------------------------------------------------------------------------------
+@scalar
 def pacejka(alpha, B, C, D, E, ops=NUMPY):
-    """Normalised lateral force F_y / F_z [-] of the magic formula at slip angle ``alpha`` [rad]."""
+    """Normalised lateral force F_y / F_z [-] of the magic formula at slip angle ``alpha`` [rad].
+
+    """
     ba = B * alpha
     return D * ops.sin(C * ops.atan(ba - E * (ba - ops.atan(ba))))
 
 
+@scalar
+def pacejka_slope(alpha, B, C, D, E, ops):
+    """(F_y / F_z [-], d(F_y / F_z)/d alpha [1/rad]) of :func:`pacejka` at ``alpha`` [rad]: the force and the
+    tangent cornering stiffness per unit load from one evaluation (one arctangent pair, one sin/cos)."""
+    ba = B * alpha
+    phi = ba - E * (ba - ops.atan(ba))
+    dphi = B - E * (B - B / (1.0 + ba * ba))
+    th = C * ops.atan(phi)
+    sn = ops.sin(th)
+    # cos th from sin th (one sqrt instead of a second libm call); negative past the peak, |th| > pi/2
+    cs = ops.sqrt(ops.maximum(1.0 - sn * sn, 0.0)) * ops.where(ops.abs(th) > 0.5 * math.pi, -1.0, 1.0)
+    return D * sn, D * cs * C * dphi / (1.0 + phi * phi)
+
+
+def peak_slip_angle(B: float, C: float, E: float) -> float:
+    """Slip angle [rad] of the peak of :func:`pacejka`: where ``C atan(B a - E (B a - atan(B a))) = pi / 2``;
+    a curve without a peak (``C <= 1``) gets the slip angle where it reaches 99 % of ``D``; ``inf`` when the
+    curve never gets there (``E >= 1``, ``B <= 0``).
+
+    The one peak-slip function: the MPPI tyre-slip term, the min-time OCP's slip limit and its QSS inverse use
+    it. Bisection to 1e-15 rad on the increasing left-hand side (plain Python floats)."""
+    if B <= 0.0 or E >= 1.0 or C <= 0.0:
+        return math.inf
+    angle = 0.5 * math.pi / C if C > 1.0 else math.asin(0.99) / C
+    if angle >= 0.5 * math.pi:  # C < 0.91: the curve never reaches 99 % of D
+        return math.inf
+    target = math.tan(angle)
+
+    def f(a):
+        return B * a - E * (B * a - math.atan(B * a)) - target
+
+    lo, hi = 0.0, 1.0 / B
+    while f(hi) < 0.0:
+        hi *= 2.0
+    for _ in range(200):
+        mid = 0.5 * (lo + hi)
+        if f(mid) < 0.0:
+            lo = mid
+        else:
+            hi = mid
+        if hi - lo < 1e-15:
+            break
+    return 0.5 * (lo + hi)
+
+
+@scalar
+def static_axle_loads(p):
+    """Static vertical loads (F_zf, F_zr) [N] = m g (l_r, l_f) / L."""
+    L = p[P_LF] + p[P_LR]
+    return p[P_MASS] * G * p[P_LR] / L, p[P_MASS] * G * p[P_LF] / L
+
+
+@scalar
+def axle_loads(ax, scale, p, ops):
+    """Axle loads (F_zf, F_zr) [N] with longitudinal load transfer at acceleration ``ax`` [m/s^2]:
+    ``F_zf = m (g l_r - a_x h_cg s) / L``, ``F_zr = m (g l_f + a_x h_cg s) / L`` (``s = scale``; 0 = static),
+    each kept above 5 % of its static value."""
+    fzf0, fzr0 = static_axle_loads(p)
+    dz = p[P_MASS] * ax * p[P_HCG] * scale / (p[P_LF] + p[P_LR])
+    return ops.maximum(fzf0 - dz, 0.05 * fzf0), ops.maximum(fzr0 + dz, 0.05 * fzr0)
+
+
+@scalar
+def slip_angles(vx, vy, r, delta, p, ops):
+    """Slip angles (alpha_f, alpha_r) [rad] with ``v_x~ = max(v_x, v_blend_low / 2)`` (> 0, so atan of the ratio
+    equals atan2); ``delta`` [rad] is the steering angle the front tyres see."""
+    vxs = ops.maximum(vx, 0.5 * p[P_VBLEND_LOW])
+    return delta - ops.atan((vy + p[P_LF] * r) / vxs), -ops.atan((vy - p[P_LR] * r) / vxs)
+
+
+@scalar
+def lateral_forces(alpha_f, alpha_r, p, ops):
+    """Axle lateral forces (F_yf, F_yr) [N] at static loads."""
+    fzf, fzr = static_axle_loads(p)
+    return lateral_forces_at(alpha_f, alpha_r, fzf, fzr, p, ops)
+
+
+@scalar
+def lateral_forces_at(alpha_f, alpha_r, fzf, fzr, p, ops):
+    """Axle lateral forces (F_yf, F_yr) [N] at axle loads ``fzf, fzr`` [N]."""
+    return (fzf * pacejka(alpha_f, p[P_BF], p[P_CF], p[P_DF], p[P_EF], ops),
+            fzr * pacejka(alpha_r, p[P_BR], p[P_CR], p[P_DR], p[P_ER], ops))
+
+
+@scalar
+def longitudinal_force(vx, a, p, ops):
+    """F_x [N]: drive/brake ``m a`` limited by motor power and grip, minus rolling resistance and drag."""
+    m = p[P_MASS]
+    f_drive = ops.minimum(m * a, p[P_POWER_MAX] / ops.maximum(vx, 1.0))
+    f_grip = p[P_MU] * m * G
+    return (ops.maximum(ops.minimum(f_drive, f_grip), -f_grip)
+            - p[P_CROLL] * m * G * ops.tanh(vx / p[P_VBLEND_LOW]) - p[P_CDRAG] * vx * ops.abs(vx))
+
+
+@scalar
+def blend_weight(vx, p, ops):
+    """C1 smooth step w(v_x): 0 below v_blend_low, 1 above v_blend_high (dynamic vs kinematic equations)."""
+    vlo = p[P_VBLEND_LOW]
+    tb = ops.minimum(ops.maximum((vx - vlo) / (p[P_VBLEND_HIGH] - vlo), 0.0), 1.0)
+    return tb * tb * (3.0 - 2.0 * tb)
+
+
+@scalar
+def body_derivatives_from_forces(vx, vy, r, sd, cd, ddelta, fyf, fyr, fx, w, p):
+    """(v_x', v_y', r') from the axle forces [N], ``(sd, cd) = (sin, cos)`` of the steering angle and the blend
+    weight ``w`` (dynamic equations blended with the kinematic bicycle in body velocities at low speed)."""
+    m, iz, lf, lr = p[P_MASS], p[P_IZ], p[P_LF], p[P_LR]
+    L = lf + lr
+    dvx_dyn = (fx - fyf * sd) / m + vy * r
+    dvy_dyn = (fyr + fyf * cd) / m - vx * r
+    dr_dyn = (lf * fyf * cd - lr * fyr) / iz
+    dvx = w * dvx_dyn + (1.0 - w) * fx / m
+    icd = 1.0 / cd
+    dr_kin = (ddelta * vx * icd + dvx * sd) * icd / L
+    return dvx, w * dvy_dyn + (1.0 - w) * lr * dr_kin, w * dr_dyn + (1.0 - w) * dr_kin
+
+
+@scalar
+def body_derivatives(vx, vy, r, delta, ddelta, a, p, ops):
+    """(v_x' [m/s^2], v_y' [m/s^2], r' [rad/s^2]) of the dynamic single-track model (module doc)."""
+    af, ar = slip_angles(vx, vy, r, delta, p, ops)
+    fyf, fyr = lateral_forces(af, ar, p, ops)
+    fx = longitudinal_force(vx, a, p, ops)
+    sd, cd = ops.sin(delta), ops.cos(delta)
+    return body_derivatives_from_forces(vx, vy, r, sd, cd, ddelta, fyf, fyr, fx, blend_weight(vx, p, ops), p)
+
+
+# ------------------------------------------------------------------------------------------------
+# wrappers
+# ------------------------------------------------------------------------------------------------
 def tyre_forces(x, u, p, ops=NUMPY):
     """Slip angles [rad] and forces [N] of the single-track model.
 
     Returns ``(alpha_f, alpha_r, F_yf, F_yr, F_x)`` each shaped like ``x[..., 0]``.
     """
     vx, vy, r, delta = ops.get(x, VX), ops.get(x, VY), ops.get(x, YAW_RATE), ops.get(x, STEER)
-    m, lf, lr = p[P_MASS], p[P_LF], p[P_LR]
-    L = lf + lr
-    vx_s = ops.maximum(vx, 0.5 * p[P_VBLEND_LOW])
-    alpha_f = delta - ops.atan2(vy + lf * r, vx_s)
-    alpha_r = -ops.atan2(vy - lr * r, vx_s)
-    fyf = m * G * lr / L * pacejka(alpha_f, p[P_BF], p[P_CF], p[P_DF], p[P_EF], ops)
-    fyr = m * G * lf / L * pacejka(alpha_r, p[P_BR], p[P_CR], p[P_DR], p[P_ER], ops)
-    f_drive = ops.minimum(m * ops.get(u, U_ACCEL), p[P_POWER_MAX] / ops.maximum(vx, 1.0))
-    f_grip = p[P_MU] * m * G
-    f_x = (ops.maximum(ops.minimum(f_drive, f_grip), -f_grip)
-           - p[P_CROLL] * m * G * ops.tanh(vx / p[P_VBLEND_LOW])
-           - p[P_CDRAG] * vx * ops.abs(vx))
-    return alpha_f, alpha_r, fyf, fyr, f_x
+    af, ar = slip_angles(vx, vy, r, delta, p, ops)
+    fyf, fyr = lateral_forces(af, ar, p, ops)
+    return af, ar, fyf, fyr, longitudinal_force(vx, ops.get(u, U_ACCEL), p, ops)
 
 
 def dynamic_rhs(x, u, p, ops=NUMPY):
@@ -86,31 +225,33 @@ def dynamic_rhs(x, u, p, ops=NUMPY):
     xdot : array[..., 7]
     """
     yaw, vx, vy = ops.get(x, YAW), ops.get(x, VX), ops.get(x, VY)
-    r, delta = ops.get(x, YAW_RATE), ops.get(x, STEER)
     ddelta = ops.get(u, U_STEER_RATE)
-    m, iz, lf, lr = p[P_MASS], p[P_IZ], p[P_LF], p[P_LR]
-    L = lf + lr
-    _, _, fyf, fyr, fx = tyre_forces(x, u, p, ops)
-    sd, cd = ops.sin(delta), ops.cos(delta)
-    dvx_dyn = (fx - fyf * sd) / m + vy * r
-    dvy_dyn = (fyr + fyf * cd) / m - vx * r
-    dr_dyn = (lf * fyf * cd - lr * fyr) / iz
-    vlo, vhi = p[P_VBLEND_LOW], p[P_VBLEND_HIGH]
-    tb = ops.minimum(ops.maximum((vx - vlo) / (vhi - vlo), 0.0), 1.0)
-    w = tb * tb * (3.0 - 2.0 * tb)
-    # kinematic bicycle in body velocities, for low speed
-    dvx = w * dvx_dyn + (1.0 - w) * fx / m
-    dr_kin = (ddelta * vx / (cd * cd) + dvx * ops.tan(delta)) / L
-    dvy_kin = lr * dr_kin
+    dvx, dvy, dr = body_derivatives(vx, vy, ops.get(x, YAW_RATE), ops.get(x, STEER), ddelta, ops.get(u, U_ACCEL),
+                                    p, ops)
     return ops.stack([
         vx * ops.cos(yaw) - vy * ops.sin(yaw),
         vx * ops.sin(yaw) + vy * ops.cos(yaw),
-        r,
+        ops.get(x, YAW_RATE) + 0.0 * vx,
         dvx,
-        w * dvy_dyn + (1.0 - w) * dvy_kin,
-        w * dr_dyn + (1.0 - w) * dr_kin,
+        dvy,
+        dr,
         ddelta + 0.0 * vx,
     ])
+
+
+@compiled
+def dynamic_rhs_s(x, u, p, out):
+    """Scalar form of :func:`dynamic_rhs` for compiled code: ``out[7] = f(x[7], u[2], p)``."""
+    yaw, vx, vy = x[YAW], x[VX], x[VY]
+    dvx, dvy, dr = body_derivatives(vx, vy, x[YAW_RATE], x[STEER], u[U_STEER_RATE], u[U_ACCEL], p, sops)
+    cy, sy = math.cos(yaw), math.sin(yaw)
+    out[0] = vx * cy - vy * sy
+    out[1] = vx * sy + vy * cy
+    out[2] = x[YAW_RATE]
+    out[3] = dvx
+    out[4] = dvy
+    out[5] = dr
+    out[6] = u[U_STEER_RATE]
 
 
 def kinematic_state_from_dynamic(x):
@@ -122,13 +263,12 @@ def kinematic_state_from_dynamic(x):
 
 
 def dynamic_state_from_kinematic(xk, p):
-    """Map kinematic states ``[..., 5]`` to dynamic ones ``[..., 7]`` on the kinematic manifold."""
+    """Map kinematic states ``[..., 5]`` to dynamic ones ``[..., 7]`` on the kinematic manifold
+    (:func:`racing.models.kinematic.body_velocities`)."""
     import numpy as np
 
+    from racing.models.kinematic import body_velocities
+
     xk = np.asarray(xk, dtype=float)
-    lf, lr = p[P_LF], p[P_LR]
-    beta = np.arctan(lr * np.tan(xk[..., 4]) / (lf + lr))
-    v = xk[..., 3]
-    vx, vy = v * np.cos(beta), v * np.sin(beta)
-    r = vx * np.tan(xk[..., 4]) / (lf + lr)
+    vx, vy, r = body_velocities(xk[..., 3], xk[..., 4], p, NUMPY)
     return np.stack([xk[..., 0], xk[..., 1], xk[..., 2], vx, vy, r, xk[..., 4]], axis=-1)

@@ -15,9 +15,16 @@ Equations (slip angle beta = atan(l_r tan(delta) / L), L = l_f + l_r)::
     delta' = u_steer_rate
 
 The function is pure: input limits are the caller's job (actuator layer, controller clamps).
+Written once against ``ops`` (:mod:`racing.models.ops`; ``racing.models.sops`` in compiled code), like the
+dynamic model.
 """
 from __future__ import annotations
 
+import math
+
+
+from racing.models.fastmath import compiled, scalar
+from racing.models import sops
 from racing.models.ops import NUMPY
 from racing.models.params import P_LF, P_LR
 
@@ -26,6 +33,26 @@ KIN_NX = 5
 U_STEER_RATE, U_ACCEL = 0, 1
 NU = 2
 KIN_STATE_NAMES = ("x", "y", "yaw", "v", "steer")
+
+
+@scalar
+def slip_and_yaw_rate(v, delta, p, ops):
+    """(sin beta, cos beta, psi' [rad/s]) of the kinematic bicycle: tan beta = l_r tan(delta) / L,
+    psi' = v cos(beta) tan(delta) / L (cos beta = 1 / sqrt(1 + tan^2 beta): no inverse trigonometry)."""
+    L = p[P_LF] + p[P_LR]
+    sd, cd = ops.sincos(delta)
+    td = sd / cd
+    tb = p[P_LR] * td / L
+    cb = 1.0 / ops.sqrt(1.0 + tb * tb)
+    return tb * cb, cb, v * cb * td / L
+
+
+@scalar
+def body_velocities(v, delta, p, ops):
+    """The kinematic state's body-frame CoG velocities (v_x, v_y [m/s], r [rad/s]): the map from the kinematic
+    to the dynamic state layout (``v_x = v cos beta``, ``v_y = v sin beta``, ``r = v_x tan(delta) / L``)."""
+    sb, cb, om = slip_and_yaw_rate(v, delta, p, ops)
+    return v * cb, v * sb, om
 
 
 def kinematic_rhs(x, u, p, ops=NUMPY):
@@ -42,14 +69,25 @@ def kinematic_rhs(x, u, p, ops=NUMPY):
     -------
     xdot : array[..., 5]
     """
-    yaw, v, delta = ops.get(x, KYAW), ops.get(x, KV), ops.get(x, KSTEER)
-    lf, lr = p[P_LF], p[P_LR]
-    L = lf + lr
-    beta = ops.atan(lr * ops.tan(delta) / L)
+    yaw, v = ops.get(x, KYAW), ops.get(x, KV)
+    sb, cb, dpsi = slip_and_yaw_rate(v, ops.get(x, KSTEER), p, ops)
+    cy, sy = ops.cos(yaw), ops.sin(yaw)
     return ops.stack([
-        v * ops.cos(yaw + beta),
-        v * ops.sin(yaw + beta),
-        v * ops.cos(beta) * ops.tan(delta) / L,
+        v * (cy * cb - sy * sb),
+        v * (sy * cb + cy * sb),
+        dpsi,
         ops.get(u, U_ACCEL) + 0.0 * v,
         ops.get(u, U_STEER_RATE) + 0.0 * v,
     ])
+
+
+@compiled
+def kinematic_rhs_s(x, u, p, out):
+    """Scalar form of :func:`kinematic_rhs` for compiled code: ``out[5] = f(x[5], u[2], p)``."""
+    sb, cb, dpsi = slip_and_yaw_rate(x[KV], x[KSTEER], p, sops)
+    cy, sy = math.cos(x[KYAW]), math.sin(x[KYAW])
+    out[0] = x[KV] * (cy * cb - sy * sb)
+    out[1] = x[KV] * (sy * cb + cy * sb)
+    out[2] = dpsi
+    out[3] = u[U_ACCEL]
+    out[4] = u[U_STEER_RATE]

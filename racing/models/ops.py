@@ -1,10 +1,11 @@
 """Array namespaces that let one piece of model math run on numpy, torch and casadi.
 
-The model equations in :mod:`racing.models.kinematic` and :mod:`racing.models.dynamic` are
-written once against the small interface below (``get``, ``stack``, elementwise functions).
-``x[..., i]`` is ``ops.get(x, i)``; the result vector is ``ops.stack([...])``. The numba
-kernels in :mod:`racing.models.numba_backend` are scalar transcriptions of the same math,
-tested equal to this reference on random batches.
+The model and cost equations (:mod:`racing.models.dynamic`, :mod:`racing.models.kinematic`,
+:mod:`racing.models.discrete`, :mod:`racing.models.actuators`, :mod:`racing.control.costs`) are written once,
+elementwise, against the small interface below (``get``, ``stack``, ``where``, ``sincos`` and elementwise
+functions). ``x[..., i]`` is ``ops.get(x, i)``; the result vector is ``ops.stack([...])``. The same component
+functions compile into the numba (CPU) and CUDA kernels with the scalar namespace :mod:`racing.models.sops`;
+tests tie every compiled form to this numpy reference on random batches.
 """
 from __future__ import annotations
 
@@ -24,6 +25,14 @@ class NumpyOps:
     abs = staticmethod(np.abs)
     minimum = staticmethod(np.minimum)
     maximum = staticmethod(np.maximum)
+    exp = staticmethod(np.exp)
+    log = staticmethod(np.log)
+    where = staticmethod(np.where)
+    clip = staticmethod(np.clip)
+
+    @staticmethod
+    def sincos(a):
+        return np.sin(a), np.cos(a)
 
     @staticmethod
     def get(x, i):
@@ -43,7 +52,18 @@ class TorchOps:
         self.torch = torch
         self.sin, self.cos, self.tan = torch.sin, torch.cos, torch.tan
         self.atan, self.atan2, self.tanh = torch.atan, torch.atan2, torch.tanh
-        self.sqrt, self.abs = torch.sqrt, torch.abs
+        self.sqrt, self.abs, self.exp, self.log = torch.sqrt, torch.abs, torch.exp, torch.log
+
+    def where(self, c, a, b):
+        t = self.torch
+        return t.where(t.as_tensor(c), t.as_tensor(a, dtype=t.float64) if not t.is_tensor(a) else a,
+                       t.as_tensor(b, dtype=t.float64) if not t.is_tensor(b) else b)
+
+    def clip(self, x, lo, hi):
+        return self.minimum(self.maximum(x, lo), hi)
+
+    def sincos(self, a):
+        return self.torch.sin(a), self.torch.cos(a)
 
     def minimum(self, a, b):
         t = self.torch
@@ -76,6 +96,14 @@ class CasadiOps:
         self.atan, self.atan2, self.tanh = ca.atan, ca.atan2, ca.tanh
         self.sqrt, self.abs = ca.sqrt, ca.fabs
         self.minimum, self.maximum = ca.fmin, ca.fmax
+        self.exp, self.log = ca.exp, ca.log
+        self.where = ca.if_else
+
+    def clip(self, x, lo, hi):
+        return self.ca.fmin(self.ca.fmax(x, lo), hi)
+
+    def sincos(self, a):
+        return self.ca.sin(a), self.ca.cos(a)
 
     @staticmethod
     def get(x, i):

@@ -62,6 +62,11 @@ class VehicleParams:
     # low-speed blend between the dynamic and kinematic models
     v_blend_low: float = _f("m/s", "below this speed the model is purely kinematic", gt=0.0)
     v_blend_high: float = _f("m/s", "above this speed the model is purely dynamic", gt=0.0)
+    # not a physical parameter: which controller tuning this car races with
+    tuning: str | None = field(default=None, metadata={
+        "doc": "controller tuning of this car: a tuning name (e.g. 'gt_car': racing/control/mppi/gt_car.yaml) or "
+               "a path to a controller YAML (relative to this car file); none = settings derived from the "
+               "parameters"})
 
     def __post_init__(self):
         if self.v_blend_high <= self.v_blend_low:
@@ -79,12 +84,13 @@ class VehicleParams:
         return np.array([getattr(self, n) for n in PARAM_NAMES], dtype=np.float64)
 
     @classmethod
-    def from_array(cls, p: np.ndarray, name: str = "fitted") -> "VehicleParams":
-        """Inverse of :meth:`to_array`."""
+    def from_array(cls, p: np.ndarray, name: str = "fitted", tuning: str | None = None) -> "VehicleParams":
+        """Inverse of :meth:`to_array` (``tuning``: the controller tuning the car keeps, e.g. its base car's)."""
         p = np.asarray(p, dtype=float)
         if p.shape != (N_PARAMS,):
             raise ValueError(f"expected a parameter array of shape ({N_PARAMS},), got {p.shape}")
-        return config.from_mapping(cls, {"name": name, **{n: float(v) for n, v in zip(PARAM_NAMES, p)}},
+        return config.from_mapping(cls, {"name": name, "tuning": tuning,
+                                         **{n: float(v) for n, v in zip(PARAM_NAMES, p)}},
                                    source="<parameter array>")
 
     def replace(self, **changes) -> "VehicleParams":
@@ -96,13 +102,16 @@ class VehicleParams:
         lines = [f"# {h}" for h in header.splitlines()] if header else []
         lines.append(f"name: {self.name}")
         for f in dataclasses.fields(self):
-            if f.name == "name":
+            if f.name == "name" or f.name == "tuning":
                 continue
             lines.append(f"{f.name}: {getattr(self, f.name)!r}  # [{f.metadata['unit']}] {f.metadata['doc']}")
+        if self.tuning is not None:
+            lines.append(f"tuning: {self.tuning}  # {dataclasses.fields(self)[-1].metadata['doc']}")
         Path(path).write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
-PARAM_NAMES: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(VehicleParams) if f.name != "name")
+PARAM_NAMES: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(VehicleParams)
+                                     if f.name not in ("name", "tuning"))
 N_PARAMS = len(PARAM_NAMES)
 
 # Named indices into p = VehicleParams.to_array(); numba treats module globals as constants.
@@ -152,4 +161,8 @@ def load_params(name_or_path: str | Path = DEFAULT_CAR) -> VehicleParams:
         if not path.is_file():
             raise ConfigError(f"unknown car {s!r}; known cars: {', '.join(known_cars()) or '(none)'} "
                               f"(or give a path to a YAML file)")
-    return config.load(VehicleParams, path)
+    params = config.load(VehicleParams, path)
+    t = params.tuning
+    if t is not None and t.endswith((".yaml", ".yml")) and not Path(t).is_absolute():
+        params = dataclasses.replace(params, tuning=str((path.parent / t).resolve()))
+    return params

@@ -2,7 +2,7 @@
 
 * :func:`min_curvature_line` (:mod:`racing.raceline.mincurv`): a QP over lateral offsets within the
   track widths (minus half the car width and a safety margin) that minimises the squared curvature,
-  then the quasi-steady-state (QSS) speed profile of :mod:`racing.control.speed_profile`.
+  then the quasi-steady-state (QSS) speed profile of :mod:`racing.geometry.speed_profile`.
 * :func:`min_time_lap` (:mod:`racing.raceline.mintime`): the minimum-lap-time optimal control problem
   in curvilinear coordinates with the dynamic single-track model of :mod:`racing.models.dynamic`,
   solved with casadi + IPOPT and warm-started from the minimum-curvature line.

@@ -22,7 +22,7 @@ solve the box-constrained QP ``min ||kappa_k + J_k d||^2 + eps ||alpha||^2`` wit
 via ``nlpsol``; sparse, ~30 ms for 2000 offsets), backtrack until the exact objective decreases, and
 repeat until the offsets change by less than 1 mm (at most ``iterations`` QPs). The resulting points
 are fitted with a periodic cubic spline and resampled uniformly along the line's own arc length (psi, kappa from the spline); the
-speed profile is :func:`racing.control.speed_profile.speed_profile` at full grip (friction ellipse
+speed profile is :func:`racing.geometry.speed_profile.speed_profile` at full grip (friction ellipse
 with lateral limit g * min(D_f, D_r), drive limit min(accel_max, power / (m v), mu g) less drag,
 braking min(decel_max, mu g) plus drag, top speed v_max).
 """
@@ -271,7 +271,7 @@ def min_curvature_line(track, params: VehicleParams, spacing: float | None = Non
     RacelineError : the track is too narrow for the car (names the track and s), the QP fails (IPOPT
         status), or the line is tighter than the car can steer.
     """
-    from racing.control.speed_profile import speed_profile
+    from racing.geometry.speed_profile import speed_profile
     from racing.track import Raceline
 
     t0 = time.perf_counter()
@@ -293,8 +293,8 @@ def min_curvature_line(track, params: VehicleParams, spacing: float | None = Non
 
 def qss_lap_time(raceline, params: VehicleParams) -> float:
     """QSS lap time [s] of ``params`` on an arbitrary closed line (resampled uniformly at its mean spacing)."""
-    from racing.control.path import ClosedPath
-    from racing.control.speed_profile import speed_profile
+    from racing.geometry.path import ClosedPath
+    from racing.geometry.speed_profile import speed_profile
 
     path = ClosedPath(raceline.s, raceline.x, raceline.y, raceline.kappa, raceline.length)
     return float(speed_profile(path.kappa, path.ds, params).lap_time)

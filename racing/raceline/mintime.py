@@ -52,6 +52,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from racing.models.dynamic import peak_slip_angle
 from racing.models.params import G, VehicleParams
 from racing.raceline import RacelineError
 
@@ -162,7 +163,7 @@ def _pacejka_inverse(mu_req: np.ndarray, B: float, C: float, D: float, E: float)
     """Slip angle [rad] (same sign as mu_req) whose normalised Pacejka force is mu_req, clipped to the peak."""
     from racing.models.dynamic import pacejka
 
-    a_pk = peak_slip(B, C, E)
+    a_pk = peak_slip_angle(B, C, E)
     target = np.minimum(np.abs(mu_req), 0.999 * float(pacejka(a_pk, B, C, D, E)))
     lo, hi = np.zeros_like(target), np.full_like(target, a_pk)
     for _ in range(50):
@@ -380,6 +381,8 @@ def _assemble(nrow: int, ncol: int, rows: np.ndarray, cols: np.ndarray):
     import casadi as ca
     import scipy.sparse as sp
 
+    from racing.raceline.mincurv import _to_casadi
+
     m = rows.size
     lin = cols.astype(np.int64) * nrow + rows.astype(np.int64)  # column-major linear index
     uniq, inv = np.unique(lin, return_inverse=True)
@@ -387,9 +390,7 @@ def _assemble(nrow: int, ncol: int, rows: np.ndarray, cols: np.ndarray):
     colind = np.searchsorted(c, np.arange(ncol + 1))
     spars = ca.Sparsity(nrow, ncol, colind.tolist(), r.tolist())
     A = sp.csc_matrix((np.ones(m), (inv, np.arange(m))), shape=(uniq.size, m))
-    from racing.raceline.mincurv import _to_casadi
-
-    return spars, _to_casadi(A), inv
+    return spars, _to_casadi(A)
 
 
 def jit_available() -> bool:
@@ -431,7 +432,8 @@ def _build_nlp(params: VehicleParams, kap: np.ndarray, h: float, zs: np.ndarray,
     NW = NZ + NU
     nw = NW * N
     p = params.to_array()
-    a_pf, a_pr = peak_slip(params.B_f, params.C_f, params.E_f), peak_slip(params.B_r, params.C_r, params.E_r)
+    a_pf = peak_slip_angle(params.B_f, params.C_f, params.E_f)
+    a_pr = peak_slip_angle(params.B_r, params.C_r, params.E_r)
     F = rk4_interval(params)
     # ----- per-interval functions on scaled variables
     zu = ca.SX.sym("zu", NW)
@@ -536,36 +538,3 @@ def _build_nlp(params: VehicleParams, kap: np.ndarray, h: float, zs: np.ndarray,
     evaluate.g = ca.Function("g", [w], [g])
     evaluate.f = ca.Function("f", [w], [f])
     return solver, evaluate
-
-
-def peak_slip(B: float, C: float, E: float) -> float:
-    """Slip angle [rad] of the Pacejka peak force (C atan(B a - E (B a - atan(B a))) = pi / 2); for C <= 1
-    (no peak) the slip angle where the force reaches 99% of D."""
-    target = math.tan(math.pi / (2.0 * C)) if C > 1.0 else math.tan(math.asin(0.99) / C)
-    lo, hi = 0.0, 10.0 / B
-    for _ in range(100):
-        mid = 0.5 * (lo + hi)
-        ba = B * mid
-        if ba - E * (ba - math.atan(ba)) < target:
-            lo = mid
-        else:
-            hi = mid
-    return 0.5 * (lo + hi)
-
-
-def _assemble(nrow: int, ncol: int, rows: np.ndarray, cols: np.ndarray):
-    """Sparsity [nrow, ncol] of the (row, col) entries (duplicates summed) and the constant 0/1 matrix
-    A [nnz, len(rows)] with nonzeros = A @ values (column-major nonzero order)."""
-    import casadi as ca
-    import scipy.sparse as sp
-
-    from racing.raceline.mincurv import _to_casadi
-
-    m = rows.size
-    lin = cols.astype(np.int64) * nrow + rows.astype(np.int64)  # column-major linear index
-    uniq, inv = np.unique(lin, return_inverse=True)
-    r, c = uniq % nrow, uniq // nrow
-    colind = np.searchsorted(c, np.arange(ncol + 1))
-    spars = ca.Sparsity(nrow, ncol, colind.tolist(), r.tolist())
-    A = sp.csc_matrix((np.ones(m), (inv, np.arange(m))), shape=(uniq.size, m))
-    return spars, _to_casadi(A)

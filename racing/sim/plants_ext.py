@@ -1,4 +1,4 @@
-"""Extra plant variants, registered with :func:`racing.sim.plant.register_plant` on import.
+"""Extra plant variants (registered by name in :mod:`racing.sim.plant`).
 
 ``dynamic_ext`` - the dynamic single-track model of :mod:`racing.models.dynamic` plus two effects
 the controller's bicycle model lacks (used to test the semi-parametric residual):
@@ -27,79 +27,54 @@ import math
 import numpy as np
 from numba import njit
 
-from racing.models.numba_backend import _pacejka
-from racing.models.params import (G, P_BF, P_BR, P_CDRAG, P_CF, P_CR, P_CROLL, P_DF, P_DR, P_EF, P_ER, P_HCG, P_IZ,
-                                  P_LF, P_LR, P_MASS, P_MU, P_POWER_MAX, P_VBLEND_HIGH, P_VBLEND_LOW, VehicleParams)
-from racing.sim.plant import actuator_inputs, register_plant
+from racing.models.fastmath import compiled, scalar
+from racing.models import sops
+from racing.models.actuators import actuator_inputs
+from racing.models.dynamic import (axle_loads, blend_weight, body_derivatives_from_forces, lateral_forces_at,
+                                   longitudinal_force, slip_angles)
+from racing.models.numba_backend import make_rk4
+from racing.models.params import N_PARAMS, P_MASS, VehicleParams
 
 NX_EXT = 8
+#: extra parameters after the car's N_PARAMS: drivetrain time constant tau_drive [s], load-transfer scale [-]
+PE_TAU, PE_LT = N_PARAMS, N_PARAMS + 1
 
 
-@njit(cache=True)
-def dynamic_ext_rhs_nb(x, u, p, tau_drive, lt_scale, out):
-    """``out[8] = f(x[8], u[2], p)``: dynamic model + load transfer + drivetrain lag.
+@compiled
+def dynamic_ext_rhs_s(x, u, pe, out):
+    """``out[8] = f(x[8], u[2], pe)``: dynamic model + load transfer + drivetrain lag, from the components of
+    :mod:`racing.models.dynamic` (``pe`` = the car's flat parameters + (tau_drive, load_transfer)).
 
     ``u = (steering rate [rad/s], speed-loop acceleration command [m/s^2])``; ``x[7]`` is the
     delivered acceleration [m/s^2].
     """
     yaw, vx, vy, r, delta, a_del = x[2], x[3], x[4], x[5], x[6], x[7]
-    m, iz, lf, lr = p[P_MASS], p[P_IZ], p[P_LF], p[P_LR]
-    L = lf + lr
-    vlo, vhi = p[P_VBLEND_LOW], p[P_VBLEND_HIGH]
-    f_drive = min(m * a_del, p[P_POWER_MAX] / max(vx, 1.0))
-    f_grip = p[P_MU] * m * G
-    fx = (max(min(f_drive, f_grip), -f_grip) - p[P_CROLL] * m * G * math.tanh(vx / vlo)
-          - p[P_CDRAG] * vx * abs(vx))
-    ax = fx / m
-    dz = m * ax * p[P_HCG] * lt_scale / L
-    fzf = max(m * G * lr / L - dz, 0.05 * m * G * lr / L)
-    fzr = max(m * G * lf / L + dz, 0.05 * m * G * lf / L)
-    vx_s = max(vx, 0.5 * vlo)
-    alpha_f = delta - math.atan2(vy + lf * r, vx_s)
-    alpha_r = -math.atan2(vy - lr * r, vx_s)
-    fyf = fzf * _pacejka(alpha_f, p[P_BF], p[P_CF], p[P_DF], p[P_EF])
-    fyr = fzr * _pacejka(alpha_r, p[P_BR], p[P_CR], p[P_DR], p[P_ER])
-    sd = math.sin(delta)
-    cd = math.cos(delta)
-    dvx_dyn = (fx - fyf * sd) / m + vy * r
-    dvy_dyn = (fyr + fyf * cd) / m - vx * r
-    dr_dyn = (lf * fyf * cd - lr * fyr) / iz
-    # the same low-speed blend as racing.models.dynamic (C1 smooth-step, v_x' included)
-    tb = min(max((vx - vlo) / (vhi - vlo), 0.0), 1.0)
-    w = tb * tb * (3.0 - 2.0 * tb)
-    dvx = w * dvx_dyn + (1.0 - w) * fx / m
-    dr_kin = (u[0] * vx / (cd * cd) + dvx * math.tan(delta)) / L
-    dvy_kin = lr * dr_kin
-    cy = math.cos(yaw)
-    sy = math.sin(yaw)
-    out[0] = vx * cy - vy * sy
-    out[1] = vx * sy + vy * cy
+    fx = longitudinal_force(vx, a_del, pe, sops)
+    fzf, fzr = axle_loads(fx / pe[P_MASS], pe[PE_LT], pe, sops)
+    af, ar = slip_angles(vx, vy, r, delta, pe, sops)
+    fyf, fyr = lateral_forces_at(af, ar, fzf, fzr, pe, sops)
+    dvx, dvy, dr = body_derivatives_from_forces(vx, vy, r, math.sin(delta), math.cos(delta), u[0], fyf, fyr, fx,
+                                                blend_weight(vx, pe, sops), pe)
+    out[0] = vx * math.cos(yaw) - vy * math.sin(yaw)
+    out[1] = vx * math.sin(yaw) + vy * math.cos(yaw)
     out[2] = r
     out[3] = dvx
-    out[4] = w * dvy_dyn + (1.0 - w) * dvy_kin
-    out[5] = w * dr_dyn + (1.0 - w) * dr_kin
+    out[4] = dvy
+    out[5] = dr
     out[6] = u[0]
-    out[7] = (u[1] - a_del) / tau_drive
+    out[7] = (u[1] - a_del) / pe[PE_TAU]
+
+
+rk4_ext = make_rk4(dynamic_ext_rhs_s)
 
 
 @njit(cache=True)
-def advance_ext(x, p, tau_drive, lt_scale, cmd_steer, cmd_speed, cmd_accel, h, nsub, k, u):
+def advance_ext(x, pe, cmd_steer, cmd_speed, cmd_accel, h, nsub, k, u):
     """``nsub`` RK4 sub-steps of ``h`` [s] in place, actuators as in the base plant; False if non-finite."""
-    k1, k2, k3, k4, xs = k[0], k[1], k[2], k[3], k[4]
     for _ in range(nsub):
-        actuator_inputs(x, 6, p, cmd_steer, cmd_speed, cmd_accel, h, u)
-        dynamic_ext_rhs_nb(x, u, p, tau_drive, lt_scale, k1)
+        u[0], u[1] = actuator_inputs(x[6], x[3], cmd_steer, cmd_speed, cmd_accel, pe, h, False, sops)
+        rk4_ext(x, u, pe, h, x, k)
         for i in range(NX_EXT):
-            xs[i] = x[i] + 0.5 * h * k1[i]
-        dynamic_ext_rhs_nb(xs, u, p, tau_drive, lt_scale, k2)
-        for i in range(NX_EXT):
-            xs[i] = x[i] + 0.5 * h * k2[i]
-        dynamic_ext_rhs_nb(xs, u, p, tau_drive, lt_scale, k3)
-        for i in range(NX_EXT):
-            xs[i] = x[i] + h * k3[i]
-        dynamic_ext_rhs_nb(xs, u, p, tau_drive, lt_scale, k4)
-        for i in range(NX_EXT):
-            x[i] = x[i] + h / 6.0 * (k1[i] + 2.0 * k2[i] + 2.0 * k3[i] + k4[i])
             if not math.isfinite(x[i]):
                 return False
     return True
@@ -118,6 +93,7 @@ class DynamicExtPlant:
             raise ValueError(f"load_transfer must be >= 0, got {load_transfer}")
         self.params = params
         self.p = params.to_array()
+        self.pe = np.concatenate([self.p, [float(tau_drive), float(load_transfer)]])
         self.tau_drive = float(tau_drive)
         self.load_transfer = float(load_transfer)
         self.h_max = 1.0 / plant_hz
@@ -141,7 +117,7 @@ class DynamicExtPlant:
         if dt <= 0:
             return self.state
         nsub = max(1, int(math.ceil(dt / self.h_max - 1e-9)))
-        ok = advance_ext(self.x, self.p, self.tau_drive, self.load_transfer, float(command.steering_angle),
+        ok = advance_ext(self.x, self.pe, float(command.steering_angle),
                          float(command.speed), float(command.acceleration), dt / nsub, nsub, self._k, self._u)
         if not ok:
             raise FloatingPointError("plant state became non-finite")
@@ -154,4 +130,3 @@ def make_dynamic_ext(params: VehicleParams, plant_hz: float = 1000.0, tau_drive:
     return DynamicExtPlant(params, plant_hz, tau_drive, load_transfer)
 
 
-register_plant("dynamic_ext", make_dynamic_ext)

@@ -157,7 +157,6 @@ def excitation_log(plant_params: VehicleParams, duration: float = 60.0, seed: in
     """
     from racing.sim import plant as plant_mod
 
-    plant_mod._load_builtin()
     factory = plant_mod.PLANTS[plant] if plant in plant_mod.PLANTS else None
     if factory is None:
         pl = plant_mod.make_plant(plant, plant_params)

@@ -238,7 +238,8 @@ def fit(logs: list[DriveLog] | ro.Data, base: VehicleParams, model: str = "dynam
     at_bound = [nm for nm, v, a, b, s in zip(names, theta, lo, hi, scale) if v <= a + 1e-6 * s or v >= b - 1e-6 * s]
     rel = np.where(theta != 0, np.abs(se / np.where(theta == 0, 1, theta)), np.abs(se / scale))
     poor = [nm for nm, r_ in zip(names, rel) if r_ > 0.2 or nm in at_bound]
-    fitted = VehicleParams.from_array(params_of(theta), name=name or f"{base.name}_fitted")
+    fitted = VehicleParams.from_array(params_of(theta), name=name or f"{base.name}_fitted",
+                                      tuning=base.tuning)
     return FitResult(params=fitted, base=base, model=model, names=names, values=theta, std_errors=se,
                      initial=theta0, cost=float(sol.cost), cost_initial=cost0,
                      rmse_initial=_channel_rmse(pred0 - tgt, steer_ok), rmse_final=_channel_rmse(pred1 - tgt, steer_ok),

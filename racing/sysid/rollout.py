@@ -2,7 +2,7 @@
 
 **Model inputs.** Logs hold *commands* (``cmd_steer`` [rad], ``cmd_speed`` [m/s], ``cmd_accel``
 [m/s^2]); the models take (steering rate [rad/s], acceleration [m/s^2]). The prediction drives the
-model through the simulator's actuator model, :func:`racing.sim.plant.actuator_inputs` (steering
+model through the car's actuator model, :func:`racing.models.actuators.actuator_inputs` (steering
 servo with gain, offset, lag ``steer_tau`` and rate limit; speed loop ``a = cmd_accel +
 speed_kp (cmd_speed - v_x)`` clipped to the car's limits), recomputed at every RK4 sub-step of
 ``h <= h_max`` (default 2.5 ms), commands held over each log step (zero-order hold). This is how
@@ -23,8 +23,10 @@ from numba import njit, prange
 
 from racing.logs import DriveLog, LogError
 from racing.models import numba_backend as nbm
-from racing.models.params import (P_ACCEL_MAX, P_DECEL_MAX, P_LF, P_LR, P_SPEED_KP, P_STEER_GAIN, P_STEER_MAX,
-                                  P_STEER_OFFSET, P_STEER_RATE_MAX, P_STEER_TAU)
+from racing.models import sops
+from racing.models.actuators import actuator_inputs as _actuators
+from racing.models.dynamic import dynamic_rhs_s
+from racing.models.kinematic import body_velocities
 from racing.models.residual import aug_offset, aug_update_nb, residual_z_nb
 
 VX, VY, R, STEER = 3, 4, 5, 6
@@ -86,24 +88,10 @@ class Data:
 
 @njit(cache=True)
 def actuator_inputs(x, steer_idx, p, cmd_steer, cmd_speed, cmd_accel, h, u):
-    """Model inputs ``u[2]`` = (steering rate [rad/s], acceleration [m/s^2]) held over a sub-step ``h`` [s].
-
-    Same actuator model as :func:`racing.sim.plant.actuator_inputs`, except that the servo's
-    first-order lag is discretised exactly over the sub-step (the rate that reaches
-    ``target + (delta - target) exp(-h / tau)`` at its end), so the prediction stays accurate with
-    sub-steps of several milliseconds.
-    """
-    smax = p[P_STEER_MAX]
-    target = p[P_STEER_GAIN] * cmd_steer + p[P_STEER_OFFSET]
-    target = min(max(target, -smax), smax)
-    tau = p[P_STEER_TAU]
-    err = target - x[steer_idx]
-    rate = err * (1.0 - math.exp(-h / tau)) / h if tau > 0.0 else err / h
-    rmax = p[P_STEER_RATE_MAX]
-    rate = min(max(rate, -rmax), rmax)
-    a = cmd_accel + p[P_SPEED_KP] * (cmd_speed - x[3])
-    u[0] = rate
-    u[1] = min(max(a, -p[P_DECEL_MAX]), p[P_ACCEL_MAX])
+    """Model inputs ``u[2]`` = (steering rate [rad/s], acceleration [m/s^2]) held over a sub-step ``h`` [s]: the
+    actuator model of :mod:`racing.models.actuators` with the servo lag discretised exactly over the sub-step
+    (accurate with sub-steps of several milliseconds)."""
+    u[0], u[1] = _actuators(x[steer_idx], x[3], cmd_steer, cmd_speed, cmd_accel, p, h, True, sops)
 
 
 def smooth(state: np.ndarray, window: int = 7) -> np.ndarray:
@@ -183,13 +171,8 @@ def _to_model(model, x7, p, xm):
 @njit(cache=True)
 def _to_dyn(model, xm, p, x7):
     if model == nbm.MODEL_KINEMATIC:
-        L = p[P_LF] + p[P_LR]
-        beta = math.atan(p[P_LR] * math.tan(xm[4]) / L)
-        v = xm[3]
         x7[0], x7[1], x7[2] = xm[0], xm[1], xm[2]
-        x7[3] = v * math.cos(beta)
-        x7[4] = v * math.sin(beta)
-        x7[5] = x7[3] * math.tan(xm[4]) / L
+        x7[3], x7[4], x7[5] = body_velocities(xm[3], xm[4], p, sops)
         x7[6] = xm[4]
     else:
         for i in range(7):
@@ -209,7 +192,7 @@ def _step(model, p, xm, x7, c, dt, h_max, w, work, u, fp, corr, rwork, z):
     a0 = 0.0
     if use_res:
         actuator_inputs(xm, steer_idx, p, c[0], c[1], c[2], h, u)
-        nbm.dynamic_rhs_nb(xm, u, p, fp)
+        dynamic_rhs_s(xm, u, p, fp)
         residual_z_nb(xm, u, fp, z, w, corr, rwork)
         a0 = u[1]
     for _ in range(nsub):
@@ -322,7 +305,7 @@ def _reduced(p, s, c, dt, h_max, k, d, xm, work, u, fp, z):
     nsub = max(1, int(math.ceil(dt / h_max - 1e-9)))
     h = dt / nsub
     actuator_inputs(xm, 6, p, c[0], c[1], c[2], h, u)
-    nbm.dynamic_rhs_nb(xm, u, p, fp)
+    dynamic_rhs_s(xm, u, p, fp)
     z[4], z[5] = u[0], u[1]
     z[6], z[7], z[8] = fp[3], fp[4], fp[5]
     for _ in range(nsub):

@@ -10,14 +10,16 @@ from racing.config import ConfigError
 from racing.control import make_controller
 from racing.control.base import Command, Observation
 from racing.control.mppi import MPPI, MPPIConfig, load_config
-from racing.control.mppi import costs as C
+from racing.control.mppi.config import tuning_path
+from racing.control import costs as C
 from racing.control.mppi import step as S
+from racing.models.dynamic import peak_slip_angle
 from racing.models.params import load_params
 
 
 def reference(c: MPPI, x0, U0, eps):
-    return S.mppi_step_numpy(x0, U0, eps, c.sigma, c.last["lambda"], c.gamma, c.p, c.model_id, c.config.dt,
-                             c.config.substeps, c.cost_id, c.cp, c.tab, c.last["i0"], c.last["s0"], c.u_prev, c.M)
+    return S.mppi_step_numpy(x0, U0, eps, c.sigma, c.last["lambda"], c.gamma, c.p, c.model, c.config.dt,
+                             c.config.substeps, c.cost, c.cost_args, c.last["i0"], c.last["s0"], c.u_prev, c.M)
 
 
 @pytest.mark.parametrize("model", ["kinematic", "dynamic"])
@@ -26,7 +28,7 @@ def test_numba_step_equals_numpy_reference_racing(model, oval, start_state):
     p = load_params("f1tenth")
     c = MPPI(track, p, MPPIConfig(num_samples=64, horizon=25, dt=0.04, substeps=2, model=model, alpha=0.5,
                                   beta_max=0.2, yaw_limit=1.5, noise_correlation=0.8,
-                                  cost=load_config(car_name="f1tenth").cost.__class__(line=0.5, speed_track=0.3,
+                                  cost=load_config(tuning_path("f1tenth")).cost.__class__(line=0.5, speed_track=0.3,
                                                                                       tyre_slip=20.0)))
     x0 = start_state(track)
     c.U[:, 0], c.U[:, 1] = 0.2, 3.0
@@ -42,7 +44,10 @@ def test_numba_step_equals_numpy_reference_racing(model, oval, start_state):
 
 def test_numba_step_equals_numpy_reference_given_noise_circle():
     p = load_params("gt_car")
-    c = MPPI(None, p, MPPIConfig(num_samples=50, horizon=30, dt=0.05, model="kinematic", alpha=0.0))
+    from racing.bench import CIRCLE, circle_args
+
+    c = MPPI(None, p, MPPIConfig(num_samples=50, horizon=30, dt=0.05, model="kinematic", alpha=0.0),
+             cost=(CIRCLE, circle_args()))
     x0 = np.array([50.0, 0.0, math.pi / 2, 15.0, 0.0, 0.0, 0.0])
     eps = np.random.default_rng(3).standard_normal((50, 30, 2))
     U0 = c.U.copy()
@@ -88,7 +93,7 @@ def test_limits_hold_in_samples_and_plan(oval, start_state):
     assert np.all(np.abs(c.U[:, 0]) <= p.steer_rate_max + 1e-12)
     assert np.all(np.abs(X[:, 6]) <= p.steer_max + 1e-9)
     # every sampled rollout keeps the steering angle in bounds too
-    _, _, Xs = S.rollout_np(x0, c.V, c.p, c.model_id, c.config.dt, 1, c.cost_id, c.cp, c.tab, c.last["i0"],
+    _, _, Xs = S.rollout_np(x0, c.V, c.p, c.model, c.config.dt, 1, c.cost, c.cost_args, c.last["i0"],
                             c.last["s0"], c.u_prev)
     assert np.all(np.abs(Xs[..., 6]) <= p.steer_max + 1e-9)
     cmd = c.act(Observation(0.0, x0), 0.0)
@@ -122,7 +127,7 @@ def test_registry_and_per_car_defaults(oval):
     track = oval()
     c = make_controller("mppi", track, load_params("f1tenth"), num_samples=32, horizon=10)
     assert isinstance(c, MPPI) and c.K == 32 and c.T == 10
-    assert load_config(car_name="gt_car").dt >= load_config(car_name="f1tenth").dt
+    assert load_config(tuning_path("gt_car")).dt >= load_config(tuning_path("f1tenth")).dt
     d = c.diagnostics()
     assert d["samples"].shape[1:] == (11, 2)
 
@@ -225,11 +230,13 @@ def test_factory_attaches_the_cached_mintime_raceline(tmp_path, monkeypatch, ova
 def test_libm_free_atan_and_tanh_match_libm():
     from numba import njit
 
+    from racing.models.fastmath import atan_fast, tanh_fast
+
     @njit
     def both(x, a, t):
         for i in range(x.shape[0]):
-            a[i] = S.atan_fast(x[i])
-            t[i] = S.tanh_fast(x[i])
+            a[i] = atan_fast(x[i])
+            t[i] = tanh_fast(x[i])
 
     rng = np.random.default_rng(3)
     x = np.concatenate([rng.uniform(-1, 1, 20000), rng.uniform(-5, 5, 20000), rng.uniform(-1e4, 1e4, 2000),
@@ -259,13 +266,13 @@ def test_correlated_noise_has_unit_variance_and_the_asked_correlation(oval, star
 def test_tyre_slip_term_costs_steering_past_the_peak(oval):
     track = oval(w=3.0)
     p = load_params("f1tenth")
-    cw = load_config(car_name="f1tenth").cost.__class__(tyre_slip=100.0)
+    cw = load_config(tuning_path("f1tenth")).cost.__class__(tyre_slip=100.0)
     c = MPPI(track, p, MPPIConfig(num_samples=8, horizon=10, warmup=False, cost=cw))
-    a_peak = C.peak_slip_angle(p.B_f, p.C_f, p.E_f)
+    a_peak = peak_slip_angle(p.B_f, p.C_f, p.E_f)
     B, Cc, E = p.B_f, p.C_f, p.E_f
     mu = lambda a: math.sin(Cc * math.atan(B * a - E * (B * a - math.atan(B * a))))  # noqa: E731
     assert mu(a_peak) > mu(0.9 * a_peak) and mu(a_peak) > mu(1.1 * a_peak)
     x, y = track.xy[0]
-    at = [C.racing_stage(c.tab, c.cp, 1, 10, x, y, d, 3.0, 0.0, 0.0, 0.0, 0.0, 0, 0, False, 0.0)[0]
+    at = [C.racing_stage(c.tab, c.cp, 1, 10, x, y, d, 3.0, 0.0, 0.0, 0.0, 0.0, 0, 0, 0.0, 0.0)[0]
           for d in (0.5 * a_peak, 0.99 * a_peak, 1.5 * a_peak)]
     assert at[0] == pytest.approx(at[1]) and at[2] == pytest.approx(at[0] + 100.0 * 0.25)

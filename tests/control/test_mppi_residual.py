@@ -31,8 +31,8 @@ def random_residual(seed=0, hidden=8, layers=2, taus=(0.05, 0.2), products=True,
 
 
 def reference(c: MPPI, x0, U0, eps, z0):
-    return S.mppi_step_numpy(x0, U0, eps, c.sigma, c.last["lambda"], c.gamma, c.p, c.model_id, c.config.dt,
-                             c.config.substeps, c.cost_id, c.cp, c.tab, c.last["i0"], c.last["s0"], c.u_prev, c.M,
+    return S.mppi_step_numpy(x0, U0, eps, c.sigma, c.last["lambda"], c.gamma, c.p, c.model, c.config.dt,
+                             c.config.substeps, c.cost, c.cost_args, c.last["i0"], c.last["s0"], c.u_prev, c.M,
                              residual=c.residual, z0=z0)
 
 
@@ -60,8 +60,8 @@ def test_numba_step_equals_numpy_reference_with_residual(kw, oval, start_state):
     # the controller's running z is not touched by solve
     np.testing.assert_array_equal(c.z[:rw.n_aug], z0)
     # and the residual really changes the rollouts
-    ref0 = S.mppi_step_numpy(x0, U0, c.eps, c.sigma, c.last["lambda"], c.gamma, c.p, c.model_id, c.config.dt,
-                             c.config.substeps, c.cost_id, c.cp, c.tab, c.last["i0"], c.last["s0"], c.u_prev, c.M)
+    ref0 = S.mppi_step_numpy(x0, U0, c.eps, c.sigma, c.last["lambda"], c.gamma, c.p, c.model, c.config.dt,
+                             c.config.substeps, c.cost, c.cost_args, c.last["i0"], c.last["s0"], c.u_prev, c.M)
     assert np.max(np.abs(ref0["S"] - ref["S"])) > 1e-3
 
 

@@ -10,7 +10,8 @@ from racing.models.integrators import rk4
 from racing.models.params import load_params
 from racing.raceline import RacelineError
 from racing.raceline.cache import save_raceline
-from racing.raceline.mintime import OK_STATUS, accel_bounds, min_time_lap, peak_slip, spatial_rhs
+from racing.models.dynamic import peak_slip_angle as peak_slip
+from racing.raceline.mintime import OK_STATUS, accel_bounds, min_time_lap, spatial_rhs
 from racing.track import Raceline, Track, load_track
 
 
@@ -110,7 +111,7 @@ def test_the_optimal_lap_is_a_readable_tum_raceline(lap, tmp_path):
     # inside the track
     assert np.all(track.is_inside(rl.xy()))
     # and controllers can follow it
-    from racing.control.path import ClosedPath
+    from racing.geometry.path import ClosedPath
 
     path_ = ClosedPath.from_track(track.with_raceline(rl))
     assert path_.length == pytest.approx(rl.length, rel=1e-6)

@@ -1,7 +1,7 @@
 """MPPI: sampling-based MPC on numba (CPU). ``make_controller("mppi", track, params)``.
 
-* :mod:`.config` settings (frozen dataclasses, per-car YAML next to this file)
-* :mod:`.costs`  racing cost terms (code) + weights (config)
+* :mod:`.config` settings (frozen dataclasses; tunings named by the car files, YAML next to this file)
+* :mod:`racing.control.costs` racing cost terms (code) + weights (config)
 * :mod:`.step`   the pure step: numba kernels and a numpy reference
 * :mod:`.controller` the thin stateful wrapper (warm start, timing, commands)
 """
@@ -9,13 +9,15 @@ from __future__ import annotations
 
 from racing import config as cfg
 from racing.control.base import register
-from racing.control.mppi.config import CostWeights, MPPIConfig, load_config
+from racing.control.mppi.config import CostWeights, MPPIConfig, config_for, load_config
 from racing.control.mppi.controller import MPPI
 
 
 @register("mppi", "sampling MPC (MPPI) on numba kernels, racing cost on the track (default)")
-def make_mppi(track, params, config_path=None, **options) -> MPPI:
-    """Build MPPI with ``config_path`` (default: ``<car>.yaml`` or ``default.yaml`` here) and overrides.
+def make_mppi(track, params, config_path=None, threads: int | None = None, **options) -> MPPI:
+    """Build MPPI with ``config_path`` (default: the tuning the car names, else settings derived from its
+    parameters, see :func:`~racing.control.mppi.config.config_for`) and overrides; ``threads`` is the machine's
+    numba thread count (default: all). The chosen source is ``controller.config_source``.
 
     With ``use_raceline`` and a track without a raceline, the car's cached minimum-time line (see
     :func:`racing.raceline.with_cached_raceline`; only a line computed for these very parameters and this
@@ -28,18 +30,27 @@ def make_mppi(track, params, config_path=None, **options) -> MPPI:
     kinematic model is a ValueError.
     """
     residual = options.pop("residual", None)
-    conf = load_config(config_path, car_name=getattr(params, "name", None))
+    conf, source = config_for(params, config_path)
     if options:
         conf = cfg.replace_from(conf, options, source="mppi options")
+        source += f" + overrides {sorted(options)}"
+    raceline = {"source": "track" if getattr(track, "raceline", None) is not None else None}
     if conf.use_raceline and track is not None and getattr(track, "raceline", None) is None:
         from racing.raceline import with_cached_raceline
+        from racing.raceline.cache import cache_path, params_fingerprint, track_fingerprint
 
         try:
-            track = with_cached_raceline(track, params.name, methods=("mintime",), params=params)
+            with_line = with_cached_raceline(track, params.name, methods=("mintime",), params=params)
         except Exception:  # noqa: BLE001 - a missing or damaged cache only means no raceline
-            pass
+            with_line = track
+        if with_line is not track:
+            raceline = {"source": str(cache_path(track, params.name, "mintime")), "method": "mintime",
+                        "params_sha1": params_fingerprint(params), "track_sha1": track_fingerprint(track)}
+            track = with_line
     # MPPI checks the rollout model and loads a weights path itself
-    return MPPI(track, params, conf, residual=residual)
+    ctrl = MPPI(track, params, conf, residual=residual, threads=threads, config_source=source)
+    ctrl.raceline_record = raceline
+    return ctrl
 
 
 __all__ = ["CostWeights", "MPPI", "MPPIConfig", "load_config", "make_mppi"]

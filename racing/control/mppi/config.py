@@ -1,9 +1,14 @@
 """MPPI settings: frozen dataclasses read strictly from YAML (:mod:`racing.config`).
 
 :class:`MPPIConfig` holds the sampler settings, :class:`CostWeights` the weights of the named
-cost terms of :mod:`racing.control.mppi.costs`. Fields left ``None`` are derived from the car's
+cost terms of :mod:`racing.control.costs`. Fields left ``None`` are derived from the car's
 parameters by :func:`resolve` (e.g. the noise standard deviations from the input limits).
-Per-car defaults live next to this file as ``<car name>.yaml`` (``default.yaml`` otherwise).
+
+Which settings a run uses is chosen explicitly (:func:`config_for`): ``--controller-config FILE``, else the
+tuning the car's YAML names (``tuning: gt_car`` -> ``gt_car.yaml`` next to this file, or a path), else
+settings derived from the car's parameters (:func:`derived_config`) - never another car's tuning by a name
+match. Machine settings (numba threads) are not part of the algorithm's configuration: the caller passes them
+(``racing race --threads``).
 """
 from __future__ import annotations
 
@@ -106,7 +111,6 @@ class MPPIConfig:
                                                              "doc": "steering command = plan at t + lead; "
                                                                     "default steer_tau + half a period"})
     seed: int = 0
-    threads: int | None = field(default=None, metadata={"doc": "numba threads (default: all)"})
     record_samples: int = field(default=256, metadata={"min": 0, "doc": "rollouts kept for diagnostics"})
     cost: CostWeights = CostWeights()
 
@@ -137,8 +141,6 @@ class MPPIConfig:
                                   f"({self.smoothing_window})")
         if not (math.isfinite(self.ess_target) and 0.0 <= self.ess_target <= self.num_samples):
             raise ValueError(f"ess_target must be in [0, num_samples], got {self.ess_target}")
-        if self.threads is not None and self.threads < 1:
-            raise ValueError(f"threads must be >= 1, got {self.threads}")
 
     def replace(self, **changes) -> "MPPIConfig":
         return cfg.replace_from(self, changes, source="MPPIConfig overrides")
@@ -148,18 +150,50 @@ def config_dir() -> Path:
     return Path(__file__).resolve().parent
 
 
-def default_config_path(car_name: str | None) -> Path:
-    """``<car>.yaml`` next to this module when it exists, else ``default.yaml``."""
-    if car_name:
-        p = config_dir() / f"{car_name}.yaml"
-        if p.is_file():
-            return p
-    return config_dir() / "default.yaml"
+def tuning_path(tuning: str) -> Path:
+    """The MPPI YAML a car's ``tuning`` names: a path (``*.yaml``) as given, else ``<tuning>.yaml`` here.
+    ConfigError naming the known tunings when it does not exist."""
+    p = Path(tuning)
+    if not tuning.endswith((".yaml", ".yml")):
+        p = config_dir() / f"{tuning}.yaml"
+    if not p.is_file():
+        known = sorted(q.stem for q in config_dir().glob("*.yaml"))
+        raise cfg.ConfigError(f"tuning {tuning!r}: no MPPI settings file {p} (known tunings: {', '.join(known)}; "
+                              f"or give a path to a YAML file)")
+    return p
 
 
-def load_config(path: str | Path | None = None, car_name: str | None = None) -> MPPIConfig:
-    """Read an MPPI config YAML strictly (default: the car's own file, see :func:`default_config_path`)."""
-    return cfg.load(MPPIConfig, path if path is not None else default_config_path(car_name))
+def derived_config(params) -> MPPIConfig:
+    """Settings derived from a car's parameters, for a car that names no tuning.
+
+    Horizon: T = 50 steps covering ``H = clip(0.45 v_max / (mu g), 1.5 s, 2.5 s)`` (long enough to brake from
+    the car's top speed to a stop at about twice its grip - the friction-limited speed cap is the value
+    function beyond it), so ``dt = H / T``. Noise: ``sigma = (0.5 steer_rate_max, 0.4 accel_max)`` and the
+    margins from the car's width (:func:`resolve`); the remaining settings and cost weights are the documented
+    defaults of :class:`MPPIConfig` / :class:`CostWeights` with the control-cost factor ``alpha = 0.98``.
+    """
+    from racing.models.params import G
+
+    H = min(max(0.45 * params.v_max / (params.mu * G), 1.5), 2.5)
+    T = 50
+    return MPPIConfig(horizon=T, dt=round(H / T, 4), alpha=0.98)
+
+
+def config_for(params, config_path: str | Path | None = None) -> tuple[MPPIConfig, str]:
+    """``(config, source)``: ``config_path`` when given, else the car's ``tuning``, else :func:`derived_config`;
+    ``source`` says which (a file path, or ``derived from the parameters of <car>``)."""
+    if config_path is not None:
+        return cfg.load(MPPIConfig, config_path), str(Path(config_path))
+    tuning = getattr(params, "tuning", None)
+    if tuning:
+        p = tuning_path(tuning)
+        return cfg.load(MPPIConfig, p), str(p)
+    return derived_config(params), f"derived from the parameters of {params.name}"
+
+
+def load_config(path: str | Path) -> MPPIConfig:
+    """Read an MPPI config YAML strictly."""
+    return cfg.load(MPPIConfig, path)
 
 
 @dataclass(frozen=True)
@@ -186,5 +220,5 @@ def as_dict(conf: MPPIConfig) -> dict:
     return cfg.to_dict(conf)
 
 
-__all__ = ["CostWeights", "MPPIConfig", "MAX_HORIZON", "Resolved", "as_dict", "default_config_path", "load_config",
-           "resolve"]
+__all__ = ["CostWeights", "MPPIConfig", "MAX_HORIZON", "Resolved", "as_dict", "config_for", "derived_config",
+           "load_config", "resolve", "tuning_path"]

@@ -6,20 +6,27 @@ import time
 
 import numpy as np
 
-from racing.control.base import Command, Controller, Observation
-from racing.control.mppi import costs as C
+from racing.control import costs as C
+from racing.control.base import Controller
 from racing.control.mppi import step as S
 from racing.control.mppi.config import MPPIConfig, as_dict, resolve
+from racing.interfaces import Command, Observation
+from racing.models.dynamic import peak_slip_angle
 from racing.models.params import G, VehicleParams
 
-_MODEL_IDS = {"kinematic": S.MODEL_KINEMATIC, "dynamic": S.MODEL_DYNAMIC}
+_MODELS = {"kinematic": S.KINEMATIC, "dynamic": S.DYNAMIC}
 
 
 def set_threads(n: int | None) -> int:
-    """Set numba's thread count (default: all it was started with); returns it."""
+    """Set numba's thread count to ``n`` (at most what numba was started with; ``None``: leave the process's
+    setting, e.g. ``racing race --threads``); returns the count in effect."""
     import numba
 
-    n = numba.config.NUMBA_NUM_THREADS if n is None else min(int(n), numba.config.NUMBA_NUM_THREADS)
+    if n is None:
+        return numba.get_num_threads()
+    if n < 1:
+        raise ValueError(f"threads must be >= 1, got {n}")
+    n = min(int(n), numba.config.NUMBA_NUM_THREADS)
     numba.set_num_threads(n)
     return n
 
@@ -34,20 +41,24 @@ class MPPI(Controller):
 
     Parameters
     ----------
-    track : Track, or None for the standard bench problem (circle cost, see :mod:`.costs`)
+    track : Track (racing cost), or None with a custom ``cost``
     params : the controller's own car model parameters
     config : MPPIConfig
-    cost_id : costs.COST_RACING (default with a track) or costs.COST_CIRCLE
+    cost : optional ``(RolloutCost, args)``: a cost other than the racing cost (e.g. the benchmark's circle in
+        :mod:`racing.bench`), with its argument tuple for the kernel
     residual : :class:`racing.models.residual.ResidualWeights` (or a path to its ``.npz``): the
         semi-parametric model, physics + MLP correction, in every rollout (``model: dynamic`` only).
         The controller keeps the residual's filter states ``z`` (steady state at ``reset``) and
         advances them once per ``act`` with the acceleration it commanded over the control period.
+    threads : numba threads for the rollouts (a machine setting; default: the process's current setting)
+    warmup_state : x0[7] of the warm-up solves with a custom cost (default zeros)
+    config_source : where ``config`` came from (file path or "derived ..."), kept for the run's record
     """
 
     name = "mppi"
 
-    def __init__(self, track, params: VehicleParams, config: MPPIConfig = MPPIConfig(), cost_id: int | None = None,
-                 circle=(50.0, 15.0, 1.0, 1.0), residual=None):
+    def __init__(self, track, params: VehicleParams, config: MPPIConfig = MPPIConfig(), cost=None, residual=None,
+                 threads: int | None = None, warmup_state=None, config_source: str = "<MPPIConfig>"):
         if residual is not None:
             if config.model != "dynamic":
                 raise ValueError(f"MPPI: a residual network needs the dynamic rollout model (model: dynamic), "
@@ -61,54 +72,61 @@ class MPPI(Controller):
         self.track = track
         self.params = params
         self.config = config
+        self.config_source = config_source
         self.res = resolve(config, params)
-        self.threads = set_threads(config.threads)
+        self.threads = set_threads(threads)
         K, T = config.num_samples, config.horizon
         self.K, self.T = K, T
-        self.model_id = _MODEL_IDS[config.model]
-        self.cost_id = (C.COST_RACING if track is not None else C.COST_CIRCLE) if cost_id is None else cost_id
-        if self.cost_id == C.COST_RACING:
+        model = S.SEMI_PARAMETRIC if residual is not None else _MODELS[config.model]
+        self.racing = cost is None
+        if self.racing:
             if track is None:
                 raise ValueError("MPPI with the racing cost needs a track")
             self.tab, self.profile_lap_s = C.track_table(track, params, config.grip_scale, config.cap_scale,
                                                          config.use_raceline, config.raceline_speed)
             ds = track.ds
+            self.cp = C.cost_params(config.cost, self.res.soft_margin, self.res.crash_margin, ds,
+                                    beta_max=config.beta_max if config.beta_max > 0 else math.inf,
+                                    rv_max=config.yaw_limit * G * min(params.D_f, params.D_r)
+                                    if config.yaw_limit > 0 else math.inf, l_f=params.l_f, l_r=params.l_r,
+                                    alpha_peak_f=peak_slip_angle(params.B_f, params.C_f, params.E_f),
+                                    alpha_peak_r=peak_slip_angle(params.B_r, params.C_r, params.E_r))
+            self.cost, self.cost_args = S.RACING, (self.cp, self.tab)
         else:
             self.tab = np.zeros((4, C.TAB_COLS))
             self.profile_lap_s = None
             ds = 1.0
-        self.cp = C.cost_params(config.cost, self.res.soft_margin, self.res.crash_margin, ds, *circle,
-                                beta_max=config.beta_max if config.beta_max > 0 else math.inf,
-                                rv_max=config.yaw_limit * G * min(params.D_f, params.D_r) if config.yaw_limit > 0
-                                else math.inf, l_f=params.l_f, l_r=params.l_r,
-                                alpha_peak_f=C.peak_slip_angle(params.B_f, params.C_f, params.E_f),
-                                alpha_peak_r=C.peak_slip_angle(params.B_r, params.C_r, params.E_r))
+            self.cost, self.cost_args = cost
+        self.model = model
+        self.kernels = S.make_kernels(model, self.cost)
         self.ds = ds
         self.p = params.to_array()
         #: the kernel's noise parameters (sigma_steer_rate, sigma_accel, rho, rho); ``sigma`` is a view of the first two
         self.noise = np.array([*self.res.sigma, config.noise_correlation, config.noise_correlation])
         self.sigma = self.noise[:2]
         self.gamma = config.lambda_ * (1.0 - config.alpha)
-        self.M = np.ascontiguousarray(S.smoothing_matrix(T, config.smoothing_window, config.smoothing_order))
         self.qtab = S.normal_table()
         # buffers (made once)
         self.U = np.zeros((T, 2))
-        self.U_new = np.zeros((T, 2))
-        self.V = np.zeros((K, T, 2))
-        self.Sk = np.zeros(K)
-        self.w = np.zeros(K)
-        self.X = np.zeros((T + 1, S.NSTATE))
-        self.Vn = np.zeros((T, 2))
-        self.n_rec = min(config.record_samples, K)
-        self.traj = np.zeros((max(self.n_rec, 1), T + 1, 2))
-        self.eps_dummy = np.zeros((1, T, 2))
-        self.traj_dummy = np.zeros((1, T + 1, 2))
         self.u_prev = np.zeros(2)
         self._x0 = np.zeros(S.NSTATE)
+        self.n_rec = min(config.record_samples, K)
         # residual filter states: the running z (advanced per act) and per-sample buffers
         self.z = np.zeros(max(residual.n_aug, 1) if residual is not None else 1)
-        self.ZR = S.residual_buffers(K, self.rw)
+        self.buf = S.Buffers(V=np.zeros((K, T, 2)), S=np.zeros(K), w=np.zeros(K), U_new=np.zeros((T, 2)),
+                             X=np.zeros((T + 1, S.NSTATE)), Vn=np.zeros((T, 2)),
+                             M=np.ascontiguousarray(S.smoothing_matrix(T, config.smoothing_window,
+                                                                       config.smoothing_order)),
+                             traj=np.zeros((max(self.n_rec, 1), T + 1, 2)), eps=np.zeros((1, T, 2)),
+                             ZR=S.residual_buffers(K, self.rw), eps_dummy=np.zeros((1, T, 2)),
+                             traj_dummy=np.zeros((1, T + 1, 2)))
+        self.margs = S.ModelArgs(p=self.p, dt=float(config.dt), nsub=int(config.substeps), rw=self.rw, z0=self.z)
+        self.nargs = S.NoiseArgs(sigma=self.noise, qtab=self.qtab)
+        # views kept under their old names (diagnostics, tests)
+        self.V, self.Sk, self.w, self.X, self.traj = self.buf.V, self.buf.S, self.buf.w, self.buf.X, self.buf.traj
+        self.M, self.ZR = self.buf.M, self.buf.ZR
         self.lam = float(config.lambda_)
+        self._warmup_state = None if warmup_state is None else np.asarray(warmup_state, float)
         if config.warmup:
             self.warm_up()
         self.reset()
@@ -117,12 +135,11 @@ class MPPI(Controller):
         """Run ``n`` solves on a dummy state (numba cache load, thread-pool start, first-touch of the
         buffers) so that the first real ``act`` is as fast as the others; ``reset`` afterwards."""
         x = np.zeros(S.NSTATE)
-        if self.cost_id == C.COST_RACING:
+        if self.racing:
             x[0], x[1], x[2] = self.track.xy[0, 0], self.track.xy[0, 1], self.track.psi[0]
             x[3] = 0.5 * float(self.tab[0, C.TAB_VCAP])
-        else:
-            x[0], x[3] = float(self.cp[C.C_CIRCLE_R]), float(self.cp[C.C_CIRCLE_V])
-            x[2] = 0.5 * math.pi
+        elif self._warmup_state is not None:
+            x[:] = self._warmup_state
         self.reset()
         for j in range(n):
             self.solve(x, 0.02 * j)
@@ -166,7 +183,7 @@ class MPPI(Controller):
             self.sigma[0] *= (vn / vx) ** 2
 
     def _index(self, x: float, y: float) -> tuple[int, float]:
-        if self.cost_id != C.COST_RACING:
+        if not self.racing:
             return 0, 0.0
         if self._hint is None:
             s, _, _ = self.track.frenet(np.array([[x, y]]))
@@ -194,27 +211,25 @@ class MPPI(Controller):
         self._set_sigma(float(x0[3]))
         i0, s0 = self._index(float(x0[0]), float(x0[1]))
         self.u_prev[:] = self.U[0]
+        b = self.buf
         if noise is not None:
             eps = np.ascontiguousarray(noise, dtype=np.float64)
             if eps.shape != (self.K, self.T, 2):
                 raise ValueError(f"noise must have shape ({self.K}, {self.T}, 2), got {eps.shape}")
-            mode = S.NOISE_GIVEN
+            b, gen = b._replace(eps=eps), False
         elif store_noise:
             if getattr(self, "eps", None) is None:
                 self.eps = np.zeros((self.K, self.T, 2))
-            eps, mode = self.eps, S.NOISE_GENERATE
+            b, gen = b._replace(eps=self.eps), True
         else:
-            eps, mode = self.eps_dummy, S.NOISE_GENERATE
+            gen = True
         seed = (self.config.seed * 1_000_003 + self._calls * 7919 + 12345) & 0x7FFFFFFFFFFFFFFF
         self.last_seed = seed
         self._calls += 1
         lam = self.lam
-        smin, cnom, eta = S.mppi_iteration(
-            self._x0, self.U, eps, self.V, self.Sk, self.w, self.U_new, self.M, self.X, self.Vn, self.noise,
-            lam, self.gamma, self.p, self.model_id, self.config.dt, self.config.substeps,
-            self.cost_id, self.cp, self.tab, i0, s0, self.u_prev, mode, seed, self.qtab, store_noise,
-            self.traj, self.n_rec, self.eps_dummy, self.traj_dummy, self.rw, self.z, self.ZR)
-        self.U[:] = self.U_new
+        smin, cnom, eta = self.kernels.iteration(self._x0, self.U, self.margs, self.cost_args, self.nargs, b, i0, s0,
+                                                 self.u_prev, seed, lam, self.gamma, gen, store_noise, self.n_rec)
+        self.U[:] = b.U_new
         ess = 1.0 / max(float(np.dot(self.w, self.w)), 1e-300)
         target = self.config.ess_target
         if target > 0.0:

@@ -1,4 +1,5 @@
-r"""MPPI cost terms as code; their weights come from :class:`~racing.control.mppi.config.CostWeights`.
+r"""Racing cost terms as code (shared by MPPI and the gradient controllers); weights come from the controller
+config (:class:`~racing.control.mppi.config.CostWeights`).
 
 Kernels get two flat arrays: ``cp = cost_params(...)`` (weights and constants, indexed by the
 ``C_*`` constants) and the track table ``tab = track_table(...)`` ``float64[N, 8]`` with columns
@@ -26,37 +27,44 @@ Racing cost of one rollout (after each model step t = 1..T, state x_t, input u_{
 with (s_t, n_t) from a local Frenet projection onto the centre-line polyline that starts at the
 rollout's previous index (hill climbing on the distance to the samples, then projection onto the
 chord), so a rollout step costs O(steps moved), not O(N). ``v_cap = cap_scale *`` the
-friction-limited speed profile (:mod:`racing.control.speed_profile`) of the raceline (or the
+friction-limited speed profile (:mod:`racing.geometry.speed_profile`) of the raceline (or the
 centre line), mapped onto the centre-line samples; it acts as the value function beyond the
 horizon (the car must be able to brake for what it cannot see).
 
-Standard bench cost (``COST_CIRCLE``): ``w_r (sqrt(x^2 + y^2) - R)^2 + w_v (v - v_ref)^2`` per step.
+**One source.** Each term is written once, elementwise, against an array namespace ``ops``
+(:func:`boundary_cost`, :func:`line_cost`, :func:`speed_cost`, :func:`slip_cost`, :func:`tyre_slip_cost`,
+:func:`input_change_cost`, :func:`crash_condition`, summed by :func:`stage_terms`). The compiled stage
+(:func:`racing_stage_s`, ``ops = racing.models.sops``, numba CPU and CUDA) and the numpy reference
+(:func:`racing_stage_np`) differ only in the Frenet projection (:func:`project_local` scalar hill climbing,
+:func:`project_local_np` its vectorised twin). The crash flag and the hinges are not differentiable; gradient
+methods use :func:`smooth_stage` (softplus hinges and barrier, smooth |.|), which tends to the same cost.
+
+Adding a term: write ``my_term(..., cp, ops)`` here, add its weight to ``CostWeights`` and a ``C_*`` slot to
+:func:`cost_params`, and add it in :func:`stage_terms` (and :func:`smooth_stage`) - every consumer picks it up.
 """
 from __future__ import annotations
 
 import math
 
 import numpy as np
-from numba import njit
 
-from racing.control.mppi.fastmath import FM, atan_fast
-
-COST_RACING = 0
-COST_CIRCLE = 1
+from racing.models.fastmath import compiled, scalar
+from racing.models import sops
+from racing.models.dynamic import peak_slip_angle  # noqa: F401 (the one peak-slip function, used with cost_params)
+from racing.models.ops import NUMPY
 
 (C_PROGRESS, C_LINE, C_SPEED_CAP, C_TERMINAL_SPEED, C_BOUNDARY, C_CRASH, C_SLIP, C_DSTEER, C_DACCEL,
- C_SOFT_MARGIN, C_CRASH_MARGIN, C_DS, C_CIRCLE_R, C_CIRCLE_V, C_W_CIRCLE_R, C_W_CIRCLE_V, C_BETA_MAX, C_SPEED_TRACK, C_RV_MAX,
- C_TYRE_SLIP, C_LF, C_LR, C_INV_AF_PEAK, C_INV_AR_PEAK) = range(24)
-N_COST_PARAMS = 24
+ C_SOFT_MARGIN, C_CRASH_MARGIN, C_DS, C_BETA_MAX, C_SPEED_TRACK, C_RV_MAX,
+ C_TYRE_SLIP, C_LF, C_LR, C_INV_AF_PEAK, C_INV_AR_PEAK) = range(20)
+N_COST_PARAMS = 20
 
 TAB_X, TAB_Y, TAB_TX, TAB_TY, TAB_WL, TAB_WR, TAB_VCAP, TAB_NREF = range(8)
 TAB_COLS = 8
 MAX_SEARCH = 256
 
 
-def cost_params(weights, soft_margin: float, crash_margin: float, ds: float = 1.0, circle_radius: float = 50.0,
-                circle_speed: float = 15.0, w_circle_r: float = 1.0, w_circle_v: float = 1.0,
-                beta_max: float = math.inf, rv_max: float = math.inf, l_f: float = 0.0, l_r: float = 0.0,
+def cost_params(weights, soft_margin: float, crash_margin: float, ds: float = 1.0, beta_max: float = math.inf,
+                rv_max: float = math.inf, l_f: float = 0.0, l_r: float = 0.0,
                 alpha_peak_f: float = math.inf, alpha_peak_r: float = math.inf) -> np.ndarray:
     """Flat ``cp[N_COST_PARAMS]`` from :class:`CostWeights`, the margins [m], track spacing ``ds`` [m], the
     sideslip angle [rad] and the yaw-rate * speed [m/s^2] beyond which a rollout counts as crashed (spun), and
@@ -74,10 +82,6 @@ def cost_params(weights, soft_margin: float, crash_margin: float, ds: float = 1.
     cp[C_SOFT_MARGIN] = soft_margin
     cp[C_CRASH_MARGIN] = crash_margin
     cp[C_DS] = ds
-    cp[C_CIRCLE_R] = circle_radius
-    cp[C_CIRCLE_V] = circle_speed
-    cp[C_W_CIRCLE_R] = w_circle_r
-    cp[C_W_CIRCLE_V] = w_circle_v
     cp[C_RV_MAX] = rv_max if rv_max > 0.0 else math.inf
     cp[C_SPEED_TRACK] = getattr(weights, "speed_track", 0.0)
     cp[C_BETA_MAX] = math.tan(beta_max) if 0.0 < beta_max < 0.5 * math.pi else math.inf
@@ -86,21 +90,6 @@ def cost_params(weights, soft_margin: float, crash_margin: float, ds: float = 1.
     cp[C_INV_AF_PEAK] = 1.0 / alpha_peak_f if alpha_peak_f > 0.0 else 0.0
     cp[C_INV_AR_PEAK] = 1.0 / alpha_peak_r if alpha_peak_r > 0.0 else 0.0
     return cp
-
-
-def peak_slip_angle(B: float, C: float, E: float) -> float:
-    """Slip angle [rad] of the Pacejka curve's peak ``D sin(C atan(B a - E (B a - atan(B a))))``: where
-    ``B a - E (B a - atan(B a)) = tan(pi / (2 C))``; ``inf`` for ``C <= 1`` (no peak) or ``E >= 1``."""
-    if C <= 1.0 or E >= 1.0 or B <= 0.0:
-        return math.inf
-    from scipy.optimize import brentq
-
-    target = math.tan(0.5 * math.pi / C)
-    f = lambda a: B * a - E * (B * a - math.atan(B * a)) - target  # noqa: E731 (increasing for E < 1)
-    hi = 1.0
-    while f(hi) < 0.0:
-        hi *= 2.0
-    return float(brentq(f, 0.0, hi, xtol=1e-14))
 
 
 def track_table(track, params, grip_scale: float = 1.0, cap_scale: float = 1.05, use_raceline: bool = True,
@@ -112,8 +101,8 @@ def track_table(track, params, grip_scale: float = 1.0, cap_scale: float = 1.05,
     the cached minimum-time line), ``cap_scale`` times the lesser of that profile and the friction-limited one
     (so ``grip_scale < 1`` leaves a margin in the corners and none on the straights).
     """
-    from racing.control.path import ClosedPath
-    from racing.control.speed_profile import speed_profile
+    from racing.geometry.path import ClosedPath
+    from racing.geometry.speed_profile import speed_profile
 
     a = track.arrays()  # s, x, y, psi, kappa, w_left, w_right
     n = a.shape[0]
@@ -150,14 +139,14 @@ def track_table(track, params, grip_scale: float = 1.0, cap_scale: float = 1.05,
 # ------------------------------------------------------------------------------------------------
 # numba (scalar) versions
 # ------------------------------------------------------------------------------------------------
-@njit(cache=True, inline="always", fastmath=FM)
+@scalar
 def _d2(tab, i, px, py):
     dx = px - tab[i, TAB_X]
     dy = py - tab[i, TAB_Y]
     return dx * dx + dy * dy
 
 
-@njit(cache=True, inline="always", fastmath=FM)
+@scalar
 def project_local(tab, i, iu, px, py):
     """Local Frenet projection from sample index ``i`` (``iu`` = unwrapped index).
 
@@ -210,61 +199,145 @@ def project_local(tab, i, iu, px, py):
     return i, iu, frac, nn
 
 
-@njit(cache=True, inline="always", fastmath=FM)
-def _lerp_col(tab, i, frac, col):
+@scalar
+def lerp_col(tab, i, frac, col, ops):
+    """Column ``col`` of the track table interpolated at segment ``i`` + ``frac`` (scalar or arrays)."""
     j = i + 1
-    if j == tab.shape[0]:
-        j = 0
+    j = ops.where(j == tab.shape[0], 0, j)
     return tab[i, col] + frac * (tab[j, col] - tab[i, col])
 
 
-@njit(cache=True, inline="always", fastmath=FM)
+# ------------------------------------------------------------------------------------------------
+# the terms (elementwise, written once; ops = numpy / torch / casadi namespace or racing.models.sops)
+# ------------------------------------------------------------------------------------------------
+@scalar
+def hinge_sq(e, ops):
+    """max(0, e)^2."""
+    e = ops.maximum(e, 0.0)
+    return e * e
+
+
+@scalar
+def boundary_cost(dmin, cp, ops):
+    """boundary * max(0, soft_margin - d)^2, ``d`` [m] = distance of the CoG to the nearer edge."""
+    return cp[C_BOUNDARY] * hinge_sq(cp[C_SOFT_MARGIN] - dmin, ops)
+
+
+@scalar
+def line_cost(n, n_ref, cp):
+    """line * (n - n_ref)^2 [m]."""
+    e = n - n_ref
+    return cp[C_LINE] * e * e
+
+
+@scalar
+def speed_cost(vx, v_cap, terminal, cp, ops):
+    """speed_track * (v - v_cap)^2 + (speed_cap + terminal * terminal_speed) * max(0, v - v_cap)^2;
+    ``terminal`` = 1.0 at the horizon's last step, else 0.0."""
+    e = vx - v_cap
+    return cp[C_SPEED_TRACK] * e * e + (cp[C_SPEED_CAP] + terminal * cp[C_TERMINAL_SPEED]) * hinge_sq(e, ops)
+
+
+@scalar
+def slip_cost(vx, vy, cp, ops):
+    """slip * (v_y / max(v_x, 1))^2."""
+    e = vy / ops.maximum(vx, 1.0)
+    return cp[C_SLIP] * e * e
+
+
+@scalar
+def tyre_slip_cost(d, vx, vy, r, cp, ops):
+    """tyre_slip * sum_axles max(0, |alpha| / alpha_peak - 1)^2 (slip angles past the Pacejka force peak)."""
+    vxs = ops.maximum(vx, 1.0)
+    ef = ops.abs(d - ops.atan((vy + cp[C_LF] * r) / vxs)) * cp[C_INV_AF_PEAK] - 1.0
+    er = ops.abs(ops.atan((vy - cp[C_LR] * r) / vxs)) * cp[C_INV_AR_PEAK] - 1.0
+    return cp[C_TYRE_SLIP] * (hinge_sq(ef, ops) + hinge_sq(er, ops))
+
+
+@scalar
+def input_change_cost(du0, du1, cp):
+    """steer_rate_change * du0^2 + accel_change * du1^2 (input changes between steps)."""
+    return cp[C_DSTEER] * du0 * du0 + cp[C_DACCEL] * du1 * du1
+
+
+@scalar
+def crash_condition(dmin, vx, vy, r, cp, ops):
+    """1.0 where the state counts as crashed (closer to the edge than crash_margin, sideslip beyond beta_max,
+    yaw rate * speed beyond rv_max), else 0.0."""
+    vxs = ops.maximum(vx, 1.0)
+    off = ops.where(dmin < cp[C_CRASH_MARGIN], 1.0, 0.0)
+    spin = ops.where(ops.abs(vy) > cp[C_BETA_MAX] * vxs, 1.0, 0.0)
+    yaw = ops.where(ops.abs(r) * vxs > cp[C_RV_MAX], 1.0, 0.0)
+    return ops.maximum(off, ops.maximum(spin, yaw))
+
+
+@scalar
+def stage_terms(tab, cp, t, T, i, frac, nn, d, vx, vy, r, du0, du1, ops):
+    """Sum of the (non-crash) stage terms after step ``t`` (1-based) of ``T`` at the projected position (segment
+    ``i`` + fraction ``frac``, lateral offset ``nn`` [m]); returns ``(cost, d_edge)`` with ``d_edge`` [m] the
+    distance to the nearer edge (for :func:`crash_condition`)."""
+    wl = lerp_col(tab, i, frac, TAB_WL, ops)
+    wr = lerp_col(tab, i, frac, TAB_WR, ops)
+    dmin = ops.minimum(wl - nn, wr + nn)
+    terminal = 1.0 if t == T else 0.0
+    c = (boundary_cost(dmin, cp, ops) + line_cost(nn, lerp_col(tab, i, frac, TAB_NREF, ops), cp)
+         + speed_cost(vx, lerp_col(tab, i, frac, TAB_VCAP, ops), terminal, cp, ops) + slip_cost(vx, vy, cp, ops)
+         + input_change_cost(du0, du1, cp))
+    if cp[C_TYRE_SLIP] > 0.0:  # a weight (a number in every consumer), not a state: skip two arctangents
+        c = c + tyre_slip_cost(d, vx, vy, r, cp, ops)
+    return c, dmin
+
+
+@scalar
+def softplus_hinge_sq(e, k, ops):
+    """Smooth max(0, e)^2: (softplus(k e) / k)^2, C-infinity; tends to the hinge as k -> inf (k [1/unit of e])."""
+    z = k * e
+    sp = ops.maximum(z, 0.0) + ops.log(1.0 + ops.exp(-ops.abs(z)))
+    return (sp / k) * (sp / k)
+
+
+@scalar
+def smooth_stage(nn, wl, wr, n_ref, v_cap, d, vx, vy, r, du0, du1, terminal, k, cp, ops):
+    """Smooth variant of :func:`stage_terms` + the crash term for gradient methods (iLQR through casadi), given the track row
+    (widths ``wl, wr``, reference offset ``n_ref``, speed cap ``v_cap``): the hinges are softplus-squared with
+    sharpness ``k``, |alpha| is sqrt(alpha^2 + 1e-6) and the crash flag becomes a barrier
+    ``crash / T * (softplus-hinge of (crash_margin - d))`` on the edge distance. No progress term (the caller
+    rewards progress along the track in its own coordinates)."""
+    dmin = ops.minimum(wl - nn, wr + nn)
+    e = vx - v_cap
+    vxs = ops.maximum(vx, 1.0)
+    af = d - ops.atan((vy + cp[C_LF] * r) / vxs)
+    ar = ops.atan((vy - cp[C_LR] * r) / vxs)
+    ef = ops.sqrt(af * af + 1e-6) * cp[C_INV_AF_PEAK] - 1.0
+    er = ops.sqrt(ar * ar + 1e-6) * cp[C_INV_AR_PEAK] - 1.0
+    ey = vy / vxs
+    return (cp[C_CRASH] * softplus_hinge_sq(cp[C_CRASH_MARGIN] - dmin, k, ops)
+            + cp[C_BOUNDARY] * softplus_hinge_sq(cp[C_SOFT_MARGIN] - dmin, k, ops)
+            + line_cost(nn, n_ref, cp)
+            + cp[C_SPEED_TRACK] * e * e
+            + (cp[C_SPEED_CAP] + terminal * cp[C_TERMINAL_SPEED]) * softplus_hinge_sq(e, k, ops)
+            + cp[C_SLIP] * ey * ey
+            + cp[C_TYRE_SLIP] * (softplus_hinge_sq(ef, k, ops) + softplus_hinge_sq(er, k, ops))
+            + input_change_cost(du0, du1, cp))
+
+
+@compiled
 def racing_stage(tab, cp, t, T, px, py, d, vx, vy, r, du0, du1, i, iu, crashed, prog):
-    """Stage cost after step ``t`` (1-based) at position ``(px, py)`` [m], steering ``d`` [rad], body velocities
-    ``vx, vy`` [m/s], yaw rate ``r`` [rad/s]. Returns ``(cost, i, iu, crashed, prog)``; ``prog`` [m] unwrapped s."""
+    """Compiled stage cost after step ``t`` (1-based) at position ``(px, py)`` [m], steering ``d`` [rad], body
+    velocities ``vx, vy`` [m/s], yaw rate ``r`` [rad/s]: the local projection from segment ``i``, the terms
+    (:func:`stage_terms`) and the crash bookkeeping: the first crashed step adds ``crash (T - t + 1) / T`` and
+    freezes the progress ``prog`` [m] (unwrapped arc length); ``crashed`` is a 0/1 flag. Returns
+    ``(cost, i, iu, crashed, prog)``. (The bookkeeping branches here and selects in :func:`racing_stage_np`: a
+    select on the flag chains every step to the previous one, a predicted branch does not - 2x faster.)"""
     i, iu, frac, nn = project_local(tab, i, iu, px, py)
-    c = 0.0
-    wl = _lerp_col(tab, i, frac, TAB_WL)
-    wr = _lerp_col(tab, i, frac, TAB_WR)
-    dmin = min(wl - nn, wr + nn)
-    if not crashed:
-        if (dmin < cp[C_CRASH_MARGIN] or abs(vy) > cp[C_BETA_MAX] * max(vx, 1.0)
-                or abs(r) * max(vx, 1.0) > cp[C_RV_MAX]):
-            crashed = True
+    c, dmin = stage_terms(tab, cp, t, T, i, frac, nn, d, vx, vy, r, du0, du1, sops)
+    if crashed == 0.0:
+        if crash_condition(dmin, vx, vy, r, cp, sops) > 0.5:
+            crashed = 1.0
             c += cp[C_CRASH] * (T - t + 1) / T
         else:
             prog = (iu + frac) * cp[C_DS]
-    e = cp[C_SOFT_MARGIN] - dmin
-    if e > 0.0:
-        c += cp[C_BOUNDARY] * e * e
-    e = nn - _lerp_col(tab, i, frac, TAB_NREF)
-    c += cp[C_LINE] * e * e
-    e = vx - _lerp_col(tab, i, frac, TAB_VCAP)
-    c += cp[C_SPEED_TRACK] * e * e
-    if e > 0.0:
-        c += cp[C_SPEED_CAP] * e * e
-        if t == T:
-            c += cp[C_TERMINAL_SPEED] * e * e
-    vxs = max(vx, 1.0)
-    e = vy / vxs
-    c += cp[C_SLIP] * e * e
-    if cp[C_TYRE_SLIP] > 0.0:
-        e = abs(d - atan_fast((vy + cp[C_LF] * r) / vxs)) * cp[C_INV_AF_PEAK] - 1.0
-        if e > 0.0:
-            c += cp[C_TYRE_SLIP] * e * e
-        e = abs(atan_fast((vy - cp[C_LR] * r) / vxs)) * cp[C_INV_AR_PEAK] - 1.0
-        if e > 0.0:
-            c += cp[C_TYRE_SLIP] * e * e
-    c += cp[C_DSTEER] * du0 * du0 + cp[C_DACCEL] * du1 * du1
     return c, i, iu, crashed, prog
-
-
-@njit(cache=True, inline="always", fastmath=FM)
-def circle_stage(cp, px, py, v):
-    """Standard bench cost of one step."""
-    e = math.sqrt(px * px + py * py) - cp[C_CIRCLE_R]
-    f = v - cp[C_CIRCLE_V]
-    return cp[C_W_CIRCLE_R] * e * e + cp[C_W_CIRCLE_V] * f * f
 
 
 # ------------------------------------------------------------------------------------------------
@@ -315,44 +388,12 @@ def project_local_np(tab, i, iu, px, py):
     return i, iu, frac, tx * ry - ty * rx
 
 
-def _lerp_np(tab, i, frac, col):
-    j = (i + 1) % tab.shape[0]
-    return tab[i, col] + frac * (tab[j, col] - tab[i, col])
-
-
 def racing_stage_np(tab, cp, t, T, px, py, d, vx, vy, r, du0, du1, i, iu, crashed, prog):
-    """numpy twin of :func:`racing_stage` (arrays [K])."""
+    """numpy reference of :func:`racing_stage` (arrays [K]; ``crashed`` float 0/1)."""
     i, iu, frac, nn = project_local_np(tab, i, iu, px, py)
-    wl, wr = _lerp_np(tab, i, frac, TAB_WL), _lerp_np(tab, i, frac, TAB_WR)
-    dmin = np.minimum(wl - nn, wr + nn)
-    new_crash = ~crashed & ((dmin < cp[C_CRASH_MARGIN]) | (np.abs(vy) > cp[C_BETA_MAX] * np.maximum(vx, 1.0))
-                            | (np.abs(r) * np.maximum(vx, 1.0) > cp[C_RV_MAX]))
-    c = np.where(new_crash, cp[C_CRASH] * (T - t + 1) / T, 0.0)
-    prog = np.where(~crashed & ~new_crash, (iu + frac) * cp[C_DS], prog)
-    crashed = crashed | new_crash
-    e = np.maximum(cp[C_SOFT_MARGIN] - dmin, 0.0)
-    c = c + cp[C_BOUNDARY] * e * e
-    e = nn - _lerp_np(tab, i, frac, TAB_NREF)
-    c = c + cp[C_LINE] * e * e
-    e = vx - _lerp_np(tab, i, frac, TAB_VCAP)
-    c = c + cp[C_SPEED_TRACK] * e * e
-    e = np.maximum(e, 0.0)
-    c = c + cp[C_SPEED_CAP] * e * e
-    if t == T:
-        c = c + cp[C_TERMINAL_SPEED] * e * e
-    vxs = np.maximum(vx, 1.0)
-    e = vy / vxs
-    c = c + cp[C_SLIP] * e * e
-    if cp[C_TYRE_SLIP] > 0.0:
-        e = np.maximum(np.abs(d - np.arctan((vy + cp[C_LF] * r) / vxs)) * cp[C_INV_AF_PEAK] - 1.0, 0.0)
-        c = c + cp[C_TYRE_SLIP] * e * e
-        e = np.maximum(np.abs(np.arctan((vy - cp[C_LR] * r) / vxs)) * cp[C_INV_AR_PEAK] - 1.0, 0.0)
-        c = c + cp[C_TYRE_SLIP] * e * e
-    c = c + cp[C_DSTEER] * du0 * du0 + cp[C_DACCEL] * du1 * du1
+    c, dmin = stage_terms(tab, cp, t, T, i, frac, nn, d, vx, vy, r, du0, du1, NUMPY)
+    new = (1.0 - crashed) * crash_condition(dmin, vx, vy, r, cp, NUMPY)
+    c = c + new * (cp[C_CRASH] * (T - t + 1) / T)
+    crashed = crashed + new
+    prog = np.where(crashed > 0.5, prog, (iu + frac) * cp[C_DS])
     return c, i, iu, crashed, prog
-
-
-def circle_stage_np(cp, px, py, v):
-    e = np.sqrt(px * px + py * py) - cp[C_CIRCLE_R]
-    f = v - cp[C_CIRCLE_V]
-    return cp[C_W_CIRCLE_R] * e * e + cp[C_W_CIRCLE_V] * f * f
