@@ -58,3 +58,50 @@ def test_console_script_list():
     assert r.returncode == 0, r.stderr
     data = json.loads(r.stdout)
     assert "lab_loop" in data["tracks"] and "gt_car" in data["cars"] and "pure_pursuit" in data["controllers"]
+
+
+def _fitted_car(tmp_path, tuning):
+    """A car file as ``racing fit`` writes it (to_yaml of a fitted VehicleParams) from the f1tenth base."""
+    from racing.models.params import VehicleParams, load_params
+
+    base = load_params("f1tenth")
+    fitted = VehicleParams.from_array(base.to_array() * 1.0, name="my_car", tuning=tuning)
+    path = tmp_path / "my_car.yaml"
+    fitted.to_yaml(path, header="fitted by racing fit (test)")
+    return path
+
+
+@pytest.mark.parametrize("tuning", ["f1tenth", None])
+def test_fitted_car_races_with_the_tuning_it_names_or_a_derived_one(tmp_path, tuning):
+    import yaml
+
+    from racing.control.mppi.config import derived_config, tuning_path
+
+    car = _fitted_car(tmp_path, tuning)
+    out = tmp_path / "run"
+    rc = main(["race", "--model-params", str(car), "--laps", "1", "--max-time", "3", "--out", str(out),
+               "--no-plot", "--threads", "1"])
+    assert rc in (0, 1, 2)  # the race may time out after 3 s; the record is what is checked here
+    conf = yaml.safe_load((out / "config.yaml").read_text())
+    ctl = conf["controller"]
+    if tuning is None:
+        assert ctl["config_source"] == "derived from the parameters of my_car"
+        assert ctl["config"]["horizon"] == derived_config(load_params_of(car)).horizon
+    else:
+        assert ctl["config_source"] == str(tuning_path(tuning))
+    assert conf["machine"]["numba_threads"] == 1
+    assert "raceline" in ctl
+
+
+def load_params_of(path):
+    from racing.models.params import load_params
+
+    return load_params(path)
+
+
+def test_a_car_naming_an_unknown_tuning_is_a_clear_error(tmp_path, capsys):
+    car = _fitted_car(tmp_path, "no_such_tuning")
+    rc = main(["race", "--model-params", str(car), "--laps", "1", "--no-save"])
+    assert rc != 0
+    err = capsys.readouterr().err
+    assert "no_such_tuning" in err and "known tunings" in err
