@@ -6,7 +6,6 @@ an :class:`Observation` at time ``t`` and applies the returned :class:`Command`.
 from __future__ import annotations
 
 import abc
-import math
 from dataclasses import dataclass, field
 from typing import Any, Callable
 

@@ -50,7 +50,6 @@ import numpy as np
 
 from racing.models.fastmath import compiled, scalar
 from racing.models import sops
-from racing.models.dynamic import peak_slip_angle  # noqa: F401 (the one peak-slip function, used with cost_params)
 from racing.models.ops import NUMPY
 
 (C_PROGRESS, C_LINE, C_SPEED_CAP, C_TERMINAL_SPEED, C_BOUNDARY, C_CRASH, C_SLIP, C_DSTEER, C_DACCEL,

@@ -28,7 +28,6 @@ class NumpyOps:
     exp = staticmethod(np.exp)
     log = staticmethod(np.log)
     where = staticmethod(np.where)
-    clip = staticmethod(np.clip)
 
     @staticmethod
     def sincos(a):
@@ -58,9 +57,6 @@ class TorchOps:
         t = self.torch
         return t.where(t.as_tensor(c), t.as_tensor(a, dtype=t.float64) if not t.is_tensor(a) else a,
                        t.as_tensor(b, dtype=t.float64) if not t.is_tensor(b) else b)
-
-    def clip(self, x, lo, hi):
-        return self.minimum(self.maximum(x, lo), hi)
 
     def sincos(self, a):
         return self.torch.sin(a), self.torch.cos(a)
@@ -98,9 +94,6 @@ class CasadiOps:
         self.minimum, self.maximum = ca.fmin, ca.fmax
         self.exp, self.log = ca.exp, ca.log
         self.where = ca.if_else
-
-    def clip(self, x, lo, hi):
-        return self.ca.fmin(self.ca.fmax(x, lo), hi)
 
     def sincos(self, a):
         return self.ca.sin(a), self.ca.cos(a)

@@ -14,7 +14,7 @@ import math
 from numba.core import types
 from numba.extending import intrinsic, overload
 
-from racing.models.fastmath import atan_fast, scalar, sincos, tanh_fast
+from racing.models.fastmath import atan_fast, sincos, tanh_fast
 
 sin = math.sin
 cos = math.cos
@@ -30,7 +30,7 @@ maximum = max
 abs = abs  # noqa: A001 - the namespace mirrors numpy's names
 
 __all__ = ["abs", "atan", "atan2", "cos", "exp", "log", "maximum", "minimum", "sin", "sincos", "sqrt", "tan", "tanh",
-           "where", "clip", "sincos"]
+           "where"]
 
 
 @intrinsic
@@ -61,8 +61,3 @@ def _where_impl(c, a, b):
         return _select(c, a, b)
 
     return impl
-
-
-@scalar
-def clip(x, lo, hi):
-    return min(max(x, lo), hi)

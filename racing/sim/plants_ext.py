@@ -27,7 +27,7 @@ import math
 import numpy as np
 from numba import njit
 
-from racing.models.fastmath import compiled, scalar
+from racing.models.fastmath import compiled
 from racing.models import sops
 from racing.models.actuators import actuator_inputs
 from racing.models.dynamic import (axle_loads, blend_weight, body_derivatives_from_forces, lateral_forces_at,

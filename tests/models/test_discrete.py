@@ -10,8 +10,6 @@ Manoeuvres (inputs held over each controller step, the same inputs for both):
 Criterion: at every controller step, |yaw rate - RK4| and |v_y - RK4| stay within 2 % of the peak |yaw rate| and
 |v_y| of the RK4 solution. gt_car at 20-70 m/s with its MPPI step 0.05 s; f1tenth at 2-10 m/s with 0.04 s.
 """
-import math
-
 import numpy as np
 import pytest
 

@@ -502,7 +502,7 @@ def rollout_np(x0, Vin, p, model, dt, nsub, cost, ca, i0, s0, u_prev, residual=N
         cst, cs = _np_cost_stage(cost, (x, y, psi, vx, vy, r, d, c, s), u0, u1, up0, up1, t + 1, T, ca, cs)
         total = total + cst
         up0, up1 = u0, u1
-    return total + _np_cost_terminal(cost, ca, cs, s0), V, X
+    return total + cost.terminal(ca, cs, s0), V, X
 
 
 def _np_cost_start(cost, ca, K, i0, s0):
@@ -518,10 +518,6 @@ def _np_cost_stage(cost, st, u0, u1, up0, up1, t, T, ca, cs):
                                                     u0 - up0, u1 - up1, i, iu, crashed, prog)
         return c, (i, iu, crashed, prog)
     return cost.stage(st, u0, u1, up0, up1, t, T, ca, cs)
-
-
-def _np_cost_terminal(cost, ca, cs, s0):
-    return cost.terminal(ca, cs, s0)
 
 
 def weights_np(S, lam):
