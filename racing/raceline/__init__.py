@@ -24,6 +24,7 @@ class RacelineError(ValueError):
 
 
 from .cache import (  # noqa: E402
+    attach_cached,
     cache_path,
     cached_raceline,
     read_metadata,
@@ -50,6 +51,7 @@ def min_time_lap(*args, **kwargs):
 
 __all__ = [
     "RacelineError",
+    "attach_cached",
     "cache_path",
     "cached_raceline",
     "min_curvature_line",

@@ -219,3 +219,22 @@ def reference_for(track, car_name: str, params=None) -> float | None:
         return reference_lap(track, car_name, params)
     except Exception:  # noqa: BLE001 - a missing reference must never break a race
         return None
+
+
+def attach_cached(track, params, use_raceline: bool = True):
+    """``(track, record)`` for a controller: with ``use_raceline`` and a track without a raceline, a copy of the
+    track with the car's cached minimum-time line attached (only a line computed for these very parameters and
+    this track geometry, :func:`with_cached_raceline`); else ``track`` itself. ``record`` says where the line came
+    from (for the run's ``config.yaml``). The caller's track is not changed."""
+    record = {"source": "track" if getattr(track, "raceline", None) is not None else None}
+    if use_raceline and track is not None and getattr(track, "raceline", None) is None:
+        try:
+            with_line = with_cached_raceline(track, params.name, methods=("mintime",), params=params)
+        except Exception:  # noqa: BLE001 - a missing or damaged cache only means no raceline
+            with_line = track
+        if with_line is not track:
+            record = {"source": str(cache_path(track, params.name, "mintime")), "method": "mintime",
+                      "params_sha1": params_fingerprint(params), "track_sha1": track_fingerprint(track)}
+            track = with_line
+    return track, record
+

@@ -34,19 +34,9 @@ def make_mppi(track, params, config_path=None, threads: int | None = None, **opt
     if options:
         conf = cfg.replace_from(conf, options, source="mppi options")
         source += f" + overrides {sorted(options)}"
-    raceline = {"source": "track" if getattr(track, "raceline", None) is not None else None}
-    if conf.use_raceline and track is not None and getattr(track, "raceline", None) is None:
-        from racing.raceline import with_cached_raceline
-        from racing.raceline.cache import cache_path, params_fingerprint, track_fingerprint
+    from racing.raceline import attach_cached
 
-        try:
-            with_line = with_cached_raceline(track, params.name, methods=("mintime",), params=params)
-        except Exception:  # noqa: BLE001 - a missing or damaged cache only means no raceline
-            with_line = track
-        if with_line is not track:
-            raceline = {"source": str(cache_path(track, params.name, "mintime")), "method": "mintime",
-                        "params_sha1": params_fingerprint(params), "track_sha1": track_fingerprint(track)}
-            track = with_line
+    track, raceline = attach_cached(track, params, conf.use_raceline)
     # MPPI checks the rollout model and loads a weights path itself
     ctrl = MPPI(track, params, conf, residual=residual, threads=threads, config_source=source)
     ctrl.raceline_record = raceline

@@ -10,6 +10,7 @@ from racing.control import costs as C
 from racing.control.base import Controller
 from racing.control.mppi import step as S
 from racing.control.mppi.config import MPPIConfig, as_dict, resolve
+from racing.control.plan import command_from_plan, shift_inputs
 from racing.interfaces import Command, Observation
 from racing.models.dynamic import peak_slip_angle
 from racing.models.params import G, VehicleParams
@@ -164,16 +165,7 @@ class MPPI(Controller):
 
     def _shift(self, elapsed: float) -> None:
         """Warm start: ``U(tau) <- U(tau + elapsed)`` (linear interpolation, last input held)."""
-        if elapsed <= 0:
-            return
-        f = elapsed / self.config.dt
-        T = self.T
-        src = np.arange(T) + f
-        i = np.minimum(src.astype(np.int64), T - 1)
-        j = np.minimum(i + 1, T - 1)
-        a = (src - np.floor(src))[:, None]
-        a = np.where(src[:, None] >= T - 1, 0.0, a)
-        self.U[:] = (1.0 - a) * self.U[i] + a * self.U[j]
+        shift_inputs(self.U, elapsed, self.config.dt)
 
     def _set_sigma(self, vx: float) -> None:
         """Noise std of this iteration: ``sigma[0] = sigma_steer_rate * min(1, (steer_noise_speed / v_x)^2)``."""
@@ -241,25 +233,14 @@ class MPPI(Controller):
         self.last_solve_s = time.perf_counter() - c0
         return self.X
 
-    def _plan_at(self, col: int, tau: float) -> float:
-        f = min(max(tau / self.config.dt, 0.0), self.T)
-        i = min(int(f), self.T - 1)
-        a = f - i
-        return float((1.0 - a) * self.X[i, col] + a * self.X[i + 1, col])
-
     def act(self, observation: Observation, t: float) -> Command:
         self.solve(observation.state, t)
-        p = self.params
-        lead = self.res.steer_lead if self.res.steer_lead is not None else p.steer_tau + 0.5 * self.period
-        delta = self._plan_at(6, lead)
-        steer_cmd = (delta - p.steer_offset) / p.steer_gain
-        speed = min(max(self._plan_at(3, 0.5 * self.period), 0.0), p.v_max)
-        accel = float(self.U[0, 1])
+        cmd = command_from_plan(self.X, self.U, self.config.dt, self.params, self.period, self.res.steer_lead)
         if self.residual is not None:
             from racing.models.residual import aug_update_nb
 
-            aug_update_nb(self.z, accel, self.rw, self.period)
-        return Command(steering_angle=float(steer_cmd), speed=float(speed), acceleration=accel)
+            aug_update_nb(self.z, cmd.acceleration, self.rw, self.period)
+        return cmd
 
     def diagnostics(self) -> dict:
         n = self.n_rec

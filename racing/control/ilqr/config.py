@@ -1,0 +1,112 @@
+"""iLQR settings: a frozen dataclass read strictly from YAML (:mod:`racing.config`).
+
+The cost weights are the racing cost's (:class:`~racing.control.mppi.config.CostWeights`, the same named terms of
+:mod:`racing.control.costs`), used through their smooth variant (:func:`racing.control.costs.smooth_stage`).
+Fields left ``None`` are derived from the car (:func:`resolve_margins`).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from racing import config as cfg
+from racing.control.mppi.config import CostWeights
+
+MAX_HORIZON = 400
+
+
+@dataclass(frozen=True)
+class ILQRConfig:
+    """iLQR solver, model and cost settings."""
+
+    horizon: int = field(default=50, metadata={"min": 1, "max": MAX_HORIZON, "doc": "T, steps of the plan"})
+    dt: float = field(default=0.04, metadata={"unit": "s", "gt": 0.0, "doc": "plan step"})
+    substeps: int = field(default=1, metadata={"min": 1, "max": 20, "doc": "model sub-steps per plan step"})
+    model: str = field(default="dynamic", metadata={"choices": ("kinematic", "dynamic")})
+    iterations: int = field(default=1, metadata={"min": 1, "max": 100,
+                                                 "doc": "iLQR iterations per control step (the real-time budget)"})
+    first_iterations: int = field(default=30, metadata={"min": 1, "max": 500,
+                                                        "doc": "iterations of the first (cold) solve after reset"})
+    tolerance: float = field(default=1e-6, metadata={"unit": "-", "gt": 0.0,
+                                                     "doc": "stop when the relative cost decrease is below this"})
+    reg_init: float = field(default=1e-3, metadata={"unit": "-", "gt": 0.0,
+                                                    "doc": "initial Levenberg-Marquardt regularisation mu (on V_xx)"})
+    reg_min: float = field(default=1e-6, metadata={"unit": "-", "gt": 0.0})
+    reg_max: float = field(default=1e8, metadata={"unit": "-", "gt": 0.0})
+    reg_factor: float = field(default=4.0, metadata={"unit": "-", "gt": 1.0,
+                                                     "doc": "mu grows by this factor on failure, shrinks on success"})
+    line_search: tuple[float, ...] = field(default=(1.0, 0.5, 0.25, 0.1, 0.03),
+                                           metadata={"doc": "step sizes tried by the forward pass, in order"})
+    sharpness: float = field(default=4.0, metadata={"unit": "1/unit", "gt": 0.0,
+                                                    "doc": "k of the softplus hinges and barrier (-> hinge as k grows)"})
+    codegen: str = field(default="auto", metadata={
+        "choices": ("auto", "on", "off"),
+        "doc": "compile the casadi derivatives to C (cached); auto = when a C compiler exists, off = casadi VM"})
+    grip_scale: float = field(default=0.95, metadata={"unit": "-", "gt": 0.0, "max": 1.5,
+                                                      "doc": "grip of the speed-cap profile"})
+    cap_scale: float = field(default=1.0, metadata={"unit": "-", "gt": 0.0, "max": 3.0,
+                                                    "doc": "v_cap = cap_scale * friction-limited profile"})
+    soft_margin: float | None = field(default=None, metadata={"unit": "m", "min": 0.0,
+                                                              "doc": "edge distance where the boundary term starts; "
+                                                                     "default crash_margin + 0.5 width"})
+    crash_margin: float | None = field(default=None, metadata={"unit": "m", "min": 0.0,
+                                                               "doc": "CoG-to-edge distance of the barrier; "
+                                                                      "default 0.6 width"})
+    use_raceline: bool = field(default=True, metadata={"doc": "speed cap and line term from the raceline (the "
+                                                              "car's cached min-time line when the track has none)"})
+    raceline_speed: bool = field(default=True, metadata={"doc": "v_cap from the raceline's own speed profile"})
+    steer_lead: float | None = field(default=None, metadata={"unit": "s", "min": 0.0,
+                                                             "doc": "steering command = plan at t + lead; "
+                                                                    "default steer_tau + half a period"})
+    warmup: bool = field(default=True, metadata={"doc": "compile/load the kernels at construction"})
+    cost: CostWeights = CostWeights(progress=3.0, line=0.5, speed_cap=2.0, speed_track=1.0, terminal_speed=20.0,
+                                    boundary=50.0, crash=200.0, slip=10.0, tyre_slip=30.0, steer_rate_change=0.01,
+                                    accel_change=0.001)
+
+    def __post_init__(self):
+        import dataclasses
+
+        for f in dataclasses.fields(self):  # the YAML checks hold for a config built in Python as well
+            v = getattr(self, f.name)
+            meta = f.metadata
+            if isinstance(v, str) and "choices" in meta and v not in meta["choices"]:
+                raise ValueError(f"ILQRConfig.{f.name}: expected one of {list(meta['choices'])}, got {v!r}")
+            if isinstance(v, (int, float)) and not isinstance(v, bool) and any(k in meta for k in ("min", "max", "gt")):
+                cfg._check_number(v, f"ILQRConfig.{f.name}", meta, want_int=isinstance(v, int))
+        if not math.isfinite(self.dt):
+            raise ValueError(f"dt must be a finite number of seconds > 0, got {self.dt}")
+        if self.reg_min > self.reg_max:
+            raise ValueError(f"reg_min ({self.reg_min}) must be <= reg_max ({self.reg_max})")
+        if not self.line_search or any(not (0.0 < a <= 1.0) for a in self.line_search):
+            raise ValueError(f"line_search must be a non-empty list of step sizes in (0, 1], got "
+                             f"{list(self.line_search)}")
+
+    def replace(self, **changes) -> "ILQRConfig":
+        return cfg.replace_from(self, changes, source="ILQRConfig overrides")
+
+
+def derived_config(params) -> ILQRConfig:
+    """Settings for a car without an iLQR file: a horizon of 50 steps covering
+    ``H = clip(0.45 v_max / (mu g), 1.5 s, 2.5 s)`` (as MPPI's derived settings), the documented defaults else."""
+    from racing.models.params import G
+
+    H = min(max(0.45 * params.v_max / (params.mu * G), 1.5), 2.5)
+    return ILQRConfig(horizon=50, dt=round(H / 50, 4))
+
+
+def config_for(params, config_path: str | Path | None = None) -> tuple[ILQRConfig, str]:
+    """``(config, source)``: ``config_path`` when given, else :func:`derived_config` of the car."""
+    if config_path is not None:
+        return cfg.load(ILQRConfig, config_path), str(Path(config_path))
+    return derived_config(params), f"derived from the parameters of {params.name}"
+
+
+def resolve_margins(conf: ILQRConfig, params) -> tuple[float, float]:
+    """``(soft_margin, crash_margin)`` [m] with the ``None`` defaults filled from the car's width."""
+    crash = conf.crash_margin if conf.crash_margin is not None else 0.6 * params.width
+    soft = conf.soft_margin if conf.soft_margin is not None else crash + 0.5 * params.width
+    return float(max(soft, crash)), float(crash)
+
+
+__all__ = ["ILQRConfig", "config_for", "derived_config", "resolve_margins"]

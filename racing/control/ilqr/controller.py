@@ -1,0 +1,168 @@
+"""The receding-horizon iLQR controller: warm start, real-time iteration budget, safe fallback, commands."""
+from __future__ import annotations
+
+import math
+import time
+
+import numpy as np
+
+from racing.control import costs as C
+from racing.control.base import Controller
+from racing.control.ilqr.config import ILQRConfig, resolve_margins
+from racing.control.ilqr.problem import RacingProblem
+from racing.control.ilqr.solver import ILQR as Solver
+from racing.control.plan import command_from_plan, shift_inputs
+from racing.interfaces import Command, Observation
+from racing.models.dynamic import peak_slip_angle
+from racing.models.kinematic import body_velocities
+from racing.models.ops import NUMPY
+from racing.models.params import VehicleParams
+
+
+class ILQRController(Controller):
+    """iLQR (box-constrained DDP) on the racing cost's smooth variant, receding horizon.
+
+    Each ``act``: shift the previous plan's inputs by the elapsed time (warm start), roll them out from the
+    observed state, run ``config.iterations`` iterations (``first_iterations`` after ``reset``), and command the
+    plan like MPPI does (:func:`racing.control.plan.command_from_plan`). When a solve fails (no descent up to the
+    largest regularisation, or non-finite values), the previous plan is kept, time-indexed: its shifted inputs
+    and states are commanded, and ``last['fallback']`` says so.
+
+    ``solve(x0[7], t)`` returns the plan's states ``X[T+1, 7]`` in the observation layout.
+    """
+
+    name = "ilqr"
+
+    def __init__(self, track, params: VehicleParams, config: ILQRConfig = ILQRConfig(),
+                 config_source: str = "<ILQRConfig>"):
+        if track is None:
+            raise ValueError("iLQR with the racing cost needs a track")
+        self.track = track
+        self.params = params
+        self.config = config
+        self.config_source = config_source
+        self.T = config.horizon
+        soft, crash = resolve_margins(config, params)
+        self.tab, self.profile_lap_s = C.track_table(track, params, config.grip_scale, config.cap_scale,
+                                                     config.use_raceline, config.raceline_speed)
+        self.ds = track.ds
+        self.cp = C.cost_params(config.cost, soft, crash, track.ds, l_f=params.l_f, l_r=params.l_r,
+                                alpha_peak_f=peak_slip_angle(params.B_f, params.C_f, params.E_f),
+                                alpha_peak_r=peak_slip_angle(params.B_r, params.C_r, params.E_r))
+        self.p = params.to_array()
+        self.pb = RacingProblem(config.model, self.T, config.substeps, config.dt, self.p, self.cp, self.tab,
+                                config.sharpness, config.codegen)
+        self.derivatives_backend = self.pb.D.backend
+        self.solver = Solver(self.pb, config)
+        self.X = np.zeros((self.T + 1, 7))
+        self._Uw = np.zeros((self.T, 2))
+        self._Xprev = np.zeros((self.T + 1, 7))
+        if config.warmup:
+            self.warm_up()
+        self.reset()
+
+    # ------------------------------------------------------------------ state
+    def reset(self, observation: Observation | None = None) -> None:
+        self.solver.reset()
+        self.pb.U[:] = 0.0
+        self._have_plan = False
+        self._hint = None
+        self._t_prev = None
+        self.period = 0.02
+        self.last = {}
+        self.last_solve_s = 0.0
+        self.fallbacks = 0
+
+    def warm_up(self) -> None:
+        """One solve on the track's start line (loads/compiles the kernels), then ``reset``."""
+        x = np.zeros(7)
+        x[0], x[1], x[2] = self.track.xy[0, 0], self.track.xy[0, 1], self.track.psi[0]
+        x[3] = 0.5 * float(self.tab[0, C.TAB_VCAP])
+        self.reset()
+        self.solve(x, 0.0)
+        self.solve(x, 0.02)
+        self.reset()
+
+    def _index(self, x: float, y: float) -> int:
+        from racing.control.mppi.step import project_state
+
+        if self._hint is None:
+            s, _, _ = self.track.frenet(np.array([[x, y]]))
+            self._hint = int(s[0] / self.ds) % self.tab.shape[0]
+        i, _ = project_state(self.tab, self._hint, x, y, self.ds)
+        self._hint = int(i)
+        return int(i)
+
+    def _to_observation_layout(self) -> None:
+        """The nominal plan's states in the observation layout ``X[T+1, 7]``."""
+        Xa = self.pb.X
+        if self.pb.nx == 7:
+            self.X[:] = Xa[:, :7]
+        else:  # kinematic (x, y, psi, v, delta) -> dynamic layout through the state map
+            vx, vy, r = body_velocities(Xa[:, 3], Xa[:, 4], self.p, NUMPY)
+            self.X[:, :3] = Xa[:, :3]
+            self.X[:, 3], self.X[:, 4], self.X[:, 5], self.X[:, 6] = vx, vy, r, Xa[:, 4]
+
+    def solve(self, x0: np.ndarray, t: float | None = None) -> np.ndarray:
+        """One receding-horizon solve from ``x0[7]`` at time ``t`` [s]; returns the plan ``X[T+1, 7]``."""
+        c0 = time.perf_counter()
+        cfg = self.config
+        pb = self.pb
+        elapsed = 0.0
+        if t is not None:
+            if self._t_prev is not None and t - self._t_prev > 0:
+                elapsed = t - self._t_prev
+                self.period = elapsed
+            self._t_prev = t
+        # warm start: the previous inputs shifted by the elapsed time
+        self._Uw[:] = pb.U
+        shift_inputs(self._Uw, elapsed, cfg.dt)
+        pb.u_prev[:] = pb.U[0] if self._have_plan else 0.0
+        pb.x0[:] = x0
+        pb.i0 = self._index(float(x0[0]), float(x0[1]))
+        self._Xprev[:] = self.X
+        cost = pb.rollout(self._Uw)
+        iters = cfg.iterations if self._have_plan else cfg.first_iterations
+        info = self.solver.solve(iters, cost)
+        fallback = False
+        if info.failed or not math.isfinite(info.cost):
+            fallback = True
+            self.fallbacks += 1
+            # the previous plan, time-indexed: its inputs shifted by the elapsed time, rolled out from the new
+            # state; when even that is not finite, its states shifted by the elapsed time
+            if not math.isfinite(pb.rollout(self._Uw)):
+                pb.U[:] = self._Uw
+                self.X[:] = self._Xprev
+                shift_inputs(self.X, elapsed, cfg.dt)
+                self.last = {"iterations": info.iterations, "accepted": info.accepted, "failed": True,
+                             "fallback": True, "reason": info.reason or "the model returned non-finite states",
+                             "i0": pb.i0}
+                self.last_solve_s = time.perf_counter() - c0
+                return self.X
+        self._to_observation_layout()
+        self._have_plan = self._have_plan or not fallback
+        self.last = {"iterations": info.iterations, "accepted": info.accepted, "cost": info.cost,
+                     "cost_start": info.cost_start, "decrease": info.decrease,
+                     "expected_decrease": info.expected_decrease, "mu": info.mu, "alpha": info.alpha,
+                     "converged": info.converged, "failed": info.failed, "reason": info.reason,
+                     "fallback": fallback, "i0": pb.i0}
+        self.last_solve_s = time.perf_counter() - c0
+        return self.X
+
+    def act(self, observation: Observation, t: float) -> Command:
+        self.solve(observation.state, t)
+        return command_from_plan(self.X, self.pb.U, self.config.dt, self.params, self.period,
+                                 self.config.steer_lead)
+
+    def diagnostics(self) -> dict:
+        return {"nominal": self.X[:, :2].copy(), "plan": self.X.copy(), "U": self.pb.U.copy(),
+                "dt": self.config.dt, "T": self.T, "solve_ms": self.last_solve_s * 1e3,
+                "derivatives": self.derivatives_backend, **{k: v for k, v in self.last.items()}}
+
+    def config_dict(self) -> dict:
+        from racing import config as cfg
+
+        return cfg.to_dict(self.config)
+
+
+__all__ = ["ILQRController"]

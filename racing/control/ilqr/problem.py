@@ -1,0 +1,209 @@
+"""The racing problem of iLQR: the nominal plan, its forward pass on the compiled model and the exact cost, and
+the linearisation through the casadi derivatives (:mod:`.derivatives`).
+
+The forward pass (numba) steps the same discrete model MPPI rolls out (``racing.control.mppi.step.DYNAMIC`` /
+``KINEMATIC``, i.e. :func:`racing.models.discrete.dynamic_step_c`), clamps the inputs with MPPI's
+:func:`~racing.control.mppi.step.clamp_inputs`, projects every state onto the centre line with
+:func:`racing.control.costs.project_local` and sums :func:`racing.control.costs.smooth_stage` (terminal speed
+term and ``- progress (s_T - s_0)`` at the end): the cost the backward pass linearises, evaluated exactly.
+It also writes the track rows (:data:`~.derivatives.NROW`) and input bounds of the new plan, so that an accepted
+plan is linearised without another pass.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit
+from numba.extending import register_jitable
+
+from racing.control import costs as C
+from racing.control.ilqr import derivatives as DV
+from racing.control.mppi import step as S
+from racing.models import sops
+from racing.models.kinematic import body_velocities
+
+
+@register_jitable(inline="always")
+def _dynamic_view(st, p):
+    return st[3], st[4], st[5]
+
+
+@register_jitable(inline="always")
+def _kinematic_view(st, p):
+    return body_velocities(st[3], st[6], p, sops)
+
+
+#: model name -> (rollout model of MPPI, slots of its 9-tuple state that form the iLQR state, cost view)
+MODELS = {
+    "dynamic": (S.DYNAMIC, (0, 1, 2, 3, 4, 5, 6), _dynamic_view),
+    "kinematic": (S.KINEMATIC, (0, 1, 2, 3, 6), _kinematic_view),
+}
+
+_FORWARD: dict = {}
+
+
+def make_forward(model: str):
+    """The compiled forward pass of ``model`` (module doc), built once per process, cached on disk."""
+    if model in _FORWARD:
+        return _FORWARD[model]
+    rm, idx, view = MODELS[model]
+    start, step = rm.start, rm.step
+    nx = len(idx)
+
+    @register_jitable(inline="always")
+    def row_at(tab, R, t, i, iu, frac, cp):
+        R[t, DV.ROW_PX] = C.lerp_col(tab, i, frac, C.TAB_X, sops)
+        R[t, DV.ROW_PY] = C.lerp_col(tab, i, frac, C.TAB_Y, sops)
+        R[t, DV.ROW_TX] = tab[i, C.TAB_TX]
+        R[t, DV.ROW_TY] = tab[i, C.TAB_TY]
+        R[t, DV.ROW_S] = (iu + frac) * cp[C.C_DS]
+        R[t, DV.ROW_WL] = C.lerp_col(tab, i, frac, C.TAB_WL, sops)
+        R[t, DV.ROW_WR] = C.lerp_col(tab, i, frac, C.TAB_WR, sops)
+        R[t, DV.ROW_NREF] = C.lerp_col(tab, i, frac, C.TAB_NREF, sops)
+        R[t, DV.ROW_VCAP] = C.lerp_col(tab, i, frac, C.TAB_VCAP, sops)
+
+    @register_jitable(inline="always")
+    def state_cost(st, R, t, nn, terminal, m, cp, ksharp):
+        vx, vy, r = view(st, m.p)
+        return C.smooth_stage(nn, R[t, DV.ROW_WL], R[t, DV.ROW_WR], R[t, DV.ROW_NREF], R[t, DV.ROW_VCAP], st[6], vx,
+                              vy, r, 0.0, 0.0, terminal, ksharp, cp, sops)
+
+    @njit(cache=True)
+    def forward(x0, u_prev, Xb, Ub, kff, K, alpha, m, tab, cp, ksharp, i0, zr, X, U, R, lo, hi):
+        """Forward pass from ``x0[7]`` (observation layout) with ``u_prev[2]``; nominal ``Xb[T+1, n]``,
+        ``Ub[T, 2]``, step ``kff[T, 2]``, gains ``K[T, 2, n]``, step size ``alpha``. Writes the candidate ``X``,
+        ``U``, rows ``R[T+1, 9]``, bounds ``lo, hi [T, 2]``; returns ``(cost, end index)`` (cost inf when a state
+        is not finite)."""
+        T = Ub.shape[0]
+        st = start(x0, m, zr)
+        i, iu, frac, nn = C.project_local(tab, i0, i0, st[0], st[1])
+        row_at(tab, R, 0, i, iu, frac, cp)
+        s0 = R[0, DV.ROW_S]
+        up0 = u_prev[0]
+        up1 = u_prev[1]
+        J = 0.0
+        for t in range(T):
+            for j in range(nx):
+                X[t, j] = st[idx[j]]
+            X[t, nx] = up0
+            X[t, nx + 1] = up1
+            if t > 0:
+                J += state_cost(st, R, t, nn, 0.0, m, cp, ksharp)
+            d0 = alpha * kff[t, 0]
+            d1 = alpha * kff[t, 1]
+            for j in range(nx + 2):
+                e = X[t, j] - Xb[t, j]
+                d0 += K[t, 0, j] * e
+                d1 += K[t, 1, j] * e
+            lo0, lo1 = S.clamp_inputs(st[6], -1e300, -1e300, m.p, m.dt, sops)
+            hi0, hi1 = S.clamp_inputs(st[6], 1e300, 1e300, m.p, m.dt, sops)
+            lo[t, 0], lo[t, 1], hi[t, 0], hi[t, 1] = lo0, lo1, hi0, hi1
+            u0 = min(max(Ub[t, 0] + d0, lo0), hi0)
+            u1 = min(max(Ub[t, 1] + d1, lo1), hi1)
+            U[t, 0] = u0
+            U[t, 1] = u1
+            J += C.input_change_cost(u0 - up0, u1 - up1, cp)
+            st = step(st, u0, u1, m, zr)
+            up0 = u0
+            up1 = u1
+            i, iu, frac, nn = C.project_local(tab, i, iu, st[0], st[1])
+            row_at(tab, R, t + 1, i, iu, frac, cp)
+            if not math.isfinite(J) or not (math.isfinite(st[0]) and math.isfinite(st[1])
+                                            and math.isfinite(st[3])):
+                return math.inf, i0
+        for j in range(nx):
+            X[T, j] = st[idx[j]]
+        X[T, nx] = up0
+        X[T, nx + 1] = up1
+        J += state_cost(st, R, T, nn, 1.0, m, cp, ksharp) - cp[C.C_PROGRESS] * (R[T, DV.ROW_S] - s0)
+        for t in range(T + 1):
+            for j in range(nx + 2):
+                if not math.isfinite(X[t, j]):
+                    return math.inf, i0
+        return J, i
+
+    _FORWARD[model] = forward
+    return forward
+
+
+class RacingProblem:
+    """The nominal plan and its candidate (double buffers), the linearisation and the forward pass.
+
+    ``x0[7]`` (observation layout) and ``u_prev[2]`` are set by the controller before a solve; ``X[T+1, n]``,
+    ``U[T, 2]``, ``R[T+1, 9]``, ``lo``/``hi[T, 2]`` are the nominal plan, its track rows and input bounds.
+    """
+
+    def __init__(self, model: str, T: int, nsub: int, dt: float, p: np.ndarray, cp: np.ndarray, tab: np.ndarray,
+                 sharpness: float, codegen: str):
+        self.model = model
+        self.T = T
+        self.D = DV.derivatives(model, T, nsub, codegen)
+        self.lay = self.D.lay
+        n = self.lay.n
+        self.nx = n - 2
+        self.fwd = make_forward(model)
+        self.m = S.ModelArgs(p=p, dt=float(dt), nsub=int(nsub), rw=np.zeros(0), z0=np.zeros(1))
+        self.zr = np.zeros(1)
+        self.cp, self.tab, self.k = cp, tab, float(sharpness)
+        self.h = float(dt) / int(nsub)
+        q = self.D.q
+        q[:p.size] = p
+        q[p.size:p.size + cp.size] = cp
+        q[-2], q[-1] = self.k, self.h
+        self.OUT, self.OUT_T = self.D.OUT, self.D.OUT_T
+        z = np.zeros
+        self.X, self.U, self.R, self.lo, self.hi = z((T + 1, n)), z((T, 2)), z((T + 1, DV.NROW)), z((T, 2)), z((T, 2))
+        self._c = [z((T + 1, n)), z((T, 2)), z((T + 1, DV.NROW)), z((T, 2)), z((T, 2))]
+        self.x0 = np.zeros(7)
+        self.u_prev = np.zeros(2)
+        self.i0 = 0
+        self.i_end = 0
+        self._i_cand = 0
+        self._zero_k = np.zeros((T, 2))
+        self._zero_K = np.zeros((T, 2, n))
+
+    def set_params(self, p: np.ndarray) -> None:
+        """New model parameters (same size)."""
+        self.m.p[:] = p
+        self.D.q[:p.size] = p
+
+    def rollout(self, U: np.ndarray) -> float:
+        """Make the nominal plan the rollout of the inputs ``U[T, 2]`` (clamped) from ``x0``; returns its cost."""
+        self.U[:] = U
+        J = self.forward(0.0, self._zero_k, self._zero_K, open_loop=True)
+        self.accept()
+        return J
+
+    def forward(self, alpha: float, kff: np.ndarray, K: np.ndarray, open_loop: bool = False) -> float:
+        X, U, R, lo, hi = self._c
+        J, self._i_cand = self.fwd(self.x0, self.u_prev, self.X, self.U, kff, K, alpha, self.m, self.tab, self.cp,
+                                   self.k, self.i0, self.zr, X, U, R, lo, hi)
+        return J
+
+    def accept(self) -> None:
+        c = self._c
+        self.X, c[0] = c[0], self.X
+        self.U, c[1] = c[1], self.U
+        self.R, c[2] = c[2], self.R
+        self.lo, c[3] = c[3], self.lo
+        self.hi, c[4] = c[4], self.hi
+        self.i_end = self._i_cand
+
+    def linearize(self) -> None:
+        """Fill the derivative rows at the nominal plan."""
+        D, lay, T = self.D, self.lay, self.T
+        n = lay.n
+        Z = D.Z
+        Z[:, :n] = self.X[:T]
+        Z[:, lay.z_u:lay.z_u + 2] = self.U
+        Z[:, lay.z_row:lay.z_w] = self.R[:T]
+        Z[:, lay.z_w] = 1.0
+        Z[0, lay.z_w] = 0.0  # the first state is given
+        D.ZT[:n] = self.X[T]
+        D.ZT[n:] = self.R[T]
+        D.stage()
+        D.terminal()
+
+
+__all__ = ["MODELS", "RacingProblem", "make_forward"]

@@ -1,0 +1,47 @@
+"""What receding-horizon controllers share: the warm-start shift of a plan's inputs and the command taken from a
+plan (MPPI and iLQR alike)."""
+from __future__ import annotations
+
+import numpy as np
+
+from racing.interfaces import Command
+
+
+def shift_inputs(U: np.ndarray, elapsed: float, dt: float) -> None:
+    """Warm start in place: ``U(tau) <- U(tau + elapsed)`` for ``U[T, m]`` on steps of ``dt`` [s] (linear
+    interpolation, the last input held)."""
+    if elapsed <= 0:
+        return
+    T = U.shape[0]
+    src = np.arange(T) + elapsed / dt
+    i = np.minimum(src.astype(np.int64), T - 1)
+    j = np.minimum(i + 1, T - 1)
+    a = (src - np.floor(src))[:, None]
+    a = np.where(src[:, None] >= T - 1, 0.0, a)
+    U[:] = (1.0 - a) * U[i] + a * U[j]
+
+
+def plan_at(X: np.ndarray, col: int, tau: float, dt: float) -> float:
+    """Column ``col`` of the plan ``X[T+1, nx]`` (steps of ``dt`` [s]) at time ``tau`` [s] ahead (linear)."""
+    T = X.shape[0] - 1
+    f = min(max(tau / dt, 0.0), T)
+    i = min(int(f), T - 1)
+    a = f - i
+    return float((1.0 - a) * X[i, col] + a * X[i + 1, col])
+
+
+def command_from_plan(X: np.ndarray, U: np.ndarray, dt: float, params, period: float,
+                      steer_lead: float | None = None) -> Command:
+    """The command of a plan ``X[T+1, 7]`` (observation layout), ``U[T, 2]`` (steer rate, acceleration):
+    steering = planned angle ``steer_lead`` ahead (default the servo lag + half a period), mapped through the
+    car's steering gain and offset; speed = planned v_x half a period ahead (so that the plant's speed loop
+    ``a = a_ff + k (v_cmd - v_x)`` adds no bias on average), clipped to [0, v_max]; acceleration = the first
+    planned input."""
+    lead = steer_lead if steer_lead is not None else params.steer_tau + 0.5 * period
+    delta = plan_at(X, 6, lead, dt)
+    steer_cmd = (delta - params.steer_offset) / params.steer_gain
+    speed = min(max(plan_at(X, 3, 0.5 * period, dt), 0.0), params.v_max)
+    return Command(steering_angle=float(steer_cmd), speed=float(speed), acceleration=float(U[0, 1]))
+
+
+__all__ = ["command_from_plan", "plan_at", "shift_inputs"]
