@@ -1,4 +1,5 @@
-"""``racing bench``: time the MPPI iteration (numba) and, when installed, pytorch_mppi on the same problem.
+"""``racing bench``: time the MPPI iteration (numba) and, when installed, pytorch_mppi on the same problem; the
+iLQR step.
 
 Standard problem: kinematic bicycle (wheelbase 2.9 m, l_r 1.45 m; the gt_car's input limits),
 dt = 0.05 s, cost ``(r - 50)^2 + (v - 15)^2`` per step (tracking a circle of radius 50 m at
@@ -8,8 +9,10 @@ torch peer runs the vectorised form with torch ops), the same cost (:data:`CIRCL
 assembled into the MPPI kernel like any cost), the same sigma/lambda/limits, float64, and ``--threads``
 threads (default 2); the state advances with the first planned input
 after every call. Full racing iteration: dynamic model + racing cost, K = 2048, T = 50, on the
-default track with the f1tenth car (``controller.act``). Times are medians of ``--repeats``
-calls after warm-up.
+default track with the f1tenth car (``controller.act``). iLQR: the warm-started step (``controller.act`` after
+the first solve) with T = 50, the dynamic model and the smooth racing cost, 1 and 2 iterations per step, on
+one thread (casadi derivatives compiled to C when a compiler exists; the row says which). Times are medians of
+``--repeats`` calls after warm-up.
 """
 from __future__ import annotations
 
@@ -140,26 +143,24 @@ def bench_peer_standard(K: int, T: int, repeats: int, threads: int = 2):
     return _median_ms(one, repeats)
 
 
-def bench_racing(repeats: int, K: int = 2048, T: int = 50, threads: int | None = None):
-    """Median ms of ``MPPI.act`` with the dynamic model and racing cost on the default track (f1tenth car)."""
-    from racing.control.base import Observation
-    from racing.control.mppi import make_mppi
-    from racing.models.params import load_params
-    from racing.sim.simulator import initial_state
+def _bench_track():
+    """The default track (or a 1:10 oval when it is not shipped) and its name."""
     from racing.track import DEFAULT_TRACK, load_track
 
     try:
-        track = load_track(DEFAULT_TRACK)
-        name = DEFAULT_TRACK
+        return load_track(DEFAULT_TRACK), DEFAULT_TRACK
     except Exception:  # the default track is not shipped: a 1:10 oval stands in
         from racing.track import Track
 
         th = np.linspace(0, 2 * np.pi, 400, endpoint=False)
         xy = np.column_stack([12 * np.cos(th), 6 * np.sin(th)])
-        track = Track.from_centerline(xy, 1.0, 1.0, name="oval")
-        name = "oval"
-    p = load_params("f1tenth")
-    ctrl = make_mppi(track, p, threads=threads, num_samples=K, horizon=T, model="dynamic")
+        return Track.from_centerline(xy, 1.0, 1.0, name="oval"), "oval"
+
+
+def _time_act(ctrl, track, repeats: int) -> float:
+    from racing.control.base import Observation
+    from racing.sim.simulator import initial_state
+
     x = initial_state(track, 3.0)
     t = [0.0]
 
@@ -167,7 +168,28 @@ def bench_racing(repeats: int, K: int = 2048, T: int = 50, threads: int | None =
         ctrl.act(Observation(t[0], x), t[0])
         t[0] += 0.02
 
-    return _median_ms(one, repeats), name
+    return _median_ms(one, repeats)
+
+
+def bench_racing(repeats: int, K: int = 2048, T: int = 50, threads: int | None = None):
+    """Median ms of ``MPPI.act`` with the dynamic model and racing cost on the default track (f1tenth car)."""
+    from racing.control.mppi import make_mppi
+    from racing.models.params import load_params
+
+    track, name = _bench_track()
+    ctrl = make_mppi(track, load_params("f1tenth"), threads=threads, num_samples=K, horizon=T, model="dynamic")
+    return _time_act(ctrl, track, repeats), name
+
+
+def bench_ilqr(repeats: int, iterations: int, T: int = 50):
+    """Median ms of a warm-started ``ILQRController.act`` (dynamic model, racing cost, ``iterations`` per step)
+    on the default track (f1tenth car); also returns the track name and the derivatives' backend."""
+    from racing.control.ilqr import make_ilqr
+    from racing.models.params import load_params
+
+    track, name = _bench_track()
+    ctrl = make_ilqr(track, load_params("f1tenth"), horizon=T, model="dynamic", iterations=iterations)
+    return _time_act(ctrl, track, repeats), name, ctrl.derivatives_backend
 
 
 def run(args) -> int:
@@ -206,13 +228,21 @@ def run(args) -> int:
                  "threads": args.threads, "load_avg_1min": round(load[0], 2)})
     if not args.json:
         print(f"racing    K= 2048 T= 50  numba {ms:8.3f} ms   (dynamic model + racing cost, {track_name}, f1tenth)")
-    else:
+    for it in (1, 2):
+        ms, track_name, backend = bench_ilqr(repeats, it)
+        rows.append({"backend": "ilqr", "problem": f"racing:{track_name}", "T": 50, "iterations": it,
+                     "ms_median": round(ms, 4), "derivatives": backend, "threads": 1,
+                     "load_avg_1min": round(load[0], 2)})
+        if not args.json:
+            print(f"ilqr      T= 50 {it} iteration{'s' if it > 1 else ' '} {ms:8.3f} ms   (warm-started, dynamic model + "
+                  f"smooth racing cost, {track_name}, f1tenth; derivatives: {backend})")
+    if args.json:
         print(json.dumps(rows, indent=1))
     return 0
 
 
 def register(subparsers) -> argparse.ArgumentParser:
-    ap = subparsers.add_parser("bench", help="time the MPPI iteration (and pytorch_mppi when installed)",
+    ap = subparsers.add_parser("bench", help="time the MPPI iteration (and pytorch_mppi when installed) and the iLQR step",
                                description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--json", action="store_true", help="print the rows as JSON")
     ap.add_argument("--quick", action="store_true", help="K=1024, T=50 only and fewer repeats")

@@ -92,13 +92,15 @@ def cost_params(weights, soft_margin: float, crash_margin: float, ds: float = 1.
 
 
 def track_table(track, params, grip_scale: float = 1.0, cap_scale: float = 1.05, use_raceline: bool = True,
-                raceline_speed: bool = False):
+                raceline_speed: bool = False, profile_cap: bool = True):
     """The kernel's track table ``float64[N, 8]`` (see module doc) and the profile lap time [s].
 
     ``v_cap`` is ``cap_scale`` times the friction-limited profile (``grip_scale``) of the raceline (or the
     centre line), or, with ``raceline_speed`` and a raceline that carries a speed profile (``vx > 0``, e.g.
     the cached minimum-time line), ``cap_scale`` times the lesser of that profile and the friction-limited one
-    (so ``grip_scale < 1`` leaves a margin in the corners and none on the straights).
+    (so ``grip_scale < 1`` leaves a margin in the corners and none on the straights); with ``profile_cap=False``
+    ``cap_scale`` times the raceline's own profile alone (a minimum-time line's speeds use the full model, e.g.
+    braking while cornering, which the quasi-steady-state profile does not allow).
     """
     from racing.geometry.path import ClosedPath
     from racing.geometry.speed_profile import speed_profile
@@ -122,7 +124,8 @@ def track_table(track, params, grip_scale: float = 1.0, cap_scale: float = 1.05,
         s_p, n_p, v_p = s_p[order], n_p[order], prof.v[order]
         if raceline_speed and np.all(np.asarray(rl.vx) > 0.0):
             v_rl = np.interp(path.s, np.append(rl.s, rl.length), np.append(rl.vx, rl.vx[0]))
-            v_rl = np.minimum(v_rl, prof.v)  # the friction-limited profile (grip_scale) caps it: a margin
+            if profile_cap:
+                v_rl = np.minimum(v_rl, prof.v)  # the friction-limited profile (grip_scale) caps it: a margin
             v_p = v_rl[order]
             vm = 0.5 * (v_rl + np.roll(v_rl, -1))
             lap = float(np.sum(path.ds / np.maximum(vm, 1e-3)))
@@ -288,20 +291,23 @@ def stage_terms(tab, cp, t, T, i, frac, nn, d, vx, vy, r, du0, du1, ops):
 
 
 @scalar
-def softplus_hinge_sq(e, k, ops):
-    """Smooth max(0, e)^2: (softplus(k e) / k)^2, C-infinity; tends to the hinge as k -> inf (k [1/unit of e])."""
+def softplus_hinge(e, k, ops):
+    """Smooth max(0, e): softplus(k e) / k, C-infinity; tends to the hinge as k -> inf (k [1/unit of e]); its
+    square is the smooth ``max(0, e)^2``."""
     z = k * e
-    sp = ops.maximum(z, 0.0) + ops.log(1.0 + ops.exp(-ops.abs(z)))
-    return (sp / k) * (sp / k)
+    return (ops.maximum(z, 0.0) + ops.log(1.0 + ops.exp(-ops.abs(z)))) / k
 
 
 @scalar
-def smooth_stage(nn, wl, wr, n_ref, v_cap, d, vx, vy, r, du0, du1, terminal, k, cp, ops):
-    """Smooth variant of :func:`stage_terms` + the crash term for gradient methods (iLQR through casadi), given the track row
-    (widths ``wl, wr``, reference offset ``n_ref``, speed cap ``v_cap``): the hinges are softplus-squared with
-    sharpness ``k``, |alpha| is sqrt(alpha^2 + 1e-6) and the crash flag becomes a barrier
-    ``crash / T * (softplus-hinge of (crash_margin - d))`` on the edge distance. No progress term (the caller
-    rewards progress along the track in its own coordinates)."""
+def smooth_residuals(nn, wl, wr, n_ref, v_cap, d, vx, vy, r, du0, du1, terminal, k, cp, ops):
+    """The smooth variant of :func:`stage_terms` + the crash term for gradient methods (iLQR through casadi) as
+    weighted residuals ``(r_1, ..., r_12)`` whose squares sum to :func:`smooth_stage` (a Gauss-Newton Hessian is
+    ``2 J_r' J_r``), given the track row (widths ``wl, wr``, reference offset ``n_ref``, speed cap ``v_cap``): the
+    hinges are softplus with sharpness ``k`` (``max(0, e) ~ softplus(k e) / k``), |x| is ``sqrt(x^2 + eps)`` and
+    the crash flag (:func:`crash_condition`) becomes three barriers, ``crash * (softplus-hinge)^2`` of
+    ``crash_margin - d`` [m] (the edge), ``|v_y| - tan(beta_max) max(v_x, 1)`` [m/s] (a spin) and
+    ``|r| max(v_x, 1) - rv_max`` [m/s^2] (a yaw rate beyond the friction-limited one). No progress term (the
+    caller rewards progress along the track in its own coordinates)."""
     dmin = ops.minimum(wl - nn, wr + nn)
     e = vx - v_cap
     vxs = ops.maximum(vx, 1.0)
@@ -309,15 +315,29 @@ def smooth_stage(nn, wl, wr, n_ref, v_cap, d, vx, vy, r, du0, du1, terminal, k, 
     ar = ops.atan((vy - cp[C_LR] * r) / vxs)
     ef = ops.sqrt(af * af + 1e-6) * cp[C_INV_AF_PEAK] - 1.0
     er = ops.sqrt(ar * ar + 1e-6) * cp[C_INV_AR_PEAK] - 1.0
-    ey = vy / vxs
-    return (cp[C_CRASH] * softplus_hinge_sq(cp[C_CRASH_MARGIN] - dmin, k, ops)
-            + cp[C_BOUNDARY] * softplus_hinge_sq(cp[C_SOFT_MARGIN] - dmin, k, ops)
-            + line_cost(nn, n_ref, cp)
-            + cp[C_SPEED_TRACK] * e * e
-            + (cp[C_SPEED_CAP] + terminal * cp[C_TERMINAL_SPEED]) * softplus_hinge_sq(e, k, ops)
-            + cp[C_SLIP] * ey * ey
-            + cp[C_TYRE_SLIP] * (softplus_hinge_sq(ef, k, ops) + softplus_hinge_sq(er, k, ops))
-            + input_change_cost(du0, du1, cp))
+    sc = ops.sqrt(cp[C_CRASH])
+    return (sc * softplus_hinge(cp[C_CRASH_MARGIN] - dmin, k, ops),
+            sc * softplus_hinge(ops.sqrt(vy * vy + 1e-6) - ops.minimum(cp[C_BETA_MAX], 1e6) * vxs, k, ops),
+            sc * softplus_hinge(ops.sqrt(r * r + 1e-8) * vxs - ops.minimum(cp[C_RV_MAX], 1e9), k, ops),
+            ops.sqrt(cp[C_BOUNDARY]) * softplus_hinge(cp[C_SOFT_MARGIN] - dmin, k, ops),
+            ops.sqrt(cp[C_LINE]) * (nn - n_ref),
+            ops.sqrt(cp[C_SPEED_TRACK]) * e,
+            ops.sqrt(cp[C_SPEED_CAP] + terminal * cp[C_TERMINAL_SPEED]) * softplus_hinge(e, k, ops),
+            ops.sqrt(cp[C_SLIP]) * vy / vxs,
+            ops.sqrt(cp[C_TYRE_SLIP]) * softplus_hinge(ef, k, ops),
+            ops.sqrt(cp[C_TYRE_SLIP]) * softplus_hinge(er, k, ops),
+            ops.sqrt(cp[C_DSTEER]) * du0,
+            ops.sqrt(cp[C_DACCEL]) * du1)
+
+
+@scalar
+def smooth_stage(nn, wl, wr, n_ref, v_cap, d, vx, vy, r, du0, du1, terminal, k, cp, ops):
+    """Smooth variant of :func:`stage_terms` + the crash term: the sum of the squares of
+    :func:`smooth_residuals` (which documents the terms); tends to the racing cost as ``k`` grows."""
+    r1, r2, r3, r4, r5, r6, r7, r8, r9, r10, r11, r12 = smooth_residuals(nn, wl, wr, n_ref, v_cap, d, vx, vy, r,
+                                                                         du0, du1, terminal, k, cp, ops)
+    return (r1 * r1 + r2 * r2 + r3 * r3 + r4 * r4 + r5 * r5 + r6 * r6 + r7 * r7 + r8 * r8 + r9 * r9 + r10 * r10
+            + r11 * r11 + r12 * r12)
 
 
 @compiled

@@ -7,9 +7,10 @@ import numpy as np
 from racing.interfaces import Command
 
 
-def shift_inputs(U: np.ndarray, elapsed: float, dt: float) -> None:
+def shift_inputs(U: np.ndarray, elapsed: float, dt: float, tail=None) -> None:
     """Warm start in place: ``U(tau) <- U(tau + elapsed)`` for ``U[T, m]`` on steps of ``dt`` [s] (linear
-    interpolation, the last input held)."""
+    interpolation, the last input held; with ``tail[m]``, steps that shift in from beyond the plan take ``tail``
+    where it is not NaN instead, e.g. a steering rate of 0 rather than a held rate that ramps the angle)."""
     if elapsed <= 0:
         return
     T = U.shape[0]
@@ -19,6 +20,11 @@ def shift_inputs(U: np.ndarray, elapsed: float, dt: float) -> None:
     a = (src - np.floor(src))[:, None]
     a = np.where(src[:, None] >= T - 1, 0.0, a)
     U[:] = (1.0 - a) * U[i] + a * U[j]
+    if tail is not None:
+        beyond = src > T - 1
+        for c, v in enumerate(tail):
+            if not np.isnan(v):
+                U[beyond, c] = v
 
 
 def plan_at(X: np.ndarray, col: int, tau: float, dt: float) -> float:

@@ -63,3 +63,28 @@ class ClosedPath:
         j = (i + 1) % self.n
         a = f - int(f)
         return self.x[i] + a * (self.x[j] - self.x[i]), self.y[i] + a * (self.y[j] - self.y[i])
+
+
+def raceline_track(track):
+    """The track re-expressed around its raceline: a :class:`~racing.track.Track` whose reference line is the
+    raceline (same spacing), with the distances from the raceline to the same edges as widths [m], and the
+    raceline attached to it (so ``n_ref = 0`` along it and its speed profile maps 1:1). A controller that
+    measures progress and lateral offset in this frame gains arc length at the car's speed when it drives the
+    line (on the centre-line frame, the inside of a corner gains progress faster than the speed). ``track``
+    itself when it has no raceline."""
+    rl = track.raceline
+    if rl is None:
+        return track
+    from racing.track import Track
+
+    xy = np.column_stack([rl.x, rl.y])
+    s_c, n_c, _ = track.frenet(xy)
+    wl_c, wr_c = track.widths_at(s_c)
+    w_left = np.asarray(wl_c) - n_c
+    w_right = np.asarray(wr_c) + n_c
+    if np.any(w_left <= 0.0) or np.any(w_right <= 0.0):
+        raise ValueError(f"track {track.name}: its raceline leaves the track (min width left "
+                         f"{w_left.min():.3f} m, right {w_right.min():.3f} m)")
+    out = Track.from_centerline(xy, w_right, w_left, name=f"{track.name} (raceline frame)", ds=track.ds,
+                                source=getattr(track, "source", "<raceline>"), scale=getattr(track, "scale", None))
+    return out.with_raceline(rl)

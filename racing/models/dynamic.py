@@ -154,13 +154,21 @@ def lateral_forces_at(alpha_f, alpha_r, fzf, fzr, p, ops):
 
 
 @scalar
+def accel_limits(vx, p, ops):
+    """``(a_lo, a_hi)`` [m/s^2]: the range of the commanded acceleration that reaches the tyres at ``v_x``
+    [m/s] (:func:`longitudinal_force` saturates beyond it: motor power ``P / (m max(v_x, 1))`` and grip ``mu g``;
+    the input limits ``accel_max``/``decel_max`` are the controllers' own clamp)."""
+    g = p[P_MU] * G
+    return -g, ops.minimum(p[P_POWER_MAX] / (p[P_MASS] * ops.maximum(vx, 1.0)), g)
+
+
+@scalar
 def longitudinal_force(vx, a, p, ops):
-    """F_x [N]: drive/brake ``m a`` limited by motor power and grip, minus rolling resistance and drag."""
-    m = p[P_MASS]
-    f_drive = ops.minimum(m * a, p[P_POWER_MAX] / ops.maximum(vx, 1.0))
-    f_grip = p[P_MU] * m * G
-    return (ops.maximum(ops.minimum(f_drive, f_grip), -f_grip)
-            - p[P_CROLL] * m * G * ops.tanh(vx / p[P_VBLEND_LOW]) - p[P_CDRAG] * vx * ops.abs(vx))
+    """F_x [N]: drive/brake ``m a`` limited by motor power and grip (:func:`accel_limits`), minus rolling
+    resistance and drag."""
+    lo, hi = accel_limits(vx, p, ops)
+    return (p[P_MASS] * ops.maximum(ops.minimum(a, hi), lo)
+            - p[P_CROLL] * p[P_MASS] * G * ops.tanh(vx / p[P_VBLEND_LOW]) - p[P_CDRAG] * vx * ops.abs(vx))
 
 
 @scalar

@@ -150,7 +150,7 @@ def _stage_inputs(lay, rng, model, p):
         xa[:5] = [1.0, -2.0, 0.3, 12.0, 0.05]
     xa[n - 2:] = [0.1, -0.5]
     u = np.array([0.2, 1.5])
-    row = np.array([0.8, -2.5, math.cos(0.25), math.sin(0.25), 40.0, 1.2, 1.1, 0.1, 11.0])
+    row = np.array([0.8, -2.5, math.cos(0.25), math.sin(0.25), 40.0, 1.2, 1.1, 0.1, 11.0, 0.01, -0.02, 0.05, -0.3])
     return xa + 0.01 * rng.standard_normal(n), u, row
 
 
@@ -175,7 +175,7 @@ def test_casadi_derivatives_equal_finite_differences_of_the_numpy_model(model):
     p = prm.to_array()
     cp = _cost_params(prm)
     k, h = 4.0, 0.03
-    stage, terminal, nx = DV.build(model, 1)
+    stage, terminal, nx = DV.build(model, 1, hessian="exact")
     lay = DV.layout(nx + 2)
     rng = np.random.default_rng(1)
     xa, u, row = _stage_inputs(lay, rng, model, p)
@@ -212,6 +212,16 @@ def test_casadi_derivatives_equal_finite_differences_of_the_numpy_model(model):
         gp = stage(np.concatenate([xa + e, u, row, [1.0]]), q).full().ravel()[lay.lx:lay.lx + n]
         gm = stage(np.concatenate([xa - e, u, row, [1.0]]), q).full().ravel()[lay.lx:lay.lx + n]
         np.testing.assert_allclose(H[:, j], (gp - gm) / (2 * eps), rtol=1e-4, atol=1e-5)
+    # the Gauss-Newton variant: the same gradient, a positive semi-definite Hessian of (x, u)
+    stage_gn, _, _ = DV.build(model, 1, hessian="gauss_newton")
+    out_gn = stage_gn(np.concatenate([xa, u, row, [1.0]]), q).full().ravel()
+    np.testing.assert_allclose(out_gn[:lay.lxx], out[:lay.lxx], rtol=1e-12, atol=1e-12)
+    Hz = np.zeros((n + 2, n + 2))
+    Hz[:n, :n] = out_gn[lay.lxx:lay.lxx + n * n].reshape(n, n)
+    Hz[n:, n:] = out_gn[lay.luu:lay.luu + 4].reshape(2, 2)
+    Hz[n:, :n] = out_gn[lay.lux:lay.lux + 2 * n].reshape(2, n)
+    Hz[:n, n:] = Hz[n:, :n].T
+    assert np.linalg.eigvalsh(Hz).min() > -1e-9 * np.abs(Hz).max()
 
 
 def test_compiled_derivatives_equal_the_casadi_vm():
@@ -295,7 +305,8 @@ def test_forward_cost_equals_the_casadi_cost_at_the_nominal(ilqr_oval, start_sta
     J = pb.rollout(0.3 * rng.standard_normal((ctrl.T, 2)))
     pb.linearize()
     lay = pb.lay
-    total = pb.OUT[:, lay.l].sum() + pb.OUT_T[0] + ctrl.cp[C.C_PROGRESS] * pb.R[0, DV.ROW_S]
+    s0 = pb.R[0, DV.ROW_S] + DV.row_frenet(pb.R[0], pb.X[0, 0], pb.X[0, 1])[1]
+    total = pb.OUT[:, lay.l].sum() + pb.OUT_T[0] + ctrl.cp[C.C_PROGRESS] * s0
     assert total == pytest.approx(J, rel=1e-9, abs=1e-9)
 
 

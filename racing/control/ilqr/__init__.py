@@ -28,6 +28,10 @@ def make_ilqr(track, params, config_path=None, threads: int | None = None, **opt
         conf = cfg.replace_from(conf, options, source="ilqr options")
         source += f" + overrides {sorted(options)}"
     track, raceline = attach_cached(track, params, conf.use_raceline)
+    if conf.raceline_frame and track.raceline is not None:
+        from racing.geometry.path import raceline_track
+
+        track = raceline_track(track)
     ctrl = ILQRController(track, params, conf, config_source=source)
     ctrl.raceline_record = raceline
     return ctrl

@@ -38,13 +38,17 @@ class ILQRConfig:
                                                      "doc": "mu grows by this factor on failure, shrinks on success"})
     line_search: tuple[float, ...] = field(default=(1.0, 0.5, 0.25, 0.1, 0.03),
                                            metadata={"doc": "step sizes tried by the forward pass, in order"})
+    hessian: str = field(default="gauss_newton", metadata={
+        "choices": ("gauss_newton", "exact"),
+        "doc": "cost Hessian: Gauss-Newton 2 J_r'J_r of the cost's residuals (positive semi-definite) or exact"})
     sharpness: float = field(default=4.0, metadata={"unit": "1/unit", "gt": 0.0,
                                                     "doc": "k of the softplus hinges and barrier (-> hinge as k grows)"})
     codegen: str = field(default="auto", metadata={
         "choices": ("auto", "on", "off"),
         "doc": "compile the casadi derivatives to C (cached); auto = when a C compiler exists, off = casadi VM"})
     grip_scale: float = field(default=0.95, metadata={"unit": "-", "gt": 0.0, "max": 1.5,
-                                                      "doc": "grip of the speed-cap profile"})
+                                                      "doc": "grip of the friction-limited speed profile (the "
+                                                             "speed reference without a raceline speed)"})
     cap_scale: float = field(default=1.0, metadata={"unit": "-", "gt": 0.0, "max": 3.0,
                                                     "doc": "v_cap = cap_scale * friction-limited profile"})
     soft_margin: float | None = field(default=None, metadata={"unit": "m", "min": 0.0,
@@ -55,12 +59,24 @@ class ILQRConfig:
                                                                       "default 0.6 width"})
     use_raceline: bool = field(default=True, metadata={"doc": "speed cap and line term from the raceline (the "
                                                               "car's cached min-time line when the track has none)"})
+    raceline_frame: bool = field(default=True, metadata={
+        "doc": "measure progress and lateral offset along the raceline (its own Frenet frame, widths to the same "
+               "edges) instead of the centre line: driving the line then gains progress at the car's speed"})
     raceline_speed: bool = field(default=True, metadata={"doc": "v_cap from the raceline's own speed profile"})
+    profile_cap: bool = field(default=False, metadata={
+        "doc": "cap the raceline's speeds with the friction-limited profile at grip_scale (a margin); off: the "
+               "raceline's own speeds (a minimum-time line's use the full model)"})
+    beta_max: float = field(default=0.15, metadata={"unit": "rad", "min": 0.0, "max": 1.5,
+                                                    "doc": "sideslip |atan(v_y / v_x)| beyond which the crash "
+                                                           "barrier acts (a spin); 0 = off"})
+    yaw_limit: float = field(default=1.6, metadata={"unit": "-", "min": 0.0,
+                                                    "doc": "|r| v_x beyond yaw_limit * g * min(D_f, D_r) is "
+                                                           "penalised by the crash barrier; 0 = off"})
     steer_lead: float | None = field(default=None, metadata={"unit": "s", "min": 0.0,
                                                              "doc": "steering command = plan at t + lead; "
                                                                     "default steer_tau + half a period"})
     warmup: bool = field(default=True, metadata={"doc": "compile/load the kernels at construction"})
-    cost: CostWeights = CostWeights(progress=3.0, line=0.5, speed_cap=2.0, speed_track=1.0, terminal_speed=20.0,
+    cost: CostWeights = CostWeights(progress=3.0, line=100.0, speed_cap=2.0, speed_track=5.0, terminal_speed=20.0,
                                     boundary=50.0, crash=200.0, slip=10.0, tyre_slip=30.0, steer_rate_change=0.01,
                                     accel_change=0.001)
 

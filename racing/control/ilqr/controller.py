@@ -6,6 +6,7 @@ import time
 
 import numpy as np
 
+from racing import config as cfg
 from racing.control import costs as C
 from racing.control.base import Controller
 from racing.control.ilqr.config import ILQRConfig, resolve_margins
@@ -16,14 +17,14 @@ from racing.interfaces import Command, Observation
 from racing.models.dynamic import peak_slip_angle
 from racing.models.kinematic import body_velocities
 from racing.models.ops import NUMPY
-from racing.models.params import VehicleParams
+from racing.models.params import G, VehicleParams
 
 
 class ILQRController(Controller):
     """iLQR (box-constrained DDP) on the racing cost's smooth variant, receding horizon.
 
-    Each ``act``: shift the previous plan's inputs by the elapsed time (warm start), roll them out from the
-    observed state, run ``config.iterations`` iterations (``first_iterations`` after ``reset``), and command the
+    Each ``act``: shift the previous plan (inputs, states and feedback gains) by the elapsed time and roll it out
+    from the observed state, with its feedback policy and open loop, keeping the cheaper (warm start), run ``config.iterations`` iterations (``first_iterations`` after ``reset``), and command the
     plan like MPPI does (:func:`racing.control.plan.command_from_plan`). When a solve fails (no descent up to the
     largest regularisation, or non-finite values), the previous plan is kept, time-indexed: its shifted inputs
     and states are commanded, and ``last['fallback']`` says so.
@@ -44,18 +45,27 @@ class ILQRController(Controller):
         self.T = config.horizon
         soft, crash = resolve_margins(config, params)
         self.tab, self.profile_lap_s = C.track_table(track, params, config.grip_scale, config.cap_scale,
-                                                     config.use_raceline, config.raceline_speed)
+                                                     config.use_raceline, config.raceline_speed, config.profile_cap)
         self.ds = track.ds
-        self.cp = C.cost_params(config.cost, soft, crash, track.ds, l_f=params.l_f, l_r=params.l_r,
+        # without a raceline the line term would pull the car to the centre line: off
+        weights = config.cost if (config.use_raceline and track.raceline is not None) else \
+            cfg.replace_from(config.cost, {"line": 0.0}, source="iLQR without a raceline")
+        self.cp = C.cost_params(weights, soft, crash, track.ds,
+                                beta_max=config.beta_max if config.beta_max > 0 else math.inf,
+                                rv_max=config.yaw_limit * G * min(params.D_f, params.D_r)
+                                if config.yaw_limit > 0 else math.inf, l_f=params.l_f, l_r=params.l_r,
                                 alpha_peak_f=peak_slip_angle(params.B_f, params.C_f, params.E_f),
                                 alpha_peak_r=peak_slip_angle(params.B_r, params.C_r, params.E_r))
         self.p = params.to_array()
         self.pb = RacingProblem(config.model, self.T, config.substeps, config.dt, self.p, self.cp, self.tab,
-                                config.sharpness, config.codegen)
+                                config.sharpness, config.codegen, config.hessian)
         self.derivatives_backend = self.pb.D.backend
         self.solver = Solver(self.pb, config)
         self.X = np.zeros((self.T + 1, 7))
         self._Uw = np.zeros((self.T, 2))
+        self._Xw = np.zeros((self.T + 1, self.pb.lay.n))
+        self._Kw = np.zeros((self.T, 2, self.pb.lay.n))
+        self._tail = np.array([0.0, np.nan])  # steps shifted in: steering rate 0, acceleration held
         self._Xprev = np.zeros((self.T + 1, 7))
         if config.warmup:
             self.warm_up()
@@ -106,7 +116,7 @@ class ILQRController(Controller):
     def solve(self, x0: np.ndarray, t: float | None = None) -> np.ndarray:
         """One receding-horizon solve from ``x0[7]`` at time ``t`` [s]; returns the plan ``X[T+1, 7]``."""
         c0 = time.perf_counter()
-        cfg = self.config
+        conf = self.config
         pb = self.pb
         elapsed = 0.0
         if t is not None:
@@ -114,15 +124,19 @@ class ILQRController(Controller):
                 elapsed = t - self._t_prev
                 self.period = elapsed
             self._t_prev = t
-        # warm start: the previous inputs shifted by the elapsed time
+        # warm start: the previous plan (inputs, states, feedback gains) shifted by the elapsed time
         self._Uw[:] = pb.U
-        shift_inputs(self._Uw, elapsed, cfg.dt)
+        shift_inputs(self._Uw, elapsed, conf.dt, tail=self._tail)
+        self._Xw[:] = pb.X
+        shift_inputs(self._Xw, elapsed, conf.dt)
+        self._Kw[:] = self.solver.K
+        shift_inputs(self._Kw.reshape(self.T, -1), elapsed, conf.dt)
         pb.u_prev[:] = pb.U[0] if self._have_plan else 0.0
         pb.x0[:] = x0
         pb.i0 = self._index(float(x0[0]), float(x0[1]))
         self._Xprev[:] = self.X
-        cost = pb.rollout(self._Uw)
-        iters = cfg.iterations if self._have_plan else cfg.first_iterations
+        cost = pb.warm_start(self._Xw, self._Uw, self._Kw) if self._have_plan else pb.rollout(self._Uw)
+        iters = conf.iterations if self._have_plan else conf.first_iterations
         info = self.solver.solve(iters, cost)
         fallback = False
         if info.failed or not math.isfinite(info.cost):
@@ -133,7 +147,7 @@ class ILQRController(Controller):
             if not math.isfinite(pb.rollout(self._Uw)):
                 pb.U[:] = self._Uw
                 self.X[:] = self._Xprev
-                shift_inputs(self.X, elapsed, cfg.dt)
+                shift_inputs(self.X, elapsed, conf.dt)
                 self.last = {"iterations": info.iterations, "accepted": info.accepted, "failed": True,
                              "fallback": True, "reason": info.reason or "the model returned non-finite states",
                              "i0": pb.i0}
@@ -160,8 +174,6 @@ class ILQRController(Controller):
                 "derivatives": self.derivatives_backend, **{k: v for k, v in self.last.items()}}
 
     def config_dict(self) -> dict:
-        from racing import config as cfg
-
         return cfg.to_dict(self.config)
 
 

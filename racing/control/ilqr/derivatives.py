@@ -9,10 +9,11 @@ and the stage cost :func:`racing.control.costs.smooth_stage`, both evaluated wit
 ``n = nx + 2``), so that the input-change term is a stage cost of ``(xa_t, u_t)``: ``u_prev' = u``.
 
 **Track.** The racing cost needs the Frenet coordinates of the position. Around the nominal plan they are
-linearised per step: ``row_t = (p_x, p_y, t_x, t_y, s, w_left, w_right, n_ref, v_cap)`` holds the nominal
-position's projection onto the centre line (point, unit tangent, arc length [m]) and the track values there,
-so that ``n = t x (p - p_ref)`` and ``s = s_ref + t . (p - p_ref)`` are exact at the nominal and first-order
-around it. The forward pass evaluates the cost with the exact projection (:mod:`.solver`).
+linearised per step: ``row_t = (p_x, p_y, t_x, t_y, s, w_left, w_right, n_ref, v_cap, and the slopes of the
+last four per metre)`` holds the nominal position's projection onto the reference line (point, unit tangent,
+arc length [m]) and the track values there, so that ``n = t x (p - p_ref)``, ``s = s_ref + t . (p - p_ref)`` and
+the track values (e.g. ``v_cap + v_cap' (s - s_ref)``) are exact at the nominal and first-order around it. The
+forward pass evaluates the cost with the exact projection (:mod:`.problem`).
 
 Functions (casadi, all inputs columns; ``_map`` versions take ``T`` columns side by side):
 
@@ -40,11 +41,13 @@ from typing import NamedTuple
 import numpy as np
 
 from racing.control import costs as C
+from racing.models.fastmath import scalar
 from racing.models.params import N_PARAMS
 
 #: columns of a track row (see the module doc)
-ROW_PX, ROW_PY, ROW_TX, ROW_TY, ROW_S, ROW_WL, ROW_WR, ROW_NREF, ROW_VCAP = range(9)
-NROW = 9
+(ROW_PX, ROW_PY, ROW_TX, ROW_TY, ROW_S, ROW_WL, ROW_WR, ROW_NREF, ROW_VCAP,
+ ROW_DWL, ROW_DWR, ROW_DNREF, ROW_DVCAP) = range(13)
+NROW = 13
 
 
 def _model_view(name: str, xm, p, ops):
@@ -63,18 +66,36 @@ def _model_step(name: str):
     return (dynamic_step, 7) if name == "dynamic" else (kinematic_step, 5)
 
 
-def _frenet(row, px, py):
+@scalar
+def row_frenet(row, px, py):
+    """``(n, ds)``: lateral offset [m] and arc length past the row's point [m] of the position (first order)."""
     dx, dy = px - row[ROW_PX], py - row[ROW_PY]
-    n = row[ROW_TX] * dy - row[ROW_TY] * dx
-    s = row[ROW_S] + row[ROW_TX] * dx + row[ROW_TY] * dy
-    return n, s
+    return row[ROW_TX] * dy - row[ROW_TY] * dx, row[ROW_TX] * dx + row[ROW_TY] * dy
+
+
+@scalar
+def row_state_cost(row, px, py, d, vx, vy, r, terminal, k, cp, ops):
+    """The smooth stage cost (:func:`racing.control.costs.smooth_stage`, no input change) of a position and
+    body state against a track row, the track values extrapolated along the arc; returns ``(cost, s)``."""
+    n, ds = row_frenet(row, px, py)
+    return C.smooth_stage(n, row[ROW_WL] + row[ROW_DWL] * ds, row[ROW_WR] + row[ROW_DWR] * ds,
+                          row[ROW_NREF] + row[ROW_DNREF] * ds, row[ROW_VCAP] + row[ROW_DVCAP] * ds, d, vx, vy, r,
+                          0.0, 0.0, terminal, k, cp, ops), row[ROW_S] + ds
+
+
+def _state_residuals(name, xm, row, terminal, p, cp, k, ops):
+    """The residuals of :func:`row_state_cost` (:func:`racing.control.costs.smooth_residuals`) and ``s``."""
+    px, py, d, vx, vy, r = _model_view(name, xm, p, ops)
+    n, ds = row_frenet(row, px, py)
+    res = C.smooth_residuals(n, row[ROW_WL] + row[ROW_DWL] * ds, row[ROW_WR] + row[ROW_DWR] * ds,
+                             row[ROW_NREF] + row[ROW_DNREF] * ds, row[ROW_VCAP] + row[ROW_DVCAP] * ds, d, vx, vy, r,
+                             0.0, 0.0, terminal, k, cp, ops)
+    return ops.stack(list(res)), row[ROW_S] + ds
 
 
 def _state_cost(name, xm, row, terminal, p, cp, k, ops):
     px, py, d, vx, vy, r = _model_view(name, xm, p, ops)
-    n, s = _frenet(row, px, py)
-    return C.smooth_stage(n, row[ROW_WL], row[ROW_WR], row[ROW_NREF], row[ROW_VCAP], d, vx, vy, r, 0.0, 0.0,
-                          terminal, k, cp, ops), s
+    return row_state_cost(row, px, py, d, vx, vy, r, terminal, k, cp, ops)
 
 
 class Layout(NamedTuple):
@@ -127,9 +148,13 @@ def _pack(ca, mats):
     return ca.densify(ca.vertcat(*[ca.vec(ca.densify(M).T) for M in mats]))
 
 
-def build(model: str, nsub: int):
+def build(model: str, nsub: int, hessian: str = "gauss_newton"):
     """casadi ``(stage, terminal, nx)`` of ``model`` (``dynamic``|``kinematic``) with ``nsub`` model sub-steps of
-    ``h`` per plan step, on packed rows (:class:`Layout`): ``stage(z, q) -> out``, ``terminal(zt, q) -> out``."""
+    ``h`` per plan step, on packed rows (:class:`Layout`): ``stage(z, q) -> out``, ``terminal(zt, q) -> out``.
+
+    ``hessian``: ``gauss_newton`` (``2 J_r' J_r`` of the cost's residuals, :func:`racing.control.costs.smooth_residuals`:
+    positive semi-definite, so the backward pass's value function stays convex) or ``exact`` (casadi's Hessian of
+    the cost)."""
     import casadi as ca
 
     from racing.models.ops import casadi_ops
@@ -156,12 +181,21 @@ def build(model: str, nsub: int):
     l = w * lstate + C.input_change_cost(du[0], du[1], cp)
     z = ca.vertcat(xa, u)
     H, g = ca.hessian(l, z)
+    if hessian == "gauss_newton":
+        rs, _ = _state_residuals(model, xm, row, 0.0, p, cp, k, ops)
+        ru = ca.vertcat(ca.sqrt(cp[C.C_DSTEER]) * du[0], ca.sqrt(cp[C.C_DACCEL]) * du[1])
+        J = ca.jacobian(ca.vertcat(ca.sqrt(w) * rs, ru), z)
+        H = 2.0 * ca.mtimes(J.T, J)
     out = _pack(ca, [fa, ca.jacobian(fa, xa), ca.jacobian(fa, u), l, g[:n], g[n:], H[:n, :n], H[n:, n:],
                      H[n:, :n]])
     stage = ca.Function("ilqr_stage", [ca.vertcat(xa, u, row, w), q], [out], ["z", "q"], ["out"])
     lf_state, s = _state_cost(model, xm, row, 1.0, p, cp, k, ops)
     lf = lf_state - cp[C.C_PROGRESS] * s
     Hf, gf = ca.hessian(lf, xa)
+    if hessian == "gauss_newton":
+        rf, _ = _state_residuals(model, xm, row, 1.0, p, cp, k, ops)
+        Jf = ca.jacobian(rf, xa)
+        Hf = 2.0 * ca.mtimes(Jf.T, Jf)
     terminal = ca.Function("ilqr_terminal", [ca.vertcat(xa, row), q], [_pack(ca, [lf, gf, Hf])], ["zt", "q"],
                            ["out"])
     return stage, terminal, nx
@@ -296,19 +330,20 @@ _built: dict = {}
 _built: dict = {}
 
 
-def derivatives(model: str, horizon: int, nsub: int, codegen: str = "auto") -> Derivatives:
+def derivatives(model: str, horizon: int, nsub: int, codegen: str = "auto",
+                hessian: str = "gauss_newton") -> Derivatives:
     """The :class:`Derivatives` of ``model`` over ``horizon`` steps with its own buffers. The casadi functions
     are built (and compiled) once per process and arguments. ``codegen``: ``on`` (compile; an error without a
     compiler), ``off`` (casadi VM), ``auto`` (compile when a C compiler exists, else the VM)."""
-    key = (model, horizon, nsub, codegen)
+    key = (model, horizon, nsub, codegen, hessian)
     if key not in _built:
-        stage, terminal, nx = build(model, nsub)
+        stage, terminal, nx = build(model, nsub, hessian)
         stage_map = stage.map(f"ilqr_stage_{model}_T{horizon}", "serial", horizon, [1], [])
         funcs = (lambda: _VMFunction(stage_map), lambda: _VMFunction(terminal))
         backend = "casadi VM"
         if codegen == "on" or (codegen == "auto" and compiler() is not None):
             try:
-                lib = _compile([stage_map, terminal], f"{model}_T{horizon}_n{nsub}")
+                lib = _compile([stage_map, terminal], f"{model}_T{horizon}_n{nsub}_{hessian}")
                 funcs = (lambda: _CFunction(lib, stage_map.name()), lambda: _CFunction(lib, terminal.name()))
                 backend = f"compiled C ({compiler()})"
             except (RuntimeError, OSError) as exc:

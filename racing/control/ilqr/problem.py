@@ -3,7 +3,8 @@ the linearisation through the casadi derivatives (:mod:`.derivatives`).
 
 The forward pass (numba) steps the same discrete model MPPI rolls out (``racing.control.mppi.step.DYNAMIC`` /
 ``KINEMATIC``, i.e. :func:`racing.models.discrete.dynamic_step_c`), clamps the inputs with MPPI's
-:func:`~racing.control.mppi.step.clamp_inputs`, projects every state onto the centre line with
+:func:`~racing.control.mppi.step.clamp_inputs` and the acceleration to what the tyres take
+(:func:`racing.models.dynamic.accel_limits`: beyond it the input has no gradient), projects every state onto the centre line with
 :func:`racing.control.costs.project_local` and sums :func:`racing.control.costs.smooth_stage` (terminal speed
 term and ``- progress (s_T - s_0)`` at the end): the cost the backward pass linearises, evaluated exactly.
 It also writes the track rows (:data:`~.derivatives.NROW`) and input bounds of the new plan, so that an accepted
@@ -21,6 +22,7 @@ from racing.control import costs as C
 from racing.control.ilqr import derivatives as DV
 from racing.control.mppi import step as S
 from racing.models import sops
+from racing.models.dynamic import accel_limits
 from racing.models.kinematic import body_velocities
 
 
@@ -62,12 +64,20 @@ def make_forward(model: str):
         R[t, DV.ROW_WR] = C.lerp_col(tab, i, frac, C.TAB_WR, sops)
         R[t, DV.ROW_NREF] = C.lerp_col(tab, i, frac, C.TAB_NREF, sops)
         R[t, DV.ROW_VCAP] = C.lerp_col(tab, i, frac, C.TAB_VCAP, sops)
+        j = i + 1
+        if j == tab.shape[0]:
+            j = 0
+        inv = 1.0 / max(math.sqrt((tab[j, C.TAB_X] - tab[i, C.TAB_X]) ** 2 + (tab[j, C.TAB_Y] - tab[i, C.TAB_Y]) ** 2),
+                        1e-9)
+        R[t, DV.ROW_DWL] = (tab[j, C.TAB_WL] - tab[i, C.TAB_WL]) * inv
+        R[t, DV.ROW_DWR] = (tab[j, C.TAB_WR] - tab[i, C.TAB_WR]) * inv
+        R[t, DV.ROW_DNREF] = (tab[j, C.TAB_NREF] - tab[i, C.TAB_NREF]) * inv
+        R[t, DV.ROW_DVCAP] = (tab[j, C.TAB_VCAP] - tab[i, C.TAB_VCAP]) * inv
 
     @register_jitable(inline="always")
-    def state_cost(st, R, t, nn, terminal, m, cp, ksharp):
+    def state_cost(st, R, t, terminal, m, cp, ksharp):
         vx, vy, r = view(st, m.p)
-        return C.smooth_stage(nn, R[t, DV.ROW_WL], R[t, DV.ROW_WR], R[t, DV.ROW_NREF], R[t, DV.ROW_VCAP], st[6], vx,
-                              vy, r, 0.0, 0.0, terminal, ksharp, cp, sops)
+        return DV.row_state_cost(R[t], st[0], st[1], st[6], vx, vy, r, terminal, ksharp, cp, sops)
 
     @njit(cache=True)
     def forward(x0, u_prev, Xb, Ub, kff, K, alpha, m, tab, cp, ksharp, i0, zr, X, U, R, lo, hi):
@@ -79,7 +89,7 @@ def make_forward(model: str):
         st = start(x0, m, zr)
         i, iu, frac, nn = C.project_local(tab, i0, i0, st[0], st[1])
         row_at(tab, R, 0, i, iu, frac, cp)
-        s0 = R[0, DV.ROW_S]
+        s0 = DV.row_frenet(R[0], st[0], st[1])[1] + R[0, DV.ROW_S]
         up0 = u_prev[0]
         up1 = u_prev[1]
         J = 0.0
@@ -89,7 +99,7 @@ def make_forward(model: str):
             X[t, nx] = up0
             X[t, nx + 1] = up1
             if t > 0:
-                J += state_cost(st, R, t, nn, 0.0, m, cp, ksharp)
+                J += state_cost(st, R, t, 0.0, m, cp, ksharp)[0]
             d0 = alpha * kff[t, 0]
             d1 = alpha * kff[t, 1]
             for j in range(nx + 2):
@@ -98,6 +108,11 @@ def make_forward(model: str):
                 d1 += K[t, 1, j] * e
             lo0, lo1 = S.clamp_inputs(st[6], -1e300, -1e300, m.p, m.dt, sops)
             hi0, hi1 = S.clamp_inputs(st[6], 1e300, 1e300, m.p, m.dt, sops)
+            # and the acceleration the tyres can take (power, grip): beyond it the model saturates and the input
+            # has no gradient, so an input parked there could never be pulled back by the backward pass
+            alo, ahi = accel_limits(view(st, m.p)[0], m.p, sops)
+            lo1 = min(max(lo1, alo), hi1)
+            hi1 = max(min(hi1, ahi), lo1)
             lo[t, 0], lo[t, 1], hi[t, 0], hi[t, 1] = lo0, lo1, hi0, hi1
             u0 = min(max(Ub[t, 0] + d0, lo0), hi0)
             u1 = min(max(Ub[t, 1] + d1, lo1), hi1)
@@ -116,7 +131,8 @@ def make_forward(model: str):
             X[T, j] = st[idx[j]]
         X[T, nx] = up0
         X[T, nx + 1] = up1
-        J += state_cost(st, R, T, nn, 1.0, m, cp, ksharp) - cp[C.C_PROGRESS] * (R[T, DV.ROW_S] - s0)
+        cT, sT = state_cost(st, R, T, 1.0, m, cp, ksharp)
+        J += cT - cp[C.C_PROGRESS] * (sT - s0)
         for t in range(T + 1):
             for j in range(nx + 2):
                 if not math.isfinite(X[t, j]):
@@ -135,10 +151,10 @@ class RacingProblem:
     """
 
     def __init__(self, model: str, T: int, nsub: int, dt: float, p: np.ndarray, cp: np.ndarray, tab: np.ndarray,
-                 sharpness: float, codegen: str):
+                 sharpness: float, codegen: str, hessian: str = "gauss_newton"):
         self.model = model
         self.T = T
-        self.D = DV.derivatives(model, T, nsub, codegen)
+        self.D = DV.derivatives(model, T, nsub, codegen, hessian)
         self.lay = self.D.lay
         n = self.lay.n
         self.nx = n - 2
@@ -171,14 +187,31 @@ class RacingProblem:
     def rollout(self, U: np.ndarray) -> float:
         """Make the nominal plan the rollout of the inputs ``U[T, 2]`` (clamped) from ``x0``; returns its cost."""
         self.U[:] = U
-        J = self.forward(0.0, self._zero_k, self._zero_K, open_loop=True)
+        J = self.forward(0.0, self._zero_k, self._zero_K)
         self.accept()
         return J
 
-    def forward(self, alpha: float, kff: np.ndarray, K: np.ndarray, open_loop: bool = False) -> float:
+    def warm_start(self, Xw: np.ndarray, Uw: np.ndarray, Kw: np.ndarray) -> float:
+        """Make the nominal plan the cheaper of two rollouts of a previous plan (states ``Xw[T+1, n]``, inputs
+        ``Uw[T, 2]``, gains ``Kw[T, 2, n]``, already shifted in time) from ``x0``: its time-varying feedback
+        policy ``u = Uw + Kw (x - Xw)`` (closed loop: a state that drifted from the plan is steered back) and its
+        open-loop inputs. Returns the cost (inf when neither is finite)."""
+        J = self.forward(0.0, self._zero_k, Kw, Xb=Xw, Ub=Uw)
+        if math.isfinite(J):
+            self.accept()
+        else:
+            J = math.inf
+        Jo = self.forward(0.0, self._zero_k, self._zero_K, Xb=Xw, Ub=Uw)
+        if Jo < J:
+            self.accept()
+            J = Jo
+        return J
+
+    def forward(self, alpha: float, kff: np.ndarray, K: np.ndarray, Xb=None, Ub=None) -> float:
+        """A candidate plan: ``u = Ub + alpha kff + K (x - Xb)`` (default: around the nominal); returns its cost."""
         X, U, R, lo, hi = self._c
-        J, self._i_cand = self.fwd(self.x0, self.u_prev, self.X, self.U, kff, K, alpha, self.m, self.tab, self.cp,
-                                   self.k, self.i0, self.zr, X, U, R, lo, hi)
+        J, self._i_cand = self.fwd(self.x0, self.u_prev, self.X if Xb is None else Xb, self.U if Ub is None else Ub,
+                                   kff, K, alpha, self.m, self.tab, self.cp, self.k, self.i0, self.zr, X, U, R, lo, hi)
         return J
 
     def accept(self) -> None:
