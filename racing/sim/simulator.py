@@ -111,7 +111,7 @@ def simulate(track, controller: Controller, plant, plant_params: VehicleParams, 
 
     x = initial_state(track, sim.start_speed) if x0 is None else np.asarray(x0, dtype=float).copy()
     plant.reset(x)
-    controller.reset()
+    controller.reset(Observation(0.0, x.copy()))
     s0, _, _ = track.frenet(x[None, :2])
     s_prev = float(s0[0])
     progress_m = s_prev if s_prev < 0.5 * L else s_prev - L

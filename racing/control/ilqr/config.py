@@ -36,6 +36,9 @@ class ILQRConfig:
     reg_max: float = field(default=1e8, metadata={"unit": "-", "gt": 0.0})
     reg_factor: float = field(default=4.0, metadata={"unit": "-", "gt": 1.0,
                                                      "doc": "mu grows by this factor on failure, shrinks on success"})
+    max_retries: int = field(default=16, metadata={"min": 1, "max": 100,
+                                                  "doc": "regularisation increases allowed per iteration (bounds the "
+                                                         "work of one control step)"})
     line_search: tuple[float, ...] = field(default=(1.0, 0.5, 0.25, 0.1, 0.03),
                                            metadata={"doc": "step sizes tried by the forward pass, in order"})
     hessian: str = field(default="gauss_newton", metadata={

@@ -73,6 +73,8 @@ class ILQRController(Controller):
 
     # ------------------------------------------------------------------ state
     def reset(self, observation: Observation | None = None) -> None:
+        """Forget the plan; with an ``observation`` (the start state), solve the first plan from it now
+        (``first_iterations``), so that the first ``act`` is a warm-started real-time step."""
         self.solver.reset()
         self.pb.U[:] = 0.0
         self._have_plan = False
@@ -82,6 +84,8 @@ class ILQRController(Controller):
         self.last = {}
         self.last_solve_s = 0.0
         self.fallbacks = 0
+        if observation is not None:
+            self.solve(observation.state, observation.t)
 
     def warm_up(self) -> None:
         """One solve on the track's start line (loads/compiles the kernels), then ``reset``."""

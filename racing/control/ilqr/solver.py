@@ -17,7 +17,8 @@ One iteration around the nominal plan ``(X, U)``:
   for ``alpha`` in the line-search list; a step is accepted when the cost decreases (by at least ``c1`` of the
   expected decrease), so the cost never increases across accepted iterations.
 * **regularisation**: ``mu`` grows by ``reg_factor`` when ``Q_uu`` is not positive definite or no step size
-  decreases the cost, shrinks after an accepted step; beyond ``reg_max`` the solve fails.
+  decreases the cost, shrinks after an accepted step; beyond ``reg_max``, or after ``max_retries`` increases
+  within one iteration (a bound on the work of a real-time step), the iteration fails.
 
 :class:`ILQR` runs iterations on a *problem* object that provides ``linearize() -> None`` (fills ``OUT[T, size]``
 and ``OUT_T``), ``forward(alpha, k, K) -> cost`` (a candidate plan; ``inf`` when not finite), ``accept()``
@@ -238,14 +239,18 @@ class ILQR:
             info.iterations += 1
             self.pb.linearize()
             accepted = False
+            retries = 0
             while not accepted:
                 ok, dv1, dv2 = self._backward()
                 if not ok:
                     self.mu = max(self.mu * c.reg_factor, c.reg_min)
-                    if self.mu > c.reg_max:
+                    retries += 1
+                    if self.mu > c.reg_max or retries > c.max_retries:
                         break
                     continue
-                if dv1 > -1e-12 * max(abs(cost), 1.0):  # no descent direction left: a (local) optimum
+                if -(dv1 + dv2) < c.tolerance * max(abs(cost), 1.0):
+                    # the full step would gain less than the tolerance: a (local) optimum, to within what the line
+                    # search could resolve in rounding noise
                     info.converged = True
                     break
                 for alpha in self.alphas:
@@ -267,14 +272,15 @@ class ILQR:
                         break
                 if not accepted:
                     self.mu = self.mu * c.reg_factor
-                    if self.mu > c.reg_max:
+                    retries += 1
+                    if self.mu > c.reg_max or retries > c.max_retries:
                         break
             if not accepted:
                 if not info.converged:
                     info.failed = info.accepted == 0
-                    info.reason = (f"no step size decreased the cost up to mu = {c.reg_max:g}"
-                                   if info.failed else "")
-                    self.mu = float(c.reg_init)
+                    info.reason = (f"no step size decreased the cost (mu up to {self.mu:g}, "
+                                   f"{retries} regularisation steps)" if info.failed else "")
+                    self.mu = min(self.mu, c.reg_max)  # the next step starts from the regularisation reached
                 break
             if info.converged:
                 break
