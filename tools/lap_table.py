@@ -1,4 +1,4 @@
-"""Race pure pursuit and MPPI on every shipped track and every TUM track; print a markdown lap table.
+"""Race pure pursuit, MPPI and iLQR on every shipped track and every TUM track; print a markdown lap table.
 
 Shipped tracks (``tracks/``) use the f1tenth car when their scale is 1:10 and the gt_car when it
 is "full"; the TUM circuits in ``../shared/data/tracks/racetrack-database/`` use the gt_car.
@@ -8,9 +8,10 @@ counted), 50 Hz.
     python tools/lap_table.py                    # everything
     python tools/lap_table.py --only lab_loop Monza --laps 2 --json out.json
     python tools/lap_table.py lab_loop garage_gp     # a subset (positional names work too)
+    python tools/lap_table.py --controllers ilqr     # one controller
 
 Columns include the cached minimum-lap-time reference of the car on the track (``racing raceline
---method mintime``) and MPPI's gap to it (— when none is cached).
+--method mintime``) and each controller's gap to it (— when none is cached).
 """
 from __future__ import annotations
 
@@ -51,6 +52,10 @@ def race(track, car: str, controller: str, laps: int, realtime: bool, seed: int 
     return res
 
 
+SHORT = {"pure_pursuit": "pp", "mppi": "mppi", "ilqr": "ilqr"}
+LABEL = {"pure_pursuit": "PP", "mppi": "MPPI", "ilqr": "iLQR"}
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--laps", type=int, default=3)
@@ -61,19 +66,26 @@ def main(argv=None) -> int:
     ap.add_argument("--threads", type=int, default=None,
                     help="numba threads (default: all); --threads-small sets the 1:10 cars' count")
     ap.add_argument("--threads-small", type=int, default=None, help="numba threads for the 1:10 cars")
-    ap.add_argument("--no-pp", action="store_true", help="MPPI only (pure pursuit columns empty)")
+    ap.add_argument("--controllers", nargs="+", default=["pure_pursuit", "mppi", "ilqr"],
+                    choices=sorted(SHORT), help="controllers to race (default: all three)")
+    ap.add_argument("--no-pp", action="store_true", help="leave pure pursuit out")
     args = ap.parse_args(argv)
     import numba
     if args.tracks:
         args.only = list(args.only or []) + args.tracks
+    ctrls = [c for c in args.controllers if not (args.no_pp and c == "pure_pursuit")]
     from racing.track import load_track
-
-    rows = []
     from racing.raceline import reference_for
 
-    print("| track | car | PP best lap [s] | MPPI best lap [s] | improvement | min-time ref [s] | gap to ref "
-          "| MPPI off-track | MPPI deadline misses | MPPI compute p50 / p99 / max [ms] | PP off-track |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    rows = []
+    head = "| track | car | min-time ref [s] |"
+    rule = "|---|---|---|"
+    for c in ctrls:
+        lab = LABEL[c]
+        head += f" {lab} best lap [s] | {lab} gap to ref | {lab} off-track / misses | {lab} compute p50 / p99 / max [ms] |"
+        rule += "---|---|---|---|"
+    print(head)
+    print(rule)
     for name, src, car in track_list():
         if args.only and name not in args.only:
             continue
@@ -81,35 +93,25 @@ def main(argv=None) -> int:
         t0 = time.time()
         n = args.threads_small if (car == "f1tenth" and args.threads_small) else args.threads
         numba.set_num_threads(n or numba.config.NUMBA_NUM_THREADS)
-        pp = race(track, car, "mppi" if args.no_pp else "pure_pursuit", args.laps, not args.no_realtime) \
-            if not args.no_pp else None
-        if pp is None:
-            from types import SimpleNamespace
-
-            pp = SimpleNamespace(best_lap_s=None, status="skipped", off_track=0, deadline_misses=0, laps=[])
-        mp = race(track, car, "mppi", args.laps, not args.no_realtime)
-        pb, mb = pp.best_lap_s, mp.best_lap_s
-        ok_pp = pp.status == "completed"
-        ok_mp = mp.status == "completed"
-        imp = (pb - mb) / pb * 100.0 if (pb and mb and ok_pp and ok_mp) else None
-        cm = mp.compute_ms()
         ref = reference_for(track, car)
-        gap = (mb - ref) / ref * 100.0 if (ref and mb and ok_mp) else None
-        row = {"track": name, "car": car, "pp_best_s": pb, "mppi_best_s": mb, "improvement_pct": imp,
-               "ref_s": ref, "gap_pct": gap,
-               "mppi_off_track": mp.off_track, "mppi_deadline_misses": mp.deadline_misses,
-               "mppi_status": mp.status, "pp_status": pp.status, "pp_off_track": pp.off_track,
-               "pp_deadline_misses": pp.deadline_misses, "mppi_compute_ms": cm, "mppi_laps": mp.laps,
-               "pp_laps": pp.laps, "wall_s": time.time() - t0}
+        row = {"track": name, "car": car, "ref_s": ref}
+        line = f"| {name} | {car} | {'—' if ref is None else f'{ref:.3f}'} |"
+        for c in ctrls:
+            res = race(track, car, c, args.laps, not args.no_realtime)
+            k = SHORT[c]
+            best = res.best_lap_s
+            ok = res.status == "completed"
+            gap = (best - ref) / ref * 100.0 if (ref and best and ok) else None
+            cm = res.compute_ms()
+            row.update({f"{k}_best_s": best, f"{k}_gap_pct": gap, f"{k}_status": res.status,
+                        f"{k}_off_track": res.off_track, f"{k}_deadline_misses": res.deadline_misses,
+                        f"{k}_compute_ms": cm, f"{k}_laps": res.laps})
+            lap = f"{best:.2f}" if (best is not None and ok) else f"— ({res.status})"
+            line += (f" {lap} | {'—' if gap is None else f'{gap:+.1f} %'} | {res.off_track} / {res.deadline_misses} | "
+                     f"{cm['p50']:.1f} / {cm['p99']:.1f} / {cm['max']:.1f} |")
+        row["wall_s"] = time.time() - t0
         rows.append(row)
-
-        def f(x, st):
-            return f"{x:.2f}" if (x is not None and st == "completed") else f"— ({st})"
-
-        print(f"| {name} | {car} | {f(pb, pp.status)} | {f(mb, mp.status)} | "
-              f"{'—' if imp is None else f'{imp:+.1f} %'} | {'—' if ref is None else f'{ref:.3f}'} | "
-              f"{'—' if gap is None else f'{gap:+.1f} %'} | {mp.off_track} | {mp.deadline_misses} | "
-              f"{cm['p50']:.1f} / {cm['p99']:.1f} / {cm['max']:.1f} | {pp.off_track} |", flush=True)
+        print(line, flush=True)
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=1, default=float))
     return 0
