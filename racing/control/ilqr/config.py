@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from racing import config as cfg
-from racing.control.mppi.config import CostWeights
+from racing.control.mppi.config import CostWeights, margins, planning_horizon_s
 
 MAX_HORIZON = 400
 
@@ -107,11 +107,9 @@ class ILQRConfig:
 
 def derived_config(params) -> ILQRConfig:
     """Settings for a car without an iLQR file: a horizon of 50 steps covering
-    ``H = clip(0.45 v_max / (mu g), 1.5 s, 2.5 s)`` (as MPPI's derived settings), the documented defaults else."""
-    from racing.models.params import G
-
-    H = min(max(0.45 * params.v_max / (params.mu * G), 1.5), 2.5)
-    return ILQRConfig(horizon=50, dt=round(H / 50, 4))
+    :func:`~racing.control.mppi.config.planning_horizon_s` (as MPPI's derived settings), the documented
+    defaults else."""
+    return ILQRConfig(horizon=50, dt=round(planning_horizon_s(params) / 50, 4))
 
 
 def config_for(params, config_path: str | Path | None = None) -> tuple[ILQRConfig, str]:
@@ -122,10 +120,8 @@ def config_for(params, config_path: str | Path | None = None) -> tuple[ILQRConfi
 
 
 def resolve_margins(conf: ILQRConfig, params) -> tuple[float, float]:
-    """``(soft_margin, crash_margin)`` [m] with the ``None`` defaults filled from the car's width."""
-    crash = conf.crash_margin if conf.crash_margin is not None else 0.6 * params.width
-    soft = conf.soft_margin if conf.soft_margin is not None else crash + 0.5 * params.width
-    return float(max(soft, crash)), float(crash)
+    """``(soft_margin, crash_margin)`` [m] with the ``None`` defaults filled from the car's width (as MPPI's)."""
+    return margins(conf.soft_margin, conf.crash_margin, params)
 
 
 __all__ = ["ILQRConfig", "config_for", "derived_config", "resolve_margins"]

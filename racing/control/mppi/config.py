@@ -172,11 +172,24 @@ def derived_config(params) -> MPPIConfig:
     margins from the car's width (:func:`resolve`); the remaining settings and cost weights are the documented
     defaults of :class:`MPPIConfig` / :class:`CostWeights` with the control-cost factor ``alpha = 0.98``.
     """
+    T = 50
+    return MPPIConfig(horizon=T, dt=round(planning_horizon_s(params) / T, 4), alpha=0.98)
+
+
+def planning_horizon_s(params) -> float:
+    """``clip(0.45 v_max / (mu g), 1.5 s, 2.5 s)`` [s]: long enough to brake from the car's top speed to a stop
+    at about twice its grip (a planner's horizon for a car without a tuning)."""
     from racing.models.params import G
 
-    H = min(max(0.45 * params.v_max / (params.mu * G), 1.5), 2.5)
-    T = 50
-    return MPPIConfig(horizon=T, dt=round(H / T, 4), alpha=0.98)
+    return min(max(0.45 * params.v_max / (params.mu * G), 1.5), 2.5)
+
+
+def margins(soft_margin, crash_margin, params) -> tuple[float, float]:
+    """``(soft_margin, crash_margin)`` [m] with ``None`` filled from the car's width: crash 0.6 width (the
+    half-width and 10 %), soft = crash + 0.5 width."""
+    crash = crash_margin if crash_margin is not None else 0.6 * params.width
+    soft = soft_margin if soft_margin is not None else crash + 0.5 * params.width
+    return float(max(soft, crash)), float(crash)
 
 
 def config_for(params, config_path: str | Path | None = None) -> tuple[MPPIConfig, str]:
@@ -210,10 +223,9 @@ def resolve(conf: MPPIConfig, params) -> Resolved:
     """Fill the ``None`` fields from the car parameters (scale-aware defaults)."""
     s_rate = conf.sigma_steer_rate if conf.sigma_steer_rate is not None else 0.5 * params.steer_rate_max
     s_acc = conf.sigma_accel if conf.sigma_accel is not None else 0.4 * params.accel_max
-    crash = conf.crash_margin if conf.crash_margin is not None else 0.6 * params.width
-    soft = conf.soft_margin if conf.soft_margin is not None else crash + 0.5 * params.width
-    return Resolved(sigma=(float(s_rate), float(s_acc)), soft_margin=float(max(soft, crash)),
-                    crash_margin=float(crash), steer_lead=conf.steer_lead)
+    soft, crash = margins(conf.soft_margin, conf.crash_margin, params)
+    return Resolved(sigma=(float(s_rate), float(s_acc)), soft_margin=soft, crash_margin=crash,
+                    steer_lead=conf.steer_lead)
 
 
 def as_dict(conf: MPPIConfig) -> dict:
