@@ -1,0 +1,96 @@
+"""Test adapter: CommonRoad's single-track model (TUM, PyPI ``commonroad-vehicle-models``) as a plant.
+
+Only the glue lives here: the CommonRoad model (``vehicle_dynamics_st``, vehicle 2 = BMW 320i) integrates the
+car; the car's actuators turn Ackermann commands into its inputs (steering velocity, longitudinal acceleration)
+through the project's one actuator model, :func:`racing.models.actuators.actuator_inputs` (servo lag and rate
+limit, speed loop). State mapping (CommonRoad ST -> the project's layout): ``x, y`` = (s_x, s_y) (CoG),
+``yaw = psi``, ``v_x = v cos(beta)``, ``v_y = v sin(beta)``, ``r = psi_dot``, ``delta``.
+
+**Truth in the project's terms** (:func:`truth`): mass m, l_f = a, l_r = b and I_z are CommonRoad's; its
+linear tyres give ``F_yi = mu C_Si F_zi alpha_i`` with ``mu = p_dy1``, ``C_S = -p_ky1 / p_dy1`` and (at zero
+acceleration) the static loads ``F_zf = m g b / L``, ``F_zr = m g a / L``, so the axle cornering stiffness is
+``K_i = mu C_Si F_zi`` [N/rad]. The project's Pacejka axle has, at small slip, ``K_i = B_i C_i D_i F_zi``:
+those products are compared. (CommonRoad's loads shift with ``a h_s``; the excitation keeps accelerations
+moderate.)
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from racing.models import ops as _ops  # noqa: F401  (numpy namespace of the actuator model)
+from racing.models.actuators import actuator_inputs
+from racing.models.ops import NUMPY
+from racing.models.params import G, VehicleParams, load_params
+
+vm = __import__("pytest").importorskip("vehiclemodels")
+from vehiclemodels.parameters_vehicle2 import parameters_vehicle2  # noqa: E402
+from vehiclemodels.vehicle_dynamics_st import vehicle_dynamics_st  # noqa: E402
+
+
+def cr_params():
+    return parameters_vehicle2()
+
+
+def truth() -> dict:
+    """BMW 320i (CommonRoad vehicle 2) in the project's terms (module doc)."""
+    p = cr_params()
+    L = p.a + p.b
+    mu, cs = p.tire.p_dy1, -p.tire.p_ky1 / p.tire.p_dy1
+    return {"mass": p.m, "inertia_z": p.I_z, "l_f": p.a, "l_r": p.b, "h_cg": p.h_s,
+            "K_f": mu * cs * p.m * G * p.b / L, "K_r": mu * cs * p.m * G * p.a / L, "BCD": mu * cs}
+
+
+def actuator_car(steer_tau: float = 0.08) -> VehicleParams:
+    """The adapter's actuators (steering servo of lag ``steer_tau``, CommonRoad's steering-rate limit, speed loop)
+    and geometry, as a VehicleParams (the tyre fields are not used by the plant)."""
+    p, t = cr_params(), truth()
+    return load_params("gt_car").replace(
+        name="bmw320i", mass=t["mass"], inertia_z=t["inertia_z"], l_f=t["l_f"], l_r=t["l_r"], h_cg=t["h_cg"],
+        width=p.w, B_f=10.0, C_f=1.3, D_f=t["BCD"] / 13.0, B_r=10.0, C_r=1.3, D_r=t["BCD"] / 13.0, mu=p.tire.p_dy1,
+        E_f=0.0, E_r=0.0, c_roll=0.0, c_drag=0.0, steer_max=min(p.steering.max, 0.6), steer_rate_max=p.steering.v_max,
+        accel_max=p.longitudinal.a_max, decel_max=p.longitudinal.a_max,
+        power_max=p.m * p.longitudinal.a_max * p.longitudinal.v_switch, v_max=p.longitudinal.v_max,
+        steer_tau=steer_tau, steer_gain=1.0, steer_offset=0.0, speed_kp=1.5, tuning=None)
+
+
+class CommonRoadST:
+    """``reset(x0[7])``, ``step(command, dt) -> x[7]``: the CommonRoad ST model behind the project's actuators,
+    RK4 with sub-steps of at most ``h_max`` [s]."""
+
+    def __init__(self, actuators: VehicleParams | None = None, h_max: float = 0.005):
+        self.p = cr_params()
+        self.act = actuators or actuator_car()
+        self.pa = self.act.to_array()
+        self.h_max = h_max
+        self.x = None
+
+    def reset(self, x0):
+        x0 = np.asarray(x0, float)
+        v = math.hypot(x0[3], x0[4])
+        self.x = np.array([x0[0], x0[1], x0[6], v, x0[2], x0[5], math.atan2(x0[4], x0[3]) if v > 0 else 0.0])
+
+    def state(self) -> np.ndarray:
+        s = self.x
+        return np.array([s[0], s[1], (s[4] + math.pi) % (2 * math.pi) - math.pi, s[3] * math.cos(s[6]),
+                         s[3] * math.sin(s[6]), s[5], s[2]])
+
+    def _f(self, x, u):
+        return np.asarray(vehicle_dynamics_st(list(x), u, self.p))
+
+    def step(self, cmd, dt):
+        n = max(1, int(math.ceil(dt / self.h_max - 1e-9)))
+        h = dt / n
+        for _ in range(n):
+            s = self.state()
+            rate, acc = actuator_inputs(s[6], s[3], cmd.steering_angle, cmd.speed, cmd.acceleration, self.pa, h, True,
+                                        NUMPY)
+            u = [float(rate), float(acc)]
+            x = self.x
+            k1 = self._f(x, u)
+            k2 = self._f(x + 0.5 * h * k1, u)
+            k3 = self._f(x + 0.5 * h * k2, u)
+            k4 = self._f(x + h * k3, u)
+            self.x = x + h / 6.0 * (k1 + 2 * k2 + 2 * k3 + k4)
+        return self.state()
