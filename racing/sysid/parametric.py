@@ -75,7 +75,6 @@ ABS_SCALE = {"steer_offset": 0.02, "c_roll": 0.02, "c_drag": 0.01, "E_f": 0.3, "
              "steer_tau": 0.02}
 CHANNEL_UNITS = ("m/s", "m/s", "rad/s", "rad")
 MU_SCAN = (0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.1, 1.25, 1.5)
-STEER_SERVO = ("steer_gain", "steer_tau", "steer_offset")
 REL_SE_MAX = 0.5
 CORR_MAX = 0.9
 CHANNEL_KEYS = {"vx": 0, "vy": 1, "yaw_rate": 2, "r": 2, "steer": 3}
@@ -361,7 +360,7 @@ def fit(logs: list[DriveLog] | ro.Data, base: VehicleParams, model: str = "dynam
     else:
         names = DEFAULT_FIT[model]
         if data.steer_input:
-            names = tuple(n for n in names if n not in STEER_SERVO)
+            names = tuple(n for n in names if n not in ("steer_gain", "steer_tau", "steer_offset"))
     unknown = [n for n in names if n not in PARAM_NAMES]
     if unknown:
         raise ValueError(f"unknown parameter(s) {', '.join(unknown)}; known: {', '.join(PARAM_NAMES + pm.NAMES)}")
@@ -374,6 +373,16 @@ def fit(logs: list[DriveLog] | ro.Data, base: VehicleParams, model: str = "dynam
     wts = np.broadcast_to(np.array([wmul[c] for c in ro.CHANNEL_NAMES]) / sigma, tgt.shape).copy()
     wts[..., 3] *= steer_ok
     not_identified: dict = {}
+    if identify and any(n in names for n in ("C_f", "D_f", "C_r", "D_r")):
+        ay_peak = float(np.percentile(np.abs(data.meas[:, 3] * data.meas[:, 5]), 99.5))
+        ay_cap = min(base.D_f, base.D_r) * G
+        if ay_peak < 0.6 * ay_cap:
+            for n in ("C_f", "D_f", "C_r", "D_r"):
+                if n in names:
+                    not_identified[n] = (f"not excited: the log's peak lateral acceleration {ay_peak:.2f} m/s^2 stays "
+                                         f"below 0.6 of the tyres' {ay_cap:.2f} m/s^2 (linear range): only the "
+                                         f"cornering stiffness B C D is identified, through B")
+            names = tuple(n for n in names if n not in not_identified)
     if identify and "mu" in names:
         a_peak = float(np.percentile(np.abs(longitudinal_accel(data)), 99.5))
         if a_peak < 0.8 * base.mu * G:
@@ -450,7 +459,7 @@ def fit(logs: list[DriveLog] | ro.Data, base: VehicleParams, model: str = "dynam
         return _block_bootstrap(sol.jac, sol.fun, rows, starts.size, n_free if prior_rel else 0, blk, n_boot, seed)
 
     reps = bootstrap(sol, len(all_names))
-    if identify:
+    for _round in range(3 if identify else 0):
         theta = sol.x
         se = reps.std(axis=0) if reps is not None else np.zeros(theta.size)
         drop = []
@@ -463,6 +472,8 @@ def fit(logs: list[DriveLog] | ro.Data, base: VehicleParams, model: str = "dynam
             elif rel > lim:
                 drop.append((n, f"bootstrap relative standard error {rel * 100:.0f} % (fitted {theta[k]:.4g}): the "
                                 f"log does not pin it"))
+        if not drop:
+            break
         if drop:
             for n, why in drop:
                 not_identified[n] = why

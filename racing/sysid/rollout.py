@@ -26,7 +26,7 @@ command (``longitudinal: pedals``) drives the model through the pedal map of
 :mod:`racing.sysid.pedals` (its output replaces ``cmd_accel``; the speed loop is off, ``speed_kp = 0``
 in the prediction). A log without a steering command (``steer_command: none``) drives the model with
 the measured steering angle held over each step (ideal servo: ``steer_tau = 0``, gain 1, offset 0
-in the prediction).
+in the prediction; fitting a gain on the AV-21 log only traded it against B_f, correlation -1).
 """
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Test adapter: CommonRoad's single-track model (TUM, PyPI ``commonroad-vehicle-models``) as a plant.
+"""Test adapter: CommonRoad's single-track (ST) and multi-body (MB) models (TUM, PyPI ``commonroad-vehicle-models``)
+as plants.
 
 Only the glue lives here: the CommonRoad model (``vehicle_dynamics_st``, vehicle 2 = BMW 320i) integrates the
 car; the car's actuators turn Ackermann commands into its inputs (steering velocity, longitudinal acceleration)
@@ -6,12 +7,17 @@ through the project's one actuator model, :func:`racing.models.actuators.actuato
 limit, speed loop). State mapping (CommonRoad ST -> the project's layout): ``x, y`` = (s_x, s_y) (CoG),
 ``yaw = psi``, ``v_x = v cos(beta)``, ``v_y = v sin(beta)``, ``r = psi_dot``, ``delta``.
 
-**Truth in the project's terms** (:func:`truth`): mass m, l_f = a, l_r = b and I_z are CommonRoad's; its
+MB: ``v_x = x[3]``, ``v_y = x[10]`` (sprung mass), ``r = x[5]``, ``delta = x[2]``.
+
+**Truth in the project's terms** (:func:`truth`): mass m, l_f = a, l_r = b and I_z are CommonRoad's. ST's
 linear tyres give ``F_yi = mu C_Si F_zi alpha_i`` with ``mu = p_dy1``, ``C_S = -p_ky1 / p_dy1`` and (at zero
 acceleration) the static loads ``F_zf = m g b / L``, ``F_zr = m g a / L``, so the axle cornering stiffness is
-``K_i = mu C_Si F_zi`` [N/rad]. The project's Pacejka axle has, at small slip, ``K_i = B_i C_i D_i F_zi``:
-those products are compared. (CommonRoad's loads shift with ``a h_s``; the excitation keeps accelerations
-moderate.)
+``K_i = mu C_Si F_zi = -p_ky1 F_zi`` [N/rad]. MB's Pacejka tyres have ``K_y = -p_ky1 F_z`` per tyre (camber 0), so
+its axle stiffness is ``-p_ky1`` times its static axle load ``F0_z = m_s g (b, a) / L + m_u g`` (init_mb). MB's
+yaw equation uses ``I_z`` (sprung mass, about its CoG, forces at a and b; ``I_xz = 0``), so that is the truth
+for both. The project's Pacejka axle has, at small slip, ``K_i = B_i C_i D_i F_zi`` with its static loads
+``m g (l_r, l_f) / L``: those axle stiffnesses [N/rad] are compared. (CommonRoad's loads shift with ``a h``; the
+excitation keeps accelerations moderate.)
 """
 from __future__ import annotations
 
@@ -26,6 +32,8 @@ from racing.models.params import G, VehicleParams, load_params
 
 vm = __import__("pytest").importorskip("vehiclemodels")
 from vehiclemodels.parameters_vehicle2 import parameters_vehicle2  # noqa: E402
+from vehiclemodels.init_mb import init_mb  # noqa: E402
+from vehiclemodels.vehicle_dynamics_mb import vehicle_dynamics_mb  # noqa: E402
 from vehiclemodels.vehicle_dynamics_st import vehicle_dynamics_st  # noqa: E402
 
 
@@ -33,13 +41,23 @@ def cr_params():
     return parameters_vehicle2()
 
 
-def truth() -> dict:
-    """BMW 320i (CommonRoad vehicle 2) in the project's terms (module doc)."""
+def truth(model: str = "st") -> dict:
+    """BMW 320i (CommonRoad vehicle 2) in the project's terms (module doc): K_f, K_r axle cornering stiffness
+    [N/rad]."""
     p = cr_params()
     L = p.a + p.b
-    mu, cs = p.tire.p_dy1, -p.tire.p_ky1 / p.tire.p_dy1
-    return {"mass": p.m, "inertia_z": p.I_z, "l_f": p.a, "l_r": p.b, "h_cg": p.h_s,
-            "K_f": mu * cs * p.m * G * p.b / L, "K_r": mu * cs * p.m * G * p.a / L, "BCD": mu * cs}
+    k = -p.tire.p_ky1
+    if model == "mb":
+        fzf, fzr = p.m_s * G * p.b / L + p.m_uf * G, p.m_s * G * p.a / L + p.m_ur * G
+    else:
+        fzf, fzr = p.m * G * p.b / L, p.m * G * p.a / L
+    return {"mass": p.m, "inertia_z": p.I_z, "l_f": p.a, "l_r": p.b, "h_cg": p.h_s, "K_f": k * fzf, "K_r": k * fzr}
+
+
+def axle_stiffness(q: VehicleParams) -> tuple[float, float]:
+    """(K_f, K_r) [N/rad] of the project's model: ``B C D F_z`` at the static loads."""
+    L = q.l_f + q.l_r
+    return q.B_f * q.C_f * q.D_f * q.mass * G * q.l_r / L, q.B_r * q.C_r * q.D_r * q.mass * G * q.l_f / L
 
 
 def actuator_car(steer_tau: float = 0.08) -> VehicleParams:
@@ -48,36 +66,42 @@ def actuator_car(steer_tau: float = 0.08) -> VehicleParams:
     p, t = cr_params(), truth()
     return load_params("gt_car").replace(
         name="bmw320i", mass=t["mass"], inertia_z=t["inertia_z"], l_f=t["l_f"], l_r=t["l_r"], h_cg=t["h_cg"],
-        width=p.w, B_f=10.0, C_f=1.3, D_f=t["BCD"] / 13.0, B_r=10.0, C_r=1.3, D_r=t["BCD"] / 13.0, mu=p.tire.p_dy1,
+        width=p.w, B_f=10.0, C_f=1.3, D_f=-p.tire.p_ky1 / 13.0, B_r=10.0, C_r=1.3, D_r=-p.tire.p_ky1 / 13.0,
+        mu=p.tire.p_dy1,
         E_f=0.0, E_r=0.0, c_roll=0.0, c_drag=0.0, steer_max=min(p.steering.max, 0.6), steer_rate_max=p.steering.v_max,
         accel_max=p.longitudinal.a_max, decel_max=p.longitudinal.a_max,
         power_max=p.m * p.longitudinal.a_max * p.longitudinal.v_switch, v_max=p.longitudinal.v_max,
         steer_tau=steer_tau, steer_gain=1.0, steer_offset=0.0, speed_kp=1.5, tuning=None)
 
 
-class CommonRoadST:
-    """``reset(x0[7])``, ``step(command, dt) -> x[7]``: the CommonRoad ST model behind the project's actuators,
-    RK4 with sub-steps of at most ``h_max`` [s]."""
+class CommonRoadPlant:
+    """``reset(x0[7])``, ``step(command, dt) -> x[7]``: a CommonRoad model ("st" or "mb") behind the project's
+    actuators, RK4 with sub-steps of at most ``h_max`` [s] (MB needs about 1 ms)."""
 
-    def __init__(self, actuators: VehicleParams | None = None, h_max: float = 0.005):
+    def __init__(self, model: str = "st", actuators: VehicleParams | None = None, h_max: float | None = None):
+        self.model = model
         self.p = cr_params()
         self.act = actuators or actuator_car()
         self.pa = self.act.to_array()
-        self.h_max = h_max
+        self.h_max = h_max or (0.005 if model == "st" else 0.001)
+        self.dyn = vehicle_dynamics_st if model == "st" else vehicle_dynamics_mb
         self.x = None
 
     def reset(self, x0):
         x0 = np.asarray(x0, float)
         v = math.hypot(x0[3], x0[4])
-        self.x = np.array([x0[0], x0[1], x0[6], v, x0[2], x0[5], math.atan2(x0[4], x0[3]) if v > 0 else 0.0])
+        st = [x0[0], x0[1], x0[6], v, x0[2], x0[5], math.atan2(x0[4], x0[3]) if v > 0 else 0.0]
+        self.x = np.array(st if self.model == "st" else init_mb(st, self.p), dtype=float)
 
     def state(self) -> np.ndarray:
         s = self.x
-        return np.array([s[0], s[1], (s[4] + math.pi) % (2 * math.pi) - math.pi, s[3] * math.cos(s[6]),
-                         s[3] * math.sin(s[6]), s[5], s[2]])
+        yaw = (s[4] + math.pi) % (2 * math.pi) - math.pi
+        if self.model == "st":
+            return np.array([s[0], s[1], yaw, s[3] * math.cos(s[6]), s[3] * math.sin(s[6]), s[5], s[2]])
+        return np.array([s[0], s[1], yaw, s[3], s[10], s[5], s[2]])
 
     def _f(self, x, u):
-        return np.asarray(vehicle_dynamics_st(list(x), u, self.p))
+        return np.asarray(self.dyn(list(x), u, self.p))
 
     def step(self, cmd, dt):
         n = max(1, int(math.ceil(dt / self.h_max - 1e-9)))
