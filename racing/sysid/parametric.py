@@ -490,8 +490,9 @@ def fit(logs: list[DriveLog] | ro.Data, base: VehicleParams, model: str = "dynam
     if reps is not None and n:
         se = reps.std(axis=0)
         iv = np.column_stack([theta + np.percentile(reps, 2.5, axis=0), theta + np.percentile(reps, 97.5, axis=0)])
-        sd = np.where(se > 0, se, 1.0)
-        corr = np.cov(reps.T).reshape(n, n) / np.outer(sd, sd) if n > 1 else np.ones((1, 1))
+        with np.errstate(invalid="ignore", divide="ignore"):
+            corr = np.nan_to_num(np.corrcoef(reps.T).reshape(n, n)) if n > 1 else np.ones((1, 1))
+        np.fill_diagonal(corr, 1.0)
     else:
         se, iv, corr = np.full(n, np.nan), np.full((n, 2), np.nan), np.eye(n)
     confounded = {}

@@ -1,4 +1,4 @@
-"""Test adapter: CommonRoad's single-track (ST) and multi-body (MB) models (TUM, PyPI ``commonroad-vehicle-models``)
+"""Test/tool adapter (not part of the package): CommonRoad's single-track (ST) and multi-body (MB) models (TUM, PyPI ``commonroad-vehicle-models``)
 as plants.
 
 Only the glue lives here: the CommonRoad model (``vehicle_dynamics_st``, vehicle 2 = BMW 320i) integrates the
@@ -14,8 +14,10 @@ linear tyres give ``F_yi = mu C_Si F_zi alpha_i`` with ``mu = p_dy1``, ``C_S = -
 acceleration) the static loads ``F_zf = m g b / L``, ``F_zr = m g a / L``, so the axle cornering stiffness is
 ``K_i = mu C_Si F_zi = -p_ky1 F_zi`` [N/rad]. MB's Pacejka tyres have ``K_y = -p_ky1 F_z`` per tyre (camber 0), so
 its axle stiffness is ``-p_ky1`` times its static axle load ``F0_z = m_s g (b, a) / L + m_u g`` (init_mb). MB's
-yaw equation uses ``I_z`` (sprung mass, about its CoG, forces at a and b; ``I_xz = 0``), so that is the truth
-for both. The project's Pacejka axle has, at small slip, ``K_i = B_i C_i D_i F_zi`` with its static loads
+yaw equation uses the sprung mass's ``I_z`` about its CoG, with the unsprung masses ``m_uf, m_ur`` at the axles
+carried laterally by the suspension; a single-track model of total mass m is one rigid body, so its equivalent
+yaw inertia is ``I_z + m_uf a^2 + m_ur b^2`` (2006 kg m^2 against I_z = 1792; the total CoG is 1.6 cm behind
+the sprung one, neglected). ST's truth is its ``I_z``. The project's Pacejka axle has, at small slip, ``K_i = B_i C_i D_i F_zi`` with its static loads
 ``m g (l_r, l_f) / L``: those axle stiffnesses [N/rad] are compared. (CommonRoad's loads shift with ``a h``; the
 excitation keeps accelerations moderate.)
 """
@@ -25,12 +27,10 @@ import math
 
 import numpy as np
 
-from racing.models import ops as _ops  # noqa: F401  (numpy namespace of the actuator model)
 from racing.models.actuators import actuator_inputs
 from racing.models.ops import NUMPY
 from racing.models.params import G, VehicleParams, load_params
 
-vm = __import__("pytest").importorskip("vehiclemodels")
 from vehiclemodels.parameters_vehicle2 import parameters_vehicle2  # noqa: E402
 from vehiclemodels.init_mb import init_mb  # noqa: E402
 from vehiclemodels.vehicle_dynamics_mb import vehicle_dynamics_mb  # noqa: E402
@@ -47,11 +47,14 @@ def truth(model: str = "st") -> dict:
     p = cr_params()
     L = p.a + p.b
     k = -p.tire.p_ky1
+    iz = p.I_z
     if model == "mb":
         fzf, fzr = p.m_s * G * p.b / L + p.m_uf * G, p.m_s * G * p.a / L + p.m_ur * G
+        iz = p.I_z + p.m_uf * p.a ** 2 + p.m_ur * p.b ** 2
     else:
         fzf, fzr = p.m * G * p.b / L, p.m * G * p.a / L
-    return {"mass": p.m, "inertia_z": p.I_z, "l_f": p.a, "l_r": p.b, "h_cg": p.h_s, "K_f": k * fzf, "K_r": k * fzr}
+    return {"mass": p.m, "inertia_z": iz, "I_z_sprung": p.I_z, "l_f": p.a, "l_r": p.b, "h_cg": p.h_s,
+            "K_f": k * fzf, "K_r": k * fzr}
 
 
 def axle_stiffness(q: VehicleParams) -> tuple[float, float]:
