@@ -27,7 +27,8 @@ def register(subparsers) -> None:
     p.add_argument("--columns", default=None, metavar="MAP",
                    help="column map YAML (or a shipped name, e.g. av21) for foreign CSV logs")
     p.add_argument("--lever-arm", default=None, metavar="DX,DY",
-                   help="velocity reference point relative to the CoG [m] (body frame); moves velocities to the CoG")
+                   help="velocity reference point relative to the CoG [m] (body frame); moves velocities to the CoG; "
+                        "'auto': fit its x (ref_x) with the parameters")
     p.add_argument("--weights", default=None, help="channel weights, e.g. vx=1,vy=1,yaw_rate=2,steer=0")
     p.add_argument("--min-speed", type=float, default=1.0, help="windows start only at v_x >= this [m/s]")
     p.add_argument("--fit-fraction", type=float, default=None, metavar="F",
@@ -109,7 +110,8 @@ def run_fit(args) -> int:
 
     try:
         lever = None
-        if args.lever_arm:
+        fit_lever = args.lever_arm == "auto"
+        if args.lever_arm and not fit_lever:
             try:
                 lever = tuple(float(v) for v in args.lever_arm.split(","))
             except ValueError:
@@ -132,7 +134,16 @@ def run_fit(args) -> int:
             full = ro.prepare(logs, init=args.init, min_speed=args.min_speed)
             _, val_data = full.split(args.fit_fraction)
         res = fit(data, base, model=args.model, names=names, horizon_s=args.horizon, stride=args.stride,
-                  prior_rel=args.prior or None, weights=args.weights, name=args.name, n_boot=args.boot)
+                  prior_rel=args.prior or None, weights=args.weights, name=args.name, n_boot=args.boot,
+                  lever_arm=fit_lever)
+        if res.reference_x is not None:  # evaluate on the logs moved to the fitted reference point
+            opts["reference_point"] = (res.reference_x, 0.0)
+            logs = load_logs(args.logs, rate_hz=args.rate, **opts)
+            held = load_logs(args.eval, rate_hz=args.rate, **opts) if args.eval else None
+            data = ro.prepare(logs, min_speed=args.min_speed)
+            if args.fit_fraction is not None:
+                data, _ = data.split(args.fit_fraction)
+                _, val_data = ro.prepare(logs, init=args.init, min_speed=args.min_speed).split(args.fit_fraction)
     except (LogError, ConfigError, ValueError) as exc:
         return _err(str(exc))
     out = {"base": {"car": base.name, "from": origin}, "fit": res.to_dict()}

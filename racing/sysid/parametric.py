@@ -123,6 +123,7 @@ class FitResult:
     pedal_map: pm.PedalMap | None = None
     weights: dict = field(default_factory=dict)
     n_boot: int = 0
+    reference_x: float | None = None
 
     @property
     def pedal_theta(self):
@@ -148,6 +149,8 @@ class FitResult:
             d["correlation"] = {"names": list(self.names), "matrix": np.round(self.correlation, 4).tolist()}
         if self.pedal_map is not None:
             d["pedal_map"] = self.pedal_map.to_dict()
+        if self.reference_x is not None:
+            d["reference_point"] = [self.reference_x, 0.0]
         return d
 
     def report(self) -> str:
@@ -315,7 +318,7 @@ def fit(logs: list[DriveLog] | ro.Data, base: VehicleParams, model: str = "dynam
         horizon_s: float = 0.5, stride: int = 5, prior_rel: float | None = 1.0, h_max: float = 0.005,
         max_nfev: int = 60, verbose: int = 0, name: str | None = None, weights=None, min_speed: float = 0.0,
         n_boot: int = 200, block_s: float = 4.0, identify: bool = True, seed: int = 0,
-        fit_limits: bool = True) -> FitResult:
+        fit_limits: bool = True, lever_arm: bool = False) -> FitResult:
     """Fit ``names`` (default :data:`DEFAULT_FIT` of ``model``, plus the pedal map for pedal logs) to the logs.
 
     Parameters
@@ -333,6 +336,9 @@ def fit(logs: list[DriveLog] | ro.Data, base: VehicleParams, model: str = "dynam
     n_boot : block-bootstrap replicates; block_s : bootstrap block length [s]
     identify : drop what the log does not excite / identify (module doc); False fits ``names`` as given
     fit_limits : raise drive limits the log exceeds (:func:`drive_limits`)
+    lever_arm : also fit ``ref_x`` [m], where along the body x axis the log's velocities are measured relative to
+        the CoG (``v_y,cog = v_y,log - r ref_x`` in the initial states and the targets); confounded with the tyres'
+        balance by nature (the report shows the correlation)
 
     Raises
     ------
@@ -394,14 +400,23 @@ def fit(logs: list[DriveLog] | ro.Data, base: VehicleParams, model: str = "dynam
     if pedal_names:
         ped0 = pm.initial_map(data.pedals, data.meas[:, 3], data.t, data.seg).to_array()
 
+    if lever_arm:
+        pedal_names = tuple(pedal_names) + ("ref_x",)
+    x_start = dict(zip(pm.NAMES, ped0)) if ped0 is not None else {}
+    x_start["ref_x"] = 0.0
+    x_scale = {**pm.SCALES, "ref_x": 0.3}
+    x_bounds = {**pm.BOUNDS, "ref_x": (-base.wheelbase, base.wheelbase)}
+    init0 = data.init.copy()
+    tgt0 = tgt.copy()
+
     def setup(names_v, names_p):
         idx = np.array([PARAM_NAMES.index(n) for n in names_v], dtype=int)
-        jp = np.array([pm.NAMES.index(n) for n in names_p], dtype=int)
-        th0 = np.concatenate([p_base[idx], ped0[jp] if names_p else np.zeros(0)])
-        sc = np.concatenate([_scales(base, names_v), [pm.SCALES[n] for n in names_p]])
+        jp = list(names_p)
+        th0 = np.concatenate([p_base[idx], [x_start[n] for n in names_p]])
+        sc = np.concatenate([_scales(base, names_v), [x_scale[n] for n in names_p]])
         lo_v, hi_v = _bounds(base, names_v)
-        lo = np.concatenate([lo_v, [pm.BOUNDS[n][0] for n in names_p]])
-        hi = np.concatenate([hi_v, [pm.BOUNDS[n][1] for n in names_p]])
+        lo = np.concatenate([lo_v, [x_bounds[n][0] for n in names_p]])
+        hi = np.concatenate([hi_v, [x_bounds[n][1] for n in names_p]])
         th0 = np.clip(th0, lo + 1e-9 * sc, hi - 1e-9 * sc)
         return idx, jp, th0, sc, lo, hi
 
@@ -409,15 +424,29 @@ def fit(logs: list[DriveLog] | ro.Data, base: VehicleParams, model: str = "dynam
         p = p_base.copy()
         p[idx] = theta[:idx.size]
         q = None
+        extra = dict(zip(jp, theta[idx.size:]))
         if ped0 is not None:
-            q = ped0.copy()
-            q[jp] = theta[idx.size:]
+            q = np.array([extra.get(n, v) for n, v in zip(pm.NAMES, ped0)])
         return p, q
+
+    def moved(theta, jp, idx):
+        """(data, targets) with the velocities moved to the CoG by the current ref_x."""
+        if "ref_x" not in jp:
+            return data, tgt0
+        dx = float(theta[idx.size + jp.index("ref_x")])
+        ini = init0.copy()
+        ini[:, 4] -= ini[:, 5] * dx
+        tg = tgt0.copy()
+        tg[..., 1] -= tg[..., 2] * dx
+        import dataclasses
+
+        return dataclasses.replace(data, init=ini), tg
 
     def make_resid(idx, jp, th0, sc):
         def resid(theta):
             p, q = split(theta, idx, jp)
-            pred = ro.predict(data, p, H, starts, model, h_max=h_max, pedal_theta=q)[..., list(ro.CHANNELS)]
+            dat, tgt = moved(theta, jp, idx)
+            pred = ro.predict(dat, p, H, starts, model, h_max=h_max, pedal_theta=q)[..., list(ro.CHANNELS)]
             r = ((pred - tgt) * wts).ravel()
             r = np.where(np.isfinite(r), r, 1e3)
             if prior_rel:
@@ -464,7 +493,8 @@ def fit(logs: list[DriveLog] | ro.Data, base: VehicleParams, model: str = "dynam
         se = reps.std(axis=0) if reps is not None else np.zeros(theta.size)
         drop = []
         for k, n in enumerate(all_names):
-            at_b = theta[k] <= lo[k] + 1e-6 * sc[k] or theta[k] >= hi[k] - 1e-6 * sc[k]
+            tol_b = max(1e-6 * sc[k], 0.01 * (hi[k] - lo[k]))  # within 1 % of the search range of a bound
+            at_b = theta[k] <= lo[k] + tol_b or theta[k] >= hi[k] - tol_b
             rel = se[k] / abs(theta[k]) if abs(theta[k]) > sc[k] * 0.5 else se[k] / sc[k]
             lim = REL_SE_MAX if abs(theta[k]) > sc[k] * 0.5 else 2 * REL_SE_MAX
             if at_b:
@@ -511,21 +541,25 @@ def fit(logs: list[DriveLog] | ro.Data, base: VehicleParams, model: str = "dynam
         if fit_limits:
             for k, v in new.items():
                 p_fit[PARAM_NAMES.index(k)] = v
-    pred0 = ro.predict(data, split(th0, idx, jp)[0], H, starts, model, h_max=h_max,
+    dat0, tgt_0 = moved(th0, jp, idx)
+    dat1, tgt = moved(theta, jp, idx)
+    pred0 = ro.predict(dat0, split(th0, idx, jp)[0], H, starts, model, h_max=h_max,
                        pedal_theta=split(th0, idx, jp)[1])[..., list(ro.CHANNELS)]
-    pred1 = ro.predict(data, p_fit, H, starts, model, h_max=h_max, pedal_theta=q_fit)[..., list(ro.CHANNELS)]
+    pred1 = ro.predict(dat1, p_fit, H, starts, model, h_max=h_max, pedal_theta=q_fit)[..., list(ro.CHANNELS)]
+    ref_x = float(theta[idx.size + jp.index("ref_x")]) if "ref_x" in jp else None
     at_bound = [nm for nm, v, a, b, s in zip(all_names, theta, lo, hi, sc) if v <= a + 1e-6 * s or v >= b - 1e-6 * s]
     rel = np.where(theta != 0, np.abs(se / np.where(theta == 0, 1, theta)), np.abs(se / sc))
     poor = [nm for nm, r_ in zip(all_names, rel) if r_ > 0.2 or nm in at_bound]
     fitted = VehicleParams.from_array(p_fit, name=name or fitted_name(base.name, p_fit), tuning=base.tuning)
     return FitResult(params=fitted, base=base, model=model, names=all_names, values=theta, std_errors=se,
                      initial=th0, cost=float(sol.cost), cost_initial=cost0,
-                     rmse_initial=_channel_rmse(pred0 - tgt, steer_ok), rmse_final=_channel_rmse(pred1 - tgt, steer_ok),
+                     rmse_initial=_channel_rmse(pred0 - tgt_0, steer_ok), rmse_final=_channel_rmse(pred1 - tgt, steer_ok),
                      sigma=sigma, n_windows=int(starts.size), n_samples=data.n, horizon_s=H / data.rate_hz,
                      seconds=time.perf_counter() - t_start, nfev=nfev, message=str(sol.message),
                      poorly_identified=poor, at_bound=at_bound, interval95=iv, correlation=corr,
                      not_identified=not_identified, confounded=confounded, limits=limits,
-                     pedal_map=None if q_fit is None else pm.PedalMap.from_array(q_fit), weights=wmul, n_boot=n_boot)
+                     pedal_map=None if q_fit is None else pm.PedalMap.from_array(q_fit), weights=wmul, n_boot=n_boot,
+                     reference_x=ref_x)
 
 
 def valley_interval(resid, theta, a, b, rho, se, scale, lo, hi, cost_opt, boot_iv, rise: float = 0.01,

@@ -96,3 +96,16 @@ def test_residual_that_does_not_help_is_not_kept(moderate_log):
         assert m in table
     forced = train_gated(data, true, epochs=2, hidden=8, pretrain_steps=100, horizon_s=0.5, force=True)
     assert forced.kept and forced.forced and forced.reason.startswith("forced")
+
+
+def test_lever_arm_is_recovered(moderate_log):
+    """Velocities logged 8 cm ahead of the CoG (v_y,ref = v_y + r d_x): the fit finds d_x."""
+    from racing.logs import DriveLog
+    from racing.sysid.columns import move_to_cog
+
+    true, log = moderate_log
+    moved = DriveLog(log.t, move_to_cog(log.state, (-0.08, 0.0)), log.command, meta=dict(log.meta), source="ahead")
+    res = fit([moved], BASE.replace(inertia_z=true.inertia_z, D_f=true.D_f), names=("B_f",), lever_arm=True,
+              n_boot=50)
+    assert res.reference_x == pytest.approx(0.08, abs=0.015)
+    assert res.to_dict()["reference_point"][0] == res.reference_x
