@@ -6,7 +6,8 @@
   model of a BMW 320i (vehicle 2) through :mod:`commonroad_plant`; fit with and without the measured steering
   angle from a base car 20-30 % off; prints I_z and axle cornering-stiffness errors against the truth derived
   in commonroad_plant.truth, flags and fit times.
-* av21: ``racing fit`` of the AV-21 log (first 70 % fit, last 30 % validation), the README table.
+* av21: ``racing fit`` of the AV-21 log (first 70 % fit, last 30 % validation), without and with the fitted
+  velocity reference point (``--lever-arm auto``), the README tables.
 """
 from __future__ import annotations
 
@@ -76,7 +77,9 @@ def av21() -> None:
     if not AV21.is_file():
         print("AV-21 log not present:", AV21)
         return
-    main(["fit", str(AV21), "--columns", "av21", "--fit-fraction", "0.7", "--min-speed", "5"])
+    for extra in ([], ["--lever-arm", "auto"]):
+        print(f"\n=== AV-21, racing fit --columns av21 --fit-fraction 0.7 --min-speed 5 {' '.join(extra)}", flush=True)
+        main(["fit", str(AV21), "--columns", "av21", "--fit-fraction", "0.7", "--min-speed", "5", *extra])
 
 
 if __name__ == "__main__":

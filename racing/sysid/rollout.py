@@ -429,48 +429,6 @@ def _reduced(p, s, c, dt, h_max, k, d, xm, work, u, fp, z):
         z[i] = xm[3 + i]
 
 
-@njit(cache=True)
-def _observe(model, p, meas, init, cmd, dt, h_max, gain, out):
-    n = meas.shape[0]
-    work = np.empty((5, 7))
-    u = np.empty(2)
-    fp = np.empty(7)
-    corr = np.empty(3)
-    rwork = np.empty(1)
-    z = np.empty(1)
-    w = np.empty(0)
-    xm = np.empty(7 if model == nbm.MODEL_DYNAMIC else 5)
-    x7 = np.empty(7)
-    pred = np.empty(7)
-    for i in range(n):
-        if i == 0 or dt[i - 1] <= 0.0:  # segment start: the causal estimate
-            for c in range(7):
-                out[i, c] = init[i, c]
-            continue
-        _to_model(model, out[i - 1], p, xm)
-        _step(model, p, xm, x7, cmd[i - 1], dt[i - 1], h_max, w, work, u, fp, corr, rwork, z)
-        _to_dyn(model, xm, p, pred)
-        for c in range(7):
-            out[i, c] = meas[i, c] if c < 3 else pred[c] + gain[c] * (meas[i, c] - pred[c])
-
-
-OBSERVER_GAIN = np.array([1.0, 1.0, 1.0, 0.5, 0.3, 0.5, 0.5])
-
-
-def observer_states(data: Data, p: np.ndarray, model: str = "dynamic", gain=OBSERVER_GAIN, h_max: float = 0.01,
-                    pedal_theta=None) -> np.ndarray:
-    """Causal model-based state estimates ``[N, 7]`` (a fixed-gain observer): at each sample the model's one-step
-    prediction from the previous estimate is corrected towards the measurement, ``x^_i = x_pred + K (y_i -
-    x_pred)`` with ``K`` = ``gain`` per state (positions and yaw take the measurement). Uses samples ``<= i`` only;
-    each segment starts from ``data.init``. Windows started from these states begin where the *model* believes
-    the car is (its lateral velocity consistent with its tyres), as a controller's estimator would provide."""
-    d, pe = data.effective(p, pedal_theta)
-    out = np.empty_like(d.meas)
-    _observe(nbm.model_id(model), pe, d.meas, d.init, d.cmd, d.dt, float(h_max),
-             np.ascontiguousarray(gain, dtype=np.float64), out)
-    return out
-
-
 def predict(data: Data, p: np.ndarray, H: int, starts: np.ndarray, model: str = "dynamic",
             residual_flat: np.ndarray | None = None, h_max: float = 0.0025,
             aug0: np.ndarray | None = None, pedal_theta=None) -> np.ndarray:

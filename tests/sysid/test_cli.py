@@ -31,8 +31,10 @@ def f1_log(tmp_path_factory):
 
 def test_fit_json(tmp_path, capsys, f1_log):
     assert _run(["fit", str(f1_log), "--car", "f1tenth", "--out", str(tmp_path / "fit.yaml"),
-                 "--params", "D_f,D_r,inertia_z", "--json", "--plot", str(tmp_path / "p.png"), "--boot", "50"]) == 0
+                 "--params", "D_f,D_r,inertia_z", "--json", "--plot", str(tmp_path / "p.png"), "--boot", "50",
+                 "--eval", str(f1_log)]) == 0
     out = json.loads(capsys.readouterr().out)
+    assert out["evaluation"]["data"] == "held-out logs"
     assert set(out["fit"]["params"]) | set(out["fit"]["not_identified"]) == {"D_f", "D_r", "inertia_z"}
     ev = out["evaluation"]
     assert "1 s" in ev["rmse"]["parametric"] and ev["init"] == "causal"
