@@ -477,8 +477,10 @@ def fit(logs: list[DriveLog] | ro.Data, base: VehicleParams, model: str = "dynam
                 c = 0.5 * float(r @ r)
                 if c < best:
                     best, x0 = c, th
+        # a refit after dropping unidentified parameters starts at the previous optimum: a few iterations do
+        cap = max_nfev if x_init is None else max(5, max_nfev // 4)
         sol = least_squares(resid, x0, bounds=(lo, hi), x_scale=sc, method="trf", jac="2-point",
-                            diff_step=1e-4, max_nfev=max_nfev, verbose=verbose, xtol=1e-6, ftol=1e-7)
+                            diff_step=1e-4, max_nfev=cap, verbose=verbose, xtol=1e-6, ftol=1e-7)
         return sol, (idx, jp, th0, sc, lo, hi), c0, resid
 
     all_names = tuple(names) + tuple(pedal_names)
@@ -503,7 +505,8 @@ def fit(logs: list[DriveLog] | ro.Data, base: VehicleParams, model: str = "dynam
             rel = se[k] / abs(theta[k]) if abs(theta[k]) > sc[k] * 0.5 else se[k] / sc[k]
             lim = REL_SE_MAX if abs(theta[k]) > sc[k] * 0.5 else 2 * REL_SE_MAX
             if at_b:
-                drop.append((n, f"went to the bound {theta[k]:.4g} of its search range: the log does not pin it"))
+                drop.append((n, f"went to {theta[k]:.4g}, at the edge of its search range [{lo[k]:.4g}, {hi[k]:.4g}]: "
+                                f"the log does not pin it"))
             elif rel > lim:
                 drop.append((n, f"bootstrap relative standard error {rel * 100:.0f} % (fitted {theta[k]:.4g}): the "
                                 f"log does not pin it"))
