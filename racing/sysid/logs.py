@@ -273,7 +273,13 @@ def load_log(path, rate_hz: float = 50.0, columns=None, reference_point=None, **
     if not path.exists():
         raise LogError(f"{path}: file not found")
     if path.suffix in BAG_SUFFIXES:
-        return [read_bag(path, rate_hz=rate_hz, **bag_options)]
+        log = read_bag(path, rate_hz=rate_hz, **bag_options)
+        if reference_point is not None and tuple(reference_point) != (0.0, 0.0):
+            from racing.sysid.columns import move_to_cog
+
+            log.state = move_to_cog(log.state, tuple(reference_point))
+            log.meta["reference_point"] = ",".join(f"{v:g}" for v in reference_point)
+        return [log]
     if path.suffix == ".csv":
         return [_csv(path, rate_hz, columns, reference_point)]
     raise LogError(f"{path}: unknown log type {path.suffix!r}; expected one of {', '.join(LOG_SUFFIXES)} or a folder")

@@ -89,10 +89,12 @@ def test_fit_bad_log_is_clear_error(tmp_path, capsys):
     assert "not a racing log" in capsys.readouterr().err
 
 
-def test_residual_completes_with_json(tmp_path, capsys, f1_log):
+def test_residual_completes_with_json(tmp_path, capsys):
     pytest.importorskip("torch")
-    assert _run(["fit", str(f1_log), "--params", "D_f", "--boot", "0", "--residual", str(tmp_path / "w.npz"),
-                 "--epochs", "2", "--hidden", "8", "--json"]) == 0
+    log, _ = excitation_log(load_params("f1tenth"), 8.0, seed=5)
+    log.save(tmp_path / "short.csv")
+    assert _run(["fit", str(tmp_path / "short.csv"), "--car", "f1tenth", "--params", "D_f", "--boot", "0",
+                 "--residual", str(tmp_path / "w.npz"), "--epochs", "1", "--hidden", "8", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     r = out["residual"]
     assert isinstance(r["taus"], list) and r["kept"] in (True, False) and "validation" in r
