@@ -523,6 +523,13 @@ def fit(logs: list[DriveLog] | ro.Data, base: VehicleParams, model: str = "dynam
                 sol, (idx, jp, th0, sc, lo, hi), _, resid = solve(names, pedal_names, x_init=sol.x[keep])
                 nfev += int(sol.nfev)
                 reps = bootstrap(sol, len(all_names))
+            else:  # nothing this log identifies: the base car, reported as such
+                from types import SimpleNamespace
+
+                idx, jp, th0, sc, lo, hi = setup((), ())
+                sol = SimpleNamespace(x=np.zeros(0), cost=cost0, message="no parameter is identified by this log")
+                reps = None
+                break
     theta = sol.x
     n = theta.size
     if reps is not None and n:
