@@ -109,3 +109,66 @@ def test_lever_arm_is_recovered(moderate_log):
               n_boot=50)
     assert res.reference_x == pytest.approx(0.08, abs=0.015)
     assert res.to_dict()["reference_point"][0] == res.reference_x
+
+
+class _PedalDriver:
+    """Steering from the excitation driver; throttle [%] / brake [kPa] held 0.3-1 s, chosen to keep 2-7 m/s; the
+    car's pedal actuator (map + lag, ``truth``) turns them into the plant's acceleration."""
+
+    def __init__(self, params, truth, seed=0):
+        from racing.sysid.excite import ExcitationDriver
+
+        self.steer = ExcitationDriver(params, MODERATE, seed)
+        self.truth, self.seed, self.pedals = truth, seed, []
+
+    def reset(self, observation=None):
+        self.steer.reset()
+        self.rng = np.random.default_rng(self.seed)
+        self.t_next, self.cur, self.a = -1.0, (0.0, 0.0), None
+        self.pedals = []
+
+    def act(self, obs, t):
+        from racing.interfaces import Command
+
+        vx = float(obs.state[3])
+        if t >= self.t_next:
+            r = self.rng.random()
+            if vx < 3.0 or (r < 0.5 and vx < 6.0):
+                self.cur = (float(self.rng.uniform(10, 60)), 0.0)
+            elif vx > 6.0 or r < 0.8:
+                self.cur = (0.0, float(self.rng.uniform(200, 1500)))
+            else:
+                self.cur = (float(self.rng.uniform(0, 15)), 0.0)
+            self.t_next = t + self.rng.uniform(0.3, 1.0)
+        kt, kb, a0, tau = self.truth
+        target = kt * self.cur[0] - kb * self.cur[1] + a0
+        self.a = target if self.a is None else self.a + (1 - np.exp(-0.02 / tau)) * (target - self.a)
+        self.pedals.append(self.cur)
+        return Command(self.steer.act(obs, t).steering_angle, 0.0, self.a)
+
+
+def test_pedal_log_fit_identifies_the_pedal_map(tmp_path):
+    """A pedal car (no speed command): the fit identifies throttle / brake gains, offset and lag; the log round-trips
+    through the CSV format on the way."""
+    from racing.logs import DriveLog, read_log
+    from racing.sim.plant import make_plant
+    from racing.sysid.excite import drive_session
+
+    car = load_params("f1tenth").replace(speed_kp=1e-6, D_f=0.95)  # no speed loop: the pedals drive
+    truth = (0.08, 0.004, -0.3, 0.1)
+    drv = _PedalDriver(car, truth, seed=3)
+    log, _ = drive_session(make_plant("dynamic", car), drv, 40.0, 50.0, seed=3)
+    cmd = log.command.copy()
+    cmd[:, 1:] = 0.0  # a pedal car logs no speed / acceleration command
+    ped = DriveLog(log.t, log.state, cmd, meta={"car": "f1tenth", "longitudinal": "pedals"},
+                   pedals=np.array(drv.pedals))
+    ped.save(tmp_path / "pedal.csv")
+    back = read_log(tmp_path / "pedal.csv")
+    assert back.meta["longitudinal"] == "pedals" and back.pedals.shape == (log.t.size, 2)
+    res = fit([back], car, names=("D_f",), n_boot=50)
+    m = res.pedal_map
+    assert m is not None and "pedal_map" in res.to_dict()
+    assert m.pedal_throttle_gain == pytest.approx(0.08, rel=0.1)
+    assert m.pedal_brake_gain == pytest.approx(0.004, rel=0.1)
+    assert m.pedal_offset == pytest.approx(-0.3, abs=0.15)
+    assert "pedal_tau" in res.not_identified or m.pedal_tau == pytest.approx(0.1, abs=0.05)
