@@ -104,10 +104,20 @@ class VehicleParams:
         for f in dataclasses.fields(self):
             if f.name == "name" or f.name == "tuning":
                 continue
-            lines.append(f"{f.name}: {getattr(self, f.name)!r}  # [{f.metadata['unit']}] {f.metadata['doc']}")
+            lines.append(f"{f.name}: {yaml_float(getattr(self, f.name))}  # [{f.metadata['unit']}] {f.metadata['doc']}")
         if self.tuning is not None:
             lines.append(f"tuning: {self.tuning}  # {dataclasses.fields(self)[-1].metadata['doc']}")
         Path(path).write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def yaml_float(v: float) -> str:
+    """``repr(v)`` written so that YAML 1.1 (PyYAML) reads it back as the same float: a mantissa without a dot
+    (``1e-06``) is a *string* to PyYAML, so it becomes ``1.0e-06``."""
+    s = repr(float(v))
+    if "e" in s and "." not in s.split("e")[0]:
+        m, e = s.split("e")
+        s = f"{m}.0e{e}"
+    return s
 
 
 PARAM_NAMES: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(VehicleParams)

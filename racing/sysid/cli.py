@@ -9,21 +9,40 @@ from pathlib import Path
 def register(subparsers) -> None:
     """Add the ``fit`` and ``learn`` subcommands to an argparse ``subparsers`` object."""
     p = subparsers.add_parser("fit", help="fit vehicle parameters (and optionally a neural residual) to driving logs",
-                              description="Fit the bicycle model to logs by multi-step prediction error.")
-    p.add_argument("logs", nargs="+", help="logs: racing CSV, ROS 1 .bag, ROS 2 .db3/.mcap or bag folder")
-    p.add_argument("--car", default="f1tenth", help="base vehicle YAML (name or path); start values and fixed values")
-    p.add_argument("--out", default=None, help="write the fitted parameters to this YAML")
+                              description="Fit the bicycle model to logs by multi-step prediction error; report what "
+                                          "the logs identify, with block-bootstrap uncertainty, and evaluate against "
+                                          "persistence and constant-velocity baselines.")
+    p.add_argument("logs", nargs="+", help="logs: racing CSV, foreign CSV (with --columns), ROS 1 .bag, ROS 2 "
+                                           ".db3/.mcap or bag folder")
+    p.add_argument("--car", default=None, help="base vehicle YAML (name or path); default: the logs' '# car:' header")
+    p.add_argument("--out", default=None, help="write the fitted parameters to this YAML (pedal logs: the pedal map "
+                                               "to OUT.pedals.yaml beside it)")
+    p.add_argument("--name", default=None, help="name of the fitted car (default: <base>_fit_<hash of the values>)")
     p.add_argument("--model", choices=("dynamic", "kinematic"), default="dynamic")
     p.add_argument("--params", default=None, help="comma-separated parameter names to fit (default: per model)")
     p.add_argument("--horizon", type=float, default=0.5, help="multi-step prediction horizon [s]")
     p.add_argument("--stride", type=int, default=5, help="a window starts every STRIDE samples")
     p.add_argument("--prior", type=float, default=1.0, help="relative std of the weak prior around --car (0: none)")
     p.add_argument("--rate", type=float, default=50.0, help="resampling rate for bags / non-uniform logs [Hz]")
+    p.add_argument("--columns", default=None, metavar="MAP",
+                   help="column map YAML (or a shipped name, e.g. av21) for foreign CSV logs")
+    p.add_argument("--lever-arm", default=None, metavar="DX,DY",
+                   help="velocity reference point relative to the CoG [m] (body frame); moves velocities to the CoG; "
+                        "'auto': fit its x (ref_x) with the parameters")
+    p.add_argument("--weights", default=None, help="channel weights, e.g. vx=1,vy=1,yaw_rate=2,steer=0")
+    p.add_argument("--min-speed", type=float, default=1.0, help="windows start only at v_x >= this [m/s]")
+    p.add_argument("--fit-fraction", type=float, default=None, metavar="F",
+                   help="fit on the first F of the logs in time, evaluate on the rest (a time-block hold-out)")
+    p.add_argument("--init", choices=("causal", "raw", "centred"), default="causal",
+                   help="evaluation initial states (causal: no future samples; centred flatters)")
+    p.add_argument("--boot", type=int, default=200, help="block-bootstrap replicates for the uncertainty")
     p.add_argument("--odom-topic", default="/odom")
     p.add_argument("--drive-topic", default="/drive")
     p.add_argument("--imu-topic", default=None)
     p.add_argument("--twist-frame", choices=("body", "world", "pose"), default="body")
-    p.add_argument("--residual", default=None, metavar="WEIGHTS.npz", help="also train the neural residual, save here")
+    p.add_argument("--residual", default=None, metavar="WEIGHTS.npz", help="also train the neural residual, save here "
+                                                                            "(only when it lowers validation error)")
+    p.add_argument("--force-residual", action="store_true", help="keep the residual even when it does not help")
     p.add_argument("--epochs", type=int, default=40, help="residual training epochs")
     p.add_argument("--hidden", type=int, default=32, help="residual MLP width")
     p.add_argument("--eval", nargs="*", default=None, metavar="LOG", help="held-out logs for the RMSE table")
@@ -70,47 +89,100 @@ def _err(msg: str) -> int:
     return 2
 
 
+def _json_safe(v):
+    if isinstance(v, dict):
+        return {k: _json_safe(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_json_safe(x) for x in v]
+    return v
+
+
 def run_fit(args) -> int:
+    import numpy as np
+
     from racing.config import ConfigError
     from racing.logs import LogError
-    from racing.models.params import load_params
+    from racing.sysid import rollout as ro
+    from racing.sysid.base import check_scale, resolve_base
+    from racing.sysid.evaluate import evaluate
     from racing.sysid.logs import load_logs
     from racing.sysid.parametric import fit
 
     try:
-        base = load_params(args.car)
-        bag = dict(odom_topic=args.odom_topic, drive_topic=args.drive_topic, imu_topic=args.imu_topic,
-                   twist_frame=args.twist_frame)
-        logs = load_logs(args.logs, rate_hz=args.rate, **bag)
+        lever = None
+        fit_lever = args.lever_arm == "auto"
+        if args.lever_arm and not fit_lever:
+            try:
+                lever = tuple(float(v) for v in args.lever_arm.split(","))
+            except ValueError:
+                lever = ()
+            if len(lever) != 2:
+                raise ValueError(f"--lever-arm {args.lever_arm!r}: expected DX,DY in m")
+        opts = dict(odom_topic=args.odom_topic, drive_topic=args.drive_topic, imu_topic=args.imu_topic,
+                    twist_frame=args.twist_frame, columns=args.columns, reference_point=lever)
+        logs = load_logs(args.logs, rate_hz=args.rate, **opts)
+        base, origin = resolve_base(args.car, logs)
+        check_scale(logs, base, origin)
         names = [n.strip() for n in args.params.split(",")] if args.params else None
-        res = fit(logs, base, model=args.model, names=names, horizon_s=args.horizon, stride=args.stride,
-                  prior_rel=args.prior or None)
-        held = load_logs(args.eval, rate_hz=args.rate, **bag) if args.eval else None
+        held = load_logs(args.eval, rate_hz=args.rate, **opts) if args.eval else None
+        data = ro.prepare(logs, min_speed=args.min_speed)
+        val_data = None
+        if args.fit_fraction is not None:
+            if not 0.0 < args.fit_fraction < 1.0:
+                raise ValueError(f"--fit-fraction must be in (0, 1), got {args.fit_fraction}")
+            data, _ = data.split(args.fit_fraction)
+            full = ro.prepare(logs, init=args.init, min_speed=args.min_speed)
+            _, val_data = full.split(args.fit_fraction)
+        res = fit(data, base, model=args.model, names=names, horizon_s=args.horizon, stride=args.stride,
+                  prior_rel=args.prior or None, weights=args.weights, name=args.name, n_boot=args.boot,
+                  lever_arm=fit_lever)
+        if res.reference_x is not None:  # evaluate on the logs moved to the fitted reference point
+            opts["reference_point"] = (res.reference_x, 0.0)
+            logs = load_logs(args.logs, rate_hz=args.rate, **opts)
+            held = load_logs(args.eval, rate_hz=args.rate, **opts) if args.eval else None
+            data = ro.prepare(logs, min_speed=args.min_speed)
+            if args.fit_fraction is not None:
+                data, _ = data.split(args.fit_fraction)
+                _, val_data = ro.prepare(logs, init=args.init, min_speed=args.min_speed).split(args.fit_fraction)
     except (LogError, ConfigError, ValueError) as exc:
         return _err(str(exc))
-    out = {"fit": res.to_dict()}
+    out = {"base": {"car": base.name, "from": origin}, "fit": res.to_dict()}
     if args.out:
         res.params.to_yaml(args.out, header=f"fitted by racing fit from {', '.join(map(str, args.logs))}\n"
-                                            f"base: {args.car}")
+                                            f"base: {base.name} ({origin})")
         out["out"] = args.out
+        if res.pedal_map is not None:
+            from pathlib import Path as _P
+
+            ped = _P(args.out).with_suffix(".pedals.yaml")
+            res.pedal_map.to_yaml(ped, header=f"pedal map of {res.params.name} (racing fit)")
+            out["pedal_map_out"] = str(ped)
     rw = None
+    warnings = []
     if args.residual:
         if args.model != "dynamic":
             return _err("--residual needs --model dynamic")
-        from racing.sysid.residual import train_residual
+        from racing.sysid.residual import train_gated
 
-        tr = train_residual(logs, res.params, hidden=args.hidden, epochs=args.epochs)
-        rw = tr.weights
-        path = rw.save(args.residual)
-        out["residual"] = {"path": str(path), "seconds": round(tr.seconds, 2), "best_epoch": tr.best_epoch,
-                           **{k: float(v) for k, v in tr.info.items()}}
+        g = train_gated(data, res.params, pedal_theta=res.pedal_theta, force=args.force_residual,
+                        hidden=args.hidden, epochs=args.epochs)
+        out["residual"] = g.to_dict()
+        if g.kept:
+            rw = g.weights
+            out["residual"]["path"] = str(rw.save(args.residual))
+        if g.forced:
+            warnings.append(f"warning: residual {g.reason}")
+        out["residual_validation_table"] = g.validation.table()
     ev = None
     if args.model == "dynamic":
-        from racing.sysid.evaluate import evaluate
-
         try:
-            ev = evaluate(held or logs, res.params, rw, base_params=base)
-            out["evaluation"] = {"data": "held-out" if held else "fit data", **ev.to_dict()}
+            src = held if held else (val_data if val_data is not None else None)
+            which = "held-out logs" if held else ("held-out time block" if val_data is not None else "fit data")
+            if src is None:
+                src = ro.prepare(logs, init=args.init, min_speed=args.min_speed)
+            ev = evaluate(src, res.params, rw, base_params=base, pedal_theta=res.pedal_theta, init=args.init,
+                          min_speed=args.min_speed)
+            out["evaluation"] = {"data": which, **ev.to_dict()}
         except LogError as exc:
             out["evaluation"] = {"error": str(exc)}
     if args.plot and ev is not None:
@@ -118,16 +190,24 @@ def run_fit(args) -> int:
 
         plot_predictions(ev, args.plot)
         out["plot"] = args.plot
+    for w in warnings:
+        print(w, file=sys.stderr)
     if args.json:
-        print(json.dumps(out, indent=1, default=float))
+        print(json.dumps(_json_safe(out), indent=1, default=lambda o: float(o) if np.isscalar(o) else str(o)))
     else:
+        print(f"base car: {base.name} ({origin})")
         print(res.report())
+        if "residual" in out:
+            print(f"\nResidual: {out['residual']['reason']} (validation block):")
+            print(out["residual_validation_table"])
         if ev is not None:
-            print(f"\nPrediction RMSE ({'held-out logs' if held else 'fit data'}):")
+            print(f"\nPrediction errors ({out['evaluation']['data']}):")
             print(ev.table())
-        for k in ("out", "residual", "plot"):
+        for k in ("out", "pedal_map_out", "plot"):
             if k in out:
-                print(f"{k}: {out[k]['path'] if k == 'residual' else out[k]}")
+                print(f"{k}: {out[k]}")
+        if rw is not None:
+            print(f"residual: {out['residual']['path']}")
     return 0
 
 

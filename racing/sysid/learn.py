@@ -123,7 +123,7 @@ def learn(track, plant_params: VehicleParams, start_params: VehicleParams, itera
         if log.duration > 2 * horizon_s:
             logs.append(log)
         if logs:
-            fr = fit(ro.prepare(logs), params, names=names, horizon_s=horizon_s, h_max=0.01,
+            fr = fit(ro.prepare(logs), params, names=names, horizon_s=horizon_s, h_max=0.01, identify=False, n_boot=0,
                      name=f"{start_params.name}_learn{it + 1}")
             params = fr.params
         row.fit_seconds = time.perf_counter() - t0

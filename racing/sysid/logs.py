@@ -215,8 +215,10 @@ def resample(log: DriveLog, rate_hz: float) -> DriveLog:
     state = np.column_stack([np.interp(t, log.t, st[:, j]) for j in range(7)])
     state[:, 2] = (state[:, 2] + np.pi) % (2 * np.pi) - np.pi
     k = np.clip(np.searchsorted(log.t, t + 1e-12, side="right") - 1, 0, log.t.size - 1)
-    imu = None if log.imu is None else np.column_stack([np.interp(t, log.t, log.imu[:, j]) for j in range(3)])
-    return DriveLog(t, state, log.command[k], imu, dict(log.meta), log.source)
+    lin = lambda a: None if a is None else np.column_stack([np.interp(t, log.t, a[:, j])  # noqa: E731
+                                                             for j in range(a.shape[1])])
+    return DriveLog(t, state, log.command[k], lin(log.imu), dict(log.meta), log.source,
+                    None if log.pedals is None else log.pedals[k], lin(log.wheels))
 
 
 def is_uniform(log: DriveLog, tol: float = 0.02) -> bool:
@@ -228,9 +230,34 @@ def is_uniform(log: DriveLog, tol: float = 0.02) -> bool:
     return bool(np.all(np.abs(d - med) <= tol * med))
 
 
-def load_log(path, rate_hz: float = 50.0, **bag_options) -> list[DriveLog]:
-    """One path -> logs: ``.csv`` (project format), ``.bag``/``.db3``/``.mcap`` (ROS), or a folder
-    (a ROS 2 bag folder with ``metadata.yaml``, otherwise every log file inside, sorted)."""
+def _csv(path: Path, rate_hz: float, columns, reference_point) -> DriveLog:
+    from racing.logs import LOG_MAGIC
+
+    with path.open("r", encoding="utf-8") as fh:
+        first = fh.readline().strip()
+    if first == LOG_MAGIC:
+        log = read_log(path)
+        if reference_point is not None and tuple(reference_point) != (0.0, 0.0):
+            from racing.sysid.columns import move_to_cog
+
+            log.state = move_to_cog(log.state, tuple(reference_point))
+            log.meta["reference_point"] = ",".join(f"{v:g}" for v in reference_point)
+    elif columns is not None:
+        from racing.sysid.columns import load_column_map, read_mapped_csv
+
+        log = read_mapped_csv(path, columns if not isinstance(columns, (str, Path)) else load_column_map(columns),
+                              reference_point)
+    else:
+        raise LogError(f"{path}: line 1: expected the header {LOG_MAGIC!r}; not a racing log (for a foreign CSV "
+                       f"give a column map: --columns MAP.yaml)")
+    return log if is_uniform(log) else resample(log, rate_hz)
+
+
+def load_log(path, rate_hz: float = 50.0, columns=None, reference_point=None, **bag_options) -> list[DriveLog]:
+    """One path -> logs: ``.csv`` (project format, or a foreign CSV read with the column map ``columns``,
+    :mod:`racing.sysid.columns`), ``.bag``/``.db3``/``.mcap`` (ROS), or a folder (a ROS 2 bag folder with
+    ``metadata.yaml``, otherwise every log file inside, sorted). ``reference_point`` (d_x, d_y) [m]: where the
+    velocities are measured relative to the CoG (moved to the CoG; overrides the column map's)."""
     path = Path(path)
     if path.is_dir():
         if (path / "metadata.yaml").is_file():
@@ -241,25 +268,30 @@ def load_log(path, rate_hz: float = 50.0, **bag_options) -> list[DriveLog]:
             raise LogError(f"{path}: folder holds no logs (*.csv, *.bag, *.db3, *.mcap or ROS 2 bag folders)")
         out = []
         for f in files:
-            out.extend(load_log(f, rate_hz, **bag_options))
+            out.extend(load_log(f, rate_hz, columns, reference_point, **bag_options))
         return out
     if not path.exists():
         raise LogError(f"{path}: file not found")
     if path.suffix in BAG_SUFFIXES:
-        return [read_bag(path, rate_hz=rate_hz, **bag_options)]
+        log = read_bag(path, rate_hz=rate_hz, **bag_options)
+        if reference_point is not None and tuple(reference_point) != (0.0, 0.0):
+            from racing.sysid.columns import move_to_cog
+
+            log.state = move_to_cog(log.state, tuple(reference_point))
+            log.meta["reference_point"] = ",".join(f"{v:g}" for v in reference_point)
+        return [log]
     if path.suffix == ".csv":
-        log = read_log(path)
-        return [log if is_uniform(log) else resample(log, rate_hz)]
+        return [_csv(path, rate_hz, columns, reference_point)]
     raise LogError(f"{path}: unknown log type {path.suffix!r}; expected one of {', '.join(LOG_SUFFIXES)} or a folder")
 
 
-def load_logs(paths, rate_hz: float = 50.0, **bag_options) -> list[DriveLog]:
+def load_logs(paths, rate_hz: float = 50.0, columns=None, reference_point=None, **bag_options) -> list[DriveLog]:
     """Load several logs (see :func:`load_log`); each is validated (NaN, time order)."""
     if isinstance(paths, (str, Path)):
         paths = [paths]
     out = []
     for p in paths:
-        out.extend(load_log(p, rate_hz, **bag_options))
+        out.extend(load_log(p, rate_hz, columns, reference_point, **bag_options))
     if not out:
         raise LogError("no logs given")
     return out

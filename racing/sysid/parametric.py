@@ -16,8 +16,33 @@ braking) at the base values instead of letting them wander; the report flags the
 
 Solver: ``scipy.optimize.least_squares`` (trust-region reflective, bounds, 2-point finite-
 difference Jacobian; each residual evaluation is one parallel numba pass over all windows).
-Standard errors: ``sqrt(diag((J^T J)^-1) * s^2)`` with ``s^2 = 2 cost / (m - n)`` at the optimum;
-overlapping windows make them optimistic (treat them as relative indicators).
+Channel weights (``weights``) multiply ``1 / sigma_c``; a log without a measured angle has no steer
+channel. Pedal logs add the pedal map (:mod:`racing.sysid.pedals`) to the fitted parameters.
+
+**Uncertainty.** Residuals of overlapping multi-step windows are strongly correlated, so the
+textbook ``(J^T J)^-1 s^2`` is far too optimistic. Standard errors, correlations and 95 % intervals
+come from a *block bootstrap over windows*: the windows are cut into contiguous time blocks (each
+much longer than a window), blocks are resampled with replacement (``n_boot`` replicates) and each
+replicate's estimate is the Gauss-Newton step from the optimum with the resampled ``J^T J`` and
+``J^T r`` (a linearised bootstrap: no extra model evaluations).
+
+**Identifiability** (the log decides what it can say):
+
+* *not excited, before the fit*: ``mu`` (here it only caps ``|F_x| <= mu m g``) is fitted only when
+  the log's longitudinal acceleration reaches 0.8 mu g; ``C`` and ``D`` of both axles only when its
+  lateral acceleration reaches 0.6 D g (in the linear range only the cornering stiffness B C D is
+  identified, through B); otherwise they keep their base values;
+* *not identified, after the fit*: a parameter within 1 % of a bound of its search range, or with a bootstrap
+  relative standard error above 50 % (above 100 % of its additive scale when its value is about 0),
+  goes back to its base value and the rest is refitted without it (never pushed to a bound);
+* *confounded pairs*: two fitted parameters whose bootstrap correlation exceeds 0.9 in magnitude (e.g.
+  ``inertia_z`` and ``steer_tau`` without a measured steering angle) are each flagged with the
+  partner and an interval: the bootstrap 95 % interval joined with the stretch of the valley, along
+  the pair's correlation direction, where the cost rises by less than 1 % (:func:`valley_interval`);
+* *drive limits* (``power_max``, ``v_max``, ``accel_max``, ``decel_max``) are not fitted from windows;
+  :func:`drive_limits` compares the log's peaks (smoothed derivatives) with them: a limit the log
+  exceeds by over 10 % is raised to the log's peak (the car did it), one the log reaches within 10 %
+  is reported as reached, any other keeps its base value and is reported "not identified by this log".
 """
 from __future__ import annotations
 
@@ -28,7 +53,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from racing.logs import DriveLog, LogError
-from racing.models.params import PARAM_NAMES, VehicleParams
+from racing.models.params import G, PARAM_NAMES, VehicleParams
+from racing.sysid import pedals as pm
 from racing.sysid import rollout as ro
 
 #: parameters fitted by default, per model
@@ -50,18 +76,24 @@ ABS_SCALE = {"steer_offset": 0.02, "c_roll": 0.02, "c_drag": 0.01, "E_f": 0.3, "
              "steer_tau": 0.02}
 CHANNEL_UNITS = ("m/s", "m/s", "rad/s", "rad")
 MU_SCAN = (0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.1, 1.25, 1.5)
+REL_SE_MAX = 0.5
+CORR_MAX = 0.9
+CHANNEL_KEYS = {"vx": 0, "vy": 1, "yaw_rate": 2, "r": 2, "steer": 3}
 
 
 @dataclass
 class FitResult:
     """Outcome of :func:`fit`.
 
-    params : fitted VehicleParams (base values for the parameters not fitted)
-    names : fitted parameter names; values, std_errors, initial : float64[n] (SI units)
+    params : fitted VehicleParams (base values for the parameters not fitted or not identified)
+    names : fitted parameter names (vehicle parameters, then the pedal map's); values, std_errors, initial :
+        float64[n] (SI units); std_errors from the block bootstrap (module doc); interval95 : float64[n, 2]
+    correlation : float64[n, n] bootstrap correlation of the fitted parameters
     cost : final cost (0.5 sum r^2); cost_initial : at the base values
     rmse_initial, rmse_final : per-channel multi-step (horizon) RMSE on the fit data [SI]
-    sigma : per-channel noise scale used as weights; n_windows, horizon_s, seconds, nfev, message
-    poorly_identified : names whose relative standard error exceeds 20% or that sit at a bound
+    sigma : per-channel noise scale; weights : per-channel weight multipliers
+    not_identified : name -> reason (kept at the base value); confounded : name -> {partner, correlation, interval}
+    limits : drive-limit report (:func:`drive_limits`); pedal_map : PedalMap of pedal logs, else None
     """
 
     params: VehicleParams
@@ -84,9 +116,22 @@ class FitResult:
     message: str
     poorly_identified: list = field(default_factory=list)
     at_bound: list = field(default_factory=list)
+    interval95: np.ndarray | None = None
+    correlation: np.ndarray | None = None
+    not_identified: dict = field(default_factory=dict)
+    confounded: dict = field(default_factory=dict)
+    limits: dict = field(default_factory=dict)
+    pedal_map: pm.PedalMap | None = None
+    weights: dict = field(default_factory=dict)
+    n_boot: int = 0
+    reference_x: float | None = None
+
+    @property
+    def pedal_theta(self):
+        return None if self.pedal_map is None else self.pedal_map.to_array()
 
     def to_dict(self) -> dict:
-        return {
+        d = {
             "model": self.model,
             "params": {n: float(v) for n, v in zip(self.names, self.values)},
             "std_errors": {n: float(s) for n, s in zip(self.names, self.std_errors)},
@@ -96,28 +141,61 @@ class FitResult:
             "n_windows": self.n_windows, "n_samples": self.n_samples, "horizon_s": self.horizon_s,
             "seconds": round(self.seconds, 3), "nfev": self.nfev, "message": self.message,
             "poorly_identified": self.poorly_identified, "at_bound": self.at_bound,
+            "not_identified": self.not_identified, "confounded": self.confounded, "limits": self.limits,
+            "weights": self.weights, "n_boot": self.n_boot, "name": self.params.name,
         }
+        if self.interval95 is not None:
+            d["interval95"] = {n: [float(a), float(b)] for n, (a, b) in zip(self.names, self.interval95)}
+        if self.correlation is not None:
+            d["correlation"] = {"names": list(self.names), "matrix": np.round(self.correlation, 4).tolist()}
+        if self.pedal_map is not None:
+            d["pedal_map"] = self.pedal_map.to_dict()
+        if self.reference_x is not None:
+            d["reference_point"] = [self.reference_x, 0.0]
+        return d
 
     def report(self) -> str:
         """The fit report as text."""
-        lines = [f"Parametric fit ({self.model} model), {self.n_samples} samples, {self.n_windows} windows of "
-                 f"{self.horizon_s:.2f} s, {self.seconds:.1f} s, {self.nfev} evaluations: {self.message}",
-                 f"cost {self.cost_initial:.4g} -> {self.cost:.4g}",
+        lines = [f"Parametric fit ({self.model} model) -> {self.params.name}, {self.n_samples} samples, {self.n_windows} "
+                 f"windows of {self.horizon_s:.2f} s, {self.seconds:.1f} s, {self.nfev} evaluations: {self.message}",
+                 f"cost {self.cost_initial:.4g} -> {self.cost:.4g}; standard errors and 95 % intervals: block "
+                 f"bootstrap over windows ({self.n_boot} replicates)",
                  "",
-                 f"{'parameter':<14}{'base':>12}{'fitted':>12}{'std err':>11}{'rel':>8}{'change':>9}  note"]
-        for n, v0, v, s in zip(self.names, self.initial, self.values, self.std_errors):
+                 f"{'parameter':<20}{'base':>11}{'fitted':>11}{'std err':>10}{'rel':>8}{'95 % interval':>24}  note"]
+        for i, (n, v0, v, s) in enumerate(zip(self.names, self.initial, self.values, self.std_errors)):
             rel = abs(s / v) if v != 0 else float("inf")
-            ch = (v / v0 - 1) * 100 if v0 != 0 else float("nan")
-            note = "at bound" if n in self.at_bound else ("poorly identified" if n in self.poorly_identified else "")
-            lines.append(f"{n:<14}{v0:>12.5g}{v:>12.5g}{s:>11.3g}{rel * 100:>7.1f}%{ch:>8.1f}%  {note}")
-        lines += ["", f"{'channel':<10}{'sigma':>10}{'RMSE base':>12}{'RMSE fit':>12}  (over the {self.horizon_s:.2f} s windows)"]
+            iv = self.interval95[i] if self.interval95 is not None else (float("nan"), float("nan"))
+            note = ""
+            if n in self.confounded:
+                c = self.confounded[n]
+                note = f"confounded with {c['partner']} (corr {c['correlation']:+.2f}): interval {c['interval'][0]:.4g}" \
+                       f"..{c['interval'][1]:.4g}"
+            elif n in self.poorly_identified:
+                note = "poorly identified"
+            lines.append(f"{n:<20}{v0:>11.5g}{v:>11.5g}{s:>10.3g}{rel * 100:>7.1f}%  [{iv[0]:>10.4g}, {iv[1]:>10.4g}]  "
+                         f"{note}")
+        if self.not_identified:
+            lines += ["", "Not identified by this log (kept at the base value):"]
+            for n, why in self.not_identified.items():
+                lines.append(f"  {n:<18} {why}")
+        if self.limits:
+            lines += ["", "Drive limits:"]
+            for n, d in self.limits.items():
+                lines.append(f"  {n:<18} {d['status']}: {d['note']}")
+        lines += ["", f"{'channel':<10}{'sigma':>10}{'weight':>8}{'RMSE base':>12}{'RMSE fit':>12}  "
+                      f"(over the {self.horizon_s:.2f} s windows)"]
         for j, c in enumerate(ro.CHANNEL_NAMES):
-            lines.append(f"{c:<10}{self.sigma[j]:>10.4f}{self.rmse_initial[c]:>12.4f}{self.rmse_final[c]:>12.4f}"
-                         f"  [{CHANNEL_UNITS[j]}]")
-        if self.poorly_identified:
-            lines += ["", "Poorly identified parameters are barely excited by these logs (e.g. mu needs hard "
-                          "braking/acceleration at the grip limit; B, C, D need large slip angles)."]
+            lines.append(f"{c:<10}{self.sigma[j]:>10.4f}{self.weights.get(c, 1.0):>8.3g}{self.rmse_initial[c]:>12.4f}"
+                         f"{self.rmse_final[c]:>12.4f}  [{CHANNEL_UNITS[j]}]")
         return "\n".join(lines)
+
+
+def fitted_name(base_name: str, p: np.ndarray) -> str:
+    """Name of a fitted car: ``<base>_fit_<sha1 of the parameter array, 8 hex>``, so two fits from one base car
+    never share a name (and never overwrite each other's cached racelines, which are keyed by car name)."""
+    import hashlib
+
+    return f"{base_name}_fit_{hashlib.sha1(np.ascontiguousarray(p, dtype=np.float64).tobytes()).hexdigest()[:8]}"
 
 
 def _scales(base: VehicleParams, names) -> np.ndarray:
@@ -149,10 +227,104 @@ def _channel_rmse(err: np.ndarray, mask_steer: np.ndarray) -> dict:
     return out
 
 
+def parse_weights(spec: str | dict | None) -> dict:
+    """Channel weights ``"vx=1,vy=2,yaw_rate=1,steer=0"`` (or a dict) -> {channel: weight} (missing ones 1)."""
+    out = {c: 1.0 for c in ro.CHANNEL_NAMES}
+    if not spec:
+        return out
+    items = spec.items() if isinstance(spec, dict) else (kv.split("=", 1) for kv in str(spec).split(",") if kv.strip())
+    for k, v in items:
+        k = str(k).strip()
+        if k not in CHANNEL_KEYS:
+            raise ValueError(f"channel weight {k!r}: unknown channel; expected one of vx, vy, yaw_rate, steer")
+        try:
+            w = float(v)
+        except (TypeError, ValueError):
+            raise ValueError(f"channel weight {k}={v!r}: expected a number") from None
+        if not (w >= 0 and math.isfinite(w)):
+            raise ValueError(f"channel weight {k}={w}: expected a finite number >= 0")
+        out[ro.CHANNEL_NAMES[CHANNEL_KEYS[k]]] = w
+    return out
+
+
+def longitudinal_accel(data: ro.Data, window_s: float = 0.25) -> np.ndarray:
+    """dv_x/dt [m/s^2] per sample: Savitzky-Golay derivative (order 2) over ``window_s`` (sensor noise would
+    inflate finite-difference peaks: 0.05 m/s at 50 Hz gives 1.8 m/s^2 of noise); 0 in segments too short."""
+    from scipy.signal import savgol_filter
+
+    a = np.zeros(data.n)
+    w = max(5, int(round(window_s * data.rate_hz)) | 1)
+    for s in np.unique(data.seg):
+        i = np.flatnonzero(data.seg == s)
+        if i.size >= w:
+            a[i] = savgol_filter(data.meas[i, 3], w, 2, deriv=1, delta=1.0 / data.rate_hz)
+    return a
+
+
+def drive_limits(data: ro.Data, base: VehicleParams) -> tuple[dict, dict]:
+    """({limit: {status, log, base, value, note}}, {limit: new value}) for power_max, v_max, accel_max, decel_max
+    (module doc); the log's peaks are robust (99.5th percentiles of the moving samples)."""
+    a = longitudinal_accel(data)
+    v = np.hypot(data.meas[:, 3], data.meas[:, 4])
+    mv = data.meas[:, 3] > 1.0
+    q = lambda x: float(np.percentile(x, 99.5)) if x.size else 0.0  # noqa: E731
+    drag = base.c_drag * v ** 2 + base.c_roll * base.mass * G
+    peaks = {"power_max": (q(((base.mass * a + drag) * data.meas[:, 3])[mv & (a > 0)]), "W"),
+             "v_max": (q(v), "m/s"),
+             "accel_max": (q(a[mv & (a > 0)]), "m/s^2"),
+             "decel_max": (q(-a[mv & (a < 0)]), "m/s^2")}
+    out, new = {}, {}
+    for n, (peak, unit) in peaks.items():
+        b = float(getattr(base, n))
+        if peak > 1.1 * b:
+            status, val = "identified (raised)", peak
+            note = f"the log reaches {peak:.4g} {unit}, above the base car's {b:.4g}: raised to the log's peak " \
+                   f"(a lower bound of the car's limit)"
+            new[n] = peak
+        elif peak >= 0.9 * b:
+            status, val = "reached", b
+            note = f"the log reaches {peak:.4g} {unit}, within 10 % of the base car's {b:.4g}: consistent, kept"
+        else:
+            status, val = "not identified by this log", b
+            note = f"the log's peak {peak:.4g} {unit} is {peak / b * 100:.0f} % of the base car's {b:.4g}: kept"
+        out[n] = {"status": status, "log_peak": peak, "base": b, "value": val, "note": note}
+    return out, new
+
+
+def _block_bootstrap(J: np.ndarray, r: np.ndarray, rows_per_window: int, n_windows: int, n_prior: int,
+                     block_windows: int, n_boot: int, seed: int) -> np.ndarray:
+    """Linearised block-bootstrap replicates of the parameter step ``[n_boot, n]`` (module doc)."""
+    n = J.shape[1]
+    m_data = rows_per_window * n_windows
+    nb = max(2, int(math.ceil(n_windows / block_windows)))
+    jtj = np.zeros((nb, n, n))
+    jtr = np.zeros((nb, n))
+    for b in range(nb):
+        a0 = b * block_windows * rows_per_window
+        a1 = min(m_data, (b + 1) * block_windows * rows_per_window)
+        if a1 <= a0:
+            continue
+        Jb, rb = J[a0:a1], r[a0:a1]
+        jtj[b] = Jb.T @ Jb
+        jtr[b] = Jb.T @ rb
+    Jp, rp = J[m_data:m_data + n_prior], r[m_data:m_data + n_prior]
+    jtj_p, jtr_p = Jp.T @ Jp, Jp.T @ rp
+    rng = np.random.default_rng(seed)
+    out = np.empty((n_boot, n))
+    for k in range(n_boot):
+        cnt = np.bincount(rng.integers(0, nb, nb), minlength=nb).astype(float)
+        A = np.tensordot(cnt, jtj, 1) + jtj_p
+        g = cnt @ jtr + jtr_p
+        out[k] = -np.linalg.lstsq(A, g, rcond=None)[0]
+    return out
+
+
 def fit(logs: list[DriveLog] | ro.Data, base: VehicleParams, model: str = "dynamic", names=None,
         horizon_s: float = 0.5, stride: int = 5, prior_rel: float | None = 1.0, h_max: float = 0.005,
-        max_nfev: int = 60, verbose: int = 0, name: str | None = None) -> FitResult:
-    """Fit ``names`` (default :data:`DEFAULT_FIT` of ``model``) to the logs.
+        max_nfev: int = 60, verbose: int = 0, name: str | None = None, weights=None, min_speed: float = 0.0,
+        n_boot: int = 200, block_s: float = 4.0, identify: bool = True, seed: int = 0,
+        fit_limits: bool = True, lever_arm: bool = False) -> FitResult:
+    """Fit ``names`` (default :data:`DEFAULT_FIT` of ``model``, plus the pedal map for pedal logs) to the logs.
 
     Parameters
     ----------
@@ -165,84 +337,272 @@ def fit(logs: list[DriveLog] | ro.Data, base: VehicleParams, model: str = "dynam
         scale (None: no prior)
     h_max : largest RK4 sub-step [s]
     max_nfev : iteration cap of least_squares
+    weights : channel weights (:func:`parse_weights`); min_speed : windows start at v_x >= min_speed [m/s]
+    n_boot : block-bootstrap replicates; block_s : bootstrap block length [s]
+    identify : drop what the log does not excite / identify (module doc); False fits ``names`` as given
+    fit_limits : raise drive limits the log exceeds (:func:`drive_limits`)
+    lever_arm : also fit ``ref_x`` [m], where along the body x axis the log's velocities are measured relative to
+        the CoG (``v_y,cog = v_y,log - r ref_x`` in the initial states and the targets); confounded with the tyres'
+        balance by nature (the report shows the correlation)
 
     Raises
     ------
     LogError : a log shorter than the horizon (no complete window), or an empty set of logs
-    ValueError : unknown parameter names
+    ValueError : unknown parameter names or channel weights
     """
     from scipy.optimize import least_squares
 
     t_start = time.perf_counter()
-    names = tuple(names) if names else DEFAULT_FIT[model]
+    data = logs if isinstance(logs, ro.Data) else ro.prepare(list(logs), min_speed=min_speed)
+    if min_speed and data.min_speed != min_speed:
+        import dataclasses
+
+        data = dataclasses.replace(data, min_speed=float(min_speed))
+    pedal_names = pm.NAMES if (data.pedals is not None and model == "dynamic") else ()
+    if data.pedals is not None and model != "dynamic":
+        raise ValueError("pedal logs need model='dynamic'")
+    if names:
+        names = tuple(names)
+        ped = tuple(n for n in names if n in pm.NAMES)
+        if ped and data.pedals is None:
+            raise ValueError(f"{', '.join(ped)}: pedal-map parameters need a pedal log")
+        names = tuple(n for n in names if n not in pm.NAMES)
+        pedal_names = ped if ped else pedal_names
+    else:
+        names = DEFAULT_FIT[model]
+        if data.steer_input:
+            names = tuple(n for n in names if n not in ("steer_gain", "steer_tau", "steer_offset"))
     unknown = [n for n in names if n not in PARAM_NAMES]
     if unknown:
-        raise ValueError(f"unknown parameter(s) {', '.join(unknown)}; known: {', '.join(PARAM_NAMES)}")
-    data = logs if isinstance(logs, ro.Data) else ro.prepare(list(logs))
+        raise ValueError(f"unknown parameter(s) {', '.join(unknown)}; known: {', '.join(PARAM_NAMES + pm.NAMES)}")
+    wmul = parse_weights(weights)
     H = max(1, int(round(horizon_s * data.rate_hz)))
     starts = ro.starts_or_raise(data, H, stride, horizon_s)
     tgt = ro.targets(data, H, starts)[..., list(ro.CHANNELS)]
     sigma = ro.noise_scale(data)
-    steer_ok = data.steer_ok[starts][:, None].repeat(H, axis=1)
-    wts = np.broadcast_to(1.0 / sigma, tgt.shape).copy()
+    steer_ok = data.steer_ok[starts][:, None].repeat(H, axis=1) & (not data.steer_input)
+    wts = np.broadcast_to(np.array([wmul[c] for c in ro.CHANNEL_NAMES]) / sigma, tgt.shape).copy()
     wts[..., 3] *= steer_ok
+    not_identified: dict = {}
+    if identify and any(n in names for n in ("C_f", "D_f", "C_r", "D_r")):
+        ay_peak = float(np.percentile(np.abs(data.meas[:, 3] * data.meas[:, 5]), 99.5))
+        ay_cap = min(base.D_f, base.D_r) * G
+        if ay_peak < 0.6 * ay_cap:
+            for n in ("C_f", "D_f", "C_r", "D_r"):
+                if n in names:
+                    not_identified[n] = (f"not excited: the log's peak lateral acceleration {ay_peak:.2f} m/s^2 stays "
+                                         f"below 0.6 of the tyres' {ay_cap:.2f} m/s^2 (linear range): only the "
+                                         f"cornering stiffness B C D is identified, through B")
+            names = tuple(n for n in names if n not in not_identified)
+    if identify and "mu" in names:
+        a_peak = float(np.percentile(np.abs(longitudinal_accel(data)), 99.5))
+        if a_peak < 0.8 * base.mu * G:
+            not_identified["mu"] = (f"not excited: the log's peak longitudinal acceleration {a_peak:.2f} m/s^2 stays "
+                                    f"below 0.8 mu g = {0.8 * base.mu * G:.2f} m/s^2 (mu only caps |F_x|)")
+            names = tuple(n for n in names if n != "mu")
     p_base = base.to_array()
-    idx = np.array([PARAM_NAMES.index(n) for n in names])
-    theta0 = p_base[idx].copy()
-    scale = _scales(base, names)
-    lo, hi = _bounds(base, names)
-    theta0 = np.clip(theta0, lo + 1e-9 * scale, hi - 1e-9 * scale)
+    ped0 = None
+    if pedal_names:
+        ped0 = pm.initial_map(data.pedals, data.meas[:, 3], data.t, data.seg).to_array()
 
-    def params_of(theta):
+    if lever_arm:
+        pedal_names = tuple(pedal_names) + ("ref_x",)
+    x_start = dict(zip(pm.NAMES, ped0)) if ped0 is not None else {}
+    x_start["ref_x"] = 0.0
+    x_scale = {**pm.SCALES, "ref_x": 0.3}
+    x_bounds = {**pm.BOUNDS, "ref_x": (-base.wheelbase, base.wheelbase)}
+    init0 = data.init.copy()
+    tgt0 = tgt.copy()
+
+    def setup(names_v, names_p):
+        idx = np.array([PARAM_NAMES.index(n) for n in names_v], dtype=int)
+        jp = list(names_p)
+        th0 = np.concatenate([p_base[idx], [x_start[n] for n in names_p]])
+        sc = np.concatenate([_scales(base, names_v), [x_scale[n] for n in names_p]])
+        lo_v, hi_v = _bounds(base, names_v)
+        lo = np.concatenate([lo_v, [x_bounds[n][0] for n in names_p]])
+        hi = np.concatenate([hi_v, [x_bounds[n][1] for n in names_p]])
+        th0 = np.clip(th0, lo + 1e-9 * sc, hi - 1e-9 * sc)
+        return idx, jp, th0, sc, lo, hi
+
+    def split(theta, idx, jp):
         p = p_base.copy()
-        p[idx] = theta
-        return p
+        p[idx] = theta[:idx.size]
+        q = None
+        extra = dict(zip(jp, theta[idx.size:]))
+        if ped0 is not None:
+            q = np.array([extra.get(n, v) for n, v in zip(pm.NAMES, ped0)])
+        return p, q
 
-    def resid(theta):
-        pred = ro.predict(data, params_of(theta), H, starts, model, h_max=h_max)[..., list(ro.CHANNELS)]
-        r = ((pred - tgt) * wts).ravel()
-        r = np.where(np.isfinite(r), r, 1e3)
-        if prior_rel:
-            r = np.concatenate([r, (theta - theta0) / (prior_rel * scale)])
-        return r
+    def moved(theta, jp, idx):
+        """(data, targets) with the velocities moved to the CoG by the current ref_x."""
+        if "ref_x" not in jp:
+            return data, tgt0
+        dx = float(theta[idx.size + jp.index("ref_x")])
+        ini = init0.copy()
+        ini[:, 4] -= ini[:, 5] * dx
+        tg = tgt0.copy()
+        tg[..., 1] -= tg[..., 2] * dx
+        import dataclasses
 
-    r0 = resid(theta0)
-    cost0 = 0.5 * float(r0 @ r0)
-    x_start = theta0.copy()
-    if "mu" in names:
-        # mu only acts when |F_x| reaches mu m g: its gradient is zero where the base value never
-        # saturates, so scan it first and start from the best value
-        j = names.index("mu")
-        best = cost0
-        for f in MU_SCAN:
-            th = theta0.copy()
-            th[j] = np.clip(theta0[j] * f, lo[j], hi[j])
-            r = resid(th)
-            c = 0.5 * float(r @ r)
-            if c < best:
-                best, x_start = c, th
-    sol = least_squares(resid, x_start, bounds=(lo, hi), x_scale=scale, method="trf", jac="2-point",
-                        diff_step=1e-4, max_nfev=max_nfev, verbose=verbose, xtol=1e-6, ftol=1e-7)
+        return dataclasses.replace(data, init=ini), tg
+
+    def make_resid(idx, jp, th0, sc):
+        def resid(theta):
+            p, q = split(theta, idx, jp)
+            dat, tgt = moved(theta, jp, idx)
+            pred = ro.predict(dat, p, H, starts, model, h_max=h_max, pedal_theta=q)[..., list(ro.CHANNELS)]
+            r = ((pred - tgt) * wts).ravel()
+            r = np.where(np.isfinite(r), r, 1e3)
+            if prior_rel:
+                r = np.concatenate([r, (theta - th0) / (prior_rel * sc)])
+            return r
+        return resid
+
+    def solve(names_v, names_p, x_init=None):
+        idx, jp, th0, sc, lo, hi = setup(names_v, names_p)
+        resid = make_resid(idx, jp, th0, sc)
+        r0 = resid(th0)
+        c0 = 0.5 * float(r0 @ r0)
+        x0 = th0.copy() if x_init is None else np.clip(x_init, lo + 1e-9 * sc, hi - 1e-9 * sc)
+        if x_init is None and "mu" in names_v:
+            # mu only acts when |F_x| reaches mu m g: its gradient is zero where the base value never
+            # saturates, so scan it first and start from the best value
+            j = list(names_v).index("mu")
+            best = c0
+            for f in MU_SCAN:
+                th = th0.copy()
+                th[j] = np.clip(th0[j] * f, lo[j], hi[j])
+                r = resid(th)
+                c = 0.5 * float(r @ r)
+                if c < best:
+                    best, x0 = c, th
+        # a refit after dropping unidentified parameters starts at the previous optimum: a few iterations do
+        cap = max_nfev if x_init is None else max(5, max_nfev // 4)
+        sol = least_squares(resid, x0, bounds=(lo, hi), x_scale=sc, method="trf", jac="2-point",
+                            diff_step=1e-4, max_nfev=cap, verbose=verbose, xtol=1e-6, ftol=1e-7)
+        return sol, (idx, jp, th0, sc, lo, hi), c0, resid
+
+    all_names = tuple(names) + tuple(pedal_names)
+    sol, (idx, jp, th0, sc, lo, hi), cost0, resid = solve(names, pedal_names)
+    nfev = int(sol.nfev)
+    rows = H * 4
+    blk = max(1, int(round(block_s * data.rate_hz / max(stride, 1))))
+
+    def bootstrap(sol, n_free):
+        if n_boot <= 0:
+            return None
+        return _block_bootstrap(sol.jac, sol.fun, rows, starts.size, n_free if prior_rel else 0, blk, n_boot, seed)
+
+    reps = bootstrap(sol, len(all_names))
+    for _round in range(3 if identify else 0):
+        theta = sol.x
+        se = reps.std(axis=0) if reps is not None else np.zeros(theta.size)
+        drop = []
+        for k, n in enumerate(all_names):
+            tol_b = max(1e-6 * sc[k], 0.01 * (hi[k] - lo[k]))  # within 1 % of the search range of a bound
+            at_b = theta[k] <= lo[k] + tol_b or theta[k] >= hi[k] - tol_b
+            rel = se[k] / abs(theta[k]) if abs(theta[k]) > sc[k] * 0.5 else se[k] / sc[k]
+            lim = REL_SE_MAX if abs(theta[k]) > sc[k] * 0.5 else 2 * REL_SE_MAX
+            if at_b:
+                drop.append((n, f"went to {theta[k]:.4g}, at the edge of its search range [{lo[k]:.4g}, {hi[k]:.4g}]: "
+                                f"the log does not pin it"))
+            elif rel > lim:
+                drop.append((n, f"bootstrap relative standard error {rel * 100:.0f} % (fitted {theta[k]:.4g}): the "
+                                f"log does not pin it"))
+        if not drop:
+            break
+        if drop:
+            for n, why in drop:
+                not_identified[n] = why
+            keep = [k for k, n in enumerate(all_names) if n not in not_identified]
+            names = tuple(n for n in names if n not in not_identified)
+            pedal_names = tuple(n for n in pedal_names if n not in not_identified)
+            all_names = tuple(names) + tuple(pedal_names)
+            if all_names:
+                sol, (idx, jp, th0, sc, lo, hi), _, resid = solve(names, pedal_names, x_init=sol.x[keep])
+                nfev += int(sol.nfev)
+                reps = bootstrap(sol, len(all_names))
+            else:  # nothing this log identifies: the base car, reported as such
+                from types import SimpleNamespace
+
+                idx, jp, th0, sc, lo, hi = setup((), ())
+                sol = SimpleNamespace(x=np.zeros(0), cost=cost0, message="no parameter is identified by this log")
+                reps = None
+                break
     theta = sol.x
-    J = sol.jac
-    m, n = J.shape
-    dof = max(m - n - (n if prior_rel else 0), 1)
-    s2 = 2.0 * sol.cost / dof
-    try:
-        cov = np.linalg.pinv(J.T @ J) * s2
-        se = np.sqrt(np.maximum(np.diag(cov), 0.0))
-    except np.linalg.LinAlgError:
-        se = np.full(n, np.nan)
-    pred0 = ro.predict(data, params_of(theta0), H, starts, model, h_max=h_max)[..., list(ro.CHANNELS)]
-    pred1 = ro.predict(data, params_of(theta), H, starts, model, h_max=h_max)[..., list(ro.CHANNELS)]
-    at_bound = [nm for nm, v, a, b, s in zip(names, theta, lo, hi, scale) if v <= a + 1e-6 * s or v >= b - 1e-6 * s]
-    rel = np.where(theta != 0, np.abs(se / np.where(theta == 0, 1, theta)), np.abs(se / scale))
-    poor = [nm for nm, r_ in zip(names, rel) if r_ > 0.2 or nm in at_bound]
-    fitted = VehicleParams.from_array(params_of(theta), name=name or f"{base.name}_fitted",
-                                      tuning=base.tuning)
-    return FitResult(params=fitted, base=base, model=model, names=names, values=theta, std_errors=se,
-                     initial=theta0, cost=float(sol.cost), cost_initial=cost0,
-                     rmse_initial=_channel_rmse(pred0 - tgt, steer_ok), rmse_final=_channel_rmse(pred1 - tgt, steer_ok),
+    n = theta.size
+    if reps is not None and n:
+        se = reps.std(axis=0)
+        iv = np.column_stack([theta + np.percentile(reps, 2.5, axis=0), theta + np.percentile(reps, 97.5, axis=0)])
+        with np.errstate(invalid="ignore", divide="ignore"):
+            corr = np.nan_to_num(np.corrcoef(reps.T).reshape(n, n)) if n > 1 else np.ones((1, 1))
+        np.fill_diagonal(corr, 1.0)
+    else:
+        se, iv, corr = np.full(n, np.nan), np.full((n, 2), np.nan), np.eye(n)
+    confounded = {}
+    if identify and n > 1 and reps is not None:
+        cost_opt = float(sol.cost)
+        done = {}
+        for a in range(n):
+            b = int(np.argmax(np.where(np.arange(n) == a, 0.0, np.abs(corr[a]))))
+            if abs(corr[a, b]) >= CORR_MAX:
+                key = (min(a, b), max(a, b))
+                if key not in done:  # one walk along the valley serves both parameters of the pair
+                    done[key] = valley_interval(resid, theta, key[0], key[1], corr[a, b], se, sc, lo, hi, cost_opt,
+                                                iv[key[0]], iv[key[1]])
+                ia, ib = done[key]
+                confounded[all_names[a]] = {"partner": all_names[b], "correlation": float(corr[a, b]),
+                                            "interval": list(ia if a == key[0] else ib)}
+    limits = {}
+    p_fit, q_fit = split(theta, idx, jp)
+    if identify:
+        limits, new = drive_limits(data, base)
+        if fit_limits:
+            for k, v in new.items():
+                p_fit[PARAM_NAMES.index(k)] = v
+    dat0, tgt_0 = moved(th0, jp, idx)
+    dat1, tgt = moved(theta, jp, idx)
+    pred0 = ro.predict(dat0, split(th0, idx, jp)[0], H, starts, model, h_max=h_max,
+                       pedal_theta=split(th0, idx, jp)[1])[..., list(ro.CHANNELS)]
+    pred1 = ro.predict(dat1, p_fit, H, starts, model, h_max=h_max, pedal_theta=q_fit)[..., list(ro.CHANNELS)]
+    ref_x = float(theta[idx.size + jp.index("ref_x")]) if "ref_x" in jp else None
+    at_bound = [nm for nm, v, a, b, s in zip(all_names, theta, lo, hi, sc) if v <= a + 1e-6 * s or v >= b - 1e-6 * s]
+    rel = np.where(theta != 0, np.abs(se / np.where(theta == 0, 1, theta)), np.abs(se / sc))
+    poor = [nm for nm, r_ in zip(all_names, rel) if r_ > 0.2 or nm in at_bound]
+    fitted = VehicleParams.from_array(p_fit, name=name or fitted_name(base.name, p_fit), tuning=base.tuning)
+    return FitResult(params=fitted, base=base, model=model, names=all_names, values=theta, std_errors=se,
+                     initial=th0, cost=float(sol.cost), cost_initial=cost0,
+                     rmse_initial=_channel_rmse(pred0 - tgt_0, steer_ok), rmse_final=_channel_rmse(pred1 - tgt, steer_ok),
                      sigma=sigma, n_windows=int(starts.size), n_samples=data.n, horizon_s=H / data.rate_hz,
-                     seconds=time.perf_counter() - t_start, nfev=int(sol.nfev), message=str(sol.message),
-                     poorly_identified=poor, at_bound=at_bound)
+                     seconds=time.perf_counter() - t_start, nfev=nfev, message=str(sol.message),
+                     poorly_identified=poor, at_bound=at_bound, interval95=iv, correlation=corr,
+                     not_identified=not_identified, confounded=confounded, limits=limits,
+                     pedal_map=None if q_fit is None else pm.PedalMap.from_array(q_fit), weights=wmul, n_boot=n_boot,
+                     reference_x=ref_x)
+
+
+def valley_interval(resid, theta, a, b, rho, se, scale, lo, hi, cost_opt, boot_a, boot_b, rise: float = 0.01,
+                    n_steps: int = 8) -> tuple[tuple, tuple]:
+    """Intervals of parameters ``a`` and ``b`` along the valley they share: moving both along their bootstrap
+    correlation direction (``d_b = rho se_b / se_a d_a``), the range where the cost stays within ``rise``
+    (relative) of the optimum (the predictions are then indistinguishable within the noise), joined with the
+    bootstrap 95 % intervals ``boot_a``, ``boot_b``. Steps grow quadratically up to 60 % of ``|theta_a|`` (or 3
+    scales) each way."""
+    ia, ib = [float(boot_a[0]), float(boot_a[1])], [float(boot_b[0]), float(boot_b[1])]
+    span = max(0.6 * abs(theta[a]), 3 * scale[a] if theta[a] == 0 else 0.0)
+    ratio = rho * se[b] / se[a] if se[a] > 0 else 0.0
+    for sgn in (-1, 1):
+        for k in range(1, n_steps + 1):
+            d = sgn * span * (k / n_steps) ** 2
+            th = theta.copy()
+            th[a] += d
+            th[b] += ratio * d
+            if not (lo[a] <= th[a] <= hi[a] and lo[b] <= th[b] <= hi[b]):
+                break
+            r = resid(th)
+            if 0.5 * float(r @ r) > (1.0 + rise) * cost_opt:
+                break
+            ia = [min(ia[0], th[a]), max(ia[1], th[a])]
+            ib = [min(ib[0], th[b]), max(ib[1], th[b])]
+    return (ia[0], ia[1]), (ib[0], ib[1])

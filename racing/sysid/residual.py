@@ -132,7 +132,7 @@ def train_residual(logs, params: VehicleParams, hidden: int = 32, layers: int = 
                    products: bool = True,
                    curriculum: tuple = (0.3, 0.6), channel_weights: str = "error",
                    clip_percentile: float | None = 0.5, grad_clip: float | None = 1.0,
-                   verbose: bool = False) -> ResidualTrainResult:
+                   verbose: bool = False, pedal_theta=None, patience: int | None = None) -> ResidualTrainResult:
     """Train the residual MLP on top of ``params`` (the fitted physics model).
 
     Parameters
@@ -157,6 +157,8 @@ def train_residual(logs, params: VehicleParams, hidden: int = 32, layers: int = 
         spike; None: no clipping)
     pretrain_steps : Adam steps of a one-step (finite-difference target) regression before the multi-step stage
     h_max : largest physics sub-step [s]; max_seconds : stop early after this wall time
+    pedal_theta : the fitted pedal map of pedal logs (the residual is trained on the inputs the fit used)
+    patience : early stopping: stop after this many epochs at the full horizon without a better validation loss
     """
     import torch
 
@@ -168,7 +170,7 @@ def train_residual(logs, params: VehicleParams, hidden: int = 32, layers: int = 
     nb_threads = numba.get_num_threads()
     numba.set_num_threads(1)  # batches of ~64 windows: thread start-up costs more than it saves
     data = logs if isinstance(logs, ro.Data) else ro.prepare(list(logs))
-    p = params.to_array()
+    data, p = data.effective(params.to_array(), pedal_theta)
     dt_nom = float(np.median(data.dt[data.dt > 0]))
     H = max(1, int(round(horizon_s * data.rate_hz)))
     starts = ro.starts_or_raise(data, H, stride, horizon_s)
@@ -307,6 +309,8 @@ def train_residual(logs, params: VehicleParams, hidden: int = 32, layers: int = 
                   f"({time.perf_counter() - t0:.1f} s)", flush=True)
         if max_seconds is not None and time.perf_counter() - t0 > max_seconds:
             break
+        if patience is not None and Hk == H and ep - best[1] >= patience and best[1] >= 0:
+            break
     torch.set_num_threads(n_threads)
     numba.set_num_threads(nb_threads)
     if best[2] is not None:
@@ -328,6 +332,50 @@ def train_residual(logs, params: VehicleParams, hidden: int = 32, layers: int = 
                                seconds=time.perf_counter() - t0, n_windows=int(starts.size), horizon_s=H * dt_nom,
                                info={"val_loss_initial": v0, "val_loss_pretrained": v_pre, "val_loss_best": best[0],
                                      "taus": [float(v) for v in taus_fit]})
+
+
+@dataclass
+class GatedResidual:
+    """Outcome of :func:`train_gated`: the residual (None when not kept), why, and the validation table."""
+
+    weights: ResidualWeights | None
+    kept: bool
+    forced: bool
+    reason: str
+    validation: object  # EvalResult on the held-out time block
+    train: ResidualTrainResult
+    worse: list
+
+    def to_dict(self) -> dict:
+        return {"kept": self.kept, "forced": self.forced, "reason": self.reason, "worse_channels": self.worse,
+                "validation": self.validation.to_dict(), "seconds": round(self.train.seconds, 2),
+                "best_epoch": self.train.best_epoch, "epochs_run": len(self.train.val_loss),
+                **{k: (float(v) if np.isscalar(v) else [float(x) for x in v]) for k, v in self.train.info.items()}}
+
+
+def train_gated(data: ro.Data, params: VehicleParams, pedal_theta=None, val_fraction: float = 0.2,
+                force: bool = False, horizons_s=(0.5, 1.0), patience: int = 8, **train_options) -> GatedResidual:
+    """Train the residual on the first ``1 - val_fraction`` of the data in time (its own early stopping on
+    validation blocks inside that part, ``patience`` epochs) and keep it only when it lowers the RMSE of *every*
+    channel (v_x, v_y, r) at every horizon of ``horizons_s`` on the last ``val_fraction`` (a time block it never
+    saw), or when ``force`` (then ``reason`` says what it makes worse)."""
+    from racing.sysid.evaluate import evaluate
+
+    if not 0.0 < val_fraction < 1.0:
+        raise ValueError(f"val_fraction must be in (0, 1), got {val_fraction}")
+    tr_data, va_data = data.split(1.0 - val_fraction)
+    tr = train_residual(tr_data, params, pedal_theta=pedal_theta, patience=patience, **train_options)
+    ev = evaluate(va_data, params, tr.weights, horizons_s=horizons_s, pedal_theta=pedal_theta, pos_horizon_s=None,
+                  baselines=True)
+    worse = [f"{k}@{h}" for h in ev.horizons for k in ("vx", "vy", "yaw_rate")
+             if ev.rmse["semi-parametric"][h][k] >= ev.rmse["parametric"][h][k]]
+    if not worse:
+        return GatedResidual(tr.weights, True, False, "lowers the validation RMSE of every channel", ev, tr, worse)
+    if force:
+        return GatedResidual(tr.weights, True, True, f"forced: worse than the parametric model on the validation "
+                             f"block at {', '.join(worse)}", ev, tr, worse)
+    return GatedResidual(None, False, False, f"not kept: worse than the parametric model on the validation block "
+                         f"at {', '.join(worse)}", ev, tr, worse)
 
 
 def torch_residual(weights: ResidualWeights):

@@ -9,9 +9,24 @@ speed_kp (cmd_speed - v_x)`` clipped to the car's limits), recomputed at every R
 the car turns commands into motion, so steering gain/offset and the servo lag are fitted from the
 same windows.
 
-**Windows.** A window starts at log sample ``i`` from the (lightly smoothed) logged state and runs
+**Windows.** A window starts at log sample ``i`` from an estimate of the state at ``i`` and runs
 ``H`` steps with the logged commands; its predictions are compared with the raw logged states at
-``i+1 .. i+H``. Windows never cross a log boundary or a time gap.
+``i+1 .. i+H``. Windows never cross a log boundary or a time gap, and (``min_speed``) start only
+where the car moves.
+
+**Initial states** (:func:`prepare`, ``init``): ``"causal"`` (the default of the evaluation): v_x, v_y,
+r and delta from a straight-line least-squares fit over the last 5 samples ``i-4 .. i`` evaluated at
+``i`` (uses no future sample; unbiased on linear trends, noise variance x0.6); ``"raw"``: the logged
+sample itself; ``"centred"`` (the default of the *fit*, which may look at the whole log): a centred
+Savitzky-Golay smoothing (order 2, 7 samples), which uses 3 future samples and so flatters one-step
+errors; never used for an evaluation unless asked for. Positions and yaw are always the raw samples.
+
+**Inputs of pedal cars / cars without a steering command.** A log with pedal channels and no speed
+command (``longitudinal: pedals``) drives the model through the pedal map of
+:mod:`racing.sysid.pedals` (its output replaces ``cmd_accel``; the speed loop is off, ``speed_kp = 0``
+in the prediction). A log without a steering command (``steer_command: none``) drives the model with
+the measured steering angle held over each step (ideal servo: ``steer_tau = 0``, gain 1, offset 0
+in the prediction; fitting a gain on the AV-21 log only traded it against B_f, correlation -1).
 """
 from __future__ import annotations
 
@@ -40,10 +55,14 @@ EMPTY_W = np.zeros(0)
 class Data:
     """Logs concatenated for window predictions.
 
-    meas : float64[N, 7] logged (raw) states; init : float64[N, 7] smoothed states (window starts)
+    meas : float64[N, 7] logged (raw) states; init : float64[N, 7] initial-state estimates (window starts)
     cmd : float64[N, 3] commands; dt : float64[N] step to the next sample [s] (0 at a segment end)
     seg : int64[N] segment id; steer_ok : bool[N] the steer column is a measured angle
     rate_hz : nominal sample rate [Hz]; sources : list of log sources
+    pedals : float64[N, 2] (throttle %, brake kPa) for pedal logs, else None
+    steer_input : the steering input is the measured angle (logs without a steering command)
+    min_speed : windows start only where the initial v_x >= min_speed [m/s]
+    init_mode : how ``init`` was estimated (module doc)
     """
 
     meas: np.ndarray
@@ -55,6 +74,44 @@ class Data:
     rate_hz: float
     sources: list
     t: np.ndarray
+    pedals: np.ndarray | None = None
+    steer_input: bool = False
+    min_speed: float = 0.0
+    init_mode: str = "centred"
+
+    @property
+    def longitudinal(self) -> str:
+        return "pedals" if self.pedals is not None else "speed"
+
+    def effective(self, p: np.ndarray, pedal_theta=None) -> tuple["Data", np.ndarray]:
+        """(data, parameter array) the predictions use: for pedal logs the pedal map's acceleration
+        (``pedal_theta`` in :data:`racing.sysid.pedals.NAMES` order) replaces ``cmd_accel`` and the speed loop is
+        off; for logs whose steering input is the measured angle the servo is ideal. The returned data has plain
+        commands (no pedals, no steering-input flag), so every consumer treats it like a speed-command log."""
+        import dataclasses
+
+        if self.pedals is None and not self.steer_input:
+            return self, np.ascontiguousarray(p, dtype=np.float64)
+        p2, cmd = self.model_params(p, pedal_theta)
+        return dataclasses.replace(self, cmd=cmd, pedals=None, steer_input=False), p2
+
+    def model_params(self, p: np.ndarray, pedal_theta=None) -> tuple[np.ndarray, np.ndarray]:
+        """(parameter array, commands[N, 3]) of :meth:`effective`."""
+        from racing.models.params import P_SPEED_KP, P_STEER_GAIN, P_STEER_OFFSET, P_STEER_TAU
+        from racing.sysid.pedals import pedal_accel
+
+        p = np.array(p, dtype=np.float64)
+        cmd = self.cmd
+        if self.pedals is not None:
+            if pedal_theta is None:
+                raise ValueError("pedal logs need the pedal map (pedal_theta)")
+            cmd = cmd.copy()
+            cmd[:, 1] = 0.0
+            cmd[:, 2] = pedal_accel(self.pedals, self.dt, pedal_theta)
+            p[P_SPEED_KP] = 0.0
+        if self.steer_input:
+            p[P_STEER_TAU], p[P_STEER_GAIN], p[P_STEER_OFFSET] = 0.0, 1.0, 0.0
+        return p, cmd
 
     @property
     def n(self) -> int:
@@ -69,6 +126,8 @@ class Data:
         seg_of = np.searchsorted(last, np.arange(self.n))
         end[:] = last[seg_of]
         ok = np.arange(self.n) + H <= end
+        if self.min_speed > 0:
+            ok &= self.init[:, VX] >= self.min_speed
         idx = np.flatnonzero(ok)
         return idx[::max(1, int(stride))]
 
@@ -83,7 +142,15 @@ class Data:
         last = np.append(np.flatnonzero(np.diff(seg) != 0), idx.size - 1)
         dt[last] = 0.0
         return Data(self.meas[idx], self.init[idx], self.cmd[idx], dt, seg, self.steer_ok[idx], self.rate_hz,
-                    self.sources, self.t[idx])
+                    self.sources, self.t[idx], None if self.pedals is None else self.pedals[idx], self.steer_input,
+                    self.min_speed, self.init_mode)
+
+    def split(self, fraction: float) -> tuple["Data", "Data"]:
+        """(first ``fraction`` of the samples in time, the rest): a time-block split for validation."""
+        k = int(round(fraction * self.n))
+        mask = np.zeros(self.n, bool)
+        mask[:k] = True
+        return self.subset(mask), self.subset(~mask)
 
 
 @njit(cache=True)
@@ -95,7 +162,7 @@ def actuator_inputs(x, steer_idx, p, cmd_steer, cmd_speed, cmd_accel, h, u):
 
 
 def smooth(state: np.ndarray, window: int = 7) -> np.ndarray:
-    """Savitzky-Golay smoothing (order 2) of v_x, v_y, r, steer for window initial states."""
+    """Centred Savitzky-Golay smoothing (order 2) of v_x, v_y, r, steer (uses future samples: fit only)."""
     from scipy.signal import savgol_filter
 
     out = state.copy()
@@ -107,11 +174,54 @@ def smooth(state: np.ndarray, window: int = 7) -> np.ndarray:
     return out
 
 
-def prepare(logs: list[DriveLog], smooth_window: int = 7) -> Data:
-    """Concatenate validated logs; a time gap over 1.5 median steps starts a new segment."""
+CAUSAL_WINDOW = 5
+
+
+def causal_smooth(state: np.ndarray, window: int = CAUSAL_WINDOW) -> np.ndarray:
+    """Causal estimate of v_x, v_y, r, steer: a straight line fitted to samples ``i-window+1 .. i`` evaluated at
+    ``i`` (the first ``window - 1`` samples of a segment: the raw sample). Uses no future sample."""
+    from scipy.signal import savgol_coeffs
+
+    out = state.copy()
+    n = state.shape[0]
+    if n < window:
+        return out
+    c = savgol_coeffs(window, 1, pos=window - 1, use="dot")
+    for ch in CHANNELS:
+        x = state[:, ch]
+        out[window - 1:, ch] = np.convolve(x, c[::-1], mode="valid")
+    return out
+
+
+INIT_MODES = ("causal", "raw", "centred")
+
+
+def prepare(logs: list[DriveLog], smooth_window: int = 7, init: str = "centred", min_speed: float = 0.0) -> Data:
+    """Concatenate validated logs; a time gap over 1.5 median steps starts a new segment.
+
+    init : initial-state estimate of the windows, "causal" | "raw" | "centred" (module doc)
+    min_speed : windows start only where the initial v_x >= min_speed [m/s]
+
+    Raises
+    ------
+    LogError : no logs, NaN / time order (file lines named), a mix of pedal and speed-command logs
+    """
     if not logs:
         raise LogError("no logs given")
-    meas, init, cmd, dt, seg, sok, ts = [], [], [], [], [], [], []
+    if init not in INIT_MODES:
+        raise ValueError(f"init must be one of {', '.join(INIT_MODES)}, got {init!r}")
+    kinds = {lg.meta.get("longitudinal", "speed") for lg in logs}
+    if len(kinds) > 1:
+        raise LogError(f"{', '.join(lg.source for lg in logs)}: a mix of pedal logs and speed-command logs; fit them "
+                       f"separately")
+    use_pedals = kinds == {"pedals"}
+    for lg in logs:
+        if use_pedals and lg.pedals is None:
+            raise LogError(f"{lg.source}: 'longitudinal: pedals' but no throttle/brake channels")
+    steer_in = {lg.meta.get("steer_command", "") == "none" for lg in logs}
+    if len(steer_in) > 1:
+        raise LogError("a mix of logs with and without a steering command; fit them separately")
+    meas, init_, cmd, dt, seg, sok, ts, ped = [], [], [], [], [], [], [], []
     sid = 0
     steps = []
     for log in logs:
@@ -127,7 +237,10 @@ def prepare(logs: list[DriveLog], smooth_window: int = 7) -> Data:
                 continue
             st = log.state[a:b]
             meas.append(st)
-            init.append(smooth(st, smooth_window))
+            init_.append(smooth(st, smooth_window) if init == "centred" else
+                         causal_smooth(st) if init == "causal" else st.copy())
+            if use_pedals:
+                ped.append(log.pedals[a:b])
             cmd.append(log.command[a:b])
             dd = np.append(np.diff(log.t[a:b]), 0.0)
             dt.append(dd)
@@ -137,9 +250,10 @@ def prepare(logs: list[DriveLog], smooth_window: int = 7) -> Data:
             sid += 1
     if not meas:
         raise LogError("logs hold no usable samples")
-    return Data(np.vstack(meas), np.vstack(init), np.vstack(cmd), np.concatenate(dt),
+    return Data(np.vstack(meas), np.vstack(init_), np.vstack(cmd), np.concatenate(dt),
                 np.concatenate(seg).astype(np.int64), np.concatenate(sok), 1.0 / float(np.median(steps)),
-                [lg.source for lg in logs], np.concatenate(ts))
+                [lg.source for lg in logs], np.concatenate(ts), np.vstack(ped) if use_pedals else None,
+                steer_in == {True}, float(min_speed), init)
 
 
 def noise_scale(data: Data) -> np.ndarray:
@@ -317,12 +431,15 @@ def _reduced(p, s, c, dt, h_max, k, d, xm, work, u, fp, z):
 
 def predict(data: Data, p: np.ndarray, H: int, starts: np.ndarray, model: str = "dynamic",
             residual_flat: np.ndarray | None = None, h_max: float = 0.0025,
-            aug0: np.ndarray | None = None) -> np.ndarray:
+            aug0: np.ndarray | None = None, pedal_theta=None) -> np.ndarray:
     """Predictions ``[W, H, 7]`` for windows ``starts`` (see :func:`rollout_windows`).
+
+    pedal_theta : the pedal map of pedal logs (:meth:`Data.effective`)
 
     aug0 : float64[N, n_aug] initial residual filter states per sample; default: :func:`aug_history_of`
     (the filters run over the log's commands up to each window start).
     """
+    data, p = data.effective(p, pedal_theta)
     out = np.empty((starts.size, H, 7))
     w = EMPTY_W if residual_flat is None else np.ascontiguousarray(residual_flat, dtype=np.float64)
     if w.size and model != "dynamic":
