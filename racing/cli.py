@@ -96,6 +96,9 @@ def _fmt(x, nd=3):
     return "-" if x is None else f"{x:.{nd}f}"
 
 
+STATUS_WORDS = {"clean": "completed clean", "incidents": "completed with incidents", "failed": "failed"}
+
+
 def race_table(summary: dict) -> str:
     """Human-readable summary of a race."""
     lines = [f"track {summary['track']}  car {summary['car']}  controller {summary['controller']}  "
@@ -104,12 +107,23 @@ def race_table(summary: dict) -> str:
     for i, lt in enumerate(summary["laps"], 1):
         lines.append(f"{i:>4} {lt:>10.3f}")
     c = summary["compute_ms"]
+    period = summary.get("period_ms")
+    over = summary.get("compute_over_period", 0)
+    over_txt = str(over)
+    if period is not None:
+        pct = summary.get("compute_over_period_pct", 0.0)
+        over_txt = f"{over} ({pct:.1f} % of ticks)" + ("" if summary.get("realtime") or not over else
+                                                       "  off-line: no simulated time lost; --realtime to let it")
     rows = [("best lap [s]", _fmt(summary["best_lap_s"])),
             ("off-track", str(summary["off_track"])),
-            ("deadline misses", str(summary["deadline_misses"])),
-            ("compute p50 / p99 / max [ms]", f"{_fmt(c['p50'])} / {_fmt(c['p99'])} / {_fmt(c['max'])}"),
+            ("deadline misses", str(summary["deadline_misses"]) + ("" if summary.get("realtime", True)
+                                                                   else "  (off-line run: see compute over period)")),
+            ("compute p50 / p99 / max [ms]", f"{_fmt(c['p50'])} / {_fmt(c['p99'])} / {_fmt(c['max'])}"
+             + ("" if period is None else f"  (period {period:g} ms)")),
+            ("compute over period", over_txt),
             ("max speed [m/s]", _fmt(summary["max_speed_mps"], 2)),
-            ("status", summary["status"])]
+            ("status", summary["status"] + (f"  ({STATUS_WORDS[summary['outcome']]}, exit code {summary['exit_code']})"
+                                            if "outcome" in summary else ""))]
     if "reference_lap_s" in summary:
         rows.insert(1, ("reference (min-time) lap [s]", _fmt(summary["reference_lap_s"])))
         gap = summary.get("gap_to_reference")
@@ -173,7 +187,7 @@ def run_race(args) -> int:
         print(race_table(summary))
         if "out_dir" in summary:
             print(f"saved: {summary['out_dir']}" + (f"  plot: {summary['plot']}" if "plot" in summary else ""))
-    return 0 if summary["status"] == "completed" else 1
+    return result.exit_code
 
 
 def add_race_arguments(p: argparse.ArgumentParser) -> None:

@@ -7,6 +7,14 @@ is a deadline miss: the previous command stays applied until the late one lands,
 ticks that passed meanwhile are skipped (a single-threaded loop). Off-line (default) the
 compute time is measured but costs no simulated time.
 
+Off-line the number of calls that took longer than the period is still counted
+(``compute_over_period``): the run's figures hold, but the controller would not have kept up.
+
+Outcome. A run that finished its laps is ``completed`` when nothing happened on the way and
+``completed_with_incidents`` when the car left the track (and came back) or, in real-time mode,
+missed deadlines; ``off_track``, ``timeout`` and ``diverged`` are failures (see
+:data:`racing.sim.result.EXIT_CODES`).
+
 Laps are counted on the unwrapped arc-length progress of the true state: lap k ends when
 progress crosses k * track length (the crossing time is interpolated between ticks). The car
 is off track when its centre is beyond a boundary; the run stops with status ``off_track`` if
@@ -240,8 +248,11 @@ def simulate(track, controller: Controller, plant, plant_params: VehicleParams, 
         if gc_was_enabled:
             gc.enable()
 
+    if status == "completed" and (off_track or misses):
+        status = "completed_with_incidents"
     config = dict(run_config or {})
     config["sim"] = cfg.to_dict(sim)
     return SimResult(t=T[:n].copy(), state=S[:n].copy(), measured=M[:n].copy(), command=C[:n].copy(),
                      frenet=F[:n].copy(), compute_s=CT[:n].copy(), laps=laps, lap_end_t=lap_end, events=events,
-                     status=status, off_track=off_track, deadline_misses=misses, config=config, snapshots=snapshots)
+                     status=status, off_track=off_track, deadline_misses=misses, config=config, snapshots=snapshots,
+                     period_s=period, compute_over_period=int(np.count_nonzero(CT[:n] > period)))
