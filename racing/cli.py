@@ -51,6 +51,37 @@ def set_numba_threads(n) -> int:
     return numba.get_num_threads()
 
 
+class compile_notice:
+    """Context manager: if the block takes longer than ``after_s`` (numba compiling the kernels on a machine's first
+    run), say so on stderr while it runs and how long it took at the end; quiet when it is fast (cache loaded)."""
+
+    def __init__(self, what: str, after_s: float = 2.0, stream=None):
+        self.what, self.after_s, self.stream = what, after_s, stream
+        self.shown = False
+
+    def _show(self):
+        self.shown = True
+        print(f"racing: {self.what}: compiling numba kernels (the first run on this machine or after an update "
+              f"takes 1-3 minutes; later runs load them from the cache) ...", file=self.stream or sys.stderr,
+              flush=True)
+
+    def __enter__(self):
+        import threading
+
+        self.t0 = time.perf_counter()
+        self.timer = threading.Timer(self.after_s, self._show)
+        self.timer.daemon = True
+        self.timer.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.timer.cancel()
+        if self.shown:
+            print(f"racing: {self.what}: ready after {time.perf_counter() - self.t0:.0f} s",
+                  file=self.stream or sys.stderr, flush=True)
+        return False
+
+
 def build_race(args):
     """Resolve track, cars, plant, controller and simulator settings from ``args``."""
     from racing import config as cfg
@@ -72,8 +103,9 @@ def build_race(args):
         options["residual"] = args.residual
     controller_name = args.controller or _default_controller()
     threads = set_numba_threads(getattr(args, "threads", None))
-    controller = make_controller(controller_name, track, model_params, args.controller_config, **options)
-    plant = make_plant(args.plant, plant_params, plant_hz=args.plant_hz)
+    with compile_notice(f"building the {controller_name} controller and the {args.plant} plant"):
+        controller = make_controller(controller_name, track, model_params, args.controller_config, **options)
+        plant = make_plant(args.plant, plant_params, plant_hz=args.plant_hz)
     sim = SimConfig(rate_hz=args.rate, plant_hz=args.plant_hz, laps=args.laps, max_time_s=args.max_time,
                     realtime=args.realtime, delay_s=args.delay, noise=noise_preset(plant_params, args.noise),
                     seed=args.seed, snapshot_times=tuple(args.snapshot or ()))
@@ -133,6 +165,46 @@ def race_table(summary: dict) -> str:
     return "\n".join(lines)
 
 
+#: what ``racing race`` writes into its output folder (patterns); removed before a new run writes there, so that a
+#: folder never mixes two runs. Nothing else in the folder is touched.
+RACE_OUTPUTS = ("result.npz", "events.json", "summary.json", "config.yaml", "log.csv", "race.png", "lap.gif",
+                "mppi_t*.png")
+
+
+def remove_stale_outputs(out: Path) -> list[Path]:
+    """Delete the files of a previous ``racing race`` in ``out`` (only :data:`RACE_OUTPUTS`); returns them."""
+    gone = []
+    if out.is_dir():
+        for pattern in RACE_OUTPUTS:
+            for f in sorted(out.glob(pattern)):
+                if f.is_file():
+                    f.unlink()
+                    gone.append(f)
+    return gone
+
+
+def save_race_outputs(result, track, out: Path, plot: bool = True, animate: bool = False) -> list[Path]:
+    """Write a run into ``out`` (stale outputs of a previous run removed first); returns every file written."""
+    remove_stale_outputs(out)
+    result.save(out)
+    if plot:
+        from racing.plot.race import save_race_plot
+
+        save_race_plot(result, track, out / "race.png")
+        if result.snapshots:
+            try:
+                from racing.plot.mppi import save_snapshot_plots
+
+                save_snapshot_plots(result, track, out)
+            except ImportError:
+                pass
+        if animate:
+            from racing.plot.mppi import animate_lap
+
+            animate_lap(result, track, out / "lap.gif")
+    return sorted(f for pattern in RACE_OUTPUTS for f in out.glob(pattern) if f.is_file())
+
+
 def run_race(args) -> int:
     from tqdm import tqdm
 
@@ -164,29 +236,25 @@ def run_race(args) -> int:
     summary["wall_time_s"] = round(wall, 3)
     out = Path(args.out) if args.out else Path("runs") / f"{track.name}_{plant_params.name}_{summary['controller']}"
     if not args.no_save:
-        result.save(out)
+        files = save_race_outputs(result, track, out, plot=not args.no_plot, animate=getattr(args, "animate", False))
         summary["out_dir"] = str(out)
-        if not args.no_plot:
-            from racing.plot.race import save_race_plot
-
-            summary["plot"] = str(save_race_plot(result, track, out / "race.png"))
-            if result.snapshots:
-                try:
-                    from racing.plot.mppi import save_snapshot_plots
-
-                    summary["snapshot_plots"] = [str(p) for p in save_snapshot_plots(result, track, out)]
-                except ImportError:
-                    pass
-            if getattr(args, "animate", False):
-                from racing.plot.mppi import animate_lap
-
-                summary["animation"] = str(animate_lap(result, track, out / "lap.gif"))
+        summary["files"] = [str(f) for f in files]
+        if out / "race.png" in files:
+            summary["plot"] = str(out / "race.png")
+        snaps = [str(f) for f in files if f.name.startswith("mppi_t")]
+        if snaps:
+            summary["snapshot_plots"] = snaps
+        if out / "lap.gif" in files:
+            summary["animation"] = str(out / "lap.gif")
+        (out / "summary.json").write_text(json.dumps(summary, indent=1))  # with the files and the wall time
     if args.json:
         print(json.dumps(summary))
     else:
         print(race_table(summary))
         if "out_dir" in summary:
             print(f"saved: {summary['out_dir']}" + (f"  plot: {summary['plot']}" if "plot" in summary else ""))
+            for f in summary["files"]:
+                print(f"  wrote {f}")
     return result.exit_code
 
 

@@ -62,3 +62,45 @@ def test_failed_run_exit_1(capsys):
     data = json.loads(capsys.readouterr().out)
     assert rc == 1
     assert data["status"] == "timeout" and data["outcome"] == "failed" and data["exit_code"] == 1
+
+
+def test_stale_outputs_of_a_previous_run_are_removed_and_every_file_is_listed(tmp_path, capsys):
+    out = tmp_path / "run"
+    out.mkdir()
+    for stale in ("lap.gif", "mppi_t0003.00.png", "race.png", "summary.json"):
+        (out / stale).write_text("from an older run")
+    (out / "my_notes.txt").write_text("not ours")
+    rc = main(["race", "--controller", "pure_pursuit", "--laps", "1", "--out", str(out), "--json"])
+    data = json.loads(capsys.readouterr().out)
+    assert rc == 0
+    assert not (out / "lap.gif").exists() and not (out / "mppi_t0003.00.png").exists()
+    assert (out / "my_notes.txt").read_text() == "not ours"
+    names = sorted(p.split("/")[-1] for p in data["files"])
+    assert names == sorted(["config.yaml", "events.json", "log.csv", "race.png", "result.npz", "summary.json"])
+    assert sorted(p.name for p in out.iterdir()) == sorted(names + ["my_notes.txt"])
+    assert json.loads((out / "summary.json").read_text())["laps"] == data["laps"]
+
+
+def test_table_lists_every_file_written(tmp_path, capsys):
+    out = tmp_path / "run"
+    rc = main(["race", "--controller", "pure_pursuit", "--laps", "1", "--out", str(out), "--no-plot"])
+    text = capsys.readouterr().out
+    assert rc == 0
+    for f in ("result.npz", "events.json", "summary.json", "config.yaml", "log.csv"):
+        assert f"wrote {out / f}" in text
+
+
+def test_compile_notice_speaks_only_when_the_block_is_slow():
+    import io
+    import time
+
+    from racing.cli import compile_notice
+
+    buf = io.StringIO()
+    with compile_notice("building x", after_s=0.05, stream=buf):
+        time.sleep(0.3)
+    assert "building x: compiling numba kernels" in buf.getvalue() and "ready after" in buf.getvalue()
+    quiet = io.StringIO()
+    with compile_notice("building y", after_s=5.0, stream=quiet):
+        pass
+    assert quiet.getvalue() == ""
