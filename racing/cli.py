@@ -8,10 +8,12 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import math
 import sys
 import time
 from pathlib import Path
 
+from racing.argtypes import positive_int
 from racing.config import ConfigError
 
 SUBCOMMAND_MODULES = (
@@ -30,9 +32,33 @@ def _default_controller() -> str:
     return "mppi" if "mppi" in known_controllers() else DEFAULT_CONTROLLER
 
 
+#: the ``racing race`` option of each SimConfig field (named in errors)
+SIM_FLAGS = {"rate_hz": "--rate", "plant_hz": "--plant-hz", "laps": "--laps", "max_time_s": "--max-time",
+             "delay_s": "--delay", "seed": "--seed", "snapshot_times": "--snapshot", "noise": "--noise"}
+
+
+def sim_config_from_args(args, plant_params):
+    """The :class:`SimConfig` of ``racing race`` options; a bad value is a ConfigError naming the option, the
+    field and the expected range (the checks live in SimConfig, so the Python API gets the same)."""
+    from racing.sim.simulator import SimConfig
+
+    try:
+        return SimConfig(rate_hz=args.rate, plant_hz=args.plant_hz, laps=args.laps, max_time_s=args.max_time,
+                         realtime=args.realtime, delay_s=args.delay, noise=noise_preset(plant_params, args.noise),
+                         seed=args.seed, snapshot_times=tuple(args.snapshot or ()))
+    except ConfigError as exc:
+        msg = str(exc)
+        field_name = msg.split(": ", 2)[1].split("[")[0].split(" ")[0] if ": " in msg else ""
+        flag = SIM_FLAGS.get(field_name)
+        raise ConfigError(f"{flag}: {msg}" if flag else msg) from None
+
+
 def noise_preset(params, scale: float):
-    """Measurement noise of a typical localisation stack for this car, times ``scale``."""
+    """Measurement noise of a typical localisation stack for this car, times ``scale`` (>= 0)."""
     from racing.sim.simulator import NoiseConfig
+
+    if not (isinstance(scale, (int, float)) and math.isfinite(scale) and scale >= 0):
+        raise ConfigError(f"--noise: noise scale = {scale!r}; expected a number >= 0 (0 = none, 1 = typical)")
 
     return NoiseConfig(pos=0.05 * params.wheelbase * scale, yaw=0.01 * scale, vel=0.01 * params.v_max * scale,
                        yaw_rate=0.02 * scale, steer=0.005 * scale)
@@ -91,13 +117,14 @@ def build_race(args):
     from racing.sim.simulator import SimConfig
     from racing.track import load_track
 
-    track = load_track(args.track)
+    track = load_track(args.track, check_geometry=not getattr(args, "allow_bad_geometry", False))
     plant_params = load_params(args.car)
     model_params = load_params(args.model_params) if args.model_params else plant_params
     if getattr(args, "raceline", None):
         from racing.track import Raceline
 
-        track = track.with_raceline(Raceline.load(args.raceline))
+        track = track.with_raceline(track.check_raceline(Raceline.load(args.raceline)))
+    sim = sim_config_from_args(args, plant_params)  # before the controller: bad options fail before any compile
     options = {}
     if getattr(args, "residual", None):
         options["residual"] = args.residual
@@ -106,9 +133,6 @@ def build_race(args):
     with compile_notice(f"building the {controller_name} controller and the {args.plant} plant"):
         controller = make_controller(controller_name, track, model_params, args.controller_config, **options)
         plant = make_plant(args.plant, plant_params, plant_hz=args.plant_hz)
-    sim = SimConfig(rate_hz=args.rate, plant_hz=args.plant_hz, laps=args.laps, max_time_s=args.max_time,
-                    realtime=args.realtime, delay_s=args.delay, noise=noise_preset(plant_params, args.noise),
-                    seed=args.seed, snapshot_times=tuple(args.snapshot or ()))
     run_config = {
         "track": {"name": track.name, "source": track.source, "length_m": track.length,
                   "raceline": track.raceline is not None},
@@ -234,6 +258,11 @@ def run_race(args) -> int:
         pass
     summary = result.summary()
     summary["wall_time_s"] = round(wall, 3)
+    missed = [t for t in sim.snapshot_times if not result.t.size or t > result.t[-1]]
+    if missed:
+        summary["snapshots_missed"] = missed
+        print(f"racing race: note: --snapshot {', '.join(f'{t:g}' for t in missed)} s not taken: the run ended at "
+              f"{summary['sim_time_s']:.2f} s", file=sys.stderr)
     out = Path(args.out) if args.out else Path("runs") / f"{track.name}_{plant_params.name}_{summary['controller']}"
     if not args.no_save:
         files = save_race_outputs(result, track, out, plot=not args.no_plot, animate=getattr(args, "animate", False))
@@ -263,6 +292,8 @@ def add_race_arguments(p: argparse.ArgumentParser) -> None:
     from racing.track import DEFAULT_TRACK
 
     p.add_argument("--track", default=DEFAULT_TRACK, help=f"track name or path (default {DEFAULT_TRACK})")
+    p.add_argument("--allow-bad-geometry", action="store_true",
+                   help="race a track whose shape fails the checks (self-crossing, bends tighter than the width)")
     p.add_argument("--car", default=DEFAULT_CAR, help=f"car (plant) parameters: name or YAML path (default {DEFAULT_CAR})")
     p.add_argument("--model-params", default=None, help="the controller's model parameters (default: the car's)")
     p.add_argument("--residual", default=None, help="residual network weights for the controller's model")
@@ -271,10 +302,10 @@ def add_race_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--controller-config", default=None,
                    help="YAML with the controller's settings (default: the tuning the car's YAML names, else "
                         "settings derived from its parameters)")
-    p.add_argument("--threads", type=int, default=None,
+    p.add_argument("--threads", type=positive_int, default=None,
                    help="numba threads for the controller (a machine setting; default: all cores)")
     p.add_argument("--raceline", default=None, help="raceline file (TUM 7-column) to follow")
-    p.add_argument("--laps", type=int, default=2)
+    p.add_argument("--laps", type=int, default=2, help="laps to drive (>= 1; default 2)")
     p.add_argument("--rate", type=float, default=50.0, help="control rate [Hz] (default 50)")
     p.add_argument("--plant-hz", type=float, default=1000.0, help="plant integration rate [Hz] (>= 500)")
     p.add_argument("--seed", type=int, default=0)

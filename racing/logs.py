@@ -69,20 +69,25 @@ class DriveLog:
     def duration(self) -> float:
         return float(self.t[-1] - self.t[0]) if self.t.size else 0.0
 
-    def validate(self) -> "DriveLog":
-        """Raise :class:`LogError` on NaN values or non-increasing / duplicate timestamps."""
+    def validate(self, line_numbers=None) -> "DriveLog":
+        """Raise :class:`LogError` on NaN values or non-increasing / duplicate timestamps.
+
+        ``line_numbers[i]``: the file line (1-based) of row i, named in the error instead of the row index."""
+        def where(r):
+            return f"line {line_numbers[r]}" if line_numbers is not None else f"row {r}"
+
         cols = list(COLUMNS) + (list(IMU_COLUMNS) if self.imu is not None else [])
         data = [self.t[:, None], self.state, self.command] + ([self.imu] if self.imu is not None else [])
         arr = np.hstack(data)
         bad = ~np.isfinite(arr)
         if bad.any():
             r, c = np.argwhere(bad)[0]
-            raise LogError(f"{self.source}: row {r}: column {cols[c]} is {arr[r, c]}; expected a finite number")
+            raise LogError(f"{self.source}: {where(r)}: column {cols[c]} is {arr[r, c]}; expected a finite number")
         dt = np.diff(self.t)
         if np.any(dt <= 0):
             i = int(np.argmax(dt <= 0))
             kind = "duplicate" if dt[i] == 0 else "non-monotonic"
-            raise LogError(f"{self.source}: row {i + 1}: {kind} timestamp t = {self.t[i + 1]} after {self.t[i]}; "
+            raise LogError(f"{self.source}: {where(i + 1)}: {kind} timestamp t = {self.t[i + 1]} after {self.t[i]}; "
                            f"expected strictly increasing time")
         return self
 
@@ -157,9 +162,21 @@ def read_log(path: str | Path) -> DriveLog:
     if missing:
         raise LogError(f"{path}: line {i + 1}: missing column(s) {', '.join(missing)}; expected {','.join(COLUMNS)}")
     has_imu = all(c in header for c in IMU_COLUMNS)
+    line_numbers = [k + 1 for k in range(i + 1, len(lines)) if lines[k].strip() and not lines[k].startswith("#")]
     try:
         data = np.loadtxt(io.StringIO("\n".join(lines[i + 1:])), delimiter=",", ndmin=2)
     except ValueError as exc:
+        for k in line_numbers:  # name the first bad line of the file
+            vals = lines[k - 1].split(",")
+            bad = len(vals) != len(header)
+            if not bad:
+                try:
+                    [float(v) for v in vals]
+                except ValueError:
+                    bad = True
+            if bad:
+                raise LogError(f"{path}: line {k}: {lines[k - 1][:80]!r}; expected {len(header)} comma-separated "
+                               f"numbers ({','.join(header)})") from None
         raise LogError(f"{path}: {exc}") from exc
     if data.shape[0] == 0:
         raise LogError(f"{path}: no data rows")
@@ -174,4 +191,4 @@ def read_log(path: str | Path) -> DriveLog:
         meta=meta,
         source=str(path),
     )
-    return log.validate()
+    return log.validate(line_numbers)

@@ -69,6 +69,7 @@ class VehicleParams:
                "parameters"})
 
     def __post_init__(self):
+        config.validate(self, source=f"VehicleParams {self.name!r}" if isinstance(self.name, str) else None)
         if self.v_blend_high <= self.v_blend_low:
             raise ConfigError(
                 f"v_blend_high ({self.v_blend_high}) must be greater than v_blend_low ({self.v_blend_low})"

@@ -36,6 +36,10 @@ from racing.models.params import VehicleParams
 from racing.sim.result import SimResult
 
 
+#: the most control ticks one run may hold (time series in memory: ~200 bytes per tick)
+MAX_TICKS = 10_000_000
+
+
 @dataclass(frozen=True)
 class NoiseConfig:
     """Standard deviations of the Gaussian measurement noise (0 = none)."""
@@ -45,6 +49,9 @@ class NoiseConfig:
     vel: float = field(default=0.0, metadata={"unit": "m/s", "min": 0.0})
     yaw_rate: float = field(default=0.0, metadata={"unit": "rad/s", "min": 0.0})
     steer: float = field(default=0.0, metadata={"unit": "rad", "min": 0.0})
+
+    def __post_init__(self):
+        cfg.validate(self)
 
     def std(self) -> np.ndarray:
         return np.array([self.pos, self.pos, self.yaw, self.vel, self.vel, self.yaw_rate, self.steer])
@@ -64,7 +71,22 @@ class SimConfig:
     seed: int = 0
     start_speed: float = field(default=0.0, metadata={"unit": "m/s", "min": 0.0})
     off_track_timeout_s: float = field(default=1.0, metadata={"unit": "s", "gt": 0.0})
-    snapshot_times: tuple[float, ...] = ()
+    snapshot_times: tuple[float, ...] = field(default=(), metadata={"unit": "s", "min": 0.0})
+
+    def __post_init__(self):
+        cfg.validate(self)
+        if self.rate_hz > self.plant_hz:
+            raise cfg.ConfigError(f"SimConfig: rate_hz = {self.rate_hz:g} Hz is above plant_hz = {self.plant_hz:g} Hz; "
+                                  f"expected a control rate at most the plant's integration rate")
+        if self.max_time_s is not None:
+            ticks = self.max_time_s * self.rate_hz
+            if ticks > MAX_TICKS:
+                raise cfg.ConfigError(f"SimConfig: max_time_s x rate_hz = {ticks:.3g} control ticks; expected at "
+                                      f"most {MAX_TICKS:.0e} (the time series are kept in memory)")
+            late = [t for t in self.snapshot_times if t > self.max_time_s]
+            if late:
+                raise cfg.ConfigError(f"SimConfig: snapshot_times: {late[0]:g} s is after max_time_s = "
+                                      f"{self.max_time_s:g} s; expected snapshot times within the run")
 
 
 def default_max_time(track_length: float, laps: int, params: VehicleParams) -> float:

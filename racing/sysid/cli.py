@@ -5,6 +5,8 @@ import json
 import sys
 from pathlib import Path
 
+from racing.argtypes import nonnegative_float, positive_float, positive_int
+
 
 def register(subparsers) -> None:
     """Add the ``fit`` and ``learn`` subcommands to an argparse ``subparsers`` object."""
@@ -15,17 +17,17 @@ def register(subparsers) -> None:
     p.add_argument("--out", default=None, help="write the fitted parameters to this YAML")
     p.add_argument("--model", choices=("dynamic", "kinematic"), default="dynamic")
     p.add_argument("--params", default=None, help="comma-separated parameter names to fit (default: per model)")
-    p.add_argument("--horizon", type=float, default=0.5, help="multi-step prediction horizon [s]")
-    p.add_argument("--stride", type=int, default=5, help="a window starts every STRIDE samples")
-    p.add_argument("--prior", type=float, default=1.0, help="relative std of the weak prior around --car (0: none)")
-    p.add_argument("--rate", type=float, default=50.0, help="resampling rate for bags / non-uniform logs [Hz]")
+    p.add_argument("--horizon", type=positive_float, default=0.5, help="multi-step prediction horizon [s]")
+    p.add_argument("--stride", type=positive_int, default=5, help="a window starts every STRIDE samples")
+    p.add_argument("--prior", type=nonnegative_float, default=1.0, help="relative std of the weak prior around --car (0: none)")
+    p.add_argument("--rate", type=positive_float, default=50.0, help="resampling rate for bags / non-uniform logs [Hz]")
     p.add_argument("--odom-topic", default="/odom")
     p.add_argument("--drive-topic", default="/drive")
     p.add_argument("--imu-topic", default=None)
     p.add_argument("--twist-frame", choices=("body", "world", "pose"), default="body")
     p.add_argument("--residual", default=None, metavar="WEIGHTS.npz", help="also train the neural residual, save here")
-    p.add_argument("--epochs", type=int, default=40, help="residual training epochs")
-    p.add_argument("--hidden", type=int, default=32, help="residual MLP width")
+    p.add_argument("--epochs", type=positive_int, default=40, help="residual training epochs")
+    p.add_argument("--hidden", type=positive_int, default=32, help="residual MLP width")
     p.add_argument("--eval", nargs="*", default=None, metavar="LOG", help="held-out logs for the RMSE table")
     p.add_argument("--plot", default=None, metavar="PNG", help="predicted vs logged signals (held-out logs if given)")
     p.add_argument("--json", action="store_true", help="print the fitted values and metrics as JSON")
@@ -36,14 +38,14 @@ def register(subparsers) -> None:
     q.add_argument("--track", default=None, help="track name or path (default: the default track)")
     q.add_argument("--car", default="f1tenth", help="the plant's true parameters (name or YAML)")
     q.add_argument("--start", default=None, help="controller's start parameters (YAML); default: --car perturbed")
-    q.add_argument("--perturb", type=float, default=0.25,
+    q.add_argument("--perturb", type=nonnegative_float, default=0.25,
                    help="relative error f of the default start parameters: a cautious car model, grip "
                         "(D_f, D_r, mu) f low, shape and inertia mixed (B_f -0.8f, C_f +1.2f, B_r +0.8f, "
                         "C_r -1.2f, I_z +f; 20-30%% off at f = 0.25)")
     q.add_argument("--controller", default="mppi")
     q.add_argument("--plant", default="dynamic")
-    q.add_argument("--iterations", type=int, default=3)
-    q.add_argument("--laps", type=int, default=2)
+    q.add_argument("--iterations", type=positive_int, default=3, help="fit-and-race iterations (>= 1)")
+    q.add_argument("--laps", type=positive_int, default=2, help="laps per race (>= 1)")
     q.add_argument("--seed", type=int, default=0)
     q.add_argument("--plot", default=None, metavar="PNG")
     q.add_argument("--out", default=None, help="write the final fitted parameters to this YAML")
@@ -65,8 +67,8 @@ def cautious_start(true, f: float = 0.25):
                         mu=true.mu * (1 - f))
 
 
-def _err(msg: str) -> int:
-    print(f"error: {msg}", file=sys.stderr)
+def _err(msg: str, command: str = "fit") -> int:
+    print(f"racing {command}: error: {msg}", file=sys.stderr)
     return 2
 
 
@@ -144,7 +146,7 @@ def run_learn(args) -> int:
         else:
             start = cautious_start(true, args.perturb)
     except (ConfigError, ValueError) as exc:
-        return _err(str(exc))
+        return _err(str(exc), "learn")
 
     def progress(row):
         if not args.json:
