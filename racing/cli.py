@@ -358,6 +358,9 @@ def make_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from racing.plot import headless_backend_for_cli  # sets MPLBACKEND only; matplotlib is not imported here
+
+    headless_backend_for_cli()
     parser = make_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):

@@ -3,11 +3,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
 
 _SIGNALS = ((3, "v_x [m/s]"), (4, "v_y [m/s]"), (5, "yaw rate [rad/s]"))
 
