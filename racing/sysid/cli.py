@@ -29,7 +29,10 @@ def register(subparsers) -> None:
     p.add_argument("--epochs", type=positive_int, default=40, help="residual training epochs")
     p.add_argument("--hidden", type=positive_int, default=32, help="residual MLP width")
     p.add_argument("--eval", nargs="*", default=None, metavar="LOG", help="held-out logs for the RMSE table")
-    p.add_argument("--plot", default=None, metavar="PNG", help="predicted vs logged signals (held-out logs if given)")
+    p.add_argument("--plot", default=None, metavar="PNG",
+                   help="logged vs base vs fitted signals with an error panel (held-out logs if given)")
+    p.add_argument("--plot-window", default=None, metavar="T0:T1", type=_window,
+                   help="time window of the plot [s] (default: the whole log)")
     p.add_argument("--json", action="store_true", help="print the fitted values and metrics as JSON")
     p.set_defaults(func=run_fit)
 
@@ -51,6 +54,18 @@ def register(subparsers) -> None:
     q.add_argument("--out", default=None, help="write the final fitted parameters to this YAML")
     q.add_argument("--json", action="store_true")
     q.set_defaults(func=run_learn)
+
+
+def _window(text: str):
+    import argparse
+
+    try:
+        t0, t1 = (float(v) for v in text.split(":"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected T0:T1 in seconds, got {text!r}") from None
+    if not t1 > t0:
+        raise argparse.ArgumentTypeError(f"expected T0:T1 with T1 > T0, got {text!r}")
+    return t0, t1
 
 
 def cautious_start(true, f: float = 0.25):
@@ -118,7 +133,10 @@ def run_fit(args) -> int:
     if args.plot and ev is not None:
         from racing.plot.sysid import plot_predictions
 
-        plot_predictions(ev, args.plot)
+        try:
+            plot_predictions(ev, args.plot, window=args.plot_window)
+        except ValueError as exc:
+            return _err(f"--plot-window: {exc}")
         out["plot"] = args.plot
     if args.json:
         print(json.dumps(out, indent=1, default=float))
