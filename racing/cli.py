@@ -13,6 +13,7 @@ import sys
 import time
 from pathlib import Path
 
+from racing import exit_codes
 from racing.argtypes import positive_int
 from racing.config import ConfigError
 
@@ -24,6 +25,9 @@ SUBCOMMAND_MODULES = (
 )
 
 DEFAULT_CONTROLLER = "pure_pursuit"
+
+#: optional packages -> the extra that installs them (pyproject.toml)
+OPTIONAL_PACKAGES = {"torch": "learn", "rosbags": "ros", "casadi": "raceline", "pytorch_mppi": "bench"}
 
 
 def _default_controller() -> str:
@@ -291,13 +295,13 @@ def add_race_arguments(p: argparse.ArgumentParser) -> None:
     from racing.models.params import DEFAULT_CAR
     from racing.track import DEFAULT_TRACK
 
-    p.add_argument("--track", default=DEFAULT_TRACK, help=f"track name or path (default {DEFAULT_TRACK})")
+    p.add_argument("--track", default=DEFAULT_TRACK, help="track name or path")
     p.add_argument("--allow-bad-geometry", action="store_true",
                    help="race a track whose shape fails the checks (self-crossing, bends tighter than the width)")
-    p.add_argument("--car", default=DEFAULT_CAR, help=f"car (plant) parameters: name or YAML path (default {DEFAULT_CAR})")
+    p.add_argument("--car", default=DEFAULT_CAR, help="car (plant) parameters: name or YAML path")
     p.add_argument("--model-params", default=None, help="the controller's model parameters (default: the car's)")
     p.add_argument("--residual", default=None, help="residual network weights for the controller's model")
-    p.add_argument("--plant", default="dynamic", help="plant name or import path module:factory (default dynamic)")
+    p.add_argument("--plant", default="dynamic", help="plant name or import path module:factory")
     p.add_argument("--controller", default=None, help="controller name (default mppi if available, else pure_pursuit)")
     p.add_argument("--controller-config", default=None,
                    help="YAML with the controller's settings (default: the tuning the car's YAML names, else "
@@ -305,10 +309,10 @@ def add_race_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=positive_int, default=None,
                    help="numba threads for the controller (a machine setting; default: all cores)")
     p.add_argument("--raceline", default=None, help="raceline file (TUM 7-column) to follow")
-    p.add_argument("--laps", type=int, default=2, help="laps to drive (>= 1; default 2)")
-    p.add_argument("--rate", type=float, default=50.0, help="control rate [Hz] (default 50)")
-    p.add_argument("--plant-hz", type=float, default=1000.0, help="plant integration rate [Hz] (>= 500)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--laps", type=int, default=2, help="laps to drive (>= 1)")
+    p.add_argument("--rate", type=float, default=50.0, help="control rate [Hz]")
+    p.add_argument("--plant-hz", type=float, default=1000.0, help="plant integration rate [Hz], >= 500")
+    p.add_argument("--seed", type=int, default=0, help="seed of the measurement noise (and the controller's)")
     p.add_argument("--realtime", action="store_true", help="compute time delays commands; count deadline misses")
     p.add_argument("--delay", type=float, default=0.0, help="actuation delay [s]")
     p.add_argument("--noise", type=float, default=0.0, help="measurement noise scale (0 = none, 1 = typical)")
@@ -337,14 +341,52 @@ def run_list(args) -> int:
     return 0
 
 
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """One help style for every subcommand: descriptions kept as written but without reStructuredText markup
+    (``x``, :mod:`x`), and the default of every option that has one shown (unless its help already says it)."""
+
+    def _get_help_string(self, action):
+        help_text = action.help or ""
+        default = action.default
+        if ("default" not in help_text and "%(default)" not in help_text and default not in (None, False, True)
+                and default is not argparse.SUPPRESS and action.option_strings):
+            help_text += " (default: %(default)s)"
+        return help_text
+
+    def format_help(self):
+        return _plain(super().format_help())
+
+
+def _plain(text: str) -> str:
+    import re
+
+    text = re.sub(r":\w+:`~?([^`]+)`", r"\1", text)
+    return text.replace("``", "")
+
+
+def _apply_help_style(parser: argparse.ArgumentParser) -> None:
+    parser.formatter_class = HelpFormatter
+    for action in parser._actions:
+        if action.help is None and action.option_strings and action.default not in (None, False, True):
+            action.help = "(default: %(default)s)"
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                _apply_help_style(sub)
+
+
 def make_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="racing", description="Model-based control for racing cars.")
+    from racing import __version__
+
+    parser = argparse.ArgumentParser(prog="racing", description="Model-based control for racing cars. Exit codes "
+                                     "of every command: 0 completed clean, 1 failed, 2 bad input, 3 completed "
+                                     "with incidents.")
+    parser.add_argument("--version", action="version", version=f"racing {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     p = sub.add_parser("race", help="closed-loop race simulation")
     add_race_arguments(p)
     p.set_defaults(func=run_race)
     p = sub.add_parser("list", help="list tracks, cars, controllers and plants")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=run_list)
     for mod in SUBCOMMAND_MODULES:
         try:
@@ -354,6 +396,7 @@ def make_parser() -> argparse.ArgumentParser:
                 continue
             raise
         m.register(sub)
+    _apply_help_style(parser)
     return parser
 
 
@@ -365,12 +408,19 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()
-        return 2
+        return exit_codes.BAD_INPUT
     try:
         return int(args.func(args) or 0)
     except (ConfigError, ValueError, OSError) as exc:
         print(f"racing {args.command}: error: {exc}", file=sys.stderr)
-        return 2
+        return exit_codes.BAD_INPUT
+    except ModuleNotFoundError as exc:
+        extra = OPTIONAL_PACKAGES.get((exc.name or "").split(".")[0])
+        if extra is None:
+            raise
+        print(f"racing {args.command}: error: this needs the optional package {exc.name!r}: "
+              f"pip install 'racing[{extra}]'", file=sys.stderr)
+        return exit_codes.BAD_INPUT
 
 
 if __name__ == "__main__":

@@ -330,14 +330,15 @@ def measure_widths(track: Track, omap: OccupancyMap, max_dist: float | None = No
 # Track folders
 # --------------------------------------------------------------------------------------------
 def tracks_dir() -> Path:
-    """``<repo root>/tracks`` where repo root = Path(racing.__file__).parents[1]."""
-    import racing
+    """The project's own tracks: ``racing/data/tracks`` inside the installed package (package data, found with
+    :mod:`importlib.resources`, so an installed wheel has them as well as a source checkout)."""
+    from importlib.resources import files
 
-    return Path(racing.__file__).resolve().parents[1] / "tracks"
+    return Path(str(files("racing") / "data" / "tracks"))
 
 
 def known_tracks() -> list[str]:
-    """Sorted names of the folders in ``<repo root>/tracks/`` that hold a centre line."""
+    """Sorted names of the folders in :func:`tracks_dir` that hold a centre line."""
     d = tracks_dir()
     if not d.is_dir():
         return []
@@ -435,7 +436,7 @@ def load_track(name_or_path, measure_widths: bool = False, ds: float | None = No
 
 def _load_track(name_or_path, measure_widths: bool = False, ds: float | None = None,
                 smoothing: float | None = None) -> Track:
-    """Load a track by name (``<repo>/tracks/<name>/``) or from a path.
+    """Load a track by name (``racing/data/tracks/<name>/``, :func:`tracks_dir`) or from a path.
 
     Parameters
     ----------
