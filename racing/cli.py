@@ -139,7 +139,7 @@ def build_race(args):
         plant = make_plant(args.plant, plant_params, plant_hz=args.plant_hz)
     run_config = {
         "track": {"name": track.name, "source": track.source, "length_m": track.length,
-                  "raceline": track.raceline is not None},
+                  "raceline": track.raceline is not None, "widths_from": track.widths_from},
         "car": cfg.to_dict(plant_params),
         "model_car": cfg.to_dict(model_params),
         "controller": {"name": controller_name, "config": cfg.to_dict(controller.config),
