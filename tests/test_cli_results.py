@@ -104,3 +104,12 @@ def test_compile_notice_speaks_only_when_the_block_is_slow():
     with compile_notice("building y", after_s=5.0, stream=quiet):
         pass
     assert quiet.getvalue() == ""
+
+
+def test_the_animation_is_listed_among_the_files(tmp_path, capsys):
+    out = tmp_path / "run"
+    rc = main(["race", "--controller", "pure_pursuit", "--max-time", "1.5", "--animate", "--out", str(out), "--json"])
+    data = json.loads(capsys.readouterr().out)
+    assert rc == 1  # the time limit ends the run before a lap: a failed run still writes what it has
+    assert str(out / "lap.gif") in data["files"] and data["animation"] == str(out / "lap.gif")
+    assert (out / "lap.gif").stat().st_size > 0
