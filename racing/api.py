@@ -148,6 +148,10 @@ def fit(logs, car, model: str = "dynamic", **options):
     ``horizon_s``, ``stride``, ``prior_rel``, ...). Returns a FitResult (``.params``, ``.report()``)."""
     from racing.sysid.parametric import fit as _fit
 
+    for key, ok, expected in (("horizon_s", lambda v: v > 0, "> 0 s"), ("stride", lambda v: int(v) == v and v >= 1,
+                                                                          "an integer >= 1")):
+        if key in options and not (isinstance(options[key], (int, float)) and ok(options[key])):
+            raise ConfigError(f"fit: {key} = {options[key]!r}; expected {expected}")
     if isinstance(logs, (str, Path)) or (isinstance(logs, (list, tuple)) and logs
                                          and isinstance(logs[0], (str, Path))):
         logs = load_logs(logs)

@@ -264,3 +264,12 @@ def test_mppi_threads_out_of_range_is_an_error():
     with pytest.raises(ValueError, match=r"threads = 0"):
         set_threads(0)
     assert set_threads(numba.get_num_threads()) >= 1
+
+
+@pytest.mark.parametrize("kw,pattern", [(dict(horizon_s=0.0), r"fit: horizon_s = 0.0; expected > 0 s"),
+                                        (dict(stride=0), r"fit: stride = 0; expected an integer >= 1")])
+def test_fit_options_checked_in_the_python_api(kw, pattern):
+    import racing
+
+    with pytest.raises(ConfigError, match=pattern):
+        racing.fit([], "f1tenth", **kw)
