@@ -108,3 +108,20 @@ def test_lap_animation_is_written(runs, tmp_path):
     with Image.open(path) as im:
         assert im.n_frames > 5
     assert np.isfinite(clean.t).all()
+
+
+def test_the_cli_selects_agg_only_without_a_display(monkeypatch):
+    import os
+
+    from racing.plot import headless_backend_for_cli
+
+    monkeypatch.delenv("MPLBACKEND", raising=False)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    monkeypatch.setenv("DISPLAY", ":0")
+    if os.sys.platform.startswith("linux"):
+        assert headless_backend_for_cli() is False and "MPLBACKEND" not in os.environ
+    monkeypatch.delenv("DISPLAY")
+    if os.sys.platform.startswith("linux"):
+        assert headless_backend_for_cli() is True and os.environ["MPLBACKEND"] == "Agg"
+    monkeypatch.setenv("MPLBACKEND", "svg")
+    assert headless_backend_for_cli() is False and os.environ["MPLBACKEND"] == "svg"
