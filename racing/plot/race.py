@@ -67,7 +67,7 @@ def _reference(result, track, laps):
     """(label, d [m], t [s]) of the reference lap: the best complete lap, else the raceline's time profile."""
     done = [lp for lp in laps if lp["complete"]]
     if len(done) >= 2 or (done and track.raceline is None):
-        best = min(done, key=lambda lp: lp["tl"][-1])
+        best = min(done, key=lambda lp: result.laps[lp["lap"] - 1])
         return f"lap {best['lap']} (best)", best["d"], best["tl"]
     rl = track.raceline
     if rl is not None and np.all(rl.vx > 0):
@@ -118,7 +118,8 @@ def race_figure(result, track, title: str | None = None):
     a_c = fig.add_subplot(gs[3, 1])
     for k, lp in enumerate(laps):
         style = dict(color=colors(k % 10), lw=1.0, ls="-" if lp["complete"] else ":")
-        label = f"lap {lp['lap']}" + (f" {lp['tl'][-1]:.2f} s" if lp["complete"] else " (incomplete)")
+        lap_s = result.laps[lp["lap"] - 1] if lp["complete"] else None
+        label = f"lap {lp['lap']}" + (f" {lap_s:.2f} s" if lap_s is not None else " (incomplete)")
         a_v.plot(lp["d"], v[lp["i"]], label=label, **style)
         a_n.plot(lp["d"], result.frenet[lp["i"], 1], **style)
     if track.raceline is not None:
@@ -156,7 +157,7 @@ def race_figure(result, track, title: str | None = None):
     a_c.axhline(period_ms, color="red", ls="--", lw=1.0, label=f"period {period_ms:g} ms")
     over = c_ms > period_ms
     if over.any():
-        a_c.plot(result.t[over], c_ms[over], "v", color="red", ms=4,
+        a_c.plot(result.t[over], c_ms[over], "v", color="red", ms=3, alpha=0.6,
                  label=("deadline misses" if s.get("realtime") else "over the period (off-line)") + f" ({over.sum()})")
     a_c.set_xlabel("t [s]")
     a_c.set_ylabel("compute [ms]")
