@@ -23,6 +23,7 @@ import time
 
 import numpy as np
 
+from racing.argtypes import positive_int
 from racing.models.fastmath import scalar
 from racing.control.mppi.step import RolloutCost
 
@@ -195,8 +196,6 @@ def bench_ilqr(repeats: int, iterations: int, T: int = 50):
 def run(args) -> int:
     repeats = args.repeats if args.repeats is not None else (20 if args.quick else 50)
     grid = [(1024, 50)] if args.quick else STANDARD_GRID
-    if args.threads < 1 or args.repeats is not None and args.repeats < 1:
-        raise SystemExit(f"racing bench: --threads and --repeats must be >= 1 (got {args.threads}, {args.repeats})")
     import os
 
     load = os.getloadavg()
@@ -247,8 +246,8 @@ def register(subparsers) -> argparse.ArgumentParser:
     ap.add_argument("--json", action="store_true", help="print the rows as JSON")
     ap.add_argument("--quick", action="store_true", help="K=1024, T=50 only and fewer repeats")
     ap.add_argument("--no-peer", action="store_true", help="skip pytorch_mppi")
-    ap.add_argument("--repeats", type=int, default=None, help="timed calls per row (default 50, --quick 20)")
-    ap.add_argument("--threads", type=int, default=2, help="numba and torch threads (default 2)")
+    ap.add_argument("--repeats", type=positive_int, default=None, help="timed calls per row (default 50, --quick 20)")
+    ap.add_argument("--threads", type=positive_int, default=2, help="numba and torch threads (default 2)")
     ap.set_defaults(func=run)
     return ap
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import numbers
 import types
 import typing
 from pathlib import Path
@@ -59,10 +60,10 @@ def _type_hints(cls) -> dict:
 
 
 def _check_number(value: Any, where: str, meta: Mapping, want_int: bool) -> float | int:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
         kind = "an integer" if want_int else "a number"
         raise ConfigError(f"{where}: expected {kind}, got {value!r}")
-    if want_int and not isinstance(value, int):
+    if want_int and not isinstance(value, numbers.Integral):
         if float(value).is_integer():
             value = int(value)
         else:
@@ -156,6 +157,23 @@ def from_mapping(cls: type[T], data: Mapping[str, Any], source: str = "<config>"
         raise
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"{source}: {prefix.rstrip('.') or cls.__name__}: {exc}") from exc
+
+
+def validate(obj: Any, source: str | None = None) -> None:
+    """Check a dataclass built in Python the way :func:`from_mapping` checks a file: each field's type, finiteness
+    and ``min``/``max``/``gt``/``lt``/``choices`` metadata; a :class:`ConfigError` names the class (or ``source``),
+    the field and the expected range. Call it from ``__post_init__`` so that the Python API is as strict as the
+    YAML. Numbers are normalised in place (an integral float for an int field becomes an int)."""
+    cls = type(obj)
+    hints = _type_hints(cls)
+    name = source or cls.__name__
+    for f in dataclasses.fields(obj):
+        value = getattr(obj, f.name)
+        if dataclasses.is_dataclass(value) and not isinstance(value, type):
+            continue  # validated by its own __post_init__
+        conv = _convert(value, hints[f.name], f"{name}: {f.name}", f.metadata, name)
+        if conv is not value and conv != value or type(conv) is not type(value):
+            object.__setattr__(obj, f.name, conv)
 
 
 def load(cls: type[T], path: str | Path, section: str | None = None) -> T:

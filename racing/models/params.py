@@ -69,6 +69,7 @@ class VehicleParams:
                "parameters"})
 
     def __post_init__(self):
+        config.validate(self, source=f"VehicleParams {self.name!r}" if isinstance(self.name, str) else None)
         if self.v_blend_high <= self.v_blend_low:
             raise ConfigError(
                 f"v_blend_high ({self.v_blend_high}) must be greater than v_blend_low ({self.v_blend_low})"
@@ -140,12 +141,17 @@ assert PARAM_NAMES == _expected, "P_* indices out of sync with VehicleParams fie
 
 
 def repo_root() -> Path:
-    """The project root (the folder holding ``racing/``, ``tracks/`` and ``vehicle_params/``)."""
+    """The folder holding the ``racing`` package: the project root in a source checkout (``site-packages`` in an
+    installed wheel). Only for developer conveniences (e.g. the shared data beside a checkout): the project's own
+    cars and tracks are package data (:func:`params_dir`, :func:`racing.track.tracks_dir`)."""
     return Path(__file__).resolve().parents[2]
 
 
 def params_dir() -> Path:
-    return repo_root() / "vehicle_params"
+    """The project's own cars: ``racing/data/vehicle_params`` inside the installed package (package data)."""
+    from importlib.resources import files
+
+    return Path(str(files("racing") / "data" / "vehicle_params"))
 
 
 def known_cars() -> list[str]:
@@ -157,7 +163,7 @@ DEFAULT_CAR = "f1tenth"
 
 
 def load_params(name_or_path: str | Path = DEFAULT_CAR) -> VehicleParams:
-    """Load a car by name (a file in ``vehicle_params/``) or by path to a YAML file.
+    """Load a car by name (a file in :func:`params_dir`) or by path to a YAML file.
 
     Raises
     ------

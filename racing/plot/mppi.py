@@ -7,12 +7,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from matplotlib.collections import LineCollection  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib.collections import LineCollection
 
 
 def _draw_track(ax, track):
@@ -112,7 +109,15 @@ def animate_lap(result, track, path, fps: int = 20, speedup: float = 2.0, trail_
     trail = LineCollection([], cmap="plasma", norm=plt.Normalize(float(v.min()), float(v.max()) + 1e-9), lw=2.0)
     ax.add_collection(trail)
     plt.colorbar(trail, ax=ax, fraction=0.04, label="speed [m/s]")
-    car, = ax.plot([], [], "o", color="tab:red", ms=6)
+    span = float(np.ptp(track.xy, axis=0).max())
+    car, = ax.plot([], [], "o", color="tab:red", ms=5)
+    heading = ax.quiver([X[0, 0]], [X[0, 1]], [np.cos(X[0, 2])], [np.sin(X[0, 2])], color="tab:red", angles="xy",
+                        scale_units="xy", scale=1.0 / (0.05 * span), width=0.008, zorder=5)
+    ax.set_xlabel("x [m]")
+    ax.set_ylabel("y [m]")
+    s = result.summary()
+    ax.set_title(f"{s['track']} / {s['car']} / {s['controller']}   laps [s]: "
+                 f"{', '.join(f'{x:.2f}' for x in result.laps) or 'none'}   status: {s['status']}", fontsize=9)
     nom, = ax.plot([], [], "r-", lw=1.2, alpha=0.8)
     txt = ax.text(0.02, 0.97, "", transform=ax.transAxes, va="top")
     snaps = sorted(result.snapshots, key=lambda s: s["t"]) if result.snapshots else []
@@ -126,11 +131,13 @@ def animate_lap(result, track, path, fps: int = 20, speedup: float = 2.0, trail_
             trail.set_segments(seg)
             trail.set_array(v[a:i])
         car.set_data([X[i, 0]], [X[i, 1]])
+        heading.set_offsets([[X[i, 0], X[i, 1]]])
+        heading.set_UVC([np.cos(X[i, 2])], [np.sin(X[i, 2])])
         near = [s for s in snaps if abs(s["t"] - t[i]) <= 0.5 * step * (t[1] - t[0])]
         if near:
             nom.set_data(near[0]["nominal"][:, 0], near[0]["nominal"][:, 1])
-        txt.set_text(f"t = {t[i]:6.2f} s   v = {v[i]:5.1f} m/s")
-        return trail, car, nom, txt
+        txt.set_text(f"t = {t[i]:6.2f} s   v = {v[i]:5.1f} m/s   heading {np.degrees(X[i, 2]):6.1f} deg")
+        return trail, car, heading, nom, txt
 
     anim = animation.FuncAnimation(fig, update, frames=frames, blit=False)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -3,40 +3,92 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+_SIGNALS = ((3, "v_x [m/s]", 1.0), (4, "v_y [m/s]", 1.0), (5, "yaw rate [rad/s]", 1.0),
+            (6, "steering [deg]", 180.0 / np.pi))
+_COLORS = {"base": "tab:gray", "parametric": "tab:blue", "semi-parametric": "tab:red"}
+_NAMES = {"base": "base (before the fit)", "parametric": "fitted", "semi-parametric": "fitted + residual"}
 
-_SIGNALS = ((3, "v_x [m/s]"), (4, "v_y [m/s]"), (5, "yaw rate [rad/s]"))
+
+def _joined(tr, model, col, sel, scale):
+    """The open-loop predictions of the windows ``sel`` as one line with NaN gaps: (t, value, error)."""
+    t, meas, H = tr["t"], tr["meas"], tr["H"]
+    tt, vv, ee = [], [], []
+    for j in sel:
+        s = tr["starts"][j]
+        idx = np.arange(s + 1, s + H + 1)
+        pred = tr[model][j, :, col] * scale
+        tt += [t[s], *t[idx], np.nan]
+        vv += [meas[s, col] * scale, *pred, np.nan]
+        ee += [0.0, *(pred - meas[idx, col] * scale), np.nan]
+    return np.array(tt), np.array(vv), np.array(ee)
 
 
-def plot_predictions(ev, path, max_windows: int = 12):
-    """Predicted (open loop, each model) vs logged v_x, v_y, yaw rate over consecutive windows."""
+def fit_figure(ev, window=None, title: str | None = None):
+    """Logged vs base vs fitted (vs fitted + residual) v_x, v_y, yaw rate and steering angle, open loop from the
+    logged state at the start of each window (``ev.traces``: consecutive windows over the whole log), the
+    steering command, and an error panel (prediction - logged yaw rate and v_y per model).
+
+    window : (t0, t1) [s] to show part of the log; default the whole log. Returns a matplotlib Figure.
+    """
     tr = ev.traces
-    fig, axes = plt.subplots(len(_SIGNALS), 1, figsize=(11, 8), sharex=True)
+    fig, axes = plt.subplots(len(_SIGNALS) + 2, 1, figsize=(13, 13), sharex=True,
+                             gridspec_kw={"height_ratios": [1, 1, 1, 1, 0.8, 0.8]})
     if not tr:
-        fig.text(0.5, 0.5, "no complete window to plot", ha="center")
-    else:
-        t, meas, starts, H = tr["t"], tr["meas"], tr["starts"][:max_windows], tr["H"]
-        i0, i1 = starts[0], starts[-1] + H + 1
-        models = [m for m in ("base", "parametric", "semi-parametric") if m in tr]
-        colors = {"base": "tab:gray", "parametric": "tab:blue", "semi-parametric": "tab:red"}
-        for ax, (c, label) in zip(axes, _SIGNALS):
-            ax.plot(t[i0:i1], meas[i0:i1, c], color="k", lw=0.8, label="logged")
-            for m in models:
-                for j, s in enumerate(starts):
-                    tt = t[s + 1:s + H + 1]
-                    ax.plot(tt, tr[m][j, :, c], color=colors[m], lw=1.2, label=m if j == 0 else None)
-                    ax.plot(t[s], meas[s, c], "o", color=colors[m], ms=2)
-            ax.set_ylabel(label)
-            ax.grid(alpha=0.3)
-        axes[0].legend(loc="upper right", fontsize=8)
-        axes[-1].set_xlabel("t [s]")
-        h = next(iter(ev.horizons)) if ev.horizons else ""
-        axes[0].set_title(f"open-loop predictions over {H} steps from logged states ({h} ...)")
+        fig.text(0.5, 0.5, "no complete window to plot (log shorter than the horizon)", ha="center")
+        return fig
+    t, meas, starts, H = tr["t"], tr["meas"], tr["starts"], tr["H"]
+    t0, t1 = (float(t[0]), float(t[-1])) if window is None else (float(window[0]), float(window[1]))
+    if not t1 > t0:
+        raise ValueError(f"window = {window}; expected (t0, t1) with t1 > t0 [s]")
+    sel = [j for j, s in enumerate(starts) if t[s] >= t0 and t[min(s + H, len(t) - 1)] <= t1]
+    if not sel:
+        raise ValueError(f"window = ({t0:g}, {t1:g}) s holds no complete prediction window of {H} samples; the log "
+                         f"spans {t[0]:.2f}..{t[-1]:.2f} s")
+    shown = (t >= t0) & (t <= t1)
+    models = [m for m in ("base", "parametric", "semi-parametric") if m in tr]
+    h_label = next((h for h, v in ev.horizons.items() if abs(v - H * (t[1] - t[0])) < 1e-6), None)
+    for ax, (col, label, scale) in zip(axes, _SIGNALS):
+        ax.plot(t[shown], meas[shown, col] * scale, color="k", lw=1.6, alpha=0.55, zorder=3, label="logged")
+        for m in models:
+            tt, vv, _ = _joined(tr, m, col, sel, scale)
+            ax.plot(tt, vv, color=_COLORS[m], lw=1.1, alpha=0.9, label=_NAMES[m])
+        ax.set_ylabel(label)
+        ax.grid(alpha=0.3)
+    if "cmd" in tr:
+        axes[3].plot(t[shown], tr["cmd"][shown, 0] * _SIGNALS[3][2], color="tab:orange", lw=0.8, ls="--",
+                     label="steering command")
+    for ax, (col, label) in zip(axes[4:], ((5, "yaw rate error [rad/s]"), (4, "v_y error [m/s]"))):
+        for m in models:
+            tt, _, ee = _joined(tr, m, col, sel, 1.0)
+            rm = ev.rmse.get(m, {}).get(h_label, {}) if h_label else {}
+            key = "yaw_rate" if col == 5 else "vy"
+            rms = f" (RMSE {rm[key]:.3g})" if key in rm else ""
+            ax.plot(tt, ee, color=_COLORS[m], lw=0.9, label=_NAMES[m] + rms)
+        ax.axhline(0.0, color="k", lw=0.6)
+        ax.set_ylabel(label)
+        ax.legend(loc="upper right", fontsize=7)
+        ax.grid(alpha=0.3)
+    axes[0].legend(loc="upper right", fontsize=8, ncol=len(models) + 1)
+    axes[3].legend(loc="upper right", fontsize=7)
+    axes[-1].set_xlabel("t [s]")
+    axes[-1].set_xlim(t0, t1)
+    dt_w = H * (t[1] - t[0])
+    axes[0].set_title(title or f"open-loop predictions over {dt_w:.2f} s windows from the logged state "
+                               f"({len(sel)} windows, t = {t0:.1f}..{t1:.1f} s)")
     fig.tight_layout()
+    return fig
+
+
+def plot_predictions(ev, path, window=None, max_windows: int | None = None):
+    """Write :func:`fit_figure` as a PNG (``max_windows``: only the first n windows); returns the path."""
+    tr = ev.traces
+    if window is None and max_windows is not None and tr:
+        s = tr["starts"][:max_windows]
+        window = (tr["t"][s[0]], tr["t"][min(s[-1] + tr["H"], len(tr["t"]) - 1)])
+    fig = fit_figure(ev, window=window)
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
     plt.close(fig)

@@ -24,11 +24,15 @@ from racing.raceline.cache import METHODS
 def register(subparsers) -> None:
     p = subparsers.add_parser("raceline", help="minimum-curvature racing line or minimum-lap-time reference",
                               description=__doc__.split("\n\n")[0])
-    p.add_argument("--track", required=True,
+    from racing.models.params import DEFAULT_CAR
+    from racing.track import DEFAULT_TRACK
+
+    p.add_argument("--track", default=DEFAULT_TRACK,
                    help="track name (racing list), a TUM centre-line csv or a track folder; a bare name of a shared "
-                        "TUM track (e.g. Monza) is looked up in ../shared/data/tracks/racetrack-database")
-    p.add_argument("--car", default=None,
-                   help="car name or YAML path (default: f1tenth on 1:10 tracks, gt_car otherwise)")
+                        "TUM track (e.g. Monza) is looked up in ../shared/data/tracks/racetrack-database "
+                        "(default: %(default)s, as racing race)")
+    p.add_argument("--car", default=DEFAULT_CAR,
+                   help="car name or YAML path (default: %(default)s, as racing race)")
     p.add_argument("--method", choices=METHODS, default="mincurv",
                    help="mincurv: min-curvature QP + quasi-steady-state speed profile; mintime: minimum-lap-time "
                         "optimal control with the dynamic single-track model (IPOPT)")

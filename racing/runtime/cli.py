@@ -430,6 +430,12 @@ def run_drive(args) -> int:
     summary = result.summary()
     summary.update(track=track.name, car=params.name, controller=conf.controller, vehicle=vehicle_desc,
                    link=security.describe(), cpu=cpu_report.as_dict())
+    # the exit-code convention of every subcommand (racing/exit_codes.py): a watchdog trip failed the run,
+    # deadline misses are incidents of a run that otherwise completed (or was interrupted)
+    from racing import exit_codes
+
+    summary["exit_code"] = (exit_codes.FAILED if summary["status"].startswith("watchdog:") else
+                            exit_codes.INCIDENTS if summary.get("deadline_misses") else exit_codes.OK)
     if sim_report is not None:
         summary["vehicle_sim"] = sim_report
     side = log_path.with_suffix(".summary.json")
@@ -440,7 +446,7 @@ def run_drive(args) -> int:
         print(json.dumps(summary))
     else:
         print(drive_table(summary))
-    return 1 if summary["status"].startswith("watchdog:") else 0
+    return summary["exit_code"]
 
 
 def check_loopback_quiet(host: str) -> bool:

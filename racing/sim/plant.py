@@ -49,7 +49,15 @@ def make_plant(spec: str, params: VehicleParams, plant_hz: float = 1000.0):
             raise ValueError(f"unknown plant {spec!r}; known plants: {', '.join(known_plants())} "
                              f"(or an import path 'module:factory')")
         factory = PLANTS[spec]
-    plant = factory(params, plant_hz=plant_hz)
+    if not callable(factory):
+        raise ValueError(f"--plant {spec!r}: {spec.partition(':')[2] or spec} is a {type(factory).__name__}, not a "
+                         f"factory; expected a callable factory(params, plant_hz=...) returning a plant")
+    try:
+        plant = factory(params, plant_hz=plant_hz)
+    except TypeError as exc:
+        raise ValueError(f"--plant {spec!r}: calling factory(params, plant_hz={plant_hz:g}) failed: {exc}; expected "
+                         f"a factory(params, plant_hz=...) returning an object with reset(x0) and step(command, dt)"
+                         ) from None
     for meth in ("reset", "step"):
         if not callable(getattr(plant, meth, None)):
             raise ValueError(f"plant {spec!r} has no {meth}() method; see racing.sim.plant for the interface")

@@ -8,7 +8,14 @@ from pathlib import Path
 import numpy as np
 import yaml
 
+from racing import exit_codes
 from racing.logs import DriveLog
+
+#: outcome of a run by status: "clean" | "incidents" | "failed"
+OUTCOMES = {"completed": "clean", "completed_with_incidents": "incidents", "timeout": "failed",
+            "off_track": "failed", "diverged": "failed"}
+#: exit code of ``racing race`` by outcome (the convention of :mod:`racing.exit_codes`)
+EXIT_CODES = {"clean": exit_codes.OK, "incidents": exit_codes.INCIDENTS, "failed": exit_codes.FAILED}
 
 
 @dataclass
@@ -20,10 +27,12 @@ class SimResult:
     measured : float64[N, 7]  what the controller observed (with noise)
     command  : float64[N, 3]  (steering_angle [rad], speed [m/s], acceleration [m/s^2]) returned at t
     frenet   : float64[N, 3]  (s [m], n [m] positive left, heading error [rad]) of the true state
-    compute_s: float64[N]     controller compute time per call [s]
+    compute_s: float64[N]     controller compute time per call [s] (0 on ticks skipped after a deadline miss)
     laps     : list of lap times [s]; lap_end_t: crossing times [s]
     events   : list of {"t", "type", ...}  (off_track, back_on_track, deadline_miss, ...)
-    status   : "completed" | "timeout" | "off_track" | "diverged"
+    status   : "completed" (all laps, nothing happened) | "completed_with_incidents" (all laps, but off-track
+               excursions or deadline misses) | "timeout" | "off_track" | "diverged" (failures)
+    period_s : control period [s]; compute_over_period: calls that took longer (counted off-line too)
     config   : resolved configuration (track, cars, controller, simulator)
     snapshots: controller diagnostics captured at chosen instants
     """
@@ -43,6 +52,25 @@ class SimResult:
     config: dict
     snapshots: list = field(default_factory=list)
     reference_lap_s: float | None = None
+    period_s: float | None = None
+    compute_over_period: int = 0
+
+    @property
+    def outcome(self) -> str:
+        """"clean" | "incidents" | "failed" (see :data:`OUTCOMES`)."""
+        return OUTCOMES.get(self.status, "failed")
+
+    @property
+    def exit_code(self) -> int:
+        """0 clean, 3 completed with incidents, 1 failed (:mod:`racing.exit_codes`)."""
+        return EXIT_CODES[self.outcome]
+
+    @property
+    def incidents(self) -> dict:
+        """Counts of what went wrong on the way: off-track excursions, real-time deadline misses, and the calls
+        whose compute time exceeded the period (a miss in real time; off-line it costs no simulated time)."""
+        return {"off_track": self.off_track, "deadline_misses": self.deadline_misses,
+                "compute_over_period": self.compute_over_period}
 
     @property
     def best_lap_s(self) -> float | None:
@@ -70,6 +98,14 @@ class SimResult:
             "deadline_misses": self.deadline_misses,
             "compute_ms": self.compute_ms(),
             "status": self.status,
+            "outcome": self.outcome,
+            "exit_code": self.exit_code,
+            "incidents": self.incidents,
+            "realtime": bool(self.config.get("sim", {}).get("realtime", False)),
+            "period_ms": None if self.period_s is None else round(self.period_s * 1e3, 6),
+            "compute_over_period": self.compute_over_period,
+            "compute_over_period_pct": (round(100.0 * self.compute_over_period / self.t.size, 3)
+                                        if self.t.size else 0.0),
             "sim_time_s": float(self.t[-1]) if self.t.size else 0.0,
             "max_speed_mps": float(np.max(np.hypot(self.state[:, 3], self.state[:, 4]))) if self.t.size else 0.0,
             "max_abs_lateral_offset_m": float(np.max(np.abs(self.frenet[:, 1]))) if self.t.size else 0.0,
@@ -92,7 +128,8 @@ class SimResult:
                             command=self.command, frenet=self.frenet, compute_s=self.compute_s)
         meta = {"laps": self.laps, "lap_end_t": self.lap_end_t, "events": self.events, "status": self.status,
                 "off_track": self.off_track, "deadline_misses": self.deadline_misses,
-                "reference_lap_s": self.reference_lap_s}
+                "reference_lap_s": self.reference_lap_s, "period_s": self.period_s,
+                "compute_over_period": self.compute_over_period}
         (d / "events.json").write_text(json.dumps(meta, indent=1, default=float))
         (d / "summary.json").write_text(json.dumps(self.summary(), indent=1))
         (d / "config.yaml").write_text(yaml.safe_dump(self.config, sort_keys=False))
@@ -109,4 +146,5 @@ class SimResult:
                    frenet=arr["frenet"], compute_s=arr["compute_s"], laps=meta["laps"], lap_end_t=meta["lap_end_t"],
                    events=meta["events"], status=meta["status"], off_track=meta["off_track"],
                    deadline_misses=meta["deadline_misses"], config=config,
-                   reference_lap_s=meta.get("reference_lap_s"))
+                   reference_lap_s=meta.get("reference_lap_s"), period_s=meta.get("period_s"),
+                   compute_over_period=meta.get("compute_over_period", 0))

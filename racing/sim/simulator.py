@@ -7,6 +7,14 @@ is a deadline miss: the previous command stays applied until the late one lands,
 ticks that passed meanwhile are skipped (a single-threaded loop). Off-line (default) the
 compute time is measured but costs no simulated time.
 
+Off-line the number of calls that took longer than the period is still counted
+(``compute_over_period``): the run's figures hold, but the controller would not have kept up.
+
+Outcome. A run that finished its laps is ``completed`` when nothing happened on the way and
+``completed_with_incidents`` when the car left the track (and came back) or, in real-time mode,
+missed deadlines; ``off_track``, ``timeout`` and ``diverged`` are failures (see
+:data:`racing.sim.result.EXIT_CODES`).
+
 Laps are counted on the unwrapped arc-length progress of the true state: lap k ends when
 progress crosses k * track length (the crossing time is interpolated between ticks). The car
 is off track when its centre is beyond a boundary; the run stops with status ``off_track`` if
@@ -28,6 +36,10 @@ from racing.models.params import VehicleParams
 from racing.sim.result import SimResult
 
 
+#: the most control ticks one run may hold (time series in memory: ~200 bytes per tick)
+MAX_TICKS = 10_000_000
+
+
 @dataclass(frozen=True)
 class NoiseConfig:
     """Standard deviations of the Gaussian measurement noise (0 = none)."""
@@ -37,6 +49,9 @@ class NoiseConfig:
     vel: float = field(default=0.0, metadata={"unit": "m/s", "min": 0.0})
     yaw_rate: float = field(default=0.0, metadata={"unit": "rad/s", "min": 0.0})
     steer: float = field(default=0.0, metadata={"unit": "rad", "min": 0.0})
+
+    def __post_init__(self):
+        cfg.validate(self)
 
     def std(self) -> np.ndarray:
         return np.array([self.pos, self.pos, self.yaw, self.vel, self.vel, self.yaw_rate, self.steer])
@@ -56,7 +71,22 @@ class SimConfig:
     seed: int = 0
     start_speed: float = field(default=0.0, metadata={"unit": "m/s", "min": 0.0})
     off_track_timeout_s: float = field(default=1.0, metadata={"unit": "s", "gt": 0.0})
-    snapshot_times: tuple[float, ...] = ()
+    snapshot_times: tuple[float, ...] = field(default=(), metadata={"unit": "s", "min": 0.0})
+
+    def __post_init__(self):
+        cfg.validate(self)
+        if self.rate_hz > self.plant_hz:
+            raise cfg.ConfigError(f"SimConfig: rate_hz = {self.rate_hz:g} Hz is above plant_hz = {self.plant_hz:g} Hz; "
+                                  f"expected a control rate at most the plant's integration rate")
+        if self.max_time_s is not None:
+            ticks = self.max_time_s * self.rate_hz
+            if ticks > MAX_TICKS:
+                raise cfg.ConfigError(f"SimConfig: max_time_s x rate_hz = {ticks:.3g} control ticks; expected at "
+                                      f"most {MAX_TICKS:.0e} (the time series are kept in memory)")
+            late = [t for t in self.snapshot_times if t > self.max_time_s]
+            if late:
+                raise cfg.ConfigError(f"SimConfig: snapshot_times: {late[0]:g} s is after max_time_s = "
+                                      f"{self.max_time_s:g} s; expected snapshot times within the run")
 
 
 def default_max_time(track_length: float, laps: int, params: VehicleParams) -> float:
@@ -240,8 +270,11 @@ def simulate(track, controller: Controller, plant, plant_params: VehicleParams, 
         if gc_was_enabled:
             gc.enable()
 
+    if status == "completed" and (off_track or misses):
+        status = "completed_with_incidents"
     config = dict(run_config or {})
     config["sim"] = cfg.to_dict(sim)
     return SimResult(t=T[:n].copy(), state=S[:n].copy(), measured=M[:n].copy(), command=C[:n].copy(),
                      frenet=F[:n].copy(), compute_s=CT[:n].copy(), laps=laps, lap_end_t=lap_end, events=events,
-                     status=status, off_track=off_track, deadline_misses=misses, config=config, snapshots=snapshots)
+                     status=status, off_track=off_track, deadline_misses=misses, config=config, snapshots=snapshots,
+                     period_s=period, compute_over_period=int(np.count_nonzero(CT[:n] > period)))

@@ -5,6 +5,8 @@ import json
 import sys
 from pathlib import Path
 
+from racing.argtypes import nonnegative_float, nonnegative_int, positive_float, positive_int
+
 
 def register(subparsers) -> None:
     """Add the ``fit`` and ``learn`` subcommands to an argparse ``subparsers`` object."""
@@ -20,22 +22,23 @@ def register(subparsers) -> None:
     p.add_argument("--name", default=None, help="name of the fitted car (default: <base>_fit_<hash of the values>)")
     p.add_argument("--model", choices=("dynamic", "kinematic"), default="dynamic")
     p.add_argument("--params", default=None, help="comma-separated parameter names to fit (default: per model)")
-    p.add_argument("--horizon", type=float, default=0.5, help="multi-step prediction horizon [s]")
-    p.add_argument("--stride", type=int, default=5, help="a window starts every STRIDE samples")
-    p.add_argument("--prior", type=float, default=1.0, help="relative std of the weak prior around --car (0: none)")
-    p.add_argument("--rate", type=float, default=50.0, help="resampling rate for bags / non-uniform logs [Hz]")
+    p.add_argument("--horizon", type=positive_float, default=0.5, help="multi-step prediction horizon [s]")
+    p.add_argument("--stride", type=positive_int, default=5, help="a window starts every STRIDE samples")
+    p.add_argument("--prior", type=nonnegative_float, default=1.0,
+                   help="relative std of the weak prior around --car (0: none)")
+    p.add_argument("--rate", type=positive_float, default=50.0, help="resampling rate for bags / non-uniform logs [Hz]")
     p.add_argument("--columns", default=None, metavar="MAP",
                    help="column map YAML (or a shipped name, e.g. av21) for foreign CSV logs")
     p.add_argument("--lever-arm", default=None, metavar="DX,DY",
                    help="velocity reference point relative to the CoG [m] (body frame); moves velocities to the CoG; "
                         "'auto': fit its x (ref_x) with the parameters")
     p.add_argument("--weights", default=None, help="channel weights, e.g. vx=1,vy=1,yaw_rate=2,steer=0")
-    p.add_argument("--min-speed", type=float, default=1.0, help="windows start only at v_x >= this [m/s]")
-    p.add_argument("--fit-fraction", type=float, default=None, metavar="F",
+    p.add_argument("--min-speed", type=nonnegative_float, default=1.0, help="windows start only at v_x >= this [m/s]")
+    p.add_argument("--fit-fraction", type=positive_float, default=None, metavar="F",
                    help="fit on the first F of the logs in time, evaluate on the rest (a time-block hold-out)")
     p.add_argument("--init", choices=("causal", "raw", "centred"), default="causal",
                    help="evaluation initial states (causal: no future samples; centred flatters)")
-    p.add_argument("--boot", type=int, default=200, help="block-bootstrap replicates for the uncertainty")
+    p.add_argument("--boot", type=nonnegative_int, default=200, help="block-bootstrap replicates for the uncertainty")
     p.add_argument("--odom-topic", default="/odom")
     p.add_argument("--drive-topic", default="/drive")
     p.add_argument("--imu-topic", default=None)
@@ -43,10 +46,13 @@ def register(subparsers) -> None:
     p.add_argument("--residual", default=None, metavar="WEIGHTS.npz", help="also train the neural residual, save here "
                                                                             "(only when it lowers validation error)")
     p.add_argument("--force-residual", action="store_true", help="keep the residual even when it does not help")
-    p.add_argument("--epochs", type=int, default=40, help="residual training epochs")
-    p.add_argument("--hidden", type=int, default=32, help="residual MLP width")
+    p.add_argument("--epochs", type=positive_int, default=40, help="residual training epochs")
+    p.add_argument("--hidden", type=positive_int, default=32, help="residual MLP width")
     p.add_argument("--eval", nargs="*", default=None, metavar="LOG", help="held-out logs for the RMSE table")
-    p.add_argument("--plot", default=None, metavar="PNG", help="predicted vs logged signals (held-out logs if given)")
+    p.add_argument("--plot", default=None, metavar="PNG",
+                   help="logged vs base vs fitted signals with an error panel (held-out logs if given)")
+    p.add_argument("--plot-window", default=None, metavar="T0:T1", type=_window,
+                   help="time window of the plot [s] (default: the whole log)")
     p.add_argument("--json", action="store_true", help="print the fitted values and metrics as JSON")
     p.set_defaults(func=run_fit)
 
@@ -55,19 +61,31 @@ def register(subparsers) -> None:
     q.add_argument("--track", default=None, help="track name or path (default: the default track)")
     q.add_argument("--car", default="f1tenth", help="the plant's true parameters (name or YAML)")
     q.add_argument("--start", default=None, help="controller's start parameters (YAML); default: --car perturbed")
-    q.add_argument("--perturb", type=float, default=0.25,
+    q.add_argument("--perturb", type=nonnegative_float, default=0.25,
                    help="relative error f of the default start parameters: a cautious car model, grip "
                         "(D_f, D_r, mu) f low, shape and inertia mixed (B_f -0.8f, C_f +1.2f, B_r +0.8f, "
                         "C_r -1.2f, I_z +f; 20-30%% off at f = 0.25)")
     q.add_argument("--controller", default="mppi")
     q.add_argument("--plant", default="dynamic")
-    q.add_argument("--iterations", type=int, default=3)
-    q.add_argument("--laps", type=int, default=2)
+    q.add_argument("--iterations", type=positive_int, default=3, help="fit-and-race iterations (>= 1)")
+    q.add_argument("--laps", type=positive_int, default=2, help="laps per race (>= 1)")
     q.add_argument("--seed", type=int, default=0)
     q.add_argument("--plot", default=None, metavar="PNG")
     q.add_argument("--out", default=None, help="write the final fitted parameters to this YAML")
     q.add_argument("--json", action="store_true")
     q.set_defaults(func=run_learn)
+
+
+def _window(text: str):
+    import argparse
+
+    try:
+        t0, t1 = (float(v) for v in text.split(":"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected T0:T1 in seconds, got {text!r}") from None
+    if not t1 > t0:
+        raise argparse.ArgumentTypeError(f"expected T0:T1 with T1 > T0, got {text!r}")
+    return t0, t1
 
 
 def cautious_start(true, f: float = 0.25):
@@ -84,8 +102,8 @@ def cautious_start(true, f: float = 0.25):
                         mu=true.mu * (1 - f))
 
 
-def _err(msg: str) -> int:
-    print(f"error: {msg}", file=sys.stderr)
+def _err(msg: str, command: str = "fit") -> int:
+    print(f"racing {command}: error: {msg}", file=sys.stderr)
     return 2
 
 
@@ -188,7 +206,10 @@ def run_fit(args) -> int:
     if args.plot and ev is not None:
         from racing.plot.sysid import plot_predictions
 
-        plot_predictions(ev, args.plot)
+        try:
+            plot_predictions(ev, args.plot, window=args.plot_window)
+        except ValueError as exc:
+            return _err(f"--plot-window: {exc}")
         out["plot"] = args.plot
     for w in warnings:
         print(w, file=sys.stderr)
@@ -224,7 +245,7 @@ def run_learn(args) -> int:
         else:
             start = cautious_start(true, args.perturb)
     except (ConfigError, ValueError) as exc:
-        return _err(str(exc))
+        return _err(str(exc), "learn")
 
     def progress(row):
         if not args.json:

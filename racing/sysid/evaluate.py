@@ -172,6 +172,7 @@ def evaluate(logs, params: VehicleParams, residual: ResidualWeights | None = Non
     if starts.size:
         traces["t"] = data.t
         traces["meas"] = data.meas
+        traces["cmd"] = data.cmd  # for the steering channel of the fit plot
         traces["starts"] = starts
         traces["H"] = H
         for m in models:

@@ -22,6 +22,8 @@ steering angle, so the ``steer`` column holds the commanded angle and the log's 
 """
 from __future__ import annotations
 
+import contextlib
+
 import math
 from pathlib import Path
 
@@ -129,9 +131,11 @@ def read_bag(path, odom_topic: str = "/odom", drive_topic: str = "/drive", imu_t
     rows: dict[str, list] = {k: [] for k in wanted}
     try:
         reader_ctx = AnyReader([path], default_typestore=typestore(ros1))
+        reader_ctx.open()  # reads the file: a file that is not a bag fails here, not in the with below
     except Exception as exc:  # rosbags raises its own error types
-        raise LogError(f"{source}: cannot open as a ROS bag: {exc}") from exc
-    with reader_ctx as reader:
+        raise LogError(f"{source}: cannot open as a ROS bag: {str(exc).rstrip('.')}; expected a ROS 1 .bag, a ROS 2 .db3/.mcap "
+                       f"or bag folder, or a racing log CSV") from None
+    with contextlib.closing(reader_ctx) as reader:
         present = {c.topic: c.msgtype for c in reader.connections}
         for topic, typ in wanted.items():
             if topic not in present:

@@ -270,8 +270,16 @@ def load_occupancy_map(yaml_path) -> OccupancyMap:
         img_path = path.parent / img_path
     if not img_path.is_file():
         raise TrackError(f"{path}: image: {img_path} not found")
-    with Image.open(img_path) as im:
-        grey = np.asarray(im.convert("L"), dtype=np.float64)
+    try:
+        with Image.open(img_path) as im:
+            grey = np.asarray(im.convert("L"), dtype=np.float64)
+    except (OSError, ValueError) as exc:
+        raise TrackError(f"{path}: image: {img_path} cannot be read as an image ({exc}); expected a PGM/PNG "
+                         f"occupancy grid") from None
+    if grey.ndim != 2 or min(grey.shape) < 2:
+        raise TrackError(f"{path}: image: {img_path} has shape {grey.shape}; expected a 2-D occupancy grid")
+    if not 0.0 < occ_th <= 1.0:
+        raise TrackError(f"{path}: occupied_thresh = {meta['occupied_thresh']}; expected a value in (0, 1]")
     p = grey / 255.0 if negate else (255.0 - grey) / 255.0
     return OccupancyMap(occupied=p >= occ_th, resolution=res, origin=origin, source=str(path))
 
@@ -322,14 +330,15 @@ def measure_widths(track: Track, omap: OccupancyMap, max_dist: float | None = No
 # Track folders
 # --------------------------------------------------------------------------------------------
 def tracks_dir() -> Path:
-    """``<repo root>/tracks`` where repo root = Path(racing.__file__).parents[1]."""
-    import racing
+    """The project's own tracks: ``racing/data/tracks`` inside the installed package (package data, found with
+    :mod:`importlib.resources`, so an installed wheel has them as well as a source checkout)."""
+    from importlib.resources import files
 
-    return Path(racing.__file__).resolve().parents[1] / "tracks"
+    return Path(str(files("racing") / "data" / "tracks"))
 
 
 def known_tracks() -> list[str]:
-    """Sorted names of the folders in ``<repo root>/tracks/`` that hold a centre line."""
+    """Sorted names of the folders in :func:`tracks_dir` that hold a centre line."""
     d = tracks_dir()
     if not d.is_dir():
         return []
@@ -389,23 +398,45 @@ def _load_folder(folder: Path, measure: bool, ds, smoothing) -> Track:
         smoothing=smoothing if smoothing is not None else meta.get("smoothing"), row_numbers=rows,
         description=meta.get("description", ""), scale=meta.get("scale"))
     track.source = str(folder)
+    map_yaml = _one(folder, "*_map.yaml", "map yaml", required=False)
+    omap = None
+    if map_yaml is not None:  # read and check it even when the csv widths are used: a broken map is an error
+        omap = load_occupancy_map(map_yaml)
+        on_wall = omap.is_occupied(track.xy, outside=True)
+        if on_wall.any():
+            i = int(np.flatnonzero(on_wall)[0])
+            raise TrackError(f"{map_yaml}: the centre line of {cl.name} at s = {track.s[i]:.2f} m "
+                             f"({track.xy[i, 0]:.3f}, {track.xy[i, 1]:.3f}) lies on an occupied pixel or off the "
+                             f"image; expected the map and the centre line to describe the same track")
+        track.widths_from = f"{cl.name} (map {map_yaml.name} checked: centre line on free space)"
     if measure:
-        map_yaml = _one(folder, "*_map.yaml", "map yaml", required=False)
-        if map_yaml is None:
+        if omap is None:
             raise TrackError(f"{folder}: measure_widths=True needs a '*_map.yaml' occupancy map in the folder")
-        w_left, w_right = measure_widths(track, load_occupancy_map(map_yaml))
+        w_left, w_right = measure_widths(track, omap)
         track = Track(name=track.name, ds=track.ds, s=track.s, xy=track.xy, psi=track.psi, kappa=track.kappa,
                       w_left=w_left, w_right=w_right, length=track.length, source=str(folder),
-                      description=track.description, scale=track.scale)
+                      description=track.description, scale=track.scale,
+                      widths_from=f"measured from the occupancy map {map_yaml.name}")
     rl = _one(folder, "*raceline.csv", "raceline", required=False)
     if rl is not None:
-        track = track.with_raceline(read_raceline(rl))
+        track = track.with_raceline(track.check_raceline(read_raceline(rl)))
     return track
 
 
 def load_track(name_or_path, measure_widths: bool = False, ds: float | None = None,
-               smoothing: float | None = None) -> Track:
-    """Load a track by name (``<repo>/tracks/<name>/``) or from a path.
+               smoothing: float | None = None, check_geometry: bool = True) -> Track:
+    """Load a track (see :func:`_load_track`) and check its shape (:meth:`Track.check_geometry`: a figure-8, a
+    bend tighter than its inner width or a collinear 'loop' is a :class:`TrackError` naming the file), unless
+    ``check_geometry`` is False."""
+    track = _load_track(name_or_path, measure_widths, ds, smoothing)
+    if check_geometry:
+        track.check_geometry()
+    return track
+
+
+def _load_track(name_or_path, measure_widths: bool = False, ds: float | None = None,
+                smoothing: float | None = None) -> Track:
+    """Load a track by name (``racing/data/tracks/<name>/``, :func:`tracks_dir`) or from a path.
 
     Parameters
     ----------

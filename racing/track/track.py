@@ -302,8 +302,10 @@ class Track:
     """
 
     def __init__(self, *, name, ds, s, xy, psi, kappa, w_left, w_right, length, raceline=None,
-                 source="<array>", description="", scale=None):
+                 source="<array>", description="", scale=None, widths_from="the centre-line data"):
         self.name = str(name)
+        #: where the widths come from (the centre-line file, or measured from an occupancy map)
+        self.widths_from = str(widths_from)
         self.ds = float(ds)
         self.s = _readonly(s)
         self.xy = _readonly(xy)
@@ -415,9 +417,27 @@ class Track:
         """A copy of this track with ``raceline`` attached (or removed with None)."""
         t = Track(name=self.name, ds=self.ds, s=self.s, xy=self.xy, psi=self.psi, kappa=self.kappa,
                   w_left=self.w_left, w_right=self.w_right, length=self.length, raceline=raceline,
-                  source=self.source, description=self.description, scale=self.scale)
+                  source=self.source, description=self.description, scale=self.scale, widths_from=self.widths_from)
         t._tree = self._tree
         return t
+
+    def check_raceline(self, raceline: Raceline, tolerance: float = 0.05) -> Raceline:
+        """Raise :class:`TrackError` (naming the raceline's file) unless ``raceline`` belongs to this track: every
+        point within the edges (``tolerance`` x the local width of slack) and one lap of about the same length
+        (0.5-1.5 x the centre line). Returns ``raceline``."""
+        s, n, _ = self.frenet(np.column_stack([raceline.x, raceline.y]))
+        wl, wr = self.widths_at(s)
+        excess = np.maximum(n - wl * (1 + tolerance), -wr * (1 + tolerance) - n)
+        if np.any(excess > 0):
+            i = int(np.argmax(excess))
+            raise TrackError(f"{raceline.source}: raceline point {i} ({raceline.x[i]:.2f}, {raceline.y[i]:.2f}) is "
+                             f"{excess[i]:.2f} m beyond the edge of track {self.name!r} ({self.source}); expected a "
+                             f"raceline of this track, inside its edges")
+        ratio = float(raceline.length) / self.length if raceline.length else 1.0
+        if not 0.5 <= ratio <= 1.5:
+            raise TrackError(f"{raceline.source}: raceline length {raceline.length:.1f} m vs track {self.name!r} "
+                             f"length {self.length:.1f} m; expected one lap of this track (0.5-1.5 x its length)")
+        return raceline
 
     def __repr__(self) -> str:
         rl = f", raceline={len(self.raceline)} pts" if self.raceline is not None else ""
@@ -725,6 +745,16 @@ class Track:
             probs.append(f"distinct parts of the track are only {gap:.3f} m apart (edge to edge), "
                          f"expected >= {clearance}")
         return probs
+
+    def check_geometry(self, clearance: float = 0.0) -> "Track":
+        """Raise :class:`TrackError` naming the track's file and every problem of :meth:`geometry_problems`
+        (a figure-8, a width beyond the radius of a bend, a collinear 'loop', ...); returns ``self`` when fine."""
+        probs = self.geometry_problems(clearance)
+        if probs:
+            raise TrackError(f"{self.source}: track geometry is not a raceable closed track: {'; '.join(probs)} "
+                             f"(expected a simple closed centre line whose bends are wider in radius than the "
+                             f"inner width; race it anyway with --allow-bad-geometry / check_geometry=False)")
+        return self
 
     def min_clearance(self) -> float:
         """Smallest edge-to-edge gap [m] between distinct parts of the track (inf if none are close).

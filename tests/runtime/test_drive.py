@@ -90,7 +90,7 @@ def test_cli_drive_sim_json(tmp_path, capsys):
                "--log", str(log), "--state-timeout", "0.5", "--max-misses", "25"])
     out = capsys.readouterr().out
     data = json.loads(out)
-    assert rc == 0, data
+    assert rc in (0, 3) and rc == data["exit_code"] and (rc == 3) == (data["deadline_misses"] > 0), data
     assert JSON_KEYS <= set(data)
     assert data["status"] == "completed" and data["watchdog"] is None and data["packets_dropped"] == 0
     assert set(data["compute_ms"]) == {"p50", "p99", "max"} and data["compute_ms"]["p50"] > 0
@@ -112,7 +112,7 @@ def test_cli_drive_udp_url_table(setup, tmp_path, capsys):
     finally:
         report = twin.stop()
     text = capsys.readouterr().out
-    assert rc == 0, text
+    assert rc in (0, 3), text  # 3: completed with deadline misses (a loaded machine)
     for word in ("ticks", "deadline misses", "compute p50 / p99 / max", "watchdog", "ok", "completed", "u.csv",
                  "protocol v1", "period jitter", "state age"):
         assert word in text

@@ -163,3 +163,61 @@ def test_result_save_load_and_summary(tmp_path):
 
     log = read_log(d / "log.csv")
     np.testing.assert_allclose(log.state, res.state, rtol=1e-8, atol=1e-8)
+
+
+class Wobble(Controller):
+    """Pure pursuit with a steering pulse: the car leaves the track for a moment and comes back."""
+
+    name = "wobble"
+
+    def __init__(self, inner, t0=3.0, dur=0.2, steer=-0.2):
+        self.inner, self.t0, self.dur, self.steer = inner, t0, dur, steer
+
+    def reset(self, observation=None):
+        self.inner.reset()
+
+    def act(self, observation, t):
+        c = self.inner.act(observation, t)
+        return Command(self.steer, c.speed, c.acceleration) if self.t0 <= t < self.t0 + self.dur else c
+
+
+def test_an_excursion_is_completed_with_incidents_not_a_clean_success():
+    track = load_track("lab_loop")
+    res = simulate(track, Wobble(make_controller("pure_pursuit", track, F1)), make_plant("dynamic", F1), F1,
+                   SimConfig(laps=1))
+    assert len(res.laps) == 1 and res.off_track == 1
+    assert res.status == "completed_with_incidents" and res.outcome == "incidents" and res.exit_code == 3
+    s = res.summary()
+    assert s["status"] == "completed_with_incidents" and s["outcome"] == "incidents" and s["exit_code"] == 3
+    assert s["incidents"]["off_track"] == 1
+    clean = simulate(track, make_controller("pure_pursuit", track, F1), make_plant("dynamic", F1), F1,
+                     SimConfig(laps=1))
+    assert clean.status == "completed" and clean.outcome == "clean" and clean.exit_code == 0
+
+
+def test_realtime_misses_on_a_completed_run_are_incidents():
+    track = circle_track(radius=3.0, width=1.0)
+    calls = {"n": 0}
+
+    class SlowSometimes(Constant):
+        def act(self, observation, t):
+            calls["n"] += 1
+            self.sleep = 0.03 if calls["n"] % 100 == 0 else 0.0
+            return super().act(observation, t)
+
+    ctrl = SlowSometimes(steer=math.atan(F1.wheelbase / 3.0), speed=3.0)
+    res = simulate(track, ctrl, make_plant("dynamic", F1), F1, SimConfig(laps=1, realtime=True))
+    assert len(res.laps) == 1 and res.off_track == 0 and res.deadline_misses >= 1
+    assert res.status == "completed_with_incidents" and res.exit_code == 3
+    assert res.summary()["incidents"]["deadline_misses"] == res.deadline_misses
+
+
+def test_compute_over_the_period_is_counted_off_line_too():
+    track = circle_track(radius=20.0, width=5.0)
+    ctrl = Constant(steer=math.atan(F1.wheelbase / 20.0), speed=2.0, sleep=0.03)  # 30 ms > 20 ms
+    res = simulate(track, ctrl, make_plant("dynamic", F1), F1, SimConfig(laps=1, max_time_s=0.2))
+    assert res.deadline_misses == 0  # off-line: no simulated time lost
+    assert res.compute_over_period == res.t.size  # every call took 30 ms
+    s = res.summary()
+    assert s["period_ms"] == pytest.approx(20.0) and s["compute_over_period"] == res.compute_over_period
+    assert s["status"] == "timeout" and s["outcome"] == "failed" and s["exit_code"] == 1

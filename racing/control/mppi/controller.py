@@ -25,9 +25,10 @@ def set_threads(n: int | None) -> int:
 
     if n is None:
         return numba.get_num_threads()
-    if n < 1:
-        raise ValueError(f"threads must be >= 1, got {n}")
-    n = min(int(n), numba.config.NUMBA_NUM_THREADS)
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or not 1 <= n <= numba.config.NUMBA_NUM_THREADS:
+        raise ValueError(f"threads = {n!r}; expected an integer in 1..{numba.config.NUMBA_NUM_THREADS} (the cores "
+                         f"numba was started with)")
+    n = int(n)
     numba.set_num_threads(n)
     return n
 

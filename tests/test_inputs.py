@@ -1,0 +1,275 @@
+"""Bad inputs are clear errors, on the command line (exit code 2, the option or file and field named with the
+expected value, nothing written) and in the Python API (the same checks live in the config objects)."""
+import dataclasses
+import json
+import re
+
+import numpy as np
+import pytest
+
+from racing.cli import main
+from racing.config import ConfigError
+from racing.track import Track, TrackError, load_track
+
+
+def _fails(argv, pattern, capsys, tmp_path, code=2):
+    """Run the CLI with an output folder; assert the exit code, the message and that nothing was written."""
+    out = tmp_path / "run"
+    extra = ["--out", str(out)] if argv[0] == "race" else []
+    with pytest.raises(SystemExit) if code == "argparse" else _nullcontext() as exc:
+        rc = main(argv + extra)
+    if code == "argparse":
+        rc = exc.value.code
+        code = 2
+    err = capsys.readouterr().err
+    assert rc == code, err
+    assert re.search(pattern, err), err
+    assert err.count("racing ") >= 1 and f"racing {argv[0]}: error:" in err, err
+    assert not out.exists(), "something was written"
+    return err
+
+
+class _nullcontext:
+    def __enter__(self):
+        return None
+
+    def __exit__(self, *a):
+        return False
+
+
+@pytest.mark.parametrize("argv,pattern", [
+    (["--laps", "0"], r"--laps.*laps: 0 is below the minimum 1"),
+    (["--laps", "-1"], r"--laps.*minimum 1"),
+    (["--rate", "0"], r"--rate.*rate_hz: expected a value > 0"),
+    (["--rate", "-50"], r"--rate.*rate_hz: expected a value > 0"),
+    (["--rate", "100000"], r"--rate.*rate_hz: 100000.0 is above the maximum 2000"),
+    (["--delay", "-1"], r"--delay.*delay_s: -1.0 is below the minimum 0"),
+    (["--noise", "-1"], r"--noise.*expected a number >= 0"),
+    (["--snapshot", "-1"], r"--snapshot.*snapshot_times\[0\]: -1.0 is below the minimum 0"),
+    (["--max-time", "5", "--snapshot", "7"], r"--snapshot.*7 s is after max_time_s = 5 s"),
+    (["--max-time", "0"], r"--max-time.*max_time_s: expected a value > 0"),
+    (["--plant", "json:dumps"], r"--plant 'json:dumps'.*expected a factory\(params, plant_hz=...\)"),
+    (["--plant", "racing:__version__"], r"__version__ is a str, not a factory"),
+    (["--threads", "99"], r"--threads must be in 1\.\.\d+"),
+])
+def test_race_option_errors(argv, pattern, capsys, tmp_path):
+    _fails(["race", "--controller", "pure_pursuit"] + argv, pattern, capsys, tmp_path)
+
+
+def test_snapshot_after_the_end_of_the_run_is_reported(capsys, tmp_path):
+    rc = main(["race", "--controller", "pure_pursuit", "--laps", "1", "--snapshot", "500", "--no-save", "--json"])
+    cap = capsys.readouterr()
+    assert rc == 0
+    assert json.loads(cap.out)["snapshots_missed"] == [500.0]
+    assert "--snapshot 500 s not taken: the run ended at" in cap.err
+
+
+@pytest.mark.parametrize("kw,pattern", [
+    (dict(rate_hz=0), r"SimConfig: rate_hz: expected a value > 0"),
+    (dict(laps=0), r"SimConfig: laps: 0 is below the minimum 1"),
+    (dict(laps=2.5), r"SimConfig: laps: expected an integer"),
+    (dict(delay_s=-1.0), r"SimConfig: delay_s: -1.0 is below the minimum 0"),
+    (dict(max_time_s=0.0), r"SimConfig: max_time_s: expected a value > 0"),
+    (dict(max_time_s=1e9), r"max_time_s x rate_hz = .* expected at most"),
+    (dict(snapshot_times=(-1.0,)), r"snapshot_times\[0\]: -1.0 is below the minimum 0"),
+    (dict(rate_hz=1500.0), r"rate_hz = 1500 Hz is above plant_hz = 1000 Hz"),
+])
+def test_sim_config_is_strict_in_python(kw, pattern):
+    from racing.sim.simulator import SimConfig
+
+    with pytest.raises(ConfigError, match=pattern):
+        SimConfig(**kw)
+
+
+def test_noise_config_is_strict_in_python():
+    from racing.sim.simulator import NoiseConfig
+
+    with pytest.raises(ConfigError, match=r"NoiseConfig: pos: -0.1 is below the minimum 0.0 m"):
+        NoiseConfig(pos=-0.1)
+
+
+@pytest.mark.parametrize("field,value,pattern", [
+    ("mass", -1.0, r"VehicleParams 'f1tenth': mass: expected a value > 0.0 kg, got -1.0"),
+    ("mass", float("nan"), r"mass: expected a finite number"),
+    ("steer_max", 2.0, r"steer_max: expected a value < 1.5 rad"),
+    ("mu", "high", r"mu: expected a number"),
+])
+def test_vehicle_params_built_in_python_are_validated(field, value, pattern):
+    from racing.models.params import load_params
+
+    base = load_params("f1tenth")
+    with pytest.raises(ConfigError, match=pattern):
+        dataclasses.replace(base, **{field: value})
+    kwargs = {f.name: getattr(base, f.name) for f in dataclasses.fields(base)}
+    kwargs[field] = value
+    with pytest.raises(ConfigError, match=pattern):
+        type(base)(**kwargs)
+
+
+# ------------------------------------------------------------------ track geometry
+def _write_track(path, xy, w):
+    rows = "\n".join(f"{x:.6f},{y:.6f},{w},{w}" for x, y in xy)
+    path.write_text("# x_m,y_m,w_tr_right_m,w_tr_left_m\n" + rows + "\n")
+    return path
+
+
+def _bad_tracks(tmp_path):
+    th = np.linspace(0, 2 * np.pi, 120, endpoint=False)
+    return {
+        "figure8": (_write_track(tmp_path / "figure8.csv", np.column_stack([10 * np.sin(th), 5 * np.sin(2 * th)]),
+                                 1.0), r"centre line crosses itself"),
+        "too_wide": (_write_track(tmp_path / "too_wide.csv", np.column_stack([5 * np.cos(th), 5 * np.sin(th)]), 6.0),
+                     r"radius 4.9\d+ m <= inner width 6.000 m"),
+        "collinear": (_write_track(tmp_path / "collinear.csv", np.array([[0, 0], [10, 0], [20, 0], [10, 0]]), 1.0),
+                      r"crosses itself"),
+    }
+
+
+@pytest.mark.parametrize("name", ["figure8", "too_wide", "collinear"])
+def test_bad_track_geometry_is_an_error_at_load(name, tmp_path, capsys):
+    path, pattern = _bad_tracks(tmp_path)[name]
+    with pytest.raises(TrackError, match=pattern) as exc:
+        load_track(path)
+    assert str(path) in str(exc.value) and "--allow-bad-geometry" in str(exc.value)
+    err = _fails(["race", "--controller", "pure_pursuit", "--track", str(path)], pattern, capsys, tmp_path)
+    assert f"{name}.csv" in err
+    assert load_track(path, check_geometry=False).name == name  # explicit opt-out
+
+
+def test_allow_bad_geometry_races_anyway(tmp_path, capsys):
+    path, _ = _bad_tracks(tmp_path)["too_wide"]
+    rc = main(["race", "--controller", "pure_pursuit", "--track", str(path), "--allow-bad-geometry", "--max-time", "2",
+               "--no-save", "--json"])
+    capsys.readouterr()
+    assert rc in (0, 1, 3)
+
+
+def test_track_check_geometry_in_python(oval):
+    assert oval().check_geometry().name == "oval"
+    with pytest.raises(TrackError, match="radius"):
+        oval(a=12.0, b=6.0, w=8.0).check_geometry()
+
+
+# ------------------------------------------------------------------ raceline of another track
+def test_raceline_of_another_track_is_rejected(tmp_path, capsys):
+    from racing.raceline.cache import cache_path
+
+    other = cache_path(load_track("lab_loop"), "f1tenth", "mintime")
+    assert other.is_file()
+    _fails(["race", "--controller", "pure_pursuit", "--track", "garage_gp", "--raceline", str(other)],
+           r"raceline_f1tenth_mintime.csv: raceline .* expected a raceline of this track", capsys, tmp_path)
+    own = cache_path(load_track("garage_gp"), "f1tenth", "mintime")
+    track = load_track("garage_gp")
+    from racing.track import Raceline
+
+    assert track.check_raceline(Raceline.load(own)) is not None
+
+
+# ------------------------------------------------------------------ F1TENTH map folders
+def _map_folder(tmp_path, image="ok", yaml_text=None):
+    from PIL import Image
+
+    folder = tmp_path / "mymap"
+    folder.mkdir()
+    th = np.linspace(0, 2 * np.pi, 100, endpoint=False)
+    _write_track(folder / "mymap_centerline.csv", np.column_stack([12 * np.cos(th), 6 * np.sin(th)]), 1.0)
+    img = np.full((200, 300), 255, np.uint8)  # free everywhere: 0.1 m/px, x -15..15, y -10..10
+    img[95:105, 140:160] = 0  # a block in the infield
+    if image == "ok":
+        Image.fromarray(img).save(folder / "mymap_map.png")
+    elif image == "garbage":
+        (folder / "mymap_map.png").write_bytes(b"not a png at all")
+    elif image == "on_wall":
+        img[:, 270:] = 0  # covers the right end of the oval (x > 12)
+        img[:, 255:] = 0
+        Image.fromarray(img).save(folder / "mymap_map.png")
+    (folder / "mymap_map.yaml").write_text(yaml_text or "image: mymap_map.png\nresolution: 0.1\n"
+                                                        "origin: [-15.0, -10.0, 0.0]\nnegate: 0\n"
+                                                        "occupied_thresh: 0.65\nfree_thresh: 0.196\n")
+    return folder
+
+
+def test_f1tenth_folder_with_a_good_map_loads_and_says_where_widths_come_from(tmp_path):
+    track = load_track(_map_folder(tmp_path))
+    assert "mymap_centerline.csv" in track.widths_from and "mymap_map.yaml checked" in track.widths_from
+
+
+@pytest.mark.parametrize("image,yaml_text,pattern", [
+    ("missing", None, r"mymap_map.yaml: image: .*mymap_map.png not found"),
+    ("garbage", None, r"mymap_map.yaml: image: .*cannot be read as an image"),
+    ("ok", "image: mymap_map.png\nresolution: [oops\n", r"mymap_map.yaml: not valid YAML"),
+    ("ok", "image: mymap_map.png\nresolution: -1\norigin: [0, 0, 0]\noccupied_thresh: 0.65\n",
+     r"resolution = -1; expected > 0"),
+    ("on_wall", None, r"mymap_map.yaml: the centre line .* lies on an occupied pixel"),
+])
+def test_f1tenth_folder_with_a_broken_map_is_an_error(image, yaml_text, pattern, tmp_path, capsys):
+    folder = _map_folder(tmp_path, image, yaml_text)
+    with pytest.raises(TrackError, match=pattern):
+        load_track(folder)
+    _fails(["race", "--controller", "pure_pursuit", "--track", str(folder)], pattern, capsys, tmp_path)
+
+
+# ------------------------------------------------------------------ other subcommands
+@pytest.mark.parametrize("argv,pattern", [
+    (["learn", "--iterations", "0"], r"racing learn: error: argument --iterations: expected an integer >= 1, got '0'"),
+    (["learn", "--laps", "0"], r"racing learn: error: argument --laps: expected an integer >= 1"),
+    (["fit", "x.csv", "--horizon", "0"], r"racing fit: error: argument --horizon: expected a number > 0, got '0'"),
+    (["fit", "x.csv", "--stride", "0"], r"racing fit: error: argument --stride: expected an integer >= 1"),
+    (["bench", "--repeats", "0"], r"racing bench: error: argument --repeats: expected an integer >= 1, got '0'"),
+    (["bench", "--threads", "0"], r"racing bench: error: argument --threads: expected an integer >= 1"),
+    (["race", "--threads", "0"], r"racing race: error: argument --threads: expected an integer >= 1"),
+])
+def test_numeric_options_of_every_subcommand(argv, pattern, capsys, tmp_path):
+    _fails(argv, pattern, capsys, tmp_path, code="argparse")
+
+
+def test_fit_a_file_that_is_not_a_bag(tmp_path, capsys):
+    bag = tmp_path / "drive.bag"
+    bag.write_text("this is not a ROS bag\n")
+    out = tmp_path / "car.yaml"
+    rc = main(["fit", str(bag), "--out", str(out)])
+    err = capsys.readouterr().err
+    assert rc == 2
+    assert "racing fit: error:" in err and "drive.bag: cannot open as a ROS bag" in err and "expected a ROS 1 .bag" in err
+    assert not out.exists()
+
+
+def test_log_errors_name_file_line_numbers(tmp_path, capsys):
+    from racing.logs import COLUMNS, LOG_MAGIC, LogError, read_log
+
+    log = tmp_path / "run.csv"
+    row = ",".join(["0.0"] * len(COLUMNS))
+    bad = ",".join(["0.04"] + ["nan"] + ["0.0"] * (len(COLUMNS) - 2))
+    log.write_text(f"{LOG_MAGIC}\n# car: f1tenth\n{','.join(COLUMNS)}\n{row}\n"
+                   f"{row.replace('0.0', '0.02', 1)}\n{bad}\n")
+    with pytest.raises(LogError, match=rf"run.csv: line 6: column {COLUMNS[1]} is nan"):
+        read_log(log)
+    log.write_text(f"{LOG_MAGIC}\n{','.join(COLUMNS)}\n{row}\n{row}\n")
+    with pytest.raises(LogError, match=r"run.csv: line 4: duplicate timestamp"):
+        read_log(log)
+    log.write_text(f"{LOG_MAGIC}\n{','.join(COLUMNS)}\n{row}\n0.02,abc\n")
+    with pytest.raises(LogError, match=r"run.csv: line 4: .*expected \d+ comma-separated numbers"):
+        read_log(log)
+    rc = main(["fit", str(log)])
+    assert rc == 2 and "racing fit: error:" in capsys.readouterr().err
+
+
+def test_mppi_threads_out_of_range_is_an_error():
+    import numba
+
+    from racing.control.mppi.controller import set_threads
+
+    with pytest.raises(ValueError, match=r"threads = 99; expected an integer in 1\.\."):
+        set_threads(99)
+    with pytest.raises(ValueError, match=r"threads = 0"):
+        set_threads(0)
+    assert set_threads(numba.get_num_threads()) >= 1
+
+
+@pytest.mark.parametrize("kw,pattern", [(dict(horizon_s=0.0), r"fit: horizon_s = 0.0; expected > 0 s"),
+                                        (dict(stride=0), r"fit: stride = 0; expected an integer >= 1")])
+def test_fit_options_checked_in_the_python_api(kw, pattern):
+    import racing
+
+    with pytest.raises(ConfigError, match=pattern):
+        racing.fit([], "f1tenth", **kw)
