@@ -355,3 +355,13 @@ def test_unknown_config_key_names_the_key(tmp_path):
     f.write_text("horizon: 20\nregularisation: 1.0\n")
     with pytest.raises(cfg.ConfigError, match="regularisation"):
         cfg.load(ILQRConfig, f)
+
+
+def test_a_residual_is_refused_with_a_clear_error():
+    from racing.control import make_controller
+    from racing.track import Track
+
+    th = np.linspace(0, 2 * np.pi, 200, endpoint=False)
+    track = Track.from_centerline(np.column_stack([12.0 * np.cos(th), 6.0 * np.sin(th)]), 1.0, 1.0, name="oval")
+    with pytest.raises(ValueError, match="residual.*--controller mppi"):
+        make_controller("ilqr", track, load_params("f1tenth"), residual="weights.npz")

@@ -23,6 +23,9 @@ def make_ilqr(track, params, config_path=None, threads: int | None = None, **opt
     interface (iLQR runs on one thread)."""
     from racing.raceline import attach_cached
 
+    if options.pop("residual", None) is not None:
+        raise ValueError("iLQR does not take a residual network yet (the semi-parametric model has no casadi form); "
+                         "race a residual with --controller mppi")
     conf, source = config_for(params, config_path)
     if options:
         conf = cfg.replace_from(conf, options, source="ilqr options")
