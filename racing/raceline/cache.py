@@ -221,20 +221,44 @@ def reference_for(track, car_name: str, params=None) -> float | None:
         return None
 
 
-def attach_cached(track, params, use_raceline: bool = True):
+def line_metadata(track, car_name: str, method: str, info: dict, params) -> dict:
+    """The ``# key: value`` metadata written beside a computed line (with the fingerprints that validate it)."""
+    return {"track": track.name, "car": car_name, "method": method, **info,
+            "params_sha1": params_fingerprint(params), "track_sha1": track_fingerprint(track)}
+
+
+def attach_cached(track, params, use_raceline: bool = True, compute: str | None = None):
     """``(track, record)`` for a controller: with ``use_raceline`` and a track without a raceline, a copy of the
     track with the car's cached minimum-time line attached (only a line computed for these very parameters and
-    this track geometry, :func:`with_cached_raceline`); else ``track`` itself. ``record`` says where the line came
-    from (for the run's ``config.yaml``). The caller's track is not changed."""
+    this track geometry, :func:`with_cached_raceline`); else ``track`` itself. With ``compute="mincurv"`` and no
+    minimum-time line cached, the car's minimum-curvature line is used instead: the cached one, or one computed
+    now (a QP, about 1-2 s on a 5 km circuit) and cached. ``record`` says where the line came from (for the run's
+    ``config.yaml``). The caller's track is not changed; a line that cannot be computed only means no raceline."""
     record = {"source": "track" if getattr(track, "raceline", None) is not None else None}
-    if use_raceline and track is not None and getattr(track, "raceline", None) is None:
+    if not use_raceline or track is None or getattr(track, "raceline", None) is not None:
+        return track, record
+    methods = ("mintime",) if compute is None else ("mintime", compute)
+    for method in methods:
         try:
-            with_line = with_cached_raceline(track, params.name, methods=("mintime",), params=params)
+            with_line = with_cached_raceline(track, params.name, methods=(method,), params=params)
         except Exception:  # noqa: BLE001 - a missing or damaged cache only means no raceline
             with_line = track
         if with_line is not track:
-            record = {"source": str(cache_path(track, params.name, "mintime")), "method": "mintime",
-                      "params_sha1": params_fingerprint(params), "track_sha1": track_fingerprint(track)}
-            track = with_line
-    return track, record
+            return with_line, {"source": str(cache_path(track, params.name, method)), "method": method,
+                               "params_sha1": params_fingerprint(params), "track_sha1": track_fingerprint(track)}
+    if compute is None:
+        return track, record
+    from racing.raceline.cli import compute as compute_line
 
+    try:
+        line, info = compute_line(track, params, compute)
+    except Exception as exc:  # noqa: BLE001 - e.g. a track too narrow for the car: race without a line
+        return track, {"source": None, "error": f"{compute} line not computed: {exc}"}
+    path = cache_path(track, params.name, compute)
+    try:
+        save_raceline(line, path, line_metadata(track, params.name, compute, info, params))
+    except OSError:
+        path = None
+    return track.with_raceline(line), {"source": str(path) if path else "computed (not cached)", "method": compute,
+                                       "computed": True, "params_sha1": params_fingerprint(params),
+                                       "track_sha1": track_fingerprint(track)}

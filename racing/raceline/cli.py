@@ -97,8 +97,7 @@ def compute(track, params, method: str, spacing=None, margin=None, time_limit=60
 def run(args) -> int:
     from racing.models.params import load_params
     from racing.raceline import RacelineError
-    from racing.raceline.cache import (cache_path, cached_entry, params_fingerprint, save_raceline,
-                                       track_fingerprint)
+    from racing.raceline.cache import cache_path, cached_entry, line_metadata, save_raceline
     from racing.raceline.mincurv import default_margin, default_spacing
 
     track = resolve_track(args.track)
@@ -135,8 +134,7 @@ def run(args) -> int:
             print(f"racing raceline: error: {exc}", file=sys.stderr)
             return 1
         info["solve_time_s"] = info.get("solve_time_s", time.perf_counter() - t0)
-    meta = {"track": track.name, "car": car_name, "method": args.method, **info,
-            "params_sha1": params_fingerprint(params), "track_sha1": track_fingerprint(track)}
+    meta = line_metadata(track, car_name, args.method, info, params)
     written = []
     if not args.no_cache and not cached:
         save_raceline(raceline, cpath, meta)

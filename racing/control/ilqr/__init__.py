@@ -19,7 +19,8 @@ from racing.control.ilqr.controller import ILQRController
 def make_ilqr(track, params, config_path=None, threads: int | None = None, **options) -> ILQRController:
     """Build iLQR with ``config_path`` (default: settings derived from the car, see
     :func:`~racing.control.ilqr.config.config_for`) and overrides; the car's cached minimum-time line is
-    attached as for MPPI (:func:`racing.raceline.attach_cached`). ``threads`` is accepted for a uniform
+    attached as for MPPI (:func:`racing.raceline.attach_cached`), else (``compute_raceline``) its
+    minimum-curvature line, computed and cached when needed. ``threads`` is accepted for a uniform
     interface (iLQR runs on one thread)."""
     from racing.raceline import attach_cached
 
@@ -30,7 +31,8 @@ def make_ilqr(track, params, config_path=None, threads: int | None = None, **opt
     if options:
         conf = cfg.replace_from(conf, options, source="ilqr options")
         source += f" + overrides {sorted(options)}"
-    track, raceline = attach_cached(track, params, conf.use_raceline)
+    track, raceline = attach_cached(track, params, conf.use_raceline,
+                                    compute="mincurv" if conf.compute_raceline else None)
     if conf.raceline_frame and track.raceline is not None:
         from racing.geometry.path import raceline_track
 

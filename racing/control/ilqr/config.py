@@ -62,6 +62,9 @@ class ILQRConfig:
                                                                       "default 0.6 width"})
     use_raceline: bool = field(default=True, metadata={"doc": "speed cap and line term from the raceline (the "
                                                               "car's cached min-time line when the track has none)"})
+    compute_raceline: bool = field(default=True, metadata={
+        "doc": "without a cached minimum-time line, follow the car's minimum-curvature line (cached, or computed "
+               "at construction: a QP of about 1-2 s on a 5 km circuit) instead of the centre line"})
     raceline_frame: bool = field(default=True, metadata={
         "doc": "measure progress and lateral offset along the raceline (its own Frenet frame, widths to the same "
                "edges) instead of the centre line: driving the line then gains progress at the car's speed"})
