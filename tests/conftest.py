@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from racing.control import Command, Controller
 from racing.track import Track
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -49,3 +50,27 @@ def oval():
 def start_state():
     """The start-state helper ``start_state(track, v=3.0)``."""
     return _start_state
+
+
+class Wobble(Controller):
+    """A controller that wraps another and steers hard right for 0.2 s at t = 3 s (an off-track incident)."""
+
+    name = "wobble"
+
+    def __init__(self, inner):
+        self.inner = inner
+
+    def reset(self, observation=None):
+        self.inner.reset()
+
+    def act(self, observation, t):
+        c = self.inner.act(observation, t)
+        return Command(-0.2, c.speed, c.acceleration) if 3.0 <= t < 3.2 else c
+
+
+
+@pytest.fixture(scope="session")
+def wobble_cls():
+    """The :class:`Wobble` incident-making controller wrapper."""
+    return Wobble
+

@@ -5,28 +5,14 @@ import json
 import pytest
 
 from racing.cli import main
-from racing.control import CONTROLLERS, Command, Controller, make_controller, register
-
-
-class _Wobble(Controller):
-    name = "test_wobble"
-
-    def __init__(self, inner):
-        self.inner = inner
-
-    def reset(self, observation=None):
-        self.inner.reset()
-
-    def act(self, observation, t):
-        c = self.inner.act(observation, t)
-        return Command(-0.2, c.speed, c.acceleration) if 3.0 <= t < 3.2 else c
+from racing.control import CONTROLLERS, make_controller, register
 
 
 @pytest.fixture
-def wobble():
+def wobble(wobble_cls):
     @register("test_wobble", "pure pursuit with a steering pulse at t = 3 s (tests)")
     def _factory(track, params, config_path=None, **options):
-        return _Wobble(make_controller("pure_pursuit", track, params))
+        return wobble_cls(make_controller("pure_pursuit", track, params))
 
     yield "test_wobble"
     CONTROLLERS.pop("test_wobble", None)

@@ -4,30 +4,16 @@ import numpy as np
 import pytest
 
 import racing
-from racing.control import Command, Controller, make_controller
+from racing.control import make_controller
 
 matplotlib = pytest.importorskip("matplotlib")
 
 
-class _Wobble(Controller):
-    name = "wobble"
-
-    def __init__(self, inner):
-        self.inner = inner
-
-    def reset(self, observation=None):
-        self.inner.reset()
-
-    def act(self, observation, t):
-        c = self.inner.act(observation, t)
-        return Command(-0.2, c.speed, c.acceleration) if 3.0 <= t < 3.2 else c
-
-
 @pytest.fixture(scope="module")
-def runs():
+def runs(wobble_cls):
     track, car = racing.load_track("lab_loop"), racing.load_car("f1tenth")
     clean = racing.race(track, car, controller="pure_pursuit", laps=2)
-    wobbly = racing.race(track, car, controller=_Wobble(make_controller("pure_pursuit", track, car)), laps=1)
+    wobbly = racing.race(track, car, controller=wobble_cls(make_controller("pure_pursuit", track, car)), laps=1)
     return track, car, clean, wobbly
 
 
