@@ -23,11 +23,13 @@ from racing.models.params import G, VehicleParams
 class ILQRController(Controller):
     """iLQR (box-constrained DDP) on the racing cost's smooth variant, receding horizon.
 
-    Each ``act``: shift the previous plan (inputs, states and feedback gains) by the elapsed time and roll it out
-    from the observed state, with its feedback policy and open loop, keeping the cheaper (warm start), run ``config.iterations`` iterations (``first_iterations`` after ``reset``), and command the
-    plan like MPPI does (:func:`racing.control.plan.command_from_plan`). When a solve fails (no descent up to the
-    largest regularisation, or non-finite values), the previous plan is kept, time-indexed: its shifted inputs
-    and states are commanded, and ``last['fallback']`` says so.
+    ``reset(observation)`` solves the first plan (``first_iterations``). Each ``act``: shift the previous plan
+    (inputs, states and feedback gains) by the elapsed time and roll it out from the observed state, with its
+    feedback policy and open loop, keeping the cheaper (warm start); run ``config.iterations`` iterations; command
+    the plan like MPPI does (:func:`racing.control.plan.command_from_plan`). When a solve fails (no descent within
+    ``max_retries`` regularisation steps, or non-finite values), the previous plan is kept, time-indexed: its
+    shifted inputs rolled out from the new state (or, when even that is not finite, its shifted states) are
+    commanded, and ``last['fallback']`` and ``last['reason']`` say so.
 
     ``solve(x0[7], t)`` returns the plan's states ``X[T+1, 7]`` in the observation layout.
     """
