@@ -16,33 +16,21 @@ def _number(kind, text: str):
     return v
 
 
-def positive_int(text: str) -> int:
-    """An integer >= 1."""
-    v = _number(int, text)
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}")
-    return v
+def _bounded(kind, lo, strict: bool, doc: str):
+    """An argparse type: a ``kind`` number ``> lo`` (``strict``) or ``>= lo``."""
+    want = f"{'an integer' if kind is int else 'a number'} {'>' if strict else '>='} {lo}"
+
+    def parse(text: str):
+        v = _number(kind, text)
+        if (v <= lo) if strict else (v < lo):
+            raise argparse.ArgumentTypeError(f"expected {want}, got {text!r}")
+        return v
+
+    parse.__doc__ = doc
+    return parse
 
 
-def nonnegative_int(text: str) -> int:
-    """An integer >= 0."""
-    v = _number(int, text)
-    if v < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
-    return v
-
-
-def positive_float(text: str) -> float:
-    """A finite number > 0."""
-    v = _number(float, text)
-    if not v > 0:
-        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}")
-    return v
-
-
-def nonnegative_float(text: str) -> float:
-    """A finite number >= 0."""
-    v = _number(float, text)
-    if v < 0:
-        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}")
-    return v
+positive_int = _bounded(int, 1, False, "An integer >= 1.")
+nonnegative_int = _bounded(int, 0, False, "An integer >= 0.")
+positive_float = _bounded(float, 0, True, "A finite number > 0.")
+nonnegative_float = _bounded(float, 0, False, "A finite number >= 0.")

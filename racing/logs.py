@@ -22,7 +22,6 @@ angle and the meta says ``steer_command: none``). Errors name the file line of a
 """
 from __future__ import annotations
 
-import io
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -39,6 +38,16 @@ COLUMNS = ("t",) + STATE_COLUMNS + COMMAND_COLUMNS
 
 class LogError(ValueError):
     """A log file is malformed; the message names the file, row/column and what was expected."""
+
+
+def time_step_problem(t: np.ndarray) -> tuple[int, str] | None:
+    """The first sample ``i`` whose time ``t[i]`` does not come after ``t[i - 1]``, with its kind
+    (``"duplicate"`` or ``"non-monotonic"``), or None when ``t`` is strictly increasing."""
+    d = np.diff(t)
+    if not np.any(d <= 0):
+        return None
+    i = int(np.argmax(d <= 0))
+    return i + 1, ("duplicate" if d[i] == 0 else "non-monotonic")
 
 
 @dataclass
@@ -117,12 +126,11 @@ class DriveLog:
         if bad.any():
             r, c = np.argwhere(bad)[0]
             raise LogError(f"{self.source}: {self._where(r)}: column {cols[c]} is {arr[r, c]}; expected a finite number")
-        dt = np.diff(self.t)
-        if np.any(dt <= 0):
-            i = int(np.argmax(dt <= 0))
-            kind = "duplicate" if dt[i] == 0 else "non-monotonic"
-            raise LogError(f"{self.source}: {self._where(i + 1)}: {kind} timestamp t = {self.t[i + 1]} after "
-                           f"{self.t[i]}; expected strictly increasing time")
+        bad = time_step_problem(self.t)
+        if bad is not None:
+            i, kind = bad
+            raise LogError(f"{self.source}: {self._where(i)}: {kind} timestamp t = {self.t[i]} after "
+                           f"{self.t[i - 1]}; expected strictly increasing time")
         return self
 
     def slice(self, t0: float, t1: float) -> "DriveLog":

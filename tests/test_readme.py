@@ -34,15 +34,20 @@ def test_readme_python_example_runs(index, tmp_path):
     assert r.returncode == 0, f"README example {index} failed:\n{code}\n--- stderr ---\n{r.stderr[-3000:]}"
 
 
+def _prints_ok(code: str) -> None:
+    """Run ``code`` in a fresh interpreter on the checkout alone; it must print ``ok``."""
+    r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"},
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr
+
+
 def test_import_racing_is_light_and_exports_the_api():
     code = ("import sys, racing\n"
             "heavy = [m for m in ('numba', 'matplotlib', 'torch', 'rosbags', 'scipy') if m in sys.modules]\n"
             "assert not heavy, heavy\n"
             "for name in racing.__all__: getattr(racing, name)\n"
             "print('ok')\n")
-    r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"},
-                       capture_output=True, text=True, timeout=120)
-    assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr
+    _prints_ok(code)
 
 
 def test_importing_the_plot_modules_leaves_the_backend_alone():
@@ -51,9 +56,7 @@ def test_importing_the_plot_modules_leaves_the_backend_alone():
             "import racing.plot.race, racing.plot.mppi, racing.plot.sysid\n"
             "assert matplotlib.get_backend().lower() == 'svg', matplotlib.get_backend()\n"
             "print('ok')\n")
-    r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"},
-                       capture_output=True, text=True, timeout=120)
-    assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr
+    _prints_ok(code)
 
 
 def test_a_race_imports_neither_torch_nor_rosbags_nor_casadi(tmp_path):

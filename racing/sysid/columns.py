@@ -51,7 +51,7 @@ from pathlib import Path
 import numpy as np
 
 from racing.config import ConfigError, load_yaml
-from racing.logs import DriveLog, LogError
+from racing.logs import DriveLog, LogError, time_step_problem
 
 UNITS = {
     "time": {"s": 1.0, "ms": 1e-3, "us": 1e-6, "ns": 1e-9},
@@ -243,11 +243,10 @@ def read_mapped_csv(path, cmap: ColumnMap, reference_point: tuple | None = None)
         raise LogError(f"{path}: line {line0 + r}: column {cmap.columns[ch][0]!r} ({ch}) is {data[r, j]}; expected a "
                        f"finite number")
     t = col["t"]
-    d = np.diff(t)
-    if np.any(d <= 0):
-        r = int(np.argmax(d <= 0))
-        kind = "duplicate" if d[r] == 0 else "non-monotonic"
-        raise LogError(f"{path}: line {line0 + r + 1}: {kind} timestamp {t[r + 1]!r} after {t[r]!r}; expected "
+    bad = time_step_problem(t)
+    if bad is not None:
+        r, kind = bad
+        raise LogError(f"{path}: line {line0 + r}: {kind} timestamp {t[r]!r} after {t[r - 1]!r}; expected "
                        f"strictly increasing time")
     meta = {"source": "column map", "column_map": cmap.source, "t0": f"{t[0]:.9f}"}
     if cmap.car:

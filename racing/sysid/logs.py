@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from racing.logs import DriveLog, LogError, read_log
+from racing.logs import DriveLog, LogError, read_log, time_step_problem
 
 ACKERMANN_DRIVE_MSG = """\
 float32 steering_angle
@@ -81,12 +81,11 @@ def _yaw(q) -> float:
 
 
 def _check_times(t: np.ndarray, topic: str, source: str) -> None:
-    d = np.diff(t)
-    if np.any(d <= 0):
-        i = int(np.argmax(d <= 0))
-        kind = "duplicate" if d[i] == 0 else "non-monotonic"
-        raise LogError(f"{source}: topic {topic}: message {i + 1}: {kind} timestamp {t[i + 1]:.9f} s after "
-                       f"{t[i]:.9f} s; expected strictly increasing header stamps")
+    bad = time_step_problem(t)
+    if bad is not None:
+        i, kind = bad
+        raise LogError(f"{source}: topic {topic}: message {i}: {kind} timestamp {t[i]:.9f} s after "
+                       f"{t[i - 1]:.9f} s; expected strictly increasing header stamps")
 
 
 def _check_finite(arr: np.ndarray, names, topic: str, source: str) -> None:

@@ -1,7 +1,8 @@
 """The iLQR problem's derivatives from casadi, built once per model from the one source.
 
 The model step is :func:`racing.models.discrete.dynamic_step` / :func:`~racing.models.discrete.kinematic_step`
-and the stage cost :func:`racing.control.costs.smooth_stage`, both evaluated with the casadi namespace
+and the stage cost :func:`racing.control.costs.smooth_stage` (its residuals :func:`~racing.control.costs.smooth_residuals`
+for the Gauss-Newton Hessian), both evaluated with the casadi namespace
 (:func:`racing.models.ops.casadi_ops`): nothing here restates model or cost math. casadi differentiates them
 (``jacobian``, ``hessian``) and one mapped function evaluates the whole horizon in one call.
 
@@ -15,12 +16,11 @@ arc length [m]) and the track values there, so that ``n = t x (p - p_ref)``, ``s
 the track values (e.g. ``v_cap + v_cap' (s - s_ref)``) are exact at the nominal and first-order around it. The
 forward pass evaluates the cost with the exact projection (:mod:`.problem`).
 
-Functions (casadi, all inputs columns; ``_map`` versions take ``T`` columns side by side):
-
-* ``stage(xa[n], u[2], row[9], w, p, cp, k, h) -> (xa_next[n], A[n,n], B[n,2], l, l_x[n], l_u[2], l_xx[n,n],
-  l_uu[2,2], l_ux[2,n])`` with ``w`` the weight of the state terms (0 at t = 0, whose state is given);
-* ``terminal(xa[n], row[9], p, cp, k) -> (l_f, l_fx[n], l_fxx[n,n])`` (terminal speed term, minus the progress
-  reward ``progress * s``).
+Functions (casadi, on packed rows, :class:`Layout`): ``stage(z[z_size], q) -> out[size]`` with
+``z = (xa[n], u[2], row[NROW], w)`` (``w`` the weight of the state terms: 0 at t = 0, whose state is given) and
+``out = (xa_next, A, B, l, l_x, l_u, l_xx, l_uu, l_ux)``; ``terminal(zt, q) -> (l_f, l_fx, l_fxx)`` (the terminal
+speed term minus the progress reward ``progress * s``); ``q = (p, cp, k, h)``. ``stage`` is mapped over the
+horizon, so one call evaluates all ``T`` rows ``OUT[T, size]``.
 
 With a C compiler (``codegen: auto|on``) the mapped functions are generated as C, compiled once with ``cc -O2``
 and cached under ``$RACING_CACHE/ilqr`` (default ``~/.cache/racing/ilqr``), keyed by a hash of the source;
@@ -50,20 +50,23 @@ from racing.models.params import N_PARAMS
 NROW = 13
 
 
-def _model_view(name: str, xm, p, ops):
-    """``(p_x, p_y, delta, v_x, v_y, r)`` of a model state (the kinematic one through its state map)."""
-    if name == "dynamic":
-        return xm[0], xm[1], xm[6], xm[3], xm[4], xm[5]
+def _dynamic_view(xm, p, ops):
+    return xm[0], xm[1], xm[6], xm[3], xm[4], xm[5]
+
+
+def _kinematic_view(xm, p, ops):
     from racing.models.kinematic import body_velocities
 
     vx, vy, r = body_velocities(xm[3], xm[4], p, ops)
     return xm[0], xm[1], xm[4], vx, vy, r
 
 
-def _model_step(name: str):
+def _model_forms(name: str):
+    """``(step, nx, view)`` of a planning model: its vectorised discrete step, state size, and the map of its
+    state to ``(p_x, p_y, delta, v_x, v_y, r)`` (the kinematic one through its state map)."""
     from racing.models.discrete import dynamic_step, kinematic_step
 
-    return (dynamic_step, 7) if name == "dynamic" else (kinematic_step, 5)
+    return {"dynamic": (dynamic_step, 7, _dynamic_view), "kinematic": (kinematic_step, 5, _kinematic_view)}[name]
 
 
 @scalar
@@ -85,7 +88,7 @@ def row_state_cost(row, px, py, d, vx, vy, r, terminal, k, cp, ops):
 
 def _state_residuals(name, xm, row, terminal, p, cp, k, ops):
     """The residuals of :func:`row_state_cost` (:func:`racing.control.costs.smooth_residuals`) and ``s``."""
-    px, py, d, vx, vy, r = _model_view(name, xm, p, ops)
+    px, py, d, vx, vy, r = _model_forms(name)[2](xm, p, ops)
     n, ds = row_frenet(row, px, py)
     res = C.smooth_residuals(n, row[ROW_WL] + row[ROW_DWL] * ds, row[ROW_WR] + row[ROW_DWR] * ds,
                              row[ROW_NREF] + row[ROW_DNREF] * ds, row[ROW_VCAP] + row[ROW_DVCAP] * ds, d, vx, vy, r,
@@ -94,7 +97,7 @@ def _state_residuals(name, xm, row, terminal, p, cp, k, ops):
 
 
 def _state_cost(name, xm, row, terminal, p, cp, k, ops):
-    px, py, d, vx, vy, r = _model_view(name, xm, p, ops)
+    px, py, d, vx, vy, r = _model_forms(name)[2](xm, p, ops)
     return row_state_cost(row, px, py, d, vx, vy, r, terminal, k, cp, ops)
 
 
@@ -160,7 +163,7 @@ def build(model: str, nsub: int, hessian: str = "gauss_newton"):
     from racing.models.ops import casadi_ops
 
     ops = casadi_ops()
-    step, nx = _model_step(model)
+    step, nx, _ = _model_forms(model)
     n, m = nx + 2, 2
     xa = ca.SX.sym("xa", n)
     u = ca.SX.sym("u", m)

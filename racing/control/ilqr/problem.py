@@ -83,11 +83,11 @@ def make_forward(model: str):
     def forward(x0, u_prev, Xb, Ub, kff, K, alpha, m, tab, cp, ksharp, i0, zr, X, U, R, lo, hi):
         """Forward pass from ``x0[7]`` (observation layout) with ``u_prev[2]``; nominal ``Xb[T+1, n]``,
         ``Ub[T, 2]``, step ``kff[T, 2]``, gains ``K[T, 2, n]``, step size ``alpha``. Writes the candidate ``X``,
-        ``U``, rows ``R[T+1, 9]``, bounds ``lo, hi [T, 2]``; returns ``(cost, end index)`` (cost inf when a state
-        is not finite)."""
+        ``U``, rows ``R[T+1, NROW]``, bounds ``lo, hi [T, 2]``; returns the cost (inf when a state is not
+        finite)."""
         T = Ub.shape[0]
         st = start(x0, m, zr)
-        i, iu, frac, nn = C.project_local(tab, i0, i0, st[0], st[1])
+        i, iu, frac, _ = C.project_local(tab, i0, i0, st[0], st[1])
         row_at(tab, R, 0, i, iu, frac, cp)
         s0 = DV.row_frenet(R[0], st[0], st[1])[1] + R[0, DV.ROW_S]
         up0 = u_prev[0]
@@ -122,11 +122,11 @@ def make_forward(model: str):
             st = step(st, u0, u1, m, zr)
             up0 = u0
             up1 = u1
-            i, iu, frac, nn = C.project_local(tab, i, iu, st[0], st[1])
+            i, iu, frac, _ = C.project_local(tab, i, iu, st[0], st[1])
             row_at(tab, R, t + 1, i, iu, frac, cp)
             if not math.isfinite(J) or not (math.isfinite(st[0]) and math.isfinite(st[1])
                                             and math.isfinite(st[3])):
-                return math.inf, i0
+                return math.inf
         for j in range(nx):
             X[T, j] = st[idx[j]]
         X[T, nx] = up0
@@ -136,8 +136,8 @@ def make_forward(model: str):
         for t in range(T + 1):
             for j in range(nx + 2):
                 if not math.isfinite(X[t, j]):
-                    return math.inf, i0
-        return J, i
+                    return math.inf
+        return J
 
     _FORWARD[model] = forward
     return forward
@@ -147,7 +147,7 @@ class RacingProblem:
     """The nominal plan and its candidate (double buffers), the linearisation and the forward pass.
 
     ``x0[7]`` (observation layout) and ``u_prev[2]`` are set by the controller before a solve; ``X[T+1, n]``,
-    ``U[T, 2]``, ``R[T+1, 9]``, ``lo``/``hi[T, 2]`` are the nominal plan, its track rows and input bounds.
+    ``U[T, 2]``, ``R[T+1, NROW]``, ``lo``/``hi[T, 2]`` are the nominal plan, its track rows and input bounds.
     """
 
     def __init__(self, model: str, T: int, nsub: int, dt: float, p: np.ndarray, cp: np.ndarray, tab: np.ndarray,
@@ -174,8 +174,6 @@ class RacingProblem:
         self.x0 = np.zeros(7)
         self.u_prev = np.zeros(2)
         self.i0 = 0
-        self.i_end = 0
-        self._i_cand = 0
         self._zero_k = np.zeros((T, 2))
         self._zero_K = np.zeros((T, 2, n))
 
@@ -210,9 +208,8 @@ class RacingProblem:
     def forward(self, alpha: float, kff: np.ndarray, K: np.ndarray, Xb=None, Ub=None) -> float:
         """A candidate plan: ``u = Ub + alpha kff + K (x - Xb)`` (default: around the nominal); returns its cost."""
         X, U, R, lo, hi = self._c
-        J, self._i_cand = self.fwd(self.x0, self.u_prev, self.X if Xb is None else Xb, self.U if Ub is None else Ub,
-                                   kff, K, alpha, self.m, self.tab, self.cp, self.k, self.i0, self.zr, X, U, R, lo, hi)
-        return J
+        return self.fwd(self.x0, self.u_prev, self.X if Xb is None else Xb, self.U if Ub is None else Ub, kff, K,
+                        alpha, self.m, self.tab, self.cp, self.k, self.i0, self.zr, X, U, R, lo, hi)
 
     def accept(self) -> None:
         c = self._c
@@ -221,7 +218,6 @@ class RacingProblem:
         self.R, c[2] = c[2], self.R
         self.lo, c[3] = c[3], self.lo
         self.hi, c[4] = c[4], self.hi
-        self.i_end = self._i_cand
 
     def linearize(self) -> None:
         """Fill the derivative rows at the nominal plan."""

@@ -63,26 +63,38 @@ def _box_qp2(H00, H01, H11, g0, g1, lo0, hi0, lo1, hi1):
     return b0, b1, f0, f1
 
 
+@njit(cache=True, inline="always")
+def _bt_times(row, o_b, n, a, M, j):
+    """``(B' M)[a, j]`` for ``B[n, 2]`` stored row-major at ``row[o_b:]`` and ``M[n, :]``."""
+    acc = 0.0
+    for q in range(n):
+        acc += row[o_b + q * 2 + a] * M[q, j]
+    return acc
+
+
+def backward_scratch(n: int) -> tuple:
+    """The scratch arrays of :func:`backward_pass` for a state of ``n`` (made once per solver)."""
+    return np.zeros((3, n, n)), np.zeros((2, n, 2)), np.zeros((2, 2, 2)), np.zeros((5, n)), np.zeros(n), \
+        np.zeros((n, n))
+
+
 @njit(cache=True)
-def backward_pass(OUT, OUT_T, n, o_a, o_b, o_lx, o_lu, o_lxx, o_luu, o_lux, U, lo, hi, mu, kff, K, Vx, Vxx, W):
+def backward_pass(OUT, OUT_T, n, o_a, o_b, o_lx, o_lu, o_lxx, o_luu, o_lux, U, lo, hi, mu, kff, K, scratch):
     """The backward pass (module doc) for 2 inputs. ``OUT[T, size]`` stage rows, ``OUT_T`` terminal row
     (``l_f, l_fx[n], l_fxx[n*n]``), ``U, lo, hi [T, 2]`` nominal inputs and bounds, ``mu`` regularisation.
-    Writes ``kff[T, 2]``, ``K[T, 2, n]`` (``Vx[n], Vxx[n, n], W[4, n, n]`` are scratch).
+    Writes ``kff[T, 2]``, ``K[T, 2, n]``; ``scratch`` from :func:`backward_scratch` (nothing is allocated).
     Returns ``(ok, dV1, dV2)``; ``ok`` is False when a regularised Q_uu is not positive definite or a value
     is not finite."""
+    W, WB, HH, Z, Vx, Vxx = scratch
     T = OUT.shape[0]
     for i in range(n):
         Vx[i] = OUT_T[1 + i]
         for j in range(n):
             Vxx[i, j] = OUT_T[1 + n + i * n + j]
-    VA = W[0]  # V_xx A (n x n)
-    VAr = W[1]  # (V_xx + mu I) A
-    Qxx = W[2]
-    Qux = np.empty((2, n))
-    Quxr = np.empty((2, n))
-    VB = np.empty((n, 2))
-    VBr = np.empty((n, 2))
-    Qx = np.empty(n)
+    VA, VAr, Qxx = W[0], W[1], W[2]  # V_xx A, (V_xx + mu I) A, Q_xx (n x n)
+    VB, VBr = WB[0], WB[1]  # V_xx B, (V_xx + mu I) B (n x 2)
+    H, Hr = HH[0], HH[1]  # Q_uu, regularised Q_uu
+    Qx, Qux, Quxr = Z[0], Z[1:3], Z[3:5]
     dV1 = 0.0
     dV2 = 0.0
     for t in range(T - 1, -1, -1):
@@ -117,25 +129,13 @@ def backward_pass(OUT, OUT_T, n, o_a, o_b, o_lx, o_lu, o_lxx, o_luu, o_lux, U, l
         for q in range(n):
             Qu0 += row[o_b + q * 2] * Vx[q]
             Qu1 += row[o_b + q * 2 + 1] * Vx[q]
-        H = np.empty((2, 2))
-        Hr = np.empty((2, 2))
         for a in range(2):
             for b in range(2):
-                acc = row[o_luu + a * 2 + b]
-                accr = acc
-                for q in range(n):
-                    acc += row[o_b + q * 2 + a] * VB[q, b]
-                    accr += row[o_b + q * 2 + a] * VBr[q, b]
-                H[a, b] = acc
-                Hr[a, b] = accr
+                H[a, b] = row[o_luu + a * 2 + b] + _bt_times(row, o_b, n, a, VB, b)
+                Hr[a, b] = row[o_luu + a * 2 + b] + _bt_times(row, o_b, n, a, VBr, b)
             for j in range(n):
-                acc = row[o_lux + a * n + j]
-                accr = acc
-                for q in range(n):
-                    acc += row[o_b + q * 2 + a] * VA[q, j]
-                    accr += row[o_b + q * 2 + a] * VAr[q, j]
-                Qux[a, j] = acc
-                Quxr[a, j] = accr
+                Qux[a, j] = row[o_lux + a * n + j] + _bt_times(row, o_b, n, a, VA, j)
+                Quxr[a, j] = row[o_lux + a * n + j] + _bt_times(row, o_b, n, a, VAr, j)
         h00 = Hr[0, 0]
         h01 = 0.5 * (Hr[0, 1] + Hr[1, 0])
         h11 = Hr[1, 1]
@@ -211,9 +211,7 @@ class ILQR:
         T = problem.T
         self.kff = np.zeros((T, 2))
         self.K = np.zeros((T, 2, lay.n))
-        self._Vx = np.zeros(lay.n)
-        self._Vxx = np.zeros((lay.n, lay.n))
-        self._W = np.zeros((3, lay.n, lay.n))
+        self._scratch = backward_scratch(lay.n)
         self.alphas = tuple(float(a) for a in config.line_search)
         self.mu = float(config.reg_init)
 
@@ -225,7 +223,7 @@ class ILQR:
     def _backward(self) -> tuple[bool, float, float]:
         lay, pb = self.pb.lay, self.pb
         return backward_pass(pb.OUT, pb.OUT_T, lay.n, lay.a, lay.b, lay.lx, lay.lu, lay.lxx, lay.luu, lay.lux,
-                             pb.U, pb.lo, pb.hi, self.mu, self.kff, self.K, self._Vx, self._Vxx, self._W)
+                             pb.U, pb.lo, pb.hi, self.mu, self.kff, self.K, self._scratch)
 
     def solve(self, iterations: int, cost: float) -> SolveInfo:
         """Run up to ``iterations`` iterations from the problem's nominal plan of cost ``cost``."""
@@ -289,4 +287,4 @@ class ILQR:
         return info
 
 
-__all__ = ["ILQR", "SolveInfo", "backward_pass"]
+__all__ = ["ILQR", "SolveInfo", "backward_pass", "backward_scratch"]
