@@ -142,13 +142,19 @@ def from_mapping(cls: type[T], data: Mapping[str, Any], source: str = "<config>"
         raise ConfigError(
             f"{source}: unknown key '{prefix}{unknown[0]}'; known keys: {', '.join(sorted(fields))}"
         )
+    missing = [f for name, f in fields.items() if name not in data and f.default is dataclasses.MISSING
+               and f.default_factory is dataclasses.MISSING]
+    if missing:
+        def describe(f):
+            unit = f" [{f.metadata['unit']}]" if f.metadata.get("unit") else ""
+            return f"{prefix}{f.name}{unit}" + (f" ({f.metadata['doc']})" if len(missing) > 1 and f.metadata.get("doc")
+                                                else "")
+        raise ConfigError(f"{source}: missing key{'s' if len(missing) > 1 else ''} "
+                          + "; ".join(describe(f) for f in missing))
     kwargs = {}
     for name, f in fields.items():
         where = f"{source}: {prefix}{name}"
         if name not in data:
-            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
-                unit = f" [{f.metadata['unit']}]" if f.metadata.get("unit") else ""
-                raise ConfigError(f"{source}: missing key {prefix}{name}{unit}")
             continue
         kwargs[name] = _convert(data[name], hints[name], where, f.metadata, source)
     try:

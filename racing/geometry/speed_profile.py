@@ -3,10 +3,11 @@
 Given curvature ``kappa[N]`` [1/m] at uniform spacing ``ds`` [m] along a closed path, the
 profile is the fastest speed ``v[N]`` [m/s] such that
 
-* lateral acceleration v^2 |kappa| <= a_lat_max = g * min(D_f, D_r) * grip_scale,
+* lateral acceleration v^2 |kappa| <= a_lat_max = min(D_f, D_r) (g + c_down v^2 / m) * grip_scale,
 * longitudinal acceleration lies inside the friction ellipse
   (a_x / a_x_max)^2 + (a_y / a_lat_max)^2 <= 1, where a_x_max is, when speeding up, the least of
-  accel_max, power_max / (m v) and mu g (less drag), and when braking the least of decel_max and mu g,
+  accel_max and the model's drive limit (power and grip, :func:`racing.models.dynamic.accel_limits`, less drag),
+  and when braking the least of decel_max and the model's braking limit (load transfer and brake balance),
 * v <= v_max.
 
 The forward pass applies the acceleration limit, the backward pass the braking limit; the
@@ -18,7 +19,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from racing.models.params import G, VehicleParams
+from racing.models.dynamic import accel_limits
+from racing.models.ops import NUMPY
+from racing.models.params import G, P_MU, VehicleParams
 
 
 @dataclass(frozen=True)
@@ -31,9 +34,13 @@ class SpeedProfile:
 
 
 def _limits(params: VehicleParams, grip_scale: float):
-    a_lat = G * min(params.D_f, params.D_r) * grip_scale
-    a_brake = min(params.decel_max, params.mu * G) * grip_scale
-    return a_lat, a_brake
+    """(peak lateral acceleration [m/s^2] at v = 0, downforce per unit speed^2 [1/m], the flat parameters with the
+    grip scaled): the tyre limits the model states (:func:`racing.models.dynamic.accel_limits` for the
+    longitudinal ones)."""
+    d = min(params.D_f, params.D_r) * grip_scale
+    p = params.to_array()
+    p[P_MU] *= grip_scale
+    return G * d, d * params.c_down / params.mass, p
 
 
 def speed_profile(kappa: np.ndarray, ds: float, params: VehicleParams, grip_scale: float = 1.0,
@@ -55,18 +62,20 @@ def speed_profile(kappa: np.ndarray, ds: float, params: VehicleParams, grip_scal
         raise ValueError(f"speed_profile: ds must be > 0, got {ds}")
     n = kappa.size
     vcap = params.v_max if v_max is None else v_max
-    a_lat, a_brake = _limits(params, grip_scale)
+    a_lat0, k_down, p = _limits(params, grip_scale)
     m = params.mass
-    v_lat = np.minimum(np.sqrt(a_lat / np.maximum(np.abs(kappa), 1e-9)), vcap)
+    # v^2 |kappa| <= a_lat0 + k_down v^2 (downforce): v^2 <= a_lat0 / (|kappa| - k_down)
+    room = np.abs(kappa) - k_down
+    v_lat = np.minimum(np.sqrt(a_lat0 / np.maximum(room, 1e-9)), vcap)
 
     def ax_avail(v, k, braking):
         ay = v * v * abs(k)
-        rem = max(0.0, 1.0 - (ay / a_lat) ** 2)
+        rem = max(0.0, 1.0 - (ay / (a_lat0 + k_down * v * v)) ** 2)
+        lo, hi = accel_limits(v, p, NUMPY)  # grip (load transfer, brake balance, downforce) and power
         if braking:
             # drag helps braking
-            return a_brake * np.sqrt(rem) + params.c_drag * v * v / m
-        a_drive = min(params.accel_max, params.power_max / (m * max(v, 1.0)), params.mu * G * grip_scale)
-        return a_drive * np.sqrt(rem) - params.c_drag * v * v / m - params.c_roll * G
+            return min(params.decel_max, -float(lo)) * np.sqrt(rem) + params.c_drag * v * v / m
+        return min(params.accel_max, float(hi)) * np.sqrt(rem) - params.c_drag * v * v / m - params.c_roll * G
 
     reps = 2 if closed else 1
     v = v_lat.copy()

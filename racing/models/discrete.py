@@ -14,6 +14,8 @@ trigonometric call for it; the vectorised wrappers :func:`dynamic_step` and :fun
   explicit Euler step, the pose a trapezoidal update; the tyre forces see the steering angle at mid-step, the
   Jacobian uses the tangent tyre stiffness, and the change of v_x over the step enters the lateral step as a
   known forcing (df/dv_x) v_x' (the non-autonomous term of a Rosenbrock step).
+  The axle loads, the friction-ellipse factors and the longitudinal force are those of
+  :func:`racing.models.dynamic.axle_forces` at the held input (the factors enter the Jacobian as constants).
   Stable at dt = 0.02-0.1 s where explicit Euler/RK4 of the tyre dynamics is not; the tests
   (``tests/models/test_discrete.py``) hold it to RK4 at 1 kHz of the continuous model within 2 % of the peak
   yaw rate and v_y on steering ramps and brake-in-turn manoeuvres (gt_car 20-70 m/s, f1tenth 2-10 m/s) at
@@ -26,8 +28,8 @@ from __future__ import annotations
 
 
 from racing.models.fastmath import compiled, scalar
-from racing.models.dynamic import (blend_weight, body_derivatives_from_forces, longitudinal_force, pacejka,
-                                   pacejka_slope, slip_angles, static_axle_loads)
+from racing.models.dynamic import (axle_forces, blend_weight, body_derivatives_from_forces, pacejka, pacejka_slope,
+                                   resistance, slip_angles)
 from racing.models.kinematic import slip_and_yaw_rate
 from racing.models.ops import NUMPY
 from racing.models.params import P_BF, P_BR, P_CF, P_CR, P_DF, P_DR, P_EF, P_ER, P_IZ, P_LF, P_LR, P_MASS, P_VBLEND_LOW
@@ -62,11 +64,12 @@ def dynamic_step_c(x, y, psi, vx, vy, r, d, c, s, rate, a, p, h, ops):
     m, iz, lf, lr = p[P_MASS], p[P_IZ], p[P_LF], p[P_LR]
     dm = d + 0.5 * h * rate  # the steering angle at mid-step (it moves linearly over the step)
     af, ar = slip_angles(vx, vy, r, dm, p, ops)
-    fzf, fzr = static_axle_loads(p)
+    fzf, fzr, ft, ef, er = axle_forces(vx, a, p, ops)
+    fzf, fzr = ef * fzf, er * fzr  # the loads scaled by the friction-ellipse factors: what the lateral force sees
     muf, dmuf = pacejka_slope(af, p[P_BF], p[P_CF], p[P_DF], p[P_EF], ops)
     mur, dmur = pacejka_slope(ar, p[P_BR], p[P_CR], p[P_DR], p[P_ER], ops)
     fyf, fyr = fzf * muf, fzr * mur
-    fx = longitudinal_force(vx, a, p, ops)
+    fx = ft - resistance(vx, p, ops)
     w = blend_weight(vx, p, ops)
     sd, cd = ops.sincos(dm)
     dvx, fvy, fr = body_derivatives_from_forces(vx, vy, r, sd, cd, rate, fyf, fyr, fx, w, p)

@@ -6,12 +6,21 @@ State ``x[..., 7]`` (indices ``X, Y, YAW, VX, VY, YAW_RATE, STEER``):
 Input ``u[..., 2]`` (indices ``U_STEER_RATE, U_ACCEL``):
     steering rate [rad/s]; longitudinal acceleration command a [m/s^2] (drive > 0, brake < 0).
 
-Forces (g = 9.81 m/s^2, L = l_f + l_r, static axle loads F_zf = m g l_r / L, F_zr = m g l_f / L)::
+Forces (g = 9.81 m/s^2, L = l_f + l_r, static axle loads F_z0f = m g l_r / L, F_z0r = m g l_f / L)::
 
     alpha_f = delta - atan2(v_y + l_f r, v_x~),   alpha_r = -atan2(v_y - l_r r, v_x~),  v_x~ = max(v_x, v_blend_low/2)
-    F_yi    = F_zi D_i sin(C_i atan(B_i alpha_i - E_i (B_i alpha_i - atan(B_i alpha_i))))      (Pacejka)
-    F_drive = min(m a, power_max / max(v_x, 1))                                                (motor power)
-    F_x     = clip(F_drive, -mu m g, mu m g) - c_roll m g tanh(v_x / v_blend_low) - c_drag v_x |v_x|
+    a_t     = clip(a, a_lo(v_x), a_hi(v_x))        tyre acceleration: motor power P / (m max(v_x, 1)), grip (below)
+    F_zf    = F_z0f - m a_t h_cg / L + s_d c_down v_x^2,   F_zr = F_z0r + m a_t h_cg / L + (1 - s_d) c_down v_x^2
+    F_xf    = s m a_t,   F_xr = (1 - s) m a_t          s = drive_front (a_t > 0) or brake_front (a_t < 0)
+    k_i     = 1 - c + c sqrt(max(1 - 0.9 (F_xi / (mu F_zi))^2, 0.01))         (friction ellipse, c = combined_slip)
+    F_yi    = k_i F_zi D_i sin(C_i atan(B_i alpha_i - E_i (B_i alpha_i - atan(B_i alpha_i))))      (Pacejka)
+    F_x     = m a_t - c_roll m g tanh(v_x / v_blend_low) - c_drag v_x |v_x|
+
+The grip limit on a_t is ``mu (g + c_down v_x^2 / m)`` for the plain model (``combined_slip = 0``) and, with
+``combined_slip = 1``, each axle's ``|F_xi| <= mu F_zi`` at its transferred load (closed form,
+:func:`accel_limits`). **The plain model** (static loads, no ellipse, one grip limit) is ``h_cg = 0``,
+``combined_slip = 0``, ``c_down = 0``. (The front axle's longitudinal force acts along the car's x axis, not the
+steered wheel's: its ``sin delta`` share is neglected.)
 
 Dynamic equations (body frame)::
 
@@ -30,7 +39,7 @@ Kinematics: x' = v_x cos psi - v_y sin psi, y' = v_x sin psi + v_y cos psi, psi'
 The function is pure and smooth apart from the min/clip force limits; command limits are the caller's job.
 
 **One source.** The equations are written once, elementwise, as the component functions below
-(:func:`pacejka`, :func:`slip_angles`, :func:`lateral_forces`, :func:`longitudinal_force`,
+(:func:`pacejka`, :func:`slip_angles`, :func:`axle_forces`, :func:`tyre_force_set`,
 :func:`blend_weight`, :func:`body_derivatives`) against an array namespace ``ops``. They run vectorised on
 numpy (the reference), torch and casadi (:mod:`racing.models.ops`), and compile into scalar numba CPU and
 CUDA code with ``ops = racing.models.sops`` (they are registered with numba's generic target,
@@ -45,8 +54,9 @@ import math
 from racing.models.fastmath import compiled, scalar
 from racing.models import sops
 from racing.models.ops import NUMPY
-from racing.models.params import (G, P_BF, P_BR, P_CDRAG, P_CF, P_CR, P_CROLL, P_DF, P_DR, P_EF, P_ER, P_HCG, P_IZ, P_LF,
-                                  P_LR, P_MASS, P_MU, P_POWER_MAX, P_VBLEND_HIGH, P_VBLEND_LOW)
+from racing.models.params import (G, P_BF, P_BR, P_BRAKE_FRONT, P_CDOWN, P_CDRAG, P_CF, P_COMBINED, P_CR, P_CROLL,
+                                  P_DF, P_DOWN_FRONT, P_DR, P_DRIVE_FRONT, P_EF, P_ER, P_HCG, P_IZ, P_LF, P_LR, P_MASS,
+                                  P_MU, P_POWER_MAX, P_VBLEND_HIGH, P_VBLEND_LOW)
 
 X, Y, YAW, VX, VY, YAW_RATE, STEER = 0, 1, 2, 3, 4, 5, 6
 NX = 7
@@ -122,13 +132,16 @@ def static_axle_loads(p):
 
 
 @scalar
-def axle_loads(ax, scale, p, ops):
-    """Axle loads (F_zf, F_zr) [N] with longitudinal load transfer at acceleration ``ax`` [m/s^2]:
-    ``F_zf = m (g l_r - a_x h_cg s) / L``, ``F_zr = m (g l_f + a_x h_cg s) / L`` (``s = scale``; 0 = static),
-    each kept above 5 % of its static value."""
+def axle_loads(ax, vx, p, ops):
+    """Axle loads (F_zf, F_zr) [N] with longitudinal load transfer at the tyres' acceleration ``ax`` [m/s^2] and
+    downforce at ``vx`` [m/s]: ``F_zf = m (g l_r - a_x h_cg) / L + s_d c_down v_x^2``,
+    ``F_zr = m (g l_f + a_x h_cg) / L + (1 - s_d) c_down v_x^2`` (``s_d = down_front``), each kept above 5 % of its
+    static value."""
     fzf0, fzr0 = static_axle_loads(p)
-    dz = p[P_MASS] * ax * p[P_HCG] * scale / (p[P_LF] + p[P_LR])
-    return ops.maximum(fzf0 - dz, 0.05 * fzf0), ops.maximum(fzr0 + dz, 0.05 * fzr0)
+    dz = p[P_MASS] * ax * p[P_HCG] / (p[P_LF] + p[P_LR])
+    down = p[P_CDOWN] * vx * vx
+    return (ops.maximum(fzf0 - dz + p[P_DOWN_FRONT] * down, 0.05 * fzf0),
+            ops.maximum(fzr0 + dz + (1.0 - p[P_DOWN_FRONT]) * down, 0.05 * fzr0))
 
 
 @scalar
@@ -140,26 +153,86 @@ def slip_angles(vx, vy, r, delta, p, ops):
 
 
 @scalar
-def lateral_forces(alpha_f, alpha_r, p, ops):
-    """Axle lateral forces (F_yf, F_yr) [N] at static loads."""
-    fzf, fzr = static_axle_loads(p)
-    return lateral_forces_at(alpha_f, alpha_r, fzf, fzr, p, ops)
-
-
-@scalar
 def lateral_forces_at(alpha_f, alpha_r, fzf, fzr, p, ops):
-    """Axle lateral forces (F_yf, F_yr) [N] at axle loads ``fzf, fzr`` [N]."""
+    """Pure lateral axle forces (F_yf, F_yr) [N] (:func:`pacejka`) at axle loads ``fzf, fzr`` [N]."""
     return (fzf * pacejka(alpha_f, p[P_BF], p[P_CF], p[P_DF], p[P_EF], ops),
             fzr * pacejka(alpha_r, p[P_BR], p[P_CR], p[P_DR], p[P_ER], ops))
 
 
+#: "no limit" in :func:`traction_limit` [m/s^2] (finite: the blend with weight 0 must not make 0 * inf)
+NO_LIMIT = 1.0e4
+
+
+@scalar
+def traction_limit(share, load, transfer, p, ops):
+    """Largest |acceleration| [m/s^2] one axle carries: ``share m a <= mu (load + m a transfer)`` for an axle that
+    takes ``share`` [-] of the force, with load ``load`` [N] at a = 0 and ``transfer`` = +-h_cg / L [-] (the load it
+    gains per unit of ``m a``); :data:`NO_LIMIT` where the load grows as fast as the force it must carry."""
+    den = share - p[P_MU] * transfer
+    ok = den > 1e-6
+    return ops.where(ok, p[P_MU] * load / (p[P_MASS] * ops.where(ok, den, 1.0)), NO_LIMIT)
+
+
+@scalar
+def grip_limits(vx, p, ops):
+    """``(a_lo, a_hi)`` [m/s^2]: the tyres' longitudinal grip at ``v_x`` [m/s]. Plain model
+    (``combined_slip = 0``): ``+-mu (g + c_down v_x^2 / m)``; with ``combined_slip = 1`` each axle carries at most
+    ``mu F_zi`` of its share (``drive_front``, ``brake_front``) with the loads of :func:`axle_loads` at that
+    acceleration (closed form, :func:`traction_limit`); weights between 0 and 1 blend the two."""
+    m, hl = p[P_MASS], p[P_HCG] / (p[P_LF] + p[P_LR])
+    fzf0, fzr0 = static_axle_loads(p)
+    down = p[P_CDOWN] * vx * vx
+    df, dr = p[P_DOWN_FRONT] * down, (1.0 - p[P_DOWN_FRONT]) * down
+    plain = p[P_MU] * (G + down / m)
+    sd, sb = p[P_DRIVE_FRONT], p[P_BRAKE_FRONT]
+    drive = ops.minimum(traction_limit(sd, fzf0 + df, -hl, p, ops), traction_limit(1.0 - sd, fzr0 + dr, hl, p, ops))
+    brake = ops.minimum(traction_limit(sb, fzf0 + df, hl, p, ops), traction_limit(1.0 - sb, fzr0 + dr, -hl, p, ops))
+    cs = p[P_COMBINED]
+    return -((1.0 - cs) * plain + cs * brake), (1.0 - cs) * plain + cs * drive
+
+
 @scalar
 def accel_limits(vx, p, ops):
-    """``(a_lo, a_hi)`` [m/s^2]: the range of the commanded acceleration that reaches the tyres at ``v_x``
-    [m/s] (:func:`longitudinal_force` saturates beyond it: motor power ``P / (m max(v_x, 1))`` and grip ``mu g``;
-    the input limits ``accel_max``/``decel_max`` are the controllers' own clamp)."""
-    g = p[P_MU] * G
-    return -g, ops.minimum(p[P_POWER_MAX] / (p[P_MASS] * ops.maximum(vx, 1.0)), g)
+    """``(a_lo, a_hi)`` [m/s^2]: the range of the commanded acceleration that reaches the tyres at ``v_x`` [m/s]
+    (:func:`axle_forces` saturates beyond it): the grip of :func:`grip_limits` and the motor power
+    ``P / (m max(v_x, 1))``. The input limits ``accel_max``/``decel_max`` are the controllers' own clamp."""
+    lo, hi = grip_limits(vx, p, ops)
+    return lo, ops.minimum(p[P_POWER_MAX] / (p[P_MASS] * ops.maximum(vx, 1.0)), hi)
+
+
+#: share of the friction ellipse's reduction the model applies: at full longitudinal use an axle keeps
+#: sqrt(1 - 0.9) = 32 % of its pure lateral force (a real tyre keeps some at its longitudinal peak; the pure
+#: ellipse's zero has an infinite slope there, which no gradient method or implicit step handles)
+ELLIPSE = 0.9
+
+
+@scalar
+def ellipse_factor(fx, fz, p, ops):
+    """Share [-] of an axle's pure lateral force left beside its longitudinal force ``fx`` [N] at load ``fz`` [N]:
+    the friction ellipse ``sqrt(1 - ELLIPSE (F_x / (mu F_z))^2)`` (:data:`ELLIPSE`; at least 0.1 where
+    ``|F_x| > mu F_z``), with weight ``combined_slip``."""
+    u = fx / (p[P_MU] * fz)
+    return 1.0 - p[P_COMBINED] + p[P_COMBINED] * ops.sqrt(ops.maximum(1.0 - ELLIPSE * u * u, 0.01))
+
+
+@scalar
+def resistance(vx, p, ops):
+    """Rolling resistance and drag [N] (positive against forward motion)."""
+    return p[P_CROLL] * p[P_MASS] * G * ops.tanh(vx / p[P_VBLEND_LOW]) + p[P_CDRAG] * vx * ops.abs(vx)
+
+
+@scalar
+def axle_forces(vx, a, p, ops):
+    """What the acceleration command ``a`` [m/s^2] does at ``v_x`` [m/s]: ``(F_zf, F_zr, F_t, k_f, k_r)``: axle
+    loads [N] (:func:`axle_loads` at the tyres' acceleration), the tyres' total longitudinal force
+    ``F_t = m clip(a, a_lo, a_hi)`` [N] (:func:`accel_limits`) and each axle's lateral-force factor [-]
+    (:func:`ellipse_factor` of its share of ``F_t``: ``drive_front`` when driving, ``brake_front`` when braking)."""
+    lo, hi = accel_limits(vx, p, ops)
+    at = ops.minimum(ops.maximum(a, lo), hi)
+    fzf, fzr = axle_loads(at, vx, p, ops)
+    ft = p[P_MASS] * at
+    fxf = ft * ops.where(at > 0.0, p[P_DRIVE_FRONT], p[P_BRAKE_FRONT])
+    return fzf, fzr, ft, ellipse_factor(fxf, fzf, p, ops), ellipse_factor(ft - fxf, fzr, p, ops)
 
 
 @scalar
@@ -167,8 +240,7 @@ def longitudinal_force(vx, a, p, ops):
     """F_x [N]: drive/brake ``m a`` limited by motor power and grip (:func:`accel_limits`), minus rolling
     resistance and drag."""
     lo, hi = accel_limits(vx, p, ops)
-    return (p[P_MASS] * ops.maximum(ops.minimum(a, hi), lo)
-            - p[P_CROLL] * p[P_MASS] * G * ops.tanh(vx / p[P_VBLEND_LOW]) - p[P_CDRAG] * vx * ops.abs(vx))
+    return p[P_MASS] * ops.maximum(ops.minimum(a, hi), lo) - resistance(vx, p, ops)
 
 
 @scalar
@@ -195,11 +267,20 @@ def body_derivatives_from_forces(vx, vy, r, sd, cd, ddelta, fyf, fyr, fx, w, p):
 
 
 @scalar
+def tyre_force_set(vx, vy, r, delta, a, p, ops):
+    """``(F_yf, F_yr, F_x)`` [N] of the single-track model: Pacejka lateral forces at the axle loads of
+    :func:`axle_forces`, times each axle's friction-ellipse factor, and the longitudinal force net of
+    resistances."""
+    af, ar = slip_angles(vx, vy, r, delta, p, ops)
+    fzf, fzr, ft, kf, kr = axle_forces(vx, a, p, ops)
+    fyf, fyr = lateral_forces_at(af, ar, fzf, fzr, p, ops)
+    return kf * fyf, kr * fyr, ft - resistance(vx, p, ops)
+
+
+@scalar
 def body_derivatives(vx, vy, r, delta, ddelta, a, p, ops):
     """(v_x' [m/s^2], v_y' [m/s^2], r' [rad/s^2]) of the dynamic single-track model (module doc)."""
-    af, ar = slip_angles(vx, vy, r, delta, p, ops)
-    fyf, fyr = lateral_forces(af, ar, p, ops)
-    fx = longitudinal_force(vx, a, p, ops)
+    fyf, fyr, fx = tyre_force_set(vx, vy, r, delta, a, p, ops)
     sd, cd = ops.sin(delta), ops.cos(delta)
     return body_derivatives_from_forces(vx, vy, r, sd, cd, ddelta, fyf, fyr, fx, blend_weight(vx, p, ops), p)
 
@@ -214,8 +295,8 @@ def tyre_forces(x, u, p, ops=NUMPY):
     """
     vx, vy, r, delta = ops.get(x, VX), ops.get(x, VY), ops.get(x, YAW_RATE), ops.get(x, STEER)
     af, ar = slip_angles(vx, vy, r, delta, p, ops)
-    fyf, fyr = lateral_forces(af, ar, p, ops)
-    return af, ar, fyf, fyr, longitudinal_force(vx, ops.get(u, U_ACCEL), p, ops)
+    fyf, fyr, fx = tyre_force_set(vx, vy, r, delta, ops.get(u, U_ACCEL), p, ops)
+    return af, ar, fyf, fyr, fx
 
 
 def dynamic_rhs(x, u, p, ops=NUMPY):

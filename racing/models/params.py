@@ -62,6 +62,15 @@ class VehicleParams:
     # low-speed blend between the dynamic and kinematic models
     v_blend_low: float = _f("m/s", "below this speed the model is purely kinematic", gt=0.0)
     v_blend_high: float = _f("m/s", "above this speed the model is purely dynamic", gt=0.0)
+    # combined slip, drive/brake distribution, downforce (racing.models.dynamic: axle_forces); the plain model is
+    # h_cg = 0, combined_slip = 0, c_down = 0
+    combined_slip: float = _f("-", "friction-ellipse weight: 1 = each axle's lateral force shrinks with its "
+                              "longitudinal force and each axle's traction is limited (mu F_z); 0 = off (plain "
+                              "model: one total grip limit mu (m g + downforce))", min=0.0, max=1.0)
+    drive_front: float = _f("-", "share of the drive force on the front axle (0 = rear-wheel drive)", min=0.0, max=1.0)
+    brake_front: float = _f("-", "share of the braking force on the front axle (brake balance)", min=0.0, max=1.0)
+    c_down: float = _f("kg/m", "aerodynamic downforce: F_z,aero = c_down * v_x^2 (= 0.5 rho C_L A)", min=0.0)
+    down_front: float = _f("-", "share of the downforce on the front axle", min=0.0, max=1.0)
     # not a physical parameter: which controller tuning this car races with
     tuning: str | None = field(default=None, metadata={
         "doc": "controller tuning of this car: a tuning name (e.g. 'gt_car': racing/control/mppi/gt_car.yaml) or "
@@ -132,11 +141,12 @@ P_CROLL, P_CDRAG = 15, 16
 P_STEER_MAX, P_STEER_RATE_MAX, P_ACCEL_MAX, P_DECEL_MAX, P_POWER_MAX, P_VMAX = 17, 18, 19, 20, 21, 22
 P_STEER_TAU, P_STEER_GAIN, P_STEER_OFFSET, P_SPEED_KP = 23, 24, 25, 26
 P_VBLEND_LOW, P_VBLEND_HIGH = 27, 28
+P_COMBINED, P_DRIVE_FRONT, P_BRAKE_FRONT, P_CDOWN, P_DOWN_FRONT = 29, 30, 31, 32, 33
 
 _expected = ("mass", "inertia_z", "l_f", "l_r", "h_cg", "width", "B_f", "C_f", "D_f", "E_f", "B_r", "C_r",
              "D_r", "E_r", "mu", "c_roll", "c_drag", "steer_max", "steer_rate_max", "accel_max", "decel_max",
              "power_max", "v_max", "steer_tau", "steer_gain", "steer_offset", "speed_kp", "v_blend_low",
-             "v_blend_high")
+             "v_blend_high", "combined_slip", "drive_front", "brake_front", "c_down", "down_front")
 assert PARAM_NAMES == _expected, "P_* indices out of sync with VehicleParams fields"
 
 

@@ -111,8 +111,14 @@ class MinTimeResult:
 
 
 def accel_bounds(params: VehicleParams) -> tuple[float, float]:
-    """(a_min, a_max) [m/s^2] of the acceleration command: the actuator limits within the friction clip."""
-    return -min(params.decel_max, params.mu * G), min(params.accel_max, params.mu * G)
+    """(a_min, a_max) [m/s^2] of the acceleration command: the actuator limits within the model's grip
+    (:func:`racing.models.dynamic.grip_limits`: load transfer and brake balance) at standstill, where the model
+    clips nothing (exact without downforce; with downforce it leaves the extra grip at speed unused)."""
+    from racing.models.dynamic import grip_limits
+    from racing.models.ops import NUMPY
+
+    lo, hi = grip_limits(0.0, params.to_array(), NUMPY)
+    return -min(params.decel_max, 0.999 * -float(lo)), min(params.accel_max, 0.999 * float(hi))
 
 
 def spatial_rhs(z, u, kappa, p, ops=None):

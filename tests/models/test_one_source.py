@@ -16,7 +16,7 @@ from racing.control.mppi.config import CostWeights
 from racing.models import sops
 from racing.models.actuators import actuator_inputs
 from racing.models.discrete import dynamic_step, dynamic_step_c, kinematic_step, kinematic_step_c
-from racing.models.dynamic import (axle_loads, body_derivatives, dynamic_rhs, lateral_forces, longitudinal_force,
+from racing.models.dynamic import (axle_loads, body_derivatives, dynamic_rhs, tyre_force_set, longitudinal_force,
                                    pacejka, peak_slip_angle, slip_angles)
 from racing.models.kinematic import body_velocities, kinematic_rhs
 from racing.models.ops import NUMPY, casadi_ops, torch_ops
@@ -40,11 +40,11 @@ def batch(rng, params, n=3000):
 def _scalar_components(vx, vy, r, d, rate, a, p, out):
     for k in range(vx.shape[0]):
         af, ar = slip_angles(vx[k], vy[k], r[k], d[k], p, sops)
-        fyf, fyr = lateral_forces(af, ar, p, sops)
+        fyf, fyr, _ = tyre_force_set(vx[k], vy[k], r[k], d[k], a[k], p, sops)
         out[k, 0], out[k, 1], out[k, 2], out[k, 3] = af, ar, fyf, fyr
         out[k, 4] = longitudinal_force(vx[k], a[k], p, sops)
         out[k, 5], out[k, 6], out[k, 7] = body_derivatives(vx[k], vy[k], r[k], d[k], rate[k], a[k], p, sops)
-        out[k, 8], out[k, 9] = axle_loads(a[k], 1.0, p, sops)
+        out[k, 8], out[k, 9] = axle_loads(a[k], vx[k], p, sops)
         out[k, 10], out[k, 11] = actuator_inputs(d[k], vx[k], 0.5 * d[k], vx[k] + 1.0, a[k], p, 0.003, False, sops)
         out[k, 12], out[k, 13] = actuator_inputs(d[k], vx[k], -d[k], vx[k] - 2.0, 0.0, p, 0.01, True, sops)
         out[k, 14], out[k, 15], out[k, 16] = body_velocities(vx[k], d[k], p, sops)
@@ -53,9 +53,9 @@ def _scalar_components(vx, vy, r, d, rate, a, p, out):
 def _vector_components(b, p):
     vx, vy, r, d, rate, a = b["vx"], b["vy"], b["r"], b["d"], b["rate"], b["a"]
     af, ar = slip_angles(vx, vy, r, d, p, NUMPY)
-    fyf, fyr = lateral_forces(af, ar, p, NUMPY)
+    fyf, fyr, _ = tyre_force_set(vx, vy, r, d, a, p, NUMPY)
     cols = [af, ar, fyf, fyr, longitudinal_force(vx, a, p, NUMPY), *body_derivatives(vx, vy, r, d, rate, a, p, NUMPY),
-            *axle_loads(a, 1.0, p, NUMPY),
+            *axle_loads(a, vx, p, NUMPY),
             *actuator_inputs(d, vx, 0.5 * d, vx + 1.0, a, p, 0.003, False, NUMPY),
             *actuator_inputs(d, vx, -d, vx - 2.0, 0.0, p, 0.01, True, NUMPY),
             *body_velocities(vx, d, p, NUMPY)]
