@@ -64,7 +64,8 @@ def make_controller(name: str, track, car, config=None, **options):
 
 
 def make_plant(name: str, car, plant_hz: float = 1000.0):
-    """The simulated car: a registry name (``dynamic``, ``kinematic``, ``dynamic_ext``) or ``module:factory``."""
+    """The simulated car: a registry name (``dynamic_ext``: the default, richer than the model; ``dynamic``,
+    ``kinematic``), ``commonroad:st|std|mb[:vehicle]`` or ``module:factory``."""
     from racing.sim.plant import make_plant as _make
 
     return _make(name, car, plant_hz=plant_hz)
@@ -95,7 +96,7 @@ def simulate(track, controller, plant, car, sim=None, progress=None):
     return _simulate(track, controller, plant, car, sim if sim is not None else SimConfig(), progress=progress)
 
 
-def race(track="lab_loop", car="f1tenth", controller="pure_pursuit", plant="dynamic", model_car=None,
+def race(track="lab_loop", car="f1tenth", controller="pure_pursuit", plant="dynamic_ext", model_car=None,
          controller_config=None, **sim_options):
     """One call from names (or objects) to a result, as ``racing race`` does it: ``track`` and ``car`` are names,
     paths or loaded objects; ``model_car``: the controller's own parameters (default ``car``); ``sim_options``:
@@ -110,6 +111,8 @@ def race(track="lab_loop", car="f1tenth", controller="pure_pursuit", plant="dyna
     track = track if isinstance(track, Track) else load_track(track)
     car = car if not isinstance(car, (str, Path)) else load_car(car)
     model = car if model_car is None else (model_car if not isinstance(model_car, (str, Path)) else load_car(model_car))
+    plant_obj = make_plant(plant, car, sim.plant_hz) if isinstance(plant, str) else plant
+    car = getattr(plant_obj, "params", None) or car  # a foreign plant (CommonRoad) is its own car
     ctrl = make_controller(controller, track, model, controller_config) if isinstance(controller, str) else controller
     run_config = {"track": {"name": track.name, "source": track.source, "length_m": track.length,
                             "raceline": track.raceline is not None},
@@ -117,7 +120,6 @@ def race(track="lab_loop", car="f1tenth", controller="pure_pursuit", plant="dyna
                   "controller": {"name": getattr(ctrl, "name", type(ctrl).__name__),
                                  "config": cfg.to_dict(getattr(ctrl, "config", None))},
                   "plant": plant if isinstance(plant, str) else type(plant).__name__}
-    plant_obj = make_plant(plant, car, sim.plant_hz) if isinstance(plant, str) else plant
     return _simulate(track, ctrl, plant_obj, car, sim, run_config)
 
 

@@ -121,9 +121,15 @@ def build_race(args):
     from racing.sim.simulator import SimConfig
     from racing.track import load_track
 
+    from racing.models.params import DEFAULT_CAR
+
     track = load_track(args.track, check_geometry=not getattr(args, "allow_bad_geometry", False))
-    plant_params = load_params(args.car)
-    model_params = load_params(args.model_params) if args.model_params else plant_params
+    car = load_params(args.car) if args.car else None
+    # the plant first (cheap: nothing compiles here): a foreign plant (CommonRoad) is its own car, and --car is
+    # then the controller's model of it
+    plant = make_plant(args.plant, car or load_params(DEFAULT_CAR), plant_hz=args.plant_hz)
+    plant_params = getattr(plant, "params", None) or car or load_params(DEFAULT_CAR)
+    model_params = load_params(args.model_params) if args.model_params else (car or plant_params)
     if getattr(args, "raceline", None):
         from racing.track import Raceline
 
@@ -136,7 +142,6 @@ def build_race(args):
     threads = set_numba_threads(getattr(args, "threads", None))
     with compile_notice(f"building the {controller_name} controller and the {args.plant} plant"):
         controller = make_controller(controller_name, track, model_params, args.controller_config, **options)
-        plant = make_plant(args.plant, plant_params, plant_hz=args.plant_hz)
     run_config = {
         "track": {"name": track.name, "source": track.source, "length_m": track.length,
                   "raceline": track.raceline is not None, "widths_from": track.widths_from},
@@ -257,7 +262,7 @@ def run_race(args) -> int:
     try:
         from racing.raceline import reference_for
 
-        result.reference_lap_s = reference_for(track, plant_params.name)
+        result.reference_lap_s = reference_for(track, model_params.name, model_params)
     except ImportError:
         pass
     summary = result.summary()
@@ -293,15 +298,21 @@ def run_race(args) -> int:
 
 def add_race_arguments(p: argparse.ArgumentParser) -> None:
     from racing.models.params import DEFAULT_CAR
+    from racing.sim.plant import DEFAULT_PLANT
     from racing.track import DEFAULT_TRACK
 
     p.add_argument("--track", default=DEFAULT_TRACK, help="track name or path")
     p.add_argument("--allow-bad-geometry", action="store_true",
                    help="race a track whose shape fails the checks (self-crossing, bends tighter than the width)")
-    p.add_argument("--car", default=DEFAULT_CAR, help="car (plant) parameters: name or YAML path")
+    p.add_argument("--car", default=None,
+                   help=f"car (plant) parameters: name or YAML path (default: {DEFAULT_CAR}; with a foreign plant "
+                        "such as commonroad:mb, which is its own car, the controller's model of it)")
     p.add_argument("--model-params", default=None, help="the controller's model parameters (default: the car's)")
     p.add_argument("--residual", default=None, help="residual network weights for the controller's model")
-    p.add_argument("--plant", default="dynamic", help="plant name or import path module:factory")
+    p.add_argument("--plant", default=DEFAULT_PLANT,
+                   help="the simulated car: dynamic_ext (default: the car's model + tyre relaxation, drivetrain lag, "
+                        "20 ms actuator dead time), dynamic (the controller's own model), kinematic, "
+                        "commonroad:st|std|mb[:vehicle id] (the 'commonroad' extra) or an import path module:factory")
     p.add_argument("--controller", default=None, help="controller name (default mppi if available, else pure_pursuit)")
     p.add_argument("--controller-config", default=None,
                    help="YAML with the controller's settings (default: the tuning the car's YAML names, else "

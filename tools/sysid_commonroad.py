@@ -38,7 +38,7 @@ def session(model: str, duration: float = 120.0, seed: int = 1):
     act = actuator_car().replace(speed_kp=0.3)  # a gentle speed loop: accelerations below ~4 m/s^2
     x0 = np.zeros(7)
     x0[3] = 10.0
-    log, _ = drive_session(CommonRoadPlant(model, act), ExcitationDriver(act, CONFIG, seed=seed), duration, 50.0,
+    log, _ = drive_session(CommonRoadPlant(model, actuators=act), ExcitationDriver(act, CONFIG, seed=seed), duration, 50.0,
                            noise=NOISE, seed=seed, x0=x0, meta={"car": "bmw320i", "plant": f"commonroad-{model}"})
     base = act.replace(inertia_z=truth(model)["inertia_z"] * 1.3, B_f=act.B_f * 0.75, B_r=act.B_r * 1.25,
                        steer_tau=0.04)

@@ -1,7 +1,7 @@
 """The plant registry: ``make_plant(name | 'module:factory', params, plant_hz)``.
 
 Built in: ``dynamic`` (default), ``kinematic`` (:class:`racing.sim.plant.NumbaPlant`) and ``dynamic_ext``
-(:mod:`racing.sim.plants_ext`). A plant is any object with ``reset(x0[7])`` and ``step(command, dt) -> x[7]``
+(:mod:`racing.sim.plants_ext`); CommonRoad's models as ``commonroad:st|std|mb[:vehicle]`` (:mod:`racing.sim.commonroad`). A plant is any object with ``reset(x0[7])`` and ``step(command, dt) -> x[7]``
 (see :mod:`racing.sim.numba_plant`).
 """
 from __future__ import annotations
@@ -22,6 +22,8 @@ def _kinematic(params: VehicleParams, plant_hz: float = 1000.0):
 
 
 PLANTS = {"dynamic": _dynamic, "kinematic": _kinematic, "dynamic_ext": make_dynamic_ext}
+#: what ``racing race`` simulates unless told otherwise: richer than any controller's model
+DEFAULT_PLANT = "dynamic_ext"
 
 
 def register_plant(name: str, factory) -> None:
@@ -30,11 +32,25 @@ def register_plant(name: str, factory) -> None:
 
 
 def known_plants() -> list[str]:
-    return sorted(PLANTS)
+    return sorted(PLANTS) + ["commonroad:st|std|mb[:vehicle id]"]
+
+
+def _commonroad(spec: str, params: VehicleParams, plant_hz: float = 1000.0):
+    from racing.sim.commonroad import make_commonroad_plant
+
+    return make_commonroad_plant(spec, params, plant_hz=plant_hz)
+
+
+#: plant families ``family:variant`` (``commonroad:mb:2``): ``factory(variant, params, plant_hz=...)``
+FAMILIES = {"commonroad": _commonroad}
 
 
 def make_plant(spec: str, params: VehicleParams, plant_hz: float = 1000.0):
-    """A plant by registry name or by import path ``'package.module:factory'``."""
+    """A plant by registry name, by family and variant (``commonroad:st|std|mb[:vehicle id]``,
+    :mod:`racing.sim.commonroad`) or by import path ``'package.module:factory'``."""
+    family, _, variant = spec.partition(":")
+    if family in FAMILIES:
+        return FAMILIES[family](variant, params, plant_hz=plant_hz)
     if ":" in spec:
         mod_name, _, attr = spec.partition(":")
         try:

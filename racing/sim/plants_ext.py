@@ -1,28 +1,26 @@
-"""Extra plant variants (registered by name in :mod:`racing.sim.plant`).
+"""The richer plant ``dynamic_ext`` (the simulator's default): the car of :mod:`racing.models.dynamic` -- load
+transfer, combined slip, drive and brake distribution and downforce as the car file states them -- plus effects
+no controller here plans with, so that every race shows model mismatch, as a real car does:
 
-``dynamic_ext`` - the dynamic single-track model of :mod:`racing.models.dynamic` plus two effects
-the controller's bicycle model lacks (used to test the semi-parametric residual):
+* **tyre relaxation**: each axle's lateral force follows its steady-state value (``axle_forces`` and Pacejka of
+  :mod:`racing.models.dynamic`, the one source) through a first-order lag over the relaxation length ``sigma``
+  [m]: ``F_yi' = (F_yi,ss - F_yi) max(v_x, 1) / sigma`` (default ``sigma = 0.15 L``: 0.44 m for a 2.9 m wheelbase,
+  5 cm for an F1TENTH car);
+* **drivetrain lag**: the acceleration the motor and brakes deliver follows the speed-loop output ``a_cmd``
+  through ``a' = (a_cmd - a) / tau_drive`` (``tau_drive`` [s], default 0.08 s);
+* **actuator dead time**: each command reaches the actuators ``dead_time`` [s] after the plant got it (default
+  0.02 s; on top of the simulator's ``--delay``, the computation latency).
 
-* **longitudinal load transfer**: the axle loads follow the longitudinal acceleration
-  ``a_x = F_x / m`` [m/s^2]::
+``load_transfer`` scales the car's ``h_cg`` (1 = as stated, 0 = none).
 
-      F_zf = m (g l_r - a_x h_cg) / L,   F_zr = m (g l_f + a_x h_cg) / L
-
-  (clipped at 5% of the static load), so braking loads the front tyres and accelerating the
-  rear ones; the lateral forces ``F_yi = F_zi D_i sin(...)`` scale with them;
-* **drivetrain lag**: the acceleration the motor delivers follows the speed-loop output ``a_cmd``
-  through a first-order lag ``a' = (a_cmd - a) / tau_drive`` (``tau_drive`` [s], factory option,
-  default 0.08 s).
-
-Load transfer can be scaled with ``load_transfer`` (1 = physical ``h_cg``, 0 = none).
-
-State ``x[8]`` inside the plant = the 7 dynamic states + the delivered acceleration ``a`` [m/s^2];
-the plant reports the usual ``float64[7]``. Same interface as :class:`racing.sim.plant.NumbaPlant`:
-``reset(x0[7])``, ``step(command, dt) -> x[7]``, ``state``.
+State ``x[10]`` inside the plant = the 7 dynamic states + the delivered acceleration ``a`` [m/s^2] + the lagged
+lateral forces ``F_yf, F_yr`` [N]; the plant reports the usual ``float64[7]``. Same interface as
+:class:`racing.sim.plant.NumbaPlant`: ``reset(x0[7])``, ``step(command, dt) -> x[7]``, ``state``.
 """
 from __future__ import annotations
 
 import math
+from collections import deque
 
 import numpy as np
 from numba import njit
@@ -30,31 +28,31 @@ from numba import njit
 from racing.models.fastmath import compiled
 from racing.models import sops
 from racing.models.actuators import actuator_inputs
-from racing.models.dynamic import (axle_loads, blend_weight, body_derivatives_from_forces, lateral_forces_at,
-                                   longitudinal_force, slip_angles)
+from racing.models.dynamic import (axle_forces, blend_weight, body_derivatives_from_forces, lateral_forces_at,
+                                   resistance, slip_angles)
 from racing.models.numba_backend import make_rk4
-from racing.models.params import N_PARAMS, P_MASS, VehicleParams
+from racing.models.params import N_PARAMS, P_HCG, VehicleParams
 
-NX_EXT = 8
-#: extra parameters after the car's N_PARAMS: drivetrain time constant tau_drive [s], load-transfer scale [-]
-PE_TAU, PE_LT = N_PARAMS, N_PARAMS + 1
+NX_EXT = 10
+#: extra parameters after the car's N_PARAMS: drivetrain time constant tau_drive [s], relaxation length sigma [m]
+PE_TAU, PE_SIGMA = N_PARAMS, N_PARAMS + 1
 
 
 @compiled
 def dynamic_ext_rhs_s(x, u, pe, out):
-    """``out[8] = f(x[8], u[2], pe)``: dynamic model + load transfer + drivetrain lag, from the components of
-    :mod:`racing.models.dynamic` (``pe`` = the car's flat parameters + (tau_drive, load_transfer)).
+    """``out[10] = f(x[10], u[2], pe)``: the dynamic model's forces (:mod:`racing.models.dynamic`) with drivetrain
+    lag and tyre relaxation (``pe`` = the car's flat parameters + (tau_drive, sigma)).
 
-    ``u = (steering rate [rad/s], speed-loop acceleration command [m/s^2])``; ``x[7]`` is the
-    delivered acceleration [m/s^2].
+    ``u = (steering rate [rad/s], speed-loop acceleration command [m/s^2])``; ``x[7]`` is the delivered
+    acceleration [m/s^2], ``x[8], x[9]`` the axles' lateral forces [N].
     """
     yaw, vx, vy, r, delta, a_del = x[2], x[3], x[4], x[5], x[6], x[7]
-    fx = longitudinal_force(vx, a_del, pe, sops)
-    fzf, fzr = axle_loads(fx / pe[P_MASS], pe[PE_LT], pe, sops)
+    fzf, fzr, ft, kf, kr = axle_forces(vx, a_del, pe, sops)
     af, ar = slip_angles(vx, vy, r, delta, pe, sops)
     fyf, fyr = lateral_forces_at(af, ar, fzf, fzr, pe, sops)
-    dvx, dvy, dr = body_derivatives_from_forces(vx, vy, r, math.sin(delta), math.cos(delta), u[0], fyf, fyr, fx,
-                                                blend_weight(vx, pe, sops), pe)
+    dvx, dvy, dr = body_derivatives_from_forces(vx, vy, r, math.sin(delta), math.cos(delta), u[0], x[8], x[9],
+                                                ft - resistance(vx, pe, sops), blend_weight(vx, pe, sops), pe)
+    rate = max(abs(vx), 1.0) / pe[PE_SIGMA]
     out[0] = vx * math.cos(yaw) - vy * math.sin(yaw)
     out[1] = vx * math.sin(yaw) + vy * math.cos(yaw)
     out[2] = r
@@ -63,6 +61,17 @@ def dynamic_ext_rhs_s(x, u, pe, out):
     out[5] = dr
     out[6] = u[0]
     out[7] = (u[1] - a_del) / pe[PE_TAU]
+    out[8] = (kf * fyf - x[8]) * rate
+    out[9] = (kr * fyr - x[9]) * rate
+
+
+@njit(cache=True)
+def steady_lateral_forces(x, pe):
+    """The steady-state lateral forces (F_yf, F_yr) [N] at state ``x[10]`` (the relaxation states' targets)."""
+    fzf, fzr, ft, kf, kr = axle_forces(x[3], x[7], pe, sops)
+    af, ar = slip_angles(x[3], x[4], x[5], x[6], pe, sops)
+    fyf, fyr = lateral_forces_at(af, ar, fzf, fzr, pe, sops)
+    return kf * fyf, kr * fyr
 
 
 rk4_ext = make_rk4(dynamic_ext_rhs_s)
@@ -81,25 +90,34 @@ def advance_ext(x, pe, cmd_steer, cmd_speed, cmd_accel, h, nsub, k, u):
 
 
 class DynamicExtPlant:
-    """Dynamic model + longitudinal load transfer + first-order drivetrain lag (see module doc)."""
+    """The car's dynamic model + tyre relaxation + drivetrain lag + actuator dead time (module doc)."""
 
     def __init__(self, params: VehicleParams, plant_hz: float = 1000.0, tau_drive: float = 0.08,
-                 load_transfer: float = 1.0):
+                 load_transfer: float = 1.0, sigma: float | None = None, dead_time: float = 0.02):
         if plant_hz < 500:
             raise ValueError(f"plant_hz must be >= 500 Hz, got {plant_hz}")
         if not tau_drive > 0:
             raise ValueError(f"tau_drive must be > 0 s, got {tau_drive}")
         if load_transfer < 0:
             raise ValueError(f"load_transfer must be >= 0, got {load_transfer}")
+        sigma = 0.15 * params.wheelbase if sigma is None else float(sigma)
+        if not sigma > 0:
+            raise ValueError(f"sigma (tyre relaxation length) must be > 0 m, got {sigma}")
+        if not dead_time >= 0:
+            raise ValueError(f"dead_time must be >= 0 s, got {dead_time}")
         self.params = params
         self.p = params.to_array()
-        self.pe = np.concatenate([self.p, [float(tau_drive), float(load_transfer)]])
-        self.tau_drive = float(tau_drive)
-        self.load_transfer = float(load_transfer)
+        self.pe = np.concatenate([self.p, [float(tau_drive), sigma]])
+        self.pe[P_HCG] *= load_transfer
+        self.tau_drive, self.load_transfer, self.sigma, self.dead_time = float(tau_drive), float(load_transfer), \
+            sigma, float(dead_time)
         self.h_max = 1.0 / plant_hz
         self.x = np.zeros(NX_EXT)
         self._k = np.zeros((5, NX_EXT))
         self._u = np.zeros(2)
+        self._queue: deque = deque()  # (time the command takes effect [s], steer, speed, accel)
+        self._now = 0.0
+        self._active = (0.0, 0.0, 0.0)
 
     def reset(self, x0: np.ndarray) -> None:
         x0 = np.asarray(x0, dtype=float)
@@ -107,26 +125,45 @@ class DynamicExtPlant:
             raise ValueError(f"x0 must have shape (7,), got {x0.shape}")
         self.x[:7] = x0
         self.x[7] = 0.0
+        self.x[8], self.x[9] = steady_lateral_forces(self.x, self.pe)
+        self._queue.clear()
+        self._now = 0.0
+        self._active = (float(x0[6]), math.hypot(x0[3], x0[4]), 0.0)  # hold the start until a command arrives
 
     @property
     def state(self) -> np.ndarray:
         """True state in the dynamic layout, float64[7]."""
         return self.x[:7].copy()
 
+    def _advance(self, cmd, dt):
+        nsub = max(1, int(math.ceil(dt / self.h_max - 1e-9)))
+        if not advance_ext(self.x, self.pe, cmd[0], cmd[1], cmd[2], dt / nsub, nsub, self._k, self._u):
+            raise FloatingPointError("plant state became non-finite")
+
     def step(self, command, dt: float) -> np.ndarray:
         if dt <= 0:
             return self.state
-        nsub = max(1, int(math.ceil(dt / self.h_max - 1e-9)))
-        ok = advance_ext(self.x, self.pe, float(command.steering_angle),
-                         float(command.speed), float(command.acceleration), dt / nsub, nsub, self._k, self._u)
-        if not ok:
-            raise FloatingPointError("plant state became non-finite")
+        self._queue.append((self._now + self.dead_time, float(command.steering_angle), float(command.speed),
+                            float(command.acceleration)))
+        end = self._now + dt
+        while True:
+            nxt = self._queue[0][0] if self._queue else math.inf
+            seg_end = min(nxt, end)
+            if seg_end > self._now + 1e-12:
+                self._advance(self._active, seg_end - self._now)
+                self._now = seg_end
+            if self._queue and self._queue[0][0] <= self._now + 1e-12:
+                self._active = self._queue.popleft()[1:]
+                continue
+            if self._now >= end - 1e-12:
+                break
+        self._now = end
         return self.state
 
 
 def make_dynamic_ext(params: VehicleParams, plant_hz: float = 1000.0, tau_drive: float = 0.08,
-                     load_transfer: float = 1.0) -> DynamicExtPlant:
-    """Factory of the ``dynamic_ext`` plant (options: ``tau_drive`` [s], ``load_transfer`` [-])."""
-    return DynamicExtPlant(params, plant_hz, tau_drive, load_transfer)
-
-
+                     load_transfer: float = 1.0, sigma: float | None = None,
+                     dead_time: float = 0.02) -> DynamicExtPlant:
+    """Factory of the ``dynamic_ext`` plant (options: ``tau_drive`` [s], ``load_transfer`` [-], ``sigma`` [m],
+    ``dead_time`` [s])."""
+    return DynamicExtPlant(params, plant_hz, tau_drive, load_transfer, sigma, dead_time)

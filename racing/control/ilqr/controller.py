@@ -172,7 +172,7 @@ class ILQRController(Controller):
     def act(self, observation: Observation, t: float) -> Command:
         self.solve(observation.state, t)
         return command_from_plan(self.X, self.pb.U, self.config.dt, self.params, self.period,
-                                 self.config.steer_lead)
+                                 self.config.steer_lead, self.p)
 
     def diagnostics(self) -> dict:
         return {"nominal": self.X[:, :2].copy(), "plan": self.X.copy(), "U": self.pb.U.copy(),

@@ -164,16 +164,22 @@ def tuning_path(tuning: str) -> Path:
 
 
 def derived_config(params) -> MPPIConfig:
-    """Settings derived from a car's parameters, for a car that names no tuning.
+    """Settings derived from a car's parameters, for a car that names no tuning (a fitted car, a new one): the
+    full-size tuning's choices (``gt_car.yaml``) in the car's own scale.
 
     Horizon: T = 50 steps covering ``H = clip(0.45 v_max / (mu g), 1.5 s, 2.5 s)`` (long enough to brake from
-    the car's top speed to a stop at about twice its grip - the friction-limited speed cap is the value
-    function beyond it), so ``dt = H / T``. Noise: ``sigma = (0.5 steer_rate_max, 0.4 accel_max)`` and the
-    margins from the car's width (:func:`resolve`); the remaining settings and cost weights are the documented
-    defaults of :class:`MPPIConfig` / :class:`CostWeights` with the control-cost factor ``alpha = 0.98``.
+    the car's top speed to a stop at about twice its grip - the speed cap is the value function beyond it), so
+    ``dt = H / T``. Noise: AR(1)-correlated (0.95), ``sigma = (0.05 steer_rate_max, 0.19 accel_max)``. The
+    car's min-time line when one is cached, its speed profile as the reference speed (``raceline_speed``), 95 %
+    of the grip in the speed cap; a sideslip beyond 0.13 rad or a yaw rate beyond 1.6 g D / v counts as a spin;
+    slip angles past the tyre's force peak are penalised (``tyre_slip`` 30: the fitted tyre is known only up to
+    the slip the logs reached). Margins from the car's width (:func:`resolve`).
     """
     T = 50
-    return MPPIConfig(horizon=T, dt=round(planning_horizon_s(params) / T, 4), alpha=0.98)
+    return MPPIConfig(horizon=T, dt=round(planning_horizon_s(params) / T, 4), alpha=0.98, noise_correlation=0.95,
+                      sigma_steer_rate=0.05 * params.steer_rate_max, sigma_accel=0.19 * params.accel_max,
+                      grip_scale=0.95, cap_scale=1.0, use_raceline=True, raceline_speed=True, beta_max=0.13,
+                      yaw_limit=1.6, cost=CostWeights(progress=3.0, line=0.5, speed_track=1.0, tyre_slip=30.0))
 
 
 def planning_horizon_s(params) -> float:

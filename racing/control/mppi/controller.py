@@ -236,7 +236,7 @@ class MPPI(Controller):
 
     def act(self, observation: Observation, t: float) -> Command:
         self.solve(observation.state, t)
-        cmd = command_from_plan(self.X, self.U, self.config.dt, self.params, self.period, self.res.steer_lead)
+        cmd = command_from_plan(self.X, self.U, self.config.dt, self.params, self.period, self.res.steer_lead, self.p)
         if self.residual is not None:
             from racing.models.residual import aug_update_nb
 
