@@ -50,6 +50,8 @@ class _nullcontext:
     (["--max-time", "0"], r"--max-time.*max_time_s: expected a value > 0"),
     (["--plant", "json:dumps"], r"--plant 'json:dumps'.*expected a factory\(params, plant_hz=...\)"),
     (["--plant", "racing:__version__"], r"__version__ is a str, not a factory"),
+    (["--plant", "commonroad:xx"], r"unknown CommonRoad model 'xx' in plant 'commonroad:xx'; known: st, std, mb"),
+    (["--plant", "commonroad:mb:9"], r"unknown CommonRoad vehicle id 9; known: 1 \(Ford Escort\), 2 \(BMW 320i\)"),
     (["--threads", "99"], r"--threads must be in 1\.\.\d+"),
 ])
 def test_race_option_errors(argv, pattern, capsys, tmp_path):
@@ -213,6 +215,7 @@ def test_f1tenth_folder_with_a_broken_map_is_an_error(image, yaml_text, pattern,
 @pytest.mark.parametrize("argv,pattern", [
     (["learn", "--iterations", "0"], r"racing learn: error: argument --iterations: expected an integer >= 1, got '0'"),
     (["learn", "--laps", "0"], r"racing learn: error: argument --laps: expected an integer >= 1"),
+    (["learn", "--excite", "-5"], r"racing learn: error: argument --excite: expected a number >= 0"),
     (["fit", "x.csv", "--horizon", "0"], r"racing fit: error: argument --horizon: expected a number > 0, got '0'"),
     (["fit", "x.csv", "--stride", "0"], r"racing fit: error: argument --stride: expected an integer >= 1"),
     (["bench", "--repeats", "0"], r"racing bench: error: argument --repeats: expected an integer >= 1, got '0'"),
@@ -221,6 +224,14 @@ def test_f1tenth_folder_with_a_broken_map_is_an_error(image, yaml_text, pattern,
 ])
 def test_numeric_options_of_every_subcommand(argv, pattern, capsys, tmp_path):
     _fails(argv, pattern, capsys, tmp_path, code="argparse")
+
+
+def test_learn_on_a_plant_that_is_its_own_car_refuses_a_true_car(capsys):
+    pytest.importorskip("vehiclemodels")
+    rc = main(["learn", "--plant", "commonroad:st", "--car", "gt_car"])
+    err = capsys.readouterr().err
+    assert rc == 2
+    assert "racing learn: error: --car gt_car: the plant commonroad:st is its own car" in err
 
 
 def test_fit_a_file_that_is_not_a_bag(tmp_path, capsys):

@@ -2,8 +2,9 @@
 
 Shipped tracks (``tracks/``) use the f1tenth car when their scale is 1:10 and the gt_car when it
 is "full"; the TUM circuits in ``../shared/data/tracks/racetrack-database/`` use the gt_car.
-Every run: plant = dynamic model, 3 laps, ``realtime`` (compute time counts, deadline misses
-counted), 50 Hz.
+Every run: plant = the simulator's default (``dynamic_ext``: the car's model + tyre relaxation, drivetrain lag,
+20 ms dead time; ``--plant dynamic`` races the controllers' own model), 3 laps, ``realtime`` (compute time
+counts, deadline misses counted), 50 Hz.
 
     python tools/lap_table.py                    # everything
     python tools/lap_table.py --only lab_loop Monza --laps 2 --json out.json
@@ -38,17 +39,18 @@ def track_list():
     return out
 
 
-def race(track, car: str, controller: str, laps: int, realtime: bool, seed: int = 0):
+def race(track, car: str, controller: str, laps: int, realtime: bool, seed: int = 0, plant: str | None = None):
     from racing.control import make_controller
     from racing.models.params import load_params
-    from racing.sim.plant import make_plant
+    from racing.sim.plant import DEFAULT_PLANT, make_plant
     from racing.sim.simulator import SimConfig, simulate
 
+    plant = plant or DEFAULT_PLANT
     p = load_params(car)
     ctrl = make_controller(controller, track, p)
-    res = simulate(track, ctrl, make_plant("dynamic", p), p, SimConfig(laps=laps, realtime=realtime, seed=seed),
+    res = simulate(track, ctrl, make_plant(plant, p), p, SimConfig(laps=laps, realtime=realtime, seed=seed),
                    run_config={"track": {"name": track.name}, "car": {"name": car},
-                               "controller": {"name": controller}, "plant": "dynamic"})
+                               "controller": {"name": controller}, "plant": plant})
     return res
 
 
@@ -59,6 +61,7 @@ LABEL = {"pure_pursuit": "PP", "mppi": "MPPI", "ilqr": "iLQR"}
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--laps", type=int, default=3)
+    ap.add_argument("--plant", default=None, help="plant (default: the simulator's default, dynamic_ext)")
     ap.add_argument("--no-realtime", action="store_true")
     ap.add_argument("--only", nargs="*", default=None, help="track names to run (default: all)")
     ap.add_argument("tracks", nargs="*", help="track names to run (same as --only)")
@@ -97,7 +100,7 @@ def main(argv=None) -> int:
         row = {"track": name, "car": car, "ref_s": ref}
         line = f"| {name} | {car} | {'—' if ref is None else f'{ref:.3f}'} |"
         for c in ctrls:
-            res = race(track, car, c, args.laps, not args.no_realtime)
+            res = race(track, car, c, args.laps, not args.no_realtime, plant=args.plant)
             k = SHORT[c]
             best = res.best_lap_s
             ok = res.status == "completed"

@@ -12,7 +12,10 @@ steering servo with lag and rate limit, speed loop) turns the Ackermann commands
 angle and rate, acceleration ``a_max`` below ``v_switch`` and ``a_max v_switch / v`` above it, nothing above
 ``v_max``). The actuator parameters are the CommonRoad car's, not the controller's (:func:`actuator_params`):
 steering limits from the vehicle (angle capped at :data:`STEER_MAX_CAP`), servo lag :data:`SERVO_TAU`, speed
-loop gain :data:`SPEED_KP`, acceleration and braking ``a_max``.
+loop gain :data:`SPEED_KP`, acceleration and braking within :data:`TRACTION` of the tyres' traction (a traction
+control and ABS, as a road car has: without them MB's wheels spin up or lock and its state diverges); per wheel,
+the ABS and traction control keep each wheel's slip ratio within +-:data:`SLIP_MAX` (a wheel that locks in
+CommonRoad's MB equations never turns again).
 
 **State mapping** (CommonRoad -> the project's layout ``x, y, yaw, v_x, v_y, r, delta``): ST/STD
 ``v_x = v cos beta``, ``v_y = v sin beta``; MB ``v_x = x[3]``, ``v_y = x[10]`` (the sprung mass).
@@ -29,6 +32,7 @@ import math
 import numpy as np
 
 from racing.models.actuators import actuator_inputs
+from racing.models.dynamic import grip_limits
 from racing.models.ops import NUMPY
 from racing.models.params import VehicleParams
 
@@ -41,6 +45,13 @@ STEER_MAX_CAP = 0.6
 #: steering servo lag of the CommonRoad cars' actuators [s] and their speed-loop gain [1/s]
 SERVO_TAU = 0.08
 SPEED_KP = 1.5
+#: the largest longitudinal slip ratio the ABS and traction control allow a wheel (CommonRoad MB, STD)
+SLIP_MAX = 0.15
+#: share of the tyres' traction the actuators ask for at most (traction control and ABS, :func:`nominal_params`)
+TRACTION = 0.85
+#: the speed a race on each model starts at [m/s] (MB's and STD's wheel slip divides by the wheel speed: from
+#: standstill their wheels spin up and the car yaws at walking pace)
+START_SPEED = {"st": 0.0, "std": 10.0, "mb": 10.0}
 #: the slowest integration rate per model [Hz] (MB's suspension and wheel dynamics need 1 kHz)
 MIN_PLANT_HZ = {"st": 200.0, "std": 1000.0, "mb": 1000.0}
 
@@ -95,7 +106,7 @@ def nominal_params(vehicle: int = 2, model: str = "mb", name: str | None = None)
     E = float(max(min(t.p_ey1, 0.9), -5.0))
     iz = p.I_z + (p.m_uf * p.a ** 2 + p.m_ur * p.b ** 2 if model == "mb" else 0.0)
     lon, steer = p.longitudinal, p.steering
-    return VehicleParams(
+    q = VehicleParams(
         name=name or f"commonroad{vehicle}_{model}", mass=float(p.m), inertia_z=float(iz), l_f=float(p.a),
         l_r=float(p.b), h_cg=float(p.h_s if model == "mb" else p.h_cg), width=float(p.w),
         B_f=B, C_f=C, D_f=D, E_f=E, B_r=B, C_r=C, D_r=D, E_r=E, mu=float(t.p_dx1), c_roll=0.0, c_drag=0.0,
@@ -105,6 +116,12 @@ def nominal_params(vehicle: int = 2, model: str = "mb", name: str | None = None)
         steer_tau=SERVO_TAU, steer_gain=1.0, steer_offset=0.0, speed_kp=SPEED_KP, v_blend_low=2.0, v_blend_high=5.0,
         combined_slip=1.0, drive_front=float(p.T_se), brake_front=float(p.T_sb), c_down=0.0, down_front=0.5,
         tuning=None)
+    # traction control and ABS: the actuators ask for at most TRACTION of what the tyres carry (the model's
+    # grip_limits at standstill); CommonRoad's demand is otherwise ideal, and MB's wheels spin up or lock without
+    # bound and its state diverges (BMW 320i MB: at +7 m/s^2 from 10 m/s, at -9 m/s^2 from 20 m/s)
+    lo, hi = grip_limits(0.0, q.to_array(), NUMPY)
+    return q.replace(accel_max=min(float(lon.a_max), TRACTION * float(hi)),
+                     decel_max=min(float(lon.a_max), TRACTION * -float(lo)))
 
 
 def actuator_params(vehicle: int = 2) -> VehicleParams:
@@ -129,6 +146,7 @@ class CommonRoadPlant:
         from vehiclemodels import init_mb, init_std, vehicle_dynamics_mb, vehicle_dynamics_st, vehicle_dynamics_std
 
         self.model, self.vehicle = model, vehicle
+        self.min_start_speed = START_SPEED[model]  # the simulator starts races no slower [m/s]
         self.cr = vehicle_parameters(vehicle)
         self.params = nominal_params(vehicle, model)
         self.actuators = actuators or actuator_params(vehicle)
@@ -160,6 +178,30 @@ class CommonRoadPlant:
             return np.array([s[0], s[1], yaw, s[3], s[10], s[5], s[2]])
         return np.array([s[0], s[1], yaw, s[3] * math.cos(s[6]), s[3] * math.sin(s[6]), s[5], s[2]])
 
+    def _slip_control(self) -> None:
+        """ABS and traction control, per wheel: each wheel's speed stays within ``1 +- SLIP_MAX`` of its ground
+        speed at the contact point (MB, STD; the wheels of a road car's brake and drive controllers). Without it
+        a wheel that locks under braking in a turn stays at zero speed in CommonRoad's equations, and a spinning
+        one runs away, until the state diverges."""
+        x, cr = self.x, self.cr
+        if self.model == "mb":
+            vx, vy, r, d = x[3], x[10], x[5], x[2]
+            cd, sd = math.cos(d), math.sin(d)
+            lat_f = (vy + cr.a * r) * sd
+            ground = ((vx - 0.5 * cr.T_f * r) * cd + lat_f, (vx + 0.5 * cr.T_f * r) * cd + lat_f,
+                      vx - 0.5 * cr.T_r * r, vx + 0.5 * cr.T_r * r)
+            idx = (23, 24, 25, 26)
+        elif self.model == "std":
+            v, r, d, beta = x[3], x[5], x[2], x[6]
+            ground = (v * math.cos(beta) * math.cos(d) + (v * math.sin(beta) + cr.a * r) * math.sin(d),
+                      v * math.cos(beta))
+            idx = (7, 8)
+        else:
+            return
+        for i, u in zip(idx, ground):
+            w = max(u, 0.0) / cr.R_w
+            x[i] = min(max(x[i], (1.0 - SLIP_MAX) * w), (1.0 + SLIP_MAX) * w)
+
     def _f(self, x, u):
         try:
             return np.asarray(self._dyn(list(x), u, self.cr), dtype=float)
@@ -184,6 +226,7 @@ class CommonRoadPlant:
             k3 = self._f(x + 0.5 * h * k2, u)
             k4 = self._f(x + h * k3, u)
             self.x = x + h / 6.0 * (k1 + 2.0 * k2 + 2.0 * k3 + k4)
+            self._slip_control()
             if not np.all(np.isfinite(self.x)):
                 raise FloatingPointError(f"{self!r}: the state became non-finite")
         return self.state

@@ -139,7 +139,9 @@ def simulate(track, controller: Controller, plant, plant_params: VehicleParams, 
     F = np.zeros((n_max, 3))
     CT = np.zeros(n_max)
 
-    x = initial_state(track, sim.start_speed) if x0 is None else np.asarray(x0, dtype=float).copy()
+    # a plant valid only when rolling (CommonRoad MB) says how fast a race on it starts
+    v0 = max(sim.start_speed, float(getattr(plant, "min_start_speed", 0.0)))
+    x = initial_state(track, v0) if x0 is None else np.asarray(x0, dtype=float).copy()
     plant.reset(x)
     controller.reset(Observation(0.0, x.copy()))
     s0, _, _ = track.frenet(x[None, :2])

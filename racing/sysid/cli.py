@@ -59,14 +59,19 @@ def register(subparsers) -> None:
     q = subparsers.add_parser("learn", help="iterative loop in simulation: race, log, fit, race again",
                               description="Start from wrong parameters, race, fit, repeat; report lap times.")
     q.add_argument("--track", default=None, help="track name or path (default: the default track)")
-    q.add_argument("--car", default="f1tenth", help="the plant's true parameters (name or YAML)")
+    q.add_argument("--car", default=None,
+                   help="the plant's true parameters (name or YAML; default f1tenth); with a foreign plant that is "
+                        "its own car (commonroad:mb) none: --start, or the plant's data-sheet car perturbed")
     q.add_argument("--start", default=None, help="controller's start parameters (YAML); default: --car perturbed")
     q.add_argument("--perturb", type=nonnegative_float, default=0.25,
                    help="relative error f of the default start parameters: a cautious car model, grip "
                         "(D_f, D_r, mu) f low, shape and inertia mixed (B_f -0.8f, C_f +1.2f, B_r +0.8f, "
                         "C_r -1.2f, I_z +f; 20-30%% off at f = 0.25)")
     q.add_argument("--controller", default="mppi")
-    q.add_argument("--plant", default="dynamic")
+    q.add_argument("--plant", default="dynamic", help="the simulated car (as racing race --plant)")
+    q.add_argument("--excite", type=nonnegative_float, default=0.0, metavar="SECONDS",
+                   help="first drive the excitation programme this long on the plant and fit to it, so that "
+                        "iteration 0 races a fitted car (0 = off)")
     q.add_argument("--iterations", type=positive_int, default=3, help="fit-and-race iterations (>= 1)")
     q.add_argument("--laps", type=positive_int, default=2, help="laps per race (>= 1)")
     q.add_argument("--seed", type=int, default=0)
@@ -234,17 +239,21 @@ def run_fit(args) -> int:
 
 def run_learn(args) -> int:
     from racing.config import ConfigError
-    from racing.models.params import load_params
+    from racing.models.params import DEFAULT_CAR, load_params
+    from racing.sim.plant import make_plant
     from racing.sysid.learn import learn
     from racing.track import DEFAULT_TRACK
 
     try:
-        true = load_params(args.car)
-        if args.start:
-            start = load_params(args.start)
-        else:
-            start = cautious_start(true, args.perturb)
-    except (ConfigError, ValueError) as exc:
+        car = load_params(args.car or DEFAULT_CAR)
+        own = getattr(make_plant(args.plant, car), "params", car)
+        foreign = own is not car  # a plant that is its own car (CommonRoad): no truth in the project's terms
+        if foreign and args.car:
+            return _err(f"--car {args.car}: the plant {args.plant} is its own car; give the controller's start "
+                        f"parameters with --start (default: the plant's data-sheet car, perturbed)", "learn")
+        true = None if foreign else car
+        start = load_params(args.start) if args.start else cautious_start(own, args.perturb)
+    except (ConfigError, ValueError, ImportError) as exc:
         return _err(str(exc), "learn")
 
     def progress(row):
@@ -253,7 +262,7 @@ def run_learn(args) -> int:
                   flush=True)
 
     res = learn(args.track or DEFAULT_TRACK, true, start, iterations=args.iterations, controller=args.controller,
-                plant=args.plant, laps=args.laps, seed=args.seed, progress=progress)
+                plant=args.plant, laps=args.laps, seed=args.seed, progress=progress, excite_s=args.excite)
     if args.out:
         res.final_params.to_yaml(args.out, header="fitted by racing learn")
     if args.plot:

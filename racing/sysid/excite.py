@@ -43,6 +43,9 @@ class ExcitationConfig:
     dither_hz: float = 3.0
     beta_guard: float = 0.45
     brake_lat_scale: float = 1.0
+    #: the speed command moves towards the target at most this fast [m/s^2] (inf: steps; a finite ramp keeps a
+    #: stiff speed loop from locking the wheels of a plant that models them)
+    speed_ramp: float = math.inf
 
 
 #: gentler excitation (below the lateral limit, straight-ish braking) for cars that spin easily,
@@ -55,6 +58,17 @@ MODERATE = ExcitationConfig(v_max=7.0, steer_hold=(0.3, 1.2), lat_level=(0.2, 0.
 #: sessions occasionally contain
 SPIRITED = ExcitationConfig(v_max=7.0, steer_hold=(0.3, 1.2), lat_level=(0.3, 0.9), beta_guard=0.18,
                             brake_lat_scale=0.3)
+
+
+def excitation_for(params: VehicleParams) -> ExcitationConfig:
+    """An excitation for racing fits in the car's own scale: speeds 0.12-0.6 of its top speed, lateral targets
+    0.3-0.95 of its (model's) grip (a cautious model's grip: the tyres' peak gets into the log), braking phases,
+    the speed command ramped at 0.13 of the braking limit (1.5 m/s^2 for a road car: faster ramps spun a rear-drive CommonRoad MB car
+    accelerating out of its turns)."""
+    vh = 0.6 * params.v_max
+    return ExcitationConfig(v_min=0.2 * vh, v_max=vh, speed_hold=(1.5, 4.0), steer_hold=(0.4, 1.5),
+                            lat_level=(0.3, 0.95), p_brake=0.25, dither_amp=0.004, dither_hz=1.0, beta_guard=0.08,
+                            brake_lat_scale=0.3, speed_ramp=0.13 * params.decel_max)
 
 
 class ExcitationDriver(Controller):
@@ -73,6 +87,8 @@ class ExcitationDriver(Controller):
         self.t_speed = -1.0
         self.t_steer = -1.0
         self.v_ref = self.config.v_min
+        self.v_cmd = None
+        self.t_last = None
         self.lat = 0.0
 
     def act(self, observation: Observation, t: float) -> Command:
@@ -100,7 +116,13 @@ class ExcitationDriver(Controller):
         if abs(beta) > c.beta_guard:  # counter-steer against a spin
             delta = 1.5 * beta
         delta = min(max(delta, -p.steer_max), p.steer_max)
-        return Command(steering_angle=delta, speed=self.v_ref, acceleration=0.0)
+        if self.v_cmd is None or not math.isfinite(c.speed_ramp):
+            self.v_cmd = self.v_ref if not math.isfinite(c.speed_ramp) else vx
+        else:
+            step = c.speed_ramp * max(t - self.t_last, 0.0)
+            self.v_cmd += min(max(self.v_ref - self.v_cmd, -step), step)
+        self.t_last = t
+        return Command(steering_angle=delta, speed=self.v_cmd, acceleration=0.0)
 
 
 def noise_std(noise: dict | None) -> np.ndarray:

@@ -79,11 +79,16 @@ def sim_log(result) -> DriveLog:
                     source="<learn iteration>")
 
 
-def learn(track, plant_params: VehicleParams, start_params: VehicleParams, iterations: int = 3,
+def learn(track, plant_params: VehicleParams | None, start_params: VehicleParams, iterations: int = 3,
           controller: str = "mppi", controller_config=None, plant: str = "dynamic", laps: int = 2,
           noise: dict | None = None, seed: int = 0, names=None, horizon_s: float = 0.5,
-          progress=None, **controller_options) -> LearnResult:
-    """Run the loop (see module docstring). ``iterations`` fits; iterations + 1 races in all."""
+          progress=None, excite_s: float = 0.0, **controller_options) -> LearnResult:
+    """Run the loop (see module docstring). ``iterations`` fits; iterations + 1 races in all.
+
+    ``excite_s`` > 0: first drive the excitation programme (:func:`racing.sysid.excite.excitation_for` the start
+    car) for that long [s] on the plant and fit to it, so that iteration 0 already races a fitted car.
+    ``plant_params``: the plant's true parameters (None for a foreign plant that is its own car, e.g.
+    ``commonroad:mb``; the table then has no 'true' row)."""
     from racing import config as cfg
     from racing.control import make_controller
     from racing.sim.plant import make_plant
@@ -98,13 +103,33 @@ def learn(track, plant_params: VehicleParams, start_params: VehicleParams, itera
     names = tuple(names) if names else tuple(n for n in DEFAULT_FIT["dynamic"])
     nz = NoiseConfig(**(DEFAULT_NOISE if noise is None else noise))
     params = start_params
+
+    def new_plant():
+        pl = make_plant(plant, plant_params if plant_params is not None else start_params)
+        return pl, (getattr(pl, "params", None) or plant_params)
+
     logs: list[DriveLog] = []
     rows = []
+    if excite_s > 0:
+        from racing.sysid.excite import ExcitationDriver, drive_session, excitation_for
+
+        pl, _ = new_plant()
+        cfg_e = excitation_for(start_params)
+        x0 = np.zeros(7)
+        x0[3] = cfg_e.v_min
+        log, _ = drive_session(pl, ExcitationDriver(start_params, cfg_e, seed=seed), excite_s, 50.0,
+                               noise=DEFAULT_NOISE if noise is None else noise, seed=seed, x0=x0,
+                               meta={"car": start_params.name, "plant": str(plant)})
+        logs.append(log)
+        fr = fit(ro.prepare(logs), params, names=names, horizon_s=horizon_s, h_max=0.01, identify=False, n_boot=0,
+                 name=f"{start_params.name}_excite")
+        params = fr.params
     for it in range(iterations + 1):
         t0 = time.perf_counter()
         ctrl = make_controller(controller, track, params, controller_config, **controller_options)
         sim = SimConfig(laps=laps, noise=nz, seed=seed + it)
-        res = simulate(track, ctrl, make_plant(plant, plant_params), plant_params, sim)
+        pl, pp = new_plant()
+        res = simulate(track, ctrl, pl, pp, sim)
         log = sim_log(res)
         vy = r = None
         if log.duration > 1.5:
@@ -128,4 +153,5 @@ def learn(track, plant_params: VehicleParams, start_params: VehicleParams, itera
             params = fr.params
         row.fit_seconds = time.perf_counter() - t0
     return LearnResult(rows, params, controller, track.name, names,
-                       true_params={n: float(getattr(plant_params, n)) for n in names})
+                       true_params={} if plant_params is None else {n: float(getattr(plant_params, n))
+                                                                      for n in names})

@@ -510,6 +510,13 @@ def fit(logs: list[DriveLog] | ro.Data, base: VehicleParams, model: str = "dynam
             elif rel > lim:
                 drop.append((n, f"bootstrap relative standard error {rel * 100:.0f} % (fitted {theta[k]:.4g}): the "
                                 f"log does not pin it"))
+        # a tyre's stiffness factor B carries the cornering stiffness B C D that any lateral log pins: when its
+        # shape or peak (C, D) goes unpinned in the same round (linear tyres, a log below the peak), drop those
+        # first and test B again with them fixed (dropping all three would keep a wrong base stiffness, and the
+        # yaw inertia would absorb it)
+        flagged = {n for n, _ in drop}
+        drop = [(n, why) for n, why in drop
+                if not (n in ("B_f", "B_r") and ({f"C_{n[-1]}", f"D_{n[-1]}"} & flagged))]
         if not drop:
             break
         if drop:
