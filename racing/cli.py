@@ -118,7 +118,6 @@ def build_race(args):
     from racing.control import make_controller
     from racing.models.params import load_params
     from racing.sim.plant import make_plant
-    from racing.sim.simulator import SimConfig
     from racing.track import load_track
 
     from racing.models.params import DEFAULT_CAR

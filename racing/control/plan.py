@@ -53,7 +53,7 @@ def command_from_plan(X: np.ndarray, U: np.ndarray, dt: float, params, period: f
     steer_cmd = (delta - params.steer_offset) / params.steer_gain
     speed = min(max(plan_at(X, 3, 0.5 * period, dt), 0.0), params.v_max)
     lo, hi = accel_limits(float(X[0, 3]), params.to_array() if p is None else p, sops)
-    accel = min(max(float(U[0, 1]), lo), hi)
+    accel = float(min(max(float(U[0, 1]), lo), hi))
     return Command(steering_angle=float(steer_cmd), speed=float(speed), acceleration=accel)
 
 

@@ -7,7 +7,10 @@ Steering (Coulter 1992), from the rear axle towards a target point a look-ahead 
 
 with alpha the bearing of the target in the car frame and d its distance. Speed: the
 quasi-steady-state profile of :mod:`racing.geometry.speed_profile` (at ``grip_scale`` of the
-tyre limit), taking the minimum over the next ``brake_lookahead_time`` seconds of travel.
+tyre limit), taking the minimum over the next ``brake_lookahead_time`` seconds of travel, but never more than
+``a / speed_kp`` away from the present speed, ``a`` being the drive or braking the profile allows at the present
+lateral demand (the car's speed loop accelerates at ``speed_kp (v_cmd - v)``: a speed step in a corner drives or
+brakes past the friction ellipse).
 """
 from __future__ import annotations
 
@@ -19,7 +22,7 @@ import numpy as np
 from racing import config as cfg
 from racing.control.base import Command, Controller, Observation, register
 from racing.geometry.path import ClosedPath
-from racing.geometry.speed_profile import speed_profile
+from racing.geometry.speed_profile import AccelAvailable, speed_profile
 from racing.models.params import VehicleParams
 
 
@@ -30,7 +33,7 @@ class PurePursuitConfig:
     lookahead_min: float | None = field(default=None, metadata={"unit": "m", "gt": 0.0,
                                                                  "doc": "default 2.5 x wheelbase"})
     lookahead_time: float = field(default=0.2, metadata={"unit": "s", "min": 0.0})
-    grip_scale: float = field(default=0.85, metadata={"unit": "-", "gt": 0.0, "max": 1.5})
+    grip_scale: float = field(default=0.75, metadata={"unit": "-", "gt": 0.0, "max": 1.5, "doc": "share of the tyre grip in the speed profile (0.85 spun the cars once load transfer and combined slip entered the model: a geometric follower has no model of them)"})
     speed_scale: float = field(default=1.0, metadata={"unit": "-", "gt": 0.0, "max": 2.0})
     brake_lookahead_time: float = field(default=0.3, metadata={"unit": "s", "min": 0.0})
     use_raceline: bool = True
@@ -46,6 +49,7 @@ class PurePursuit(Controller):
         self.path = ClosedPath.from_track(track, config.use_raceline)
         prof = speed_profile(self.path.kappa, self.path.ds, params, grip_scale=config.grip_scale)
         self.v_profile = prof.v * config.speed_scale
+        self.accel_avail = AccelAvailable(params, config.grip_scale)
         self.profile_lap_s = prof.lap_time / config.speed_scale
         self.L = params.wheelbase
         self.ld_min = config.lookahead_min if config.lookahead_min is not None else 2.5 * self.L
@@ -76,6 +80,12 @@ class PurePursuit(Controller):
         nwin = 1 + int((v * self.config.brake_lookahead_time) / self.path.ds)
         idx = (i + np.arange(nwin + 1)) % self.path.n
         v_ref = float(self.v_profile[idx].min())
+        # the car's speed loop accelerates at speed_kp (v_cmd - v): never ask it for more than the profile allows
+        # at the present lateral demand (a speed step in a corner drives or brakes past the friction ellipse, and a
+        # rear axle that drives or unloads under braking slides)
+        k = float(self.path.kappa[i])
+        kp = self.params.speed_kp
+        v_ref = min(max(v_ref, v - self.accel_avail(v, k, True) / kp), v + max(self.accel_avail(v, k, False), 0.0) / kp)
         return Command(steering_angle=float(delta), speed=v_ref, acceleration=0.0)
 
 

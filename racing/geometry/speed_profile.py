@@ -43,6 +43,26 @@ def _limits(params: VehicleParams, grip_scale: float):
     return G * d, d * params.c_down / params.mass, p
 
 
+class AccelAvailable:
+    """The longitudinal acceleration [m/s^2] the profile allows at speed ``v`` [m/s] on curvature ``k`` [1/m]
+    (module doc: the friction ellipse between the lateral demand and the model's longitudinal limits, drag
+    included); ``braking=True`` gives the deceleration (positive)."""
+
+    def __init__(self, params: VehicleParams, grip_scale: float = 1.0):
+        self.params = params
+        self.a_lat0, self.k_down, self.p = _limits(params, grip_scale)
+
+    def __call__(self, v: float, k: float, braking: bool) -> float:
+        params, m = self.params, self.params.mass
+        ay = v * v * abs(k)
+        rem = max(0.0, 1.0 - (ay / (self.a_lat0 + self.k_down * v * v)) ** 2)
+        lo, hi = accel_limits(v, self.p, NUMPY)  # grip (load transfer, brake balance, downforce) and power
+        if braking:
+            # drag helps braking
+            return min(params.decel_max, -float(lo)) * np.sqrt(rem) + params.c_drag * v * v / m
+        return min(params.accel_max, float(hi)) * np.sqrt(rem) - params.c_drag * v * v / m - params.c_roll * G
+
+
 def speed_profile(kappa: np.ndarray, ds: float, params: VehicleParams, grip_scale: float = 1.0,
                   v_max: float | None = None, closed: bool = True) -> SpeedProfile:
     """Friction-limited speed profile.
@@ -62,20 +82,10 @@ def speed_profile(kappa: np.ndarray, ds: float, params: VehicleParams, grip_scal
         raise ValueError(f"speed_profile: ds must be > 0, got {ds}")
     n = kappa.size
     vcap = params.v_max if v_max is None else v_max
-    a_lat0, k_down, p = _limits(params, grip_scale)
-    m = params.mass
+    ax_avail = AccelAvailable(params, grip_scale)
     # v^2 |kappa| <= a_lat0 + k_down v^2 (downforce): v^2 <= a_lat0 / (|kappa| - k_down)
-    room = np.abs(kappa) - k_down
-    v_lat = np.minimum(np.sqrt(a_lat0 / np.maximum(room, 1e-9)), vcap)
-
-    def ax_avail(v, k, braking):
-        ay = v * v * abs(k)
-        rem = max(0.0, 1.0 - (ay / (a_lat0 + k_down * v * v)) ** 2)
-        lo, hi = accel_limits(v, p, NUMPY)  # grip (load transfer, brake balance, downforce) and power
-        if braking:
-            # drag helps braking
-            return min(params.decel_max, -float(lo)) * np.sqrt(rem) + params.c_drag * v * v / m
-        return min(params.accel_max, float(hi)) * np.sqrt(rem) - params.c_drag * v * v / m - params.c_roll * G
+    room = np.abs(kappa) - ax_avail.k_down
+    v_lat = np.minimum(np.sqrt(ax_avail.a_lat0 / np.maximum(room, 1e-9)), vcap)
 
     reps = 2 if closed else 1
     v = v_lat.copy()

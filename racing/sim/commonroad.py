@@ -58,7 +58,7 @@ MIN_PLANT_HZ = {"st": 200.0, "std": 1000.0, "mb": 1000.0}
 
 def _import():
     try:
-        from vehiclemodels import parameters_vehicle1, parameters_vehicle2, parameters_vehicle3  # noqa: F401
+        import vehiclemodels.vehicle_parameters  # noqa: F401 (the extra's presence)
     except ImportError as exc:
         raise ImportError("the CommonRoad plants need the 'commonroad' extra: pip install 'racing[commonroad]' "
                           f"(commonroad-vehicle-models): {exc}") from None
