@@ -65,9 +65,9 @@ def dynamic_step_c(x, y, psi, vx, vy, r, d, c, s, rate, a, p, h, ops):
     dm = d + 0.5 * h * rate  # the steering angle at mid-step (it moves linearly over the step)
     af, ar = slip_angles(vx, vy, r, dm, p, ops)
     fzf, fzr, ft, ef, er = axle_forces(vx, a, p, ops)
-    fzf, fzr = ef * fzf, er * fzr  # the loads scaled by the friction-ellipse factors: what the lateral force sees
-    muf, dmuf = pacejka_slope(af, p[P_BF], p[P_CF], p[P_DF], p[P_EF], ops)
-    mur, dmur = pacejka_slope(ar, p[P_BR], p[P_CR], p[P_DR], p[P_ER], ops)
+    # the combined-slip factors by similarity (racing.models.dynamic.lateral_forces_at): peak x k, B / k
+    muf, dmuf = pacejka_slope(af, p[P_BF] / ef, p[P_CF], p[P_DF] * ef, p[P_EF], ops)
+    mur, dmur = pacejka_slope(ar, p[P_BR] / er, p[P_CR], p[P_DR] * er, p[P_ER], ops)
     fyf, fyr = fzf * muf, fzr * mur
     fx = ft - resistance(vx, p, ops)
     w = blend_weight(vx, p, ops)

@@ -13,7 +13,8 @@ Forces (g = 9.81 m/s^2, L = l_f + l_r, static axle loads F_z0f = m g l_r / L, F_
     F_zf    = F_z0f - m a_t h_cg / L + s_d c_down v_x^2,   F_zr = F_z0r + m a_t h_cg / L + (1 - s_d) c_down v_x^2
     F_xf    = s m a_t,   F_xr = (1 - s) m a_t          s = drive_front (a_t > 0) or brake_front (a_t < 0)
     k_i     = 1 - c + c sqrt(max(1 - 0.9 (F_xi / (mu F_zi))^2, 0.01))         (friction ellipse, c = combined_slip)
-    F_yi    = k_i F_zi D_i sin(C_i atan(B_i alpha_i - E_i (B_i alpha_i - atan(B_i alpha_i))))      (Pacejka)
+    F_yi    = F_zi D'_i sin(C_i atan(B'_i alpha_i - E_i (B'_i alpha_i - atan(B'_i alpha_i))))     (Pacejka)
+              with D'_i = k_i D_i, B'_i = B_i / k_i    (similarity: the peak shrinks, the cornering stiffness stays)
     F_x     = m a_t - c_roll m g tanh(v_x / v_blend_low) - c_drag v_x |v_x|
 
 The grip limit on a_t is ``mu (g + c_down v_x^2 / m)`` for the plain model (``combined_slip = 0``) and, with
@@ -153,10 +154,14 @@ def slip_angles(vx, vy, r, delta, p, ops):
 
 
 @scalar
-def lateral_forces_at(alpha_f, alpha_r, fzf, fzr, p, ops):
-    """Pure lateral axle forces (F_yf, F_yr) [N] (:func:`pacejka`) at axle loads ``fzf, fzr`` [N]."""
-    return (fzf * pacejka(alpha_f, p[P_BF], p[P_CF], p[P_DF], p[P_EF], ops),
-            fzr * pacejka(alpha_r, p[P_BR], p[P_CR], p[P_DR], p[P_ER], ops))
+def lateral_forces_at(alpha_f, alpha_r, fzf, fzr, kf, kr, p, ops):
+    """Lateral axle forces (F_yf, F_yr) [N] (:func:`pacejka`) at axle loads ``fzf, fzr`` [N] with each axle's
+    combined-slip factor ``kf, kr`` [-] (:func:`ellipse_factor`, 1 = pure lateral slip) applied by similarity:
+    the peak ``D`` scales by k and the stiffness factor ``B`` by 1/k, so the cornering stiffness ``B C D`` is
+    kept and only the force the tyre can reach shrinks (a tyre that drives or brakes saturates sooner; it does not
+    go soft at small slip angles)."""
+    return (fzf * pacejka(alpha_f, p[P_BF] / kf, p[P_CF], p[P_DF] * kf, p[P_EF], ops),
+            fzr * pacejka(alpha_r, p[P_BR] / kr, p[P_CR], p[P_DR] * kr, p[P_ER], ops))
 
 
 #: "no limit" in :func:`traction_limit` [m/s^2] (finite: the blend with weight 0 must not make 0 * inf)
@@ -269,12 +274,12 @@ def body_derivatives_from_forces(vx, vy, r, sd, cd, ddelta, fyf, fyr, fx, w, p):
 @scalar
 def tyre_force_set(vx, vy, r, delta, a, p, ops):
     """``(F_yf, F_yr, F_x)`` [N] of the single-track model: Pacejka lateral forces at the axle loads of
-    :func:`axle_forces`, times each axle's friction-ellipse factor, and the longitudinal force net of
-    resistances."""
+    :func:`axle_forces` with each axle's friction-ellipse factor (:func:`lateral_forces_at`), and the longitudinal
+    force net of resistances."""
     af, ar = slip_angles(vx, vy, r, delta, p, ops)
     fzf, fzr, ft, kf, kr = axle_forces(vx, a, p, ops)
-    fyf, fyr = lateral_forces_at(af, ar, fzf, fzr, p, ops)
-    return kf * fyf, kr * fyr, ft - resistance(vx, p, ops)
+    fyf, fyr = lateral_forces_at(af, ar, fzf, fzr, kf, kr, p, ops)
+    return fyf, fyr, ft - resistance(vx, p, ops)
 
 
 @scalar

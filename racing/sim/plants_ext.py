@@ -49,7 +49,7 @@ def dynamic_ext_rhs_s(x, u, pe, out):
     yaw, vx, vy, r, delta, a_del = x[2], x[3], x[4], x[5], x[6], x[7]
     fzf, fzr, ft, kf, kr = axle_forces(vx, a_del, pe, sops)
     af, ar = slip_angles(vx, vy, r, delta, pe, sops)
-    fyf, fyr = lateral_forces_at(af, ar, fzf, fzr, pe, sops)
+    fyf, fyr = lateral_forces_at(af, ar, fzf, fzr, kf, kr, pe, sops)
     dvx, dvy, dr = body_derivatives_from_forces(vx, vy, r, math.sin(delta), math.cos(delta), u[0], x[8], x[9],
                                                 ft - resistance(vx, pe, sops), blend_weight(vx, pe, sops), pe)
     rate = max(abs(vx), 1.0) / pe[PE_SIGMA]
@@ -61,8 +61,8 @@ def dynamic_ext_rhs_s(x, u, pe, out):
     out[5] = dr
     out[6] = u[0]
     out[7] = (u[1] - a_del) / pe[PE_TAU]
-    out[8] = (kf * fyf - x[8]) * rate
-    out[9] = (kr * fyr - x[9]) * rate
+    out[8] = (fyf - x[8]) * rate
+    out[9] = (fyr - x[9]) * rate
 
 
 @njit(cache=True)
@@ -70,8 +70,7 @@ def steady_lateral_forces(x, pe):
     """The steady-state lateral forces (F_yf, F_yr) [N] at state ``x[10]`` (the relaxation states' targets)."""
     fzf, fzr, ft, kf, kr = axle_forces(x[3], x[7], pe, sops)
     af, ar = slip_angles(x[3], x[4], x[5], x[6], pe, sops)
-    fyf, fyr = lateral_forces_at(af, ar, fzf, fzr, pe, sops)
-    return kf * fyf, kr * fyr
+    return lateral_forces_at(af, ar, fzf, fzr, kf, kr, pe, sops)
 
 
 rk4_ext = make_rk4(dynamic_ext_rhs_s)

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import json
 import sys
-from pathlib import Path
 
 from racing.argtypes import nonnegative_float, nonnegative_int, positive_float, positive_int
 

@@ -13,7 +13,7 @@ from racing.models.dynamic import (ELLIPSE, accel_limits, axle_forces, axle_load
 from racing.models.ops import NUMPY
 from racing.models.params import G, load_params
 
-GT = load_params("gt_car")  # 1200 kg, l_f 1.40, l_r 1.50, h_cg 0.35, mu 1.45, rear drive, brake_front 0.65
+GT = load_params("gt_car").replace(brake_front=0.65)  # 1200 kg, l_f 1.40, l_r 1.50, h_cg 0.35, mu 1.45, rear drive
 
 
 def test_axle_loads_by_hand():
@@ -50,6 +50,25 @@ def test_traction_limits_by_hand():
     plain = GT.replace(combined_slip=0.0).to_array()
     assert grip_limits(0.0, plain, NUMPY) == (pytest.approx(-mu * G), pytest.approx(mu * G))
     assert accel_limits(60.0, p, NUMPY)[1] == pytest.approx(GT.power_max / (m * 60.0))
+
+
+def test_combined_slip_keeps_the_cornering_stiffness_and_lowers_the_peak():
+    from racing.models.dynamic import tyre_force_set
+
+    p = GT.to_array()
+    # at 20 m/s: a small slip angle (linear range) and a large one (past the peak), coasting vs braking 8 m/s^2
+    # (the front's share of the transfer is left out by comparing F_y / F_zf)
+    for vy, r, d in ((0.0, 0.0, 0.004), (0.0, 0.0, 0.2)):
+        out = {}
+        for a in (0.0, -8.0):
+            fzf, fzr, ft, kf, kr = axle_forces(20.0, a, p, NUMPY)
+            fyf, _, _ = tyre_force_set(20.0, vy, r, d, a, p, NUMPY)
+            out[a] = (fyf / fzf, kf)
+        if d < 0.01:
+            assert out[-8.0][0] == pytest.approx(out[0.0][0], rel=2e-3)  # stiffness kept
+        else:
+            assert out[-8.0][0] < 0.95 * out[0.0][0]  # saturated: the peak shrank with k_f
+            assert out[-8.0][1] < 1.0
 
 
 def test_friction_ellipse_by_hand():
