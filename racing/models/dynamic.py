@@ -59,6 +59,10 @@ from racing.models.params import (G, P_BF, P_BR, P_BRAKE_FRONT, P_CDOWN, P_CDRAG
                                   P_DF, P_DOWN_FRONT, P_DR, P_DRIVE_FRONT, P_EF, P_ER, P_HCG, P_IZ, P_LF, P_LR, P_MASS,
                                   P_MU, P_POWER_MAX, P_VBLEND_HIGH, P_VBLEND_LOW)
 
+#: the physics' version, part of every cached line's fingerprint (racing.raceline.cache): change it with the
+#: equations (the parameters alone do not say which equations a cached minimum-time line was solved with)
+MODEL_VERSION = "2026-11-27 load transfer, combined slip by similarity"
+
 X, Y, YAW, VX, VY, YAW_RATE, STEER = 0, 1, 2, 3, 4, 5, 6
 NX = 7
 U_STEER_RATE, U_ACCEL = 0, 1

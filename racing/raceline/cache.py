@@ -63,8 +63,13 @@ def cache_path(track, car_name: str, method: str) -> Path:
 
 
 def params_fingerprint(params) -> str:
-    """sha1 (12 hex) of the car parameter array (float64 bytes)."""
-    return hashlib.sha1(np.ascontiguousarray(params.to_array(), dtype=np.float64).tobytes()).hexdigest()[:12]
+    """sha1 (12 hex) of the car parameter array (float64 bytes) and of the vehicle model's version
+    (:data:`racing.models.dynamic.MODEL_VERSION`): a line solved with other physics is not reused."""
+    from racing.models.dynamic import MODEL_VERSION
+
+    h = hashlib.sha1(np.ascontiguousarray(params.to_array(), dtype=np.float64).tobytes())
+    h.update(MODEL_VERSION.encode())
+    return h.hexdigest()[:12]
 
 
 def track_fingerprint(track) -> str:
