@@ -11,7 +11,8 @@ code 2 before any trial); then Ray starts on this machine (``--workers N`` trial
   of every trial), ``best.yaml`` (the best settings: ``racing race --controller-config best.yaml``), ``tune.png``.
 
 Exit codes: 0 every race clean (tune: the best trial clean), 3 some races had incidents or failed (tune: the best
-trial did), 1 trials raised errors or none finished, 2 bad input.
+trial did), 1 trials raised errors, none finished, or the run was interrupted (Ctrl-C: the tables hold what
+finished; the same command resumes), 2 bad input.
 """
 from __future__ import annotations
 
@@ -65,9 +66,11 @@ def run_sweep_cmd(args) -> int:
         print(_table(rows, ["trial", "track", "car", "seed", "friction", "delay", *spec.settings, "status",
                             "best_lap_s", "gap_pct", "off_track", "spins"]))
         print(f"{summary['finished']}/{summary['trials']} trials in {summary['wall_s']:.0f} s "
-              f"({summary['trials_per_hour']:.1f} trials/hour on {summary['cpus']} CPUs"
+              f"({_rate(summary)} on {summary['cpus']} CPUs"
               f"{', resumed' if summary['resumed'] else ''}); clean {summary['clean']}, incidents "
               f"{summary['incidents']}, failed {summary['failed']}, errors {summary['errors']}")
+        if summary["unfinished"]:
+            print(f"{summary['unfinished']} trials not run (interrupted): the same command resumes the run")
         for f in files:
             print(f"  wrote {f}")
     return summary["exit_code"]
@@ -75,11 +78,13 @@ def run_sweep_cmd(args) -> int:
 
 def _sweep_summary(rows, res, files) -> dict:
     count = {o: sum(r["outcome"] == o for r in rows) for o in ("clean", "incidents", "failed")}
-    code = (exit_codes.FAILED if res["errors"] or not rows else
+    unfinished = res["trials"] - len(rows) - res["errors"]
+    code = (exit_codes.FAILED if res["errors"] or unfinished or not rows else
             exit_codes.INCIDENTS if count["incidents"] or count["failed"] else exit_codes.OK)
-    return {"trials": res["trials"], "finished": len(rows), "errors": res["errors"], **count,
+    return {"trials": res["trials"], "finished": len(rows), "errors": res["errors"], "unfinished": unfinished,
+            **count,
             "resumed": res["resumed"], "wall_s": round(res["wall_s"], 2), "cpus": res["cpus"],
-            "trials_per_hour": round(3600.0 * len(rows) / max(res["wall_s"], 1e-9), 2),
+            "trials_per_hour": None if res["resumed"] else round(3600.0 * len(rows) / max(res["wall_s"], 1e-9), 2),
             "files": [str(f) for f in files], "exit_code": code}
 
 
@@ -122,8 +127,10 @@ def run_tune_cmd(args) -> int:
         print(_table(res["trials"], ["trial", *spec.settings, "objective", "mean_gap_pct", "std_gap_pct",
                                      "off_track", "spins", "failed"]))
         print(f"{summary['finished']}/{summary['planned']} trials in {summary['wall_s']:.0f} s "
-              f"({summary['trials_per_hour']:.1f} trials/hour on {summary['cpus']} CPUs"
+              f"({_rate(summary)} on {summary['cpus']} CPUs"
               f"{', resumed' if summary['resumed'] else ''})")
+        if summary["unfinished"]:
+            print(f"{summary['unfinished']} trials not run (interrupted): the same command resumes the search")
         if summary.get("best"):
             b = summary["best"]
             print(f"best: trial {b['trial']}, objective {b['objective']:.3f}, mean gap {b['mean_gap_pct']:+.2f} % "
@@ -145,12 +152,21 @@ def _tune_summary(res, files, spec) -> dict:
                 base = t
                 break
     clean = best is not None and best["off_track"] == 0 and best["spins"] == 0 and best["failed"] == 0
-    code = exit_codes.FAILED if best is None else (exit_codes.OK if clean else exit_codes.INCIDENTS)
+    unfinished = res["planned"] - len(res["trials"]) - res["errors"]
+    code = (exit_codes.FAILED if best is None or unfinished or res["errors"] else
+            exit_codes.OK if clean else exit_codes.INCIDENTS)
     return {"planned": res["planned"], "finished": len(res["trials"]), "errors": res["errors"],
+            "unfinished": unfinished,
             "resumed": res["resumed"], "wall_s": round(res["wall_s"], 2), "cpus": res["cpus"],
-            "trials_per_hour": round(3600.0 * len(res["trials"]) / max(res["wall_s"], 1e-9), 2),
+            "trials_per_hour": (None if res["resumed"] else
+                                round(3600.0 * len(res["trials"]) / max(res["wall_s"], 1e-9), 2)),
             "best": best, "base_objective": None if base is None else base["objective"],
             "base": base, "files": [str(f) for f in files], "exit_code": code}
+
+
+def _rate(summary) -> str:
+    r = summary["trials_per_hour"]
+    return "resumed: no rate" if r is None else f"{r:.1f} trials/hour"
 
 
 def _table(rows, cols) -> str:

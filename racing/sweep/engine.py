@@ -24,7 +24,7 @@ def require_ray():
     """Import ray and ray.tune; a ModuleNotFoundError naming ``ray`` (the CLI turns it into
     ``pip install 'racing[sweep]'``) when absent."""
     import ray  # noqa: F401
-    from ray import tune  # noqa: F401
+    import ray.tune  # noqa: F401
 
     return ray
 
@@ -90,11 +90,15 @@ class _Progress:
 
         class Progress(Callback):
             def __init__(self):
+                self.done, self.t0 = 0, None
+
+            def setup(self, **info):  # also after a restore: time this session, count what finished before
                 self.done, self.t0 = 0, time.perf_counter()
 
             def on_trial_complete(self, iteration, trials, trial, **info):
-                self.done += 1
-                el = time.perf_counter() - self.t0
+                finished = sum(t.status == "TERMINATED" for t in trials if t is not trial) + 1
+                self.done = max(self.done + 1, finished)
+                el = time.perf_counter() - (self.t0 or time.perf_counter())
                 print(f"[{self.done}/{total} {el / 60:.1f} min] {describe(trial.last_result or {})}",
                       file=stream or sys.stderr, flush=True)
 
@@ -163,14 +167,14 @@ def run_sweep(spec, out: Path, workers: int | None = None, address: str | None =
     tc = tune.TuneConfig(num_samples=1, max_concurrent_trials=workers or None, reuse_actors=True)
     tuner, resumed = _tuner(trainable, "sweep", out, resume, {"race": tune.grid_search(trials)}, tc, [cb])
     t0 = time.perf_counter()
-    grid = tuner.fit()
+    grid = _fit(tuner)
     wall = time.perf_counter() - t0
     rows, errors = [], 0
     for r in grid:
-        if r.error is not None or not r.metrics or "row" not in r.metrics:
+        if r.metrics and "row" in r.metrics:
+            rows.append(json.loads(r.metrics["row"]))
+        elif r.error is not None and not _interrupted(r.error):
             errors += 1
-            continue
-        rows.append(json.loads(r.metrics["row"]))
     rows.sort(key=lambda r: r["trial"])
     _shutdown()
     return {"rows": rows, "errors": errors, "resumed": resumed, "wall_s": wall, "cpus": cpus, "trials": len(trials)}
@@ -242,13 +246,13 @@ def run_tune(spec, out: Path, workers: int | None = None, address: str | None = 
                          max_concurrent_trials=workers or None, reuse_actors=True)
     tuner, resumed = _tuner(trainable, "tune", out, resume, space, tc, [cb])
     t0 = time.perf_counter()
-    grid = tuner.fit()
+    grid = _fit(tuner)
     wall = time.perf_counter() - t0
     trial_rows, race_rows, errors = [], [], 0
     for r in grid:
         m = r.metrics or {}
-        if r.error is not None or "objective" not in m:
-            errors += 1
+        if "objective" not in m:
+            errors += int(r.error is not None and not _interrupted(r.error))
             continue
         rows = json.loads(m["rows"])
         trial_rows.append({"trial_id": r.metrics.get("trial_id"), **{k: r.config[k] for k in spec.settings},
@@ -268,6 +272,21 @@ def run_tune(spec, out: Path, workers: int | None = None, address: str | None = 
     _shutdown()
     return {"trials": trial_rows, "races": race_rows, "best": best, "errors": errors, "resumed": resumed,
             "wall_s": wall, "cpus": cpus, "planned": spec.trials}
+
+
+def _interrupted(error) -> bool:
+    """Whether a trial's error is the interruption of the run (Ctrl-C), not a failure of the trial."""
+    text = f"{type(error).__name__}: {error}"
+    return "KeyboardInterrupt" in text or "TaskCancelled" in text or "ActorDied" in text
+
+
+def _fit(tuner):
+    """``tuner.fit()`` with whatever Ray prints (its experiment banner, reporters) sent to stderr: stdout is the
+    command's own (one JSON object with ``--json``)."""
+    import contextlib
+
+    with contextlib.redirect_stdout(sys.stderr):
+        return tuner.fit()
 
 
 def _shutdown():

@@ -492,6 +492,7 @@ def spec_fingerprint(spec: Spec) -> str:
 
     d = dataclasses.asdict(spec)
     d.pop("source", None)
+    d["start_speeds"] = sorted((list(k), v) for k, v in d["start_speeds"].items())
     return hashlib.sha1(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
 
