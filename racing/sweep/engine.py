@@ -43,7 +43,7 @@ def start_ray(workers: int | None, threads: int, address: str | None):
     if address:
         ray.init(address=address, runtime_env=env, logging_level=logging.ERROR, log_to_driver=False)
     else:
-        cpus = (workers or os.cpu_count() or 1) * threads
+        cpus = (workers or max(1, (os.cpu_count() or 1) // threads)) * threads
         ray.init(num_cpus=cpus, include_dashboard=False, runtime_env=env, logging_level=logging.ERROR,
                  log_to_driver=False)
     return int(ray.cluster_resources().get("CPU", 0))
@@ -176,6 +176,7 @@ def run_sweep(spec, out: Path, workers: int | None = None, address: str | None =
         elif r.error is not None and not _interrupted(r.error):
             errors += 1
     rows.sort(key=lambda r: r["trial"])
+    _write_configs([(t, t["settings"]) for t in trials if t["settings"]], configs_dir)
     _shutdown()
     return {"rows": rows, "errors": errors, "resumed": resumed, "wall_s": wall, "cpus": cpus, "trials": len(trials)}
 
@@ -262,6 +263,7 @@ def run_tune(spec, out: Path, workers: int | None = None, address: str | None = 
                            "finished": m.get("timestamp"), "controller_config": rows[0]["controller_config"]})
         race_rows += [{"trial_id": trial_rows[-1]["trial_id"], **x} for x in rows]
     trial_rows.sort(key=lambda t: t["finished"] or 0)
+    _write_configs([(races[0], {k: t[k] for k in spec.settings}) for t in trial_rows], configs_dir)
     for i, t in enumerate(trial_rows):
         t["trial"] = i
     order = {t["trial_id"]: t["trial"] for t in trial_rows}
@@ -272,6 +274,15 @@ def run_tune(spec, out: Path, workers: int | None = None, address: str | None = 
     _shutdown()
     return {"trials": trial_rows, "races": race_rows, "best": best, "errors": errors, "resumed": resumed,
             "wall_s": wall, "cpus": cpus, "planned": spec.trials}
+
+
+def _write_configs(pairs, configs_dir):
+    """Write the settings files the rows name on this (the driver's) machine too: on a cluster the workers wrote
+    theirs elsewhere. Named by content, so the paths agree."""
+    from racing.sweep.trial import config_file
+
+    for race, settings in pairs:
+        config_file({**race, "settings": settings}, configs_dir)
 
 
 def _interrupted(error) -> bool:

@@ -257,12 +257,13 @@ def _number(data, key, source, default, kind=float, check=None, expected=""):
 
 
 def _resolve_path(text: str, folder: Path) -> str:
-    """A relative path as written (from the current folder) when it exists there, else relative to the spec."""
+    """A path as an absolute one (trials run in other folders, on other machines): from the current folder when
+    it exists there, else relative to the spec's folder; unchanged when neither exists (the loader's error)."""
     p = Path(text).expanduser()
     if p.is_absolute() or p.exists():
-        return str(p)
+        return str(p.resolve())
     q = folder / p
-    return str(q) if q.exists() else text
+    return str(q.resolve()) if q.exists() else text
 
 
 def load_spec(path, kind: str) -> Spec:
@@ -434,6 +435,9 @@ def load_spec(path, kind: str) -> Spec:
                               f"to draw per track); 0 takes the grid of the listed values")
         if not settings:
             raise ConfigError(f"{_where(source, 'settings')}: racing tune needs at least one setting to search")
+        if len(cars) != 1:
+            raise ConfigError(f"{_where(source, 'cars')}: racing tune takes one car (the settings it writes are "
+                              f"that car's); got {len(cars)}")
         from racing import config as cfg
 
         try:

@@ -45,6 +45,18 @@ def test_bad_sweep_spec_is_a_clear_error(tmp_path, extra, pattern):
         load_sweep_spec(spec)
 
 
+def test_relative_paths_are_made_absolute_for_the_workers(tmp_path, monkeypatch):
+    import shutil
+
+    from racing.track import tracks_dir
+
+    shutil.copy(tracks_dir() / "lab_loop" / "centerline.csv", tmp_path / "loop.csv")
+    spec = write(tmp_path, BASE.replace("[lab_loop]", "[loop.csv]"))
+    monkeypatch.chdir("/")
+    (race,) = load_sweep_spec(spec).sweep_trials()
+    assert race["track_source"] == str(tmp_path / "loop.csv")
+
+
 def test_unknown_track_and_car_are_clear_errors(tmp_path):
     spec = write(tmp_path, BASE.replace("[lab_loop]", "[lab_loop, Nurburgring]"))
     with pytest.raises(ConfigError, match=r"spec.yaml: tracks: 'Nurburgring': .*unknown track"):
@@ -74,6 +86,8 @@ def test_tune_spec_checks(tmp_path):
         load_tune_spec(write(tmp_path, tune + "perturbations:\n  friction: {low: 0.9, high: 1.0}\n"))
     with pytest.raises(ConfigError, match=r"unknown key 'objective.k_sd'"):
         load_tune_spec(write(tmp_path, tune + "objective: {k_sd: 1}\n"))
+    with pytest.raises(ConfigError, match=r"cars: racing tune takes one car"):
+        load_tune_spec(write(tmp_path, tune.replace("[f1tenth]", "[f1tenth, gt_car]")))
     with pytest.raises(ConfigError, match=r"sample"):  # a sweep key in a tune spec
         load_tune_spec(write(tmp_path, tune + "sample: grid\n"))
 
