@@ -36,6 +36,12 @@ def test_sweep_two_trials(tmp_path, capsys):
     assert rows[0]["command"].startswith("racing race --track lab_loop --car f1tenth --controller pure_pursuit")
     assert "--friction-scale 0.95" in rows[0]["command"]
     assert (out / "sweep.png").stat().st_size > 0
+    try:
+        import pyarrow.parquet as pq
+    except ImportError:  # the CSV needs nothing more
+        assert not (out / "sweep.parquet").exists()
+    else:
+        assert pq.read_table(out / "sweep.parquet").column("friction").to_pylist() == [0.95, 1.0]
     # the same command again resumes the finished experiment instead of racing again
     assert main(["sweep", str(spec), "--workers", "1", "--out", str(out), "--json"]) == 0
     again = json.loads(capsys.readouterr().out)
@@ -67,6 +73,7 @@ def test_tune_three_trials_exports_a_loadable_config(tmp_path, capsys):
     assert summary["base_objective"] == trials[0]["objective"]
     assert all(0.8 <= t["grip_scale"] <= 0.95 and t["speed_scale"] in (1.0, 1.05) for t in trials)
     assert all(t["objective"] >= t["mean_gap_pct"] for t in trials)
+    assert (out / "tune.png").stat().st_size > 0
     best = min(trials, key=lambda t: t["objective"])
     assert summary["best"]["objective"] == best["objective"]
     from racing import config as cfg
