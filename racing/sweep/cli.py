@@ -20,7 +20,6 @@ import json
 import sys
 from pathlib import Path
 
-from racing import exit_codes
 
 
 def _out_dir(args, kind: str) -> Path:
@@ -42,29 +41,26 @@ def _prepare(args, kind: str):
 
 def run_sweep_cmd(args) -> int:
     from racing.sweep.engine import run_sweep
-    from racing.sweep.table import write_table
-    from racing.sweep.trial import ROW_COLUMNS
 
     spec, out = _prepare(args, "sweep")
     n = len(spec.sweep_trials())
     where = args.address or f"this machine, {args.workers or 'all'} worker(s)"
     print(f"racing sweep: {n} trials ({spec.sample}) on {where}; results in {out}", file=sys.stderr, flush=True)
     res = run_sweep(spec, out, workers=args.workers, address=args.address, restart=args.restart)
-    rows = res["rows"]
-    files = write_table(rows, out / "sweep.csv", first=ROW_COLUMNS[:-3] + tuple(spec.settings), parquet=True)
-    if not args.no_plot and rows:
+    files = res.save(out)
+    if not args.no_plot and res.rows:
         from racing.plot.sweep import save_figure, sweep_figure
 
         swept = [k for k, a in {**spec.perturbations, **spec.settings}.items() if len(set(map(str, a.values))) > 1
                  or a.is_range]
-        swept = [("track" if len(spec.tracks) > 1 else None), *swept]
-        files.append(save_figure(sweep_figure(rows, [c for c in swept if c]), out / "sweep.png"))
-    summary = _sweep_summary(rows, res, files)
+        swept = ["track"] * (len(spec.tracks) > 1) + swept
+        files.append(save_figure(sweep_figure(res.rows, swept), out / "sweep.png"))
+    summary = {**res.summary(), "files": [str(f) for f in files]}
     if args.json:
         print(json.dumps(summary))
     else:
-        print(_table(rows, ["trial", "track", "car", "seed", "friction", "delay", *spec.settings, "status",
-                            "best_lap_s", "gap_pct", "off_track", "spins"]))
+        print(_table(res.rows, ["trial", "track", "car", "seed", "friction", "delay", *spec.settings, "status",
+                                "best_lap_s", "gap_pct", "off_track", "spins"]))
         print(f"{summary['finished']}/{summary['trials']} trials in {summary['wall_s']:.0f} s "
               f"({_rate(summary)} on {summary['cpus']} CPUs"
               f"{', resumed' if summary['resumed'] else ''}); clean {summary['clean']}, incidents "
@@ -73,25 +69,11 @@ def run_sweep_cmd(args) -> int:
             print(f"{summary['unfinished']} trials not run (interrupted): the same command resumes the run")
         for f in files:
             print(f"  wrote {f}")
-    return summary["exit_code"]
-
-
-def _sweep_summary(rows, res, files) -> dict:
-    count = {o: sum(r["outcome"] == o for r in rows) for o in ("clean", "incidents", "failed")}
-    unfinished = res["trials"] - len(rows) - res["errors"]
-    code = (exit_codes.FAILED if res["errors"] or unfinished or not rows else
-            exit_codes.INCIDENTS if count["incidents"] or count["failed"] else exit_codes.OK)
-    return {"trials": res["trials"], "finished": len(rows), "errors": res["errors"], "unfinished": unfinished,
-            **count,
-            "resumed": res["resumed"], "wall_s": round(res["wall_s"], 2), "cpus": res["cpus"],
-            "trials_per_hour": None if res["resumed"] else round(3600.0 * len(rows) / max(res["wall_s"], 1e-9), 2),
-            "files": [str(f) for f in files], "exit_code": code}
+    return res.exit_code
 
 
 def run_tune_cmd(args) -> int:
     from racing.sweep.engine import run_tune
-    from racing.sweep.table import write_table
-    from racing.sweep.trial import ROW_COLUMNS
 
     spec, out = _prepare(args, "tune")
     races = spec.tune_races()
@@ -101,31 +83,17 @@ def run_tune_cmd(args) -> int:
           f"{len(races) // max(1, len(spec.tracks) * len(spec.cars) * len(spec.seeds))} scenarios) on {where}; "
           f"results in {out}", file=sys.stderr, flush=True)
     res = run_tune(spec, out, workers=args.workers, address=args.address, restart=args.restart)
-    files = []
-    if res["trials"]:
-        keys = tuple(spec.settings)
-        files += write_table(res["trials"], out / "trials.csv",
-                             first=("trial", *keys, "objective", "mean_gap_pct", "std_gap_pct", "max_gap_pct",
-                                    "off_track", "spins", "failed", "wall_s", "controller_config"))
-        files += write_table(res["races"], out / "races.csv", first=ROW_COLUMNS[:-3] + keys)
-        best = res["best"]
-        text = Path(best["controller_config"]).read_text()
-        head = (f"# racing tune {args.spec}: best of {len(res['trials'])} trials, objective {best['objective']:.3f} "
-                f"(mean gap {best['mean_gap_pct']:+.2f} %, std {best['std_gap_pct']:.2f}, off-track "
-                f"{best['off_track']}, spins {best['spins']}, failed {best['failed']})\n")
-        (out / "best.yaml").write_text(head + text)
-        files.append(out / "best.yaml")
-        if not args.no_plot:
-            from racing.plot.sweep import save_figure, tune_figure
+    files = res.save(out, str(args.spec))
+    if res.trials and not args.no_plot:
+        from racing.plot.sweep import save_figure, tune_figure
 
-            files.append(save_figure(tune_figure(res["trials"], f"racing tune {Path(args.spec).name}"),
-                                     out / "tune.png"))
-    summary = _tune_summary(res, files, spec)
+        files.append(save_figure(tune_figure(res.trials, f"racing tune {Path(args.spec).name}"), out / "tune.png"))
+    summary = {**res.summary(), "files": [str(f) for f in files]}
     if args.json:
         print(json.dumps(summary))
     else:
-        print(_table(res["trials"], ["trial", *spec.settings, "objective", "mean_gap_pct", "std_gap_pct",
-                                     "off_track", "spins", "failed"]))
+        print(_table(res.trials, ["trial", *spec.settings, "objective", "mean_gap_pct", "std_gap_pct",
+                                  "off_track", "spins", "failed"]))
         print(f"{summary['finished']}/{summary['planned']} trials in {summary['wall_s']:.0f} s "
               f"({_rate(summary)} on {summary['cpus']} CPUs"
               f"{', resumed' if summary['resumed'] else ''})")
@@ -137,31 +105,7 @@ def run_tune_cmd(args) -> int:
                   f"(base: {summary['base_objective']}); settings in {out / 'best.yaml'}")
         for f in files:
             print(f"  wrote {f}")
-    return summary["exit_code"]
-
-
-def _tune_summary(res, files, spec) -> dict:
-    best = res["best"]
-    base = None
-    if spec.start_from_base and res["trials"]:
-        from racing.sweep.engine import base_point
-
-        bp = base_point(spec)
-        for t in res["trials"]:
-            if all(t[k] == bp[k] for k in bp):
-                base = t
-                break
-    clean = best is not None and best["off_track"] == 0 and best["spins"] == 0 and best["failed"] == 0
-    unfinished = res["planned"] - len(res["trials"]) - res["errors"]
-    code = (exit_codes.FAILED if best is None or unfinished or res["errors"] else
-            exit_codes.OK if clean else exit_codes.INCIDENTS)
-    return {"planned": res["planned"], "finished": len(res["trials"]), "errors": res["errors"],
-            "unfinished": unfinished,
-            "resumed": res["resumed"], "wall_s": round(res["wall_s"], 2), "cpus": res["cpus"],
-            "trials_per_hour": (None if res["resumed"] else
-                                round(3600.0 * len(res["trials"]) / max(res["wall_s"], 1e-9), 2)),
-            "best": best, "base_objective": None if base is None else base["objective"],
-            "base": base, "files": [str(f) for f in files], "exit_code": code}
+    return res.exit_code
 
 
 def _rate(summary) -> str:

@@ -140,9 +140,10 @@ def _tuner(trainable, name: str, out: Path, resume: bool, param_space, tune_conf
 
 
 def run_sweep(spec, out: Path, workers: int | None = None, address: str | None = None, restart: bool = False,
-              stream=None) -> dict:
-    """Run every trial of a sweep spec on Ray; returns ``{"rows": [...], "resumed": bool, "wall_s", "cpus"}``
-    (rows in trial order; a trial that raised is missing from them and counted in ``errors``)."""
+              stream=None):
+    """Run every trial of a sweep spec on Ray; returns a :class:`racing.sweep.result.SweepResult` (rows in trial
+    order; a trial that raised is missing from them and counted in ``errors``)."""
+    from racing.sweep.result import SweepResult
     from ray import tune
 
     from racing.sweep.spec import spec_fingerprint
@@ -178,7 +179,8 @@ def run_sweep(spec, out: Path, workers: int | None = None, address: str | None =
     rows.sort(key=lambda r: r["trial"])
     _write_configs([(t, t["settings"]) for t in trials if t["settings"]], configs_dir)
     _shutdown()
-    return {"rows": rows, "errors": errors, "resumed": resumed, "wall_s": wall, "cpus": cpus, "trials": len(trials)}
+    return SweepResult(rows=rows, planned=len(trials), errors=errors, resumed=resumed, wall_s=wall, cpus=cpus,
+                       settings=tuple(spec.settings))
 
 
 def search_space(spec):
@@ -205,9 +207,10 @@ def base_point(spec) -> dict:
 
 
 def run_tune(spec, out: Path, workers: int | None = None, address: str | None = None, restart: bool = False,
-             stream=None) -> dict:
-    """Search the spec's settings for the lowest objective on Ray Tune (Optuna TPE, or random search); returns
-    ``{"trials": [trial rows], "races": [race rows], "best": trial row, ...}``."""
+             stream=None):
+    """Search the spec's settings for the lowest objective on Ray Tune (Optuna TPE, or random search); returns a
+    :class:`racing.sweep.result.TuneResult`."""
+    from racing.sweep.result import TuneResult
     from ray import tune
 
     from racing.sweep.spec import spec_fingerprint
@@ -270,10 +273,10 @@ def run_tune(spec, out: Path, workers: int | None = None, address: str | None = 
     for x in race_rows:
         x["trial"] = order[x["trial_id"]]
     race_rows.sort(key=lambda x: (x["trial"], x["track"]))
-    best = min(trial_rows, key=lambda t: t["objective"]) if trial_rows else None
     _shutdown()
-    return {"trials": trial_rows, "races": race_rows, "best": best, "errors": errors, "resumed": resumed,
-            "wall_s": wall, "cpus": cpus, "planned": spec.trials}
+    return TuneResult(trials=trial_rows, races=race_rows, planned=spec.trials, settings=tuple(spec.settings),
+                      errors=errors, resumed=resumed, wall_s=wall, cpus=cpus,
+                      base_point=base_point(spec) if spec.start_from_base else {})
 
 
 def _write_configs(pairs, configs_dir):
