@@ -64,7 +64,8 @@ def run_sweep_cmd(args) -> int:
         print(f"{summary['finished']}/{summary['trials']} trials in {summary['wall_s']:.0f} s "
               f"({_rate(summary)} on {summary['cpus']} CPUs"
               f"{', resumed' if summary['resumed'] else ''}); clean {summary['clean']}, incidents "
-              f"{summary['incidents']}, failed {summary['failed']}, errors {summary['errors']}")
+              f"{summary['incidents']}, failed {summary['failed']}, errors {summary['errors']}; Ray started in "
+              f"{summary['ray_start_s']:.1f} s, overhead per trial beyond its race {summary['overhead_per_trial_s']} s")
         if summary["unfinished"]:
             print(f"{summary['unfinished']} trials not run (interrupted): the same command resumes the run")
         for f in files:

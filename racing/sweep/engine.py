@@ -150,7 +150,9 @@ def run_sweep(spec, out: Path, workers: int | None = None, address: str | None =
 
     trials = spec.sweep_trials()
     resume = check_run_folder(out, spec_fingerprint(spec), restart)
+    t_ray = time.perf_counter()
     cpus = start_ray(workers, spec.threads, address)
+    ray_start = time.perf_counter() - t_ray
     configs_dir = str(out.resolve() / "configs")
     trainable = tune.with_resources(tune.with_parameters(sweep_trainable, configs_dir=configs_dir, spin_beta=0.3),
                                     {"cpu": spec.threads})
@@ -180,7 +182,8 @@ def run_sweep(spec, out: Path, workers: int | None = None, address: str | None =
     _write_configs([(t, t["settings"]) for t in trials if t["settings"]], configs_dir)
     _shutdown()
     return SweepResult(rows=rows, planned=len(trials), errors=errors, resumed=resumed, wall_s=wall, cpus=cpus,
-                       settings=tuple(spec.settings))
+                       settings=tuple(spec.settings), ray_start_s=ray_start,
+                       concurrency=max(1, min(workers or cpus, cpus // spec.threads)))
 
 
 def search_space(spec):

@@ -25,6 +25,18 @@ class SweepResult:
     wall_s: float = 0.0
     cpus: int = 0
     settings: tuple = ()
+    concurrency: int = 1
+    ray_start_s: float = 0.0
+
+    @property
+    def overhead_per_trial_s(self) -> float | None:
+        """Wall time per trial beyond its race [s]: ``(wall_s x concurrency - sum of the races' wall times) / n``
+        (Ray's scheduling, the trial process, imports and the controller's construction; not Ray's start-up,
+        ``ray_start_s``). None after a resume."""
+        if self.resumed or not self.rows:
+            return None
+        n = len(self.rows)
+        return round((self.wall_s * min(self.concurrency, n) - sum(r["wall_s"] for r in self.rows)) / n, 2)
 
     @property
     def unfinished(self) -> int:
@@ -46,7 +58,9 @@ class SweepResult:
         return {"trials": self.planned, "finished": len(self.rows), "errors": self.errors,
                 "unfinished": self.unfinished, **self.counts(), "resumed": self.resumed,
                 "wall_s": round(self.wall_s, 2), "cpus": self.cpus,
-                "trials_per_hour": _rate(len(self.rows), self.wall_s, self.resumed), "exit_code": self.exit_code}
+                "trials_per_hour": _rate(len(self.rows), self.wall_s, self.resumed),
+                "overhead_per_trial_s": self.overhead_per_trial_s, "ray_start_s": round(self.ray_start_s, 2),
+                "exit_code": self.exit_code}
 
     def save(self, out_dir) -> list[Path]:
         """``sweep.csv`` (and ``sweep.parquet`` with pyarrow) in ``out_dir``; returns the files."""

@@ -6,7 +6,7 @@ from racing.sweep.result import SweepResult, TuneResult
 
 
 def row(outcome):
-    return {"outcome": outcome, "trial": 0}
+    return {"outcome": outcome, "trial": 0, "wall_s": 30.0}
 
 
 def test_sweep_exit_codes():
@@ -16,7 +16,10 @@ def test_sweep_exit_codes():
     interrupted = SweepResult([row("clean")], planned=3)
     assert interrupted.unfinished == 2 and interrupted.exit_code == exit_codes.FAILED
     assert SweepResult([row("clean")], planned=2, errors=1).exit_code == exit_codes.FAILED
-    assert SweepResult([row("clean")], planned=1, wall_s=36.0).summary()["trials_per_hour"] == 100.0
+    s = SweepResult([row("clean")], planned=1, wall_s=36.0).summary()
+    assert s["trials_per_hour"] == 100.0 and s["overhead_per_trial_s"] == 6.0
+    two = SweepResult([row("clean"), row("clean")], planned=2, wall_s=40.0, concurrency=2)
+    assert two.overhead_per_trial_s == 10.0
     assert SweepResult([row("clean")], planned=1, wall_s=36.0, resumed=True).summary()["trials_per_hour"] is None
 
 
