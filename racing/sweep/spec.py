@@ -130,6 +130,8 @@ class Spec:
     scenarios: int = 0
     objective: Objective = Objective()
     start_from_base: bool = True
+    #: (track source, car) -> the min-time line's speed at its start [m/s] (``start_speed: reference``)
+    start_speeds: dict = field(default_factory=dict)
 
     # ------------------------------------------------------------------------------------------------
     def base_race(self) -> dict:
@@ -188,9 +190,6 @@ class Spec:
                 c = {"track": track, "car": car, "seed": seed, **{f"p:{k}": v for k, v in sc.items()}}
                 out.append(self._race(len(out), c))
         return out
-
-    #: (track source, car) -> the min-time line's speed at its start [m/s] (filled by the loader)
-    start_speeds: dict = field(default_factory=dict)
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -393,7 +392,7 @@ def load_spec(path, kind: str) -> Spec:
 
     # controller settings: every value (or both ends of a range) must be accepted by the controller's config
     from racing.control.base import controller_settings
-    from racing.sweep.settings import nest
+    from racing.sweep.settings import get_dotted, nest
 
     for car_arg, car in cars:
         try:
@@ -440,19 +439,13 @@ def load_spec(path, kind: str) -> Spec:
                               f"that car's); got {len(cars)}")
         from racing import config as cfg
 
-        try:
-            objective = cfg.from_mapping(Objective, data.get("objective", {}) or {}, source=source,
-                                         prefix="objective.")
-        except ConfigError:
-            raise
+        objective = cfg.from_mapping(Objective, data.get("objective", {}) or {}, source=source, prefix="objective.")
         start_from_base = data.get("start_from_base", True)
         if not isinstance(start_from_base, bool):
             raise ConfigError(f"{_where(source, 'start_from_base')}: expected true or false")
         if start_from_base:  # the base settings must lie in the search space
             for car_arg, car in cars:
                 base, _ = controller_settings(controller, car, ccfg)
-                from racing.sweep.settings import get_dotted
-
                 for k, a in settings.items():
                     v = get_dotted(base, k)
                     inside = (a.low <= v <= a.high) if a.is_range else v in a.values
