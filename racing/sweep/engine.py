@@ -38,8 +38,14 @@ def start_ray(workers: int | None, threads: int, address: str | None):
 
     if ray.is_initialized():
         ray.shutdown()
-    env = {"env_vars": {"PYTHONPATH": os.pathsep.join(p for p in [str(Path(__file__).resolve().parents[2]),
-                                                                   os.environ.get("PYTHONPATH", "")] if p)}}
+    from racing.raceline.cache import ENV_CACHE
+    from racing.track.catalog import ENV_SHARED
+
+    # the trials see this checkout, and the same reference cache and shared-track folder as the driver
+    env_vars = {"PYTHONPATH": os.pathsep.join(p for p in [str(Path(__file__).resolve().parents[2]),
+                                                          os.environ.get("PYTHONPATH", "")] if p)}
+    env_vars.update({k: os.environ[k] for k in (ENV_CACHE, ENV_SHARED) if os.environ.get(k)})
+    env = {"env_vars": env_vars}
     if address:
         ray.init(address=address, runtime_env=env, logging_level=logging.ERROR, log_to_driver=False)
     else:

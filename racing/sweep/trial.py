@@ -125,8 +125,13 @@ def score(rows: list[dict], objective) -> dict:
     ``objective`` (lower is better), ``mean_gap_pct`` / ``std_gap_pct`` of the race scores (a race's gap to the
     reference [%], or ``fail_penalty`` when it did not complete), ``off_track``, ``spins`` and ``failed`` (counts
     over the races), ``max_gap_pct``."""
-    scores = np.array([r["gap_pct"] if (r["gap_pct"] is not None and r["outcome"] != "failed")
-                       else objective.fail_penalty for r in rows], dtype=float)
+    lost = [r["track"] for r in rows if r["outcome"] != "failed" and r["reference_lap_s"] is None]
+    if lost:  # the spec was checked with a reference on every track: the cache changed under the run
+        raise RuntimeError(f"no minimum-time reference for {rows[0]['car']} on {', '.join(lost)} any more (the "
+                           f"raceline cache changed during the run, e.g. recomputed for other car parameters); "
+                           f"a trial without its reference has no objective")
+    scores = np.array([r["gap_pct"] if r["outcome"] != "failed" else objective.fail_penalty for r in rows],
+                      dtype=float)
     off = int(sum(r["off_track"] for r in rows))
     spins = int(sum(r["spins"] for r in rows))
     failed = int(sum(r["outcome"] == "failed" for r in rows))

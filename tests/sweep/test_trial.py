@@ -40,12 +40,17 @@ def test_row_and_command_rerun_the_same_race(tmp_path, capsys):
 
 def test_score_penalises_failures_and_incidents():
     obj = Objective(k_std=1.0, off_track_penalty=20.0, fail_penalty=100.0)
-    rows = [{"gap_pct": 10.0, "outcome": "clean", "off_track": 0, "spins": 0},
-            {"gap_pct": 14.0, "outcome": "incidents", "off_track": 1, "spins": 0}]
+    rows = [{"gap_pct": 10.0, "outcome": "clean", "off_track": 0, "spins": 0, "reference_lap_s": 50.0},
+            {"gap_pct": 14.0, "outcome": "incidents", "off_track": 1, "spins": 0, "reference_lap_s": 50.0}]
     s = score(rows, obj)
     assert s["mean_gap_pct"] == 12.0 and s["std_gap_pct"] == 2.0 and s["objective"] == 12.0 + 2.0 + 20.0
-    s = score(rows + [{"gap_pct": None, "outcome": "failed", "off_track": 1, "spins": 1}], obj)
+    s = score(rows + [{"gap_pct": None, "outcome": "failed", "off_track": 1, "spins": 1, "reference_lap_s": 50.0}],
+              obj)
     assert s["failed"] == 1 and s["max_gap_pct"] == 100.0 and s["objective"] > 60
+    lost = {"gap_pct": None, "outcome": "clean", "off_track": 0, "spins": 0, "reference_lap_s": None,
+            "track": "Monza", "car": "gt_car"}
+    with pytest.raises(RuntimeError, match=r"no minimum-time reference for gt_car on Monza any more"):
+        score([{**lost}], obj)
 
 
 def test_table_csv_without_parquet_round_trips(tmp_path):
