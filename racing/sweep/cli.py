@@ -53,8 +53,10 @@ def run_sweep_cmd(args) -> int:
 
         swept = [k for k, a in {**spec.perturbations, **spec.settings}.items() if len(set(map(str, a.values))) > 1
                  or a.is_range]
-        swept = ["track"] * (len(spec.tracks) > 1) + swept
-        files.append(save_figure(sweep_figure(res.rows, swept), out / "sweep.png"))
+        swept = (["track"] * (len(spec.tracks) > 1) + ["car"] * (len(spec.cars) > 1) + ["seed"] * (len(spec.seeds) > 1)
+                 + swept)
+        files.append(save_figure(sweep_figure(res.rows, swept, f"racing sweep {Path(args.spec).name}"),
+                                 out / "sweep.png"))
     summary = {**res.summary(), "files": [str(f) for f in files]}
     if args.json:
         print(json.dumps(summary))
