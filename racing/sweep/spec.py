@@ -249,9 +249,10 @@ def _number(data, key, source, default, kind=float, check=None, expected=""):
     v = data.get(key, default)
     if v is None and default is None:
         return None
-    if isinstance(v, bool) or not isinstance(v, (int, float)) or (kind is int and int(v) != v) \
-            or not math.isfinite(v) or (check is not None and not check(v)):
-        raise ConfigError(f"{_where(source, key)}: {v!r}; expected {expected or ('an integer' if kind is int else 'a number')}")
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) \
+            or (kind is int and int(v) != v) or (check is not None and not check(v)):
+        want = expected or ("an integer" if kind is int else "a number")
+        raise ConfigError(f"{_where(source, key)}: {v!r}; expected {want}")
     return kind(v)
 
 

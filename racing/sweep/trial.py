@@ -18,10 +18,10 @@ import numpy as np
 import yaml
 
 #: the columns of a race row, in table order (then the settings, by dotted key)
-ROW_COLUMNS = ("trial", "track", "car", "seed", "friction", "mass", "delay", "noise", "plant", "laps_run",
-               "status", "outcome", "lap_times_s", "best_lap_s", "reference_lap_s", "gap_pct", "off_track", "spins",
-               "deadline_misses", "compute_over_period", "compute_p50_ms", "compute_p99_ms", "sim_time_s", "wall_s",
-               "controller", "controller_config", "command")
+ROW_COLUMNS = ("trial", "track", "car", "seed", "friction", "mass", "delay", "noise", "plant", "start_speed",
+               "laps_run", "status", "outcome", "lap_times_s", "best_lap_s", "reference_lap_s", "gap_pct", "off_track",
+               "spins", "deadline_misses", "compute_over_period", "compute_p50_ms", "compute_p99_ms", "sim_time_s",
+               "wall_s", "controller", "controller_config", "command")
 
 
 def settings_yaml(race: dict) -> str | None:
@@ -105,7 +105,7 @@ def run_race(race: dict, configs_dir, spin_beta: float = 0.3) -> dict:
     cm = summary["compute_ms"]
     completed = result.status in ("completed", "completed_with_incidents")
     row = {"trial": race["trial"], "track": race["track"], "car": race["car"], "seed": race["seed"],
-           **{k: race[k] for k in ("friction", "mass", "delay", "noise", "plant")},
+           **{k: race[k] for k in ("friction", "mass", "delay", "noise", "plant", "start_speed")},
            "laps_run": race["laps"], "status": result.status, "outcome": result.outcome,
            "lap_times_s": " ".join(f"{t:.3f}" for t in result.laps),
            "best_lap_s": _round(result.best_lap_s, 4), "reference_lap_s": _round(result.reference_lap_s, 4),

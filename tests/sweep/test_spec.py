@@ -37,6 +37,7 @@ def write(tmp_path, text, name="spec.yaml"):
                                             r".*unknown key 'lookahead_tme'"),
     ("settings:\n  grip_scale: [5.0]\n", r"settings.grip_scale: 5.0 refused .*above the maximum 1.5"),
     ("laps: 0\n", r"laps: 0; expected an integer >= 1"),
+    ("laps: .inf\n", r"laps: inf; expected an integer >= 1"),
     ("sample: grud\n", r"sample: expected 'grid' or \{random: N, seed: S\}"),
 ])
 def test_bad_sweep_spec_is_a_clear_error(tmp_path, extra, pattern):
