@@ -22,12 +22,14 @@ SUBCOMMAND_MODULES = (
     "racing.sysid.cli",
     "racing.bench",
     "racing.runtime.cli",
+    "racing.sweep.cli",
 )
 
 DEFAULT_CONTROLLER = "pure_pursuit"
 
 #: optional packages -> the extra that installs them (pyproject.toml)
-OPTIONAL_PACKAGES = {"torch": "learn", "rosbags": "ros", "casadi": "raceline", "pytorch_mppi": "bench"}
+OPTIONAL_PACKAGES = {"torch": "learn", "rosbags": "ros", "casadi": "raceline", "pytorch_mppi": "bench", "ray": "sweep",
+                     "optuna": "sweep"}
 
 
 def _default_controller() -> str:
@@ -38,7 +40,8 @@ def _default_controller() -> str:
 
 #: the ``racing race`` option of each SimConfig field (named in errors)
 SIM_FLAGS = {"rate_hz": "--rate", "plant_hz": "--plant-hz", "laps": "--laps", "max_time_s": "--max-time",
-             "delay_s": "--delay", "seed": "--seed", "snapshot_times": "--snapshot", "noise": "--noise"}
+             "delay_s": "--delay", "seed": "--seed", "snapshot_times": "--snapshot", "noise": "--noise",
+             "start_speed": "--start-speed"}
 
 
 def sim_config_from_args(args, plant_params):
@@ -49,7 +52,8 @@ def sim_config_from_args(args, plant_params):
     try:
         return SimConfig(rate_hz=args.rate, plant_hz=args.plant_hz, laps=args.laps, max_time_s=args.max_time,
                          realtime=args.realtime, delay_s=args.delay, noise=noise_preset(plant_params, args.noise),
-                         seed=args.seed, snapshot_times=tuple(args.snapshot or ()))
+                         seed=args.seed, snapshot_times=tuple(args.snapshot or ()),
+                         start_speed=getattr(args, "start_speed", 0.0))
     except ConfigError as exc:
         msg = str(exc)
         field_name = msg.split(": ", 2)[1].split("[")[0].split(" ")[0] if ": " in msg else ""
@@ -116,18 +120,29 @@ def build_race(args):
     """Resolve track, cars, plant, controller and simulator settings from ``args``."""
     from racing import config as cfg
     from racing.control import make_controller
-    from racing.models.params import load_params
+    from racing.models.params import DEFAULT_CAR, load_params, perturbed
     from racing.sim.plant import make_plant
     from racing.track import load_track
 
-    from racing.models.params import DEFAULT_CAR
-
     track = load_track(args.track, check_geometry=not getattr(args, "allow_bad_geometry", False))
     car = load_params(args.car) if args.car else None
+    base = car or load_params(DEFAULT_CAR)
+    # a perturbed plant (--friction-scale, --mass-scale): the controller keeps the car's own parameters
+    scales = {"friction": getattr(args, "friction_scale", 1.0), "mass": getattr(args, "mass_scale", 1.0)}
+    try:
+        perturbed_car = perturbed(base, **scales)
+    except ConfigError as exc:
+        raise ConfigError(f"--{str(exc).split(' ', 1)[0]}-scale: {exc}") from None
     # the plant first (cheap: nothing compiles here): a foreign plant (CommonRoad) is its own car, and --car is
     # then the controller's model of it
-    plant = make_plant(args.plant, car or load_params(DEFAULT_CAR), plant_hz=args.plant_hz)
-    plant_params = getattr(plant, "params", None) or car or load_params(DEFAULT_CAR)
+    plant = make_plant(args.plant, perturbed_car, plant_hz=args.plant_hz)
+    own = getattr(plant, "params", None)
+    foreign = own is not None and own is not perturbed_car
+    if foreign and scales != {"friction": 1.0, "mass": 1.0}:
+        raise ConfigError(f"--friction-scale / --mass-scale: the plant {args.plant} is its own car (its physics are "
+                          f"not the project's parameters); they apply to the project's plants (dynamic_ext, dynamic, "
+                          f"kinematic)")
+    plant_params = own if foreign else perturbed_car
     model_params = load_params(args.model_params) if args.model_params else (car or plant_params)
     if getattr(args, "raceline", None):
         from racing.track import Raceline
@@ -153,6 +168,8 @@ def build_race(args):
         "plant": args.plant,
         "machine": {"numba_threads": threads},
     }
+    if scales != {"friction": 1.0, "mass": 1.0}:
+        run_config["plant_scales"] = scales
     return track, plant_params, model_params, controller, plant, sim, run_config
 
 
@@ -237,14 +254,18 @@ def save_race_outputs(result, track, out: Path, plot: bool = True, animate: bool
     return sorted(f for pattern in RACE_OUTPUTS for f in out.glob(pattern) if f.is_file())
 
 
-def run_race(args) -> int:
+def race_from_args(args, show_progress: bool = False):
+    """One ``racing race`` from its parsed options, without writing anything: ``(result, summary, track, sim)``.
+    ``racing sweep`` / ``racing tune`` run their trials through this, so a trial is exactly the ``racing race``
+    command its row prints. The reference lap is the cached minimum-time lap of the car (its own parameters, not
+    a perturbed plant's)."""
     from tqdm import tqdm
 
     from racing.sim.simulator import simulate
 
     track, plant_params, model_params, controller, plant, sim, run_config = build_race(args)
-    bar = tqdm(total=1000, desc=f"race {track.name}", unit="‰", file=sys.stderr, disable=None if not args.json else True,
-               bar_format="{desc}: {percentage:3.0f}%|{bar}| {postfix}")
+    bar = tqdm(total=1000, desc=f"race {track.name}", unit="‰", file=sys.stderr,
+               disable=None if show_progress else True, bar_format="{desc}: {percentage:3.0f}%|{bar}| {postfix}")
     state = {"last": 0}
 
     def progress(frac, laps_done):
@@ -266,12 +287,18 @@ def run_race(args) -> int:
         pass
     summary = result.summary()
     summary["wall_time_s"] = round(wall, 3)
+    return result, summary, track, sim
+
+
+def run_race(args) -> int:
+    result, summary, track, sim = race_from_args(args, show_progress=not args.json)
+    plant_params_name = summary["car"]
     missed = [t for t in sim.snapshot_times if not result.t.size or t > result.t[-1]]
     if missed:
         summary["snapshots_missed"] = missed
         print(f"racing race: note: --snapshot {', '.join(f'{t:g}' for t in missed)} s not taken: the run ended at "
               f"{summary['sim_time_s']:.2f} s", file=sys.stderr)
-    out = Path(args.out) if args.out else Path("runs") / f"{track.name}_{plant_params.name}_{summary['controller']}"
+    out = Path(args.out) if args.out else Path("runs") / f"{track.name}_{plant_params_name}_{summary['controller']}"
     if not args.no_save:
         files = save_race_outputs(result, track, out, plot=not args.no_plot, animate=getattr(args, "animate", False))
         summary["out_dir"] = str(out)
@@ -325,6 +352,11 @@ def add_race_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of the measurement noise (and the controller's)")
     p.add_argument("--realtime", action="store_true", help="compute time delays commands; count deadline misses")
     p.add_argument("--delay", type=float, default=0.0, help="actuation delay [s]")
+    p.add_argument("--friction-scale", type=float, default=1.0,
+                   help="the plant's tyre grip (D_f, D_r, mu) times this; the controller keeps the car's own")
+    p.add_argument("--mass-scale", type=float, default=1.0,
+                   help="the plant's mass and yaw inertia times this; the controller keeps the car's own")
+    p.add_argument("--start-speed", type=float, default=0.0, help="speed at the start line [m/s] (a rolling start)")
     p.add_argument("--noise", type=float, default=0.0, help="measurement noise scale (0 = none, 1 = typical)")
     p.add_argument("--max-time", type=float, default=None, help="simulated time limit [s]")
     p.add_argument("--snapshot", type=float, action="append", help="save controller diagnostics at this time [s]")

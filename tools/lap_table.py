@@ -1,7 +1,8 @@
 """Race pure pursuit, MPPI and iLQR on every shipped track and every TUM track; print a markdown lap table.
 
-Shipped tracks (``tracks/``) use the f1tenth car when their scale is 1:10 and the gt_car when it
-is "full"; the TUM circuits in ``../shared/data/tracks/racetrack-database/`` use the gt_car.
+The tracks and their cars are :func:`racing.track.catalog.benchmark_tracks`: the project's tracks (the f1tenth
+car on 1:10 tracks, the gt_car on "full" ones) and the TUM circuits in ``../shared/data/tracks/racetrack-database/``
+(the gt_car).
 Every run: plant = the simulator's default (``dynamic_ext``: the car's model + tyre relaxation, drivetrain lag,
 20 ms dead time; ``--plant dynamic`` races the controllers' own model), 3 laps, ``realtime`` (compute time
 counts, deadline misses counted), 50 Hz.
@@ -22,36 +23,20 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-TUM = ROOT.parent / "shared" / "data" / "tracks" / "racetrack-database"
-
 
 def track_list():
-    from racing.track import known_tracks, load_track
+    """(name, source, car) of every benchmark track (:func:`racing.track.catalog.benchmark_tracks`)."""
+    from racing.track.catalog import benchmark_tracks
 
-    out = []
-    for name in known_tracks():
-        t = load_track(name)
-        out.append((name, name, "gt_car" if t.scale == "full" else "f1tenth"))
-    if TUM.is_dir():
-        for f in sorted(TUM.glob("*.csv")):
-            out.append((f.stem, str(f), "gt_car"))
-    return out
+    return benchmark_tracks()
 
 
 def race(track, car: str, controller: str, laps: int, realtime: bool, seed: int = 0, plant: str | None = None):
-    from racing.control import make_controller
-    from racing.models.params import load_params
-    from racing.sim.plant import DEFAULT_PLANT, make_plant
-    from racing.sim.simulator import SimConfig, simulate
+    """One race as ``racing race`` runs it (:func:`racing.api.race`; ``plant`` default: the simulator's)."""
+    from racing.api import race as api_race
+    from racing.sim.plant import DEFAULT_PLANT
 
-    plant = plant or DEFAULT_PLANT
-    p = load_params(car)
-    ctrl = make_controller(controller, track, p)
-    res = simulate(track, ctrl, make_plant(plant, p), p, SimConfig(laps=laps, realtime=realtime, seed=seed),
-                   run_config={"track": {"name": track.name}, "car": {"name": car},
-                               "controller": {"name": controller}, "plant": plant})
-    return res
+    return api_race(track, car, controller, plant=plant or DEFAULT_PLANT, laps=laps, realtime=realtime, seed=seed)
 
 
 SHORT = {"pure_pursuit": "pp", "mppi": "mppi", "ilqr": "ilqr"}

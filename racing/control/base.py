@@ -36,22 +36,24 @@ class Controller(abc.ABC):
 
 @dataclass
 class ControllerSpec:
-    """A registry entry: ``factory(track, params, config_path, **options) -> Controller``."""
+    """A registry entry: ``factory(track, params, config_path, **options) -> Controller``; ``config_for(params,
+    config_path) -> (config, source)``: the settings the factory would start from (for tools that vary them)."""
 
     name: str
     factory: Callable[..., Controller]
     description: str = ""
     defaults: dict = field(default_factory=dict)
+    config_for: Callable | None = None
 
 
 CONTROLLERS: dict[str, ControllerSpec] = {}
 
 
-def register(name: str, description: str = ""):
-    """Decorator registering a controller factory under ``name``."""
+def register(name: str, description: str = "", config_for: Callable | None = None):
+    """Decorator registering a controller factory under ``name`` (``config_for``: see :class:`ControllerSpec`)."""
 
     def deco(factory):
-        CONTROLLERS[name] = ControllerSpec(name, factory, description)
+        CONTROLLERS[name] = ControllerSpec(name, factory, description, config_for=config_for)
         return factory
 
     return deco
@@ -83,6 +85,25 @@ def make_controller(name: str, track, params, config_path=None, **options) -> Co
     if name not in CONTROLLERS:
         raise ValueError(f"unknown controller {name!r}; known controllers: {', '.join(sorted(CONTROLLERS))}")
     return CONTROLLERS[name].factory(track, params, config_path, **options)
+
+
+def controller_settings(name: str, params, config_path=None, overrides: dict | None = None):
+    """``(config, source)``: the settings controller ``name`` races with for the car ``params`` (``config_path``,
+    else its default for the car) with ``overrides`` (a nested mapping, checked strictly: an unknown key or a bad
+    value is a ConfigError naming it). Builds nothing (no kernel compiled)."""
+    from racing import config as cfg
+
+    _load_builtin()
+    if name not in CONTROLLERS:
+        raise ValueError(f"unknown controller {name!r}; known controllers: {', '.join(sorted(CONTROLLERS))}")
+    spec = CONTROLLERS[name]
+    if spec.config_for is None:
+        raise ValueError(f"controller {name!r} does not expose its settings (no config_for in its registration)")
+    conf, source = spec.config_for(params, config_path)
+    if overrides:
+        conf = cfg.replace_from(conf, overrides, source=f"{name} settings")
+        source += f" + overrides {sorted(overrides)}"
+    return conf, source
 
 
 def known_controllers() -> list[str]:

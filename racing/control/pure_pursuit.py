@@ -89,11 +89,17 @@ class PurePursuit(Controller):
         return Command(steering_angle=float(delta), speed=v_ref, acceleration=0.0)
 
 
-@register("pure_pursuit", "geometric path follower with a friction-limited speed profile (baseline)")
-def make_pure_pursuit(track, params, config_path=None, **options) -> PurePursuit:
-    conf = PurePursuitConfig()
+def config_for(params, config_path=None) -> tuple[PurePursuitConfig, str]:
+    """``(config, source)``: ``config_path`` when given, else the defaults (the same for every car)."""
     if config_path is not None:
-        conf = cfg.load(PurePursuitConfig, config_path)
+        return cfg.load(PurePursuitConfig, config_path), str(config_path)
+    return PurePursuitConfig(), "defaults"
+
+
+@register("pure_pursuit", "geometric path follower with a friction-limited speed profile (baseline)",
+          config_for=config_for)
+def make_pure_pursuit(track, params, config_path=None, **options) -> PurePursuit:
+    conf, _ = config_for(params, config_path)
     if options:
         conf = cfg.replace_from(conf, options, source="pure_pursuit options")
     return PurePursuit(track, params, conf)

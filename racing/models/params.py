@@ -120,6 +120,20 @@ class VehicleParams:
         Path(path).write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
+def perturbed(params: VehicleParams, friction: float = 1.0, mass: float = 1.0) -> VehicleParams:
+    """The car with its grip and mass scaled (a perturbed plant for robustness studies; the name is kept, so the
+    car's cached references still apply): ``friction`` scales the tyres' peak factors ``D_f``, ``D_r`` and the
+    longitudinal friction ``mu``; ``mass`` scales ``mass`` and ``inertia_z`` (load spread as the car's own).
+    Both factors > 0; 1 = the car itself (returned unchanged)."""
+    for name, v in (("friction", friction), ("mass", mass)):
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not (v > 0 and v < float("inf")):
+            raise ConfigError(f"{name} scale = {v!r}; expected a number > 0 (1 = the car's own value)")
+    if friction == 1.0 and mass == 1.0:
+        return params
+    return params.replace(D_f=params.D_f * friction, D_r=params.D_r * friction, mu=params.mu * friction,
+                          mass=params.mass * mass, inertia_z=params.inertia_z * mass)
+
+
 def yaml_float(v: float) -> str:
     """``repr(v)`` written so that YAML 1.1 (PyYAML) reads it back as the same float: a mantissa without a dot
     (``1e-06``) is a *string* to PyYAML, so it becomes ``1.0e-06``."""

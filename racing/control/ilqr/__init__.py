@@ -15,7 +15,7 @@ from racing.control.ilqr.config import ILQRConfig, config_for
 from racing.control.ilqr.controller import ILQRController
 
 
-@register("ilqr", "iLQR (box-constrained DDP) on the smooth racing cost, casadi derivatives")
+@register("ilqr", "iLQR (box-constrained DDP) on the smooth racing cost, casadi derivatives", config_for=config_for)
 def make_ilqr(track, params, config_path=None, threads: int | None = None, **options) -> ILQRController:
     """Build iLQR with ``config_path`` (default: settings derived from the car, see
     :func:`~racing.control.ilqr.config.config_for`) and overrides; the car's cached minimum-time line is

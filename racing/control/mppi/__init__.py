@@ -13,7 +13,7 @@ from racing.control.mppi.config import CostWeights, MPPIConfig, config_for, load
 from racing.control.mppi.controller import MPPI
 
 
-@register("mppi", "sampling MPC (MPPI) on numba kernels, racing cost on the track (default)")
+@register("mppi", "sampling MPC (MPPI) on numba kernels, racing cost on the track (default)", config_for=config_for)
 def make_mppi(track, params, config_path=None, threads: int | None = None, **options) -> MPPI:
     """Build MPPI with ``config_path`` (default: the tuning the car names, else settings derived from its
     parameters, see :func:`~racing.control.mppi.config.config_for`) and overrides; ``threads`` is the machine's
