@@ -143,7 +143,8 @@ def build_race(args):
                           f"not the project's parameters); they apply to the project's plants (dynamic_ext, dynamic, "
                           f"kinematic)")
     plant_params = own if foreign else perturbed_car
-    model_params = load_params(args.model_params) if args.model_params else (car or plant_params)
+    # the controller's model: --model-params, else the car (unperturbed), else a foreign plant's own car
+    model_params = load_params(args.model_params) if args.model_params else (own if foreign and car is None else base)
     if getattr(args, "raceline", None):
         from racing.track import Raceline
 
@@ -337,7 +338,7 @@ def add_race_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--residual", default=None, help="residual network weights for the controller's model")
     p.add_argument("--plant", default=DEFAULT_PLANT,
                    help="the simulated car: dynamic_ext (default: the car's model + tyre relaxation, drivetrain lag, "
-                        "20 ms actuator dead time), dynamic (the controller's own model), kinematic, "
+                        "optional dead time), dynamic (the controller's own model), kinematic, "
                         "commonroad:st|std|mb[:vehicle id] (the 'commonroad' extra) or an import path module:factory")
     p.add_argument("--controller", default=None, help="controller name (default mppi if available, else pure_pursuit)")
     p.add_argument("--controller-config", default=None,

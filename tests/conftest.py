@@ -53,7 +53,7 @@ def start_state():
 
 
 class Wobble(Controller):
-    """A controller that wraps another and steers hard right for 0.2 s at t = 3 s (an off-track incident)."""
+    """A controller that wraps another and steers right (-0.15 rad) for 0.2 s at t = 3 s (an off-track incident)."""
 
     name = "wobble"
 
@@ -65,7 +65,7 @@ class Wobble(Controller):
 
     def act(self, observation, t):
         c = self.inner.act(observation, t)
-        return Command(-0.2, c.speed, c.acceleration) if 3.0 <= t < 3.2 else c
+        return Command(-0.15, c.speed, c.acceleration) if 3.0 <= t < 3.2 else c
 
 
 

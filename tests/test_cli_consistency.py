@@ -7,6 +7,7 @@ import sys
 import pytest
 
 from racing.cli import main, make_parser
+from racing.models.params import DEFAULT_CAR
 
 
 def _subparsers(parser):
@@ -28,7 +29,8 @@ def test_raceline_defaults_to_the_track_and_car_of_race():
     subs = _subparsers(make_parser())
     race = subs["race"].parse_args([])
     raceline = subs["raceline"].parse_args([])
-    assert (raceline.track, raceline.car) == (race.track, race.car) == ("lab_loop", "f1tenth")
+    # race.car is None: the default car, unless the plant is a car of its own (commonroad:...)
+    assert (raceline.track, raceline.car) == (race.track, race.car or DEFAULT_CAR) == ("lab_loop", "f1tenth")
 
 
 def test_help_texts_show_defaults_and_no_markup():

@@ -4,7 +4,7 @@ The tracks and their cars are :func:`racing.track.catalog.benchmark_tracks`: the
 car on 1:10 tracks, the gt_car on "full" ones) and the TUM circuits in ``../shared/data/tracks/racetrack-database/``
 (the gt_car).
 Every run: plant = the simulator's default (``dynamic_ext``: the car's model + tyre relaxation, drivetrain lag,
-20 ms dead time; ``--plant dynamic`` races the controllers' own model), 3 laps, ``realtime`` (compute time
+optional dead time; ``--plant dynamic`` races the controllers' own model), 3 laps, ``realtime`` (compute time
 counts, deadline misses counted), 50 Hz.
 
     python tools/lap_table.py                    # everything

@@ -8,8 +8,10 @@ no controller here plans with, so that every race shows model mismatch, as a rea
   5 cm for an F1TENTH car);
 * **drivetrain lag**: the acceleration the motor and brakes deliver follows the speed-loop output ``a_cmd``
   through ``a' = (a_cmd - a) / tau_drive`` (``tau_drive`` [s], default 0.08 s);
-* **actuator dead time**: each command reaches the actuators ``dead_time`` [s] after the plant got it (default
-  0.02 s; on top of the simulator's ``--delay``, the computation latency).
+* **actuator dead time** (an option, default 0): each command reaches the actuators ``dead_time`` [s] after the
+  plant got it (on top of the simulator's ``--delay``). With 20 ms by default, pure pursuit left lab_loop and MPPI
+  harbour_circuit: neither compensates a dead time, so it is left to ``--delay`` (the same effect,
+  chosen per run) rather than built into every race.
 
 ``load_transfer`` scales the car's ``h_cg`` (1 = as stated, 0 = none).
 
@@ -92,7 +94,7 @@ class DynamicExtPlant:
     """The car's dynamic model + tyre relaxation + drivetrain lag + actuator dead time (module doc)."""
 
     def __init__(self, params: VehicleParams, plant_hz: float = 1000.0, tau_drive: float = 0.08,
-                 load_transfer: float = 1.0, sigma: float | None = None, dead_time: float = 0.02):
+                 load_transfer: float = 1.0, sigma: float | None = None, dead_time: float = 0.0):
         if plant_hz < 500:
             raise ValueError(f"plant_hz must be >= 500 Hz, got {plant_hz}")
         if not tau_drive > 0:
@@ -162,7 +164,7 @@ class DynamicExtPlant:
 
 def make_dynamic_ext(params: VehicleParams, plant_hz: float = 1000.0, tau_drive: float = 0.08,
                      load_transfer: float = 1.0, sigma: float | None = None,
-                     dead_time: float = 0.02) -> DynamicExtPlant:
+                     dead_time: float = 0.0) -> DynamicExtPlant:
     """Factory of the ``dynamic_ext`` plant (options: ``tau_drive`` [s], ``load_transfer`` [-], ``sigma`` [m],
     ``dead_time`` [s])."""
     return DynamicExtPlant(params, plant_hz, tau_drive, load_transfer, sigma, dead_time)

@@ -395,10 +395,18 @@ def fit(logs: list[DriveLog] | ro.Data, base: VehicleParams, model: str = "dynam
                                          f"cornering stiffness B C D is identified, through B")
             names = tuple(n for n in names if n not in not_identified)
     if identify and "mu" in names:
+        from racing.models.dynamic import grip_limits
+        from racing.models.ops import NUMPY
+
         a_peak = float(np.percentile(np.abs(longitudinal_accel(data)), 99.5))
-        if a_peak < 0.8 * base.mu * G:
+        # the grip mu gives the car's longitudinal forces (per-axle traction with load transfer when combined slip
+        # is on: for a rear-drive car well below mu g), the lower of driving and braking
+        lo, hi = grip_limits(0.0, base.to_array(), NUMPY)
+        a_grip = min(-float(lo), float(hi))
+        if a_peak < 0.8 * a_grip:
             not_identified["mu"] = (f"not excited: the log's peak longitudinal acceleration {a_peak:.2f} m/s^2 stays "
-                                    f"below 0.8 mu g = {0.8 * base.mu * G:.2f} m/s^2 (mu only caps |F_x|)")
+                                    f"below 0.8 of the tyres' longitudinal grip {a_grip:.2f} m/s^2 (mu only caps "
+                                    f"|F_x| and sets the friction ellipse)")
             names = tuple(n for n in names if n != "mu")
     p_base = base.to_array()
     ped0 = None

@@ -170,7 +170,7 @@ class Wobble(Controller):
 
     name = "wobble"
 
-    def __init__(self, inner, t0=3.0, dur=0.2, steer=-0.2):
+    def __init__(self, inner, t0=3.0, dur=0.2, steer=-0.15):
         self.inner, self.t0, self.dur, self.steer = inner, t0, dur, steer
 
     def reset(self, observation=None):

@@ -77,11 +77,11 @@ def test_bad_spec_fails_on_the_command_line_before_anything_runs(tmp_path, capsy
 
 
 def test_tune_spec_checks(tmp_path):
-    tune = BASE + "trials: 2\nsettings:\n  grip_scale: {low: 0.8, high: 0.9}\n"
+    tune = BASE + "trials: 2\nsettings:\n  grip_scale: {low: 0.7, high: 0.8}\n"
     assert load_tune_spec(write(tmp_path, tune)).trials == 2
     with pytest.raises(ConfigError, match=r"racing tune needs at least one setting"):
         load_tune_spec(write(tmp_path, BASE + "trials: 2\n"))
-    with pytest.raises(ConfigError, match=r"settings.grip_scale: the base value 0.85 lies outside the search space"):
+    with pytest.raises(ConfigError, match=r"settings.grip_scale: the base value 0.75 lies outside the search space"):
         load_tune_spec(write(tmp_path, BASE + "settings:\n  grip_scale: {low: 0.9, high: 1.0}\n"))
     with pytest.raises(ConfigError, match=r"perturbation ranges need scenarios >= 1"):
         load_tune_spec(write(tmp_path, tune + "perturbations:\n  friction: {low: 0.9, high: 1.0}\n"))
@@ -100,17 +100,17 @@ def test_tune_needs_a_reference_on_every_track(tmp_path):
         rows = "\n".join(f"{30 * np.cos(t):.4f},{15 * np.sin(t):.4f},1.0,1.0" for t in th)
         oval.write_text("# x_m,y_m,w_tr_right_m,w_tr_left_m\n" + rows + "\n")
         load_tune_spec(write(tmp_path, BASE.replace("[lab_loop]", "[oval_test.csv]")
-                             + "settings:\n  grip_scale: {low: 0.8, high: 0.9}\n"))
+                             + "settings:\n  grip_scale: {low: 0.7, high: 0.8}\n"))
 
 
 def test_grid_and_random_expansion(tmp_path):
     grid = load_sweep_spec(write(tmp_path, BASE + "seeds: [0, 1]\nperturbations:\n  friction: [0.9, 1.0]\n"
-                                 "  delay: [0.0, 0.02]\nsettings:\n  grip_scale: [0.8, 0.85]\n"))
+                                 "  delay: [0.0, 0.02]\nsettings:\n  grip_scale: [0.75, 0.8]\n"))
     races = grid.sweep_trials()
     assert len(races) == 2 * 2 * 2 * 2
     assert [r["trial"] for r in races] == list(range(16))
     assert {(r["seed"], r["friction"], r["delay"], r["settings"]["grip_scale"]) for r in races} == {
-        (s, f, d, g) for s in (0, 1) for f in (0.9, 1.0) for d in (0.0, 0.02) for g in (0.8, 0.85)}
+        (s, f, d, g) for s in (0, 1) for f in (0.9, 1.0) for d in (0.0, 0.02) for g in (0.75, 0.8)}
     rnd_text = BASE + "sample: {random: 5, seed: 3}\nperturbations:\n  friction: {low: 0.9, high: 1.05}\n"
     a = load_sweep_spec(write(tmp_path, rnd_text)).sweep_trials()
     b = load_sweep_spec(write(tmp_path, rnd_text, "again.yaml")).sweep_trials()
