@@ -39,4 +39,8 @@ def test_st_recovery_with_and_without_the_measured_angle():
     iz = truth("st")["inertia_z"]
     flagged = res2.confounded.get("inertia_z")
     assert abs(e_iz2) < 0.10 or (flagged and flagged["interval"][0] <= iz <= flagged["interval"][1])
-    assert res2.confounded, "without the measured angle a servo/tyre pair must be flagged"
+    # without the measured angle the servo lag and the tyre stiffness trade off: either the log still pins both
+    # (measured 2026-11-27, once B is kept when only C and D go unpinned: I_z +1.1 %, steer_tau 0.079 s) or the
+    # pair is flagged, never a confident wrong value
+    pinned = abs(e_iz2) < 0.05 and abs(res2.params.steer_tau / 0.08 - 1) < 0.1
+    assert pinned or res2.confounded, "without the measured angle: neither pinned nor a servo/tyre pair flagged"
