@@ -103,6 +103,7 @@ def race(track="lab_loop", car="f1tenth", controller="pure_pursuit", plant="dyna
     the fields of :class:`SimConfig` (``laps``, ``rate_hz``, ``max_time_s``, ``realtime``, ``delay_s``, ``seed``,
     ...). The result's ``config`` records the names, as the command line does."""
     from racing import config as cfg
+    from racing.sim.plant import own_car
     from racing.sim.simulator import SimConfig
     from racing.sim.simulator import simulate as _simulate
     from racing.track import Track
@@ -112,7 +113,7 @@ def race(track="lab_loop", car="f1tenth", controller="pure_pursuit", plant="dyna
     car = car if not isinstance(car, (str, Path)) else load_car(car)
     model = car if model_car is None else (model_car if not isinstance(model_car, (str, Path)) else load_car(model_car))
     plant_obj = make_plant(plant, car, sim.plant_hz) if isinstance(plant, str) else plant
-    car = getattr(plant_obj, "params", None) or car  # a foreign plant (CommonRoad) is its own car
+    car = own_car(plant_obj, car) or car  # a foreign plant (CommonRoad) is its own car
     ctrl = make_controller(controller, track, model, controller_config) if isinstance(controller, str) else controller
     run_config = {"track": {"name": track.name, "source": track.source, "length_m": track.length,
                             "raceline": track.raceline is not None},

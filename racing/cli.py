@@ -121,7 +121,7 @@ def build_race(args):
     from racing import config as cfg
     from racing.control import make_controller
     from racing.models.params import DEFAULT_CAR, load_params, perturbed
-    from racing.sim.plant import make_plant
+    from racing.sim.plant import make_plant, own_car
     from racing.track import load_track
 
     track = load_track(args.track, check_geometry=not getattr(args, "allow_bad_geometry", False))
@@ -136,8 +136,8 @@ def build_race(args):
     # the plant first (cheap: nothing compiles here): a foreign plant (CommonRoad) is its own car, and --car is
     # then the controller's model of it
     plant = make_plant(args.plant, perturbed_car, plant_hz=args.plant_hz)
-    own = getattr(plant, "params", None)
-    foreign = own is not None and own is not perturbed_car
+    own = own_car(plant, perturbed_car)
+    foreign = own is not None
     if foreign and scales != {"friction": 1.0, "mass": 1.0}:
         raise ConfigError(f"--friction-scale / --mass-scale: the plant {args.plant} is its own car (its physics are "
                           f"not the project's parameters); they apply to the project's plants (dynamic_ext, dynamic, "

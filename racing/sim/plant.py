@@ -31,6 +31,13 @@ def register_plant(name: str, factory) -> None:
     PLANTS[name] = factory
 
 
+def own_car(plant, car: VehicleParams | None) -> VehicleParams | None:
+    """The plant's own car when it is a car of its own (a CommonRoad plant: its ``params`` are not the ``car`` it
+    was built with), else None (the project's plants simulate the car they were given)."""
+    p = getattr(plant, "params", None)
+    return p if p is not None and p is not car else None
+
+
 def known_plants() -> list[str]:
     return sorted(PLANTS) + ["commonroad:st|std|mb[:vehicle id]"]
 

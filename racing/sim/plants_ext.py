@@ -30,8 +30,7 @@ from numba import njit
 from racing.models.fastmath import compiled
 from racing.models import sops
 from racing.models.actuators import actuator_inputs
-from racing.models.dynamic import (axle_forces, blend_weight, body_derivatives_from_forces, lateral_forces_at,
-                                   resistance, slip_angles)
+from racing.models.dynamic import blend_weight, body_derivatives_from_forces, tyre_force_set
 from racing.models.numba_backend import make_rk4
 from racing.models.params import N_PARAMS, P_HCG, VehicleParams
 
@@ -49,11 +48,9 @@ def dynamic_ext_rhs_s(x, u, pe, out):
     acceleration [m/s^2], ``x[8], x[9]`` the axles' lateral forces [N].
     """
     yaw, vx, vy, r, delta, a_del = x[2], x[3], x[4], x[5], x[6], x[7]
-    fzf, fzr, ft, kf, kr = axle_forces(vx, a_del, pe, sops)
-    af, ar = slip_angles(vx, vy, r, delta, pe, sops)
-    fyf, fyr = lateral_forces_at(af, ar, fzf, fzr, kf, kr, pe, sops)
-    dvx, dvy, dr = body_derivatives_from_forces(vx, vy, r, math.sin(delta), math.cos(delta), u[0], x[8], x[9],
-                                                ft - resistance(vx, pe, sops), blend_weight(vx, pe, sops), pe)
+    fyf, fyr, fx = tyre_force_set(vx, vy, r, delta, a_del, pe, sops)  # the lateral forces' steady values
+    dvx, dvy, dr = body_derivatives_from_forces(vx, vy, r, math.sin(delta), math.cos(delta), u[0], x[8], x[9], fx,
+                                                blend_weight(vx, pe, sops), pe)
     rate = max(abs(vx), 1.0) / pe[PE_SIGMA]
     out[0] = vx * math.cos(yaw) - vy * math.sin(yaw)
     out[1] = vx * math.sin(yaw) + vy * math.cos(yaw)
@@ -70,9 +67,8 @@ def dynamic_ext_rhs_s(x, u, pe, out):
 @njit(cache=True)
 def steady_lateral_forces(x, pe):
     """The steady-state lateral forces (F_yf, F_yr) [N] at state ``x[10]`` (the relaxation states' targets)."""
-    fzf, fzr, ft, kf, kr = axle_forces(x[3], x[7], pe, sops)
-    af, ar = slip_angles(x[3], x[4], x[5], x[6], pe, sops)
-    return lateral_forces_at(af, ar, fzf, fzr, kf, kr, pe, sops)
+    fyf, fyr, _ = tyre_force_set(x[3], x[4], x[5], x[6], x[7], pe, sops)
+    return fyf, fyr
 
 
 rk4_ext = make_rk4(dynamic_ext_rhs_s)

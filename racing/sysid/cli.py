@@ -239,19 +239,18 @@ def run_fit(args) -> int:
 def run_learn(args) -> int:
     from racing.config import ConfigError
     from racing.models.params import DEFAULT_CAR, load_params
-    from racing.sim.plant import make_plant
+    from racing.sim.plant import make_plant, own_car
     from racing.sysid.learn import learn
     from racing.track import DEFAULT_TRACK
 
     try:
         car = load_params(args.car or DEFAULT_CAR)
-        own = getattr(make_plant(args.plant, car), "params", car)
-        foreign = own is not car  # a plant that is its own car (CommonRoad): no truth in the project's terms
-        if foreign and args.car:
+        own = own_car(make_plant(args.plant, car), car)  # CommonRoad: no truth in the project's terms
+        if own is not None and args.car:
             return _err(f"--car {args.car}: the plant {args.plant} is its own car; give the controller's start "
                         f"parameters with --start (default: the plant's data-sheet car, perturbed)", "learn")
-        true = None if foreign else car
-        start = load_params(args.start) if args.start else cautious_start(own, args.perturb)
+        true = car if own is None else None
+        start = load_params(args.start) if args.start else cautious_start(own or car, args.perturb)
     except (ConfigError, ValueError, ImportError) as exc:
         return _err(str(exc), "learn")
 

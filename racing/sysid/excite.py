@@ -116,8 +116,10 @@ class ExcitationDriver(Controller):
         if abs(beta) > c.beta_guard:  # counter-steer against a spin
             delta = 1.5 * beta
         delta = min(max(delta, -p.steer_max), p.steer_max)
-        if self.v_cmd is None or not math.isfinite(c.speed_ramp):
-            self.v_cmd = self.v_ref if not math.isfinite(c.speed_ramp) else vx
+        if not math.isfinite(c.speed_ramp):
+            self.v_cmd = self.v_ref
+        elif self.v_cmd is None:
+            self.v_cmd = vx
         else:
             step = c.speed_ramp * max(t - self.t_last, 0.0)
             self.v_cmd += min(max(self.v_ref - self.v_cmd, -step), step)

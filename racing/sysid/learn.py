@@ -91,7 +91,7 @@ def learn(track, plant_params: VehicleParams | None, start_params: VehicleParams
     ``commonroad:mb``; the table then has no 'true' row)."""
     from racing import config as cfg
     from racing.control import make_controller
-    from racing.sim.plant import make_plant
+    from racing.sim.plant import make_plant, own_car
     from racing.sim.simulator import NoiseConfig, SimConfig, simulate
     from racing.sysid import rollout as ro
     from racing.sysid.evaluate import evaluate
@@ -105,8 +105,9 @@ def learn(track, plant_params: VehicleParams | None, start_params: VehicleParams
     params = start_params
 
     def new_plant():
-        pl = make_plant(plant, plant_params if plant_params is not None else start_params)
-        return pl, (getattr(pl, "params", None) or plant_params)
+        car = plant_params if plant_params is not None else start_params
+        pl = make_plant(plant, car)
+        return pl, own_car(pl, car) or car
 
     logs: list[DriveLog] = []
     rows = []
