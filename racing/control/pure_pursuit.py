@@ -3,14 +3,19 @@
 Steering (Coulter 1992), from the rear axle towards a target point a look-ahead distance
 ``l_d = lookahead_min + lookahead_time * v`` [m] ahead along the path::
 
-    delta = atan(2 L sin(alpha) / d)
+    delta = atan(2 L sin(alpha) / d) + yaw_damping * (L / v) * (v kappa - r)
 
-with alpha the bearing of the target in the car frame and d its distance. Speed: the
+with alpha the bearing of the target in the car frame, d its distance and kappa = 2 sin(alpha) / d the curvature
+of the arc to it. The second term is yaw-rate feedback (the yaw damping of Stanford's Stanley controller, Thrun et
+al. 2006): the steering a kinematic car needs for the yaw rate it lacks (``L / v`` per rad/s), times
+``yaw_damping``. A geometric follower alone does not see the car's yaw mode; a car that oversteers (a rear axle
+that unloads under braking, linear tyres at speed) diverges in yaw faster than the target point moves. Speed: the
 quasi-steady-state profile of :mod:`racing.geometry.speed_profile` (at ``grip_scale`` of the
-tyre limit), taking the minimum over the next ``brake_lookahead_time`` seconds of travel, but never more than
-``a / speed_kp`` away from the present speed, ``a`` being the drive or braking the profile allows at the present
-lateral demand (the car's speed loop accelerates at ``speed_kp (v_cmd - v)``: a speed step in a corner drives or
-brakes past the friction ellipse).
+tyre limit), taking the minimum over the next ``brake_lookahead_time`` seconds of travel; acceleration: the
+profile's own (its minimum over the same window), the feedforward of the car's speed loop ``a = a_ff + speed_kp
+(v_cmd - v)`` (without it the loop lags a braking ramp by ``a / speed_kp``); the sum within the drive or braking
+the profile allows at the present lateral demand (a speed step in a corner drives or brakes past the friction
+ellipse).
 """
 from __future__ import annotations
 
@@ -37,6 +42,7 @@ class PurePursuitConfig:
     speed_scale: float = field(default=1.0, metadata={"unit": "-", "gt": 0.0, "max": 2.0})
     brake_lookahead_time: float = field(default=0.3, metadata={"unit": "s", "min": 0.0})
     use_raceline: bool = True
+    yaw_damping: float = field(default=1.0, metadata={"unit": "-", "min": 0.0, "max": 5.0, "doc": "yaw-rate feedback gain: steering added per rad of the kinematic steering the missing yaw rate needs (0 = pure pursuit alone)"})
 
 
 class PurePursuit(Controller):
@@ -49,6 +55,7 @@ class PurePursuit(Controller):
         self.path = ClosedPath.from_track(track, config.use_raceline)
         prof = speed_profile(self.path.kappa, self.path.ds, params, grip_scale=config.grip_scale)
         self.v_profile = prof.v * config.speed_scale
+        self.a_profile = prof.ax * config.speed_scale ** 2  # d(v^2/2)/ds along the scaled profile [m/s^2]
         self.accel_avail = AccelAvailable(params, config.grip_scale)
         self.profile_lap_s = prof.lap_time / config.speed_scale
         self.L = params.wheelbase
@@ -74,19 +81,25 @@ class PurePursuit(Controller):
         ly = -sn * dx + c * dy
         d = math.hypot(lx, ly)
         alpha = math.atan2(ly, lx)
-        delta = math.atan2(2.0 * self.L * math.sin(alpha), d)
+        kappa = 2.0 * math.sin(alpha) / max(d, 1e-6)
+        delta = math.atan(self.L * kappa)
+        if self.config.yaw_damping > 0.0 and v > self.params.v_blend_high:
+            delta += self.config.yaw_damping * self.L / v * (v * kappa - observation.state[5])
         delta = min(max(delta, -self.params.steer_max), self.params.steer_max)
         # speed: min of the profile over the braking look-ahead window
         nwin = 1 + int((v * self.config.brake_lookahead_time) / self.path.ds)
         idx = (i + np.arange(nwin + 1)) % self.path.n
         v_ref = float(self.v_profile[idx].min())
-        # the car's speed loop accelerates at speed_kp (v_cmd - v): never ask it for more than the profile allows
-        # at the present lateral demand (a speed step in a corner drives or brakes past the friction ellipse, and a
-        # rear axle that drives or unloads under braking slides)
+        # the car's speed loop accelerates at a_ff + speed_kp (v_cmd - v): the profile's own acceleration is the
+        # feedforward (a P loop alone lags a braking ramp by a / speed_kp: 4.7 m/s at 7 m/s^2 and 1.5 1/s), and
+        # the sum stays within what the profile allows at the present lateral demand (a speed step in a corner
+        # drives or brakes past the friction ellipse, and a rear axle that drives or unloads under braking slides)
         k = float(self.path.kappa[i])
         kp = self.params.speed_kp
-        v_ref = min(max(v_ref, v - self.accel_avail(v, k, True) / kp), v + max(self.accel_avail(v, k, False), 0.0) / kp)
-        return Command(steering_angle=float(delta), speed=v_ref, acceleration=0.0)
+        lo, hi = -self.accel_avail(v, k, True), max(self.accel_avail(v, k, False), 0.0)
+        a_ff = min(max(float(self.a_profile[idx].min()), lo), hi)
+        v_ref = min(max(v_ref, v + (lo - a_ff) / kp), v + (hi - a_ff) / kp)
+        return Command(steering_angle=float(delta), speed=v_ref, acceleration=a_ff)
 
 
 def config_for(params, config_path=None) -> tuple[PurePursuitConfig, str]:

@@ -82,3 +82,18 @@ def test_fitted_car_laps_the_commonroad_single_track_plant(tmp_path):
     assert r.status == "completed" and len(r.laps) == 1, r.summary()
     assert r.off_track == 0
     assert r.summary()["max_speed_mps"] > 15.0  # it raced: the corners alone allow ~19 m/s at the cautious grip
+
+
+def test_pure_pursuit_holds_commonroad_single_track_at_top_speed(tmp_path):
+    """CommonRoad ST's linear tyres carry the 2.5 g a fit of its logs finds (D 3.4): fast sweepers at its top speed
+    (51 m/s) and braking into them, where its yaw mode is barely damped and, with the load off the rear axle under
+    braking, unstable. Pure pursuit with its yaw-rate feedback completes two laps (without it, a weave grows until
+    the car leaves the track); its speed loop is led by the profile's deceleration."""
+    import racing
+
+    car = nominal_params(2, "st")
+    car = car.replace(D_f=3.4, D_r=3.4, name="bmw_st_linear")
+    track = racing.load_track(str(_oval(tmp_path, straight=300.0, radius=100.0)))
+    r = racing.race(track, car, controller="pure_pursuit", plant="commonroad:st", laps=2, seed=0, max_time_s=120.0)
+    assert r.status == "completed" and len(r.laps) == 2 and r.off_track == 0, r.summary()
+    assert r.summary()["max_speed_mps"] > 50.0
