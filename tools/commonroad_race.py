@@ -9,7 +9,8 @@ For each CommonRoad model:
    (:func:`racing.sysid.excite.excitation_for`: lateral targets up to 0.95 of the model's grip, ramped speed
    commands), driven with a cautious base car: CommonRoad's data sheet in the project's terms
    (:func:`racing.sim.commonroad.nominal_params`) with the tyre grip 10 % low and I_z, B_f, B_r 20-30 % off;
-2. **fit** the model parameters to the noisy log (:func:`racing.sysid.parametric.fit`, what ``racing fit`` runs);
+2. **fit** the model parameters to the noisy log (:func:`racing.sysid.parametric.fit`, what ``racing fit`` runs),
+   the grip margin included (the share of the grip the fit cannot vouch for: the controllers plan with the rest);
 3. the **reference**: the fitted car's minimum-time lap on each circuit (``racing raceline --method mintime``);
 4. **race** each controller ``--laps`` laps on the CommonRoad plant with the fitted car as its model.
 
@@ -62,7 +63,7 @@ def excite_and_fit(model: str, out: Path, duration: float = 120.0, seed: int = 1
     lat = np.abs(log.state[:, 5] * log.state[:, 3])
     print(f"[{model}] excitation {duration:g} s + fit in {time.perf_counter() - t0:.0f} s; peak |r v_x| "
           f"{lat.max():.1f} m/s^2 (p95 {np.percentile(lat, 95):.1f}); D_f {q.D_f:.3f} D_r {q.D_r:.3f} "
-          f"I_z {q.inertia_z:.0f}; not identified: {', '.join(res.not_identified) or 'none'}", flush=True)
+          f"I_z {q.inertia_z:.0f}; grip margin {100 * q.grip_margin:.1f} %; not identified: {', '.join(res.not_identified) or 'none'}", flush=True)
     return path
 
 
@@ -82,7 +83,7 @@ def reference(track: Path, car: Path) -> float | None:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--models", default="st,mb")
-    ap.add_argument("--tracks", default="Spielberg,BrandsHatch,Catalunya,Monza,Norisring")
+    ap.add_argument("--tracks", default="Norisring,BrandsHatch,Spielberg,Catalunya,Monza")
     ap.add_argument("--controllers", default="mppi,pure_pursuit")
     ap.add_argument("--laps", type=int, default=3)
     ap.add_argument("--out", default="runs/commonroad")
@@ -107,6 +108,7 @@ def main(argv=None) -> int:
                 t0 = time.perf_counter()
                 r = racing.race(track, car, controller=ctrl, plant=f"commonroad:{model}", laps=a.laps)
                 s = r.summary()
+                r.save(out / f"{model}_{name}_{ctrl}")  # the run itself (log.csv, events, config) for a post-mortem
                 gap = (r.best_lap_s / ref - 1.0) if (ref and r.best_lap_s) else None
                 row = {"plant": f"commonroad:{model}", "car": car.name, "controller": ctrl, "track": name,
                        "laps": list(r.laps), "best_lap_s": r.best_lap_s, "off_track": r.off_track,

@@ -28,7 +28,7 @@ from racing import config as cfg
 from racing.control.base import Command, Controller, Observation, register
 from racing.geometry.path import ClosedPath
 from racing.geometry.speed_profile import AccelAvailable, speed_profile
-from racing.models.params import VehicleParams
+from racing.models.params import VehicleParams, usable_grip
 
 
 @dataclass(frozen=True)
@@ -53,10 +53,11 @@ class PurePursuit(Controller):
         self.params = params
         self.config = config
         self.path = ClosedPath.from_track(track, config.use_raceline)
-        prof = speed_profile(self.path.kappa, self.path.ds, params, grip_scale=config.grip_scale)
+        grip = config.grip_scale * usable_grip(params)  # less what the car's identification cannot vouch for
+        prof = speed_profile(self.path.kappa, self.path.ds, params, grip_scale=grip)
         self.v_profile = prof.v * config.speed_scale
         self.a_profile = prof.ax * config.speed_scale ** 2  # d(v^2/2)/ds along the scaled profile [m/s^2]
-        self.accel_avail = AccelAvailable(params, config.grip_scale)
+        self.accel_avail = AccelAvailable(params, grip)
         self.profile_lap_s = prof.lap_time / config.speed_scale
         self.L = params.wheelbase
         self.ld_min = config.lookahead_min if config.lookahead_min is not None else 2.5 * self.L

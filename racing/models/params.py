@@ -76,6 +76,12 @@ class VehicleParams:
         "doc": "controller tuning of this car: a tuning name (e.g. 'gt_car': racing/control/mppi/gt_car.yaml) or "
                "a path to a controller YAML (relative to this car file); none = settings derived from the "
                "parameters"})
+    # not a physical parameter: how far the car's identification vouches for its grip
+    grip_margin: float = field(default=0.0, metadata={
+        "unit": "-", "min": 0.0, "max": 0.5,
+        "doc": "share of the tyre grip (D_f, D_r, mu) the identification cannot vouch for: controllers plan their "
+               "speeds with (1 - grip_margin) of it; racing fit sets it from the fit's uncertainty "
+               "(racing.sysid.parametric.grip_margin); 0 for a car whose data sheet is trusted"})
 
     def __post_init__(self):
         config.validate(self, source=f"VehicleParams {self.name!r}" if isinstance(self.name, str) else None)
@@ -94,12 +100,14 @@ class VehicleParams:
         return np.array([getattr(self, n) for n in PARAM_NAMES], dtype=np.float64)
 
     @classmethod
-    def from_array(cls, p: np.ndarray, name: str = "fitted", tuning: str | None = None) -> "VehicleParams":
-        """Inverse of :meth:`to_array` (``tuning``: the controller tuning the car keeps, e.g. its base car's)."""
+    def from_array(cls, p: np.ndarray, name: str = "fitted", tuning: str | None = None,
+                   grip_margin: float = 0.0) -> "VehicleParams":
+        """Inverse of :meth:`to_array` (``tuning``: the controller tuning the car keeps, e.g. its base car's;
+        ``grip_margin``: what its identification vouches for)."""
         p = np.asarray(p, dtype=float)
         if p.shape != (N_PARAMS,):
             raise ValueError(f"expected a parameter array of shape ({N_PARAMS},), got {p.shape}")
-        return config.from_mapping(cls, {"name": name, "tuning": tuning,
+        return config.from_mapping(cls, {"name": name, "tuning": tuning, "grip_margin": grip_margin,
                                          **{n: float(v) for n, v in zip(PARAM_NAMES, p)}},
                                    source="<parameter array>")
 
@@ -112,12 +120,20 @@ class VehicleParams:
         lines = [f"# {h}" for h in header.splitlines()] if header else []
         lines.append(f"name: {self.name}")
         for f in dataclasses.fields(self):
-            if f.name == "name" or f.name == "tuning":
+            if f.name in NOT_PHYSICAL:
                 continue
             lines.append(f"{f.name}: {yaml_float(getattr(self, f.name))}  # [{f.metadata['unit']}] {f.metadata['doc']}")
+        docs = {f.name: f.metadata["doc"] for f in dataclasses.fields(self)}
+        if self.grip_margin:
+            lines.append(f"grip_margin: {yaml_float(self.grip_margin)}  # [-] {docs['grip_margin']}")
         if self.tuning is not None:
-            lines.append(f"tuning: {self.tuning}  # {dataclasses.fields(self)[-1].metadata['doc']}")
+            lines.append(f"tuning: {self.tuning}  # {docs['tuning']}")
         Path(path).write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def usable_grip(params: VehicleParams) -> float:
+    """``1 - grip_margin``: the share of the car's tyre grip its controllers plan speeds with [-]."""
+    return 1.0 - params.grip_margin
 
 
 def perturbed(params: VehicleParams, friction: float = 1.0, mass: float = 1.0) -> VehicleParams:
@@ -144,8 +160,9 @@ def yaml_float(v: float) -> str:
     return s
 
 
-PARAM_NAMES: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(VehicleParams)
-                                     if f.name not in ("name", "tuning"))
+#: the fields that are not in the flat parameter array
+NOT_PHYSICAL = ("name", "tuning", "grip_margin")
+PARAM_NAMES: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(VehicleParams) if f.name not in NOT_PHYSICAL)
 N_PARAMS = len(PARAM_NAMES)
 
 # Named indices into p = VehicleParams.to_array(); numba treats module globals as constants.

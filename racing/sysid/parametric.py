@@ -94,6 +94,7 @@ class FitResult:
     sigma : per-channel noise scale; weights : per-channel weight multipliers
     not_identified : name -> reason (kept at the base value); confounded : name -> {partner, correlation, interval}
     limits : drive-limit report (:func:`drive_limits`); pedal_map : PedalMap of pedal logs, else None
+    grip_margin : the share of the grip the fit cannot vouch for (:func:`grip_margin`; also ``params.grip_margin``)
     """
 
     params: VehicleParams
@@ -125,6 +126,7 @@ class FitResult:
     weights: dict = field(default_factory=dict)
     n_boot: int = 0
     reference_x: float | None = None
+    grip_margin: float = 0.0
 
     @property
     def pedal_theta(self):
@@ -143,6 +145,7 @@ class FitResult:
             "poorly_identified": self.poorly_identified, "at_bound": self.at_bound,
             "not_identified": self.not_identified, "confounded": self.confounded, "limits": self.limits,
             "weights": self.weights, "n_boot": self.n_boot, "name": self.params.name,
+            "grip_margin": self.grip_margin,
         }
         if self.interval95 is not None:
             d["interval95"] = {n: [float(a), float(b)] for n, (a, b) in zip(self.names, self.interval95)}
@@ -178,6 +181,8 @@ class FitResult:
             lines += ["", "Not identified by this log (kept at the base value):"]
             for n, why in self.not_identified.items():
                 lines.append(f"  {n:<18} {why}")
+        lines += ["", f"Grip margin {self.grip_margin * 100:.1f} %: controllers plan speeds with "
+                      f"{(1 - self.grip_margin) * 100:.1f} % of the fitted grip (what this fit vouches for)"]
         if self.limits:
             lines += ["", "Drive limits:"]
             for n, d in self.limits.items():
@@ -317,6 +322,45 @@ def _block_bootstrap(J: np.ndarray, r: np.ndarray, rows_per_window: int, n_windo
         g = cnt @ jtr + jtr_p
         out[k] = -np.linalg.lstsq(A, g, rcond=None)[0]
     return out
+
+
+#: the grip parameters whose uncertainty sets a fitted car's grip margin, and the margin's ceiling
+GRIP_NAMES = ("D_f", "D_r", "mu")
+GRIP_MARGIN_MAX = 0.3
+
+
+def grip_margin(names, values, std_errors, not_identified: dict, data: ro.Data, params: VehicleParams) -> float:
+    """A fitted car's ``grip_margin`` [-]: the share of its tyre grip this fit cannot vouch for, the largest over
+    ``D_f``, ``D_r`` and ``mu`` of
+
+    * fitted (in ``names``): twice its bootstrap relative standard error (the half-width of a 95 % interval);
+    * asked for but not identified (in ``not_identified``: kept at the base value): the share of it above what the
+      log used, ``1 - a_y,peak / (g D)`` for a tyre peak and ``1 - a_x,peak / a_grip`` for mu (the 99.5th
+      percentiles of the measured lateral and longitudinal accelerations; ``a_grip`` the lesser of the model's
+      driving and braking grip);
+
+    capped at :data:`GRIP_MARGIN_MAX`. A grip parameter the fit was not asked for is taken as known (0)."""
+    from racing.models.dynamic import grip_limits
+    from racing.models.ops import NUMPY
+
+    m = 0.0
+    names = list(names)
+    for n in GRIP_NAMES:
+        if n in names:
+            k = names.index(n)
+            v, se = float(values[k]), float(std_errors[k])
+            if np.isfinite(se) and v > 0:
+                m = max(m, 2.0 * se / v)
+        elif n in not_identified:
+            if n == "mu":
+                lo, hi = grip_limits(0.0, params.to_array(), NUMPY)
+                cap = min(-float(lo), float(hi))
+                used = float(np.percentile(np.abs(longitudinal_accel(data)), 99.5))
+            else:
+                cap = G * getattr(params, n)
+                used = float(np.percentile(np.abs(data.meas[:, 3] * data.meas[:, 5]), 99.5))
+            m = max(m, 1.0 - used / cap)
+    return float(min(max(m, 0.0), GRIP_MARGIN_MAX))
 
 
 def fit(logs: list[DriveLog] | ro.Data, base: VehicleParams, model: str = "dynamic", names=None,
@@ -585,7 +629,9 @@ def fit(logs: list[DriveLog] | ro.Data, base: VehicleParams, model: str = "dynam
     at_bound = [nm for nm, v, a, b, s in zip(all_names, theta, lo, hi, sc) if v <= a + 1e-6 * s or v >= b - 1e-6 * s]
     rel = np.where(theta != 0, np.abs(se / np.where(theta == 0, 1, theta)), np.abs(se / sc))
     poor = [nm for nm, r_ in zip(all_names, rel) if r_ > 0.2 or nm in at_bound]
-    fitted = VehicleParams.from_array(p_fit, name=name or fitted_name(base.name, p_fit), tuning=base.tuning)
+    margin = grip_margin(all_names, theta, se, not_identified, data, base)
+    fitted = VehicleParams.from_array(p_fit, name=name or fitted_name(base.name, p_fit), tuning=base.tuning,
+                                      grip_margin=margin)
     return FitResult(params=fitted, base=base, model=model, names=all_names, values=theta, std_errors=se,
                      initial=th0, cost=float(sol.cost), cost_initial=cost0,
                      rmse_initial=_channel_rmse(pred0 - tgt_0, steer_ok), rmse_final=_channel_rmse(pred1 - tgt, steer_ok),
@@ -594,7 +640,7 @@ def fit(logs: list[DriveLog] | ro.Data, base: VehicleParams, model: str = "dynam
                      poorly_identified=poor, at_bound=at_bound, interval95=iv, correlation=corr,
                      not_identified=not_identified, confounded=confounded, limits=limits,
                      pedal_map=None if q_fit is None else pm.PedalMap.from_array(q_fit), weights=wmul, n_boot=n_boot,
-                     reference_x=ref_x)
+                     reference_x=ref_x, grip_margin=margin)
 
 
 def valley_interval(resid, theta, a, b, rho, se, scale, lo, hi, cost_opt, boot_a, boot_b, rise: float = 0.01,

@@ -17,7 +17,7 @@ from racing.interfaces import Command, Observation
 from racing.models.dynamic import peak_slip_angle
 from racing.models.kinematic import body_velocities
 from racing.models.ops import NUMPY
-from racing.models.params import G, VehicleParams
+from racing.models.params import G, VehicleParams, usable_grip
 
 
 class ILQRController(Controller):
@@ -46,7 +46,8 @@ class ILQRController(Controller):
         self.config_source = config_source
         self.T = config.horizon
         soft, crash = resolve_margins(config, params)
-        self.tab, self.profile_lap_s = C.track_table(track, params, config.grip_scale, config.cap_scale,
+        grip = config.grip_scale * usable_grip(params)  # less what the car's identification cannot vouch for
+        self.tab, self.profile_lap_s = C.track_table(track, params, grip, config.cap_scale,
                                                      config.use_raceline, config.raceline_speed, config.profile_cap)
         self.ds = track.ds
         # without a raceline the line term would pull the car to the centre line: off

@@ -13,7 +13,7 @@ from racing.control.mppi.config import MPPIConfig, as_dict, resolve
 from racing.control.plan import command_from_plan, shift_inputs
 from racing.interfaces import Command, Observation
 from racing.models.dynamic import peak_slip_angle
-from racing.models.params import G, VehicleParams
+from racing.models.params import G, VehicleParams, usable_grip
 
 _MODELS = {"kinematic": S.KINEMATIC, "dynamic": S.DYNAMIC}
 
@@ -84,7 +84,8 @@ class MPPI(Controller):
         if self.racing:
             if track is None:
                 raise ValueError("MPPI with the racing cost needs a track")
-            self.tab, self.profile_lap_s = C.track_table(track, params, config.grip_scale, config.cap_scale,
+            grip = config.grip_scale * usable_grip(params)  # less what the car's identification cannot vouch for
+            self.tab, self.profile_lap_s = C.track_table(track, params, grip, config.cap_scale,
                                                          config.use_raceline, config.raceline_speed)
             ds = track.ds
             self.cp = C.cost_params(config.cost, self.res.soft_margin, self.res.crash_margin, ds,
