@@ -218,11 +218,43 @@ def warm_start(mc, params: VehicleParams) -> tuple[np.ndarray, np.ndarray]:
     return z, np.column_stack([ddelta, a])
 
 
+#: the grids a solve falls back to when IPOPT fails on the default one (spacing factors): another grid is another
+#: NLP, and a restoration failure on one is often a clean solve on the next (CommonRoad ST's fitted car on
+#: Norisring: Restoration_Failed after 213 s at 2.58 m, solved in 11 s at 3.0 m)
+FALLBACK_SPACING = (1.16, 0.86)
+
+
 def min_time_lap(track, params: VehicleParams, spacing: float | None = None, margin: float | None = None,
                  max_iter: int = 3000, time_limit: float = 600.0, reg: float = 1e-4, verbose: bool = False,
                  mincurv=None, tol: float = 1e-6, jit: bool | None = None,
                  power_margin: float = 1e-3, slip_limit: float = 1.0) -> MinTimeResult:
-    """Solve the minimum-lap-time OCP for ``params`` on ``track``.
+    """Solve the minimum-lap-time OCP for ``params`` on ``track``: on the default grid, and when IPOPT fails there
+    (and neither ``spacing`` nor ``mincurv`` pins the grid) on the grids of :data:`FALLBACK_SPACING`; the error
+    of a failure names every attempt. Parameters as :func:`solve_on_grid`."""
+    from racing.raceline.mincurv import default_spacing
+
+    kw = dict(margin=margin, max_iter=max_iter, time_limit=time_limit, reg=reg, verbose=verbose, tol=tol, jit=jit,
+              power_margin=power_margin, slip_limit=slip_limit)
+    if spacing is not None or mincurv is not None:
+        return solve_on_grid(track, params, spacing=spacing, mincurv=mincurv, **kw)
+    base = default_spacing(track, params)
+    failures = []
+    for f in (1.0,) + FALLBACK_SPACING:
+        try:
+            return solve_on_grid(track, params, spacing=base * f, **kw)
+        except RacelineError as exc:
+            if exc.status is None:  # not a solver failure (a track too narrow): another grid does not help
+                raise
+            failures.append(exc)
+    raise RacelineError("; then ".join(str(e) for e in failures) + f" (grids of {base:.3f} m x "
+                        f"{', '.join(f'{f:g}' for f in (1.0,) + FALLBACK_SPACING)} tried)", status=failures[-1].status)
+
+
+def solve_on_grid(track, params: VehicleParams, spacing: float | None = None, margin: float | None = None,
+                  max_iter: int = 3000, time_limit: float = 600.0, reg: float = 1e-4, verbose: bool = False,
+                  mincurv=None, tol: float = 1e-6, jit: bool | None = None,
+                  power_margin: float = 1e-3, slip_limit: float = 1.0) -> MinTimeResult:
+    """Solve the minimum-lap-time OCP for ``params`` on ``track`` on one grid.
 
     Parameters
     ----------

@@ -130,3 +130,48 @@ def test_too_narrow_track_is_an_error_before_solving(f1tenth):
     track = Track.from_centerline(5.0 * np.column_stack([np.cos(th), np.sin(th)]), 0.15, 0.15, name="slot")
     with pytest.raises(RacelineError, match="slot is too narrow"):
         min_time_lap(track, f1tenth, spacing=0.3)
+
+
+def test_a_solver_failure_falls_back_to_other_grids(monkeypatch):
+    """IPOPT failing on the default grid is not the end: the solve is repeated on the fallback grids (another NLP),
+    and a failure on all of them names every attempt; a failure that is not the solver's is raised at once."""
+    from racing.raceline import RacelineError
+    from racing.raceline import mintime as mt
+    from racing.raceline.mincurv import default_spacing
+
+    track, car = load_track("lab_loop"), load_params("f1tenth")
+    base = default_spacing(track, car)
+    tried = []
+
+    def flaky(track, params, spacing=None, mincurv=None, **kw):
+        tried.append(spacing)
+        if spacing == base:
+            raise RacelineError("minimum-time OCP not solved: IPOPT status 'Restoration_Failed'",
+                                status="Restoration_Failed")
+        return spacing
+
+    monkeypatch.setattr(mt, "solve_on_grid", flaky)
+    assert mt.min_time_lap(track, car) == pytest.approx(base * mt.FALLBACK_SPACING[0])
+    assert tried == pytest.approx([base, base * mt.FALLBACK_SPACING[0]])
+    tried.clear()
+    assert mt.min_time_lap(track, car, spacing=0.5) == 0.5  # a grid the caller pins is the only one tried
+    assert tried == [0.5]
+
+    def failing(track, params, spacing=None, mincurv=None, **kw):
+        raise RacelineError(f"IPOPT status 'Infeasible_Problem_Detected' on {spacing:.3f} m",
+                            status="Infeasible_Problem_Detected")
+
+    monkeypatch.setattr(mt, "solve_on_grid", failing)
+    with pytest.raises(RacelineError, match=r"on 0\.\d+ m; then .* m; then .*tried") as info:
+        mt.min_time_lap(track, car)
+    assert info.value.status == "Infeasible_Problem_Detected"
+
+    def narrow(track, params, spacing=None, mincurv=None, **kw):
+        tried.append(spacing)
+        raise RacelineError("track lab_loop too narrow at s = 3.0 m")
+
+    tried.clear()
+    monkeypatch.setattr(mt, "solve_on_grid", narrow)
+    with pytest.raises(RacelineError, match="too narrow"):
+        mt.min_time_lap(track, car)
+    assert len(tried) == 1
