@@ -8,7 +8,8 @@ The plant's parameters (``plant_params``) are unknown to the controller, which s
 2. log what the sensors saw (measured states + commands) and measure the current model's
    open-loop prediction error (1 s RMSE of v_y and yaw rate) on that fresh log;
 3. fit the parameters to all logs so far (:func:`racing.sysid.parametric.fit`, weak prior
-   around the current values) and use them in iteration i + 1.
+   around the current values, with its identification checks: what the logs do not excite or pin keeps its
+   current value, and the fit's grip margin comes with the car) and use them in iteration i + 1.
 
 The result holds per-iteration lap times, off-track counts, prediction errors and parameters.
 """
@@ -34,6 +35,7 @@ class LearnIteration:
     rmse_vy_1s: float | None
     rmse_r_1s: float | None
     fit_seconds: float
+    grip_margin: float = 0.0
 
 
 @dataclass
@@ -49,15 +51,15 @@ class LearnResult:
 
     def table(self) -> str:
         lines = [f"{'iter':>4}{'best lap [s]':>14}{'off':>5}{'status':>11}{'vy RMSE 1s':>12}{'r RMSE 1s':>11}"
-                 + "".join(f"{n:>11}" for n in self.fitted_names)]
+                 f"{'margin':>8}" + "".join(f"{n:>11}" for n in self.fitted_names)]
         for it in self.iterations:
             bl = f"{it.best_lap_s:.3f}" if it.best_lap_s is not None else "-"
             vy = f"{it.rmse_vy_1s:.4f}" if it.rmse_vy_1s is not None else "-"
             r = f"{it.rmse_r_1s:.4f}" if it.rmse_r_1s is not None else "-"
             lines.append(f"{it.iteration:>4}{bl:>14}{it.off_track:>5}{it.status:>11}{vy:>12}{r:>11}"
-                         + "".join(f"{it.params[n]:>11.4g}" for n in self.fitted_names))
+                         f"{100 * it.grip_margin:>7.1f}%" + "".join(f"{it.params[n]:>11.4g}" for n in self.fitted_names))
         if self.true_params:
-            lines.append(f"{'true':>4}{'':>14}{'':>5}{'':>11}{'':>12}{'':>11}"
+            lines.append(f"{'true':>4}{'':>14}{'':>5}{'':>11}{'':>12}{'':>11}{'':>8}"
                          + "".join(f"{self.true_params[n]:>11.4g}" for n in self.fitted_names))
         return "\n".join(lines)
 
@@ -82,13 +84,16 @@ def sim_log(result) -> DriveLog:
 def learn(track, plant_params: VehicleParams | None, start_params: VehicleParams, iterations: int = 3,
           controller: str = "mppi", controller_config=None, plant: str = "dynamic", laps: int = 2,
           noise: dict | None = None, seed: int = 0, names=None, horizon_s: float = 0.5,
-          progress=None, excite_s: float = 0.0, **controller_options) -> LearnResult:
+          progress=None, excite_s: float = 0.0, identify: bool = True, **controller_options) -> LearnResult:
     """Run the loop (see module docstring). ``iterations`` fits; iterations + 1 races in all.
 
     ``excite_s`` > 0: first drive the excitation programme (:func:`racing.sysid.excite.excitation_for` the start
     car) for that long [s] on the plant and fit to it, so that iteration 0 already races a fitted car.
     ``plant_params``: the plant's true parameters (None for a foreign plant that is its own car, e.g.
-    ``commonroad:mb``; the table then has no 'true' row)."""
+    ``commonroad:mb``; the table then has no 'true' row). ``identify``: each fit runs its identification checks
+    (:func:`racing.sysid.parametric.fit`: a parameter the logs do not excite or pin keeps its current value, and
+    the fit's grip margin comes with the car); off, every parameter in ``names`` is fitted as the logs pull it
+    (on CommonRoad MB that put the rear tyre's peak at its bound, D_r = 5, after one race)."""
     from racing import config as cfg
     from racing.control import make_controller
     from racing.sim.plant import make_plant, own_car
@@ -122,8 +127,8 @@ def learn(track, plant_params: VehicleParams | None, start_params: VehicleParams
                                noise=DEFAULT_NOISE if noise is None else noise, seed=seed, x0=x0,
                                meta={"car": start_params.name, "plant": str(plant)})
         logs.append(log)
-        fr = fit(ro.prepare(logs), params, names=names, horizon_s=horizon_s, h_max=0.01, identify=False, n_boot=0,
-                 name=f"{start_params.name}_excite")
+        fr = fit(ro.prepare(logs), params, names=names, horizon_s=horizon_s, h_max=0.01, identify=identify,
+                 n_boot=200 if identify else 0, name=f"{start_params.name}_excite")
         params = fr.params
     for it in range(iterations + 1):
         t0 = time.perf_counter()
@@ -140,7 +145,7 @@ def learn(track, plant_params: VehicleParams | None, start_params: VehicleParams
             except Exception:  # noqa: BLE001 - a too-short run just has no figure
                 pass
         row = LearnIteration(it, {n: float(getattr(params, n)) for n in names}, res.best_lap_s, list(res.laps),
-                             res.off_track, res.status, vy, r, 0.0)
+                             res.off_track, res.status, vy, r, 0.0, params.grip_margin)
         rows.append(row)
         if progress:
             progress(row)
@@ -149,8 +154,8 @@ def learn(track, plant_params: VehicleParams | None, start_params: VehicleParams
         if log.duration > 2 * horizon_s:
             logs.append(log)
         if logs:
-            fr = fit(ro.prepare(logs), params, names=names, horizon_s=horizon_s, h_max=0.01, identify=False, n_boot=0,
-                     name=f"{start_params.name}_learn{it + 1}")
+            fr = fit(ro.prepare(logs), params, names=names, horizon_s=horizon_s, h_max=0.01, identify=identify,
+                     n_boot=200 if identify else 0, name=f"{start_params.name}_learn{it + 1}")
             params = fr.params
         row.fit_seconds = time.perf_counter() - t0
     return LearnResult(rows, params, controller, track.name, names,
