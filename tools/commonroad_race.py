@@ -15,7 +15,8 @@ For each CommonRoad model:
 4. **race** each controller ``--laps`` laps on the CommonRoad plant with the fitted car as its model.
 
 Prints a markdown table (plant, car, controller, track, laps, best lap, off-track, gap to the fitted car's
-reference) and writes the fitted cars and a JSON of every race to ``--out``.
+reference) and writes the fitted cars, a JSON of every race and each run itself (``racing race --out``'s files) to
+``--out``.
 """
 from __future__ import annotations
 
