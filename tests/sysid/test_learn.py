@@ -11,7 +11,7 @@ def test_learn_races_fitted_cars_with_the_grip_their_fits_vouch_for():
     start = car.replace(D_f=0.85 * car.D_f, D_r=0.85 * car.D_r, inertia_z=1.3 * car.inertia_z, B_f=0.8 * car.B_f,
                         name="f1_start")
     r = learn("lab_loop", car, start, iterations=1, controller="pure_pursuit", plant="dynamic", laps=1,
-              excite_s=20.0)
+              excite_s=12.0)
     assert [it.iteration for it in r.iterations] == [0, 1]
     for it in r.iterations:
         assert it.status == "completed" and it.off_track == 0 and len(it.laps) == 1
