@@ -94,7 +94,6 @@ def learn(track, plant_params: VehicleParams | None, start_params: VehicleParams
     (:func:`racing.sysid.parametric.fit`: a parameter the logs do not excite or pin keeps its current value, and
     the fit's grip margin comes with the car); off, every parameter in ``names`` is fitted as the logs pull it
     (on CommonRoad MB that put the rear tyre's peak at its bound, D_r = 5, after one race)."""
-    from racing import config as cfg
     from racing.control import make_controller
     from racing.sim.plant import make_plant, own_car
     from racing.sim.simulator import NoiseConfig, SimConfig, simulate
@@ -116,6 +115,7 @@ def learn(track, plant_params: VehicleParams | None, start_params: VehicleParams
 
     logs: list[DriveLog] = []
     rows = []
+    fit_kw = dict(names=names, horizon_s=horizon_s, h_max=0.01, identify=identify, n_boot=200 if identify else 0)
     if excite_s > 0:
         from racing.sysid.excite import ExcitationDriver, drive_session, excitation_for
 
@@ -127,8 +127,7 @@ def learn(track, plant_params: VehicleParams | None, start_params: VehicleParams
                                noise=DEFAULT_NOISE if noise is None else noise, seed=seed, x0=x0,
                                meta={"car": start_params.name, "plant": str(plant)})
         logs.append(log)
-        fr = fit(ro.prepare(logs), params, names=names, horizon_s=horizon_s, h_max=0.01, identify=identify,
-                 n_boot=200 if identify else 0, name=f"{start_params.name}_excite")
+        fr = fit(ro.prepare(logs), params, name=f"{start_params.name}_excite", **fit_kw)
         params = fr.params
     for it in range(iterations + 1):
         t0 = time.perf_counter()
@@ -154,8 +153,7 @@ def learn(track, plant_params: VehicleParams | None, start_params: VehicleParams
         if log.duration > 2 * horizon_s:
             logs.append(log)
         if logs:
-            fr = fit(ro.prepare(logs), params, names=names, horizon_s=horizon_s, h_max=0.01, identify=identify,
-                     n_boot=200 if identify else 0, name=f"{start_params.name}_learn{it + 1}")
+            fr = fit(ro.prepare(logs), params, name=f"{start_params.name}_learn{it + 1}", **fit_kw)
             params = fr.params
         row.fit_seconds = time.perf_counter() - t0
     return LearnResult(rows, params, controller, track.name, names,

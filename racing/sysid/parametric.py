@@ -52,7 +52,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from racing.logs import DriveLog, LogError
+from racing.logs import DriveLog
 from racing.models.params import G, PARAM_NAMES, VehicleParams
 from racing.sysid import pedals as pm
 from racing.sysid import rollout as ro
@@ -324,6 +324,26 @@ def _block_bootstrap(J: np.ndarray, r: np.ndarray, rows_per_window: int, n_windo
     return out
 
 
+def lateral_peak(data: ro.Data) -> float:
+    """The log's peak lateral acceleration [m/s^2]: the 99.5th percentile of |v_x r| (measured)."""
+    return float(np.percentile(np.abs(data.meas[:, 3] * data.meas[:, 5]), 99.5))
+
+
+def longitudinal_peak(data: ro.Data) -> float:
+    """The log's peak longitudinal acceleration [m/s^2]: the 99.5th percentile of |dv_x/dt|."""
+    return float(np.percentile(np.abs(longitudinal_accel(data)), 99.5))
+
+
+def longitudinal_grip(params: VehicleParams) -> float:
+    """The longitudinal acceleration [m/s^2] mu gives the car at rest, the lower of driving and braking (per-axle
+    traction with load transfer when combined slip is on: for a rear-drive car well below mu g)."""
+    from racing.models.dynamic import grip_limits
+    from racing.models.ops import NUMPY
+
+    lo, hi = grip_limits(0.0, params.to_array(), NUMPY)
+    return min(-float(lo), float(hi))
+
+
 #: the grip parameters whose uncertainty sets a fitted car's grip margin, and the margin's ceiling
 GRIP_NAMES = ("D_f", "D_r", "mu")
 GRIP_MARGIN_MAX = 0.3
@@ -340,9 +360,6 @@ def grip_margin(names, values, std_errors, not_identified: dict, data: ro.Data, 
       driving and braking grip);
 
     capped at :data:`GRIP_MARGIN_MAX`. A grip parameter the fit was not asked for is taken as known (0)."""
-    from racing.models.dynamic import grip_limits
-    from racing.models.ops import NUMPY
-
     m = 0.0
     names = list(names)
     for n in GRIP_NAMES:
@@ -353,13 +370,9 @@ def grip_margin(names, values, std_errors, not_identified: dict, data: ro.Data, 
                 m = max(m, 2.0 * se / v)
         elif n in not_identified:
             if n == "mu":
-                lo, hi = grip_limits(0.0, params.to_array(), NUMPY)
-                cap = min(-float(lo), float(hi))
-                used = float(np.percentile(np.abs(longitudinal_accel(data)), 99.5))
+                m = max(m, 1.0 - longitudinal_peak(data) / longitudinal_grip(params))
             else:
-                cap = G * getattr(params, n)
-                used = float(np.percentile(np.abs(data.meas[:, 3] * data.meas[:, 5]), 99.5))
-            m = max(m, 1.0 - used / cap)
+                m = max(m, 1.0 - lateral_peak(data) / (G * getattr(params, n)))
     return float(min(max(m, 0.0), GRIP_MARGIN_MAX))
 
 
@@ -429,7 +442,7 @@ def fit(logs: list[DriveLog] | ro.Data, base: VehicleParams, model: str = "dynam
     wts[..., 3] *= steer_ok
     not_identified: dict = {}
     if identify and any(n in names for n in ("C_f", "D_f", "C_r", "D_r")):
-        ay_peak = float(np.percentile(np.abs(data.meas[:, 3] * data.meas[:, 5]), 99.5))
+        ay_peak = lateral_peak(data)
         ay_cap = min(base.D_f, base.D_r) * G
         if ay_peak < 0.6 * ay_cap:
             for n in ("C_f", "D_f", "C_r", "D_r"):
@@ -439,14 +452,7 @@ def fit(logs: list[DriveLog] | ro.Data, base: VehicleParams, model: str = "dynam
                                          f"cornering stiffness B C D is identified, through B")
             names = tuple(n for n in names if n not in not_identified)
     if identify and "mu" in names:
-        from racing.models.dynamic import grip_limits
-        from racing.models.ops import NUMPY
-
-        a_peak = float(np.percentile(np.abs(longitudinal_accel(data)), 99.5))
-        # the grip mu gives the car's longitudinal forces (per-axle traction with load transfer when combined slip
-        # is on: for a rear-drive car well below mu g), the lower of driving and braking
-        lo, hi = grip_limits(0.0, base.to_array(), NUMPY)
-        a_grip = min(-float(lo), float(hi))
+        a_peak, a_grip = longitudinal_peak(data), longitudinal_grip(base)
         if a_peak < 0.8 * a_grip:
             not_identified["mu"] = (f"not excited: the log's peak longitudinal acceleration {a_peak:.2f} m/s^2 stays "
                                     f"below 0.8 of the tyres' longitudinal grip {a_grip:.2f} m/s^2 (mu only caps "
