@@ -41,7 +41,7 @@ def _circle_start(ca, i0, s0):
 def circle_stage(st, u0, u1, up0, up1, t, T, ca, cs):
     """Stage cost of the standard problem (scalars in the kernel, arrays in the numpy reference)."""
     q = ca[0]
-    e = np.sqrt(st[0] * st[0] + st[1] * st[1]) - q[0]
+    e = (st[0] * st[0] + st[1] * st[1]) ** 0.5 - q[0]  # ** 0.5: numpy arrays, CPU and CUDA scalars alike
     f = st[3] - q[1]
     return q[2] * e * e + q[3] * f * f, cs
 

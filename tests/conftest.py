@@ -74,3 +74,29 @@ def wobble_cls():
     """The :class:`Wobble` incident-making controller wrapper."""
     return Wobble
 
+
+
+def random_residual(seed=0, hidden=8, layers=2, taus=(0.05, 0.2), products=True, clip=True, scale=1.0):
+    """Untrained residual weights with random parameters (corrections of order ``scale``)."""
+    from racing.models.residual import ResidualWeights, feature_names
+
+    rng = np.random.default_rng(seed)
+    n_aug = len(taus)
+    n_in = len(feature_names(n_aug, products and n_aug > 0))
+    sizes = [n_in] + [hidden] * layers + [3]
+    Ws = [rng.normal(0, 1.0 / np.sqrt(a), (b, a)) for a, b in zip(sizes[:-1], sizes[1:])]
+    bs = [rng.normal(0, 0.1, b) for b in sizes[1:]]
+    in_mean = rng.normal(0, 0.5, n_in)
+    in_std = rng.uniform(0.5, 3.0, n_in)
+    lo = hi = None
+    if clip:
+        lo, hi = in_mean - 3 * in_std, in_mean + 3 * in_std
+    return ResidualWeights(Ws, bs, in_mean, in_std, np.array([0.1, -0.2, 0.3]) * scale,
+                           np.array([0.5, 1.0, 2.0]) * scale, dt=0.02, taus=np.array(taus, float),
+                           products=products, in_lo=lo, in_hi=hi)
+
+
+@pytest.fixture
+def make_residual():
+    """:func:`random_residual`: untrained semi-parametric residual weights."""
+    return random_residual

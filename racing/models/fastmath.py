@@ -11,7 +11,7 @@ import math
 import warnings
 
 from numba.core.errors import NumbaIRAssumptionWarning
-from numba.extending import register_jitable
+from numba.extending import overload, register_jitable
 
 #: fast-math flags of the CPU kernels: everything but 'no NaN / no inf' (the weights must see non-finite costs) and
 #: 'reassoc'. With 'reassoc' the kernel that ran in the process that compiled it and the same kernel loaded from
@@ -28,8 +28,20 @@ def scalar(fn):
     inlining, so that it compiles as part of its caller (the caller's fast-math flags, no call: LLVM does not
     inline across numba's per-function libraries, and the calls made the rollouts 2x slower); ``fn`` stays a
     plain Python function (numpy/torch/casadi arrays or scalars). For small leaves: nested IR inlining
-    multiplies numba's compile time (a rollout kernel inlined to the bottom took 5-6 minutes to compile)."""
-    return register_jitable(inline="always")(fn)
+    multiplies numba's compile time (a rollout kernel inlined to the bottom took 5-6 minutes to compile).
+
+    CUDA callers get the function without numba's IR inlining (:func:`_cuda_overload`)."""
+    register_jitable(inline="always")(fn)
+    return _cuda_overload(fn)
+
+
+def _cuda_overload(fn):
+    """Register ``fn`` for the CUDA target as a plain (not IR-inlined) device function, ahead of the generic
+    registration: numba-cuda (0.30) fails to type IR-inlined generic-target functions (``max(a, b)`` inside one
+    becomes ``gt(omitted, omitted)``), while NVVM inlines device functions itself. ``tests/test_cuda_compile.py``
+    compiles the rollouts into PTX."""
+    overload(fn, target="cuda", strict=False, prefer_literal=False)(lambda *args: fn)
+    return fn
 
 
 # numba's pedantic IR check warns about phi variables of inlined branches (atan_fast's range reduction); the
@@ -41,7 +53,8 @@ def compiled(fn):
     """Register ``fn`` for numba's generic target as a function of its own (compiled once with the kernels'
     fast-math flags, called, not inlined): for entry points that callers use several times (an RHS inside RK4),
     where IR-inlining every use would multiply the compile time; ``fn``'s own callees are still inlined."""
-    return register_jitable(fastmath=FM, forceinline=True)(fn)
+    register_jitable(fastmath=FM, forceinline=True)(fn)
+    return _cuda_overload(fn)
 
 
 @scalar

@@ -9,25 +9,6 @@ from racing.control.base import Command, Observation
 from racing.control.mppi import MPPI, MPPIConfig
 from racing.control.mppi import step as S
 from racing.models.params import load_params
-from racing.models.residual import ResidualWeights, feature_names
-
-
-def random_residual(seed=0, hidden=8, layers=2, taus=(0.05, 0.2), products=True, clip=True, scale=1.0):
-    """Untrained residual weights with random parameters (corrections of order ``scale``)."""
-    rng = np.random.default_rng(seed)
-    n_aug = len(taus)
-    n_in = len(feature_names(n_aug, products and n_aug > 0))
-    sizes = [n_in] + [hidden] * layers + [3]
-    Ws = [rng.normal(0, 1.0 / np.sqrt(a), (b, a)) for a, b in zip(sizes[:-1], sizes[1:])]
-    bs = [rng.normal(0, 0.1, b) for b in sizes[1:]]
-    in_mean = rng.normal(0, 0.5, n_in)
-    in_std = rng.uniform(0.5, 3.0, n_in)
-    lo = hi = None
-    if clip:
-        lo, hi = in_mean - 3 * in_std, in_mean + 3 * in_std
-    return ResidualWeights(Ws, bs, in_mean, in_std, np.array([0.1, -0.2, 0.3]) * scale,
-                           np.array([0.5, 1.0, 2.0]) * scale, dt=0.02, taus=np.array(taus, float),
-                           products=products, in_lo=lo, in_hi=hi)
 
 
 def reference(c: MPPI, x0, U0, eps, z0):
@@ -37,10 +18,10 @@ def reference(c: MPPI, x0, U0, eps, z0):
 
 
 @pytest.mark.parametrize("kw", [dict(), dict(taus=(), products=False, clip=False), dict(layers=1, clip=False)])
-def test_numba_step_equals_numpy_reference_with_residual(kw, oval, start_state):
+def test_numba_step_equals_numpy_reference_with_residual(kw, oval, start_state, make_residual):
     track = oval()
     p = load_params("f1tenth")
-    rw = random_residual(**kw)
+    rw = make_residual(**kw)
     c = MPPI(track, p, MPPIConfig(num_samples=64, horizon=25, dt=0.04, substeps=2, model="dynamic", alpha=0.5,
                                   warmup=False), residual=rw)
     assert c.rw.size == rw.flat.size and c.ZR.shape[0] == 64
@@ -65,10 +46,10 @@ def test_numba_step_equals_numpy_reference_with_residual(kw, oval, start_state):
     assert np.max(np.abs(ref0["S"] - ref["S"])) > 1e-3
 
 
-def test_zero_residual_equals_plain_model(oval, start_state):
+def test_zero_residual_equals_plain_model(oval, start_state, make_residual):
     track = oval()
     p = load_params("f1tenth")
-    rw = random_residual(scale=0.0)  # out_mean = out_std = 0: the correction is exactly zero
+    rw = make_residual(scale=0.0)  # out_mean = out_std = 0: the correction is exactly zero
     conf = MPPIConfig(num_samples=32, horizon=15, model="dynamic", warmup=False)
     a, b = MPPI(track, p, conf, residual=rw), MPPI(track, p, conf)
     x0 = start_state(track)
@@ -78,10 +59,10 @@ def test_zero_residual_equals_plain_model(oval, start_state):
     np.testing.assert_allclose(a.X, b.X, atol=1e-12)
 
 
-def test_closed_loop_factory_with_residual_file(tmp_path, oval, start_state):
+def test_closed_loop_factory_with_residual_file(tmp_path, oval, start_state, make_residual):
     track = oval()
     p = load_params("f1tenth")
-    path = random_residual(scale=0.2).save(tmp_path / "res.npz")
+    path = make_residual(scale=0.2).save(tmp_path / "res.npz")
     c = make_controller("mppi", track, p, None, residual=str(path), num_samples=64, horizon=15)
     assert isinstance(c, MPPI) and c.residual is not None and c.residual.n_aug == 2
     np.testing.assert_array_equal(c.z[:2], 0.0)  # steady state of a zero command after reset
@@ -103,10 +84,10 @@ def test_closed_loop_factory_with_residual_file(tmp_path, oval, start_state):
     np.testing.assert_array_equal(c.z[:2], 0.0)
 
 
-def test_residual_needs_dynamic_model_and_a_valid_file(tmp_path, oval):
+def test_residual_needs_dynamic_model_and_a_valid_file(tmp_path, oval, make_residual):
     track = oval()
     p = load_params("f1tenth")
-    path = random_residual().save(tmp_path / "res.npz")
+    path = make_residual().save(tmp_path / "res.npz")
     with pytest.raises(ValueError, match="dynamic"):
         make_controller("mppi", track, p, None, residual=str(path), model="kinematic", warmup=False)
     bad = tmp_path / "bad.npz"

@@ -268,7 +268,8 @@ RACING = RolloutCost("racing", _racing_start, _racing_stage, _racing_terminal)
 # ------------------------------------------------------------------------------------------------
 # the kernel factory
 # ------------------------------------------------------------------------------------------------
-Kernels = namedtuple("Kernels", "iteration")
+#: the compiled iteration, and the one-sample rollout it is built from (the CUDA kernels call the same function)
+Kernels = namedtuple("Kernels", "iteration rollout")
 _KERNELS: dict = {}
 
 
@@ -291,7 +292,7 @@ def make_kernels(model: RolloutModel, cost: RolloutCost) -> Kernels:
     start, step = model.start, model.step
     c_start, stage, terminal = cost.start, cost.stage, cost.terminal
 
-    @register_jitable(inline="always")
+    @scalar  # IR-inlined into the CPU kernels; a plain device function for CUDA (racing.control.mppi.gpu)
     def rollout(k, x0, U, eps_k, V_k, sg, gamma, m, ca, i0, s0, u_prev, gen, seed, qtab, store, traj_k, rec, X_k,
                 recx, zr_k):
         T = U.shape[0]
@@ -411,7 +412,7 @@ def make_kernels(model: RolloutModel, cost: RolloutCost) -> Kernels:
                 smin = b.S[k]
         return smin, c_nom, eta
 
-    ker = Kernels(iteration)
+    ker = Kernels(iteration, rollout)
     _KERNELS[key] = ker
     return ker
 

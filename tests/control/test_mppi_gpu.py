@@ -1,0 +1,135 @@
+"""The MPPI rollouts compiled for CUDA from the CPU kernels' source (racing.control.mppi.gpu).
+
+* PTX: every (rollout model, cost) pair compiles into device code with numba-cuda and NVVM, on a machine without a
+  GPU (numba-cuda asks the driver for the device's compute capability when it compiles a device function; with no
+  driver the test names one, ``CC``).
+* CUDA simulator (``NUMBA_ENABLE_CUDASIM=1``, a subprocess): the kernel, run as numba's simulator runs it, gives
+  the CPU iteration's costs S[K], clamped inputs V[K, T, 2] and generated noise for the same seed.
+* GPU (marked ``gpu``, skipped without a device): the same comparison on the device, K = 2048, T = 50.
+"""
+import os
+import subprocess
+import sys
+import types
+
+import numpy as np
+import pytest
+
+from racing.control.mppi import step as S
+
+CC = (8, 0)
+
+
+def _nvvm_or_skip():
+    cuda = pytest.importorskip("numba.cuda")
+    from numba.cuda.cudadrv import nvvm
+
+    if not nvvm.is_available():
+        pytest.skip("NVVM (libnvvm) not found: pip install 'racing[cuda]'")
+    return cuda
+
+
+def _controller(model="dynamic", K=16, T=10, residual=None):
+    from racing.control.mppi import make_mppi
+    from racing.models.params import load_params
+    from racing.track import load_track
+
+    track = load_track("lab_loop")
+    ctrl = make_mppi(track, load_params("f1tenth"), num_samples=K, horizon=T, model=model, residual=residual,
+                     warmup=False)
+    return ctrl, track
+
+
+def _cpu_iteration(ctrl, track):
+    """One CPU iteration from a state on the track, the generated noise stored; returns the kernel's arguments
+    (as the controller passed them) and the CPU results."""
+    from racing.sim.simulator import initial_state
+
+    x0 = initial_state(track, 3.0)
+    x0[4], x0[5] = 0.05, 0.3
+    ctrl.solve(x0, 0.0)  # a first iteration: a nominal U that is not zero
+    U = ctrl.U.copy()
+    ctrl.solve(x0, None, store_noise=True)
+    args = dict(x0=x0.copy(), U=U, u_prev=U[0].copy(), i0=ctrl.last["i0"], s0=ctrl.last["s0"], seed=ctrl.last_seed,
+                sigma=ctrl.noise.copy())
+    return args, ctrl.Sk.copy(), ctrl.V.copy(), ctrl.eps.copy()
+
+
+def compare(K, T, model="dynamic"):
+    """Run the CUDA kernel (device or simulator) against the CPU iteration; returns the largest relative errors
+    (S, V, eps)."""
+    from numba import cuda
+
+    from racing.control.mppi.gpu import launch, rollout_kernel
+
+    ctrl, track = _controller(model, K, T)
+    a, S_cpu, V_cpu, eps_cpu = _cpu_iteration(ctrl, track)
+    kern = rollout_kernel(ctrl.model, ctrl.cost)
+    nz = S.NoiseArgs(sigma=a["sigma"], qtab=ctrl.qtab)
+    V = np.zeros((K, T, 2))
+    S_out = np.zeros(K)
+    eps = np.zeros((K, T, 2))
+    traj = np.zeros((max(ctrl.n_rec, 1), T + 1, 2))
+    d = cuda.to_device
+    dV, dS, deps, dtraj = d(V), d(S_out), d(eps), d(traj)
+    launch(kern, K, d(a["x0"]), d(a["U"]), ctrl.margs, ctrl.cost_args, nz, a["i0"], a["s0"], d(a["u_prev"]),
+           a["seed"], ctrl.gamma, True, True, ctrl.n_rec, dV, dS, deps, dtraj, d(np.zeros((T + 1, 7))), d(ctrl.ZR))
+    V, S_out, eps = dV.copy_to_host(), dS.copy_to_host(), deps.copy_to_host()
+
+    def rel(a_, b_):
+        return float(np.max(np.abs(a_ - b_)) / max(np.max(np.abs(b_)), 1e-12))
+
+    return rel(S_out, S_cpu), rel(V, V_cpu), rel(eps, eps_cpu)
+
+
+@pytest.mark.parametrize("model,cost", [("dynamic", "racing"), ("kinematic", "racing"),
+                                        ("semi_parametric", "racing"), ("kinematic", "circle")])
+def test_rollouts_compile_to_ptx(model, cost, monkeypatch, make_residual):
+    cuda = _nvvm_or_skip()
+    import numba
+    import numba.cuda.dispatcher as cuda_dispatcher
+
+    from racing.bench import CIRCLE, circle_args
+    from racing.control.mppi.gpu import rollout_kernel
+
+    # no driver here: numba-cuda's device-function compiler asks it for the compute capability; name one
+    monkeypatch.setattr(cuda_dispatcher, "get_current_device", lambda: types.SimpleNamespace(compute_capability=CC))
+    residual = make_residual() if model == "semi_parametric" else None
+    ctrl, _ = _controller("dynamic" if model == "semi_parametric" else model, K=8, T=5, residual=residual)
+    rm = ctrl.model
+    rc, ca = (S.RACING, ctrl.cost_args) if cost == "racing" else (CIRCLE, circle_args())
+    kern = rollout_kernel(rm, rc)
+    T = 5
+    nz = S.NoiseArgs(sigma=ctrl.noise, qtab=ctrl.qtab)
+    args = (np.zeros(7), np.zeros((T, 2)), ctrl.margs, ca, nz, 0, 0.0, np.zeros(2), 1, 0.0, True, False, 1,
+            np.zeros((8, T, 2)), np.zeros(8), np.zeros((8, T, 2)), np.zeros((1, T + 1, 2)), np.zeros((T + 1, 7)),
+            ctrl.ZR)
+    sig = tuple(numba.typeof(x) for x in args)
+    ptx, _ = cuda.compile_ptx(kern.py_func, sig, cc=CC)
+    assert ".visible .entry" in ptx
+    assert "fma.rn.f64" in ptx  # the model's arithmetic is in it (device code, not a stub)
+
+
+def test_rollouts_match_cpu_in_the_cuda_simulator():
+    pytest.importorskip("numba.cuda")
+    code = ("import runpy, json; m = runpy.run_path(%r); print('RESULT', json.dumps(m['compare'](16, 8)))"
+            % os.path.abspath(__file__))
+    env = dict(os.environ, NUMBA_ENABLE_CUDASIM="1")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    line = [ln for ln in out.stdout.splitlines() if ln.startswith("RESULT")][-1]
+    import json
+
+    err_S, err_V, err_eps = json.loads(line.split(" ", 1)[1])
+    assert err_eps == 0.0  # the same generator, bit for bit
+    assert err_V <= 1e-9 and err_S <= 1e-9, (err_S, err_V)
+
+
+@pytest.mark.gpu
+def test_rollouts_match_cpu_on_the_gpu():
+    cuda = pytest.importorskip("numba.cuda")
+    if not cuda.is_available():
+        pytest.skip("no CUDA device")
+    err_S, err_V, err_eps = compare(2048, 50)
+    assert err_eps == 0.0
+    assert err_V <= 1e-9 and err_S <= 1e-9, (err_S, err_V)
