@@ -48,7 +48,7 @@ import math
 
 import numpy as np
 
-from racing.models.fastmath import compiled, scalar
+from racing.models.fastmath import compiled, fmax, fmin, scalar
 from racing.models import sops
 from racing.models.ops import NUMPY
 
@@ -196,7 +196,7 @@ def project_local(tab, i, iu, px, py):
         j = 0
     seg = math.sqrt(_d2(tab, j, tab[i, TAB_X], tab[i, TAB_Y]))
     frac = along / seg
-    frac = min(max(frac, 0.0), 1.0)
+    frac = fmin(fmax(frac, 0.0), 1.0)
     nn = tx * ry - ty * rx
     return i, iu, frac, nn
 

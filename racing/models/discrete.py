@@ -79,27 +79,29 @@ def dynamic_step_c(x, y, psi, vx, vy, r, d, c, s, rate, a, p, h, ops):
     vxs = ops.maximum(vx, 0.5 * p[P_VBLEND_LOW])
     qf = vy + lf * r
     qr = vy - lr * r
-    cf = vxs / (vxs * vxs + qf * qf)
-    cr = vxs / (vxs * vxs + qr * qr)
+    inf = 1.0 / (vxs * vxs + qf * qf)  # d alpha / d(v_y, r, v_x) share these denominators
+    inr = 1.0 / (vxs * vxs + qr * qr)
+    cf = vxs * inf
+    cr = vxs * inr
     j11 = w * (-kr * cr - kf * cd * cf) / m
     j12 = w * ((kr * lr * cr - kf * cd * lf * cf) / m - vx)
     j21 = w * (-lf * kf * cd * cf + lr * kr * cr) / iz
     j22 = w * (-lf * lf * kf * cd * cf - lr * lr * kr * cr) / iz
     # v_x changes over the step (braking, drive): its effect on (v_y', r') enters as the known forcing
     # (df/dv_x) v_x' at mid-step (the non-autonomous term of a Rosenbrock step)
-    dafx = qf / (vxs * vxs + qf * qf)  # d alpha_f / d v_x
-    darx = qr / (vxs * vxs + qr * qr)  # d alpha_r / d v_x
+    dafx = qf * inf  # d alpha_f / d v_x
+    darx = qr * inr  # d alpha_r / d v_x
     gvy = w * ((kf * cd * dafx + kr * darx) / m - r)
     gr = w * (lf * kf * cd * dafx - lr * kr * darx) / iz
     a11 = 1.0 - THETA * h * j11
     a12 = -THETA * h * j12
     a21 = -THETA * h * j21
     a22 = 1.0 - THETA * h * j22
-    det = ops.maximum(a11 * a22 - a12 * a21, 1e-6)
+    idet = 1.0 / ops.maximum(a11 * a22 - a12 * a21, 1e-6)
     b1 = h * (fvy + 0.5 * h * gvy * dvx)
     b2 = h * (fr + 0.5 * h * gr * dvx)
-    vy_n = vy + (a22 * b1 - a12 * b2) / det
-    r_n = r + (a11 * b2 - a21 * b1) / det
+    vy_n = vy + (a22 * b1 - a12 * b2) * idet
+    r_n = r + (a11 * b2 - a21 * b1) * idet
     vx_n = vx + h * dvx
     dpsi = 0.5 * h * (r + r_n)
     cm, sm, c_n, s_n = rotate_half(c, s, dpsi, ops)

@@ -89,13 +89,11 @@ def pacejka_slope(alpha, B, C, D, E, ops):
     """(F_y / F_z [-], d(F_y / F_z)/d alpha [1/rad]) of :func:`pacejka` at ``alpha`` [rad]: the force and the
     tangent cornering stiffness per unit load from one evaluation (one arctangent pair, one sin/cos)."""
     ba = B * alpha
+    q = 1.0 + ba * ba
     phi = ba - E * (ba - ops.atan(ba))
-    dphi = B - E * (B - B / (1.0 + ba * ba))
-    th = C * ops.atan(phi)
-    sn = ops.sin(th)
-    # cos th from sin th (one sqrt instead of a second libm call); negative past the peak, |th| > pi/2
-    cs = ops.sqrt(ops.maximum(1.0 - sn * sn, 0.0)) * ops.where(ops.abs(th) > 0.5 * math.pi, -1.0, 1.0)
-    return D * sn, D * cs * C * dphi / (1.0 + phi * phi)
+    sn, cs = ops.sincos(C * ops.atan(phi))  # compiled: polynomials, no libm call (|C atan| < pi for C < 2)
+    # d phi / d alpha = B - E (B - B / q) = B (q (1 - E) + E) / q: one division for the whole slope
+    return D * sn, D * cs * C * B * (q * (1.0 - E) + E) / (q * (1.0 + phi * phi))
 
 
 def peak_slip_angle(B: float, C: float, E: float) -> float:
@@ -143,7 +141,7 @@ def axle_loads(ax, vx, p, ops):
     ``F_zr = m (g l_f + a_x h_cg) / L + (1 - s_d) c_down v_x^2`` (``s_d = down_front``), each kept above 5 % of its
     static value."""
     fzf0, fzr0 = static_axle_loads(p)
-    dz = p[P_MASS] * ax * p[P_HCG] / (p[P_LF] + p[P_LR])
+    dz = ax * (p[P_MASS] * p[P_HCG] / (p[P_LF] + p[P_LR]))  # the factor of the car alone (hoisted in loops)
     down = p[P_CDOWN] * vx * vx
     return (ops.maximum(fzf0 - dz + p[P_DOWN_FRONT] * down, 0.05 * fzf0),
             ops.maximum(fzr0 + dz + (1.0 - p[P_DOWN_FRONT]) * down, 0.05 * fzr0))
@@ -153,8 +151,8 @@ def axle_loads(ax, vx, p, ops):
 def slip_angles(vx, vy, r, delta, p, ops):
     """Slip angles (alpha_f, alpha_r) [rad] with ``v_x~ = max(v_x, v_blend_low / 2)`` (> 0, so atan of the ratio
     equals atan2); ``delta`` [rad] is the steering angle the front tyres see."""
-    vxs = ops.maximum(vx, 0.5 * p[P_VBLEND_LOW])
-    return delta - ops.atan((vy + p[P_LF] * r) / vxs), -ops.atan((vy - p[P_LR] * r) / vxs)
+    ivx = 1.0 / ops.maximum(vx, 0.5 * p[P_VBLEND_LOW])
+    return delta - ops.atan((vy + p[P_LF] * r) * ivx), -ops.atan((vy - p[P_LR] * r) * ivx)
 
 
 @scalar
@@ -179,7 +177,7 @@ def traction_limit(share, load, transfer, p, ops):
     gains per unit of ``m a``); :data:`NO_LIMIT` where the load grows as fast as the force it must carry."""
     den = share - p[P_MU] * transfer
     ok = den > 1e-6
-    return ops.where(ok, p[P_MU] * load / (p[P_MASS] * ops.where(ok, den, 1.0)), NO_LIMIT)
+    return ops.where(ok, load * (p[P_MU] / (p[P_MASS] * ops.where(ok, den, 1.0))), NO_LIMIT)
 
 
 @scalar
@@ -192,7 +190,7 @@ def grip_limits(vx, p, ops):
     fzf0, fzr0 = static_axle_loads(p)
     down = p[P_CDOWN] * vx * vx
     df, dr = p[P_DOWN_FRONT] * down, (1.0 - p[P_DOWN_FRONT]) * down
-    plain = p[P_MU] * (G + down / m)
+    plain = p[P_MU] * (G + down * (1.0 / m))
     sd, sb = p[P_DRIVE_FRONT], p[P_BRAKE_FRONT]
     drive = ops.minimum(traction_limit(sd, fzf0 + df, -hl, p, ops), traction_limit(1.0 - sd, fzr0 + dr, hl, p, ops))
     brake = ops.minimum(traction_limit(sb, fzf0 + df, hl, p, ops), traction_limit(1.0 - sb, fzr0 + dr, -hl, p, ops))
@@ -227,7 +225,7 @@ def ellipse_factor(fx, fz, p, ops):
 @scalar
 def resistance(vx, p, ops):
     """Rolling resistance and drag [N] (positive against forward motion)."""
-    return p[P_CROLL] * p[P_MASS] * G * ops.tanh(vx / p[P_VBLEND_LOW]) + p[P_CDRAG] * vx * ops.abs(vx)
+    return p[P_CROLL] * p[P_MASS] * G * ops.tanh(vx * (1.0 / p[P_VBLEND_LOW])) + p[P_CDRAG] * vx * ops.abs(vx)
 
 
 @scalar
@@ -256,7 +254,7 @@ def longitudinal_force(vx, a, p, ops):
 def blend_weight(vx, p, ops):
     """C1 smooth step w(v_x): 0 below v_blend_low, 1 above v_blend_high (dynamic vs kinematic equations)."""
     vlo = p[P_VBLEND_LOW]
-    tb = ops.minimum(ops.maximum((vx - vlo) / (p[P_VBLEND_HIGH] - vlo), 0.0), 1.0)
+    tb = ops.minimum(ops.maximum((vx - vlo) * (1.0 / (p[P_VBLEND_HIGH] - vlo)), 0.0), 1.0)
     return tb * tb * (3.0 - 2.0 * tb)
 
 

@@ -7,11 +7,13 @@ Python (scalars) for tests.
 """
 from __future__ import annotations
 
+import functools
 import math
 import warnings
 
 from numba.core.errors import NumbaIRAssumptionWarning
-from numba.extending import overload, register_jitable
+from numba.core import types
+from numba.extending import intrinsic, overload
 
 #: fast-math flags of the CPU kernels: everything but 'no NaN / no inf' (the weights must see non-finite costs) and
 #: 'reassoc'. With 'reassoc' the kernel that ran in the process that compiled it and the same kernel loaded from
@@ -24,24 +26,77 @@ FM = {"nsz", "arcp", "contract", "afn"}
 
 
 def scalar(fn):
-    """Register ``fn`` for numba's generic target (CPU ``@njit`` and CUDA ``@cuda.jit`` callers) with IR-level
-    inlining, so that it compiles as part of its caller (the caller's fast-math flags, no call: LLVM does not
-    inline across numba's per-function libraries, and the calls made the rollouts 2x slower); ``fn`` stays a
+    """Register ``fn`` for numba's CPU target (``@njit`` callers) with IR-level inlining, so that it compiles as
+    part of its caller (the caller's fast-math flags, no call: LLVM does not inline across numba's per-function
+    libraries, and the calls made the rollouts 2x slower); ``fn`` stays a
     plain Python function (numpy/torch/casadi arrays or scalars). For small leaves: nested IR inlining
     multiplies numba's compile time (a rollout kernel inlined to the bottom took 5-6 minutes to compile).
 
     CUDA callers get the function without numba's IR inlining (:func:`_cuda_overload`)."""
-    register_jitable(inline="always")(fn)
+    overload(fn, target="cpu", inline="always", strict=False)(_typing(fn, fn))
     return _cuda_overload(fn)
 
 
 def _cuda_overload(fn):
-    """Register ``fn`` for the CUDA target as a plain (not IR-inlined) device function, ahead of the generic
-    registration: numba-cuda (0.30) fails to type IR-inlined generic-target functions (``max(a, b)`` inside one
-    becomes ``gt(omitted, omitted)``), while NVVM inlines device functions itself. ``tests/test_cuda_compile.py``
-    compiles the rollouts into PTX."""
-    overload(fn, target="cuda", strict=False, prefer_literal=False)(lambda *args: fn)
+    """Register ``fn`` for the CUDA target as a plain device function (NVVM inlines it); the IR-inlined form is the
+    CPU target's alone: numba-cuda (0.30) cannot type IR-inlined functions (a comparison inside one becomes
+    ``gt(omitted, omitted)``). Known limit: once the CPU target has *compiled* (not loaded from numba's cache) a
+    function in a process, numba-cuda picks up its inlined form there too and fails the same way, so a process
+    compiles its CUDA kernels before its CPU kernels (``tests/control/test_mppi_gpu.py`` does)."""
+    overload(fn, target="cuda", strict=False)(_typing(fn, fn))
     return fn
+
+
+def _typing(fn, impl):
+    """An overload's typing function with ``fn``'s own signature (numba matches it with the implementation's)."""
+    @functools.wraps(fn)
+    def typing(*args, **kwargs):
+        return impl
+
+    return typing
+
+
+@intrinsic
+def _select(typingctx, c, a, b):
+    """LLVM ``select``: no branch, no IR blocks (cheap to inline)."""
+    ty = typingctx.unify_types(a, b)
+    if ty is None or not isinstance(c, types.Boolean):
+        return None
+
+    def codegen(context, builder, sig, args):
+        cv, av, bv = args
+        av = context.cast(builder, av, sig.args[1], ty)
+        bv = context.cast(builder, bv, sig.args[2], ty)
+        return builder.select(cv, av, bv)
+
+    return ty(c, a, b), codegen
+
+
+def select(c, a, b):
+    """``a if c else b`` (both arguments are evaluated); an LLVM select in compiled code (CPU and CUDA)."""
+    return a if c else b
+
+
+@overload(select, target="generic")
+def _select_impl(c, a, b):
+    def impl(c, a, b):
+        return _select(c, a, b)
+
+    return impl
+
+
+@scalar
+def fmax(a, b):
+    """``max(a, b)`` in Python's order (``a`` unless ``b > a``) as a select. The compiled model and cost code uses this
+    (``sops.maximum``), not the builtin: once the CPU target has typed the builtin's generic implementation,
+    numba-cuda can no longer type it (``gt(omitted, omitted)``)."""
+    return select(b > a, b, a)
+
+
+@scalar
+def fmin(a, b):
+    """``min(a, b)`` in Python's order (``a`` unless ``b < a``) as a select (see :func:`fmax`)."""
+    return select(b < a, b, a)
 
 
 # numba's pedantic IR check warns about phi variables of inlined branches (atan_fast's range reduction); the
@@ -50,10 +105,10 @@ warnings.filterwarnings("ignore", category=NumbaIRAssumptionWarning)
 
 
 def compiled(fn):
-    """Register ``fn`` for numba's generic target as a function of its own (compiled once with the kernels'
+    """Register ``fn`` for numba's CPU target as a function of its own (compiled once with the kernels'
     fast-math flags, called, not inlined): for entry points that callers use several times (an RHS inside RK4),
     where IR-inlining every use would multiply the compile time; ``fn``'s own callees are still inlined."""
-    register_jitable(fastmath=FM, forceinline=True)(fn)
+    overload(fn, target="cpu", jit_options=dict(fastmath=FM, forceinline=True), strict=False)(_typing(fn, fn))
     return _cuda_overload(fn)
 
 
@@ -87,19 +142,35 @@ def atan_fast(x):
 @scalar
 def tanh_fast(x):
     """tanh(x) from one exp: sign(x) (1 - 2 / (exp(2|x|) + 1)) (absolute error < 4e-16; ~3x cheaper than libm)."""
-    ax = min(abs(x), 19.1)
+    ax = fmin(abs(x), 19.1)
     t = 1.0 - 2.0 / (math.exp(2.0 * ax) + 1.0)
     return t if x >= 0.0 else -t
 
 
 @scalar
 def sincos(a):
-    """(sin a, cos a): Taylor polynomials for |a| < 0.8 rad (error < 3e-14), libm otherwise."""
-    if abs(a) < 0.8:
+    """(sin a, cos a) without libm for |a| <= pi: Taylor polynomials for |a| < 0.8 rad (error < 3e-14), and for
+    0.8 <= |a| <= pi those of the angle reflected into [0, pi/2] (sin(pi - x) = sin x, cos(pi - x) = -cos x; terms
+    to x^21 / x^20, error < 3e-16); libm beyond pi."""
+    aa = abs(a)
+    if aa < 0.8:
         a2 = a * a
         sn = a * (1.0 + a2 * (-1.0 / 6.0 + a2 * (1.0 / 120.0 + a2 * (-1.0 / 5040.0 + a2 * (1.0 / 362880.0 + a2 * (
             -1.0 / 39916800.0 + a2 * (1.0 / 6227020800.0)))))))
         cs = 1.0 + a2 * (-0.5 + a2 * (1.0 / 24.0 + a2 * (-1.0 / 720.0 + a2 * (1.0 / 40320.0 + a2 * (
             -1.0 / 3628800.0 + a2 * (1.0 / 479001600.0 + a2 * (-1.0 / 87178291200.0)))))))
         return sn, cs
+    if aa <= 3.141592653589793:
+        flip = aa > 1.5707963267948966
+        x = 3.141592653589793 - aa if flip else aa
+        x2 = x * x
+        sn = x * (1.0 + x2 * (-1.6666666666666666e-01 + x2 * (8.3333333333333333e-03 + x2 * (
+            -1.9841269841269841e-04 + x2 * (2.7557319223985891e-06 + x2 * (-2.5052108385441719e-08 + x2 * (
+                1.6059043836821615e-10 + x2 * (-7.6471637318198165e-13 + x2 * (2.8114572543455208e-15 + x2 * (
+                    -8.2206352466243297e-18 + x2 * 1.9572941063391263e-20))))))))))
+        cs = 1.0 + x2 * (-0.5 + x2 * (4.1666666666666667e-02 + x2 * (-1.3888888888888889e-03 + x2 * (
+            2.4801587301587302e-05 + x2 * (-2.7557319223985891e-07 + x2 * (2.0876756987868099e-09 + x2 * (
+                -1.1470745597729725e-11 + x2 * (4.7794773323873853e-14 + x2 * (-1.5619206968586226e-16 + x2 * (
+                    4.1103176233121648e-19))))))))))
+        return (sn if a >= 0.0 else -sn), (-cs if flip else cs)
     return math.sin(a), math.cos(a)

@@ -76,6 +76,8 @@ from pathlib import Path
 import numpy as np
 from numba import njit
 
+from racing.models.fastmath import fmax, fmin
+
 N_IN = 9  # base features (without the augmented filter states)
 N_OUT = 3
 HEADER = 8
@@ -321,7 +323,7 @@ def residual_z_nb(x, u, fp, z, w, out, work):
         else:
             f = 0.0
         if clip:
-            f = min(max(f, w[o_lo + i]), w[o_hi + i])
+            f = fmin(fmax(f, w[o_lo + i]), w[o_hi + i])
         feat[i] = (f - w[o_im + i]) / w[o_is + i]
     # layer 0
     for j in range(nh):

@@ -1,11 +1,12 @@
 """MPPI rollouts on a CUDA GPU, compiled by numba-cuda from the CPU kernels' own source (the ``[cuda]`` extra).
 
 :func:`rollout_kernel` wraps the one-sample rollout of :func:`racing.control.mppi.step.make_kernels` (a function
-registered for numba's generic target: the rollout model's step, the cost's stage and terminal terms, the noise
+registered for numba's CPU and CUDA targets: the rollout model's step, the cost's stage and terminal terms, the noise
 generator, the input clamp) in a ``cuda.jit`` kernel with one thread per sample. No model or cost math is written
 here: the discrete models of :mod:`racing.models.discrete` and the cost terms of :mod:`racing.control.costs`
 compile into device code as they are (``racing.models.fastmath.scalar`` registers each of them for the CUDA target
-as a plain device function, which NVVM inlines).
+as a plain device function, which NVVM inlines). Known limit (numba-cuda 0.30): compile the CUDA kernel in a
+process before the CPU kernels (``racing.models.fastmath._cuda_overload``).
 
 What runs on the device is the rollouts (K samples x T steps, the bulk of an iteration); the weights, the update
 and the smoothing are the host's (:func:`racing.control.mppi.step.compute_weights`,

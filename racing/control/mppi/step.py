@@ -54,14 +54,16 @@ from collections import namedtuple
 import numpy as np
 from numba import njit, prange
 from numba.extending import register_jitable
+from numba.np.unsafe.ndarray import to_fixed_tuple
 
 from racing.control import costs as C
+from racing.control.costs import N_COST_PARAMS
 from racing.models import sops
 from racing.models.discrete import dynamic_step_c, kinematic_step_c
 from racing.models.dynamic import dynamic_rhs_s
-from racing.models.fastmath import FM, scalar
+from racing.models.fastmath import FM, fmax, scalar
 from racing.models.ops import NUMPY
-from racing.models.params import P_ACCEL_MAX, P_DECEL_MAX, P_STEER_MAX, P_STEER_RATE_MAX
+from racing.models.params import N_PARAMS, P_ACCEL_MAX, P_DECEL_MAX, P_STEER_MAX, P_STEER_RATE_MAX
 from racing.models.residual import aug_update_nb, residual_z_nb
 
 NOISE_GIVEN = 0
@@ -86,7 +88,26 @@ NoiseArgs = namedtuple("NoiseArgs", "sigma qtab")
 #: noise eps[K or 1, T, 2], residual rows ZR[K or 1, ...], dummies for the nominal rollout
 Buffers = namedtuple("Buffers", "V S w U_new X Vn M traj eps ZR eps_dummy traj_dummy")
 RolloutModel = namedtuple("RolloutModel", "name start step")
-RolloutCost = namedtuple("RolloutCost", "name start stage terminal")
+
+
+@scalar
+def same(ca):
+    """The cost arguments as they are (a :class:`RolloutCost` without small parameter arrays to hoist)."""
+    return ca
+
+
+#: a cost: ``start(ca, i0, s0)``, ``stage(...)``, ``terminal(...)`` (below) and ``in_registers(ca)``, the arguments
+#: with their small parameter arrays as tuples (once per chunk of samples: values that live in registers, so that
+#: the compiler hoists what depends on them alone out of the step loop; default: :func:`same`)
+RolloutCost = namedtuple("RolloutCost", "name start stage terminal in_registers", defaults=(same,))
+
+
+@scalar
+def model_in_registers(m):
+    """``m`` with the car's parameters as a tuple: the model's parameter-only subexpressions (static loads, the
+    traction limits' factors, reciprocals of mass and inertia) are then loop invariants that the compiler hoists out
+    of the rollout's step loop (read from the array, they are recomputed each step: 25 % of the dynamic step)."""
+    return ModelArgs(to_fixed_tuple(m.p, N_PARAMS), m.dt, m.nsub, m.rw, m.z0)
 
 
 def residual_buffers(K: int, rw_flat: np.ndarray) -> np.ndarray:
@@ -217,7 +238,7 @@ def _start_semi(x0, m, zr_k):
 @scalar
 def _step_semi(st, u0, u1, m, zr_k):
     """Physics step + dt * g(x, u, f_p(x, u), z) on (v_x, v_y, r), then the sample's filter states advance."""
-    nz = max(int(m.rw[6]), 1)
+    nz = fmax(int(m.rw[6]), 1)
     z_k = zr_k[0:nz]
     xs = zr_k[nz + RES_X:nz + RES_U]
     us = zr_k[nz + RES_U:nz + RES_FP]
@@ -262,7 +283,12 @@ def _racing_terminal(ca, cs, s0):
     return -ca[0][C.C_PROGRESS] * (cs[3] - s0)
 
 
-RACING = RolloutCost("racing", _racing_start, _racing_stage, _racing_terminal)
+@scalar
+def _racing_in_registers(ca):
+    return to_fixed_tuple(ca[0], N_COST_PARAMS), ca[1]
+
+
+RACING = RolloutCost("racing", _racing_start, _racing_stage, _racing_terminal, _racing_in_registers)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -290,7 +316,7 @@ def make_kernels(model: RolloutModel, cost: RolloutCost) -> Kernels:
     if key in _KERNELS:
         return _KERNELS[key]
     start, step = model.start, model.step
-    c_start, stage, terminal = cost.start, cost.stage, cost.terminal
+    c_start, stage, terminal, in_registers = cost.start, cost.stage, cost.terminal, cost.in_registers
 
     @scalar  # IR-inlined into the CPU kernels; a plain device function for CUDA (racing.control.mppi.gpu)
     def rollout(k, x0, U, eps_k, V_k, sg, gamma, m, ca, i0, s0, u_prev, gen, seed, qtab, store, traj_k, rec, X_k,
@@ -360,6 +386,8 @@ def make_kernels(model: RolloutModel, cost: RolloutCost) -> Kernels:
     def rollout_chunk(k0, k1, x0, U, m, ca, nz, b, i0, s0, u_prev, seed, gamma, gen, store_noise, n_rec):
         K = b.V.shape[0]
         per_sample = b.ZR.shape[0] == K and m.rw.shape[0] > 0
+        m = model_in_registers(m)
+        ca = in_registers(ca)
         for k in range(k0, k1):
             kk = np.int64(k)
             rec = kk < n_rec
@@ -372,7 +400,8 @@ def make_kernels(model: RolloutModel, cost: RolloutCost) -> Kernels:
     @register_jitable(fastmath=FM)
     def nominal(x0, m, ca, nz, b, i0, s0, u_prev):
         """The noise-free rollout of ``b.U_new``: clamped inputs into ``b.Vn``, states into ``b.X``."""
-        return rollout(np.int64(0), x0, b.U_new, b.eps_dummy[0], b.Vn, NO_NOISE, 0.0, m, ca, i0, s0, u_prev,
+        return rollout(np.int64(0), x0, b.U_new, b.eps_dummy[0], b.Vn, NO_NOISE, 0.0, model_in_registers(m),
+                       in_registers(ca), i0, s0, u_prev,
                        False, 0, nz.qtab, False, b.traj_dummy[0], False, b.X, True, b.ZR[0])
 
     @njit(cache=True, parallel=True, fastmath=FM)
