@@ -1,9 +1,9 @@
 """libm-free scalar math for the compiled kernels: accurate to a few ulp, 2-3x faster than libm for the
 arguments the rollouts see.
 
-The functions are registered with :func:`numba.extending.register_jitable` (numba's generic target), so the same
-Python source compiles into CPU (``@njit``) and CUDA (``@cuda.jit``) code, and they stay callable from plain
-Python (scalars) for tests.
+The functions are registered for numba's CPU target (IR-inlined) and its CUDA target (device functions) by
+:func:`scalar` / :func:`compiled`, so the same Python source compiles into CPU (``@njit``) and CUDA (``@cuda.jit``)
+code, and they stay callable from plain Python (scalars) for tests.
 """
 from __future__ import annotations
 
@@ -87,9 +87,9 @@ def _select_impl(c, a, b):
 
 @scalar
 def fmax(a, b):
-    """``max(a, b)`` in Python's order (``a`` unless ``b > a``) as a select. The compiled model and cost code uses this
-    (``sops.maximum``), not the builtin: once the CPU target has typed the builtin's generic implementation,
-    numba-cuda can no longer type it (``gt(omitted, omitted)``)."""
+    """``max(a, b)`` in Python's order (``a`` unless ``b > a``) as one select, the same in CPU and CUDA code: the
+    compiled model and cost code uses it (``sops.maximum``) instead of the builtin, whose typing differs between
+    numba and numba-cuda."""
     return select(b > a, b, a)
 
 

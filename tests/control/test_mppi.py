@@ -251,6 +251,25 @@ def test_libm_free_atan_and_tanh_match_libm():
     assert np.all(np.sign(t[big]) == np.sign(x[big]))
 
 
+def test_libm_free_sincos_matches_libm_over_the_tyre_range():
+    """sin/cos of C atan(phi) reach |a| < pi (C < 2): the reflected polynomials there, libm beyond."""
+    from numba import njit
+
+    from racing.models.fastmath import sincos
+
+    @njit
+    def both(x, s, c):
+        for i in range(x.shape[0]):
+            s[i], c[i] = sincos(x[i])
+
+    x = np.concatenate([np.linspace(-4.0, 4.0, 40001), [0.0, 0.8, -0.8, 0.5 * np.pi, np.pi, -np.pi, 3.2, -3.2]])
+    s, c = np.zeros_like(x), np.zeros_like(x)
+    both(x, s, c)
+    assert np.max(np.abs(s - np.sin(x))) < 3e-14 and np.max(np.abs(c - np.cos(x))) < 3e-14
+    mid = (np.abs(x) >= 0.8) & (np.abs(x) <= np.pi)  # the reflected branch: a few ulp
+    assert np.max(np.abs(s[mid] - np.sin(x[mid]))) < 1e-15 and np.max(np.abs(c[mid] - np.cos(x[mid]))) < 1e-15
+
+
 def test_correlated_noise_has_unit_variance_and_the_asked_correlation(oval, start_state):
     track = oval()
     c = MPPI(track, load_params("f1tenth"), MPPIConfig(num_samples=4096, horizon=40, noise_correlation=0.9,
