@@ -19,7 +19,8 @@ trigonometric call for it; the vectorised wrappers :func:`dynamic_step` and :fun
   Stable at dt = 0.02-0.1 s where explicit Euler/RK4 of the tyre dynamics is not; the tests
   (``tests/models/test_discrete.py``) hold it to RK4 at 1 kHz of the continuous model within 2 % of the peak
   yaw rate and v_y on steering ramps and brake-in-turn manoeuvres (gt_car 20-70 m/s, f1tenth 2-10 m/s) at
-  the controllers' step of 0.04-0.05 s (two low-speed ramps reach 2.5 and 3.3 %, see the README).
+  the controllers' step of 0.04-0.05 s; four cases miss it (up to 3.4 %: the trapezoid's order reduction in the stiff
+  low-speed regime, and a tiny v_y peak; ``NOT_MET`` in the test).
 
 The inputs are (steering rate [rad/s], acceleration [m/s^2]) held over the step ``h`` [s]; no input limits
 (the controllers clamp).
