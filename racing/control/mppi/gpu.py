@@ -16,6 +16,7 @@ on a GPU the same comparison runs as the test marked ``gpu``.
 """
 from __future__ import annotations
 
+import numpy as np
 from numba import cuda  # this module is the CUDA backend: imported only where a GPU is used
 
 from racing.control.mppi import step as S
@@ -57,9 +58,21 @@ def rollout_kernel(model: S.RolloutModel, cost: S.RolloutCost):
     return rollouts
 
 
+def to_device(args):
+    """``args`` (an array, or a tuple or namedtuple of them, nested) with every numpy array copied to the device once:
+    a launch given host arrays copies each of them there and back (the model's and the cost's parameters, the track
+    table, the noise scales), which made a launch take 1.7 ms at K = 2048 and K = 32768 alike (H200)."""
+    if isinstance(args, np.ndarray):
+        return cuda.to_device(args)
+    if isinstance(args, tuple):
+        vals = [to_device(a) for a in args]
+        return type(args)(*vals) if hasattr(args, "_fields") else tuple(vals)
+    return args
+
+
 def launch(kernel, K: int, *args, threads_per_block: int = 128) -> None:
     """Run ``kernel`` over ``K`` samples (``ceil(K / threads_per_block)`` blocks)."""
     kernel[(K + threads_per_block - 1) // threads_per_block, threads_per_block](*args)
 
 
-__all__ = ["launch", "rollout_kernel"]
+__all__ = ["launch", "rollout_kernel", "to_device"]
