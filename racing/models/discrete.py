@@ -9,18 +9,25 @@ trigonometric call for it; the vectorised wrappers :func:`dynamic_step` and :fun
 
 * **kinematic** (state x, y, psi, v, delta): v and delta by explicit Euler, the heading by its exact rate,
   the position by the midpoint rule (heading and speed at mid-step).
-* **dynamic** (state x, y, psi, v_x, v_y, r, delta): the stiff lateral states (v_y, r) take a
-  *linearly-implicit trapezoidal* step (a W-method with the tangent tyre stiffness, ``THETA = 1/2``), v_x an
-  explicit Euler step, the pose a trapezoidal update; the tyre forces see the steering angle at mid-step, the
-  Jacobian uses the tangent tyre stiffness, and the change of v_x over the step enters the lateral step as a
-  known forcing (df/dv_x) v_x' (the non-autonomous term of a Rosenbrock step).
+* **dynamic** (state x, y, psi, v_x, v_y, r, delta): the stiff lateral states (v_y, r) take a one-stage
+  *linearly-implicit* step with the tangent tyre stiffness, of exponential-Rosenbrock form: with J the Jacobian of
+  (v_y', r') in (v_y, r), H = h J and q the forcing of (v_y', r') by what else moves over the step (the steering at
+  its rate, v_x at its rate: (df/d delta) delta' + (df/dv_x) v_x'),
+
+      Delta(v_y, r) = D(H)^-1 [ (I - H/6) h f(x_n) + (I - H/3) h^2 q / 2 ],   D(H) = I - 2H/3 + H^2/6,
+
+  i.e. phi_1(H) and phi_2(H) of the exact solution of the linearised system replaced by rational functions with the
+  right limits: its amplification (1 + z/3) / (1 - 2z/3 + z^2/6) is the (1, 2) Pade approximant of e^z (third
+  order on linear systems, L-stable: a stiff mode at low speed settles at the step's end instead of ringing, as
+  the trapezoid's -1 made it, and the quasi-steady state follows the steering's full change over the step).
+  v_x takes a linearised trapezoidal step (v_x' moving with the lateral step's change of (v_y, r) and, implicitly,
+  with v_x); the pose a trapezoidal update; the tyre forces see the steering angle at mid-step.
   The axle loads, the friction-ellipse factors and the longitudinal force are those of
   :func:`racing.models.dynamic.axle_forces` at the held input (the factors enter the Jacobian as constants).
   Stable at dt = 0.02-0.1 s where explicit Euler/RK4 of the tyre dynamics is not; the tests
   (``tests/models/test_discrete.py``) hold it to RK4 at 1 kHz of the continuous model within 2 % of the peak
   yaw rate and v_y on steering ramps and brake-in-turn manoeuvres (gt_car 20-70 m/s, f1tenth 2-10 m/s) at
-  the controllers' step of 0.04-0.05 s; four cases miss it (up to 3.4 %: the trapezoid's order reduction in the stiff
-  low-speed regime, and a tiny v_y peak; ``NOT_MET`` in the test).
+  the controllers' step of 0.04-0.05 s (largest error 1.2 %).
 
 The inputs are (steering rate [rad/s], acceleration [m/s^2]) held over the step ``h`` [s]; no input limits
 (the controllers clamp).
@@ -34,10 +41,6 @@ from racing.models.dynamic import (axle_forces, blend_weight, body_derivatives_f
 from racing.models.kinematic import slip_and_yaw_rate
 from racing.models.ops import NUMPY
 from racing.models.params import P_BF, P_BR, P_CF, P_CR, P_DF, P_DR, P_EF, P_ER, P_IZ, P_LF, P_LR, P_MASS, P_VBLEND_LOW
-
-#: implicitness of the linearly-implicit lateral step: 1/2 = trapezoidal (second order, A-stable)
-THETA = 0.5
-
 
 @scalar
 def rotate_half(c, s, dpsi, ops):
@@ -88,22 +91,46 @@ def dynamic_step_c(x, y, psi, vx, vy, r, d, c, s, rate, a, p, h, ops):
     j12 = w * ((kr * lr * cr - kf * cd * lf * cf) / m - vx)
     j21 = w * (-lf * kf * cd * cf + lr * kr * cr) / iz
     j22 = w * (-lf * lf * kf * cd * cf - lr * lr * kr * cr) / iz
-    # v_x changes over the step (braking, drive): its effect on (v_y', r') enters as the known forcing
-    # (df/dv_x) v_x' at mid-step (the non-autonomous term of a Rosenbrock step)
+    # what moves (v_y', r') over the step besides (v_y, r): the steering (its rate) and v_x (braking, drive),
+    # q = (df/d delta) delta' + (df/dv_x) v_x' (the non-autonomous term of a Rosenbrock step; df/d delta from the
+    # tyres alone, the kinematic blend's steering term enters through f at mid-step)
     dafx = qf * inf  # d alpha_f / d v_x
     darx = qr * inr  # d alpha_r / d v_x
-    gvy = w * ((kf * cd * dafx + kr * darx) / m - r)
-    gr = w * (lf * kf * cd * dafx - lr * kr * darx) / iz
-    a11 = 1.0 - THETA * h * j11
-    a12 = -THETA * h * j12
-    a21 = -THETA * h * j21
-    a22 = 1.0 - THETA * h * j22
-    idet = 1.0 / ops.maximum(a11 * a22 - a12 * a21, 1e-6)
-    b1 = h * (fvy + 0.5 * h * gvy * dvx)
-    b2 = h * (fr + 0.5 * h * gr * dvx)
-    vy_n = vy + (a22 * b1 - a12 * b2) * idet
-    r_n = r + (a11 * b2 - a21 * b1) * idet
-    vx_n = vx + h * dvx
+    fdf = kf * cd - fyf * sd  # d(F_yf cos delta) / d delta
+    qx1 = w * ((kf * cd * dafx + kr * darx) / m - r) * dvx  # (df/dv_x) v_x'
+    qx2 = w * (lf * kf * cd * dafx - lr * kr * darx) / iz * dvx
+    qd1 = w * fdf / m * rate  # (df/d delta) delta'
+    qd2 = w * lf * fdf / iz * rate
+    # Delta = D(H)^-1 [(I - H/6) h f(delta_n) + (I - H/3) h^2 q / 2], H = h J, D(H) = I - 2H/3 + H^2/6 (module doc);
+    # f is taken at mid-step, f(delta_n) + h/2 (df/d delta) delta', so the bracket is
+    # h (f + h qx / 2) - H g / 6 with g = h (f + h qx + h qd / 2)
+    h11, h12, h21, h22 = h * j11, h * j12, h * j21, h * j22
+    g1 = h * (fvy + h * (qx1 + 0.5 * qd1))
+    g2 = h * (fr + h * (qx2 + 0.5 * qd2))
+    b1 = h * (fvy + 0.5 * h * qx1) - (h11 * g1 + h12 * g2) * (1.0 / 6.0)
+    b2 = h * (fr + 0.5 * h * qx2) - (h21 * g1 + h22 * g2) * (1.0 / 6.0)
+    # v_x' sensitivities (for v_x's step below): to v_y, r and v_x through the front slip angle
+    avy = w * (sd * kf * cf / m + r)
+    avr = w * (sd * kf * lf * cf / m + vy)
+    avx = -w * sd * kf * dafx / m
+    # D(H) = alpha I + beta H by Cayley-Hamilton (H^2 = tr H H - det H I); its inverse is adj(D) / det(D) with
+    # adj(D) = alpha I + beta adj(H)
+    trh = h11 + h22
+    deth = h11 * h22 - h12 * h21
+    al = 1.0 - deth * (1.0 / 6.0)
+    be = trh * (1.0 / 6.0) - 2.0 / 3.0
+    detd = ops.maximum(al * al + al * be * trh + be * be * deth, 1e-6)
+    # v_x's implicit factor (below) shares the division
+    den_x = ops.maximum(1.0 - 0.5 * h * avx, 0.5)
+    inv = 1.0 / (detd * den_x)
+    idet = inv * den_x
+    dvy_s = ((al + be * h22) * b1 - be * h12 * b2) * idet
+    dr_s = ((al + be * h11) * b2 - be * h21 * b1) * idet
+    vy_n = vy + dvy_s
+    r_n = r + dr_s
+    # v_x: a linearised trapezoid, v_x' moving with (v_y, r) over the step as the lateral step found and with v_x
+    # itself (the slip angles' dependence on v_x), the latter implicitly (guarded where that slope is positive)
+    vx_n = vx + h * (dvx + 0.5 * (avy * dvy_s + avr * dr_s)) * (inv * detd)
     dpsi = 0.5 * h * (r + r_n)
     cm, sm, c_n, s_n = rotate_half(c, s, dpsi, ops)
     vxm = 0.5 * (vx + vx_n)
@@ -130,4 +157,4 @@ def kinematic_step(x, u, p, h, ops=NUMPY):
     return ops.stack(list(out[:5]))
 
 
-__all__ = ["THETA", "dynamic_step", "dynamic_step_c", "kinematic_step", "kinematic_step_c", "pacejka"]
+__all__ = ["dynamic_step", "dynamic_step_c", "kinematic_step", "kinematic_step_c", "pacejka"]
