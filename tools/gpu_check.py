@@ -139,6 +139,14 @@ def main(argv=None) -> int:
         res["registers_per_thread"] = {str(k): v for k, v in kern.get_regs_per_thread().items()}
     except Exception as e:  # noqa: BLE001 - informative only
         res["registers_per_thread"] = f"? ({e})"
+    try:  # local memory per thread: register spills and arrays the kernel could not keep in registers
+        res["local_mem_per_thread"] = {str(k): v for k, v in kern.get_local_mem_per_thread().items()}
+    except Exception as e:  # noqa: BLE001 - informative only
+        res["local_mem_per_thread"] = f"? ({e})"
+    print("registers", list(res["registers_per_thread"].values()) if isinstance(res["registers_per_thread"], dict)
+          else res["registers_per_thread"], "local bytes",
+          list(res["local_mem_per_thread"].values()) if isinstance(res["local_mem_per_thread"], dict)
+          else res["local_mem_per_thread"], flush=True)
     rows = []
     reps = 3 if a.dry else 50
     sizes = (32,) if a.dry else (2048, 32768) if a.quick else (2048, 8192, 32768, 131072)
