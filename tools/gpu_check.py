@@ -52,6 +52,15 @@ def _versions() -> dict:
     return v
 
 
+def _per_signature(kern, method: str):
+    """``kern.<method>()`` (numba-cuda's per-signature resource counts) as a list; a string where unavailable (the
+    simulator)."""
+    try:
+        return list(getattr(kern, method)().values())
+    except Exception as e:  # noqa: BLE001 - informative only
+        return f"? ({e})"
+
+
 def _time_kernel(kern, K, T, ctrl, tpb, repeats=50, warmup=5):
     """Median ms of the rollout kernel alone and with S[K], V[K, T, 2] copied back (pinned host buffers)."""
     from numba import cuda
@@ -132,21 +141,11 @@ def main(argv=None) -> int:
 
     from racing.control.mppi.gpu import rollout_kernel
 
-    ctrl, track = m["_controller"]("dynamic", Kc, T)
-    ctrl.track = track
+    ctrl, _ = m["_controller"]("dynamic", Kc, T)
     kern = rollout_kernel(ctrl.model, ctrl.cost)
-    try:
-        res["registers_per_thread"] = {str(k): v for k, v in kern.get_regs_per_thread().items()}
-    except Exception as e:  # noqa: BLE001 - informative only
-        res["registers_per_thread"] = f"? ({e})"
-    try:  # local memory per thread: register spills and arrays the kernel could not keep in registers
-        res["local_mem_per_thread"] = {str(k): v for k, v in kern.get_local_mem_per_thread().items()}
-    except Exception as e:  # noqa: BLE001 - informative only
-        res["local_mem_per_thread"] = f"? ({e})"
-    print("registers", list(res["registers_per_thread"].values()) if isinstance(res["registers_per_thread"], dict)
-          else res["registers_per_thread"], "local bytes",
-          list(res["local_mem_per_thread"].values()) if isinstance(res["local_mem_per_thread"], dict)
-          else res["local_mem_per_thread"], flush=True)
+    res["registers_per_thread"] = _per_signature(kern, "get_regs_per_thread")
+    res["local_mem_per_thread"] = _per_signature(kern, "get_local_mem_per_thread")  # spills, local arrays
+    print("registers", res["registers_per_thread"], "local bytes", res["local_mem_per_thread"], flush=True)
     rows = []
     reps = 3 if a.dry else 50
     sizes = (32,) if a.dry else (2048, 32768) if a.quick else (2048, 8192, 32768, 131072)
@@ -163,8 +162,8 @@ def main(argv=None) -> int:
         print(rows[-1], flush=True)
     res["gpu"] = rows
     ncpu = os.cpu_count() or 1
-    res["cpu_iteration_ms_K2048_T50"] = {str(n): _time_cpu(ctrl, n) for n in sorted({2, ncpu})}
-    print("cpu", res["cpu_iteration_ms_K2048_T50"], flush=True)
+    res["cpu_iteration_ms"] = {"K": Kc, "T": T, **{f"{n}_threads": _time_cpu(ctrl, n) for n in sorted({2, ncpu})}}
+    print("cpu", res["cpu_iteration_ms"], flush=True)
     os.makedirs(a.out, exist_ok=True)
     with open(os.path.join(a.out, "gpu_check.json"), "w") as f:
         json.dump(res, f, indent=1)
@@ -174,8 +173,8 @@ def main(argv=None) -> int:
     for r in rows:
         print(f"{r['K']:>7} {r['tpb']:>4} {r['kernel_ms']:>10.3f} {r['kernel_and_copy_ms']:>9.3f} "
               f"{r['ns_per_sample_step']:>15.4f}")
-    for n, ms in res["cpu_iteration_ms_K2048_T50"].items():
-        print(f"CPU iteration K={Kc} T={T}, {n} threads: {ms:.2f} ms")
+    for n in sorted({2, ncpu}):
+        print(f"CPU iteration K={Kc} T={T}, {n} threads: {res['cpu_iteration_ms'][f'{n}_threads']:.2f} ms")
     return 0
 
 

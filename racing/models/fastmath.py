@@ -33,7 +33,7 @@ def scalar(fn):
     multiplies numba's compile time (a rollout kernel inlined to the bottom took 5-6 minutes to compile).
 
     CUDA callers get the function without numba's IR inlining (:func:`_cuda_overload`)."""
-    overload(fn, target="cpu", inline="always", strict=False)(_typing(fn, fn))
+    overload(fn, target="cpu", inline="always", strict=False)(_typing(fn))
     return _cuda_overload(fn)
 
 
@@ -43,15 +43,16 @@ def _cuda_overload(fn):
     ``gt(omitted, omitted)``). Known limit: once the CPU target has *compiled* (not loaded from numba's cache) a
     function in a process, numba-cuda picks up its inlined form there too and fails the same way, so a process
     compiles its CUDA kernels before its CPU kernels (``tests/control/test_mppi_gpu.py`` does)."""
-    overload(fn, target="cuda", strict=False)(_typing(fn, fn))
+    overload(fn, target="cuda", strict=False)(_typing(fn))
     return fn
 
 
-def _typing(fn, impl):
-    """An overload's typing function with ``fn``'s own signature (numba matches it with the implementation's)."""
+def _typing(fn):
+    """An overload's typing function that returns ``fn`` as its own implementation, with ``fn``'s signature (numba
+    matches the two)."""
     @functools.wraps(fn)
     def typing(*args, **kwargs):
-        return impl
+        return fn
 
     return typing
 
@@ -108,7 +109,7 @@ def compiled(fn):
     """Register ``fn`` for numba's CPU target as a function of its own (compiled once with the kernels'
     fast-math flags, called, not inlined): for entry points that callers use several times (an RHS inside RK4),
     where IR-inlining every use would multiply the compile time; ``fn``'s own callees are still inlined."""
-    overload(fn, target="cpu", jit_options=dict(fastmath=FM, forceinline=True), strict=False)(_typing(fn, fn))
+    overload(fn, target="cpu", jit_options=dict(fastmath=FM, forceinline=True), strict=False)(_typing(fn))
     return _cuda_overload(fn)
 
 

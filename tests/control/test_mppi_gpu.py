@@ -63,7 +63,7 @@ def compare(K, T, model="dynamic"):
     (S, V, eps)."""
     from numba import cuda
 
-    from racing.control.mppi.gpu import launch, rollout_kernel
+    from racing.control.mppi.gpu import launch, rollout_kernel, to_device
 
     ctrl, track = _controller(model, K, T)
     kern = rollout_kernel(ctrl.model, ctrl.cost)
@@ -75,9 +75,9 @@ def compare(K, T, model="dynamic"):
 
     def run(a, nz):
         dV, dS, deps, dtraj = d(V), d(S_out), d(eps), d(traj)
-        launch(kern, K, d(a["x0"]), d(a["U"]), ctrl.margs, ctrl.cost_args, nz, a["i0"], a["s0"], d(a["u_prev"]),
-               a["seed"], ctrl.gamma, True, True, ctrl.n_rec, dV, dS, deps, dtraj, d(np.zeros((T + 1, 7))),
-               d(ctrl.ZR))
+        margs, cargs, zr = to_device((ctrl.margs, ctrl.cost_args, ctrl.ZR))  # as the controller holds them now
+        launch(kern, K, d(a["x0"]), d(a["U"]), margs, cargs, to_device(nz), a["i0"], a["s0"], d(a["u_prev"]),
+               a["seed"], ctrl.gamma, True, True, ctrl.n_rec, dV, dS, deps, dtraj, d(np.zeros((T + 1, 7))), zr)
         return dV.copy_to_host(), dS.copy_to_host(), deps.copy_to_host()
 
     # the CUDA kernel compiles before the CPU one (racing.models.fastmath._cuda_overload)
