@@ -1,9 +1,11 @@
 """Figures of a closed-loop run (:class:`racing.sim.result.SimResult`): what a race engineer reads.
 
 ``race_figure``: the map (trajectory coloured by speed, driving direction, start line, off-track excursions) and,
-over the distance along the lap with every lap overlaid, the speed, the lateral offset between the track edges,
-the time delta to the reference lap (the run's best complete lap; the minimum-time line's own time profile when
-the track carries one and the run has a single lap), and the controller's compute time against the period.
+over the distance along the lap with every lap overlaid, the speed beside the reference line's, the lateral offset
+between the track edges, the time delta to the reference lap (the racing line's own time profile when the track
+given to the plot carries one: the cached minimum-time lap for a race, :attr:`racing.assembly.Race.plot_track`;
+else the run's best complete lap), and the controller's compute time against the period (late calls as markers,
+or as a rug along the top when there are many).
 """
 from __future__ import annotations
 
@@ -63,19 +65,28 @@ def _time_at(d_ref, t_ref, d):
     return np.interp(d, order[keep], t_ref[keep], left=np.nan, right=np.nan)
 
 
+def line_profile(track):
+    """``(d [m], t [s], v [m/s])`` of the track's racing line against the distance along the centre line (0 at the
+    start line), or None without a line (or one with a non-positive speed)."""
+    rl = track.raceline
+    if rl is None or not np.all(rl.vx > 0):
+        return None
+    ds = np.diff(np.append(rl.s, rl.length))
+    t_rl = np.concatenate([[0.0], np.cumsum(ds / rl.vx)])[:-1]
+    s_c, _, _ = track.frenet(np.column_stack([rl.x, rl.y]))
+    d = np.unwrap(s_c * (2 * np.pi / track.length)) * (track.length / (2 * np.pi))
+    return d - d[0], t_rl, rl.vx
+
+
 def _reference(result, track, laps):
-    """(label, d [m], t [s]) of the reference lap: the best complete lap, else the raceline's time profile."""
+    """(label, d [m], t [s]) of the reference lap: the racing line's time profile, else the best complete lap."""
+    prof = line_profile(track)
+    if prof is not None:
+        return "reference line", prof[0], prof[1]
     done = [lp for lp in laps if lp["complete"]]
-    if len(done) >= 2 or (done and track.raceline is None):
+    if done:
         best = min(done, key=lambda lp: result.laps[lp["lap"] - 1])
         return f"lap {best['lap']} (best)", best["d"], best["tl"]
-    rl = track.raceline
-    if rl is not None and np.all(rl.vx > 0):
-        ds = np.diff(np.append(rl.s, rl.length))
-        t_rl = np.concatenate([[0.0], np.cumsum(ds / rl.vx)])[:-1]
-        s_c, _, _ = track.frenet(np.column_stack([rl.x, rl.y]))
-        d = np.unwrap(s_c * (2 * np.pi / track.length)) * (track.length / (2 * np.pi))
-        return "raceline profile", d - d[0], t_rl
     return None
 
 
@@ -122,9 +133,9 @@ def race_figure(result, track, title: str | None = None):
         label = f"lap {lp['lap']}" + (f" {lap_s:.2f} s" if lap_s is not None else " (incomplete)")
         a_v.plot(lp["d"], v[lp["i"]], label=label, **style)
         a_n.plot(lp["d"], result.frenet[lp["i"], 1], **style)
-    if track.raceline is not None:
-        rl = track.raceline
-        a_v.plot(rl.s, rl.vx, color="0.5", lw=0.8, ls="--", label="raceline speed")
+    prof = line_profile(track)
+    if prof is not None:
+        a_v.plot(prof[0], prof[2], color="0.3", lw=0.9, ls="--", label="reference line")
     a_v.set_ylabel("speed [m/s]")
     a_v.legend(loc="lower right", fontsize=7, ncol=2)
     a_v.grid(alpha=0.3)
@@ -151,21 +162,38 @@ def race_figure(result, track, title: str | None = None):
     a_dt.grid(alpha=0.3)
     a_dt.set_xlim(0, track.length)
 
-    c_ms = result.compute_s * 1e3
-    period_ms = 1e3 * (result.period_s if result.period_s else 1.0 / (s.get("rate_hz") or 50.0))
-    a_c.plot(result.t, c_ms, lw=0.6, color="tab:purple", label="compute per call")
-    a_c.axhline(period_ms, color="red", ls="--", lw=1.0, label=f"period {period_ms:g} ms")
-    over = c_ms > period_ms
-    if over.any():
-        a_c.plot(result.t[over], c_ms[over], "v", color="red", ms=3, alpha=0.6,
-                 label=("deadline misses" if s.get("realtime") else "over the period (off-line)") + f" ({over.sum()})")
-    a_c.set_xlabel("t [s]")
-    a_c.set_ylabel("compute [ms]")
-    a_c.set_ylim(0, max(1.3 * period_ms, float(np.percentile(c_ms, 99.5)) * 1.1 if c_ms.size else 1.0))
-    a_c.legend(loc="upper right", fontsize=7)
-    a_c.grid(alpha=0.3)
+    _compute_panel(a_c, result, s)
     fig.tight_layout()
     return fig
+
+
+#: late calls drawn one marker each up to this count; a rug along the top above it
+MAX_MARKERS = 60
+
+
+def _compute_panel(a_c, result, s: dict) -> None:
+    """Compute time per call [ms] against the period; the y axis stops at 3 periods (taller calls are clipped at
+    the top and counted in the legend), late calls as markers or, when many, as a rug along the top."""
+    c_ms = result.compute_s * 1e3
+    period_ms = 1e3 * (result.period_s if result.period_s else 1.0 / (s.get("rate_hz") or 50.0))
+    top = min(3.0 * period_ms, max(1.3 * period_ms, float(np.percentile(c_ms, 99.5)) * 1.1 if c_ms.size else 1.0))
+    a_c.plot(result.t, np.minimum(c_ms, top), lw=0.6, color="tab:purple", label="compute per call")
+    a_c.axhline(period_ms, color="red", ls="--", lw=1.0, label=f"period {period_ms:g} ms")
+    over = c_ms > period_ms
+    n_over = int(over.sum())
+    if n_over:
+        what = ("deadline misses" if s.get("realtime") else "over the period (off-line)") + \
+            f" ({n_over}, {100.0 * n_over / max(c_ms.size, 1):.1f} %)"
+        if n_over <= MAX_MARKERS:
+            a_c.plot(result.t[over], np.minimum(c_ms[over], top), "v", color="red", ms=3, alpha=0.6, label=what)
+        else:
+            a_c.vlines(result.t[over], 0.9, 1.0, transform=a_c.get_xaxis_transform(), color="red", lw=0.4,
+                       alpha=0.5, label=what)
+    a_c.set_xlabel("t [s]")
+    a_c.set_ylabel("compute [ms]" + (f"\n(clipped at {top:.3g})" if c_ms.size and c_ms.max() > top else ""))
+    a_c.set_ylim(0, top)
+    a_c.legend(loc="upper left", fontsize=7)
+    a_c.grid(alpha=0.3)
 
 
 def save_race_plot(result, track, path: str | Path, title: str | None = None) -> Path:

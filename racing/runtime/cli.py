@@ -304,90 +304,98 @@ def drive_table(summary: dict) -> str:
 
 
 # --- the command --------------------------------------------------------------------------------
-def run_drive(args) -> int:
+def link_key(link, is_sim: bool, host: str | None):
+    """The link's key (protocol v2: ``--key``'s file, or a key for this run only with the simulated twin, which is
+    our own child), None for protocol v1 (with a warning on a remote link). Bad combinations are a ValueError."""
     import secrets
 
-    from racing import config as cfg
-    from racing.control import make_controller
-    from racing.models.params import DEFAULT_CAR, load_params
-    from racing.runtime import rt
-    from racing.runtime.auth import LinkSecurity, load_key
-    from racing.runtime.loop import RuntimeLoop, run_with_signals
-    from racing.runtime.predict import StatePredictor
-    from racing.runtime.vehicle import UdpVehicle, check_address, parse_udp_url
-    from racing.runtime.vehicle_sim import SimTwinConfig, UdpSimTwin
-    from racing.sim.simulator import initial_state
-    from racing.track import DEFAULT_TRACK, load_track
+    from racing.runtime.auth import load_key
 
-    conf = resolve_config(args)
-    link, cpu, sim = conf.link, conf.cpu, conf.sim
-    # addresses and keys first: cheap, and the errors that matter most on a car
-    is_sim = link.vehicle == "sim"
-    if not is_sim:
-        host, port = parse_udp_url(link.vehicle)
-        check_address(host, "vehicle address", link.allow_remote)
-    check_address(link.listen_host, "listen address", link.allow_remote)
     if link.protocol == 2:
         if link.key_file:
-            key = load_key(link.key_file)
-        elif is_sim:
-            key = secrets.token_bytes(32)  # this run only: the twin is our own child
-        else:
-            raise ValueError("protocol v2 (the default) needs --key FILE for a vehicle at "
-                             f"{link.vehicle} (make one with racing keygen FILE), or --protocol 1 for the "
-                             f"unauthenticated protocol")
-    else:
-        if link.key_file:
-            raise ValueError("--key is for protocol v2; --protocol 1 is unauthenticated")
-        key = None
-        if not is_sim and not check_loopback_quiet(host):
-            print("racing drive: warning: protocol v1 on a remote link is unauthenticated: anyone on the network "
-                  "can send states", file=sys.stderr)
-    security = LinkSecurity(key=key, max_age_s=link.max_age_s, clock=link.clock)
-    pin = rt.parse_cpu_list(cpu.pin, "--pin") if cpu.pin is not None else None
-    sim_pin = rt.parse_cpu_list(sim.pin, "--sim-pin") if sim.pin is not None else None
+            return load_key(link.key_file)
+        if is_sim:
+            return secrets.token_bytes(32)
+        raise ValueError("protocol v2 (the default) needs --key FILE for a vehicle at "
+                         f"{link.vehicle} (make one with racing keygen FILE), or --protocol 1 for the "
+                         f"unauthenticated protocol")
+    if link.key_file:
+        raise ValueError("--key is for protocol v2; --protocol 1 is unauthenticated")
+    if not is_sim and not check_loopback_quiet(host):
+        print("racing drive: warning: protocol v1 on a remote link is unauthenticated: anyone on the network "
+              "can send states", file=sys.stderr)
+    return None
+
+
+def drive_race(conf):
+    """``(race, loop_conf)``: the one race assembly's track, cars and controller (with its racing line; the plant is
+    the vehicle) for ``racing drive``, and the loop settings with the watchdog's off-track margin resolved."""
+    from racing import config as cfg
+    from racing.assembly import RaceSpec, build
+    from racing.track import DEFAULT_TRACK
+
     loop_conf = conf.loop
     rate = loop_conf.rate_hz
-
-    track = load_track(conf.track or DEFAULT_TRACK)
-    params = load_params(conf.car or DEFAULT_CAR)
-    model_params = load_params(conf.model_params) if conf.model_params else params
+    race = build(RaceSpec(track=conf.track or DEFAULT_TRACK, car=conf.car, model_params=conf.model_params,
+                          controller=conf.controller, controller_config=conf.controller_config, rate_hz=rate,
+                          plant_hz=max(1000.0, rate)))
     wd = loop_conf.watchdog
     if conf.off_track_check and wd.off_track_margin_m is None:
-        wd = cfg.replace_from(wd, {"off_track_margin_m": params.width}, source="drive")
+        wd = cfg.replace_from(wd, {"off_track_margin_m": race.car.width}, source="drive")
     elif not conf.off_track_check:
         wd = cfg.replace_from(wd, {"off_track_margin_m": None}, source="drive")
-    loop_conf = cfg.replace_from(loop_conf, {"watchdog": cfg.to_dict(wd)}, source="drive")
-    controller = make_controller(conf.controller, track, model_params, conf.controller_config)
-    predictor = StatePredictor(model_params, loop_conf.actuation_delay_s) if loop_conf.compensate else None
+    return race, cfg.replace_from(loop_conf, {"watchdog": cfg.to_dict(wd)}, source="drive")
 
+
+def start_twin(conf, race, key, sim_pin):
+    """Start the simulated car (``--vehicle sim``): ``(twin, (host, port), meta)``."""
+    from racing import config as cfg
+    from racing.runtime.auth import LinkSecurity
+    from racing.runtime.vehicle_sim import SimTwinConfig, UdpSimTwin
+    from racing.sim.simulator import initial_state
+
+    link, sim, rate = conf.link, conf.sim, conf.loop.rate_hz
+    state_hz = sim.state_hz if sim.state_hz is not None else max(100.0, 2.0 * rate)
+    twin_conf = SimTwinConfig(state_hz=state_hz, plant=sim.plant, delay_s=sim.delay_s)
+    # no lifetime limit: the twin ends with this process (stop(), parent-death check, daemon)
+    twin = UdpSimTwin(race.car, initial_state(race.track), twin_conf, mode=sim.mode, max_lifetime_s=None,
+                      security=LinkSecurity(key=key, max_age_s=link.max_age_s, clock=link.clock),
+                      cpu={"pin": sim_pin} if sim_pin else None)
+    try:
+        address = twin.start()
+    except RuntimeError as exc:
+        raise ValueError(str(exc)) from exc
+    return twin, address, {**cfg.to_dict(twin_conf), "mode": sim.mode, "car": race.car.name, "cpu": twin.cpu_report}
+
+
+def run_drive(args) -> int:
+    """``racing drive``: checks first (addresses, keys), then the race assembly, the twin, the CPU, the loop."""
+    from racing import config as cfg
+    from racing.runtime import rt
+    from racing.runtime.auth import LinkSecurity
+    from racing.runtime.vehicle import check_address, parse_udp_url
+
+    conf = resolve_config(args)
+    link, cpu = conf.link, conf.cpu
+    # addresses and keys first: cheap, and the errors that matter most on a car
+    is_sim = link.vehicle == "sim"
+    host, port = (None, None) if is_sim else parse_udp_url(link.vehicle)
+    if not is_sim:
+        check_address(host, "vehicle address", link.allow_remote)
+    check_address(link.listen_host, "listen address", link.allow_remote)
+    key = link_key(link, is_sim, host)
+    security = LinkSecurity(key=key, max_age_s=link.max_age_s, clock=link.clock)
+    pin = rt.parse_cpu_list(cpu.pin, "--pin") if cpu.pin is not None else None
+    sim_pin = rt.parse_cpu_list(conf.sim.pin, "--sim-pin") if conf.sim.pin is not None else None
+    race, loop_conf = drive_race(conf)
     stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     log_path = Path(conf.log) if conf.log else Path("runs") / "drive" / (
-        f"{track.name}_{params.name}_{conf.controller}_{stamp}.csv")
-    meta = {
-        "track": {"name": track.name, "source": str(track.source), "length_m": track.length},
-        "car": cfg.to_dict(params),
-        "model_car": cfg.to_dict(model_params),
-        "controller": {"name": conf.controller, "config": cfg.to_dict(controller.config),
-                       "config_file": conf.controller_config},
-        "link": {**cfg.to_dict(link), **security.describe()},
-    }
+        f"{race.track.name}_{race.car.name}_{conf.controller}_{stamp}.csv")
+    meta = {**{k: race.record[k] for k in ("spec", "track", "car", "model_car", "controller", "machine")},
+            "link": {**cfg.to_dict(link), **security.describe()}}
     twin = None
-    sim_report = None
-    result = None
     if is_sim:
-        state_hz = sim.state_hz if sim.state_hz is not None else max(100.0, 2.0 * rate)
-        twin_conf = SimTwinConfig(state_hz=state_hz, plant=sim.plant, delay_s=sim.delay_s)
-        # no lifetime limit: the twin ends with this process (stop(), parent-death check, daemon)
-        twin = UdpSimTwin(params, initial_state(track), twin_conf, mode=sim.mode, max_lifetime_s=None,
-                          security=LinkSecurity(key=key, max_age_s=link.max_age_s, clock=link.clock),
-                          cpu={"pin": sim_pin} if sim_pin else None)
-        try:
-            host, port = twin.start()
-        except RuntimeError as exc:
-            raise ValueError(str(exc)) from exc
-        meta["vehicle_sim"] = {**cfg.to_dict(twin_conf), "mode": sim.mode, "car": params.name,
-                               "cpu": twin.cpu_report}
+        twin, (host, port), meta["vehicle_sim"] = start_twin(conf, race, key, sim_pin)
     # after the controller is built (its warm-up starts numba's pool; MPPI sets its own thread count) and
     # after a thread-mode twin started (threads inherit the pinning and the scheduling policy)
     try:
@@ -400,38 +408,54 @@ def run_drive(args) -> int:
     for note in cpu_report.notes:
         print(f"racing drive: {note}", file=sys.stderr)
     meta["cpu"] = cpu_report.as_dict()
+    meta["vehicle_spec"] = "sim" if twin is not None else link.vehicle
+    result, sim_report = drive_loop(args, conf, race, loop_conf, (host, port), security, twin, cpu_report, log_path,
+                                    meta)
+    summary = result.summary()
+    summary.update(track=race.track.name, car=race.car.name, controller=conf.controller,
+                   vehicle=meta["vehicle_spec"], link=security.describe(), cpu=cpu_report.as_dict())
+    return report_drive(args, summary, sim_report, log_path)
+
+
+def drive_loop(args, conf, race, loop_conf, address, security, twin, cpu_report, log_path, meta):
+    """Connect, run the fixed-rate loop until it stops, then stop the twin once the car stood still (bounded, so
+    that its report shows how the STOP was carried out): ``(result, twin report or None)``."""
+    from racing.runtime import rt
+    from racing.runtime.loop import RuntimeLoop, run_with_signals
+    from racing.runtime.predict import StatePredictor
+    from racing.runtime.vehicle import UdpVehicle
+
+    link, cpu = conf.link, conf.cpu
+    predictor = StatePredictor(race.model_params, loop_conf.actuation_delay_s) if loop_conf.compensate else None
+    result = None
     try:
-        vehicle = UdpVehicle(host, port, local_port=link.listen_port, bind_host=link.listen_host, security=security,
+        vehicle = UdpVehicle(*address, local_port=link.listen_port, bind_host=link.listen_host, security=security,
                              allow_remote=link.allow_remote)
         vehicle.connect()
         try:
-            vehicle_desc = "sim" if twin is not None else link.vehicle
-            meta["vehicle_spec"] = vehicle_desc
-            loop = RuntimeLoop(controller, vehicle, loop_conf, track=track, log_path=log_path, meta=meta,
+            loop = RuntimeLoop(race.controller, vehicle, loop_conf, track=race.track, log_path=log_path, meta=meta,
                                predictor=predictor,
                                supervisor_rt_priority=(cpu.rt_priority + 1) if cpu_report.rt_granted else None)
             if not args.json:
-                print(f"driving {vehicle.describe()} at {rate:g} Hz "
-                      f"({'Ctrl-C' if loop_conf.duration_s is None and loop_conf.laps is None else 'Ctrl-C or limit'}"
-                      f" to stop)", file=sys.stderr)
+                limit = "Ctrl-C" if loop_conf.duration_s is None and loop_conf.laps is None else "Ctrl-C or limit"
+                print(f"driving {vehicle.describe()} at {loop_conf.rate_hz:g} Hz ({limit} to stop)", file=sys.stderr)
             result = run_with_signals(loop)
         finally:
             vehicle.close()
             rt.restore_normal_scheduling()
     finally:
+        sim_report = None
         if twin is not None:
-            # keep the twin running until the car has braked to standstill (bounded), so that its
-            # report shows how the STOP was carried out
-            v = 0.0
-            if result is not None and result.final_state is not None:
-                v = abs(float(result.final_state[3]))
-            time.sleep(min(2.0, 0.05 + sim.delay_s + 1.2 * v / params.decel_max))
+            v = abs(float(result.final_state[3])) if result is not None and result.final_state is not None else 0.0
+            time.sleep(min(2.0, 0.05 + conf.sim.delay_s + 1.2 * v / race.car.decel_max))
             sim_report = twin.stop()
-    summary = result.summary()
-    summary.update(track=track.name, car=params.name, controller=conf.controller, vehicle=vehicle_desc,
-                   link=security.describe(), cpu=cpu_report.as_dict())
-    # the exit-code convention of every subcommand (racing/exit_codes.py): a watchdog trip failed the run,
-    # deadline misses are incidents of a run that otherwise completed (or was interrupted)
+    return result, sim_report
+
+
+def report_drive(args, summary: dict, sim_report, log_path: Path) -> int:
+    """The exit code (the convention of every subcommand, racing/exit_codes.py: a watchdog trip failed the run,
+    deadline misses are incidents of a run that otherwise completed or was interrupted), the summary beside the log
+    (``<log>.summary.json``), and the table or JSON on stdout."""
     from racing import exit_codes
 
     summary["exit_code"] = (exit_codes.FAILED if summary["status"].startswith("watchdog:") else

@@ -47,7 +47,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from racing.config import ConfigError
 from racing.control.base import Command
+from racing.exit_codes import BAD_INPUT
 from racing.runtime import protocol as proto
 from racing.runtime.auth import INSECURE, LinkSecurity, Receiver, Rejected, Sender
 from racing.runtime.vehicle import LOOPBACK, Vehicle, check_address
@@ -662,10 +664,16 @@ def run_vehicle_sim(args) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m racing.runtime.vehicle_sim``: the same as ``racing vehicle-sim``."""
-    from racing.cli import main as racing_main
-
-    return racing_main(["vehicle-sim", *(sys.argv[1:] if argv is None else argv)])
+    """``python -m racing.runtime.vehicle_sim``: the same as ``racing vehicle-sim`` (its options, its exit codes:
+    2 for bad input)."""
+    parser = argparse.ArgumentParser(prog="python -m racing.runtime.vehicle_sim", description=run_vehicle_sim.__doc__)
+    add_arguments(parser)
+    args = parser.parse_args(sys.argv[1:] if argv is None else argv)
+    try:
+        return int(run_vehicle_sim(args) or 0)
+    except (ConfigError, ValueError, OSError) as exc:
+        print(f"racing vehicle-sim: error: {exc}", file=sys.stderr)
+        return BAD_INPUT
 
 
 if __name__ == "__main__":
