@@ -48,7 +48,8 @@ def HELP(reason):
 PLAN = {
     "racing race": SHORT(PP_1LAP),
     "racing race --controller pure_pursuit --laps 1 --out runs/first": FULL(),
-    "racing race --track ridge_ring --car gt_car --laps 3 --realtime": SHORT(PP_1LAP),
+    # --realtime: on a busy machine a late call is a deadline miss, an incident (exit code 3), not a failure
+    "racing race --track ridge_ring --car gt_car --laps 3 --realtime": SHORT(PP_1LAP, 0, 3),
     # a 154 s lap of Monza: 30 s of it show that the circuit loads by name and races; the timeout is exit code 1
     "racing race --track Monza --car gt_car --controller pure_pursuit": SHORT(PP_1LAP + ("--max-time", "30"), 1),
     "racing race --controller ilqr --laps 1": HELP("casadi code generation and the numba compile of the iLQR "
