@@ -1,6 +1,21 @@
-"""The README's Python examples run as written (every ```python block that starts with ``import racing``), in a
-fresh interpreter and an empty folder, so that they cannot drift from the code."""
+"""The README runs as written, in a fresh interpreter and an empty folder, so that it cannot drift from the code:
+
+* every ```python block that starts with ``import racing``;
+* every command line of every ```bash block (except the two set-up commands, which CI runs as they are:
+  ``.ci/run``). Each line must have an entry in ``PLAN`` saying how it runs, or the test fails:
+
+  - ``FULL``: exactly as written;
+  - ``SHORT``: as written plus the arguments shown (argparse takes the last value of an option, so these
+    shorten the run: fewer laps, pure pursuit instead of MPPI, a shorter duration, fewer bootstrap replicates);
+  - ``HELP``: only ``<command> --help`` runs (it parses and imports), for the reason given: a GPU, a vehicle on
+    the network, Ray, or minutes of compute (cold numba/casadi compiles, long benchmarks).
+
+Commands that build on each other (a race, then a fit of its log, then a race with the fitted car) run in one
+folder in README order (``SCENARIOS``)."""
+import json
+import os
 import re
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -8,30 +23,159 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+README = (ROOT / "README.md").read_text(encoding="utf-8")
+
+SETUP = (
+    "python3 -m venv .venv && .venv/bin/pip install -e . && .venv/bin/racing race",
+    "python3 -m venv .venv && .venv/bin/pip install torch==2.13.0 && .venv/bin/pip install -e '.[test]' && "
+    ".venv/bin/python -m pytest -q -n 2 --dist loadfile",
+)
+PP_1LAP = ("--controller", "pure_pursuit", "--laps", "1", "--no-plot")
+
+
+def FULL(*ok):
+    return ("full", (), tuple(ok) or (0,))
+
+
+def SHORT(args, *ok):
+    return ("short", tuple(args), tuple(ok) or (0,))
+
+
+def HELP(reason):
+    return ("help", reason, (0,))
+
+
+PLAN = {
+    "racing race": SHORT(PP_1LAP),
+    "racing race --controller pure_pursuit --laps 1 --out runs/first": FULL(),
+    # --realtime: on a busy machine a late call is a deadline miss, an incident (exit code 3), not a failure
+    "racing race --track ridge_ring --car gt_car --laps 3 --realtime": SHORT(PP_1LAP, 0, 3),
+    # a 154 s lap of Monza: 30 s of it show that the circuit loads by name and races; the timeout is exit code 1
+    "racing race --track Monza --car gt_car --controller pure_pursuit": SHORT(PP_1LAP + ("--max-time", "30"), 1),
+    "racing race --controller ilqr --laps 1": HELP("casadi code generation and the numba compile of the iLQR "
+                                                   "passes take minutes on a cold cache"),
+    "racing race --controller pure_pursuit --noise 1 --delay 0.02 --friction-scale 0.9 --json": SHORT(PP_1LAP, 0, 3),
+    "racing race --snapshot 5 --animate --laps 1": HELP("MPPI's kernels compile for minutes on a cold cache, and "
+                                                        "the GIF takes a minute to render"),
+    "racing list": FULL(),
+    "racing list --json": FULL(),
+    "racing raceline --method mincurv": FULL(),
+    "racing raceline --track ridge_ring --car gt_car --method mintime --json": FULL(),  # the shipped line, cached
+    "racing raceline --track Monza --car gt_car --method mincurv --out monza_gt_car.csv": FULL(),
+    "racing race --controller pure_pursuit --laps 1 --out runs/log_me": FULL(),
+    "racing fit runs/log_me/log.csv --car f1tenth --out my_car.yaml": SHORT(("--boot", "20")),
+    "racing race --controller pure_pursuit --car f1tenth --model-params my_car.yaml --laps 1": FULL(),
+    "racing learn --car f1tenth --perturb 0.25 --controller mppi --iterations 3": HELP(
+        "four MPPI races and three fits: minutes"),
+    "racing bench --quick": HELP("compiles and times the MPPI and iLQR kernels: minutes"),
+    "racing bench --json": HELP("compiles and times the MPPI and iLQR kernels: minutes"),
+    "racing keygen car.key": FULL(),
+    # any free port (5600 may be taken on a shared machine), two seconds
+    "racing vehicle-sim --key car.key --port 5600": SHORT(("--duration", "2", "--port", "0")),
+    "racing drive --vehicle udp://127.0.0.1:5600 --key car.key --laps 2": HELP(
+        "needs a vehicle listening on the network (the command above, in another terminal)"),
+    "racing drive --vehicle sim --duration 20": SHORT(("--duration", "3", "--log", "drive.csv")),
+    "python tools/ros2_bridge.py --key car.key --port 5600": HELP("needs ROS 2 and a car's /odom"),
+    "racing sweep sweeps/example_sweep.yaml --workers 2": HELP("starts Ray and races six MPPI laps: minutes"),
+    "racing tune sweeps/gt_car_mppi_tune.yaml --workers 1 --out runs/tune_gt": HELP("40 trials of three "
+                                                                                  "full-size laps: hours"),
+    "python tools/lap_table.py --controllers mppi --no-realtime --threads 1 lab_loop garage_gp ridge_ring "
+    "harbour_circuit": HELP("twelve MPPI laps: tens of minutes"),
+    "python tools/lap_table.py --controllers pure_pursuit --laps 2 --no-realtime": HELP(
+        "two laps of nine circuits: minutes"),
+    "python tools/lap_table.py --controllers ilqr --plant dynamic --no-realtime lab_loop garage_gp ridge_ring "
+    "harbour_circuit": HELP("twelve iLQR laps: tens of minutes"),
+    "python tools/gpu_check.py": HELP("needs an NVIDIA GPU"),
+    "python tools/commonroad_race.py": HELP("two 120 s excitations, two fits and twenty 3-lap races: hours"),
+    "python tools/drive_bench.py": HELP("real-time runs under a CPU hog: about six minutes"),
+}
+
+SCENARIOS = [
+    ("racing race --controller pure_pursuit --laps 1 --out runs/log_me",
+     "racing fit runs/log_me/log.csv --car f1tenth --out my_car.yaml",
+     "racing race --controller pure_pursuit --car f1tenth --model-params my_car.yaml --laps 1"),
+    ("racing keygen car.key", "racing vehicle-sim --key car.key --port 5600"),
+]
 
 
 def readme_examples() -> list[str]:
-    text = (ROOT / "README.md").read_text(encoding="utf-8")
-    blocks = re.findall(r"```python\n(.*?)```", text, flags=re.S)
+    blocks = re.findall(r"```python\n(.*?)```", README, flags=re.S)
     return [b for b in blocks if b.startswith("import racing")]
+
+
+def readme_commands() -> list[str]:
+    """Every command line of the README's ```bash blocks, without its trailing comment, in README order."""
+    commands = []
+    for block in re.findall(r"```bash\n(.*?)```", README, flags=re.S):
+        for line in block.splitlines():
+            line = re.split(r"\s+#\s", line, maxsplit=1)[0].strip()
+            if line and line not in SETUP:
+                commands.append(line)
+    return commands
+
+
+def scenarios() -> list[tuple[str, ...]]:
+    grouped = {c for s in SCENARIOS for c in s}
+    return list(SCENARIOS) + [(c,) for c in dict.fromkeys(readme_commands()) if c not in grouped]  # once each
+
+
+def _env(home: Path) -> dict:
+    env = {"PYTHONPATH": str(ROOT), "PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(home),
+           "MPLBACKEND": "Agg", "RACING_RACELINE_CACHE": str(home / "raceline_cache")}
+    for key in ("NUMBA_CACHE_DIR", "TMPDIR", "RACING_CACHE"):
+        if key in os.environ:
+            env[key] = os.environ[key]
+    return env
+
+
+def _argv(command: str, kind: str, extra: tuple) -> list[str]:
+    words = shlex.split(command)
+    if words[0] == "racing":
+        base, args = [sys.executable, "-m", "racing", words[1]], words[2:]
+    elif words[0] == "python" and words[1].startswith("tools/"):
+        base, args = [sys.executable, str(ROOT / words[1])], words[2:]
+    else:
+        raise AssertionError(f"README command {command!r}: neither 'racing ...' nor 'python tools/...'")
+    if kind == "help":
+        return base + ["--help"]
+    return base + args + list(extra)
 
 
 def test_the_readme_has_python_examples():
     assert len(readme_examples()) >= 2
 
 
+def test_every_readme_command_has_a_plan_and_every_plan_a_command():
+    commands = readme_commands()
+    unplanned = [c for c in commands if c not in PLAN]
+    stale = [c for c in PLAN if c not in commands]
+    assert not unplanned, f"README commands neither run nor listed in tests/test_readme.py PLAN: {unplanned}"
+    assert not stale, f"PLAN entries no longer in the README: {stale}"
+    assert all(c in commands for s in SCENARIOS for c in s)
+
+
 @pytest.mark.parametrize("index", range(len(readme_examples())))
 def test_readme_python_example_runs(index, tmp_path):
     code = readme_examples()[index]
-    env = {"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "MPLBACKEND": "Agg"}
-    import os
-
-    for key in ("NUMBA_CACHE_DIR", "RACING_RACELINE_CACHE", "TMPDIR"):
-        if key in os.environ:
-            env[key] = os.environ[key]
-    r = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True,
+    r = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=_env(tmp_path), capture_output=True, text=True,
                        timeout=300)
     assert r.returncode == 0, f"README example {index} failed:\n{code}\n--- stderr ---\n{r.stderr[-3000:]}"
+
+
+@pytest.mark.parametrize("scenario", scenarios(), ids=lambda s: s[-1][:60])
+def test_readme_command_runs(scenario, tmp_path):
+    """Each command as its PLAN says (full, shortened, or --help only), in a fresh folder; exit code as planned."""
+    for command in scenario:
+        kind, extra, ok = PLAN[command]
+        argv = _argv(command, kind, extra if kind == "short" else ())
+        r = subprocess.run(argv, cwd=tmp_path, env=_env(tmp_path), capture_output=True, text=True, timeout=600)
+        shown = " ".join(argv[2:] if argv[1] == "-m" else argv[1:])
+        assert r.returncode in ok, (f"README command {command!r} ({kind}: {shown}) exited {r.returncode}, "
+                                    f"expected {ok}\n--- stderr ---\n{r.stderr[-3000:]}")
+        if kind == "help":
+            assert "usage:" in r.stdout, r.stdout[-2000:]
+        elif "--json" in command:
+            json.loads(r.stdout)
 
 
 def _prints_ok(code: str) -> None:
