@@ -292,13 +292,13 @@ def build_controller(name: str, track: Track, params: VehicleParams, config_path
         raise ConfigError(f"residual (--residual): controller {name!r} has no model to correct; a residual network "
                           f"is for the model-based controllers "
                           f"({', '.join(n for n, s in CONTROLLERS.items() if s.takes_residual)})")
-    options = dict(overrides)
+    options = {} if spec.config_for is not None else dict(overrides)
     if residual is not None:
         options["residual"] = residual
     if threads is not None:
         options["threads"] = threads
-    controller = make_controller(name, track, params, config_path, **options)
-    return controller, record, getattr(controller, "config_source", source)
+    given = conf if spec.config_for is not None else config_path  # resolved: the factory reads nothing
+    return make_controller(name, track, params, given, **options), record, source
 
 
 def build(spec: RaceSpec, notice: bool = False) -> Race:

@@ -82,7 +82,7 @@ def test_a_spec_is_strict_and_names_what_is_wrong(tmp_path):
         build(RaceSpec(controller="nope"))
     (tmp_path / "file").write_text("x")
     assert main(["race", "--controller", "pure_pursuit", "--out", str(tmp_path / "file")]) == 2
-    with pytest.raises(ValueError, match="has no racing race command line"):
+    with pytest.raises(ValueError, match="only a spec of names and paths has a racing race command line"):
         RaceSpec(track=_oval_rl()).argv()
 
 
@@ -105,9 +105,9 @@ def test_no_controller_reads_or_writes_a_file(tmp_path, monkeypatch):
         conf, _ = controller_settings(name, params, None, options or None)
         line_track, _ = resolve_line(track, params, *(CONTROLLERS[name].raceline_request(conf)
                                                       if CONTROLLERS[name].raceline_request else ((), None)))
-        make_controller(name, line_track, params, None, **options)  # compile (cache) outside the watch
+        make_controller(name, line_track, params, conf)  # compile (cache) outside the watch
         watching["on"] = True
-        ctrl = make_controller(name, line_track, params, None, **options)
+        ctrl = make_controller(name, line_track, params, conf)
         ctrl.reset()
         obs = racing.control.Observation(t=0.0, state=np.array([14.0, 0.0, np.pi / 2, 2.0, 0.0, 0.0, 0.0]))
         ctrl.act(obs, 0.0)

@@ -105,6 +105,8 @@ class PurePursuit(Controller):
 
 def config_for(params, config_path=None) -> tuple[PurePursuitConfig, str]:
     """``(config, source)``: ``config_path`` when given, else the defaults (the same for every car)."""
+    if isinstance(config_path, PurePursuitConfig):  # settings resolved already (the race assembly): nothing to read
+        return config_path, "given"
     if config_path is not None:
         return cfg.load(PurePursuitConfig, config_path), str(config_path)
     return PurePursuitConfig(), "defaults"

@@ -117,6 +117,8 @@ def derived_config(params) -> ILQRConfig:
 
 def config_for(params, config_path: str | Path | None = None) -> tuple[ILQRConfig, str]:
     """``(config, source)``: ``config_path`` when given, else :func:`derived_config` of the car."""
+    if isinstance(config_path, ILQRConfig):  # settings resolved already (the race assembly): nothing to read
+        return config_path, "given"
     if config_path is not None:
         return cfg.load(ILQRConfig, config_path), str(Path(config_path))
     return derived_config(params), f"derived from the parameters of {params.name}"

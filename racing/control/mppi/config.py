@@ -157,6 +157,8 @@ def derived_config(params) -> MPPIConfig:
 def config_for(params, config_path: str | Path | None = None) -> tuple[MPPIConfig, str]:
     """``(config, source)``: ``config_path`` when given, else the car's ``tuning``, else :func:`derived_config`;
     ``source`` says which (a file path, or ``derived from the parameters of <car>``)."""
+    if isinstance(config_path, MPPIConfig):  # settings resolved already (the race assembly): nothing to read
+        return config_path, "given"
     if config_path is not None:
         return cfg.load(MPPIConfig, config_path), str(Path(config_path))
     tuning = getattr(params, "tuning", None)
