@@ -24,6 +24,7 @@ from typing import Sequence
 
 import numpy as np
 
+from ..resources import data_dir
 from .track import Raceline, Track, TrackError, wrap_angle
 
 __all__ = [
@@ -330,11 +331,9 @@ def measure_widths(track: Track, omap: OccupancyMap, max_dist: float | None = No
 # Track folders
 # --------------------------------------------------------------------------------------------
 def tracks_dir() -> Path:
-    """The project's own tracks: ``racing/data/tracks`` inside the installed package (package data, found with
-    :mod:`importlib.resources`, so an installed wheel has them as well as a source checkout)."""
-    from importlib.resources import files
-
-    return Path(str(files("racing") / "data" / "tracks"))
+    """The project's tracks, with the TUM circuits: ``<repository>/tracks`` in a source checkout, ``racing/tracks``
+    inside an installed wheel (:func:`racing.resources.data_dir`)."""
+    return data_dir("tracks")
 
 
 def known_tracks() -> list[str]:
@@ -436,7 +435,7 @@ def load_track(name_or_path, measure_widths: bool = False, ds: float | None = No
 
 def _load_track(name_or_path, measure_widths: bool = False, ds: float | None = None,
                 smoothing: float | None = None) -> Track:
-    """Load a track by name (``racing/data/tracks/<name>/``, :func:`tracks_dir`) or from a path.
+    """Load a track by name (``tracks/<name>/``, :func:`tracks_dir`) or from a path.
 
     Parameters
     ----------
