@@ -335,8 +335,8 @@ def preview(tracks, path: Path):
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--out", type=Path, default=ROOT / "racing" / "data" / "tracks",
-                    help="output folder (default: <repo>/racing/data/tracks)")
+    ap.add_argument("--out", type=Path, default=ROOT / "tracks",
+                    help="output folder (default: <repo>/tracks)")
     ap.add_argument("--check-only", action="store_true", help="do not write files")
     ap.add_argument("--preview", type=Path, default=None, help="write a PNG preview here (keep it out of the repo)")
     ap.add_argument("--only", nargs="*", default=None, help="names of the layouts to build")

@@ -119,7 +119,7 @@ def track_table(track, params, grip_scale: float = 1.0, cap_scale: float = 1.05,
     prof = speed_profile(path.kappa, path.ds, params, grip_scale=grip_scale)
     lap = prof.lap_time
     if rl is not None:
-        s_p, n_p, _ = track.frenet(np.column_stack([path.x, path.y]))
+        s_p, n_p, _ = track.frenet_path(np.column_stack([path.x, path.y]))
         order = np.argsort(s_p)
         s_p, n_p, v_p = s_p[order], n_p[order], prof.v[order]
         if raceline_speed and np.all(np.asarray(rl.vx) > 0.0):

@@ -78,7 +78,7 @@ def raceline_track(track):
     from racing.track import Track
 
     xy = np.column_stack([rl.x, rl.y])
-    s_c, n_c, _ = track.frenet(xy)
+    s_c, n_c, _ = track.frenet_path(xy)
     wl_c, wr_c = track.widths_at(s_c)
     w_left = np.asarray(wl_c) - n_c
     w_right = np.asarray(wr_c) + n_c

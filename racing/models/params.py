@@ -14,6 +14,7 @@ import numpy as np
 
 from racing import config
 from racing.config import ConfigError
+from racing.resources import data_dir
 
 G = 9.81  # gravitational acceleration [m/s^2]
 
@@ -183,16 +184,15 @@ assert PARAM_NAMES == _expected, "P_* indices out of sync with VehicleParams fie
 
 def repo_root() -> Path:
     """The folder holding the ``racing`` package: the project root in a source checkout (``site-packages`` in an
-    installed wheel). Only for developer conveniences (e.g. the shared data beside a checkout): the project's own
-    cars and tracks are package data (:func:`params_dir`, :func:`racing.track.tracks_dir`)."""
+    installed wheel). Only for developer conveniences (tools, tests): the project's cars and tracks are found by
+    :func:`racing.resources.data_dir` in either layout (:func:`params_dir`, :func:`racing.track.tracks_dir`)."""
     return Path(__file__).resolve().parents[2]
 
 
 def params_dir() -> Path:
-    """The project's own cars: ``racing/data/vehicle_params`` inside the installed package (package data)."""
-    from importlib.resources import files
-
-    return Path(str(files("racing") / "data" / "vehicle_params"))
+    """The project's cars: ``<repository>/vehicle_params`` in a source checkout, ``racing/vehicle_params`` inside an
+    installed wheel (:func:`racing.resources.data_dir`)."""
+    return data_dir("vehicle_params")
 
 
 def known_cars() -> list[str]:

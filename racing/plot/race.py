@@ -73,7 +73,7 @@ def line_profile(track):
         return None
     ds = np.diff(np.append(rl.s, rl.length))
     t_rl = np.concatenate([[0.0], np.cumsum(ds / rl.vx)])[:-1]
-    s_c, _, _ = track.frenet(np.column_stack([rl.x, rl.y]))
+    s_c, _, _ = track.frenet_path(np.column_stack([rl.x, rl.y]))
     d = np.unwrap(s_c * (2 * np.pi / track.length)) * (track.length / (2 * np.pi))
     return d - d[0], t_rl, rl.vx
 

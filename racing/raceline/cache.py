@@ -2,9 +2,10 @@
 
 Cache locations
 ---------------
-* a project track (loaded from ``<repo>/tracks/<name>/``): ``tracks/<name>/raceline_<car>_<method>.csv``
-  (beside the track; the name does not end in ``raceline.csv``, so the track loader does not attach it);
-* any other track (a TUM csv in the read-only shared folder, a temporary folder, ...):
+* a project track (loaded from ``tracks/<name>/``, :func:`racing.track.tracks_dir`):
+  ``tracks/<name>/raceline_<car>_<method>.csv`` (beside the track; the name does not end in ``raceline.csv``, so the
+  track loader does not attach it) when that file exists or the folder is writable;
+* any other track (a csv elsewhere, a temporary folder, a project track in a read-only installed package, ...):
   ``$RACING_RACELINE_CACHE/<track>_<car>_<method>.csv``, default ``~/.cache/racing/racelines``.
 
 Files are in the TUM 7-column raceline format (``s_m; x_m; y_m; psi_rad; kappa_radpm; vx_mps; ax_mps2``,
@@ -34,7 +35,7 @@ def cache_dir() -> Path:
 
 
 def _project_track_folder(track) -> Path | None:
-    """The track's folder if it is one of the project's tracks (``<repo>/tracks/<name>/``), else None."""
+    """The track's folder if it is one of the project's tracks (``tracks/<name>/``), else None."""
     from racing.track import tracks_dir
 
     try:
@@ -58,7 +59,10 @@ def cache_path(track, car_name: str, method: str) -> Path:
         raise ValueError(f"unknown raceline method {method!r}; expected one of {', '.join(METHODS)}")
     folder = _project_track_folder(track)
     if folder is not None:
-        return folder / f"raceline_{_safe(car_name)}_{method}.csv"
+        beside = folder / f"raceline_{_safe(car_name)}_{method}.csv"
+        if beside.is_file() or os.access(folder, os.W_OK):
+            return beside
+    # not a project track, or one in an installed package that this user cannot write: the user's cache
     return cache_dir() / f"{_safe(track.name)}_{_safe(car_name)}_{method}.csv"
 
 

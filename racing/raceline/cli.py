@@ -2,7 +2,7 @@
 
     racing raceline --track lab_loop --method mincurv
     racing raceline --track ridge_ring --car gt_car --method mintime --json
-    racing raceline --track ../shared/data/tracks/racetrack-database/Monza.csv --method mintime --spacing 3
+    racing raceline --track Monza --method mintime --spacing 3
 
 The line is written in the TUM 7-column raceline format to the cache (beside a project track, or
 ``~/.cache/racing/racelines`` for other tracks; see :mod:`racing.raceline.cache`) and to ``--out``. A cached line
@@ -29,9 +29,10 @@ def register(subparsers) -> None:
     from racing.track import DEFAULT_TRACK
 
     p.add_argument("--track", default=DEFAULT_TRACK,
-                   help="track name (racing list), a TUM centre-line csv or a track folder; a bare name of a shared "
-                        "TUM track (e.g. Monza) is looked up in ../shared/data/tracks/racetrack-database "
+                   help="track name (racing list, e.g. Monza), a TUM centre-line csv or a track folder "
                         "(default: %(default)s, as racing race)")
+    p.add_argument("--allow-bad-geometry", action="store_true",
+                   help="use a track whose geometry check fails (e.g. distinct parts overlapping), as racing race")
     p.add_argument("--car", default=DEFAULT_CAR,
                    help="car name or YAML path (default: %(default)s, as racing race)")
     p.add_argument("--method", choices=METHODS, default="mincurv",
@@ -50,20 +51,6 @@ def register(subparsers) -> None:
     p.set_defaults(func=run)
 
 
-def resolve_track(text: str):
-    """load_track, falling back to ``<repo>/../shared/data/tracks/racetrack-database/<text>.csv`` for bare names."""
-    from racing.models.params import repo_root
-    from racing.track import TrackError, load_track
-
-    try:
-        return load_track(text)
-    except TrackError:
-        shared = repo_root().parent / "shared" / "data" / "tracks" / "racetrack-database" / f"{text}.csv"
-        if "/" not in text and shared.is_file():
-            return load_track(shared)
-        raise
-
-
 def default_car(track) -> str:
     """f1tenth on 1:10 tracks, gt_car on full-size (or unknown-scale) tracks."""
     return "f1tenth" if getattr(track, "scale", None) == "1:10" else "gt_car"
@@ -79,7 +66,9 @@ def run(args) -> int:
     from racing.raceline.cache import cache_path, cached_entry, line_metadata, save_raceline
     from racing.raceline.mincurv import default_margin, default_spacing
 
-    track = resolve_track(args.track)
+    from racing.track import load_track
+
+    track = load_track(args.track, check_geometry=not args.allow_bad_geometry)
     car = args.car or default_car(track)
     params = load_params(car)
     car_name = params.name if (car.endswith((".yaml", ".yml")) or "/" in car) else car

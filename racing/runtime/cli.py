@@ -189,6 +189,8 @@ def add_drive_arguments(p: argparse.ArgumentParser) -> None:
 
     p.add_argument("--config", default=None, help="YAML with any part of DriveConfig (strict keys); flags win")
     p.add_argument("--track", default=None, help=f"track name or path (default {DEFAULT_TRACK})")
+    p.add_argument("--allow-bad-geometry", action="store_true",
+                   help="use a track whose geometry check fails (e.g. distinct parts overlapping), as racing race")
     p.add_argument("--car", default=None, help=f"car parameters: name or YAML path (default {DEFAULT_CAR})")
     p.add_argument("--controller", default=None,
                    help=f"controller name (default {DEFAULT_DRIVE_CONTROLLER}, the baseline)")
@@ -327,7 +329,7 @@ def link_key(link, is_sim: bool, host: str | None):
     return None
 
 
-def drive_race(conf):
+def drive_race(conf, allow_bad_geometry: bool = False):
     """``(race, loop_conf)``: the one race assembly's track, cars and controller (with its racing line; the plant is
     the vehicle) for ``racing drive``, and the loop settings with the watchdog's off-track margin resolved."""
     from racing import config as cfg
@@ -338,7 +340,7 @@ def drive_race(conf):
     rate = loop_conf.rate_hz
     race = build(RaceSpec(track=conf.track or DEFAULT_TRACK, car=conf.car, model_params=conf.model_params,
                           controller=conf.controller, controller_config=conf.controller_config, rate_hz=rate,
-                          plant_hz=max(1000.0, rate)))
+                          plant_hz=max(1000.0, rate), allow_bad_geometry=allow_bad_geometry))
     wd = loop_conf.watchdog
     if conf.off_track_check and wd.off_track_margin_m is None:
         wd = cfg.replace_from(wd, {"off_track_margin_m": race.car.width}, source="drive")
@@ -387,7 +389,7 @@ def run_drive(args) -> int:
     security = LinkSecurity(key=key, max_age_s=link.max_age_s, clock=link.clock)
     pin = rt.parse_cpu_list(cpu.pin, "--pin") if cpu.pin is not None else None
     sim_pin = rt.parse_cpu_list(conf.sim.pin, "--sim-pin") if conf.sim.pin is not None else None
-    race, loop_conf = drive_race(conf)
+    race, loop_conf = drive_race(conf, getattr(args, "allow_bad_geometry", False))
     stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     log_path = Path(conf.log) if conf.log else Path("runs") / "drive" / (
         f"{race.track.name}_{race.car.name}_{conf.controller}_{stamp}.csv")

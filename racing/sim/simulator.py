@@ -170,7 +170,8 @@ def simulate(track, controller: Controller, plant, plant_params: VehicleParams, 
     try:
         while n < n_max:
             # --- measure ----------------------------------------------------------------------
-            s_arr, n_arr, dpsi = track.frenet(x[None, :2], np.array([x[2]]))
+            # local projection near the last s: at a crossover (a bridge) the car stays on its own branch
+            s_arr, n_arr, dpsi = track.frenet(x[None, :2], np.array([x[2]]), hint=s_prev)
             s_now, n_now = float(s_arr[0]), float(n_arr[0])
             ds = s_now - s_prev
             if ds > 0.5 * L:

@@ -55,7 +55,7 @@ _PERT_CHECKS = {"friction": (lambda v: 0.0 < v <= 3.0, "a grip scale in (0, 3]")
                 "noise": (lambda v: 0.0 <= v <= 100.0, "a noise scale in [0, 100]")}
 
 COMMON_KEYS = ("controller", "controller_config", "tracks", "cars", "seeds", "laps", "rate_hz", "start_speed",
-               "realtime", "max_time_s", "threads", "perturbations", "settings")
+               "realtime", "max_time_s", "threads", "perturbations", "settings", "allow_bad_geometry")
 SWEEP_KEYS = COMMON_KEYS + ("sample",)
 TUNE_KEYS = COMMON_KEYS + ("trials", "searcher", "search_seed", "scenarios", "objective", "start_from_base")
 
@@ -132,13 +132,15 @@ class Spec:
     start_from_base: bool = True
     #: (track source, car) -> the min-time line's speed at its start [m/s] (``start_speed: reference``)
     start_speeds: dict = field(default_factory=dict)
+    #: race tracks whose geometry check fails (``racing race --allow-bad-geometry``)
+    allow_bad_geometry: bool = False
 
     # ------------------------------------------------------------------------------------------------
     def base_race(self) -> dict:
         """The race fields every trial shares."""
         return {"controller": self.controller, "controller_config": self.controller_config, "laps": self.laps,
                 "rate_hz": self.rate_hz, "realtime": self.realtime, "max_time_s": self.max_time_s,
-                "threads": self.threads}
+                "threads": self.threads, "allow_bad_geometry": self.allow_bad_geometry}
 
     def sweep_trials(self) -> list[dict]:
         """The sweep's races, one per trial: dicts with ``trial`` (0..), ``track``, ``track_source``, ``car``,
@@ -371,13 +373,16 @@ def load_spec(path, kind: str) -> Spec:
     from racing.track import load_track
     from racing.track.catalog import resolve_track
 
+    allow_bad = data.get("allow_bad_geometry", False)
+    if not isinstance(allow_bad, bool):
+        raise ConfigError(f"{_where(source, 'allow_bad_geometry')}: expected true or false, got {allow_bad!r}")
     tracks = []
     for name in tracks_axis.values:
         if not isinstance(name, str):
             raise ConfigError(f"{_where(source, 'tracks')}: expected track names or paths, got {name!r}")
         arg = resolve_track(_resolve_path(name, folder) if ("/" in name or name.endswith(".csv")) else name)
         try:
-            track = load_track(arg)
+            track = load_track(arg, check_geometry=not allow_bad)
         except Exception as exc:  # noqa: BLE001 - TrackError, ConfigError, OSError: one clear message
             raise ConfigError(f"{_where(source, 'tracks')}: {name!r}: {exc}") from None
         tracks.append((track.name, str(arg), track))
@@ -421,7 +426,7 @@ def load_spec(path, kind: str) -> Spec:
                   tracks=tuple((n, a) for n, a, _ in tracks), cars=tuple(c for c, _ in cars),
                   seeds=tuple(int(s) for s in seeds_axis.values), laps=laps, rate_hz=rate_hz,
                   start_speed=start_speed, realtime=realtime, max_time_s=max_time, threads=threads,
-                  perturbations=perts, settings=settings, start_speeds=start_speeds)
+                  perturbations=perts, settings=settings, start_speeds=start_speeds, allow_bad_geometry=allow_bad)
 
     if kind == "tune":
         trials = _number(data, "trials", source, 20, int, lambda v: v >= 1, "an integer >= 1")

@@ -58,6 +58,8 @@ def register(subparsers) -> None:
     q = subparsers.add_parser("learn", help="iterative loop in simulation: race, log, fit, race again",
                               description="Start from wrong parameters, race, fit, repeat; report lap times.")
     q.add_argument("--track", default=None, help="track name or path (default: the default track)")
+    q.add_argument("--allow-bad-geometry", action="store_true",
+                   help="use a track whose geometry check fails (e.g. distinct parts overlapping), as racing race")
     q.add_argument("--car", default=None,
                    help="the plant's true parameters (name or YAML; default f1tenth); with a foreign plant that is "
                         "its own car (commonroad:mb) none: --start, or the plant's data-sheet car perturbed")
@@ -241,9 +243,10 @@ def run_learn(args) -> int:
     from racing.models.params import DEFAULT_CAR, load_params
     from racing.sim.plant import make_plant, own_car
     from racing.sysid.learn import learn
-    from racing.track import DEFAULT_TRACK
+    from racing.track import DEFAULT_TRACK, load_track
 
     try:
+        track = load_track(args.track or DEFAULT_TRACK, check_geometry=not args.allow_bad_geometry)
         car = load_params(args.car or DEFAULT_CAR)
         own = own_car(make_plant(args.plant, car), car)  # CommonRoad: no truth in the project's terms
         if own is not None and args.car:
@@ -259,7 +262,7 @@ def run_learn(args) -> int:
             print(f"iteration {row.iteration}: best lap {row.best_lap_s}, off-track {row.off_track}, {row.status}",
                   flush=True)
 
-    res = learn(args.track or DEFAULT_TRACK, true, start, iterations=args.iterations, controller=args.controller,
+    res = learn(track, true, start, iterations=args.iterations, controller=args.controller,
                 plant=args.plant, laps=args.laps, seed=args.seed, progress=progress, excite_s=args.excite)
     if args.out:
         res.final_params.to_yaml(args.out, header="fitted by racing learn")

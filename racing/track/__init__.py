@@ -17,16 +17,27 @@ from .io import (
     tracks_dir,
     write_centerline,
 )
-from .track import Raceline, Track, TrackError, polyline_self_intersections, polylines_intersect, wrap_angle
+from .track import (
+    Crossover,
+    Raceline,
+    Track,
+    TrackError,
+    TrackWarning,
+    polyline_self_intersections,
+    polylines_intersect,
+    wrap_angle,
+)
 
 DEFAULT_TRACK = "lab_loop"
 
 __all__ = [
+    "Crossover",
     "DEFAULT_TRACK",
     "OccupancyMap",
     "Raceline",
     "Track",
     "TrackError",
+    "TrackWarning",
     "known_tracks",
     "load_occupancy_map",
     "load_track",

@@ -1,11 +1,10 @@
-"""The benchmark tracks: the project's own tracks and the shared TUM circuits, each with the car that races it.
+"""The benchmark tracks: the project's tracks (with the TUM circuits it ships in ``tracks/``) and, optionally, more
+circuits in a folder of TUM centre-line csv files, each with the car that races it.
 
 Used by ``tools/lap_table.py`` (every track, every controller) and by ``racing sweep`` / ``racing tune`` (a track
-named in a spec may be a project track, a TUM circuit of the shared folder by its name, or a path).
+named in a spec may be a project track, a circuit of the extra folder by its name, or a path).
 
-The shared TUM circuits live beside a source checkout in ``../shared/data/tracks/racetrack-database/`` (read-only
-data, never copied into the project); ``$RACING_SHARED_TRACKS`` points elsewhere. Without the folder there are
-simply no TUM circuits.
+The extra folder is ``$RACING_SHARED_TRACKS`` (``<Name>.csv`` files); without it there are only the project's tracks.
 """
 from __future__ import annotations
 
@@ -15,26 +14,26 @@ from pathlib import Path
 ENV_SHARED = "RACING_SHARED_TRACKS"
 
 
-def shared_tracks_dir() -> Path:
-    """The folder of the shared TUM circuits (``$RACING_SHARED_TRACKS``, else
-    ``<checkout>/../shared/data/tracks/racetrack-database``); it may not exist."""
+def shared_tracks_dir() -> Path | None:
+    """The extra folder of TUM centre-line csv files (``$RACING_SHARED_TRACKS``), or None when it is not set."""
     env = os.environ.get(ENV_SHARED)
-    if env:
-        return Path(env).expanduser()
-    from racing.models.params import repo_root
-
-    return repo_root().parent / "shared" / "data" / "tracks" / "racetrack-database"
+    return Path(env).expanduser() if env else None
 
 
 def shared_tracks() -> list[str]:
-    """Names of the shared TUM circuits (``Monza``, ...); empty when the folder is absent."""
+    """Names of the circuits in the extra folder (``<Name>.csv``) that are not project tracks; empty without it."""
+    from racing.track import known_tracks
+
     d = shared_tracks_dir()
-    return sorted(p.stem for p in d.glob("*.csv")) if d.is_dir() else []
+    if d is None or not d.is_dir():
+        return []
+    own = set(known_tracks())
+    return sorted(p.stem for p in d.glob("*.csv") if p.stem not in own)
 
 
 def resolve_track(name: str) -> str:
-    """What :func:`racing.track.load_track` takes for ``name``: a project track's name as is, a shared TUM circuit's
-    name (``Monza``) as the path of its csv, anything else (a path) unchanged."""
+    """What :func:`racing.track.load_track` takes for ``name``: a project track's name as is (``Monza``), the name of
+    a circuit in the extra folder as the path of its csv, anything else (a path) unchanged."""
     from racing.track import known_tracks
 
     text = str(name)
@@ -53,8 +52,9 @@ def car_for(track) -> str:
 
 
 def benchmark_tracks() -> list[tuple[str, str, str]]:
-    """``(name, source, car)`` of every project track (its car from its scale) and every shared TUM circuit
-    (``gt_car``), in that order; ``source`` is what :func:`racing.track.load_track` takes."""
+    """``(name, source, car)`` of every project track (its car from its scale: the TUM circuits are full size, so
+    ``gt_car``) and every circuit of the extra folder (``gt_car``), in that order; ``source`` is what
+    :func:`racing.track.load_track` takes."""
     from racing.track import known_tracks, load_track
 
     out = []

@@ -17,6 +17,7 @@ Errors are :class:`TrackError` naming the file, the row (1-based line number in 
 from __future__ import annotations
 
 import math
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +25,8 @@ from typing import Sequence
 
 import numpy as np
 
+from ..resources import data_dir
+from .checks import clip_widths
 from .track import Raceline, Track, TrackError, wrap_angle
 
 __all__ = [
@@ -330,11 +333,9 @@ def measure_widths(track: Track, omap: OccupancyMap, max_dist: float | None = No
 # Track folders
 # --------------------------------------------------------------------------------------------
 def tracks_dir() -> Path:
-    """The project's own tracks: ``racing/data/tracks`` inside the installed package (package data, found with
-    :mod:`importlib.resources`, so an installed wheel has them as well as a source checkout)."""
-    from importlib.resources import files
-
-    return Path(str(files("racing") / "data" / "tracks"))
+    """The project's tracks, with the TUM circuits: ``<repository>/tracks`` in a source checkout, ``racing/tracks``
+    inside an installed wheel (:func:`racing.resources.data_dir`)."""
+    return data_dir("tracks")
 
 
 def known_tracks() -> list[str]:
@@ -413,10 +414,13 @@ def _load_folder(folder: Path, measure: bool, ds, smoothing) -> Track:
         if omap is None:
             raise TrackError(f"{folder}: measure_widths=True needs a '*_map.yaml' occupancy map in the folder")
         w_left, w_right = measure_widths(track, omap)
+        w_left, w_right, clipped = clip_widths(track.s, track.xy, track.normals, track.kappa, w_left, w_right,
+                                               track.ds, str(map_yaml))
         track = Track(name=track.name, ds=track.ds, s=track.s, xy=track.xy, psi=track.psi, kappa=track.kappa,
                       w_left=w_left, w_right=w_right, length=track.length, source=str(folder),
                       description=track.description, scale=track.scale,
-                      widths_from=f"measured from the occupancy map {map_yaml.name}")
+                      widths_from=f"measured from the occupancy map {map_yaml.name}",
+                      input_problems=track.input_problems + tuple(clipped))
     rl = _one(folder, "*raceline.csv", "raceline", required=False)
     if rl is not None:
         track = track.with_raceline(track.check_raceline(read_raceline(rl)))
@@ -425,9 +429,10 @@ def _load_folder(folder: Path, measure: bool, ds, smoothing) -> Track:
 
 def load_track(name_or_path, measure_widths: bool = False, ds: float | None = None,
                smoothing: float | None = None, check_geometry: bool = True) -> Track:
-    """Load a track (see :func:`_load_track`) and check its shape (:meth:`Track.check_geometry`: a figure-8, a
-    bend tighter than its inner width or a collinear 'loop' is a :class:`TrackError` naming the file), unless
-    ``check_geometry`` is False."""
+    """Load a track (see :func:`_load_track`) and check its shape (:meth:`Track.check_geometry`, unless
+    ``check_geometry`` is False: parts overlapping other than on a bridge, an open line closed with a long chord,
+    ... are a :class:`TrackError` naming the file; a crossover on a bridge is accepted and a bend tighter than the
+    width has its widths clipped with a warning, :mod:`racing.track.checks`)."""
     track = _load_track(name_or_path, measure_widths, ds, smoothing)
     if check_geometry:
         track.check_geometry()
@@ -436,7 +441,7 @@ def load_track(name_or_path, measure_widths: bool = False, ds: float | None = No
 
 def _load_track(name_or_path, measure_widths: bool = False, ds: float | None = None,
                 smoothing: float | None = None) -> Track:
-    """Load a track by name (``racing/data/tracks/<name>/``, :func:`tracks_dir`) or from a path.
+    """Load a track by name (``tracks/<name>/``, :func:`tracks_dir`) or from a path.
 
     Parameters
     ----------
@@ -450,6 +455,9 @@ def _load_track(name_or_path, measure_widths: bool = False, ds: float | None = N
     """
     if isinstance(name_or_path, Track):
         return name_or_path
+    if not isinstance(name_or_path, (str, os.PathLike)) or not str(name_or_path).strip():
+        raise TrackError(f"load_track: got {name_or_path!r}; expected a track name ({', '.join(known_tracks())}), "
+                         f"the path of a TUM centre-line csv or of a track folder, or a Track")
     text = str(name_or_path)
     known = known_tracks()
     if text in known:

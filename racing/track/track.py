@@ -21,7 +21,13 @@ from typing import Sequence
 
 import numpy as np
 
+from . import checks
+from .checks import Crossover, polyline_self_intersections, polylines_intersect
+from .errors import TrackError, TrackWarning
+
 __all__ = [
+    "TrackWarning",
+    "Crossover",
     "TrackError",
     "Raceline",
     "Track",
@@ -31,10 +37,6 @@ __all__ = [
 ]
 
 TWO_PI = 2.0 * math.pi
-
-
-class TrackError(ValueError):
-    """Bad track input. The message names the file (or ``<array>``), the row/field and what was expected."""
 
 
 def wrap_angle(a):
@@ -167,70 +169,6 @@ _RACELINE_FIELDS = ("s", "x", "y", "psi", "kappa", "vx", "ax")
 
 
 # --------------------------------------------------------------------------------------------
-# Geometry helpers
-# --------------------------------------------------------------------------------------------
-def _seg_cross(ax, ay, bx, by):
-    return ax * by - ay * bx
-
-
-def _segments_intersect(p1, p2, q1, q2) -> np.ndarray:
-    """Proper intersection test for segment pairs p1p2 / q1q2 (arrays [K, 2]); touching counts."""
-    d1 = _seg_cross(*(q2 - q1).T, *(p1 - q1).T)
-    d2 = _seg_cross(*(q2 - q1).T, *(p2 - q1).T)
-    d3 = _seg_cross(*(p2 - p1).T, *(q1 - p1).T)
-    d4 = _seg_cross(*(p2 - p1).T, *(q2 - p1).T)
-    return (d1 * d2 <= 0) & (d3 * d4 <= 0)
-
-
-def polyline_self_intersections(xy, closed: bool = True) -> np.ndarray:
-    """Index pairs ``(i, j)`` [K, 2] of non-adjacent segments of the polyline ``xy`` [N, 2] that intersect.
-
-    Segment i joins xy[i] and xy[i+1] (and, when ``closed``, segment N-1 joins xy[N-1] and xy[0]).
-    Candidate pairs come from a KD-tree, so this is fast for long polylines. Empty array = simple curve.
-    """
-    from scipy.spatial import cKDTree
-
-    xy = np.asarray(xy, dtype=np.float64)
-    nxt = np.roll(xy, -1, axis=0) if closed else xy[1:]
-    a = xy if closed else xy[:-1]
-    nseg = a.shape[0]
-    mid = 0.5 * (a + nxt)
-    half = 0.5 * np.linalg.norm(nxt - a, axis=1)
-    pairs = cKDTree(mid).query_pairs(r=2.0 * float(half.max()) + 1e-12, output_type="ndarray")
-    if pairs.size == 0:
-        return np.zeros((0, 2), dtype=np.int64)
-    i, j = pairs[:, 0], pairs[:, 1]
-    gap = np.abs(i - j)
-    if closed:
-        gap = np.minimum(gap, nseg - gap)
-    keep = gap > 1
-    i, j = i[keep], j[keep]
-    hit = _segments_intersect(a[i], nxt[i], a[j], nxt[j])
-    return np.column_stack([i[hit], j[hit]]).astype(np.int64)
-
-
-def polylines_intersect(a, b, closed: bool = True) -> bool:
-    """True if any segment of polyline ``a`` [N, 2] crosses any segment of polyline ``b`` [M, 2]."""
-    from scipy.spatial import cKDTree
-
-    a = np.asarray(a, dtype=np.float64)
-    b = np.asarray(b, dtype=np.float64)
-    a1 = np.roll(a, -1, axis=0) if closed else a[1:]
-    a0 = a if closed else a[:-1]
-    b1 = np.roll(b, -1, axis=0) if closed else b[1:]
-    b0 = b if closed else b[:-1]
-    ha = 0.5 * np.linalg.norm(a1 - a0, axis=1).max()
-    hb = 0.5 * np.linalg.norm(b1 - b0, axis=1).max()
-    ta, tb = cKDTree(0.5 * (a0 + a1)), cKDTree(0.5 * (b0 + b1))
-    lists = ta.query_ball_tree(tb, r=ha + hb + 1e-12)
-    i = np.repeat(np.arange(len(lists)), [len(l) for l in lists])
-    if i.size == 0:
-        return False
-    j = np.concatenate([np.asarray(l, dtype=np.int64) for l in lists if l])
-    return bool(np.any(_segments_intersect(a0[i], a1[i], b0[j], b1[j])))
-
-
-# --------------------------------------------------------------------------------------------
 # Spline fit of a closed curve
 # --------------------------------------------------------------------------------------------
 _GL_X, _GL_W = np.polynomial.legendre.leggauss(5)
@@ -302,7 +240,8 @@ class Track:
     """
 
     def __init__(self, *, name, ds, s, xy, psi, kappa, w_left, w_right, length, raceline=None,
-                 source="<array>", description="", scale=None, widths_from="the centre-line data"):
+                 source="<array>", description="", scale=None, widths_from="the centre-line data",
+                 input_problems=()):
         self.name = str(name)
         #: where the widths come from (the centre-line file, or measured from an occupancy map)
         self.widths_from = str(widths_from)
@@ -318,6 +257,10 @@ class Track:
         self.source = str(source)
         self.description = str(description)
         self.scale = scale
+        #: problems found in the input points before the fit (e.g. an open line closed with a long chord), reported
+        #: by :meth:`geometry_problems`
+        self.input_problems = tuple(input_problems)
+        self._crossovers = None
         n = self.s.shape[0]
         # unit tangents / left normals at the samples, and the chord to the next sample
         self._t = _readonly(np.column_stack([np.cos(self.psi), np.sin(self.psi)]))
@@ -345,9 +288,13 @@ class Track:
             (FITPACK) allowing this RMS deviation [m] from the input points
         row_numbers : labels [M] of the rows in error messages (e.g. file line numbers); default 0..M-1
 
+        Widths are clipped where a bend is tighter than the width on its inside (:func:`checks.clip_widths`, with a
+        :class:`TrackWarning`). An open line closed with a long chord is recorded in :attr:`input_problems`.
+
         Raises
         ------
-        TrackError : fewer than 4 points, non-finite values, widths <= 0, duplicate consecutive points.
+        TrackError : fewer than 4 points, non-finite values, widths <= 0, duplicate consecutive points, coordinates
+            or a lap length not of a circuit in metres, points on a straight line.
         """
         xy = np.asarray(xy, dtype=np.float64)
         if xy.ndim != 2 or xy.shape[1] != 2:
@@ -383,6 +330,7 @@ class Track:
                 f"{source}: row {rows[j]}: point ({xy[j, 0]}, {xy[j, 1]}) repeats the previous point "
                 f"(row {rows[i]}); expected distinct consecutive points"
             )
+        input_problems = checks.check_input_points(xy, wr, wl, rows, source)
         if ds is not None and not (math.isfinite(ds) and ds > 0):
             raise TrackError(f"{source}: ds = {ds}; expected a finite number > 0")
         if smoothing is not None and not (math.isfinite(smoothing) and smoothing >= 0):
@@ -393,6 +341,7 @@ class Track:
         length = float(SS[-1])
         if not length > 0:
             raise TrackError(f"{source}: centre line has zero length")
+        checks.check_length(length, source)
         if ds is None:
             ds = length / m
         n = max(4, int(round(length / ds)))
@@ -410,22 +359,27 @@ class Track:
         sp_in = np.append(s_in, length)
         w_right = np.interp(s, sp_in, np.append(wr, wr[0]))
         w_left = np.interp(s, sp_in, np.append(wl, wl[0]))
+        normals = np.column_stack([-np.sin(psi), np.cos(psi)])
+        w_left, w_right, clipped = checks.clip_widths(s, p, normals, kappa, w_left, w_right, ds, source)
         return cls(name=name, ds=ds, s=s, xy=p, psi=wrap_angle(psi), kappa=kappa, w_left=w_left,
-                   w_right=w_right, length=length, source=source, description=description, scale=scale)
+                   w_right=w_right, length=length, source=source, description=description, scale=scale,
+                   input_problems=input_problems + clipped)
 
     def with_raceline(self, raceline: Raceline | None) -> "Track":
         """A copy of this track with ``raceline`` attached (or removed with None)."""
         t = Track(name=self.name, ds=self.ds, s=self.s, xy=self.xy, psi=self.psi, kappa=self.kappa,
                   w_left=self.w_left, w_right=self.w_right, length=self.length, raceline=raceline,
-                  source=self.source, description=self.description, scale=self.scale, widths_from=self.widths_from)
+                  source=self.source, description=self.description, scale=self.scale, widths_from=self.widths_from,
+                  input_problems=self.input_problems)
         t._tree = self._tree
+        t._crossovers = self._crossovers
         return t
 
     def check_raceline(self, raceline: Raceline, tolerance: float = 0.05) -> Raceline:
         """Raise :class:`TrackError` (naming the raceline's file) unless ``raceline`` belongs to this track: every
         point within the edges (``tolerance`` x the local width of slack) and one lap of about the same length
         (0.5-1.5 x the centre line). Returns ``raceline``."""
-        s, n, _ = self.frenet(np.column_stack([raceline.x, raceline.y]))
+        s, n, _ = self.frenet_path(np.column_stack([raceline.x, raceline.y]))
         wl, wr = self.widths_at(s)
         excess = np.maximum(n - wl * (1 + tolerance), -wr * (1 + tolerance) - n)
         if np.any(excess > 0):
@@ -643,6 +597,28 @@ class Track:
             return float(s), float(n), float(dpsi)
         return s, n, dpsi
 
+    def frenet_path(self, xy, psi=None):
+        """Project an ordered closed path (a racing line) ``xy`` [M, 2] [m] onto the centre line: each point near
+        the previous one's arc length (:meth:`frenet` with a hint), starting from a point away from every crossover,
+        so a path through a bridge stays on its own branch. On a track without crossovers this is
+        :meth:`frenet`. Returns (s [M] [m], n [M] [m], dpsi [M] [rad], NaN where ``psi`` is None)."""
+        xy = np.asarray(xy, dtype=np.float64)
+        s, n, dpsi = self.frenet(xy, psi)
+        if not self.crossovers or xy.shape[0] < 2:
+            return s, n, dpsi
+        away = np.ones(len(s), dtype=bool)
+        for c in self.crossovers:
+            away &= ~c.near(s, self.length)
+        k0 = int(np.flatnonzero(away)[0]) if away.any() else 0
+        order = np.roll(np.arange(len(s)), -k0)
+        hint = s[k0]
+        for k in order:
+            s[k], n[k], _ = self.frenet(xy[k], hint=hint)
+            hint = s[k]
+        if psi is not None:
+            _, _, dpsi = self.frenet(xy, psi, hint=s)
+        return s, n, dpsi
+
     def _project_one(self, px: float, py: float, i: int):
         """Scalar version of :meth:`_project_segment` (same formulas). Returns t, n, residual, nx, ny."""
         j = i + 1 if i + 1 < self._n else 0
@@ -719,41 +695,30 @@ class Track:
         return (n <= wl - margin) & (n >= -wr + margin)
 
     # ---------------------------------------------------------------- checks
-    def geometry_problems(self, clearance: float = 0.0) -> list[str]:
-        """Sanity checks of the track shape; returns human-readable problems (empty list = fine).
+    @property
+    def crossovers(self) -> list[Crossover]:
+        """Every place where the centre line crosses itself (:class:`Crossover`, computed on first use); on an
+        accepted track, bridges (:mod:`racing.track.checks`). Where there is one, project a car with a hint
+        (:meth:`frenet`) and a path with :meth:`frenet_path`, never globally."""
+        if self._crossovers is None:
+            self._crossovers = checks.find_crossovers(self)
+        return self._crossovers
 
-        * the radius of curvature exceeds the width on the inside of every bend;
-        * the centre line and both edges are simple closed curves and the edges do not cross each other;
-        * distinct parts of the track keep ``clearance`` [m] between their edges.
-        """
-        probs = []
-        inner = np.where(self.kappa > 0, self.w_left, self.w_right)
-        ratio = np.abs(self.kappa) * inner
-        if np.any(ratio >= 1.0):
-            i = int(np.argmax(ratio))
-            probs.append(f"s = {self.s[i]:.2f} m: radius {1 / abs(self.kappa[i]):.3f} m <= inner width {inner[i]:.3f} m")
-        for what, line in (("centre line", self.xy), ("left edge", self.left_boundary()),
-                           ("right edge", self.right_boundary())):
-            hits = polyline_self_intersections(line)
-            if len(hits):
-                i = int(hits[0, 0])
-                probs.append(f"{what} crosses itself near s = {self.s[i]:.2f} m ({len(hits)} crossings)")
-        if polylines_intersect(self.left_boundary(), self.right_boundary()):
-            probs.append("left and right edges cross each other")
-        gap = self.min_clearance()
-        if gap < clearance:
-            probs.append(f"distinct parts of the track are only {gap:.3f} m apart (edge to edge), "
-                         f"expected >= {clearance}")
-        return probs
+    def geometry_problems(self, clearance: float = 0.0) -> list[str]:
+        """Sanity checks of the track shape (:func:`racing.track.checks.problems`); returns human-readable problems
+        (empty list = fine): the input's problems (an open line closed with a long chord, widths clipped over most
+        of the lap), a radius below the inner width (tracks not built by :meth:`from_centerline`), a centre line
+        crossing itself other than on a bridge, edges crossing outside a bridge, distinct parts closer than
+        ``clearance`` [m] edge to edge."""
+        return checks.problems(self, clearance)
 
     def check_geometry(self, clearance: float = 0.0) -> "Track":
-        """Raise :class:`TrackError` naming the track's file and every problem of :meth:`geometry_problems`
-        (a figure-8, a width beyond the radius of a bend, a collinear 'loop', ...); returns ``self`` when fine."""
+        """Raise :class:`TrackError` naming the track's file and every problem of :meth:`geometry_problems`;
+        returns ``self`` when fine (a bridge and clipped tight bends are fine)."""
         probs = self.geometry_problems(clearance)
         if probs:
             raise TrackError(f"{self.source}: track geometry is not a raceable closed track: {'; '.join(probs)} "
-                             f"(expected a simple closed centre line whose bends are wider in radius than the "
-                             f"inner width; race it anyway with --allow-bad-geometry / check_geometry=False)")
+                             f"(race it anyway with --allow-bad-geometry / check_geometry=False)")
         return self
 
     def min_clearance(self) -> float:

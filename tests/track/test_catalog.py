@@ -1,4 +1,4 @@
-"""The benchmark track list (project tracks + shared TUM circuits) and the names specs may use."""
+"""The benchmark track list (project tracks, with the TUM circuits, + an extra folder) and the names specs may use."""
 from __future__ import annotations
 
 import pytest
@@ -14,18 +14,20 @@ def test_project_tracks_race_the_car_of_their_scale():
     assert set(known_tracks()) <= set(rows)
 
 
-def test_shared_circuits_by_name(shared_tracks, monkeypatch):
-    monkeypatch.setenv("RACING_SHARED_TRACKS", str(shared_tracks / "racetrack-database"))
-    assert "Monza" in list_shared()
-    assert resolve_track("Monza") == str(shared_tracks / "racetrack-database" / "Monza.csv")
-    assert ("Monza", resolve_track("Monza"), "gt_car") in benchmark_tracks()
+def test_tum_circuits_are_project_tracks_raced_by_gt_car(monkeypatch):
+    monkeypatch.delenv("RACING_SHARED_TRACKS", raising=False)
+    assert "Monza" in known_tracks() and list_shared() == []
+    assert resolve_track("Monza") == "Monza"
+    assert ("Monza", "Monza", "gt_car") in benchmark_tracks()
     assert resolve_track("lab_loop") == "lab_loop" and resolve_track("some/file.csv") == "some/file.csv"
 
 
 def test_shared_folder_from_the_environment(tmp_path, monkeypatch):
     (tmp_path / "Oval.csv").write_text("# x_m,y_m,w_tr_right_m,w_tr_left_m\n")
     monkeypatch.setenv("RACING_SHARED_TRACKS", str(tmp_path))
+    (tmp_path / "Monza.csv").write_text("# x_m,y_m,w_tr_right_m,w_tr_left_m\n")  # a project track's name wins
     assert list_shared() == ["Oval"] and resolve_track("Oval") == str(tmp_path / "Oval.csv")
+    assert resolve_track("Monza") == "Monza"
     monkeypatch.setenv("RACING_SHARED_TRACKS", str(tmp_path / "absent"))
     assert list_shared() == []
 

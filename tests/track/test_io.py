@@ -18,8 +18,7 @@ from racing.track import (
     write_centerline,
 )
 
-SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "tracks"
-TUM = SHARED / "racetrack-database"
+SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "tracks"  # the F1TENTH map (GPL-3.0)
 OSCHERSLEBEN = SHARED / "f1tenth" / "Oschersleben"
 
 # official circuit lengths [m] (the database's centre lines are within a few per cent)
@@ -33,19 +32,28 @@ def _need(path: Path) -> Path:
     return path
 
 
-def _tum_files():
-    return sorted(TUM.glob("*.csv")) if TUM.is_dir() else []
+def _tum_folders():
+    """The shipped TUM circuits: the track folders that carry the database's reference line."""
+    return sorted(p.parent for p in tracks_dir().glob("*/tum_raceline_xy.csv"))
 
 
-# ---------------------------------------------------------------------------- shared TUM database
-@pytest.mark.parametrize("csv", _tum_files() or [pytest.param(None, marks=pytest.mark.skip("no shared data"))],
-                         ids=lambda p: p.stem if p else "none")
-def test_tum_csv_loads(csv):
-    tr = load_track(csv)
-    assert tr.name == csv.stem and tr.source == str(csv)
+# ---------------------------------------------------------------------------- the shipped TUM circuits
+def test_tum_circuits_ship_with_their_licence_and_provenance():
+    assert len(_tum_folders()) >= 5
+    text = (tracks_dir() / "TUM_PROVENANCE.md").read_text()
+    assert "github.com/TUMFTM/racetrack-database" in text and "LGPL-3.0" in text
+    assert "GNU LESSER GENERAL PUBLIC LICENSE" in (tracks_dir() / "LICENSES" / "LGPL-3.0.txt").read_text()
+    assert "GNU GENERAL PUBLIC LICENSE" in (tracks_dir() / "LICENSES" / "GPL-3.0.txt").read_text()
+    assert not list(tracks_dir().glob("*/*_map.yaml"))  # no F1TENTH map (GPL-3.0) in the project
+
+
+@pytest.mark.parametrize("folder", _tum_folders(), ids=lambda p: p.name)
+def test_tum_circuit_loads(folder):
+    tr = load_track(folder.name)
+    assert tr.name == folder.name and tr.source == str(folder) and tr.scale == "full"
     assert 1000.0 < tr.length < 8000.0
-    if csv.stem in TUM_LENGTHS:
-        assert tr.length == pytest.approx(TUM_LENGTHS[csv.stem], rel=0.03)
+    if folder.name in TUM_LENGTHS:
+        assert tr.length == pytest.approx(TUM_LENGTHS[folder.name], rel=0.03)
     assert 4.0 < tr.ds < 6.0  # database points every ~5 m
     assert np.all(tr.w_left > 0) and np.all(tr.w_right > 0)
     assert 6.0 < np.mean(tr.w_left + tr.w_right) < 25.0
@@ -61,7 +69,7 @@ def test_tum_csv_loads(csv):
     assert np.max(np.abs(tr.to_cartesian(s, n) - p)) < 1e-3
     assert tr.is_inside(p).all()
     # the database's reference line (x, y only) lies on the track
-    rl_path = csv.parent / "racelines" / csv.name
+    rl_path = folder / "tum_raceline_xy.csv"
     if rl_path.is_file():
         xy = load_xy_raceline(rl_path)
         assert xy.ndim == 2 and xy.shape[1] == 2 and len(xy) > 100
@@ -69,7 +77,7 @@ def test_tum_csv_loads(csv):
 
 
 def test_monza_length():
-    tr = load_track(_need(TUM / "Monza.csv"))
+    tr = load_track("Monza")
     assert tr.length == pytest.approx(5800.0, rel=0.01)
 
 
