@@ -218,19 +218,33 @@ def test_a_race_imports_neither_torch_nor_rosbags_nor_casadi(tmp_path):
     assert r.returncode == 0 and r.stdout.strip().endswith("ok"), r.stderr[-2000:]
 
 
-def test_cars_and_tracks_are_package_data():
-    """Found through importlib.resources inside the package (an installed wheel has them), not beside it."""
-    import racing
+def test_cars_and_tracks_are_package_data(tmp_path):
+    """The top-level tracks/ and vehicle_params/ (with the TUM circuits and their licence) go into the wheel as
+    racing/tracks and racing/vehicle_params; a checkout finds them beside the package."""
+    import subprocess
+    import zipfile
+
     from racing.models.params import known_cars, params_dir
     from racing.track import known_tracks, tracks_dir
 
-    pkg = Path(racing.__file__).resolve().parent
-    assert tracks_dir().resolve().is_relative_to(pkg) and params_dir().resolve().is_relative_to(pkg)
-    assert {"lab_loop", "garage_gp", "ridge_ring", "harbour_circuit"} <= set(known_tracks())
+    assert tracks_dir().resolve() == (ROOT / "tracks").resolve() and params_dir().resolve() == (
+        ROOT / "vehicle_params").resolve()
+    assert {"lab_loop", "garage_gp", "ridge_ring", "harbour_circuit", "Monza"} <= set(known_tracks())
     assert {"f1tenth", "gt_car"} <= set(known_cars())
+    import setuptools
+
+    # the venv's own setuptools when it is recent enough (pyproject's build requirement), else pip's isolated build
+    own = ["--no-build-isolation"] if int(setuptools.__version__.split(".")[0]) >= 68 else []
+    r = subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", *own, "-w", str(tmp_path),
+                        str(ROOT)], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    names = set(zipfile.ZipFile(next(tmp_path.glob("racing-*.whl"))).namelist())
+    for f in ("racing/tracks/Monza/centerline.csv", "racing/tracks/LICENSES/LGPL-3.0.txt",
+              "racing/tracks/TUM_PROVENANCE.md", "racing/tracks/lab_loop/raceline_f1tenth_mintime.csv",
+              "racing/vehicle_params/gt_car.yaml", "racing/control/mppi/f1tenth.yaml"):
+        assert f in names, f
     import tomllib
 
     data = tomllib.loads((ROOT / "pyproject.toml").read_text())
-    assert "data/**/*" in data["tool"]["setuptools"]["package-data"]["racing"]
     deps = " ".join(data["project"]["dependencies"])
     assert "torch" not in deps and "rosbags" not in deps and "casadi" not in deps
