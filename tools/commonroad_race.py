@@ -29,7 +29,6 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-TUM = ROOT.parent / "shared" / "data" / "tracks" / "racetrack-database"
 NAMES = ("inertia_z", "B_f", "C_f", "D_f", "B_r", "C_r", "D_r", "steer_gain", "steer_tau", "steer_offset")
 NOISE = {"pos": 0.02, "yaw": 0.005, "vel": 0.03, "yaw_rate": 0.01, "steer": 0.002}
 
@@ -68,7 +67,7 @@ def excite_and_fit(model: str, out: Path, duration: float = 120.0, seed: int = 1
     return path
 
 
-def reference(track: Path, car: Path) -> float | None:
+def reference(track: str, car: Path) -> float | None:
     """The fitted car's minimum-time lap [s] on ``track`` (computed and cached by ``racing raceline``)."""
     import subprocess
 
@@ -102,9 +101,8 @@ def main(argv=None) -> int:
         car_path = Path(cars[model]) if model in cars else excite_and_fit(model, out)
         car = racing.load_car(str(car_path))
         for name in a.tracks.split(","):
-            track_path = TUM / f"{name}.csv"
-            ref = reference(track_path, car_path)
-            track = racing.load_track(str(track_path))
+            track = racing.load_track(name)  # the TUM circuits ship in tracks/
+            ref = reference(name, car_path)
             for ctrl in a.controllers.split(","):
                 t0 = time.perf_counter()
                 r = racing.race(track, car, controller=ctrl, plant=f"commonroad:{model}", laps=a.laps)

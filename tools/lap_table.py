@@ -1,8 +1,7 @@
 """Race pure pursuit, MPPI and iLQR on every shipped track and every TUM track; print a markdown lap table.
 
 The tracks and their cars are :func:`racing.track.catalog.benchmark_tracks`: the project's tracks (the f1tenth
-car on 1:10 tracks, the gt_car on "full" ones) and the TUM circuits in ``../shared/data/tracks/racetrack-database/``
-(the gt_car).
+car on 1:10 tracks, the gt_car on "full" ones, among them the TUM circuits shipped in ``tracks/``).
 Every run: plant = the simulator's default (``dynamic_ext``: the car's model + tyre relaxation, drivetrain lag,
 optional dead time; ``--plant dynamic`` races the controllers' own model), 3 laps, ``realtime`` (compute time
 counts, deadline misses counted), 50 Hz.

@@ -1,12 +1,11 @@
-"""Reference lap table: min-curvature QSS lap and minimum-time lap for every shared TUM track (gt_car) and
-every shipped track (f1tenth on 1:10 tracks, gt_car on full-size ones).
+"""Reference lap table: min-curvature QSS lap and minimum-time lap for every shipped track (f1tenth on 1:10
+tracks, gt_car on full-size ones, among them the TUM circuits).
 
     python tools/raceline_table.py                 # markdown table on stdout
     python tools/raceline_table.py --save          # also write the lines to the raceline cache
     python tools/raceline_table.py --only lab_loop Monza --spacing 2.0 --json
 
-Shared tracks are read from ``../shared/data/tracks/racetrack-database`` (never copied). Each OCP solve prints
-its IPOPT status. Benchmark timings only mean something on an otherwise idle machine (the load average is
+Each OCP solve prints its IPOPT status. Benchmark timings only mean something on an otherwise idle machine (the load average is
 printed with the table).
 """
 from __future__ import annotations
@@ -21,18 +20,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-SHARED_TUM = ROOT.parent / "shared" / "data" / "tracks" / "racetrack-database"
-
-
 def track_list(only=None):
     from racing.track import known_tracks, load_track
 
-    out = []
-    for name in known_tracks():
-        out.append(("shipped", name, lambda n=name: load_track(n)))
-    if SHARED_TUM.is_dir():
-        for p in sorted(SHARED_TUM.glob("*.csv")):
-            out.append(("TUM", p.stem, lambda p=p: load_track(p)))
+    out = [("shipped", name, lambda n=name: load_track(n)) for name in known_tracks()]
     if only:
         out = [t for t in out if t[1] in only]
     return out
