@@ -19,6 +19,7 @@ import dataclasses
 import math
 import os
 import sys
+import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
@@ -410,17 +411,24 @@ RACE_OUTPUTS = ("result.npz", "events.json", "summary.json", "config.yaml", "log
 
 
 def check_out_dir(out) -> Path:
-    """``out`` as a folder a run can be written into (created if missing); a ConfigError naming it otherwise (a
-    file in the way, no permission). Checked before a race runs, so nothing is computed for nothing."""
+    """``out`` as a folder a run can be written into (it or its nearest existing parent writable, no file in the
+    way); a ConfigError naming it otherwise. Checked before a race runs, so nothing is computed for nothing; nothing
+    is created here."""
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise ConfigError(f"--out {out}: is a file; expected a folder (created if missing) for the run's outputs")
-    try:
-        out.mkdir(parents=True, exist_ok=True)
+    existing = out
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise ConfigError(f"--out {out}: {existing} is a file; expected a folder (created if missing)")
+    try:  # a real probe (permissions, a read-only file system, root's exemptions): a file made and removed
+        fd, probe = tempfile.mkstemp(prefix=".racing-probe-", dir=existing)
+        os.close(fd)
+        os.unlink(probe)
     except OSError as exc:
-        raise ConfigError(f"--out {out}: cannot create the folder ({exc.strerror or exc})") from None
-    if not os.access(out, os.W_OK | os.X_OK):
-        raise ConfigError(f"--out {out}: the folder is not writable; expected a folder this user can write")
+        raise ConfigError(f"--out {out}: {'the folder' if existing == out else existing} is not writable (a "
+                          f"file cannot be made there: {exc.strerror or exc}); expected a folder the run can be written into") from None
     return out
 
 
@@ -441,6 +449,7 @@ def save(result: SimResult, track: Track, out, plot: bool = True, animate: bool 
     config.yaml, log.csv, and with ``plot`` race.png (plus the snapshot plots and, with ``animate``, lap.gif);
     returns every file written."""
     out = check_out_dir(out)
+    out.mkdir(parents=True, exist_ok=True)
     remove_stale_outputs(out)
     result.save(out)
     if plot:

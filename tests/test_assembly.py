@@ -82,6 +82,7 @@ def test_a_spec_is_strict_and_names_what_is_wrong(tmp_path):
         build(RaceSpec(controller="nope"))
     (tmp_path / "file").write_text("x")
     assert main(["race", "--controller", "pure_pursuit", "--out", str(tmp_path / "file")]) == 2
+    assert main(["race", "--controller", "pure_pursuit", "--out", "/proc/racing-test/run"]) == 2  # unwritable
     with pytest.raises(ValueError, match="only a spec of names and paths has a racing race command line"):
         RaceSpec(track=_oval_rl()).argv()
 
