@@ -31,7 +31,9 @@ def load_track(name_or_path, check_geometry: bool = True, **options):
 
 
 def load_car(name_or_path="f1tenth"):
-    """The :class:`racing.models.params.VehicleParams` of a car by name (:func:`known_cars`) or YAML path."""
+    """The :class:`racing.models.params.VehicleParams` of a car by name (:func:`known_cars`), YAML path or a mapping
+    of its parameters (the same strict checks: an unknown or missing key, a value out of its plausible range, is a
+    ConfigError naming it); a VehicleParams is returned as is."""
     from racing.models.params import load_params
 
     return load_params(name_or_path)

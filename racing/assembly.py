@@ -225,7 +225,9 @@ def sim_config(spec: RaceSpec, car: VehicleParams) -> SimConfig:
     """The :class:`SimConfig` of a spec for the plant's car; a bad value is a ConfigError naming the field and
     its ``racing race`` option (the checks live in SimConfig, so every consumer gets the same)."""
     try:
-        return SimConfig(noise=noise_preset(car, spec.noise), **{k: getattr(spec, k) for k in SIM_FIELDS})
+        sim = SimConfig(noise=noise_preset(car, spec.noise), **{k: getattr(spec, k) for k in SIM_FIELDS})
+        sim.check_for(car)
+        return sim
     except ConfigError as exc:
         msg = str(exc)
         name = msg.split(": ", 2)[1].split("[")[0].split(" ")[0] if ": " in msg else ""
@@ -238,8 +240,8 @@ def set_numba_threads(n) -> int:
 
     if n is not None:
         if isinstance(n, bool) or not isinstance(n, int) or n < 1 or n > numba.config.NUMBA_NUM_THREADS:
-            raise ConfigError(f"threads (--threads): {n!r}; expected an integer in 1..{numba.config.NUMBA_NUM_THREADS}"
-                              f" (the cores numba was started with)")
+            raise ConfigError(f"--threads must be in 1..{numba.config.NUMBA_NUM_THREADS} (the cores numba was started "
+                              f"with), got {n!r}")
         numba.set_num_threads(n)
     return numba.get_num_threads()
 

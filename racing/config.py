@@ -10,7 +10,9 @@ mapping and refuses anything it does not understand:
   -> :class:`ConfigError` naming the file, the field, the value and the expected range.
 
 Field metadata understood here (all optional): ``unit`` (str, documentation), ``doc`` (str),
-``min``/``max`` (inclusive bounds), ``gt``/``lt`` (exclusive bounds), ``choices`` (tuple).
+``min``/``max`` (inclusive bounds), ``gt``/``lt`` (exclusive bounds), ``range`` (str: why the bounds, named in
+the error when a value is outside them), ``choices`` (tuple). A number that YAML 1.1 reads as text (``1e30``,
+``1.0e30``) is reported as text, with the spelling that YAML reads as a number (``1.0e+30``).
 Nested dataclass fields are read from nested mappings, with dotted key paths in errors.
 """
 from __future__ import annotations
@@ -43,9 +45,14 @@ def load_yaml(path: str | Path) -> dict:
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"{path}: file not found")
+    raw = path.read_bytes()
+    if b"\0" in raw[:8192]:
+        raise ConfigError(f"{path}: a binary file (NUL bytes), not YAML; expected a text file of key: value lines")
     try:
-        with path.open("r", encoding="utf-8") as fh:
-            data = yaml.safe_load(fh)
+        data = yaml.safe_load(raw.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not a UTF-8 text file (byte {exc.start}: {raw[exc.start:exc.start + 1]!r}); "
+                          f"expected a YAML text file of key: value lines") from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
     if data is None:
@@ -59,7 +66,36 @@ def _type_hints(cls) -> dict:
     return typing.get_type_hints(cls)
 
 
+def _number_text(value: str) -> str | None:
+    """The advice for a number that YAML 1.1 (PyYAML) read as text, e.g. ``1e30`` or ``1.0e30`` (PyYAML wants a dot
+    in the mantissa and a sign in the exponent: ``1.0e+30``); None when ``value`` is not such a number."""
+    try:
+        v = float(value.replace("_", ""))
+    except ValueError:
+        return None
+    if not math.isfinite(v):
+        return None
+    m, _, e = value.strip().lower().partition("e")
+    fixed = f"{m if '.' in m else m + '.0'}e{e if e[:1] in '+-' else '+' + e}" if e else value
+    return (f"got the text {value!r}, not a number: YAML 1.1 reads an exponent only with a dot in the mantissa "
+            f"and a sign in the exponent; write it as {fixed}")
+
+
+def _bounds_text(meta: Mapping, unit: str) -> str:
+    """``" (expected lo .. hi unit: why)"`` when the field has both bounds, else ""."""
+    lo = f"{meta['min']:g} .. " if "min" in meta else (f"> {meta['gt']:g} and " if "gt" in meta else None)
+    hi = f"{meta['max']:g}" if "max" in meta else (f"< {meta['lt']:g}" if "lt" in meta else None)
+    if lo is None or hi is None:
+        return ""
+    if "max" in meta and "gt" in meta:
+        hi = f"<= {hi}"
+    why = f": {meta['range']}" if meta.get("range") else ""
+    return f" (expected {lo}{hi}{unit}{why})"
+
+
 def _check_number(value: Any, where: str, meta: Mapping, want_int: bool) -> float | int:
+    if isinstance(value, str) and _number_text(value):
+        raise ConfigError(f"{where}: {_number_text(value)}")
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         kind = "an integer" if want_int else "a number"
         raise ConfigError(f"{where}: expected {kind}, got {value!r}")
@@ -71,14 +107,15 @@ def _check_number(value: Any, where: str, meta: Mapping, want_int: bool) -> floa
     if not math.isfinite(value):
         raise ConfigError(f"{where}: expected a finite number, got {value!r}")
     unit = f" {meta['unit']}" if meta.get("unit") else ""
+    span = _bounds_text(meta, unit)
     if "min" in meta and value < meta["min"]:
-        raise ConfigError(f"{where}: {value!r} is below the minimum {meta['min']}{unit}")
+        raise ConfigError(f"{where}: {value!r} is below the minimum {meta['min']}{unit}{span}")
     if "max" in meta and value > meta["max"]:
-        raise ConfigError(f"{where}: {value!r} is above the maximum {meta['max']}{unit}")
+        raise ConfigError(f"{where}: {value!r} is above the maximum {meta['max']}{unit}{span}")
     if "gt" in meta and not value > meta["gt"]:
-        raise ConfigError(f"{where}: expected a value > {meta['gt']}{unit}, got {value!r}")
+        raise ConfigError(f"{where}: expected a value > {meta['gt']}{unit}, got {value!r}{span}")
     if "lt" in meta and not value < meta["lt"]:
-        raise ConfigError(f"{where}: expected a value < {meta['lt']}{unit}, got {value!r}")
+        raise ConfigError(f"{where}: expected a value < {meta['lt']}{unit}, got {value!r}{span}")
     return float(value) if not want_int else int(value)
 
 

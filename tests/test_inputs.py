@@ -91,7 +91,7 @@ def test_noise_config_is_strict_in_python():
 
 
 @pytest.mark.parametrize("field,value,pattern", [
-    ("mass", -1.0, r"VehicleParams 'f1tenth': mass: expected a value > 0.0 kg, got -1.0"),
+    ("mass", -1.0, r"VehicleParams 'f1tenth': mass: -1.0 is below the minimum 0.05 kg \(expected 0.05 .. 200000 kg"),
     ("mass", float("nan"), r"mass: expected a finite number"),
     ("steer_max", 2.0, r"steer_max: expected a value < 1.5 rad"),
     ("mu", "high", r"mu: expected a number"),
@@ -284,3 +284,95 @@ def test_fit_options_checked_in_the_python_api(kw, pattern):
 
     with pytest.raises(ConfigError, match=pattern):
         racing.fit([], "f1tenth", **kw)
+
+
+# ------------------------------------------------------------------ issue 27: silently accepted, unclear
+def test_start_speed_above_the_cars_top_speed_is_exit_2(capsys, tmp_path):
+    _fails(["race", "--controller", "pure_pursuit", "--laps", "1", "--start-speed", "1000"],
+           r"start_speed: 1000 m/s is above the top speed v_max = 12 m/s of car 'f1tenth'; expected 0 .. 12 m/s",
+           capsys, tmp_path)
+
+
+def _car(tmp_path, key, value, name="car.yaml"):
+    from racing.models.params import params_dir
+
+    lines = [ln for ln in (params_dir() / "f1tenth.yaml").read_text().splitlines() if not ln.startswith(f"{key}:")]
+    path = tmp_path / name
+    path.write_text("\n".join(lines + [f"{key}: {value}"]) + "\n")
+    return path
+
+
+@pytest.mark.parametrize("key,value,pattern", [
+    ("mass", "1.0e+30", r"heavy.yaml: mass: 1e\+30 is above the maximum 200000.0 kg \(expected 0.05 .. 200000 kg: a "
+                        r"plausible range"),
+    ("v_max", "1.0e+9", r"heavy.yaml: v_max: 1000000000.0 is above the maximum 150.0 m/s"),
+    ("mass", "1.0e30", r"heavy.yaml: mass: got the text '1.0e30', not a number: .*write it as 1.0e\+30"),
+])
+def test_implausible_car_file_is_exit_2(key, value, pattern, capsys, tmp_path):
+    path = _car(tmp_path, key, value, "heavy.yaml")
+    _fails(["race", "--controller", "pure_pursuit", "--car", str(path)], pattern, capsys, tmp_path)
+
+
+def test_binary_car_file_is_exit_2(capsys, tmp_path):
+    path = tmp_path / "car.yaml"
+    path.write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(64))
+    _fails(["race", "--controller", "pure_pursuit", "--car", str(path)],
+           r"car.yaml: a binary file \(NUL bytes\), not YAML; expected a text file", capsys, tmp_path)
+
+
+def test_api_load_car_takes_a_mapping_through_the_same_checks():
+    import racing
+
+    f1 = racing.load_car("f1tenth")
+    values = {f.name: getattr(f1, f.name) for f in dataclasses.fields(f1)}
+    assert racing.load_car(values) == f1
+    with pytest.raises(ConfigError, match=r"car parameters \(a mapping\): v_max: 1000000000.0 is above the maximum"):
+        racing.load_car({**values, "v_max": 1e9})
+
+
+@pytest.fixture(scope="module")
+def race_log(tmp_path_factory):
+    """The log racing race writes (pure pursuit on f1tenth, lab_loop, one lap)."""
+    out = tmp_path_factory.mktemp("race") / "run"
+    assert main(["race", "--controller", "pure_pursuit", "--laps", "1", "--no-plot", "--out", str(out)]) in (0, 1)
+    return out / "log.csv"
+
+
+def test_fit_the_race_log_of_another_car_is_exit_2(race_log, capsys, tmp_path):
+    _fails(["fit", str(race_log), "--car", "gt_car"], r"log.csv: the log header says it was driven by car 'f1tenth' "
+           r"\(wheelbase 0.33 m, mass 3.74 kg\), but --car 'gt_car' is another car", capsys, tmp_path)
+
+
+def test_fit_columns_on_a_racing_log_is_exit_2(race_log, capsys, tmp_path):
+    _fails(["fit", str(race_log), "--columns", "av21"], r"log.csv: the column map \(--columns\) applies to foreign CSV "
+           r"logs only, and none of these is one", capsys, tmp_path)
+
+
+@pytest.mark.parametrize("name", ["plot.png", "plot.csv"])
+def test_fit_a_png_is_exit_2(name, capsys, tmp_path):
+    from PIL import Image
+
+    path = tmp_path / name
+    Image.fromarray(np.zeros((8, 8), np.uint8)).save(path, format="PNG")
+    _fails(["fit", str(path), "--car", "f1tenth"], rf"{name}: a PNG image, not a log; expected a racing CSV log, a "
+           r"foreign CSV \(with a column map\), a ROS bag", capsys, tmp_path)
+
+
+def test_fit_min_speed_above_every_sample_says_so(race_log, capsys, tmp_path):
+    _fails(["fit", str(race_log), "--min-speed", "50", "--boot", "0"], r"no fit window starts at v_x >= 50 m/s "
+           r"\(--min-speed, min_speed\): the logs' fastest v_x is 1\d(\.\d+)? m/s; expected a minimum speed below",
+           capsys, tmp_path)
+
+
+def test_fit_without_bootstrap_reports_errors_and_margin_as_not_computed(race_log, capsys, tmp_path):
+    out = tmp_path / "fit.yaml"
+    assert main(["fit", str(race_log), "--boot", "0", "--params", "D_f,inertia_z", "--json", "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "NaN" not in text
+    rep = json.loads(text)["fit"]
+    assert rep["std_errors"] == {"D_f": None, "inertia_z": None} and rep["grip_margin"] is None
+    assert rep["uncertainty"].startswith("not computed (no bootstrap replicates")
+    assert "grip_margin not computed (--boot 0)" in out.read_text()
+    assert main(["fit", str(race_log), "--boot", "0", "--params", "D_f"]) == 0
+    report = capsys.readouterr().out
+    assert "nan" not in report.lower() and "Grip margin: not computed" in report and "(not computed)" in report

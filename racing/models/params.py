@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +18,8 @@ from racing.config import ConfigError
 from racing.resources import data_dir
 
 G = 9.81  # gravitational acceleration [m/s^2]
+#: why the physical fields have the bounds they have (named in the error of a value outside them)
+PLAUSIBLE = "a plausible range for cars from an F1TENTH model car to a full-size race car or a truck"
 
 
 def _f(unit: str, doc: str, **bounds):
@@ -29,40 +32,45 @@ class VehicleParams:
 
     name: str = field(metadata={"doc": "car name"})
     # chassis
-    mass: float = _f("kg", "total mass", gt=0.0)
-    inertia_z: float = _f("kg m^2", "yaw moment of inertia about the CoG", gt=0.0)
-    l_f: float = _f("m", "CoG to front axle", gt=0.0)
-    l_r: float = _f("m", "CoG to rear axle", gt=0.0)
-    h_cg: float = _f("m", "CoG height above ground", min=0.0)
-    width: float = _f("m", "track width of the car body (for clearance checks)", gt=0.0)
+    mass: float = _f("kg", "total mass", min=0.05, max=2.0e5, range=PLAUSIBLE)
+    inertia_z: float = _f("kg m^2", "yaw moment of inertia about the CoG", min=1.0e-5, max=2.0e6, range=PLAUSIBLE)
+    l_f: float = _f("m", "CoG to front axle", min=0.01, max=10.0, range=PLAUSIBLE)
+    l_r: float = _f("m", "CoG to rear axle", min=0.01, max=10.0, range=PLAUSIBLE)
+    h_cg: float = _f("m", "CoG height above ground", min=0.0, max=5.0, range=PLAUSIBLE)
+    width: float = _f("m", "track width of the car body (for clearance checks)", min=0.05, max=5.0, range=PLAUSIBLE)
     # tyres: lateral force per axle F_y = F_z * D * sin(C * atan(B*a - E*(B*a - atan(B*a))))
-    B_f: float = _f("1/rad", "Pacejka stiffness factor, front", gt=0.0)
+    B_f: float = _f("1/rad", "Pacejka stiffness factor, front", gt=0.0, max=100.0, range=PLAUSIBLE)
     C_f: float = _f("-", "Pacejka shape factor, front", gt=0.0, max=3.0)
     D_f: float = _f("-", "Pacejka peak factor (peak lateral force / normal load), front", gt=0.0, max=5.0)
     E_f: float = _f("-", "Pacejka curvature factor, front", max=1.0)
-    B_r: float = _f("1/rad", "Pacejka stiffness factor, rear", gt=0.0)
+    B_r: float = _f("1/rad", "Pacejka stiffness factor, rear", gt=0.0, max=100.0, range=PLAUSIBLE)
     C_r: float = _f("-", "Pacejka shape factor, rear", gt=0.0, max=3.0)
     D_r: float = _f("-", "Pacejka peak factor, rear", gt=0.0, max=5.0)
     E_r: float = _f("-", "Pacejka curvature factor, rear", max=1.0)
     mu: float = _f("-", "longitudinal tyre-road friction: |F_x| <= mu * m * g", gt=0.0, max=5.0)
     # resistance
     c_roll: float = _f("-", "rolling resistance coefficient: F = c_roll * m * g", min=0.0, max=0.5)
-    c_drag: float = _f("kg/m", "aerodynamic drag: F = c_drag * v^2 (= 0.5 rho Cd A)", min=0.0)
+    c_drag: float = _f("kg/m", "aerodynamic drag: F = c_drag * v^2 (= 0.5 rho Cd A)", min=0.0, max=50.0,
+                     range=PLAUSIBLE)
     # limits
     steer_max: float = _f("rad", "road-wheel steering angle limit |delta|", gt=0.0, lt=1.5)
-    steer_rate_max: float = _f("rad/s", "steering rate limit |d delta/dt|", gt=0.0)
-    accel_max: float = _f("m/s^2", "largest drive acceleration command", gt=0.0)
-    decel_max: float = _f("m/s^2", "largest braking deceleration command (positive)", gt=0.0)
-    power_max: float = _f("W", "motor power limit: F_drive <= power_max / v", gt=0.0)
-    v_max: float = _f("m/s", "top speed the speed loop will command", gt=0.0)
+    steer_rate_max: float = _f("rad/s", "steering rate limit |d delta/dt|", gt=0.0, max=50.0, range=PLAUSIBLE)
+    accel_max: float = _f("m/s^2", "largest drive acceleration command", gt=0.0, max=50.0, range=PLAUSIBLE)
+    decel_max: float = _f("m/s^2", "largest braking deceleration command (positive)", gt=0.0, max=100.0,
+                           range=PLAUSIBLE)
+    power_max: float = _f("W", "motor power limit: F_drive <= power_max / v", gt=0.0, max=1.0e7, range=PLAUSIBLE)
+    v_max: float = _f("m/s", "top speed the speed loop will command", gt=0.0, max=150.0, range=PLAUSIBLE)
     # actuators
-    steer_tau: float = _f("s", "steering servo first-order lag time constant", min=0.0)
-    steer_gain: float = _f("-", "actual / commanded steering angle", gt=0.0)
+    steer_tau: float = _f("s", "steering servo first-order lag time constant", min=0.0, max=2.0, range=PLAUSIBLE)
+    steer_gain: float = _f("-", "actual / commanded steering angle", gt=0.0, max=5.0, range=PLAUSIBLE)
     steer_offset: float = _f("rad", "steering angle at zero command", min=-0.2, max=0.2)
-    speed_kp: float = _f("1/s", "speed loop gain: a_cmd = speed_kp * (v_ref - v_x)", gt=0.0)
+    speed_kp: float = _f("1/s", "speed loop gain: a_cmd = speed_kp * (v_ref - v_x)", gt=0.0, max=1000.0,
+                         range=PLAUSIBLE)
     # low-speed blend between the dynamic and kinematic models
-    v_blend_low: float = _f("m/s", "below this speed the model is purely kinematic", gt=0.0)
-    v_blend_high: float = _f("m/s", "above this speed the model is purely dynamic", gt=0.0)
+    v_blend_low: float = _f("m/s", "below this speed the model is purely kinematic", gt=0.0, max=20.0,
+                            range=PLAUSIBLE)
+    v_blend_high: float = _f("m/s", "above this speed the model is purely dynamic", gt=0.0, max=30.0,
+                             range=PLAUSIBLE)
     # combined slip, drive/brake distribution, downforce (racing.models.dynamic: axle_forces); the plain model is
     # h_cg = 0, combined_slip = 0, c_down = 0
     combined_slip: float = _f("-", "friction-ellipse weight: 1 = each axle's lateral force shrinks with its "
@@ -70,7 +78,8 @@ class VehicleParams:
                               "model: one total grip limit mu (m g + downforce))", min=0.0, max=1.0)
     drive_front: float = _f("-", "share of the drive force on the front axle (0 = rear-wheel drive)", min=0.0, max=1.0)
     brake_front: float = _f("-", "share of the braking force on the front axle (brake balance)", min=0.0, max=1.0)
-    c_down: float = _f("kg/m", "aerodynamic downforce: F_z,aero = c_down * v_x^2 (= 0.5 rho C_L A)", min=0.0)
+    c_down: float = _f("kg/m", "aerodynamic downforce: F_z,aero = c_down * v_x^2 (= 0.5 rho C_L A)", min=0.0, max=50.0,
+                     range=PLAUSIBLE)
     down_front: float = _f("-", "share of the downforce on the front axle", min=0.0, max=1.0)
     # not a physical parameter: which controller tuning this car races with
     tuning: str | None = field(default=None, metadata={
@@ -203,14 +212,23 @@ def known_cars() -> list[str]:
 DEFAULT_CAR = "f1tenth"
 
 
-def load_params(name_or_path: str | Path = DEFAULT_CAR) -> VehicleParams:
-    """Load a car by name (a file in :func:`params_dir`) or by path to a YAML file.
+def load_params(name_or_path: str | Path | Mapping = DEFAULT_CAR) -> VehicleParams:
+    """Load a car by name (a file in :func:`params_dir`), by path to a YAML file, or from a mapping of its
+    parameters (the keys and checks of a car YAML: every physical field and ``name``; ``tuning`` and
+    ``grip_margin`` optional). A :class:`VehicleParams` is returned as it is.
 
     Raises
     ------
     ConfigError
-        Unknown car name (the known ones are listed), unknown/missing keys, bad values.
+        Unknown car name (the known ones are listed), unknown/missing keys, bad values, an argument of another type.
     """
+    if isinstance(name_or_path, VehicleParams):
+        return name_or_path
+    if isinstance(name_or_path, Mapping):
+        return config.from_mapping(VehicleParams, name_or_path, source="car parameters (a mapping)")
+    if not isinstance(name_or_path, (str, Path)):
+        raise ConfigError(f"car: expected a car name, a path to a car YAML or a mapping of its parameters, got "
+                          f"{type(name_or_path).__name__} {name_or_path!r:.60}")
     s = str(name_or_path)
     path = Path(s)
     if not (s.endswith((".yaml", ".yml")) or path.is_file()):

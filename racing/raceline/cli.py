@@ -7,8 +7,8 @@
 The line is written in the TUM 7-column raceline format to the cache (beside a project track, or
 ``~/.cache/racing/racelines`` for other tracks; see :mod:`racing.raceline.cache`) and to ``--out``. A cached line
 computed for the same car parameters, track geometry, spacing and margin is reused unless ``--no-cache``.
-Exit status: 0 on success, 1 when the line cannot be computed (track too narrow, IPOPT failure: the message and
-the JSON name the solver status).
+Exit status: 0 on success, 2 for an option outside its range (the option and the range named), 1 when the line
+cannot be computed (track too narrow for the car, IPOPT failure: the message and the JSON name the solver status).
 """
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 from racing.raceline.cache import METHODS
-from racing.raceline.compute import compute
+from racing.raceline.compute import check_options, compute
 
 
 def register(subparsers) -> None:
@@ -72,6 +72,7 @@ def run(args) -> int:
     car = args.car or default_car(track)
     params = load_params(car)
     car_name = params.name if (car.endswith((".yaml", ".yml")) or "/" in car) else car
+    check_options(track, params, args.spacing, args.margin, args.time_limit, args.max_iter)
     spacing = args.spacing if args.spacing is not None else default_spacing(track, params)
     margin = args.margin if args.margin is not None else default_margin(params)
     grid_spacing = track.length / max(8, int(round(track.length / spacing))) if spacing > 0 else spacing

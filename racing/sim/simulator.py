@@ -88,6 +88,21 @@ class SimConfig:
                 raise cfg.ConfigError(f"SimConfig: snapshot_times: {late[0]:g} s is after max_time_s = "
                                       f"{self.max_time_s:g} s; expected snapshot times within the run")
 
+    def check_for(self, car: VehicleParams) -> "SimConfig":
+        """Check the settings that depend on the car raced (``car``: the plant's parameters); returns ``self``.
+
+        Raises
+        ------
+        ConfigError
+            ``start_speed`` above the car's top speed ``v_max`` [m/s].
+        """
+        if not isinstance(car, VehicleParams):
+            raise TypeError(f"SimConfig.check_for: car must be a VehicleParams, got {type(car).__name__}")
+        if self.start_speed > car.v_max:
+            raise cfg.ConfigError(f"SimConfig: start_speed: {self.start_speed:g} m/s is above the top speed v_max = "
+                                  f"{car.v_max:g} m/s of car {car.name!r}; expected 0 .. {car.v_max:g} m/s")
+        return self
+
 
 def default_max_time(track_length: float, laps: int, params: VehicleParams) -> float:
     """Generous time limit [s]: every lap at 15% of top speed, plus 20 s."""
@@ -104,6 +119,26 @@ def initial_state(track, speed: float = 0.0) -> np.ndarray:
         x0[0], x0[1], x0[2] = track.xy[0, 0], track.xy[0, 1], track.psi[0]
     x0[VX] = speed
     return x0
+
+
+def _check_arguments(track, controller, plant, plant_params, sim, x0) -> None:
+    """TypeError / ConfigError naming the argument of :func:`simulate` that is not what it expects."""
+    def need(ok: bool, name: str, what: str, value) -> None:
+        if not ok:
+            raise TypeError(f"simulate: {name} must be {what}, got {type(value).__name__} {value!r:.60}")
+
+    need(isinstance(sim, SimConfig), "sim", "a racing.sim.simulator.SimConfig (e.g. SimConfig(laps=1))", sim)
+    need(isinstance(plant_params, VehicleParams), "plant_params (the car)",
+         "a racing.models.params.VehicleParams (racing.load_car)", plant_params)
+    need(hasattr(track, "frenet") and hasattr(track, "length"), "track", "a racing.track.Track (racing.load_track)",
+         track)
+    need(callable(getattr(controller, "act", None)) and callable(getattr(controller, "reset", None)), "controller",
+         "a controller with reset() and act() (racing.make_controller)", controller)
+    need(callable(getattr(plant, "step", None)) and callable(getattr(plant, "reset", None)), "plant",
+         "a plant with reset(x0) and step(command, dt) (racing.make_plant)", plant)
+    if x0 is not None and np.shape(x0) != (NX,):
+        raise cfg.ConfigError(f"simulate: x0 has shape {np.shape(x0)}; expected ({NX},) ({', '.join(STATE_NAMES)})")
+    sim.check_for(plant_params)
 
 
 def simulate(track, controller: Controller, plant, plant_params: VehicleParams, sim: SimConfig = SimConfig(),
@@ -125,6 +160,7 @@ def simulate(track, controller: Controller, plant, plant_params: VehicleParams, 
     -------
     SimResult
     """
+    _check_arguments(track, controller, plant, plant_params, sim, x0)
     period = 1.0 / sim.rate_hz
     L = track.length
     max_time = sim.max_time_s if sim.max_time_s is not None else default_max_time(L, sim.laps, plant_params)

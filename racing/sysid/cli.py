@@ -172,8 +172,10 @@ def run_fit(args) -> int:
         return _err(str(exc))
     out = {"base": {"car": base.name, "from": origin}, "fit": res.to_dict()}
     if args.out:
+        note = "" if res.grip_margin is not None else \
+            "\ngrip_margin not computed (--boot 0): the fitted grip is used in full"
         res.params.to_yaml(args.out, header=f"fitted by racing fit from {', '.join(map(str, args.logs))}\n"
-                                            f"base: {base.name} ({origin})")
+                                            f"base: {base.name} ({origin}){note}")
         out["out"] = args.out
         if res.pedal_map is not None:
             from pathlib import Path as _P

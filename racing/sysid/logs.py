@@ -233,10 +233,34 @@ def is_uniform(log: DriveLog, tol: float = 0.02) -> bool:
     return bool(np.all(np.abs(d - med) <= tol * med))
 
 
+#: the opening bytes of files that are not logs (named in the error when one is given as a log)
+NOT_LOG_MAGIC = {b"\x89PNG": "a PNG image", b"\xff\xd8\xff": "a JPEG image", b"GIF8": "a GIF image",
+                 b"%PDF": "a PDF document", b"PK\x03\x04": "a zip archive (e.g. a result.npz)",
+                 b"\x93NUMPY": "a numpy .npy array", b"\x1f\x8b": "a gzip archive"}
+
+
+def _not_a_log(path: Path) -> str | None:
+    """What ``path`` is when it is a known non-log type or a binary file, else None."""
+    with path.open("rb") as fh:
+        head = fh.read(4096)
+    for magic, what in NOT_LOG_MAGIC.items():
+        if head.startswith(magic):
+            return what
+    if path.suffix == ".csv":
+        try:
+            head.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            if exc.start < len(head) - 4:  # not just a character cut at the end of the block
+                return f"not UTF-8 text (byte {exc.start}: {head[exc.start:exc.start + 1]!r})"
+        if b"\0" in head:
+            return "a binary file (NUL bytes)"
+    return None
+
+
 def _csv(path: Path, rate_hz: float, columns, reference_point) -> DriveLog:
     from racing.logs import LOG_MAGIC
 
-    with path.open("r", encoding="utf-8") as fh:
+    with path.open("r", encoding="utf-8", errors="replace") as fh:
         first = fh.readline().strip()
     if first == LOG_MAGIC:
         log = read_log(path)
@@ -275,6 +299,10 @@ def load_log(path, rate_hz: float = 50.0, columns=None, reference_point=None, **
         return out
     if not path.exists():
         raise LogError(f"{path}: file not found")
+    what = _not_a_log(path)
+    if what is not None:
+        raise LogError(f"{path}: {what}, not a log; expected a racing CSV log, a foreign CSV (with a column map), a "
+                       f"ROS bag ({', '.join(BAG_SUFFIXES)}) or a folder of them")
     if path.suffix in BAG_SUFFIXES:
         log = read_bag(path, rate_hz=rate_hz, **bag_options)
         if reference_point is not None and tuple(reference_point) != (0.0, 0.0):
@@ -297,6 +325,10 @@ def load_logs(paths, rate_hz: float = 50.0, columns=None, reference_point=None, 
         out.extend(load_log(p, rate_hz, columns, reference_point, **bag_options))
     if not out:
         raise LogError("no logs given")
+    if columns is not None and not any(lg.meta.get("source") == "column map" for lg in out):
+        raise LogError(f"{', '.join(lg.source for lg in out)}: the column map (--columns) applies to foreign CSV "
+                       f"logs only, and none of these is one (a racing log names its own columns; a bag its "
+                       f"topics); expected no column map for these logs")
     return out
 
 

@@ -94,7 +94,9 @@ class FitResult:
     sigma : per-channel noise scale; weights : per-channel weight multipliers
     not_identified : name -> reason (kept at the base value); confounded : name -> {partner, correlation, interval}
     limits : drive-limit report (:func:`drive_limits`); pedal_map : PedalMap of pedal logs, else None
-    grip_margin : the share of the grip the fit cannot vouch for (:func:`grip_margin`; also ``params.grip_margin``)
+    grip_margin : the share of the grip the fit cannot vouch for (:func:`grip_margin`; also ``params.grip_margin``);
+        None when it was not computed (a grip parameter fitted without bootstrap replicates, ``n_boot = 0``: the
+        fitted car then carries ``grip_margin = 0``, its fitted grip in full)
     """
 
     params: VehicleParams
@@ -126,7 +128,7 @@ class FitResult:
     weights: dict = field(default_factory=dict)
     n_boot: int = 0
     reference_x: float | None = None
-    grip_margin: float = 0.0
+    grip_margin: float | None = 0.0
 
     @property
     def pedal_theta(self):
@@ -136,7 +138,7 @@ class FitResult:
         d = {
             "model": self.model,
             "params": {n: float(v) for n, v in zip(self.names, self.values)},
-            "std_errors": {n: float(s) for n, s in zip(self.names, self.std_errors)},
+            "std_errors": {n: _finite(s) for n, s in zip(self.names, self.std_errors)},
             "initial": {n: float(v) for n, v in zip(self.names, self.initial)},
             "cost": float(self.cost), "cost_initial": float(self.cost_initial),
             "rmse_initial": self.rmse_initial, "rmse_final": self.rmse_final,
@@ -148,8 +150,10 @@ class FitResult:
             "grip_margin": self.grip_margin,
         }
         if self.interval95 is not None:
-            d["interval95"] = {n: [float(a), float(b)] for n, (a, b) in zip(self.names, self.interval95)}
-        if self.correlation is not None:
+            d["interval95"] = {n: [_finite(a), _finite(b)] for n, (a, b) in zip(self.names, self.interval95)}
+        if self.n_boot <= 0:
+            d["uncertainty"] = NO_BOOT
+        if self.correlation is not None and self.n_boot > 0:
             d["correlation"] = {"names": list(self.names), "matrix": np.round(self.correlation, 4).tolist()}
         if self.pedal_map is not None:
             d["pedal_map"] = self.pedal_map.to_dict()
@@ -161,8 +165,8 @@ class FitResult:
         """The fit report as text."""
         lines = [f"Parametric fit ({self.model} model) -> {self.params.name}, {self.n_samples} samples, {self.n_windows} "
                  f"windows of {self.horizon_s:.2f} s, {self.seconds:.1f} s, {self.nfev} evaluations: {self.message}",
-                 f"cost {self.cost_initial:.4g} -> {self.cost:.4g}; standard errors and 95 % intervals: block "
-                 f"bootstrap over windows ({self.n_boot} replicates)",
+                 f"cost {self.cost_initial:.4g} -> {self.cost:.4g}; standard errors and 95 % intervals: " +
+                 (f"block bootstrap over windows ({self.n_boot} replicates)" if self.n_boot > 0 else NO_BOOT),
                  "",
                  f"{'parameter':<20}{'base':>11}{'fitted':>11}{'std err':>10}{'rel':>8}{'95 % interval':>24}  note"]
         for i, (n, v0, v, s) in enumerate(zip(self.names, self.initial, self.values, self.std_errors)):
@@ -175,14 +179,22 @@ class FitResult:
                        f"..{c['interval'][1]:.4g}"
             elif n in self.poorly_identified:
                 note = "poorly identified"
-            lines.append(f"{n:<20}{v0:>11.5g}{v:>11.5g}{s:>10.3g}{rel * 100:>7.1f}%  [{iv[0]:>10.4g}, {iv[1]:>10.4g}]  "
-                         f"{note}")
+            if np.isfinite(s):
+                lines.append(f"{n:<20}{v0:>11.5g}{v:>11.5g}{s:>10.3g}{rel * 100:>7.1f}%  [{iv[0]:>10.4g}, "
+                             f"{iv[1]:>10.4g}]  {note}")
+            else:
+                lines.append(f"{n:<20}{v0:>11.5g}{v:>11.5g}{'n/a':>10}{'n/a':>8}  {'(not computed)':>24}  {note}")
         if self.not_identified:
             lines += ["", "Not identified by this log (kept at the base value):"]
             for n, why in self.not_identified.items():
                 lines.append(f"  {n:<18} {why}")
-        lines += ["", f"Grip margin {self.grip_margin * 100:.1f} %: controllers plan speeds with "
-                      f"{(1 - self.grip_margin) * 100:.1f} % of the fitted grip (what this fit vouches for)"]
+        if self.grip_margin is None:
+            lines += ["", "Grip margin: not computed (a grip parameter was fitted without bootstrap replicates); the "
+                          "fitted car carries grip_margin 0, so controllers use its fitted grip in full. Run with "
+                          "--boot 200 (n_boot) to measure what the fit vouches for"]
+        else:
+            lines += ["", f"Grip margin {self.grip_margin * 100:.1f} %: controllers plan speeds with "
+                          f"{(1 - self.grip_margin) * 100:.1f} % of the fitted grip (what this fit vouches for)"]
         if self.limits:
             lines += ["", "Drive limits:"]
             for n, d in self.limits.items():
@@ -193,6 +205,17 @@ class FitResult:
             lines.append(f"{c:<10}{self.sigma[j]:>10.4f}{self.weights.get(c, 1.0):>8.3g}{self.rmse_initial[c]:>12.4f}"
                          f"{self.rmse_final[c]:>12.4f}  [{CHANNEL_UNITS[j]}]")
         return "\n".join(lines)
+
+
+#: what the report says of the uncertainty of a fit without bootstrap replicates
+NO_BOOT = ("not computed (no bootstrap replicates: --boot 0 / n_boot = 0); neither is the check that the log pins "
+           "each parameter")
+
+
+def _finite(v) -> float | None:
+    """``float(v)``, or None (JSON null: not available) when it is NaN or infinite."""
+    v = float(v)
+    return v if math.isfinite(v) else None
 
 
 def fitted_name(base_name: str, p: np.ndarray) -> str:
@@ -349,7 +372,8 @@ GRIP_NAMES = ("D_f", "D_r", "mu")
 GRIP_MARGIN_MAX = 0.3
 
 
-def grip_margin(names, values, std_errors, not_identified: dict, data: ro.Data, params: VehicleParams) -> float:
+def grip_margin(names, values, std_errors, not_identified: dict, data: ro.Data,
+                params: VehicleParams) -> float | None:
     """A fitted car's ``grip_margin`` [-]: the share of its tyre grip this fit cannot vouch for, the largest over
     ``D_f``, ``D_r`` and ``mu`` of
 
@@ -359,14 +383,17 @@ def grip_margin(names, values, std_errors, not_identified: dict, data: ro.Data, 
       percentiles of the measured lateral and longitudinal accelerations; ``a_grip`` the lesser of the model's
       driving and braking grip);
 
-    capped at :data:`GRIP_MARGIN_MAX`. A grip parameter the fit was not asked for is taken as known (0)."""
+    capped at :data:`GRIP_MARGIN_MAX`. A grip parameter the fit was not asked for is taken as known (0). None (not
+    computed) when a fitted grip parameter has no finite standard error (a fit without bootstrap replicates)."""
     m = 0.0
     names = list(names)
     for n in GRIP_NAMES:
         if n in names:
             k = names.index(n)
             v, se = float(values[k]), float(std_errors[k])
-            if np.isfinite(se) and v > 0:
+            if not np.isfinite(se):
+                return None
+            if v > 0:
                 m = max(m, 2.0 * se / v)
         elif n in not_identified:
             if n == "mu":
@@ -637,7 +664,7 @@ def fit(logs: list[DriveLog] | ro.Data, base: VehicleParams, model: str = "dynam
     poor = [nm for nm, r_ in zip(all_names, rel) if r_ > 0.2 or nm in at_bound]
     margin = grip_margin(all_names, theta, se, not_identified, data, base)
     fitted = VehicleParams.from_array(p_fit, name=name or fitted_name(base.name, p_fit), tuning=base.tuning,
-                                      grip_margin=margin)
+                                      grip_margin=margin or 0.0)
     return FitResult(params=fitted, base=base, model=model, names=all_names, values=theta, std_errors=se,
                      initial=th0, cost=float(sol.cost), cost_initial=cost0,
                      rmse_initial=_channel_rmse(pred0 - tgt_0, steer_ok), rmse_final=_channel_rmse(pred1 - tgt, steer_ok),

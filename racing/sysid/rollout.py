@@ -30,6 +30,7 @@ in the prediction; fitting a gain on the AV-21 log only traded it against B_f, c
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 
@@ -460,6 +461,11 @@ def targets(data: Data, H: int, starts: np.ndarray) -> np.ndarray:
 def starts_or_raise(data: Data, H: int, stride: int, horizon_s: float) -> np.ndarray:
     """:meth:`Data.starts`, raising :class:`LogError` when no log is longer than the horizon."""
     starts = data.starts(H, stride)
+    if starts.size == 0 and data.min_speed > 0 and data.n and dataclasses.replace(data, min_speed=0.0).starts(H).size:
+        top = float(np.max(data.init[:, VX]))
+        raise LogError(f"{', '.join(data.sources)}: no fit window starts at v_x >= {data.min_speed:g} m/s "
+                       f"(--min-speed, min_speed): the logs' fastest v_x is {top:.3g} m/s; expected a minimum speed "
+                       f"below {top:.3g} m/s")
     if starts.size == 0:
         longest = 0.0
         for s in np.unique(data.seg):

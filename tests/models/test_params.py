@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from racing.config import ConfigError
-from racing.models.params import N_PARAMS, PARAM_NAMES, VehicleParams, known_cars, load_params
+from racing.models.params import N_PARAMS, PARAM_NAMES, VehicleParams, known_cars, load_params, params_dir
 
 
 def test_shipped_cars_load():
@@ -82,3 +82,61 @@ def test_blend_order(tmp_path):
 def test_param_names_cover_fields():
     assert len(PARAM_NAMES) == N_PARAMS
     assert np.all(np.isfinite(load_params().to_array()))
+
+
+# ------------------------------------------------------------------ bad car files and arguments (issue 27)
+def _car_file(tmp_path, **changes):
+    text = (params_dir() / "f1tenth.yaml").read_text()
+    lines = [ln for ln in text.splitlines() if ln.split(":")[0] not in changes]
+    path = tmp_path / "car.yaml"
+    path.write_text("\n".join(lines + [f"{k}: {v}" for k, v in changes.items()]) + "\n")
+    return path
+
+
+@pytest.mark.parametrize("key,value,pattern", [
+    ("mass", "1.0e+30", r"car.yaml: mass: 1e\+30 is above the maximum 200000.0 kg \(expected 0.05 .. 200000 kg: a "
+                        r"plausible range for cars from an F1TENTH model car to a full-size race car or a truck\)"),
+    ("v_max", "1.0e+9", r"car.yaml: v_max: 1000000000.0 is above the maximum 150.0 m/s \(expected > 0 and <= 150 m/s"),
+    ("mass", "0.001", r"car.yaml: mass: 0.001 is below the minimum 0.05 kg \(expected 0.05 .. 200000 kg"),
+    ("mass", "1.0e30", r"car.yaml: mass: got the text '1.0e30', not a number: YAML 1.1 .* write it as 1.0e\+30"),
+    ("mass", "1e30", r"car.yaml: mass: got the text '1e30', not a number: .* write it as 1.0e\+30"),
+    ("inertia_z", "5e-3", r"car.yaml: inertia_z: got the text '5e-3', not a number: .* write it as 5.0e-3"),
+])
+def test_implausible_or_textual_values_name_file_field_and_range(tmp_path, key, value, pattern):
+    with pytest.raises(ConfigError, match=pattern):
+        load_params(_car_file(tmp_path, **{key: value}))
+
+
+def test_plausible_ranges_hold_the_shipped_cars_and_a_truck():
+    for name in known_cars():
+        load_params(name)
+    truck = load_params("gt_car").replace(name="truck", mass=40000.0, inertia_z=2.0e5, l_f=2.0, l_r=3.5, width=2.55,
+                                          v_max=25.0, power_max=4.5e5, c_drag=3.6)
+    assert truck.mass == 40000.0
+
+
+@pytest.mark.parametrize("content,pattern", [
+    (bytes(range(256)) * 4, r"car.bin: a binary file \(NUL bytes\), not YAML; expected a text file"),
+    (b"mass: \xff\xfe 3\n", r"car.bin: not a UTF-8 text file \(byte 6: b'\\xff'\); expected a YAML text file"),
+])
+def test_binary_car_file_is_a_clear_error(tmp_path, content, pattern):
+    path = tmp_path / "car.bin"
+    path.write_bytes(content)
+    with pytest.raises(ConfigError, match=pattern):
+        load_params(path)
+
+
+def test_car_from_a_mapping_gets_the_same_checks():
+    f1 = load_params("f1tenth")
+    values = {f: getattr(f1, f) for f in ("name", *PARAM_NAMES)}
+    assert load_params(values) == f1.replace(tuning=None)
+    assert load_params(f1) is f1
+    with pytest.raises(ConfigError, match=r"car parameters \(a mapping\): mass: 1e\+30 is above the maximum"):
+        load_params({**values, "mass": 1e30})
+    with pytest.raises(ConfigError, match=r"car parameters \(a mapping\): unknown key 'colour'"):
+        load_params({**values, "colour": "red"})
+    with pytest.raises(ConfigError, match=r"car parameters \(a mapping\): missing key v_max \[m/s\]"):
+        load_params({k: v for k, v in values.items() if k != "v_max"})
+    with pytest.raises(ConfigError, match=r"car: expected a car name, a path to a car YAML or a mapping of its "
+                                          r"parameters, got int 5"):
+        load_params(5)

@@ -7,6 +7,7 @@ import types
 import numpy as np
 import pytest
 
+from racing.config import ConfigError
 from racing.control import Command, Controller, make_controller
 from racing.models.params import load_params
 from racing.sim.plant import known_plants, make_plant
@@ -221,3 +222,39 @@ def test_compute_over_the_period_is_counted_off_line_too():
     s = res.summary()
     assert s["period_ms"] == pytest.approx(20.0) and s["compute_over_period"] == res.compute_over_period
     assert s["status"] == "timeout" and s["outcome"] == "failed" and s["exit_code"] == 1
+
+
+# ------------------------------------------------------------------ bad arguments (issue 27)
+def test_start_speed_above_the_cars_top_speed_is_refused():
+    assert SimConfig(start_speed=12.0).check_for(F1).start_speed == 12.0
+    with pytest.raises(ConfigError, match=r"SimConfig: start_speed: 1000 m/s is above the top speed v_max = 12 m/s of "
+                                          r"car 'f1tenth'; expected 0 .. 12 m/s"):
+        SimConfig(start_speed=1000.0).check_for(F1)
+    track = load_track("lab_loop")
+    ctrl = make_controller("pure_pursuit", track, F1)
+    with pytest.raises(ConfigError, match=r"start_speed: 1000 m/s is above the top speed"):
+        simulate(track, ctrl, make_plant("dynamic", F1), F1, SimConfig(start_speed=1000.0))
+
+
+@pytest.mark.parametrize("arg,value,pattern", [
+    ("sim", "x", r"simulate: sim must be a racing.sim.simulator.SimConfig \(e.g. SimConfig\(laps=1\)\), got str 'x'"),
+    ("plant_params", "f1tenth", r"simulate: plant_params \(the car\) must be a racing.models.params.VehicleParams"),
+    ("track", "lab_loop", r"simulate: track must be a racing.track.Track \(racing.load_track\), got str"),
+    ("controller", None, r"simulate: controller must be a controller with reset\(\) and act\(\)"),
+    ("plant", 3, r"simulate: plant must be a plant with reset\(x0\) and step\(command, dt\)"),
+])
+def test_simulate_names_an_argument_of_the_wrong_type(arg, value, pattern):
+    track = load_track("lab_loop")
+    kw = dict(track=track, controller=make_controller("pure_pursuit", track, F1), plant=make_plant("dynamic", F1),
+              plant_params=F1, sim=SimConfig(laps=1))
+    kw[arg] = value
+    with pytest.raises(TypeError, match=pattern):
+        simulate(**kw)
+
+
+def test_api_simulate_names_the_sim_argument():
+    import racing
+
+    track = racing.load_track("lab_loop")
+    with pytest.raises(TypeError, match=r"simulate: sim must be a racing.sim.simulator.SimConfig"):
+        racing.api.simulate(track, make_controller("pure_pursuit", track, F1), make_plant("dynamic", F1), F1, sim="x")

@@ -52,7 +52,7 @@ def test_written_yaml_loads_back_unchanged(tmp_path, capsys, f1_log):
                  "--name", "tiny_kp"]) == 0
     fitted = load_params(out)
     assert fitted.name == "tiny_kp"
-    odd = fitted.replace(speed_kp=1e-06, c_roll=1e-7, power_max=1e20)
+    odd = fitted.replace(speed_kp=1e-06, c_roll=1e-7, inertia_z=5e-05)
     odd.to_yaml(tmp_path / "odd.yaml")
     assert "speed_kp: 1.0e-06" in (tmp_path / "odd.yaml").read_text()
     assert load_params(tmp_path / "odd.yaml") == odd
@@ -70,7 +70,12 @@ def test_two_fits_from_one_base_get_different_names(tmp_path, capsys, f1_log):
 
 
 def test_scale_mismatch_is_an_error(tmp_path, capsys, f1_log):
-    assert _run(["fit", str(f1_log), "--car", "gt_car"]) == 2
+    assert _run(["fit", str(f1_log), "--car", "gt_car"]) == 2  # the header names f1tenth
+    err = capsys.readouterr().err
+    assert "the log header says it was driven by car 'f1tenth'" in err and "--car 'gt_car' is another car" in err
+    bare = tmp_path / "bare.csv"  # no header: the data alone give the car away
+    bare.write_text("".join(ln for ln in f1_log.read_text().splitlines(keepends=True) if not ln.startswith("# car:")))
+    assert _run(["fit", str(bare), "--car", "gt_car"]) == 2
     err = capsys.readouterr().err
     assert "does not fit the scale of the base car 'gt_car'" in err and "wheelbase" in err
 
