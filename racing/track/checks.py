@@ -285,6 +285,14 @@ def _near(s, centre: float, reach: float, length: float) -> np.ndarray:
     return np.abs(d) <= reach
 
 
+def _same_crossing(s_a: float, s_b: float, c: "Crossover", track, tol: float) -> bool:
+    """Whether the crossing at (s_a, s_b) [m] is ``c`` (its two branches within ``tol`` [m], in either order)."""
+    def close(a, b):
+        return abs(track.s_diff(a, b)) <= tol
+
+    return (close(s_a, c.s_a) and close(s_b, c.s_b)) or (close(s_a, c.s_b) and close(s_b, c.s_a))
+
+
 def find_crossovers(track) -> list[Crossover]:
     """Every place where the centre line of ``track`` crosses itself (one :class:`Crossover` each, whatever its
     kind: :func:`problems` decides which are bridges)."""
@@ -298,8 +306,8 @@ def find_crossovers(track) -> list[Crossover]:
         t = float(np.clip(_cross(q[0], q[1], d[j, 0], d[j, 1]) / den, 0, 1)) if den else 0.0
         s_a, s_b = (i + t) * ds, (j + (float(np.clip(_cross(q[0], q[1], d[i, 0], d[i, 1]) / den, 0, 1))
                                       if den else 0.0)) * ds
-        if any(abs(track.s_diff(s_a, c.s_a)) <= 2 * ds and abs(track.s_diff(s_b, c.s_b)) <= 2 * ds for c in out):
-            continue  # the same crossing seen on a neighbouring segment
+        if any(_same_crossing(s_a, s_b, c, track, 2 * ds) for c in out):
+            continue  # the same crossing seen on a neighbouring segment (either way round: at the start line)
         sin = min(1.0, abs(den) / (np.linalg.norm(d[i]) * np.linalg.norm(d[j])))
         cos = math.sqrt(max(0.0, 1.0 - sin * sin))
         ang = math.degrees(math.asin(sin))
