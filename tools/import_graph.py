@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 #: lowest first; a module is in the layer of its longest matching prefix
 LAYERS = (
-    ("racing.exit_codes", "racing.config", "racing.argtypes"),
+    ("racing.exit_codes", "racing.config", "racing.argtypes", "racing.resources"),
     ("racing.models",),
     ("racing.interfaces", "racing.logs", "racing.geometry"),
     ("racing.track", "racing.geometry.path"),

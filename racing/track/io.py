@@ -27,7 +27,8 @@ import numpy as np
 
 from ..resources import data_dir
 from .checks import clip_widths
-from .track import Raceline, Track, TrackError, wrap_angle
+from .tables import CENTERLINE_COLUMNS, RACELINE_COLUMNS, read_table
+from .track import Raceline, Track, TrackError
 
 __all__ = [
     "CENTERLINE_COLUMNS",
@@ -45,9 +46,6 @@ __all__ = [
     "read_track_meta",
 ]
 
-CENTERLINE_COLUMNS = ("x_m", "y_m", "w_tr_right_m", "w_tr_left_m")
-RACELINE_COLUMNS = ("s_m", "x_m", "y_m", "psi_rad", "kappa_radpm", "vx_mps", "ax_mps2")
-_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 META_KEYS = {"name": str, "description": str, "scale": str, "ds": float, "smoothing": float}
 SCALES = ("1:10", "full")
 
@@ -55,85 +53,12 @@ SCALES = ("1:10", "full")
 # --------------------------------------------------------------------------------------------
 # Tables
 # --------------------------------------------------------------------------------------------
-def _read_table(path: Path, columns: Sequence[str], sep: str) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """Strictly read a numeric table. Returns data [R, C], the 1-based file line number of each row [R]
-    and the comment lines (without the leading '#', stripped).
-
-    A header (a comment line, or the first non-comment line, made only of column names) may reorder
-    the columns; it must name every expected column. Without a header the expected order is assumed.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise TrackError(f"{path}: file not found")
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise TrackError(f"{path}: cannot read: {exc}") from exc
-    ncol = len(columns)
-    expected = sep.join(columns)
-    order = list(range(ncol))
-    rows, lines, comments = [], [], []
-    seen_data = False
-
-    def header(tokens, lineno):
-        nonlocal order
-        if len(tokens) < 2 or not all(_NAME_RE.match(t) for t in tokens):
-            return False
-        missing = [c for c in columns if c not in tokens]
-        extra = [t for t in tokens if t not in columns]
-        if missing or extra or len(tokens) != ncol:
-            what = (f"lacks column {', '.join(missing)}" if missing else f"has unknown column {', '.join(extra)}")
-            raise TrackError(f"{path}: row {lineno}: header {what}; expected '# {expected}'")
-        order = [tokens.index(c) for c in columns]
-        return True
-
-    for lineno, raw in enumerate(text.splitlines(), start=1):
-        line = raw.strip()
-        if not line:
-            continue
-        if line.startswith("#"):
-            comments.append(line.lstrip("#").strip())
-            if not seen_data:
-                header([t.strip() for t in line.lstrip("#").split(sep)], lineno)
-            continue
-        tokens = [t.strip() for t in line.split(sep)]
-        if not seen_data and header(tokens, lineno):
-            continue
-        seen_data = True
-        if len(tokens) != ncol:
-            if len(tokens) < ncol:
-                miss = ", ".join(columns[order.index(k)] for k in range(len(tokens), ncol)
-                                 ) if sorted(order) == list(range(ncol)) else ""
-                raise TrackError(f"{path}: row {lineno}: {len(tokens)} values, missing column {miss}; "
-                                 f"expected {ncol} values '{expected}' separated by '{sep}'")
-            raise TrackError(f"{path}: row {lineno}: {len(tokens)} values; expected {ncol} values "
-                             f"'{expected}' separated by '{sep}'")
-        vals = []
-        for k, col in enumerate(columns):
-            tok = tokens[order[k]]
-            if tok == "":
-                raise TrackError(f"{path}: row {lineno}: {col} is empty; expected a number")
-            try:
-                v = float(tok)
-            except ValueError:
-                raise TrackError(f"{path}: row {lineno}: {col} = {tok!r} is not a number") from None
-            if not math.isfinite(v):
-                what = "NaN" if math.isnan(v) else tok
-                raise TrackError(f"{path}: row {lineno}: {col} is {what}; expected a finite number")
-            vals.append(v)
-        rows.append(vals)
-        lines.append(lineno)
-    if not rows:
-        raise TrackError(f"{path}: no data rows; expected rows of '{expected}'")
-    return np.asarray(rows, dtype=np.float64), np.asarray(lines, dtype=np.int64), comments
-
-
 def read_centerline(path) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Read a TUM centre-line csv ``x_m,y_m,w_tr_right_m,w_tr_left_m``.
 
     Returns xy [M, 2] [m], w_right [M] [m], w_left [M] [m], file line numbers [M]. Checks the widths are > 0.
     """
-    data, lines, _ = _read_table(Path(path), CENTERLINE_COLUMNS, ",")
+    data, lines, _ = read_table(Path(path), CENTERLINE_COLUMNS, ",")
     for k, col in ((2, "w_tr_right_m"), (3, "w_tr_left_m")):
         bad = np.flatnonzero(data[:, k] <= 0)
         if bad.size:
@@ -157,39 +82,12 @@ def write_centerline(path, xy, w_right, w_left, comments: Sequence[str] = ()) ->
 
 def read_raceline(path) -> Raceline:
     """Read a TUM 7-column raceline (see :meth:`Raceline.load`)."""
-    path = Path(path)
-    data, lines, comments = _read_table(path, RACELINE_COLUMNS, ";")
-    if data.shape[0] < 3:
-        raise TrackError(f"{path}: only {data.shape[0]} points; a raceline needs at least 3")
-    s = data[:, 0]
-    bad = np.flatnonzero(np.diff(s) <= 0)
-    if bad.size:
-        i = int(bad[0]) + 1
-        raise TrackError(f"{path}: row {lines[i]}: s_m = {s[i]} after {s[i - 1]}; expected strictly increasing s_m")
-    xy = data[:, 1:3]
-    span = float(np.ptp(xy, axis=0).max()) or 1.0
-    if np.linalg.norm(xy[-1] - xy[0]) <= 1e-6 * span:
-        data = data[:-1]
-        length = float(s[-1])
-    else:
-        length = float(s[-1] + np.linalg.norm(xy[-1] - xy[0]))
-        for c in comments:  # exact closed length written by Raceline.save / the raceline cache
-            key, _, val = c.partition(":")
-            if key.strip() == "closed_length_m":
-                try:
-                    v = float(val)
-                except ValueError:
-                    raise TrackError(f"{path}: closed_length_m = {val.strip()!r} is not a number") from None
-                if not (math.isfinite(v) and v > s[-1]):
-                    raise TrackError(f"{path}: closed_length_m = {v}; expected a number > last s_m {s[-1]}")
-                length = v
-    return Raceline(s=data[:, 0], x=data[:, 1], y=data[:, 2], psi=wrap_angle(data[:, 3]), kappa=data[:, 4],
-                    vx=data[:, 5], ax=data[:, 6], length=length, source=str(path))
+    return Raceline.load(path)
 
 
 def load_xy_raceline(path) -> np.ndarray:
     """Read a TUM database reference line ``# x_m,y_m`` (comma separated). Returns xy [M, 2] [m]."""
-    data, _, _ = _read_table(Path(path), ("x_m", "y_m"), ",")
+    data, _, _ = read_table(Path(path), ("x_m", "y_m"), ",")
     return data
 
 

@@ -24,6 +24,7 @@ import numpy as np
 from . import checks
 from .checks import Crossover, polyline_self_intersections, polylines_intersect
 from .errors import TrackError, TrackWarning
+from .tables import RACELINE_COLUMNS, read_table
 
 __all__ = [
     "TrackWarning",
@@ -118,9 +119,34 @@ class Raceline:
         else ``s[-1]`` plus the closing chord. Raises :class:`TrackError` naming the file,
         the row (line number in the file, 1-based) and the column.
         """
-        from .io import read_raceline  # local import: io imports this module
-
-        return read_raceline(path)
+        path = Path(path)
+        data, lines, comments = read_table(path, RACELINE_COLUMNS, ";")
+        if data.shape[0] < 3:
+            raise TrackError(f"{path}: only {data.shape[0]} points; a raceline needs at least 3")
+        s = data[:, 0]
+        bad = np.flatnonzero(np.diff(s) <= 0)
+        if bad.size:
+            i = int(bad[0]) + 1
+            raise TrackError(f"{path}: row {lines[i]}: s_m = {s[i]} after {s[i - 1]}; expected strictly increasing s_m")
+        xy = data[:, 1:3]
+        span = float(np.ptp(xy, axis=0).max()) or 1.0
+        if np.linalg.norm(xy[-1] - xy[0]) <= 1e-6 * span:
+            data = data[:-1]
+            length = float(s[-1])
+        else:
+            length = float(s[-1] + np.linalg.norm(xy[-1] - xy[0]))
+            for c in comments:  # exact closed length written by Raceline.save / the raceline cache
+                key, _, val = c.partition(":")
+                if key.strip() == "closed_length_m":
+                    try:
+                        v = float(val)
+                    except ValueError:
+                        raise TrackError(f"{path}: closed_length_m = {val.strip()!r} is not a number") from None
+                    if not (math.isfinite(v) and v > s[-1]):
+                        raise TrackError(f"{path}: closed_length_m = {v}; expected a number > last s_m {s[-1]}")
+                    length = v
+        return cls(s=data[:, 0], x=data[:, 1], y=data[:, 2], psi=wrap_angle(data[:, 3]), kappa=data[:, 4],
+                   vx=data[:, 5], ax=data[:, 6], length=length, source=str(path))
 
     @classmethod
     def from_arrays(cls, s, x, y, psi, kappa, vx, ax, length=None, source="<array>") -> "Raceline":
