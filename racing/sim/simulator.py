@@ -161,159 +161,183 @@ def simulate(track, controller: Controller, plant, plant_params: VehicleParams, 
     SimResult
     """
     _check_arguments(track, controller, plant, plant_params, sim, x0)
-    period = 1.0 / sim.rate_hz
-    L = track.length
-    max_time = sim.max_time_s if sim.max_time_s is not None else default_max_time(L, sim.laps, plant_params)
-    n_max = int(math.ceil(max_time * sim.rate_hz)) + 2
-    rng = np.random.default_rng(sim.seed)
-    noise_std = sim.noise.std()
-
-    T = np.zeros(n_max)
-    S = np.zeros((n_max, NX))
-    M = np.zeros((n_max, NX))
-    C = np.zeros((n_max, 3))
-    F = np.zeros((n_max, 3))
-    CT = np.zeros(n_max)
-
+    max_time = sim.max_time_s if sim.max_time_s is not None else default_max_time(track.length, sim.laps,
+                                                                                  plant_params)
     # a plant valid only when rolling (CommonRoad MB) says how fast a race on it starts
     v0 = max(sim.start_speed, float(getattr(plant, "min_start_speed", 0.0)))
     x = initial_state(track, v0) if x0 is None else np.asarray(x0, dtype=float).copy()
     plant.reset(x)
     controller.reset(Observation(0.0, x.copy()))
-    s0, _, _ = track.frenet(x[None, :2])
-    s_prev = float(s0[0])
-    progress_m = s_prev if s_prev < 0.5 * L else s_prev - L
-    start_progress = progress_m
-
-    laps, lap_end, events, snapshots = [], [], [], []
-    snap_times = sorted(sim.snapshot_times)
-    off_track = 0
-    misses = 0
-    outside_since = None
-    status = "timeout"
-    applied = Command(0.0, 0.0, 0.0)
-    pending: list[tuple[float, Command]] = []
-    t = 0.0
-    last_lap_t = 0.0
-    n = 0
-    skip_until = -1.0
-
+    run = _Run(track, controller, plant, sim, int(math.ceil(max_time * sim.rate_hz)) + 2, x, progress)
     # real-time mode: no cyclic garbage collection inside the timed loop (a full collection in a big
     # process can take longer than a control period; the loop makes no reference cycles)
     gc_was_enabled = gc.isenabled()
     if sim.realtime:
         gc.disable()
     try:
-        while n < n_max:
-            # --- measure ----------------------------------------------------------------------
-            # local projection near the last s: at a crossover (a bridge) the car stays on its own branch
-            s_arr, n_arr, dpsi = track.frenet(x[None, :2], np.array([x[2]]), hint=s_prev)
-            s_now, n_now = float(s_arr[0]), float(n_arr[0])
-            ds = s_now - s_prev
-            if ds > 0.5 * L:
-                ds -= L
-            elif ds < -0.5 * L:
-                ds += L
-            new_progress = progress_m + ds
-            # lap crossings (interpolated between ticks)
-            while len(laps) < sim.laps and new_progress - start_progress >= (len(laps) + 1) * L:
-                target = start_progress + (len(laps) + 1) * L
-                frac = (target - progress_m) / max(new_progress - progress_m, 1e-12)
-                t_cross = t - period + frac * period if n > 0 else t
-                laps.append(t_cross - last_lap_t)
-                lap_end.append(t_cross)
-                events.append({"t": t_cross, "type": "lap", "lap": len(laps), "time_s": laps[-1]})
-                last_lap_t = t_cross
-            progress_m, s_prev = new_progress, s_now
-            meas = x + rng.normal(0.0, 1.0, NX) * noise_std if noise_std.any() else x.copy()
-
-            T[n], S[n], M[n] = t, x, meas
-            F[n] = (s_now, n_now, float(dpsi[0]))
-
-            # --- off-track bookkeeping -----------------------------------------------------------
-            geo = track.interp(np.array([s_now]))
-            wl, wr = float(geo["w_left"][0]), float(geo["w_right"][0])
-            inside = -wr <= n_now <= wl
-            if not inside:
-                if outside_since is None:
-                    outside_since = t
-                    off_track += 1
-                    events.append({"t": t, "type": "off_track", "s": s_now, "n": n_now})
-                too_far = n_now > 2 * wl + wr or n_now < -(2 * wr + wl)
-                if t - outside_since >= sim.off_track_timeout_s or too_far:
-                    status = "off_track"
-                    C[n] = C[n - 1] if n else 0.0
-                    n += 1
-                    break
-            elif outside_since is not None:
-                events.append({"t": t, "type": "back_on_track", "s": s_now, "after_s": t - outside_since})
-                outside_since = None
-            if len(laps) >= sim.laps:
-                status = "completed"
-                C[n] = C[n - 1] if n else 0.0
-                n += 1
-                break
-            if progress is not None:
-                progress(min(1.0, (progress_m - start_progress) / (sim.laps * L)), len(laps))
-
-            # --- control -----------------------------------------------------------------------------
-            if t + 1e-9 >= skip_until:
-                obs = Observation(t, meas)
-                c0 = time.perf_counter()
-                cmd = controller.act(obs, t)
-                comp = time.perf_counter() - c0
-                CT[n] = comp
-                C[n] = (cmd.steering_angle, cmd.speed, cmd.acceleration)
-                if snap_times and t >= snap_times[0]:
-                    snap_times.pop(0)
-                    d = controller.diagnostics()
-                    if d:
-                        snapshots.append({"t": t, "state": x.copy(), **d})
-                latency = sim.delay_s + (comp if sim.realtime else 0.0)
-                if sim.realtime and comp > period:
-                    misses += 1
-                    events.append({"t": t, "type": "deadline_miss", "compute_ms": comp * 1e3})
-                    skip_until = t + math.ceil(comp / period) * period
-                pending.append((t + latency, cmd))
-            else:
-                C[n] = C[n - 1]
-            # --- plant -------------------------------------------------------------------------------
-            t_end = t + period
-            t_cur = t
-            try:
-                while True:
-                    nxt = pending[0][0] if pending else math.inf
-                    if nxt <= t_cur + 1e-12:
-                        applied = pending.pop(0)[1]
-                        continue
-                    seg_end = min(nxt, t_end)
-                    x = plant.step(applied, seg_end - t_cur)
-                    t_cur = seg_end
-                    if t_cur >= t_end - 1e-12:
-                        break
-            except FloatingPointError:
-                status = "diverged"
-                events.append({"t": t_cur, "type": "diverged"})
-                n += 1
-                break
-            x = np.asarray(x, dtype=float)
-            if not np.all(np.isfinite(x)):
-                bad = [STATE_NAMES[i] for i in range(NX) if not np.isfinite(x[i])]
-                status = "diverged"
-                events.append({"t": t_end, "type": "diverged", "fields": bad})
-                n += 1
-                break
-            t = t_end
-            n += 1
+        run.loop()
     finally:
         if gc_was_enabled:
             gc.enable()
+    return run.result(run_config)
 
-    if status == "completed" and (off_track or misses):
-        status = "completed_with_incidents"
-    config = dict(run_config or {})
-    config["sim"] = cfg.to_dict(sim)
-    return SimResult(t=T[:n].copy(), state=S[:n].copy(), measured=M[:n].copy(), command=C[:n].copy(),
-                     frenet=F[:n].copy(), compute_s=CT[:n].copy(), laps=laps, lap_end_t=lap_end, events=events,
-                     status=status, off_track=off_track, deadline_misses=misses, config=config, snapshots=snapshots,
-                     period_s=period, compute_over_period=int(np.count_nonzero(CT[:n] > period)))
+
+class _Run:
+    """One simulated race in progress: the time series (buffers made once, ``n_max`` ticks), the lap and off-track
+    bookkeeping, the commands waiting for their delay, and the true state ``x[7]``."""
+
+    def __init__(self, track, controller, plant, sim: SimConfig, n_max: int, x: np.ndarray, progress):
+        self.track, self.controller, self.plant, self.sim, self.progress = track, controller, plant, sim, progress
+        self.period, self.L, self.n_max, self.x = 1.0 / sim.rate_hz, track.length, n_max, x
+        self.rng = np.random.default_rng(sim.seed)
+        self.noise_std = sim.noise.std()
+        self.T, self.CT = np.zeros(n_max), np.zeros(n_max)
+        self.S, self.M = np.zeros((n_max, NX)), np.zeros((n_max, NX))
+        self.C, self.F = np.zeros((n_max, 3)), np.zeros((n_max, 3))
+        s0, _, _ = track.frenet(x[None, :2])
+        self.s_prev = float(s0[0])
+        self.progress_m = self.s_prev if self.s_prev < 0.5 * self.L else self.s_prev - self.L
+        self.start_progress = self.progress_m
+        self.laps, self.lap_end, self.events, self.snapshots = [], [], [], []
+        self.snap_times = sorted(sim.snapshot_times)
+        self.off_track = self.misses = self.n = 0
+        self.outside_since = None
+        self.status = "timeout"
+        self.applied = Command(0.0, 0.0, 0.0)
+        self.pending: list[tuple[float, Command]] = []
+        self.t = self.last_lap_t = 0.0
+        self.skip_until = -1.0
+
+    def loop(self) -> None:
+        """Tick until the laps are done, the car is off the track for good, the plant diverged or time ran out."""
+        while self.n < self.n_max:
+            s_now, n_now = self._measure()
+            if self._finished(s_now, n_now):
+                self.C[self.n] = self.C[self.n - 1] if self.n else 0.0
+                self.n += 1
+                return
+            if self.progress is not None:
+                self.progress(min(1.0, (self.progress_m - self.start_progress) / (self.sim.laps * self.L)),
+                              len(self.laps))
+            self._control()
+            ok = self._step_plant()
+            self.n += 1
+            if not ok:
+                return
+
+    def _measure(self) -> tuple[float, float]:
+        """Project the true state (locally near the last s: at a crossover, a bridge, the car stays on its own
+        branch), count lap crossings (interpolated between ticks), record the tick; ``(s, n)`` [m]."""
+        x, L, t, n = self.x, self.L, self.t, self.n
+        s_arr, n_arr, dpsi = self.track.frenet(x[None, :2], np.array([x[2]]), hint=self.s_prev)
+        s_now, n_now = float(s_arr[0]), float(n_arr[0])
+        ds = s_now - self.s_prev
+        if ds > 0.5 * L:
+            ds -= L
+        elif ds < -0.5 * L:
+            ds += L
+        new_progress = self.progress_m + ds
+        while len(self.laps) < self.sim.laps and new_progress - self.start_progress >= (len(self.laps) + 1) * L:
+            target = self.start_progress + (len(self.laps) + 1) * L
+            frac = (target - self.progress_m) / max(new_progress - self.progress_m, 1e-12)
+            t_cross = t - self.period + frac * self.period if n > 0 else t
+            self.laps.append(t_cross - self.last_lap_t)
+            self.lap_end.append(t_cross)
+            self.events.append({"t": t_cross, "type": "lap", "lap": len(self.laps), "time_s": self.laps[-1]})
+            self.last_lap_t = t_cross
+        self.progress_m, self.s_prev = new_progress, s_now
+        meas = x + self.rng.normal(0.0, 1.0, NX) * self.noise_std if self.noise_std.any() else x.copy()
+        self.T[n], self.S[n], self.M[n] = t, x, meas
+        self.F[n] = (s_now, n_now, float(dpsi[0]))
+        return s_now, n_now
+
+    def _finished(self, s_now: float, n_now: float) -> bool:
+        """Off-track bookkeeping (an excursion counted once, back on track noted); True when the race ends here:
+        off the track for longer than the timeout (or far beyond an edge), or every lap done."""
+        t = self.t
+        geo = self.track.interp(np.array([s_now]))
+        wl, wr = float(geo["w_left"][0]), float(geo["w_right"][0])
+        if not -wr <= n_now <= wl:
+            if self.outside_since is None:
+                self.outside_since = t
+                self.off_track += 1
+                self.events.append({"t": t, "type": "off_track", "s": s_now, "n": n_now})
+            too_far = n_now > 2 * wl + wr or n_now < -(2 * wr + wl)
+            if t - self.outside_since >= self.sim.off_track_timeout_s or too_far:
+                self.status = "off_track"
+                return True
+        elif self.outside_since is not None:
+            self.events.append({"t": t, "type": "back_on_track", "s": s_now, "after_s": t - self.outside_since})
+            self.outside_since = None
+        if len(self.laps) >= self.sim.laps:
+            self.status = "completed"
+            return True
+        return False
+
+    def _control(self) -> None:
+        """Ask the controller (unless a late call still holds the slot in real-time mode): time the call, take a
+        snapshot when due, count a deadline miss, queue the command for its delay."""
+        t, n, sim, period = self.t, self.n, self.sim, self.period
+        if t + 1e-9 < self.skip_until:
+            self.C[n] = self.C[n - 1]
+            return
+        obs = Observation(t, self.M[n].copy())
+        c0 = time.perf_counter()
+        cmd = self.controller.act(obs, t)
+        comp = time.perf_counter() - c0
+        self.CT[n] = comp
+        self.C[n] = (cmd.steering_angle, cmd.speed, cmd.acceleration)
+        if self.snap_times and t >= self.snap_times[0]:
+            self.snap_times.pop(0)
+            d = self.controller.diagnostics()
+            if d:
+                self.snapshots.append({"t": t, "state": self.x.copy(), **d})
+        latency = sim.delay_s + (comp if sim.realtime else 0.0)
+        if sim.realtime and comp > period:
+            self.misses += 1
+            self.events.append({"t": t, "type": "deadline_miss", "compute_ms": comp * 1e3})
+            self.skip_until = t + math.ceil(comp / period) * period
+        self.pending.append((t + latency, cmd))
+
+    def _step_plant(self) -> bool:
+        """Advance the plant over one period, switching commands when their delay is up; False if it diverged."""
+        t_end = self.t + self.period
+        t_cur = self.t
+        try:
+            while True:
+                nxt = self.pending[0][0] if self.pending else math.inf
+                if nxt <= t_cur + 1e-12:
+                    self.applied = self.pending.pop(0)[1]
+                    continue
+                seg_end = min(nxt, t_end)
+                x = self.plant.step(self.applied, seg_end - t_cur)
+                t_cur = seg_end
+                if t_cur >= t_end - 1e-12:
+                    break
+        except FloatingPointError:
+            self.status = "diverged"
+            self.events.append({"t": t_cur, "type": "diverged"})
+            return False
+        self.x = np.asarray(x, dtype=float)
+        if not np.all(np.isfinite(self.x)):
+            bad = [STATE_NAMES[i] for i in range(NX) if not np.isfinite(self.x[i])]
+            self.status = "diverged"
+            self.events.append({"t": t_end, "type": "diverged", "fields": bad})
+            return False
+        self.t = t_end
+        return True
+
+    def result(self, run_config: dict | None) -> SimResult:
+        """The :class:`SimResult` of the ticks run (``config``: ``run_config`` with the simulator's settings)."""
+        n, period = self.n, self.period
+        status = self.status
+        if status == "completed" and (self.off_track or self.misses):
+            status = "completed_with_incidents"
+        config = dict(run_config or {})
+        config["sim"] = cfg.to_dict(self.sim)
+        return SimResult(t=self.T[:n].copy(), state=self.S[:n].copy(), measured=self.M[:n].copy(),
+                         command=self.C[:n].copy(), frenet=self.F[:n].copy(), compute_s=self.CT[:n].copy(),
+                         laps=self.laps, lap_end_t=self.lap_end, events=self.events, status=status,
+                         off_track=self.off_track, deadline_misses=self.misses, config=config,
+                         snapshots=self.snapshots, period_s=period,
+                         compute_over_period=int(np.count_nonzero(self.CT[:n] > period)))
