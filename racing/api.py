@@ -57,10 +57,12 @@ def known_controllers() -> list[str]:
 
 def make_controller(name: str, track, car, config=None, **options):
     """A controller (``reset``, ``act(observation, t) -> Command``) by registry name, for ``track`` with the model
-    parameters ``car``; ``config``: a YAML path with its settings (default: the car's tuning or derived ones)."""
-    from racing.control import make_controller as _make
+    parameters ``car``; ``config``: a YAML path with its settings (default: the car's tuning or derived ones).
+    Built as a race builds it (:func:`racing.assembly.build_controller`: the racing line its settings ask for is
+    attached to its own copy of the track); ``options``: ``residual``, ``threads`` and setting overrides."""
+    from racing.assembly import build_controller
 
-    return _make(name, track, car, config, **options)
+    return build_controller(name, track, car, config, **options)[0]
 
 
 def make_plant(name: str, car, plant_hz: float = 1000.0):
@@ -97,31 +99,25 @@ def simulate(track, controller, plant, car, sim=None, progress=None):
 
 
 def race(track="lab_loop", car="f1tenth", controller="pure_pursuit", plant="dynamic_ext", model_car=None,
-         controller_config=None, **sim_options):
-    """One call from names (or objects) to a result, as ``racing race`` does it: ``track`` and ``car`` are names,
-    paths or loaded objects; ``model_car``: the controller's own parameters (default ``car``); ``sim_options``:
-    the fields of :class:`SimConfig` (``laps``, ``rate_hz``, ``max_time_s``, ``realtime``, ``delay_s``, ``seed``,
-    ...). The result's ``config`` records the names, as the command line does."""
-    from racing import config as cfg
-    from racing.sim.plant import own_car
-    from racing.sim.simulator import SimConfig
-    from racing.sim.simulator import simulate as _simulate
-    from racing.track import Track
+         controller_config=None, **options):
+    """One call from names (or objects) to a result, assembled as ``racing race`` does it
+    (:class:`racing.assembly.RaceSpec` -> :func:`racing.assembly.build` -> run): ``track`` and ``car`` are names, paths
+    or loaded objects; ``controller`` a name or a built controller; ``model_car``: the controller's own parameters
+    (default ``car``); ``options``: the other fields of :class:`racing.assembly.RaceSpec` (``laps``, ``rate_hz``,
+    ``max_time_s``, ``realtime``, ``delay_s``, ``seed``, ``noise``, ``residual``, ``raceline``, ...). The result's
+    ``config`` is the same run record as the command line's."""
+    from racing.assembly import build
 
-    sim = SimConfig(**sim_options)  # checked before anything is built
-    track = track if isinstance(track, Track) else load_track(track)
-    car = car if not isinstance(car, (str, Path)) else load_car(car)
-    model = car if model_car is None else (model_car if not isinstance(model_car, (str, Path)) else load_car(model_car))
-    plant_obj = make_plant(plant, car, sim.plant_hz) if isinstance(plant, str) else plant
-    car = own_car(plant_obj, car) or car  # a foreign plant (CommonRoad) is its own car
-    ctrl = make_controller(controller, track, model, controller_config) if isinstance(controller, str) else controller
-    run_config = {"track": {"name": track.name, "source": track.source, "length_m": track.length,
-                            "raceline": track.raceline is not None},
-                  "car": cfg.to_dict(car), "model_car": cfg.to_dict(model),
-                  "controller": {"name": getattr(ctrl, "name", type(ctrl).__name__),
-                                 "config": cfg.to_dict(getattr(ctrl, "config", None))},
-                  "plant": plant if isinstance(plant, str) else type(plant).__name__}
-    return _simulate(track, ctrl, plant_obj, car, sim, run_config)
+    spec = spec_of(track=track, car=car, controller=controller, plant=plant, model_params=model_car,
+                   controller_config=controller_config, **options)
+    return build(spec).run()
+
+
+def spec_of(**fields):
+    """A :class:`racing.assembly.RaceSpec` from keyword fields; an unknown one is a ConfigError naming it."""
+    from racing.assembly import RaceSpec
+
+    return RaceSpec.from_dict(fields, source="racing.race()")
 
 
 def load_result(out_dir):
@@ -179,6 +175,6 @@ def plot_fit(evaluation, window=None):
 def save_race(result, track, out_dir, plot: bool = True, animate: bool = False) -> list[Path]:
     """Write a run as ``racing race`` does (result.npz, summary.json, events.json, config.yaml, log.csv,
     race.png, ...), removing a previous run's files from ``out_dir`` first; returns the files written."""
-    from racing.cli import save_race_outputs
+    from racing.assembly import save
 
-    return save_race_outputs(result, track, Path(out_dir), plot=plot, animate=animate)
+    return save(result, track, Path(out_dir), plot=plot, animate=animate)

@@ -8,7 +8,6 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
-import math
 import sys
 import time
 from pathlib import Path
@@ -25,153 +24,9 @@ SUBCOMMAND_MODULES = (
     "racing.sweep.cli",
 )
 
-DEFAULT_CONTROLLER = "pure_pursuit"
-
 #: optional packages -> the extra that installs them (pyproject.toml)
 OPTIONAL_PACKAGES = {"torch": "learn", "rosbags": "ros", "casadi": "raceline", "pytorch_mppi": "bench", "ray": "sweep",
                      "optuna": "sweep"}
-
-
-def _default_controller() -> str:
-    from racing.control import known_controllers
-
-    return "mppi" if "mppi" in known_controllers() else DEFAULT_CONTROLLER
-
-
-#: the ``racing race`` option of each SimConfig field (named in errors)
-SIM_FLAGS = {"rate_hz": "--rate", "plant_hz": "--plant-hz", "laps": "--laps", "max_time_s": "--max-time",
-             "delay_s": "--delay", "seed": "--seed", "snapshot_times": "--snapshot", "noise": "--noise",
-             "start_speed": "--start-speed"}
-
-
-def sim_config_from_args(args, plant_params):
-    """The :class:`SimConfig` of ``racing race`` options; a bad value is a ConfigError naming the option, the
-    field and the expected range (the checks live in SimConfig, so the Python API gets the same)."""
-    from racing.sim.simulator import SimConfig
-
-    try:
-        return SimConfig(rate_hz=args.rate, plant_hz=args.plant_hz, laps=args.laps, max_time_s=args.max_time,
-                         realtime=args.realtime, delay_s=args.delay, noise=noise_preset(plant_params, args.noise),
-                         seed=args.seed, snapshot_times=tuple(args.snapshot or ()),
-                         start_speed=getattr(args, "start_speed", 0.0))
-    except ConfigError as exc:
-        msg = str(exc)
-        field_name = msg.split(": ", 2)[1].split("[")[0].split(" ")[0] if ": " in msg else ""
-        flag = SIM_FLAGS.get(field_name)
-        raise ConfigError(f"{flag}: {msg}" if flag else msg) from None
-
-
-def noise_preset(params, scale: float):
-    """Measurement noise of a typical localisation stack for this car, times ``scale`` (>= 0)."""
-    from racing.sim.simulator import NoiseConfig
-
-    if not (isinstance(scale, (int, float)) and math.isfinite(scale) and scale >= 0):
-        raise ConfigError(f"--noise: noise scale = {scale!r}; expected a number >= 0 (0 = none, 1 = typical)")
-
-    return NoiseConfig(pos=0.05 * params.wheelbase * scale, yaw=0.01 * scale, vel=0.01 * params.v_max * scale,
-                       yaw_rate=0.02 * scale, steer=0.005 * scale)
-
-
-def set_numba_threads(n) -> int:
-    """Set the process's numba thread count (``--threads``; None: leave numba's default, all cores); returns it.
-    A machine setting: algorithm configs do not hold it."""
-    import numba
-
-    if n is not None:
-        if n < 1 or n > numba.config.NUMBA_NUM_THREADS:
-            raise ValueError(f"--threads must be in 1..{numba.config.NUMBA_NUM_THREADS} (the cores numba was "
-                             f"started with), got {n}")
-        numba.set_num_threads(n)
-    return numba.get_num_threads()
-
-
-class compile_notice:
-    """Context manager: if the block takes longer than ``after_s`` (numba compiling the kernels on a machine's first
-    run), say so on stderr while it runs and how long it took at the end; quiet when it is fast (cache loaded)."""
-
-    def __init__(self, what: str, after_s: float = 2.0, stream=None):
-        self.what, self.after_s, self.stream = what, after_s, stream
-        self.shown = False
-
-    def _show(self):
-        self.shown = True
-        print(f"racing: {self.what}: compiling numba kernels (the first run on this machine or after an update "
-              f"takes 1-3 minutes; later runs load them from the cache) ...", file=self.stream or sys.stderr,
-              flush=True)
-
-    def __enter__(self):
-        import threading
-
-        self.t0 = time.perf_counter()
-        self.timer = threading.Timer(self.after_s, self._show)
-        self.timer.daemon = True
-        self.timer.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.timer.cancel()
-        if self.shown:
-            print(f"racing: {self.what}: ready after {time.perf_counter() - self.t0:.0f} s",
-                  file=self.stream or sys.stderr, flush=True)
-        return False
-
-
-def build_race(args):
-    """Resolve track, cars, plant, controller and simulator settings from ``args``."""
-    from racing import config as cfg
-    from racing.control import make_controller
-    from racing.models.params import DEFAULT_CAR, load_params, perturbed
-    from racing.sim.plant import make_plant, own_car
-    from racing.track import load_track
-
-    track = load_track(args.track, check_geometry=not getattr(args, "allow_bad_geometry", False))
-    car = load_params(args.car) if args.car else None
-    base = car or load_params(DEFAULT_CAR)
-    # a perturbed plant (--friction-scale, --mass-scale): the controller keeps the car's own parameters
-    scales = {"friction": getattr(args, "friction_scale", 1.0), "mass": getattr(args, "mass_scale", 1.0)}
-    try:
-        perturbed_car = perturbed(base, **scales)
-    except ConfigError as exc:
-        raise ConfigError(f"--{str(exc).split(' ', 1)[0]}-scale: {exc}") from None
-    # the plant first (cheap: nothing compiles here): a foreign plant (CommonRoad) is its own car, and --car is
-    # then the controller's model of it
-    plant = make_plant(args.plant, perturbed_car, plant_hz=args.plant_hz)
-    own = own_car(plant, perturbed_car)
-    foreign = own is not None
-    if foreign and scales != {"friction": 1.0, "mass": 1.0}:
-        raise ConfigError(f"--friction-scale / --mass-scale: the plant {args.plant} is its own car (its physics are "
-                          f"not the project's parameters); they apply to the project's plants (dynamic_ext, dynamic, "
-                          f"kinematic)")
-    plant_params = own if foreign else perturbed_car
-    # the controller's model: --model-params, else the car (unperturbed), else a foreign plant's own car
-    model_params = load_params(args.model_params) if args.model_params else (own if foreign and car is None else base)
-    if getattr(args, "raceline", None):
-        from racing.track import Raceline
-
-        track = track.with_raceline(track.check_raceline(Raceline.load(args.raceline)))
-    sim = sim_config_from_args(args, plant_params)  # before the controller: bad options fail before any compile
-    options = {}
-    if getattr(args, "residual", None):
-        options["residual"] = args.residual
-    controller_name = args.controller or _default_controller()
-    threads = set_numba_threads(getattr(args, "threads", None))
-    with compile_notice(f"building the {controller_name} controller and the {args.plant} plant"):
-        controller = make_controller(controller_name, track, model_params, args.controller_config, **options)
-    run_config = {
-        "track": {"name": track.name, "source": track.source, "length_m": track.length,
-                  "raceline": track.raceline is not None, "widths_from": track.widths_from},
-        "car": cfg.to_dict(plant_params),
-        "model_car": cfg.to_dict(model_params),
-        "controller": {"name": controller_name, "config": cfg.to_dict(controller.config),
-                       "config_file": args.controller_config,
-                       "config_source": getattr(controller, "config_source", args.controller_config or "defaults"),
-                       "raceline": getattr(controller, "raceline_record", None), **options},
-        "plant": args.plant,
-        "machine": {"numba_threads": threads},
-    }
-    if scales != {"friction": 1.0, "mass": 1.0}:
-        run_config["plant_scales"] = scales
-    return track, plant_params, model_params, controller, plant, sim, run_config
 
 
 def _fmt(x, nd=3):
@@ -215,103 +70,56 @@ def race_table(summary: dict) -> str:
     return "\n".join(lines)
 
 
-#: what ``racing race`` writes into its output folder (patterns); removed before a new run writes there, so that a
-#: folder never mixes two runs. Nothing else in the folder is touched.
-RACE_OUTPUTS = ("result.npz", "events.json", "summary.json", "config.yaml", "log.csv", "race.png", "lap.gif",
-                "mppi_t*.png")
-
-
-def remove_stale_outputs(out: Path) -> list[Path]:
-    """Delete the files of a previous ``racing race`` in ``out`` (only :data:`RACE_OUTPUTS`); returns them."""
-    gone = []
-    if out.is_dir():
-        for pattern in RACE_OUTPUTS:
-            for f in sorted(out.glob(pattern)):
-                if f.is_file():
-                    f.unlink()
-                    gone.append(f)
-    return gone
-
-
-def save_race_outputs(result, track, out: Path, plot: bool = True, animate: bool = False) -> list[Path]:
-    """Write a run into ``out`` (stale outputs of a previous run removed first); returns every file written."""
-    remove_stale_outputs(out)
-    result.save(out)
-    if plot:
-        from racing.plot.race import save_race_plot
-
-        save_race_plot(result, track, out / "race.png")
-        if result.snapshots:
-            try:
-                from racing.plot.mppi import save_snapshot_plots
-
-                save_snapshot_plots(result, track, out)
-            except ImportError:
-                pass
-        if animate:
-            from racing.plot.mppi import animate_lap
-
-            animate_lap(result, track, out / "lap.gif")
-    return sorted(f for pattern in RACE_OUTPUTS for f in out.glob(pattern) if f.is_file())
-
-
-def race_from_args(args, show_progress: bool = False):
-    """One ``racing race`` from its parsed options, without writing anything: ``(result, summary, track, sim)``.
-    ``racing sweep`` / ``racing tune`` run their trials through this, so a trial is exactly the ``racing race``
-    command its row prints. The reference lap is the cached minimum-time lap of the car (its own parameters, not
-    a perturbed plant's)."""
-    from tqdm import tqdm
-
-    from racing.sim.simulator import simulate
-
-    track, plant_params, model_params, controller, plant, sim, run_config = build_race(args)
-    bar = tqdm(total=1000, desc=f"race {track.name}", unit="‰", file=sys.stderr,
-               disable=None if show_progress else True, bar_format="{desc}: {percentage:3.0f}%|{bar}| {postfix}")
-    state = {"last": 0}
-
-    def progress(frac, laps_done):
-        k = int(frac * 1000)
-        if k > state["last"]:
-            bar.update(k - state["last"])
-            state["last"] = k
-            bar.set_postfix_str(f"lap {min(laps_done + 1, sim.laps)}/{sim.laps}", refresh=False)
-
-    t0 = time.perf_counter()
-    result = simulate(track, controller, plant, plant_params, sim, run_config, progress=progress)
-    bar.close()
-    wall = time.perf_counter() - t0
-    try:
-        from racing.raceline import reference_for
-
-        result.reference_lap_s = reference_for(track, model_params.name, model_params)
-    except ImportError:
-        pass
+def race_summary(race, result, wall_s: float) -> dict:
+    """The JSON summary of a run (``racing race --json``): the result's, the wall time and the snapshots missed."""
     summary = result.summary()
-    summary["wall_time_s"] = round(wall, 3)
-    return result, summary, track, sim
-
-
-def run_race(args) -> int:
-    result, summary, track, sim = race_from_args(args, show_progress=not args.json)
-    plant_params_name = summary["car"]
-    missed = [t for t in sim.snapshot_times if not result.t.size or t > result.t[-1]]
+    summary["wall_time_s"] = round(wall_s, 3)
+    missed = [t for t in race.sim.snapshot_times if not result.t.size or t > result.t[-1]]
     if missed:
         summary["snapshots_missed"] = missed
         print(f"racing race: note: --snapshot {', '.join(f'{t:g}' for t in missed)} s not taken: the run ended at "
               f"{summary['sim_time_s']:.2f} s", file=sys.stderr)
-    out = Path(args.out) if args.out else Path("runs") / f"{track.name}_{plant_params_name}_{summary['controller']}"
+    return summary
+
+
+class Progress:
+    """A tqdm bar on stderr over the race's progress (``enabled`` False: silent)."""
+
+    def __init__(self, name: str, laps: int, enabled: bool):
+        from tqdm import tqdm
+
+        self.bar = tqdm(total=1000, desc=f"race {name}", unit="‰", file=sys.stderr, disable=None if enabled else True,
+                        bar_format="{desc}: {percentage:3.0f}%|{bar}| {postfix}")
+        self.laps, self.last = laps, 0
+
+    def __call__(self, frac: float, laps_done: int) -> None:
+        k = int(frac * 1000)
+        if k > self.last:
+            self.bar.update(k - self.last)
+            self.last = k
+            self.bar.set_postfix_str(f"lap {min(laps_done + 1, self.laps)}/{self.laps}", refresh=False)
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+def run_race(args) -> int:
+    """``racing race``: the spec of the options, built and run once (:mod:`racing.assembly`), saved and reported."""
+    from racing.assembly import RaceSpec, build, check_out_dir
+
+    spec = RaceSpec.from_args(args)
+    out = None
+    if not args.no_save and args.out:
+        out = check_out_dir(args.out)  # before anything is computed
+    race = build(spec, notice=True)
+    progress = Progress(race.track.name, race.sim.laps, enabled=not args.json)
+    t0 = time.perf_counter()
+    result = race.run(progress)
+    progress.close()
+    summary = race_summary(race, result, time.perf_counter() - t0)
     if not args.no_save:
-        files = save_race_outputs(result, track, out, plot=not args.no_plot, animate=getattr(args, "animate", False))
-        summary["out_dir"] = str(out)
-        summary["files"] = [str(f) for f in files]
-        if out / "race.png" in files:
-            summary["plot"] = str(out / "race.png")
-        snaps = [str(f) for f in files if f.name.startswith("mppi_t")]
-        if snaps:
-            summary["snapshot_plots"] = snaps
-        if out / "lap.gif" in files:
-            summary["animation"] = str(out / "lap.gif")
-        (out / "summary.json").write_text(json.dumps(summary, indent=1))  # with the files and the wall time
+        out = out or Path("runs") / f"{race.track.name}_{summary['car']}_{summary['controller']}"
+        _save(result, race.track, out, summary, plot=not args.no_plot, animate=args.animate)
     if args.json:
         print(json.dumps(summary))
     else:
@@ -321,6 +129,23 @@ def run_race(args) -> int:
             for f in summary["files"]:
                 print(f"  wrote {f}")
     return result.exit_code
+
+
+def _save(result, track, out: Path, summary: dict, plot: bool, animate: bool) -> None:
+    """Write the run and add what was written to ``summary`` (rewritten into summary.json)."""
+    from racing.assembly import save
+
+    files = save(result, track, out, plot=plot, animate=animate)
+    summary["out_dir"] = str(out)
+    summary["files"] = [str(f) for f in files]
+    if out / "race.png" in files:
+        summary["plot"] = str(out / "race.png")
+    snaps = [str(f) for f in files if f.name.startswith("mppi_t")]
+    if snaps:
+        summary["snapshot_plots"] = snaps
+    if out / "lap.gif" in files:
+        summary["animation"] = str(out / "lap.gif")
+    (out / "summary.json").write_text(json.dumps(summary, indent=1))  # with the files and the wall time
 
 
 def add_race_arguments(p: argparse.ArgumentParser) -> None:

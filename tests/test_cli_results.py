@@ -80,7 +80,7 @@ def test_compile_notice_speaks_only_when_the_block_is_slow():
     import io
     import time
 
-    from racing.cli import compile_notice
+    from racing.assembly import compile_notice
 
     buf = io.StringIO()
     with compile_notice("building x", after_s=0.05, stream=buf):

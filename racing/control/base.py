@@ -37,23 +37,31 @@ class Controller(abc.ABC):
 @dataclass
 class ControllerSpec:
     """A registry entry: ``factory(track, params, config_path, **options) -> Controller``; ``config_for(params,
-    config_path) -> (config, source)``: the settings the factory would start from (for tools that vary them)."""
+    config_path) -> (config, source)``: the settings the factory would start from (for tools that vary them);
+    ``raceline_request(config) -> (methods, compute)``: the racing line the controller races with those settings
+    (cached lines of ``methods`` in order, else ``compute`` one, e.g. ``"mincurv"``, or None), resolved by the race
+    assembly (:func:`racing.assembly.resolve_line`) before the factory is called: a controller owns no I/O;
+    ``takes_residual``: its model can carry a residual network (``residual=`` option)."""
 
     name: str
     factory: Callable[..., Controller]
     description: str = ""
     defaults: dict = field(default_factory=dict)
     config_for: Callable | None = None
+    raceline_request: Callable | None = None
+    takes_residual: bool = False
 
 
 CONTROLLERS: dict[str, ControllerSpec] = {}
 
 
-def register(name: str, description: str = "", config_for: Callable | None = None):
-    """Decorator registering a controller factory under ``name`` (``config_for``: see :class:`ControllerSpec`)."""
+def register(name: str, description: str = "", config_for: Callable | None = None,
+             raceline_request: Callable | None = None, takes_residual: bool = False):
+    """Decorator registering a controller factory under ``name`` (the rest: see :class:`ControllerSpec`)."""
 
     def deco(factory):
-        CONTROLLERS[name] = ControllerSpec(name, factory, description, config_for=config_for)
+        CONTROLLERS[name] = ControllerSpec(name, factory, description, config_for=config_for,
+                                           raceline_request=raceline_request, takes_residual=takes_residual)
         return factory
 
     return deco

@@ -112,7 +112,13 @@ def config_for(params, config_path=None) -> tuple[PurePursuitConfig, str]:
 
 @register("pure_pursuit", "geometric path follower with a friction-limited speed profile (baseline)",
           config_for=config_for)
-def make_pure_pursuit(track, params, config_path=None, **options) -> PurePursuit:
+def make_pure_pursuit(track, params, config_path=None, threads: int | None = None, **options) -> PurePursuit:
+    """Pure pursuit on ``track``'s raceline (``use_raceline``) or its centre line; ``threads`` is accepted for a
+    uniform interface (it runs on one)."""
+    if options.get("residual") is not None:
+        raise ValueError("residual: pure pursuit has no model to correct; a residual network is for the model-based "
+                         "controllers (mppi)")
+    options.pop("residual", None)
     conf, _ = config_for(params, config_path)
     if options:
         conf = cfg.replace_from(conf, options, source="pure_pursuit options")

@@ -24,7 +24,6 @@ class RacelineError(ValueError):
 
 
 from .cache import (  # noqa: E402
-    attach_cached,
     cache_path,
     cached_raceline,
     read_metadata,
@@ -51,7 +50,6 @@ def min_time_lap(*args, **kwargs):
 
 __all__ = [
     "RacelineError",
-    "attach_cached",
     "cache_path",
     "cached_raceline",
     "min_curvature_line",

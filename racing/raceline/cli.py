@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 from racing.raceline.cache import METHODS
+from racing.raceline.compute import compute
 
 
 def register(subparsers) -> None:
@@ -70,28 +71,6 @@ def default_car(track) -> str:
 
 def _close(a, b, rel=1e-6) -> bool:
     return abs(a - b) <= rel * max(1.0, abs(a), abs(b))
-
-
-def compute(track, params, method: str, spacing=None, margin=None, time_limit=600.0, max_iter=3000,
-            verbose=False) -> tuple[object, dict]:
-    """Compute a line. Returns (Raceline, summary dict with the metadata written beside it)."""
-    from racing.raceline.mincurv import min_curvature_line
-
-    if method == "mincurv":
-        r = min_curvature_line(track, params, spacing=spacing, margin=margin)
-        info = {"lap_time_s": r.lap_time, "status": r.status, "solve_time_s": r.solve_time,
-                "qp_iterations": r.qp_iterations, "spacing_m": r.spacing, "margin_m": r.margin}
-        return r.raceline, info
-    from racing.raceline.mintime import min_time_lap
-
-    r = min_time_lap(track, params, spacing=spacing, margin=margin, time_limit=time_limit, max_iter=max_iter,
-                     verbose=verbose)
-    info = {"lap_time_s": r.lap_time, "status": r.status, "solve_time_s": r.solve_time,
-            "qss_lap_time_s": r.qss_lap_time, "iterations": r.iterations, "ipopt_time_s": r.ipopt_time,
-            "spacing_m": r.spacing, "margin_m": r.margin,
-            "max_violation": max(v for k, v in r.violations.items() if k != "defect"),
-            "max_defect": r.violations["defect"]}
-    return r.raceline, info
 
 
 def run(args) -> int:

@@ -308,8 +308,7 @@ def run_drive(args) -> int:
     import secrets
 
     from racing import config as cfg
-    from racing.control import make_controller
-    from racing.models.params import DEFAULT_CAR, load_params
+    from racing.assembly import RaceSpec, build
     from racing.runtime import rt
     from racing.runtime.auth import LinkSecurity, load_key
     from racing.runtime.loop import RuntimeLoop, run_with_signals
@@ -317,7 +316,7 @@ def run_drive(args) -> int:
     from racing.runtime.vehicle import UdpVehicle, check_address, parse_udp_url
     from racing.runtime.vehicle_sim import SimTwinConfig, UdpSimTwin
     from racing.sim.simulator import initial_state
-    from racing.track import DEFAULT_TRACK, load_track
+    from racing.track import DEFAULT_TRACK
 
     conf = resolve_config(args)
     link, cpu, sim = conf.link, conf.cpu, conf.sim
@@ -349,29 +348,24 @@ def run_drive(args) -> int:
     loop_conf = conf.loop
     rate = loop_conf.rate_hz
 
-    track = load_track(conf.track or DEFAULT_TRACK)
-    params = load_params(conf.car or DEFAULT_CAR)
-    model_params = load_params(conf.model_params) if conf.model_params else params
+    # the one race assembly: track, cars and the controller with its racing line (the plant is the vehicle)
+    race = build(RaceSpec(track=conf.track or DEFAULT_TRACK, car=conf.car, model_params=conf.model_params,
+                          controller=conf.controller, controller_config=conf.controller_config, rate_hz=rate,
+                          plant_hz=max(1000.0, rate)))
+    track, params, model_params, controller = race.track, race.car, race.model_params, race.controller
     wd = loop_conf.watchdog
     if conf.off_track_check and wd.off_track_margin_m is None:
         wd = cfg.replace_from(wd, {"off_track_margin_m": params.width}, source="drive")
     elif not conf.off_track_check:
         wd = cfg.replace_from(wd, {"off_track_margin_m": None}, source="drive")
     loop_conf = cfg.replace_from(loop_conf, {"watchdog": cfg.to_dict(wd)}, source="drive")
-    controller = make_controller(conf.controller, track, model_params, conf.controller_config)
     predictor = StatePredictor(model_params, loop_conf.actuation_delay_s) if loop_conf.compensate else None
 
     stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     log_path = Path(conf.log) if conf.log else Path("runs") / "drive" / (
         f"{track.name}_{params.name}_{conf.controller}_{stamp}.csv")
-    meta = {
-        "track": {"name": track.name, "source": str(track.source), "length_m": track.length},
-        "car": cfg.to_dict(params),
-        "model_car": cfg.to_dict(model_params),
-        "controller": {"name": conf.controller, "config": cfg.to_dict(controller.config),
-                       "config_file": conf.controller_config},
-        "link": {**cfg.to_dict(link), **security.describe()},
-    }
+    meta = {**{k: race.record[k] for k in ("spec", "track", "car", "model_car", "controller", "machine")},
+            "link": {**cfg.to_dict(link), **security.describe()}}
     twin = None
     sim_report = None
     result = None

@@ -1,10 +1,10 @@
 """One race of a sweep or tune: a ``racing race`` command line, run in-process, reduced to one table row.
 
 A race is a flat dict (:meth:`racing.sweep.spec.Spec.sweep_trials`): track, car, seed, the plant perturbations
-(friction, mass, delay, noise, plant), controller settings (dotted keys) and the shared race fields. It runs
-through the parser and :func:`racing.cli.race_from_args` of ``racing race``, so the row's ``command`` re-runs it
-alone, exactly (with the controller settings in a YAML file written beside the table, named by the hash of its
-content).
+(friction, mass, delay, noise, plant), controller settings (dotted keys) and the shared race fields. A trial
+writes it as a :class:`racing.assembly.RaceSpec` and runs it through the one race assembly (:func:`racing.assembly.build`)
+that ``racing race`` uses, so the row's ``command`` (the spec's own command line) re-runs it alone, exactly (with
+the controller settings in a YAML file written beside the table, named by the hash of its content).
 """
 from __future__ import annotations
 
@@ -16,6 +16,8 @@ from pathlib import Path
 
 import numpy as np
 import yaml
+
+from racing.assembly import RaceSpec, build
 
 #: the columns of a race row, in table order (then the settings, by dotted key)
 ROW_COLUMNS = ("trial", "track", "car", "seed", "friction", "mass", "delay", "noise", "plant", "start_speed",
@@ -56,23 +58,19 @@ def config_file(race: dict, configs_dir) -> str | None:
     return str(path)
 
 
+def race_spec(race: dict, config_path: str | None) -> RaceSpec:
+    """The :class:`RaceSpec` of ``race`` (``config_path``: its controller settings file)."""
+    return RaceSpec(track=str(race["track_source"]), car=str(race["car"]), controller=race["controller"],
+                    laps=race["laps"], rate_hz=race["rate_hz"], seed=race["seed"], plant=str(race["plant"]),
+                    threads=race["threads"], friction_scale=race["friction"], mass_scale=race["mass"],
+                    delay_s=race["delay"], noise=race["noise"], start_speed=race["start_speed"],
+                    max_time_s=race.get("max_time_s"), realtime=bool(race.get("realtime")),
+                    controller_config=config_path, allow_bad_geometry=bool(race.get("allow_bad_geometry")))
+
+
 def race_argv(race: dict, config_path: str | None) -> list[str]:
     """The ``racing race`` options of ``race`` (``config_path``: its controller settings file)."""
-    argv = ["--track", str(race["track_source"]), "--car", str(race["car"]), "--controller", race["controller"],
-            "--laps", str(race["laps"]), "--rate", f"{race['rate_hz']:g}", "--seed", str(race["seed"]),
-            "--plant", str(race["plant"]), "--threads", str(race["threads"])]
-    for flag, key, default in (("--friction-scale", "friction", 1.0), ("--mass-scale", "mass", 1.0),
-                               ("--delay", "delay", 0.0), ("--noise", "noise", 0.0),
-                               ("--start-speed", "start_speed", 0.0)):
-        if race[key] != default:
-            argv += [flag, f"{race[key]:.6g}"]
-    if race.get("max_time_s") is not None:
-        argv += ["--max-time", f"{race['max_time_s']:g}"]
-    if race.get("realtime"):
-        argv.append("--realtime")
-    if config_path is not None:
-        argv += ["--controller-config", str(config_path)]
-    return argv
+    return race_spec(race, config_path).argv()
 
 
 def race_command(race: dict, config_path: str | None) -> str:
@@ -93,13 +91,10 @@ def count_spins(result, beta_max: float, v_min: float = 5.0) -> int:
 def run_race(race: dict, configs_dir, spin_beta: float = 0.3) -> dict:
     """Run one race and return its row (:data:`ROW_COLUMNS` and the settings). A race that fails (off track,
     timeout, diverged) is a row with that status, never an exception; bad input raises as ``racing race`` does."""
-    from racing.cli import make_parser, race_from_args
-
     path = config_file(race, configs_dir)
-    argv = race_argv(race, path)
-    args = make_parser().parse_args(["race", *argv, "--no-save", "--no-plot"])
     t0 = time.perf_counter()
-    result, summary, _, _ = race_from_args(args)
+    result = build(race_spec(race, path)).run()
+    summary = result.summary()
     wall = time.perf_counter() - t0
     gap = summary.get("gap_to_reference")
     cm = summary["compute_ms"]
@@ -145,5 +140,5 @@ def _round(v, nd):
     return None if v is None or not math.isfinite(v) else round(float(v), nd)
 
 
-__all__ = ["ROW_COLUMNS", "config_file", "count_spins", "race_argv", "race_command", "run_race", "score",
+__all__ = ["ROW_COLUMNS", "config_file", "count_spins", "race_argv", "race_command", "race_spec", "run_race", "score",
            "settings_yaml"]

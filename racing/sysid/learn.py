@@ -94,16 +94,15 @@ def learn(track, plant_params: VehicleParams | None, start_params: VehicleParams
     (:func:`racing.sysid.parametric.fit`: a parameter the logs do not excite or pin keeps its current value, and
     the fit's grip margin comes with the car); off, every parameter in ``names`` is fitted as the logs pull it
     (on CommonRoad MB that put the rear tyre's peak at its bound, D_r = 5, after one race)."""
-    from racing.control import make_controller
+    from racing.assembly import RaceSpec, build, build_controller, resolve_track
     from racing.sim.plant import make_plant, own_car
-    from racing.sim.simulator import NoiseConfig, SimConfig, simulate
+    from racing.sim.simulator import NoiseConfig
     from racing.sysid import rollout as ro
     from racing.sysid.evaluate import evaluate
     from racing.sysid.excite import DEFAULT_NOISE
     from racing.sysid.parametric import DEFAULT_FIT, fit
-    from racing.track import load_track
 
-    track = load_track(track)
+    track = resolve_track(track)
     names = tuple(names) if names else tuple(n for n in DEFAULT_FIT["dynamic"])
     nz = NoiseConfig(**(DEFAULT_NOISE if noise is None else noise))
     params = start_params
@@ -131,10 +130,10 @@ def learn(track, plant_params: VehicleParams | None, start_params: VehicleParams
         params = fr.params
     for it in range(iterations + 1):
         t0 = time.perf_counter()
-        ctrl = make_controller(controller, track, params, controller_config, **controller_options)
-        sim = SimConfig(laps=laps, noise=nz, seed=seed + it)
-        pl, pp = new_plant()
-        res = simulate(track, ctrl, pl, pp, sim)
+        ctrl = build_controller(controller, track, params, controller_config, **controller_options)[0]
+        res = build(RaceSpec(track=track, car=plant_params if plant_params is not None else start_params,
+                             model_params=params, plant=plant, controller=ctrl, laps=laps, noise=nz,
+                             seed=seed + it)).run()
         log = sim_log(res)
         vy = r = None
         if log.duration > 1.5:

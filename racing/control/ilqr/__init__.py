@@ -15,15 +15,21 @@ from racing.control.ilqr.config import ILQRConfig, config_for
 from racing.control.ilqr.controller import ILQRController
 
 
-@register("ilqr", "iLQR (box-constrained DDP) on the smooth racing cost, casadi derivatives", config_for=config_for)
+def raceline_request(conf: ILQRConfig):
+    """The line iLQR races with these settings: the car's cached minimum-time line, else (``compute_raceline``)
+    its minimum-curvature line (computed and cached by the race assembly when missing)."""
+    if not conf.use_raceline:
+        return (), None
+    return ("mintime",), ("mincurv" if conf.compute_raceline else None)
+
+
+@register("ilqr", "iLQR (box-constrained DDP) on the smooth racing cost, casadi derivatives", config_for=config_for,
+          raceline_request=raceline_request)
 def make_ilqr(track, params, config_path=None, threads: int | None = None, **options) -> ILQRController:
     """Build iLQR with ``config_path`` (default: settings derived from the car, see
-    :func:`~racing.control.ilqr.config.config_for`) and overrides; the car's cached minimum-time line is
-    attached as for MPPI (:func:`racing.raceline.attach_cached`), else (``compute_raceline``) its
-    minimum-curvature line, computed and cached when needed. ``threads`` is accepted for a uniform
-    interface (iLQR runs on one thread)."""
-    from racing.raceline import attach_cached
-
+    :func:`~racing.control.ilqr.config.config_for`) and overrides, on the line of ``track`` (attached by the race
+    assembly from :func:`raceline_request`; with ``raceline_frame`` the track is re-centred on it). It reads and
+    writes nothing. ``threads`` is accepted for a uniform interface (iLQR runs on one thread)."""
     if options.pop("residual", None) is not None:
         raise ValueError("iLQR does not take a residual network yet (the semi-parametric model has no casadi form); "
                          "race a residual with --controller mppi")
@@ -31,15 +37,11 @@ def make_ilqr(track, params, config_path=None, threads: int | None = None, **opt
     if options:
         conf = cfg.replace_from(conf, options, source="ilqr options")
         source += f" + overrides {sorted(options)}"
-    track, raceline = attach_cached(track, params, conf.use_raceline,
-                                    compute="mincurv" if conf.compute_raceline else None)
     if conf.raceline_frame and track.raceline is not None:
         from racing.geometry.path import raceline_track
 
         track = raceline_track(track)
-    ctrl = ILQRController(track, params, conf, config_source=source)
-    ctrl.raceline_record = raceline
-    return ctrl
+    return ILQRController(track, params, conf, config_source=source)
 
 
-__all__ = ["ILQRConfig", "ILQRController", "make_ilqr"]
+__all__ = ["ILQRConfig", "ILQRController", "make_ilqr", "raceline_request"]

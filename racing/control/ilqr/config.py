@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from racing import config as cfg
-from racing.control.mppi.config import CostWeights, margins, planning_horizon_s
+from racing.control.horizon import CostWeights, margins, planning_horizon_s
 
 MAX_HORIZON = 400
 

@@ -9,15 +9,15 @@ import numpy as np
 from racing import config as cfg
 from racing.control import costs as C
 from racing.control.base import Controller
+from racing.control.horizon import cost_params_for, project_state
 from racing.control.ilqr.config import ILQRConfig, resolve_margins
 from racing.control.ilqr.problem import RacingProblem
 from racing.control.ilqr.solver import ILQR as Solver
 from racing.control.plan import command_from_plan, shift_inputs
 from racing.interfaces import Command, Observation
-from racing.models.dynamic import peak_slip_angle
 from racing.models.kinematic import body_velocities
 from racing.models.ops import NUMPY
-from racing.models.params import G, VehicleParams, usable_grip
+from racing.models.params import VehicleParams, usable_grip
 
 
 class ILQRController(Controller):
@@ -53,12 +53,7 @@ class ILQRController(Controller):
         # without a raceline the line term would pull the car to the centre line: off
         weights = config.cost if (config.use_raceline and track.raceline is not None) else \
             cfg.replace_from(config.cost, {"line": 0.0}, source="iLQR without a raceline")
-        self.cp = C.cost_params(weights, soft, crash, track.ds,
-                                beta_max=config.beta_max if config.beta_max > 0 else math.inf,
-                                rv_max=config.yaw_limit * G * min(params.D_f, params.D_r)
-                                if config.yaw_limit > 0 else math.inf, l_f=params.l_f, l_r=params.l_r,
-                                alpha_peak_f=peak_slip_angle(params.B_f, params.C_f, params.E_f),
-                                alpha_peak_r=peak_slip_angle(params.B_r, params.C_r, params.E_r))
+        self.cp = cost_params_for(weights, soft, crash, track.ds, config.beta_max, config.yaw_limit, params)
         self.p = params.to_array()
         self.pb = RacingProblem(config.model, self.T, config.substeps, config.dt, self.p, self.cp, self.tab,
                                 config.sharpness, config.codegen, config.hessian)
@@ -101,8 +96,6 @@ class ILQRController(Controller):
         self.reset()
 
     def _index(self, x: float, y: float) -> int:
-        from racing.control.mppi.step import project_state
-
         if self._hint is None:
             s, _, _ = self.track.frenet(np.array([[x, y]]))
             self._hint = int(s[0] / self.ds) % self.tab.shape[0]

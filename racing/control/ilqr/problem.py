@@ -20,7 +20,7 @@ from numba.extending import register_jitable
 
 from racing.control import costs as C
 from racing.control.ilqr import derivatives as DV
-from racing.control.mppi import step as S
+from racing.control import horizon as H
 from racing.models import sops
 from racing.models.dynamic import accel_limits
 from racing.models.kinematic import body_velocities
@@ -38,8 +38,8 @@ def _kinematic_view(st, p):
 
 #: model name -> (rollout model of MPPI, slots of its 9-tuple state that form the iLQR state, cost view)
 MODELS = {
-    "dynamic": (S.DYNAMIC, (0, 1, 2, 3, 4, 5, 6), _dynamic_view),
-    "kinematic": (S.KINEMATIC, (0, 1, 2, 3, 6), _kinematic_view),
+    "dynamic": (H.DYNAMIC, (0, 1, 2, 3, 4, 5, 6), _dynamic_view),
+    "kinematic": (H.KINEMATIC, (0, 1, 2, 3, 6), _kinematic_view),
 }
 
 _FORWARD: dict = {}
@@ -106,8 +106,8 @@ def make_forward(model: str):
                 e = X[t, j] - Xb[t, j]
                 d0 += K[t, 0, j] * e
                 d1 += K[t, 1, j] * e
-            lo0, lo1 = S.clamp_inputs(st[6], -1e300, -1e300, m.p, m.dt, sops)
-            hi0, hi1 = S.clamp_inputs(st[6], 1e300, 1e300, m.p, m.dt, sops)
+            lo0, lo1 = H.clamp_inputs(st[6], -1e300, -1e300, m.p, m.dt, sops)
+            hi0, hi1 = H.clamp_inputs(st[6], 1e300, 1e300, m.p, m.dt, sops)
             # and the acceleration the tyres can take (power, grip): beyond it the model saturates and the input
             # has no gradient, so an input parked there could never be pulled back by the backward pass
             alo, ahi = accel_limits(view(st, m.p)[0], m.p, sops)
@@ -159,7 +159,7 @@ class RacingProblem:
         n = self.lay.n
         self.nx = n - 2
         self.fwd = make_forward(model)
-        self.m = S.ModelArgs(p=p, dt=float(dt), nsub=int(nsub), rw=np.zeros(0), z0=np.zeros(1))
+        self.m = H.ModelArgs(p=p, dt=float(dt), nsub=int(nsub), rw=np.zeros(0), z0=np.zeros(1))
         self.zr = np.zeros(1)
         self.cp, self.tab, self.k = cp, tab, float(sharpness)
         self.h = float(dt) / int(nsub)

@@ -13,16 +13,22 @@ from racing.control.mppi.config import CostWeights, MPPIConfig, config_for, load
 from racing.control.mppi.controller import MPPI
 
 
-@register("mppi", "sampling MPC (MPPI) on numba kernels, racing cost on the track (default)", config_for=config_for)
+def raceline_request(conf: MPPIConfig):
+    """The line MPPI races with these settings: the car's cached minimum-time line (``use_raceline``), else none
+    (centre-line progress)."""
+    return (("mintime",) if conf.use_raceline else ()), None
+
+
+@register("mppi", "sampling MPC (MPPI) on numba kernels, racing cost on the track (default)", config_for=config_for,
+          raceline_request=raceline_request, takes_residual=True)
 def make_mppi(track, params, config_path=None, threads: int | None = None, **options) -> MPPI:
     """Build MPPI with ``config_path`` (default: the tuning the car names, else settings derived from its
     parameters, see :func:`~racing.control.mppi.config.config_for`) and overrides; ``threads`` is the machine's
     numba thread count (default: all). The chosen source is ``controller.config_source``.
 
-    With ``use_raceline`` and a track without a raceline, the car's cached minimum-time line (see
-    :func:`racing.raceline.with_cached_raceline`; only a line computed for these very parameters and this
-    track geometry) is attached to MPPI's own copy of the track; without one MPPI races on centre-line
-    progress. The caller's track is not changed.
+    MPPI races the line of ``track`` (``track.raceline``, attached by the race assembly,
+    :func:`racing.assembly.build_controller`, from :func:`raceline_request`); without one, centre-line progress. It
+    reads and writes nothing.
 
     ``residual``: path of residual network weights (``racing fit --residual``, loaded with
     :func:`racing.models.residual.load_residual`) or :class:`ResidualWeights`: the rollouts use the
@@ -34,13 +40,8 @@ def make_mppi(track, params, config_path=None, threads: int | None = None, **opt
     if options:
         conf = cfg.replace_from(conf, options, source="mppi options")
         source += f" + overrides {sorted(options)}"
-    from racing.raceline import attach_cached
-
-    track, raceline = attach_cached(track, params, conf.use_raceline)
     # MPPI checks the rollout model and loads a weights path itself
-    ctrl = MPPI(track, params, conf, residual=residual, threads=threads, config_source=source)
-    ctrl.raceline_record = raceline
-    return ctrl
+    return MPPI(track, params, conf, residual=residual, threads=threads, config_source=source)
 
 
-__all__ = ["CostWeights", "MPPI", "MPPIConfig", "load_config", "make_mppi"]
+__all__ = ["CostWeights", "MPPI", "MPPIConfig", "load_config", "make_mppi", "raceline_request"]

@@ -17,39 +17,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from racing import config as cfg
+from racing.control.horizon import CostWeights, margins, planning_horizon_s  # noqa: F401 (MPPI's settings use them)
 
 #: Longest horizon the kernels' buffers are sized for (T * substeps stays small enough for the stack).
 MAX_HORIZON = 400
 MAX_SAMPLES = 1 << 20
-
-
-@dataclass(frozen=True)
-class CostWeights:
-    """Weights of the racing cost terms (see :mod:`racing.control.mppi.costs` for the formulas)."""
-
-    progress: float = field(default=1.0, metadata={"unit": "1/m", "min": 0.0,
-                                                   "doc": "reward per metre of arc-length progress over the horizon"})
-    line: float = field(default=0.0, metadata={"unit": "1/m^2", "min": 0.0,
-                                               "doc": "(n - n_raceline)^2 per step"})
-    speed_cap: float = field(default=2.0, metadata={"unit": "s^2/m^2", "min": 0.0,
-                                                    "doc": "max(0, v - v_cap(s))^2 per step"})
-    speed_track: float = field(default=0.0, metadata={"unit": "s^2/m^2", "min": 0.0,
-                                                      "doc": "(v - v_cap(s))^2 per step (track the reference speed "
-                                                             "profile: a speed reward below it)"})
-    terminal_speed: float = field(default=20.0, metadata={"unit": "s^2/m^2", "min": 0.0,
-                                                          "doc": "max(0, v_T - v_cap(s_T))^2 at the horizon end"})
-    boundary: float = field(default=50.0, metadata={"unit": "1/m^2", "min": 0.0,
-                                                    "doc": "(soft_margin - d_edge)^2 when closer than soft_margin"})
-    crash: float = field(default=1.0e4, metadata={"unit": "-", "min": 0.0,
-                                                  "doc": "cost of leaving the crash margin (scaled by time left)"})
-    slip: float = field(default=10.0, metadata={"unit": "-", "min": 0.0, "doc": "(v_y / v_x)^2 per step"})
-    tyre_slip: float = field(default=0.0, metadata={"unit": "-", "min": 0.0,
-                                                    "doc": "max(0, |alpha| / alpha_peak - 1)^2 per axle and step: "
-                                                           "slip angles past the Pacejka force peak"})
-    steer_rate_change: float = field(default=0.01, metadata={"unit": "s^2/rad^2", "min": 0.0,
-                                                             "doc": "(steer rate_t - rate_{t-1})^2 per step"})
-    accel_change: float = field(default=0.001, metadata={"unit": "s^4/m^2", "min": 0.0,
-                                                         "doc": "(a_t - a_{t-1})^2 per step"})
 
 
 @dataclass(frozen=True)
@@ -180,22 +152,6 @@ def derived_config(params) -> MPPIConfig:
                       sigma_steer_rate=0.05 * params.steer_rate_max, sigma_accel=0.19 * params.accel_max,
                       grip_scale=0.95, cap_scale=1.0, use_raceline=True, raceline_speed=True, beta_max=0.13,
                       yaw_limit=1.6, cost=CostWeights(progress=3.0, line=0.5, speed_track=1.0, tyre_slip=30.0))
-
-
-def planning_horizon_s(params) -> float:
-    """``clip(0.45 v_max / (mu g), 1.5 s, 2.5 s)`` [s]: long enough to brake from the car's top speed to a stop
-    at about twice its grip (a planner's horizon for a car without a tuning)."""
-    from racing.models.params import G
-
-    return min(max(0.45 * params.v_max / (params.mu * G), 1.5), 2.5)
-
-
-def margins(soft_margin, crash_margin, params) -> tuple[float, float]:
-    """``(soft_margin, crash_margin)`` [m] with ``None`` filled from the car's width: crash 0.6 width (the
-    half-width and 10 %), soft = crash + 0.5 width."""
-    crash = crash_margin if crash_margin is not None else 0.6 * params.width
-    soft = soft_margin if soft_margin is not None else crash + 0.5 * params.width
-    return float(max(soft, crash)), float(crash)
 
 
 def config_for(params, config_path: str | Path | None = None) -> tuple[MPPIConfig, str]:

@@ -8,12 +8,12 @@ import numpy as np
 
 from racing.control import costs as C
 from racing.control.base import Controller
+from racing.control.horizon import cost_params_for
 from racing.control.mppi import step as S
 from racing.control.mppi.config import MPPIConfig, as_dict, resolve
 from racing.control.plan import command_from_plan, shift_inputs
 from racing.interfaces import Command, Observation
-from racing.models.dynamic import peak_slip_angle
-from racing.models.params import G, VehicleParams, usable_grip
+from racing.models.params import VehicleParams, usable_grip
 
 _MODELS = {"kinematic": S.KINEMATIC, "dynamic": S.DYNAMIC}
 
@@ -88,12 +88,8 @@ class MPPI(Controller):
             self.tab, self.profile_lap_s = C.track_table(track, params, grip, config.cap_scale,
                                                          config.use_raceline, config.raceline_speed)
             ds = track.ds
-            self.cp = C.cost_params(config.cost, self.res.soft_margin, self.res.crash_margin, ds,
-                                    beta_max=config.beta_max if config.beta_max > 0 else math.inf,
-                                    rv_max=config.yaw_limit * G * min(params.D_f, params.D_r)
-                                    if config.yaw_limit > 0 else math.inf, l_f=params.l_f, l_r=params.l_r,
-                                    alpha_peak_f=peak_slip_angle(params.B_f, params.C_f, params.E_f),
-                                    alpha_peak_r=peak_slip_angle(params.B_r, params.C_r, params.E_r))
+            self.cp = cost_params_for(config.cost, self.res.soft_margin, self.res.crash_margin, ds,
+                                      config.beta_max, config.yaw_limit, params)
             self.cost, self.cost_args = S.RACING, (self.cp, self.tab)
         else:
             self.tab = np.zeros((4, C.TAB_COLS))

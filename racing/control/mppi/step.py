@@ -58,13 +58,13 @@ from numba.np.unsafe.ndarray import to_fixed_tuple
 
 from racing.control import costs as C
 from racing.control.costs import N_COST_PARAMS
+from racing.control.horizon import (DYNAMIC, KINEMATIC, RES_CORR, RES_FP, RES_U, RES_WORK, RES_X,  # noqa: F401
+                                    SEMI_PARAMETRIC, ModelArgs, RolloutModel, clamp_inputs, model_in_registers,
+                                    project_state)
 from racing.models import sops
 from racing.models.discrete import dynamic_step_c, kinematic_step_c
-from racing.models.dynamic import dynamic_rhs_s
-from racing.models.fastmath import FM, fmax, scalar
+from racing.models.fastmath import FM, scalar
 from racing.models.ops import NUMPY
-from racing.models.params import N_PARAMS, P_ACCEL_MAX, P_DECEL_MAX, P_STEER_MAX, P_STEER_RATE_MAX
-from racing.models.residual import aug_update_nb, residual_z_nb
 
 NOISE_GIVEN = 0
 NOISE_GENERATE = 1
@@ -74,20 +74,12 @@ NSTATE = 7
 N_NORMAL_CELLS = 4096
 #: samples per parallel task of the rollout loop
 CHUNK = 16
-#: per-sample residual row after the nz = max(n_aug, 1) filter states: x[7], u[2], fp[7], corr[3], then the
-#: MLP's work (2 n_hidden + n_in)
-RES_X, RES_U, RES_FP, RES_CORR, RES_WORK = 0, 7, 9, 16, 19
-
-#: the rollout model's arguments: parameters p[N_PARAMS], step dt [s], sub-steps, residual weights rw (length 0:
-#: none) and the running filter states z0[nz]
-ModelArgs = namedtuple("ModelArgs", "p dt nsub rw z0")
 #: noise: sigma[4] = (sigma_0, sigma_1, rho_0, rho_1), the normal table qtab[4097]
 NoiseArgs = namedtuple("NoiseArgs", "sigma qtab")
 #: the iteration's buffers (made once): samples V[K, T, 2], costs S[K], weights w[K], update U_new[T, 2],
 #: nominal states X[T+1, 7] and inputs Vn[T, 2], smoothing matrix M[T, T], recorded xy traj[n, T+1, 2],
 #: noise eps[K or 1, T, 2], residual rows ZR[K or 1, ...], dummies for the nominal rollout
 Buffers = namedtuple("Buffers", "V S w U_new X Vn M traj eps ZR eps_dummy traj_dummy")
-RolloutModel = namedtuple("RolloutModel", "name start step")
 
 
 @scalar
@@ -100,14 +92,6 @@ def same(ca):
 #: with their small parameter arrays as tuples (once per chunk of samples: values that live in registers, so that
 #: the compiler hoists what depends on them alone out of the step loop; default: :func:`same`)
 RolloutCost = namedtuple("RolloutCost", "name start stage terminal in_registers", defaults=(same,))
-
-
-@scalar
-def model_in_registers(m):
-    """``m`` with the car's parameters as a tuple: the model's parameter-only subexpressions (static loads, the
-    traction limits' factors, reciprocals of mass and inertia) are then loop invariants that the compiler hoists out
-    of the rollout's step loop (read from the array, they are recomputed each step: 25 % of the dynamic step)."""
-    return ModelArgs(to_fixed_tuple(m.p, N_PARAMS), m.dt, m.nsub, m.rw, m.z0)
 
 
 def residual_buffers(K: int, rw_flat: np.ndarray) -> np.ndarray:
@@ -184,81 +168,6 @@ def generate_noise(seed, qtab, out):
             for j in range(2):
                 s, z = _normal(s, qtab)
                 out[k, t, j] = 0.0 if k == 0 else z
-
-
-@scalar
-def clamp_inputs(d, u0, u1, p, dt, ops):
-    """Clamp (steer rate, accel) so that |rate| <= max, the angle stays within +-steer_max after dt."""
-    smax = p[P_STEER_MAX]
-    rmax = p[P_STEER_RATE_MAX]
-    u0 = ops.minimum(ops.maximum(u0, (-smax - d) / dt), (smax - d) / dt)
-    u0 = ops.minimum(ops.maximum(u0, -rmax), rmax)
-    return u0, ops.minimum(ops.maximum(u1, -p[P_DECEL_MAX]), p[P_ACCEL_MAX])
-
-
-# ------------------------------------------------------------------------------------------------
-# rollout models: start(x0[7], m, zr_k) -> state 9-tuple, step(state, u0, u1, m, zr_k) -> state
-# ------------------------------------------------------------------------------------------------
-@scalar
-def _start_dynamic(x0, m, zr_k):
-    return x0[0], x0[1], x0[2], x0[3], x0[4], x0[5], x0[6], math.cos(x0[2]), math.sin(x0[2])
-
-
-@scalar
-def _start_kinematic(x0, m, zr_k):
-    return (x0[0], x0[1], x0[2], math.sqrt(x0[3] * x0[3] + x0[4] * x0[4]), 0.0, 0.0, x0[6], math.cos(x0[2]),
-            math.sin(x0[2]))
-
-
-@scalar
-def _step_kinematic(st, u0, u1, m, zr_k):
-    x, y, psi, v, vy, r, d, c, s = st
-    h = m.dt / m.nsub
-    for _ in range(m.nsub):
-        x, y, psi, v, d, c, s = kinematic_step_c(x, y, psi, v, d, c, s, u0, u1, m.p, h, sops)
-    return x, y, psi, v, vy, r, d, c, s
-
-
-@scalar
-def _step_dynamic(st, u0, u1, m, zr_k):
-    x, y, psi, vx, vy, r, d, c, s = st
-    h = m.dt / m.nsub
-    for _ in range(m.nsub):
-        x, y, psi, vx, vy, r, d, c, s = dynamic_step_c(x, y, psi, vx, vy, r, d, c, s, u0, u1, m.p, h, sops)
-    return x, y, psi, vx, vy, r, d, c, s
-
-
-@scalar
-def _start_semi(x0, m, zr_k):
-    for j in range(m.z0.shape[0]):
-        zr_k[j] = m.z0[j]
-    return _start_dynamic(x0, m, zr_k)
-
-
-@scalar
-def _step_semi(st, u0, u1, m, zr_k):
-    """Physics step + dt * g(x, u, f_p(x, u), z) on (v_x, v_y, r), then the sample's filter states advance."""
-    nz = fmax(int(m.rw[6]), 1)
-    z_k = zr_k[0:nz]
-    xs = zr_k[nz + RES_X:nz + RES_U]
-    us = zr_k[nz + RES_U:nz + RES_FP]
-    fp = zr_k[nz + RES_FP:nz + RES_CORR]
-    corr = zr_k[nz + RES_CORR:nz + RES_WORK]
-    work = zr_k[nz + RES_WORK:]
-    for j in range(7):
-        xs[j] = st[j]
-    us[0] = u0
-    us[1] = u1
-    dynamic_rhs_s(xs, us, m.p, fp)
-    residual_z_nb(xs, us, fp, z_k, m.rw, corr, work)
-    x, y, psi, vx, vy, r, d, c, s = _step_dynamic(st, u0, u1, m, zr_k)
-    aug_update_nb(z_k, u1, m.rw, m.dt)
-    return x, y, psi, vx + m.dt * corr[0], vy + m.dt * corr[1], r + m.dt * corr[2], d, c, s
-
-
-KINEMATIC = RolloutModel("kinematic", _start_kinematic, _step_kinematic)
-DYNAMIC = RolloutModel("dynamic", _start_dynamic, _step_dynamic)
-SEMI_PARAMETRIC = RolloutModel("semi_parametric", _start_semi, _step_semi)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -470,13 +379,6 @@ def compute_weights(S, lam, w):
     for k in range(K):
         w[k] *= inv
     return eta
-
-
-@njit(cache=True, fastmath=FM)
-def project_state(tab, i, px, py, ds):
-    """Local projection of the current position from index hint ``i``: returns ``(i, s)``."""
-    i, iu, frac, nn = C.project_local(tab, i, i, px, py)
-    return i, (i + frac) * ds
 
 
 # ------------------------------------------------------------------------------------------------

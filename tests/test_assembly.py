@@ -1,0 +1,128 @@
+"""The one race assembly (racing/race.py): the CLI, the API and a sweep trial build the same race from the same
+spec; the racing line is resolved by the assembly (cached, or computed once and cached), never by a controller;
+no controller reads or writes a file."""
+import sys
+
+import numpy as np
+import pytest
+import yaml
+
+import racing
+from racing.cli import main, make_parser
+from racing.config import ConfigError
+from racing.control.base import CONTROLLERS, controller_settings, make_controller
+from racing.models.params import load_params
+from racing.assembly import RaceSpec, build, build_controller, resolve_line
+from racing.sweep.trial import race_spec
+from racing.track import Track
+
+
+def _oval_rl():
+    th = np.linspace(0, 2 * np.pi, 300, endpoint=False)
+    return Track.from_centerline(np.column_stack([14.0 * np.cos(th), 7.0 * np.sin(th)]), 1.2, 1.2, name="oval_rl")
+
+
+def test_resolve_line_computes_and_caches_a_min_curvature_line_when_asked(tmp_path, monkeypatch):
+    """iLQR's fallback: no minimum-time line cached -> the car's minimum-curvature line, computed once, cached,
+    then reused; without ``compute`` nothing is attached and the caller's track is never changed."""
+    monkeypatch.setenv("RACING_RACELINE_CACHE", str(tmp_path))
+    track, params = _oval_rl(), load_params("f1tenth")
+    plain, rec = resolve_line(track, params, ("mintime",))
+    assert plain is track and rec["source"] is None
+    with_line, rec = resolve_line(track, params, ("mintime",), compute="mincurv")
+    assert with_line.raceline is not None and track.raceline is None
+    assert rec["method"] == "mincurv" and rec.get("computed") and (tmp_path / "oval_rl_f1tenth_mincurv.csv").is_file()
+    again, rec2 = resolve_line(track, params, ("mintime",), compute="mincurv")
+    assert again.raceline is not None and not rec2.get("computed") and rec2["method"] == "mincurv"
+
+
+def _sweep_race(**over) -> dict:
+    race = {"trial": 0, "track": "lab_loop", "track_source": "lab_loop", "car": "f1tenth", "seed": 3,
+            "friction": 0.9, "mass": 1.0, "delay": 0.01, "noise": 0.5, "plant": "dynamic_ext", "start_speed": 0.0,
+            "laps": 1, "rate_hz": 50.0, "threads": 1, "controller": "pure_pursuit", "max_time_s": 4.0,
+            "realtime": False}
+    race.update(over)
+    return race
+
+
+def test_the_cli_the_api_and_a_sweep_trial_build_the_same_race():
+    """One spec, three consumers: the sweep trial's spec, the same spec parsed back from its command line by
+    ``racing race``, and the API's keywords give equal specs and equal run records."""
+    from_sweep = race_spec(_sweep_race(), None)
+    args = make_parser().parse_args(["race", *from_sweep.argv()])
+    from_cli = RaceSpec.from_args(args)
+    from_api = racing.api.spec_of(track="lab_loop", car="f1tenth", controller="pure_pursuit", plant="dynamic_ext",
+                                  laps=1, rate_hz=50.0, seed=3, threads=1, friction_scale=0.9, delay_s=0.01,
+                                  noise=0.5, max_time_s=4.0)
+    assert from_cli == from_sweep == from_api
+    records = [build(s).record for s in (from_sweep, from_cli, from_api)]
+    assert records[0] == records[1] == records[2]
+    assert records[0]["spec"]["friction_scale"] == 0.9 and records[0]["plant_scales"]["friction"] == 0.9
+
+
+def test_the_cli_saves_the_run_record_the_api_returns(tmp_path):
+    spec = RaceSpec(car="f1tenth", controller="pure_pursuit", laps=1, max_time_s=3.0, seed=1)
+    rc = main(["race", *spec.argv(), "--out", str(tmp_path / "run"), "--no-plot", "--json"])
+    assert rc in (0, 1)  # 3 s is not a lap: a timeout, which is a failed run (exit 1), never a clean one
+    saved = yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())
+    api = racing.race(controller="pure_pursuit", laps=1, max_time_s=3.0, seed=1)
+    assert saved["spec"] == api.config["spec"]
+    assert saved["controller"] == api.config["controller"] and saved["car"] == api.config["car"]
+    assert api.status == "timeout" and api.exit_code == 1
+
+
+def test_a_spec_is_strict_and_names_what_is_wrong(tmp_path):
+    with pytest.raises(ConfigError, match="unknown key.*lapz"):
+        RaceSpec.from_dict({"lapz": 2})
+    with pytest.raises(ConfigError, match="--laps"):
+        build(RaceSpec(controller="pure_pursuit", laps=0))
+    with pytest.raises(ConfigError, match="residual.*pure_pursuit.*no model"):
+        build(RaceSpec(controller="pure_pursuit", residual=str(tmp_path / "w.npz")))
+    with pytest.raises(ConfigError, match="--controller.*unknown controller 'nope'"):
+        build(RaceSpec(controller="nope"))
+    (tmp_path / "file").write_text("x")
+    assert main(["race", "--controller", "pure_pursuit", "--out", str(tmp_path / "file")]) == 2
+    with pytest.raises(ValueError, match="has no racing race command line"):
+        RaceSpec(track=_oval_rl()).argv()
+
+
+def test_no_controller_reads_or_writes_a_file(tmp_path, monkeypatch):
+    """A controller receives a finished track (its line resolved by the assembly) and a resolved config, and
+    opens no file while it is built and while it drives: every ``open`` during the factory call and ``act`` is
+    recorded by an audit hook (the numba cache of a compiled kernel is the only file allowed)."""
+    monkeypatch.setenv("RACING_RACELINE_CACHE", str(tmp_path))
+    track, params = _oval_rl(), load_params("f1tenth")
+    opened: list[str] = []
+    watching = {"on": False}
+
+    def hook(event, args):
+        if watching["on"] and event == "open" and isinstance(args[0], (str, bytes)):
+            opened.append(str(args[0]))
+
+    sys.addaudithook(hook)
+    for name in ("pure_pursuit", "mppi"):
+        options = {"num_samples": 32, "horizon": 8, "warmup": False} if name == "mppi" else {}
+        conf, _ = controller_settings(name, params, None, options or None)
+        line_track, _ = resolve_line(track, params, *(CONTROLLERS[name].raceline_request(conf)
+                                                      if CONTROLLERS[name].raceline_request else ((), None)))
+        make_controller(name, line_track, params, None, **options)  # compile (cache) outside the watch
+        watching["on"] = True
+        ctrl = make_controller(name, line_track, params, None, **options)
+        ctrl.reset()
+        obs = racing.control.Observation(t=0.0, state=np.array([14.0, 0.0, np.pi / 2, 2.0, 0.0, 0.0, 0.0]))
+        ctrl.act(obs, 0.0)
+        watching["on"] = False
+    foreign = [p for p in opened if "__pycache__" not in p and not p.endswith((".nbi", ".nbc"))]
+    assert foreign == [], foreign
+
+
+def test_build_controller_attaches_the_line_its_settings_ask_for(tmp_path, monkeypatch):
+    """MPPI asks for the cached minimum-time line only; pure pursuit for none (it follows a line given with the
+    track); the line is attached to the controller's own copy of the track."""
+    monkeypatch.setenv("RACING_RACELINE_CACHE", str(tmp_path))
+    track, params = _oval_rl(), load_params("f1tenth")
+    ctrl, rec, _ = build_controller("pure_pursuit", track, params)
+    assert rec["source"] is None and track.raceline is None
+    assert CONTROLLERS["pure_pursuit"].raceline_request is None
+    conf, _ = controller_settings("mppi", params)
+    assert CONTROLLERS["mppi"].raceline_request(conf) == (("mintime",), None)
