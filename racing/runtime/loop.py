@@ -541,7 +541,7 @@ class RuntimeLoop:
             if why:
                 self._event(0.0, "cpu", note=why)
 
-    def _tick_loop(self, rs: "_RunStats"):
+    def _tick_loop(self, rs: _RunStats):
         """Release tick ``k`` at ``t0 + k * period`` [s] (skipping slots that are already over, no bursts) and run
         it until the run ends. Returns the end status: a stop request's status, ``"completed"``, or None (the
         watchdog tripped, or the wait ended without a stop request)."""
@@ -569,7 +569,7 @@ class RuntimeLoop:
             k += 1
         return None
 
-    def _tick(self, rs: "_RunStats", k: int, release: float):
+    def _tick(self, rs: _RunStats, k: int, release: float):
         """Tick ``k`` (released at clock time ``release`` [s]): timing records, the newest state and the watchdog
         on it, a HEARTBEAT before the first state or else progress and the controller, deadline bookkeeping.
         Returns :data:`_GO` to go on, else the end status (None: the watchdog tripped)."""
@@ -597,7 +597,7 @@ class RuntimeLoop:
                 return end
         return self._tick_done(rs, t, start, release)
 
-    def _track_progress(self, rs: "_RunStats", state: np.ndarray, t: float):
+    def _track_progress(self, rs: _RunStats, state: np.ndarray, t: float):
         """Laps, off-track excursions and the off-track trip for a fresh ``state[7]`` (x, y [m] used) at loop time
         ``t`` [s]. Returns :data:`_GO`, ``"completed"`` (the asked laps are done) or None (the watchdog tripped)."""
         progress, conf = self._progress, self.config
@@ -612,16 +612,15 @@ class RuntimeLoop:
             self._event(t, "off_track", limit=20, s=round(s, 2), n=round(n, 3))
         rs.was_outside = outside
         margin = conf.watchdog.off_track_margin_m
-        if margin is not None:
-            if n > wl + margin or n < -(wr + margin):
-                self.watchdog.trip("off_track", f"lateral offset {n:+.2f} m at s = {s:.1f} m is beyond the boundary "
-                                                f"(left {wl:.2f} m, right {wr:.2f} m) by more than {margin:g} m", t)
-                return None
+        if margin is not None and (n > wl + margin or n < -(wr + margin)):
+            self.watchdog.trip("off_track", f"lateral offset {n:+.2f} m at s = {s:.1f} m is beyond the boundary "
+                                            f"(left {wl:.2f} m, right {wr:.2f} m) by more than {margin:g} m", t)
+            return None
         if conf.laps is not None and len(progress.laps) >= conf.laps:
             return "completed"
         return _GO
 
-    def _control(self, rs: "_RunStats", state: np.ndarray, t: float):
+    def _control(self, rs: _RunStats, state: np.ndarray, t: float):
         """3. latency compensation and ``controller.act`` (timed on the loop clock [s]), the command's checks,
         4. send, 5. the log row, for the newest ``state[7]`` at loop time ``t`` [s]. Returns :data:`_GO` or None
         (the watchdog tripped)."""
@@ -664,7 +663,7 @@ class RuntimeLoop:
             rs.last_log_t = t_log
         return _GO
 
-    def _tick_done(self, rs: "_RunStats", t: float, start: float, release: float):
+    def _tick_done(self, rs: _RunStats, t: float, start: float, release: float):
         """6. deadline bookkeeping of the tick that started at clock time ``start`` [s] (loop time ``t``), released
         at ``release``. Returns :data:`_GO` or None (the watchdog tripped)."""
         P = self.period
@@ -679,7 +678,7 @@ class RuntimeLoop:
             return None
         return _GO
 
-    def _finish(self, rs: "_RunStats", status, warmup: list) -> DriveResult:
+    def _finish(self, rs: _RunStats, status, warmup: list) -> DriveResult:
         """Stop the supervisor, send STOP with the reason of the end ``status``, close the log; the result."""
         wd, clock = self.watchdog, self.clock
         wd.stop_supervisor()
