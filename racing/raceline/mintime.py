@@ -48,6 +48,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections import namedtuple
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -288,10 +289,63 @@ def solve_on_grid(track, params: VehicleParams, spacing: float | None = None, ma
     N = grid.n_samples
     h = grid.ds
     kap = np.asarray(grid.kappa, dtype=float)
-    lb, ub = mc.lb, mc.ub
     z0, u0 = warm_start(mc, params)
+    box = _box_and_scaling(params, mc.lb, mc.ub, kap, z0, u0)
+    T_ref = float(mc.lap_time)
 
-    # ---------------------------------------------------------------- bounds and scaling
+    # ---------------------------------------------------------------- NLP
+    tb = time.perf_counter()
+    if jit is None:
+        jit = jit_available()
+    opts = _ipopt_options(max_iter, time_limit, tol, verbose)
+    args = (params, kap, h, box.zs, box.us, T_ref, reg, params.power_max / params.mass, opts)
+    try:
+        solver, nlp_eval = _build_nlp(*args, jit=jit)
+    except RuntimeError:
+        if not jit:
+            raise
+        solver, nlp_eval = _build_nlp(*args, jit=False)
+    lbg, ubg = nlp_eval.bounds(power_margin, slip_limit)
+    # decision vector: per node k the scaled (z_k, u_k), 8 values -> row-major ravel of [N, 8]
+    lbw = np.column_stack([box.zlo / box.zs, box.ulo / box.us]).ravel()
+    ubw = np.column_stack([box.zhi / box.zs, box.uhi / box.us]).ravel()
+    w0 = np.column_stack([box.z0 / box.zs, box.u0 / box.us]).ravel()
+    build_time = time.perf_counter() - tb
+    ti = time.perf_counter()
+    sol = solver(x0=w0, lbx=lbw, ubx=ubw, lbg=lbg, ubg=ubg)
+    ipopt_time = time.perf_counter() - ti
+    st = solver.stats()
+    status = str(st.get("return_status", "unknown"))
+    iters = int(st.get("iter_count", -1))
+    what = f"track {track.name}, car {params.name}:"
+    if status not in OK_STATUS:
+        raise RacelineError(f"{what} minimum-time OCP not solved: IPOPT status {status!r} after {iters} iterations "
+                            f"({ipopt_time:.1f} s; N = {N} intervals of {h:.3f} m)", status=status)
+    wopt = np.asarray(sol["x"]).ravel().reshape(N, NZ + NU)
+    z = wopt[:, :NZ] * box.zs
+    u = wopt[:, NZ:] * box.us
+    lap, dt, violations = _checked_solution(nlp_eval, z, u, box.zs, mc.lb, mc.ub, params, slip_limit, status, what)
+    rl = _raceline_from_solution(grid, z, u, dt, params, track.name)
+    return MinTimeResult(raceline=rl, lap_time=lap, status=status, success=True, iterations=iters,
+                         solve_time=time.perf_counter() - t_start, build_time=build_time, ipopt_time=ipopt_time,
+                         grid=grid, s=np.asarray(grid.s).copy(), z=z, u=u, dt=dt, lb=mc.lb, ub=mc.ub,
+                         qss_lap_time=float(mc.lap_time), mincurv=mc, margin=mc.margin, spacing=h,
+                         violations=violations)
+
+
+#: the OCP's box bounds zlo, zhi [N, 6], ulo, uhi [N, 2] (state / input units), the scales zs [6], us [2] of the
+#: decision variables, and the warm start z0 [N, 6], u0 [N, 2] clipped into the box
+_Box = namedtuple("_Box", "zlo zhi ulo uhi zs us z0 u0")
+
+
+def _box_and_scaling(params: VehicleParams, lb: np.ndarray, ub: np.ndarray, kap: np.ndarray, z0: np.ndarray,
+                     u0: np.ndarray) -> _Box:
+    """Box bounds and scaling of the OCP on ``N`` nodes: lateral offset within ``lb[N], ub[N]`` [m], heading error
+    within +-1.2 rad, v_x in [v_lo, v_max] (v_lo = min(v_blend_high, 0.7 x the slowest warm-start speed)), v_y
+    within +-v_max / 2, yaw rate within +-3 peak-friction yaw rates at v_lo, the steering, steering-rate and
+    acceleration limits; the warm start ``z0[N, 6], u0[N, 2]`` clipped into it; ``kap[N]`` [1/m] sets the yaw-rate
+    scale."""
+    N = lb.size
     amin, amax = accel_bounds(params)
     vmean = float(np.mean(z0[:, Z_VX]))
     v_lo = min(params.v_blend_high, 0.7 * float(np.min(z0[:, Z_VX])))
@@ -306,16 +360,13 @@ def solve_on_grid(track, params: VehicleParams, spacing: float | None = None, ma
     zs = np.array([half_w, 0.1, vmean, 0.05 * vmean, max(vmean * float(np.max(np.abs(kap))), 0.1),
                    params.steer_max])
     us = np.array([params.steer_rate_max, max(amax, -amin)])
-    z0 = np.clip(z0, zlo, zhi)
-    u0 = np.clip(u0, ulo, uhi)
-    T_ref = float(mc.lap_time)
-    a_pow = params.power_max / params.mass
+    return _Box(zlo, zhi, ulo, uhi, zs, us, np.clip(z0, zlo, zhi), np.clip(u0, ulo, uhi))
 
-    # ---------------------------------------------------------------- NLP
-    tb = time.perf_counter()
-    if jit is None:
-        jit = jit_available()
-    ipopt_opts = {
+
+def _ipopt_options(max_iter: int, time_limit: float, tol: float, verbose: bool) -> dict:
+    """casadi ``nlpsol`` options for IPOPT (MUMPS, adaptive barrier; ``time_limit`` [s] of wall time); a failed solve
+    returns its status instead of raising."""
+    return {
         "ipopt.max_iter": int(max_iter),
         "ipopt.max_wall_time": float(time_limit),
         "ipopt.tol": tol,
@@ -328,37 +379,18 @@ def solve_on_grid(track, params: VehicleParams, spacing: float | None = None, ma
         "print_time": bool(verbose),
         "error_on_fail": False,
     }
-    try:
-        solver, nlp_eval = _build_nlp(params, kap, h, zs, us, T_ref, reg, a_pow, ipopt_opts, jit=jit)
-    except RuntimeError:
-        if not jit:
-            raise
-        solver, nlp_eval = _build_nlp(params, kap, h, zs, us, T_ref, reg, a_pow, ipopt_opts, jit=False)
-    lbg, ubg = nlp_eval.bounds(power_margin, slip_limit)
-    # decision vector: per node k the scaled (z_k, u_k), 8 values -> row-major ravel of [N, 8]
-    lbw = np.column_stack([zlo / zs, ulo / us]).ravel()
-    ubw = np.column_stack([zhi / zs, uhi / us]).ravel()
-    w0 = np.column_stack([z0 / zs, u0 / us]).ravel()
-    build_time = time.perf_counter() - tb
-    ti = time.perf_counter()
-    sol = solver(x0=w0, lbx=lbw, ubx=ubw, lbg=lbg, ubg=ubg)
-    ipopt_time = time.perf_counter() - ti
-    st = solver.stats()
-    status = str(st.get("return_status", "unknown"))
-    iters = int(st.get("iter_count", -1))
-    if status not in OK_STATUS:
-        raise RacelineError(
-            f"track {track.name}, car {params.name}: minimum-time OCP not solved: IPOPT status {status!r} after "
-            f"{iters} iterations ({ipopt_time:.1f} s; N = {N} intervals of {h:.3f} m)", status=status)
-    wopt = np.asarray(sol["x"]).ravel().reshape(N, NZ + NU)
-    z = wopt[:, :NZ] * zs
-    u = wopt[:, NZ:] * us
-    # evaluate the intervals at the solution (numerically)
+
+
+def _checked_solution(nlp_eval, z: np.ndarray, u: np.ndarray, zs: np.ndarray, lb: np.ndarray, ub: np.ndarray,
+                      params: VehicleParams, slip_limit: float, status: str, what: str):
+    """Evaluate the intervals at IPOPT's solution ``z[N, 6], u[N, 2]`` and check it: a positive, finite lap time,
+    scaled defects and limit violations within 1e-3 (else :class:`RacelineError`, ``what`` naming track and car).
+    Returns (lap time [s], interval times dt[N] [s], violations dict)."""
     zn_num, dt, node_c = nlp_eval(z, u)
     lap = float(dt.sum())
     if not (math.isfinite(lap) and lap > 0 and np.all(dt > 0)):
-        raise RacelineError(f"track {track.name}, car {params.name}: IPOPT status {status!r} but the lap time "
-                            f"{lap} is not positive and finite", status=status)
+        raise RacelineError(f"{what} IPOPT status {status!r} but the lap time {lap} is not positive and finite",
+                            status=status)
     violations = check_limits(z, u, zn_num, lb, ub, params)
     violations["slip_front"] = float(max(0.0, np.max(np.abs(node_c[:, 1]) - slip_limit)))
     violations["slip_rear"] = float(max(0.0, np.max(np.abs(node_c[:, 2]) - slip_limit)))
@@ -366,14 +398,9 @@ def solve_on_grid(track, params: VehicleParams, spacing: float | None = None, ma
     worst = max(v for k, v in violations.items() if k != "defect")
     if scaled_defect > 1e-3 or worst > 1e-3:
         raise RacelineError(
-            f"track {track.name}, car {params.name}: IPOPT status {status!r} but the solution violates the model "
+            f"{what} IPOPT status {status!r} but the solution violates the model "
             f"(scaled defect {scaled_defect:.2e}) or a limit ({worst:.2e}): {violations}", status=status)
-    rl = _raceline_from_solution(grid, z, u, dt, params, track.name)
-    return MinTimeResult(raceline=rl, lap_time=lap, status=status, success=True, iterations=iters,
-                         solve_time=time.perf_counter() - t_start, build_time=build_time, ipopt_time=ipopt_time,
-                         grid=grid, s=np.asarray(grid.s).copy(), z=z, u=u, dt=dt, lb=lb, ub=ub,
-                         qss_lap_time=float(mc.lap_time), mincurv=mc, margin=mc.margin, spacing=h,
-                         violations=violations)
+    return lap, dt, violations
 
 
 def check_limits(z: np.ndarray, u: np.ndarray, z_next: np.ndarray, lb: np.ndarray, ub: np.ndarray,
@@ -448,6 +475,54 @@ def _jit_options() -> dict:
                             "directory": tempfile.gettempdir() + "/"}}
 
 
+#: the per-interval casadi functions mapped over the N intervals (on scaled variables zu = (z / zs, u / us)):
+#: ``f_map(W[8, N], K0, K1) -> (out[NG, N], T_s[1, N])`` (scaled next states and node constraints, lap-time
+#: quadrature / T_ref), ``jac_map`` (vec of d out / d zu per interval, [NG * 8, N]), ``hess_map`` (upper
+#: triangle (``iu``, ``ju``) of the interval Lagrangian's Hessian, [36, N]); the curvatures ``K0, K1`` [1, N] at
+#: the interval ends [1/m]; ``c_pow`` (power constraint scale), ``NG`` (outputs per interval)
+_Intervals = namedtuple("_Intervals", "f_map jac_map hess_map K0 K1 c_pow NG iu ju")
+
+
+def _interval_functions(params: VehicleParams, kap: np.ndarray, h: float, zs: np.ndarray, us: np.ndarray,
+                        T_ref: float, a_pow: float, jit: bool) -> _Intervals:
+    """The interval functions of the NLP (see :class:`_Intervals`) for curvatures ``kap[N]`` [1/m], the step
+    ``h`` [m], scales ``zs[6], us[2]``, reference lap time ``T_ref`` [s] and power per mass ``a_pow`` [W/kg];
+    small SX functions, JIT-compiled with ``jit``."""
+    import casadi as ca
+
+    from racing.models.dynamic import tyre_forces
+    from racing.models.ops import casadi_ops
+
+    N = kap.size
+    NW = NZ + NU
+    p = params.to_array()
+    a_pf = peak_slip_angle(params.B_f, params.C_f, params.E_f)
+    a_pr = peak_slip_angle(params.B_r, params.C_r, params.E_r)
+    F = rk4_interval(params)
+    zu = ca.SX.sym("zu", NW)
+    k0s, k1s = ca.SX.sym("k0"), ca.SX.sym("k1")
+    z_un, u_un = zs * zu[:NZ], us * zu[NZ:]
+    zn, T = F(z_un, u_un, k0s, k1s, h)
+    x7 = ca.vertcat(0.0, 0.0, 0.0, z_un[Z_VX], z_un[Z_VY], z_un[Z_R], z_un[Z_DELTA])
+    alpha_f, alpha_r, _, _, _ = tyre_forces(x7, u_un, p, casadi_ops())
+    c_pow = us[U_ACCEL] * zs[Z_VX] / a_pow
+    node_c = ca.vertcat(c_pow * zu[NZ + U_ACCEL] * zu[Z_VX], alpha_f / a_pf, alpha_r / a_pr)
+    NG = NZ + node_c.shape[0]
+    out = ca.vertcat(zn / zs, node_c)
+    T_s = T / T_ref
+    fopts = _jit_options() if jit else {}
+    f_int = ca.Function("interval", [zu, k0s, k1s], [out, T_s], fopts)
+    jac_int = ca.Function("interval_jac", [zu, k0s, k1s], [ca.vec(ca.jacobian(out, zu))], fopts)
+    lam = ca.SX.sym("lam", NG)
+    sig = ca.SX.sym("sig")
+    Hk, _ = ca.hessian(sig * T_s + ca.dot(lam, out), zu)
+    iu, ju = np.triu_indices(NW)  # row i <= col j
+    hess_int = ca.Function("interval_hess", [zu, k0s, k1s, lam, sig],
+                           [ca.vertcat(*[Hk[int(i), int(j)] for i, j in zip(iu, ju)])], fopts)
+    return _Intervals(f_int.map(N), jac_int.map(N), hess_int.map(N), ca.DM(kap).T, ca.DM(np.roll(kap, -1)).T,
+                      c_pow, NG, iu, ju)
+
+
 def _build_nlp(params: VehicleParams, kap: np.ndarray, h: float, zs: np.ndarray, us: np.ndarray, T_ref: float,
                reg: float, a_pow: float, opts: dict, jit: bool = False):
     """The multiple-shooting NLP with hand-assembled sparse Jacobian and Hessian of the Lagrangian.
@@ -463,60 +538,46 @@ def _build_nlp(params: VehicleParams, kap: np.ndarray, h: float, zs: np.ndarray,
     """
     import casadi as ca
 
-    from racing.models.dynamic import tyre_forces
-    from racing.models.ops import casadi_ops
-
     N = kap.size
-    NW = NZ + NU
-    nw = NW * N
-    p = params.to_array()
-    a_pf = peak_slip_angle(params.B_f, params.C_f, params.E_f)
-    a_pr = peak_slip_angle(params.B_r, params.C_r, params.E_r)
-    F = rk4_interval(params)
-    # ----- per-interval functions on scaled variables
-    zu = ca.SX.sym("zu", NW)
-    k0s, k1s = ca.SX.sym("k0"), ca.SX.sym("k1")
-    z_un, u_un = zs * zu[:NZ], us * zu[NZ:]
-    zn, T = F(z_un, u_un, k0s, k1s, h)
-    x7 = ca.vertcat(0.0, 0.0, 0.0, z_un[Z_VX], z_un[Z_VY], z_un[Z_R], z_un[Z_DELTA])
-    alpha_f, alpha_r, _, _, _ = tyre_forces(x7, u_un, p, casadi_ops())
-    c_pow = us[U_ACCEL] * zs[Z_VX] / a_pow
-    node_c = ca.vertcat(c_pow * zu[NZ + U_ACCEL] * zu[Z_VX], alpha_f / a_pf, alpha_r / a_pr)
-    nc = node_c.shape[0]
-    NG = NZ + nc
-    out = ca.vertcat(zn / zs, node_c)
-    T_s = T / T_ref
-    fopts = _jit_options() if jit else {}
-    f_int = ca.Function("interval", [zu, k0s, k1s], [out, T_s], fopts)
-    jac_int = ca.Function("interval_jac", [zu, k0s, k1s], [ca.vec(ca.jacobian(out, zu))], fopts)
-    lam = ca.SX.sym("lam", NG)
-    sig = ca.SX.sym("sig")
-    Hk, _ = ca.hessian(sig * T_s + ca.dot(lam, out), zu)
-    iu, ju = np.triu_indices(NW)  # row i <= col j
-    hess_int = ca.Function("interval_hess", [zu, k0s, k1s, lam, sig],
-                           [ca.vertcat(*[Hk[int(i), int(j)] for i, j in zip(iu, ju)])], fopts)
-    K0 = ca.DM(kap).T
-    K1 = ca.DM(np.roll(kap, -1)).T
-    f_map, jac_map, hess_map = f_int.map(N), jac_int.map(N), hess_int.map(N)
-
+    iv = _interval_functions(params, kap, h, zs, us, T_ref, a_pow, jit)
     # ----- objective and constraints (MX)
-    w = ca.MX.sym("w", nw)
-    W = ca.reshape(w, NW, N)
-    Out, TS = f_map(W, K0, K1)
+    w = ca.MX.sym("w", (NZ + NU) * N)
+    W = ca.reshape(w, NZ + NU, N)
+    Out, TS = iv.f_map(W, iv.K0, iv.K1)
     Wz = W[:NZ, :]
     Wz_next = ca.horzcat(Wz[:, 1:], Wz[:, :1])
     G_node = ca.vertcat(Out[:NZ, :] - Wz_next, Out[NZ:, :])  # [NG, N]
     A_ = W[NZ + U_ACCEL, :]
     V_ = W[Z_VX, :]
     V_next = ca.horzcat(V_[:, 1:], V_[:, :1])
-    pow1 = c_pow * A_ * V_next
+    pow1 = iv.c_pow * A_ * V_next
     Uw = W[NZ:, :]
     dU = ca.horzcat(Uw[:, 1:], Uw[:, :1]) - Uw
     f = ca.sum2(TS) + reg / N * ca.sumsqr(dU)
     g = ca.vertcat(ca.vec(G_node), pow1.T)
-    ng = g.shape[0]
+    jac_g = _jacobian_g(iv, w, W, g, A_, V_next)
+    hess_lag = _hessian_lagrangian(iv, w, W, g.shape[0], reg)
+    opts = dict(opts)
+    opts["jac_g"] = jac_g
+    opts["hess_lag"] = hess_lag
+    solver = ca.nlpsol("mintime", "ipopt", {"x": w, "f": f, "g": g}, opts)
+    evaluate = _interval_evaluator(iv, zs, us, T_ref)
+    evaluate.jac_g = jac_g
+    evaluate.hess_lag = hess_lag
+    evaluate.g = ca.Function("g", [w], [g])
+    evaluate.f = ca.Function("f", [w], [f])
+    return solver, evaluate
 
-    # ----- Jacobian of g
+
+def _jacobian_g(iv: _Intervals, w, W, g, A_, V_next):
+    """casadi Function ``nlp_jac_g(x, p) -> (g, jac_g_x)``: the constraints ``g`` and their sparse Jacobian
+    [ng, 8 N], assembled from the interval Jacobians, the -1 identity blocks of the next nodes' states and the two
+    entries of each end-of-interval power constraint (``A_``, ``V_next`` [1, N]: scaled accelerations and next
+    nodes' v_x)."""
+    import casadi as ca
+
+    N = W.shape[1]
+    NW, NG = NZ + NU, iv.NG
     k = np.arange(N)
     kn = (k + 1) % N
     ia = NZ + U_ACCEL
@@ -528,37 +589,53 @@ def _build_nlp(params: VehicleParams, kap: np.ndarray, h: float, zs: np.ndarray,
     idn_c = (NW * kn[:, None] + np.arange(NZ)[None, :]).ravel()
     p1_r = np.concatenate([NG * N + k, NG * N + k])
     p1_c = np.concatenate([NW * k + ia, NW * kn + Z_VX])
-    spJ, AJ = _assemble(ng, nw, np.concatenate([blk_r, idn_r, p1_r]), np.concatenate([blk_c, idn_c, p1_c]))
-    vals = ca.vertcat(ca.vec(jac_map(W, K0, K1)), -ca.DM.ones(NZ * N), (c_pow * V_next).T, (c_pow * A_).T)
+    spJ, AJ = _assemble(g.shape[0], NW * N, np.concatenate([blk_r, idn_r, p1_r]),
+                        np.concatenate([blk_c, idn_c, p1_c]))
+    vals = ca.vertcat(ca.vec(iv.jac_map(W, iv.K0, iv.K1)), -ca.DM.ones(NZ * N), (iv.c_pow * V_next).T,
+                      (iv.c_pow * A_).T)
     J = ca.MX(spJ, ca.mtimes(AJ, vals))
-    jac_g = ca.Function("nlp_jac_g", [w, ca.MX.sym("p", 0)], [g, J], ["x", "p"], ["g", "jac_g_x"])
+    return ca.Function("nlp_jac_g", [w, ca.MX.sym("p", 0)], [g, J], ["x", "p"], ["g", "jac_g_x"])
 
-    # ----- Hessian of the Lagrangian (upper triangle)
+
+def _hessian_lagrangian(iv: _Intervals, w, W, ng: int, reg: float):
+    """casadi Function ``nlp_hess_l(x, p, lam_f, lam_g)``: the upper triangle of the Lagrangian's Hessian
+    [8 N, 8 N] from the N interval Hessians, the products a_k v_x,k+1 of the end power constraints and the
+    input-rate regulariser (weight ``reg / N``) over ``ng`` constraints."""
+    import casadi as ca
+
+    N = W.shape[1]
+    NW, NG = NZ + NU, iv.NG
+    k = np.arange(N)
+    kn = (k + 1) % N
+    ia = NZ + U_ACCEL
     lam_f = ca.MX.sym("lam_f")
     lam_g = ca.MX.sym("lam_g", ng)
     LamB = ca.reshape(lam_g[:NG * N], NG, N)
     lam_p1 = lam_g[NG * N:]
-    h_r = (NW * k[:, None] + iu[None, :]).ravel()
-    h_c = (NW * k[:, None] + ju[None, :]).ravel()
+    h_r = (NW * k[:, None] + iv.iu[None, :]).ravel()
+    h_c = (NW * k[:, None] + iv.ju[None, :]).ravel()
     q1 = np.sort(np.stack([NW * k + ia, NW * kn + Z_VX]), axis=0)
     ud = np.concatenate([NW * k + NZ + c for c in range(NU)])
     uo = np.sort(np.stack([np.concatenate([NW * k + NZ + c for c in range(NU)]),
                            np.concatenate([NW * kn + NZ + c for c in range(NU)])]), axis=0)
-    spH, AH = _assemble(nw, nw, np.concatenate([h_r, q1[0], ud, uo[0]]), np.concatenate([h_c, q1[1], ud, uo[1]]))
+    spH, AH = _assemble(NW * N, NW * N, np.concatenate([h_r, q1[0], ud, uo[0]]),
+                        np.concatenate([h_c, q1[1], ud, uo[1]]))
     wr = reg / N * lam_f
-    vals = ca.vertcat(ca.vec(hess_map(W, K0, K1, LamB, lam_f)), c_pow * lam_p1,
+    vals = ca.vertcat(ca.vec(iv.hess_map(W, iv.K0, iv.K1, LamB, lam_f)), iv.c_pow * lam_p1,
                       ca.repmat(4.0 * wr, NU * N, 1), ca.repmat(-2.0 * wr, NU * N, 1))
     H = ca.MX(spH, ca.mtimes(AH, vals))
-    hess_lag = ca.Function("nlp_hess_l", [w, ca.MX.sym("p", 0), lam_f, lam_g], [H],
-                           ["x", "p", "lam_f", "lam_g"], ["triu_hess_gamma_x_x"])
-    opts = dict(opts)
-    opts["jac_g"] = jac_g
-    opts["hess_lag"] = hess_lag
-    solver = ca.nlpsol("mintime", "ipopt", {"x": w, "f": f, "g": g}, opts)
+    return ca.Function("nlp_hess_l", [w, ca.MX.sym("p", 0), lam_f, lam_g], [H],
+                       ["x", "p", "lam_f", "lam_g"], ["triu_hess_gamma_x_x"])
+
+
+def _interval_evaluator(iv: _Intervals, zs: np.ndarray, us: np.ndarray, T_ref: float):
+    """``evaluate(z[N, 6], u[N, 2]) -> (z_next[N, 6], dt[N] [s], node constraints [N, NC])`` (numeric, through the
+    mapped interval function), with ``evaluate.bounds(power_margin, slip_limit) -> (lbg, ubg)`` for g."""
+    N = iv.K0.shape[1]
 
     def evaluate(z: np.ndarray, u: np.ndarray):
         Wn = np.column_stack([z / zs, u / us]).T
-        out_, t_ = f_map(Wn, K0, K1)
+        out_, t_ = iv.f_map(Wn, iv.K0, iv.K1)
         out_ = np.asarray(out_).T
         return out_[:, :NZ] * zs, np.asarray(t_).ravel() * T_ref, out_[:, NZ:]
 
@@ -571,8 +648,4 @@ def _build_nlp(params: VehicleParams, kap: np.ndarray, h: float, zs: np.ndarray,
         return lbg, ubg
 
     evaluate.bounds = bounds
-    evaluate.jac_g = jac_g
-    evaluate.hess_lag = hess_lag
-    evaluate.g = ca.Function("g", [w], [g])
-    evaluate.f = ca.Function("f", [w], [f])
-    return solver, evaluate
+    return evaluate

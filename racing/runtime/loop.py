@@ -230,6 +230,29 @@ class _Progress:
         return self._done + (0.0 if self.s_prev is None else self.progress - self._start)
 
 
+#: what a tick's helpers return to let the loop go on (anything else is the run's end status, None included)
+_GO = object()
+
+
+class _RunStats:
+    """The measurements and counters of one :meth:`RuntimeLoop.run` (times in [s]): per-tick float64 arrays
+    (act() durations ``compute``, whole-tick ``work``, start lateness ``late``, period ``jitter``, state ``ages``,
+    prediction times ``pred_s``), tick counts, the off-track state and the last log time. Attributes only, so
+    that the tick helpers update them in place."""
+
+    __slots__ = ("compute", "work", "late", "jitter", "ages", "pred_s", "ticks", "control_ticks", "skipped",
+                 "misses", "off_track", "was_outside", "last_log_t", "prev_start_k", "prev_start")
+
+    def __init__(self):
+        self.compute, self.work, self.late, self.jitter = array("d"), array("d"), array("d"), array("d")
+        self.ages, self.pred_s = array("d"), array("d")
+        self.ticks = self.control_ticks = self.skipped = self.misses = self.off_track = 0
+        self.was_outside = False
+        self.last_log_t = -math.inf
+        self.prev_start_k: int | None = None  # slot of the previous tick start
+        self.prev_start = 0.0  # loop time [s] of the previous tick start
+
+
 class RuntimeLoop:
     """Drive ``vehicle`` with ``controller`` at a fixed rate (see the module docstring).
 
@@ -281,6 +304,7 @@ class RuntimeLoop:
         self._logs: list[str] = []
         self._log_rows = 0
         self._progress = None
+        self._compensator = None  # the predictor when compensating (set by run)
 
     # --- control from outside ---------------------------------------------------------------
     def request_stop(self, status: str = "interrupted") -> None:
@@ -471,30 +495,43 @@ class RuntimeLoop:
 
     # --- the loop -------------------------------------------------------------------------------
     def run(self) -> DriveResult:
-        conf, P, clock, vehicle, wd = self.config, self.period, self.clock, self.vehicle, self.watchdog
-        self._progress = progress = _Progress(self.track) if self.track is not None else None
-        margin = conf.watchdog.off_track_margin_m if self.track is not None else None
-        predictor = self.predictor if conf.compensate else None
-        delay = conf.actuation_delay_s
-        compute, work, late, jitter = array("d"), array("d"), array("d"), array("d")
-        ages, pred_s = array("d"), array("d")
-        ticks = control_ticks = skipped = misses = off_track = 0
-        was_outside = False
-        last_log_t = -math.inf
-        self._dropped_seen = vehicle.stats.dropped
-        status = None
+        """Connect, warm up, drive at the fixed rate until the end condition (module docstring), then send STOP
+        and close the log. Cyclic garbage collection is off (and what exists is frozen) while the clock runs."""
+        rs = _RunStats()
+        self._progress = _Progress(self.track) if self.track is not None else None
+        self._compensator = self.predictor if self.config.compensate else None
+        self._dropped_seen = self.vehicle.stats.dropped
         self._open_log()
-        vehicle.connect()
+        self.vehicle.connect()
         warmup, warm_err = self._warmup()
         self.controller.reset()
         gc_was_enabled = gc.isenabled()
         gc.collect()
         gc.freeze()  # what exists now is never scanned again
         gc.disable()  # no cyclic collection inside the fixed-rate loop (a full one can outlast a period)
+        self._start_clock(warm_err)
+        try:
+            status = self._tick_loop(rs)
+        except KeyboardInterrupt:
+            status = "interrupted"
+        except BaseException:
+            self.watchdog.stop_supervisor()
+            self._send_stop(int(proto.StopReason.ERROR), self._t_meas)
+            self._close_log()
+            raise
+        finally:
+            gc.unfreeze()
+            if gc_was_enabled:
+                gc.enable()
+        return self._finish(rs, status, warmup)
+
+    def _start_clock(self, warm_err: str) -> None:
+        """Start the loop clock (``self._t0``), trip ``controller_error`` on a warm-up failure, start the watchdog's
+        supervisor thread (real-time priority when asked)."""
+        clock, wd = self.clock, self.watchdog
         self._t0 = t0 = clock()
         if warm_err:
             wd.trip("controller_error", warm_err, 0.0)
-        t = 0.0
         now_rel = lambda: clock() - t0  # noqa: E731
         wd.start_supervisor(lambda trip: self._send_stop(int(trip.stop_reason), self._t_meas, pause=False), now_rel)
         if self.supervisor_rt_priority is not None and wd.supervisor_native_id is not None:
@@ -503,125 +540,147 @@ class RuntimeLoop:
             why = boost_thread(wd.supervisor_native_id, self.supervisor_rt_priority)
             if why:
                 self._event(0.0, "cpu", note=why)
+
+    def _tick_loop(self, rs: _RunStats):
+        """Release tick ``k`` at ``t0 + k * period`` [s] (skipping slots that are already over, no bursts) and run
+        it until the run ends. Returns the end status: a stop request's status, ``"completed"``, or None (the
+        watchdog tripped, or the wait ended without a stop request)."""
+        conf, P, clock, wd, t0 = self.config, self.period, self.clock, self.watchdog, self._t0
         k = 0
-        prev_start_k: int | None = None
-        prev_start = 0.0
-        try:
-            while not wd.tripped:
-                if self._stop_status is not None:
-                    status = self._stop_status
-                    break
+        while not wd.tripped:
+            if self._stop_status is not None:
+                return self._stop_status
+            release = t0 + k * P
+            now = clock()
+            if now >= release + P:  # this slot is over: skip to the current one, do not burst
+                k_now = int((now - t0) // P)
+                rs.skipped += k_now - k
+                k = k_now
                 release = t0 + k * P
-                now = clock()
-                if now >= release + P:  # this slot is over: skip to the current one, do not burst
-                    k_now = int((now - t0) // P)
-                    skipped += k_now - k
-                    k = k_now
-                    release = t0 + k * P
-                if conf.duration_s is not None and k * P >= conf.duration_s - 1e-9:
-                    status = "completed"
-                    break
-                if not self._wait_until(release):
-                    if self._stop_status is not None and not wd.tripped:
-                        status = self._stop_status
-                    break
-                start = clock()
-                t = start - t0
-                ticks += 1
-                late.append(max(start - release, 0.0))
-                if prev_start_k is not None and prev_start_k == k - 1:
-                    jitter.append(abs((t - prev_start) - P))
-                prev_start_k, prev_start = k, t
-                # 1. newest state ------------------------------------------------------------
-                if not self._poll_link(t):
-                    break
-                # 2. watchdog on the state -------------------------------------------------------
-                if self._check_link(t):
-                    break
-                state = self._state
-                if state is None:
-                    vehicle.heartbeat(0.0)
-                else:
-                    fresh, self._fresh = self._fresh, False
-                    if fresh and progress is not None:
-                        s, n, new_laps = progress.update(state[0], state[1], t)
-                        for lt in new_laps:
-                            self._event(t, "lap", lap=len(progress.laps), time_s=round(lt, 4))
-                        wl, wr = self.track.widths_at(np.array([s]))
-                        wl, wr = float(wl[0]), float(wr[0])
-                        outside = n > wl or n < -wr  # the car's centre beyond a boundary
-                        if outside and not was_outside:
-                            off_track += 1
-                            self._event(t, "off_track", limit=20, s=round(s, 2), n=round(n, 3))
-                        was_outside = outside
-                        if margin is not None:
-                            if n > wl + margin or n < -(wr + margin):
-                                wd.trip("off_track", f"lateral offset {n:+.2f} m at s = {s:.1f} m is beyond the "
-                                                     f"boundary (left {wl:.2f} m, right {wr:.2f} m) by more than "
-                                                     f"{margin:g} m", t)
-                                break
-                        if conf.laps is not None and len(progress.laps) >= conf.laps:
-                            status = "completed"
-                            break
-                    # 3. latency compensation and the controller ---------------------------------
-                    c0 = clock()
-                    if self._age_known:
-                        ages.append(c0 - t0 - self._t_state)
-                    if predictor is not None:
-                        t_c = c0 - t0 + delay
-                        try:
-                            x_c = predictor.predict(state, self._t_state, t_c)
-                        except Exception as exc:  # noqa: BLE001 - a failed prediction stops the car
-                            wd.trip("controller_error", f"latency compensation: {type(exc).__name__}: {exc}", t)
-                            break
-                        c0 = clock()
-                        pred_s.append(c0 - t0 - t_c + delay)
-                    else:
-                        t_c, x_c = t, state
-                    try:
-                        cmd = self.controller.act(Observation(t_c, x_c), t_c)
-                    except Exception as exc:  # noqa: BLE001 - any controller failure stops the car
-                        compute.append(clock() - c0)
-                        wd.trip("controller_error", f"{type(exc).__name__}: {exc}", t)
-                        break
-                    compute.append(clock() - c0)
-                    control_ticks += 1
-                    if wd.tripped:  # the supervisor tripped while act() ran
-                        break
-                    bad = _command_problem(cmd)
-                    if bad:
-                        wd.trip("bad_command", bad, t)
-                        break
-                    # 4. send, 5. log -----------------------------------------------------------
-                    vehicle.send(cmd, self._t_meas)
-                    if self.predictor is not None:
-                        self.predictor.record(cmd, clock() - t0)
-                    if self._log is not None:
-                        t_log = t if t > last_log_t else last_log_t + 1e-6
-                        self._log.write(t_log, state, (cmd.steering_angle, cmd.speed, cmd.acceleration))
-                        last_log_t = t_log
-                # 6. deadline bookkeeping -------------------------------------------------------
-                end = clock()
-                work.append(end - start)
-                missed = end > release + P
-                if missed:
-                    misses += 1
-                    self._event(t, "deadline_miss", limit=50, tick_ms=round((end - start) * 1e3, 3),
-                                late_ms=round((end - release - P) * 1e3, 3))
-                if wd.tick_done(end - t0, missed, end - start) is not None or wd.tripped:
-                    break
-                k += 1
-        except KeyboardInterrupt:
-            status = "interrupted"
-        except BaseException:
-            wd.stop_supervisor()
-            self._send_stop(int(proto.StopReason.ERROR), self._t_meas)
-            self._close_log()
-            raise
-        finally:
-            gc.unfreeze()
-            if gc_was_enabled:
-                gc.enable()
+            if conf.duration_s is not None and k * P >= conf.duration_s - 1e-9:
+                return "completed"
+            if not self._wait_until(release):
+                if self._stop_status is not None and not wd.tripped:
+                    return self._stop_status
+                return None
+            end = self._tick(rs, k, release)
+            if end is not _GO:
+                return end
+            k += 1
+        return None
+
+    def _tick(self, rs: _RunStats, k: int, release: float):
+        """Tick ``k`` (released at clock time ``release`` [s]): timing records, the newest state and the watchdog
+        on it, a HEARTBEAT before the first state or else progress and the controller, deadline bookkeeping.
+        Returns :data:`_GO` to go on, else the end status (None: the watchdog tripped)."""
+        start = self.clock()
+        t = start - self._t0
+        rs.ticks += 1
+        rs.late.append(max(start - release, 0.0))
+        if rs.prev_start_k is not None and rs.prev_start_k == k - 1:
+            rs.jitter.append(abs((t - rs.prev_start) - self.period))
+        rs.prev_start_k, rs.prev_start = k, t
+        # 1. newest state, 2. watchdog on the state
+        if not self._poll_link(t) or self._check_link(t):
+            return None
+        state = self._state
+        if state is None:
+            self.vehicle.heartbeat(0.0)
+        else:
+            fresh, self._fresh = self._fresh, False
+            if fresh and self._progress is not None:
+                end = self._track_progress(rs, state, t)
+                if end is not _GO:
+                    return end
+            end = self._control(rs, state, t)
+            if end is not _GO:
+                return end
+        return self._tick_done(rs, t, start, release)
+
+    def _track_progress(self, rs: _RunStats, state: np.ndarray, t: float):
+        """Laps, off-track excursions and the off-track trip for a fresh ``state[7]`` (x, y [m] used) at loop time
+        ``t`` [s]. Returns :data:`_GO`, ``"completed"`` (the asked laps are done) or None (the watchdog tripped)."""
+        progress, conf = self._progress, self.config
+        s, n, new_laps = progress.update(state[0], state[1], t)
+        for lt in new_laps:
+            self._event(t, "lap", lap=len(progress.laps), time_s=round(lt, 4))
+        wl, wr = self.track.widths_at(np.array([s]))
+        wl, wr = float(wl[0]), float(wr[0])
+        outside = n > wl or n < -wr  # the car's centre beyond a boundary
+        if outside and not rs.was_outside:
+            rs.off_track += 1
+            self._event(t, "off_track", limit=20, s=round(s, 2), n=round(n, 3))
+        rs.was_outside = outside
+        margin = conf.watchdog.off_track_margin_m
+        if margin is not None and (n > wl + margin or n < -(wr + margin)):
+            self.watchdog.trip("off_track", f"lateral offset {n:+.2f} m at s = {s:.1f} m is beyond the boundary "
+                                            f"(left {wl:.2f} m, right {wr:.2f} m) by more than {margin:g} m", t)
+            return None
+        if conf.laps is not None and len(progress.laps) >= conf.laps:
+            return "completed"
+        return _GO
+
+    def _control(self, rs: _RunStats, state: np.ndarray, t: float):
+        """3. latency compensation and ``controller.act`` (timed on the loop clock [s]), the command's checks,
+        4. send, 5. the log row, for the newest ``state[7]`` at loop time ``t`` [s]. Returns :data:`_GO` or None
+        (the watchdog tripped)."""
+        clock, t0, wd, predictor = self.clock, self._t0, self.watchdog, self._compensator
+        c0 = clock()
+        if self._age_known:
+            rs.ages.append(c0 - t0 - self._t_state)
+        if predictor is not None:
+            delay = self.config.actuation_delay_s
+            t_c = c0 - t0 + delay
+            try:
+                x_c = predictor.predict(state, self._t_state, t_c)
+            except Exception as exc:  # noqa: BLE001 - a failed prediction stops the car
+                wd.trip("controller_error", f"latency compensation: {type(exc).__name__}: {exc}", t)
+                return None
+            c0 = clock()
+            rs.pred_s.append(c0 - t0 - t_c + delay)
+        else:
+            t_c, x_c = t, state
+        try:
+            cmd = self.controller.act(Observation(t_c, x_c), t_c)
+        except Exception as exc:  # noqa: BLE001 - any controller failure stops the car
+            rs.compute.append(clock() - c0)
+            wd.trip("controller_error", f"{type(exc).__name__}: {exc}", t)
+            return None
+        rs.compute.append(clock() - c0)
+        rs.control_ticks += 1
+        if wd.tripped:  # the supervisor tripped while act() ran
+            return None
+        bad = _command_problem(cmd)
+        if bad:
+            wd.trip("bad_command", bad, t)
+            return None
+        self.vehicle.send(cmd, self._t_meas)
+        if self.predictor is not None:
+            self.predictor.record(cmd, clock() - t0)
+        if self._log is not None:
+            t_log = t if t > rs.last_log_t else rs.last_log_t + 1e-6
+            self._log.write(t_log, state, (cmd.steering_angle, cmd.speed, cmd.acceleration))
+            rs.last_log_t = t_log
+        return _GO
+
+    def _tick_done(self, rs: _RunStats, t: float, start: float, release: float):
+        """6. deadline bookkeeping of the tick that started at clock time ``start`` [s] (loop time ``t``), released
+        at ``release``. Returns :data:`_GO` or None (the watchdog tripped)."""
+        P = self.period
+        end = self.clock()
+        rs.work.append(end - start)
+        missed = end > release + P
+        if missed:
+            rs.misses += 1
+            self._event(t, "deadline_miss", limit=50, tick_ms=round((end - start) * 1e3, 3),
+                        late_ms=round((end - release - P) * 1e3, 3))
+        if self.watchdog.tick_done(end - self._t0, missed, end - start) is not None or self.watchdog.tripped:
+            return None
+        return _GO
+
+    def _finish(self, rs: _RunStats, status, warmup: list) -> DriveResult:
+        """Stop the supervisor, send STOP with the reason of the end ``status``, close the log; the result."""
+        wd, clock = self.watchdog, self.clock
         wd.stop_supervisor()
         trip = wd.trip_info
         if trip is not None:
@@ -634,21 +693,22 @@ class RuntimeLoop:
             status = status or "completed"
             reason = int(proto.StopReason.NORMAL)
         self._send_stop(reason, self._t_meas)
-        duration = clock() - t0
+        duration = clock() - self._t0
         self._event(duration, "stop", reason=proto.stop_reason_name(reason), sent=self._stops_sent)
         for kind, n in self._suppressed.items():
             self._events.append({"t": round(duration, 6), "type": "suppressed", "of": kind, "count": n})
         self._close_log()
-        final = self._state
-        return DriveResult(status=status, ticks=ticks, control_ticks=control_ticks, skipped_ticks=skipped,
-                           deadline_misses=misses, compute_s=compute, work_s=work, lateness_s=late,
-                           duration_s=duration, watchdog=trip, link=vehicle.stats.as_dict(), events=self._events,
+        final, progress = self._state, self._progress
+        return DriveResult(status=status, ticks=rs.ticks, control_ticks=rs.control_ticks, skipped_ticks=rs.skipped,
+                           deadline_misses=rs.misses, compute_s=rs.compute, work_s=rs.work, lateness_s=rs.late,
+                           duration_s=duration, watchdog=trip, link=self.vehicle.stats.as_dict(), events=self._events,
                            laps=None if progress is None else list(progress.laps),
                            progress_m=None if progress is None else progress.distance, log_path=self.log_path,
                            log_rows=self._log_rows, config={"loop": self.resolved_config()},
                            final_state=None if final is None else final.copy(), warmup_s=warmup,
-                           jitter_s=jitter, state_age_s=ages, predict_s=pred_s, link_losses=self._link_losses,
-                           logs=list(self._logs), off_track=None if progress is None else off_track)
+                           jitter_s=rs.jitter, state_age_s=rs.ages, predict_s=rs.pred_s,
+                           link_losses=self._link_losses, logs=list(self._logs),
+                           off_track=None if progress is None else rs.off_track)
 
 
 def _command_problem(cmd) -> str:

@@ -113,8 +113,6 @@ def read_bag(path, odom_topic: str = "/odom", drive_topic: str = "/drive", imu_t
     LogError : missing topic (the topics present are listed), wrong message type, non-monotonic or
         duplicate stamps, NaN fields, no overlap between odometry and commands.
     """
-    from rosbags.highlevel import AnyReader
-
     if twist_frame not in ("body", "world", "pose"):
         raise ValueError(f"twist_frame must be 'body', 'world' or 'pose', got {twist_frame!r}")
     if not rate_hz > 0:
@@ -123,13 +121,46 @@ def read_bag(path, odom_topic: str = "/odom", drive_topic: str = "/drive", imu_t
     source = str(path)
     if not path.exists():
         raise LogError(f"{source}: file not found")
-    ros1 = path.suffix == ".bag"
+    rows = _read_topics(path, odom_topic, drive_topic, imu_topic)
+    arrays = _topic_arrays(rows, odom_topic, drive_topic, imu_topic, source)
+    odom, drive = arrays[odom_topic], arrays[drive_topic]
+    t0 = max(odom[0, 0], drive[0, 0])
+    t1 = odom[-1, 0]
+    if imu_topic:
+        t0, t1 = max(t0, arrays[imu_topic][0, 0]), min(t1, arrays[imu_topic][-1, 0])
+    if t1 <= t0:
+        raise LogError(f"{source}: odometry ({odom[0, 0]:.3f}..{odom[-1, 0]:.3f} s) and commands "
+                       f"(from {drive[0, 0]:.3f} s) do not overlap in time")
+    n = int(math.floor((t1 - t0) * rate_hz + 1e-9)) + 1
+    t = t0 + np.arange(n) / rate_hz
+    x, y, yaw, vx, vy, r = _resample_odometry(odom, t, twist_frame)
+    # zero-order hold of the commands: the last message at or before t
+    k = np.searchsorted(drive[:, 0], t + 1e-12, side="right") - 1
+    k = np.clip(k, 0, drive.shape[0] - 1)
+    cmd = drive[k, 1:4]
+    state = np.column_stack([x, y, (yaw + np.pi) % (2 * np.pi) - np.pi, vx, vy, r, cmd[:, 0]])
+    imu = None
+    if imu_topic:
+        im = arrays[imu_topic]
+        imu = np.column_stack([np.interp(t, im[:, 0], im[:, j]) for j in (1, 2, 3)])
+    meta = {"source": "rosbag", "bag": path.name, "odom_topic": odom_topic, "drive_topic": drive_topic,
+            "steer_source": "command", "rate_hz": f"{rate_hz:g}", "t0_stamp": f"{t0:.9f}"}
+    return DriveLog(t - t0, state, cmd, imu, meta=meta, source=source).validate()
+
+
+def _read_topics(path: Path, odom_topic: str, drive_topic: str, imu_topic: str | None) -> dict[str, list]:
+    """The raw rows of the bag at ``path`` per topic (after checking that every topic is there with its type):
+    odometry ``(stamp [s], x, y [m], yaw [rad], v_x, v_y [m/s], yaw rate [rad/s])``, drive ``(stamp,
+    steering_angle [rad], speed [m/s], acceleration [m/s^2])``, IMU ``(stamp, a_x, a_y [m/s^2], w_z [rad/s])``."""
+    from rosbags.highlevel import AnyReader
+
+    source = str(path)
     wanted = {odom_topic: ODOM_TYPE, drive_topic: DRIVE_TYPE}
     if imu_topic:
         wanted[imu_topic] = IMU_TYPE
     rows: dict[str, list] = {k: [] for k in wanted}
     try:
-        reader_ctx = AnyReader([path], default_typestore=typestore(ros1))
+        reader_ctx = AnyReader([path], default_typestore=typestore(path.suffix == ".bag"))
         reader_ctx.open()  # reads the file: a file that is not a bag fails here, not in the with below
     except Exception as exc:  # rosbags raises its own error types
         raise LogError(f"{source}: cannot open as a ROS bag: {str(exc).rstrip('.')}; expected a ROS 1 .bag, a ROS 2 .db3/.mcap "
@@ -156,6 +187,13 @@ def read_bag(path, odom_topic: str = "/odom", drive_topic: str = "/drive", imu_t
             else:
                 a, w = msg.linear_acceleration, msg.angular_velocity
                 rows[imu_topic].append((t, a.x, a.y, w.z))
+    return rows
+
+
+def _topic_arrays(rows: dict[str, list], odom_topic: str, drive_topic: str, imu_topic: str | None,
+                  source: str) -> dict[str, np.ndarray]:
+    """The rows of :func:`_read_topics` as float arrays ``[n, columns]`` per topic, each checked: at least 2
+    messages, finite fields, strictly increasing stamps (else :class:`LogError` naming ``source`` and the topic)."""
     arrays = {}
     for topic, names in ((odom_topic, ("stamp", "x", "y", "yaw", "vx", "vy", "yaw_rate")),
                          (drive_topic, ("stamp", "steering_angle", "speed", "acceleration")),
@@ -168,16 +206,15 @@ def read_bag(path, odom_topic: str = "/odom", drive_topic: str = "/drive", imu_t
         _check_finite(arr, names, topic, source)
         _check_times(arr[:, 0], topic, source)
         arrays[topic] = arr
-    odom, drive = arrays[odom_topic], arrays[drive_topic]
-    t0 = max(odom[0, 0], drive[0, 0])
-    t1 = odom[-1, 0]
-    if imu_topic:
-        t0, t1 = max(t0, arrays[imu_topic][0, 0]), min(t1, arrays[imu_topic][-1, 0])
-    if t1 <= t0:
-        raise LogError(f"{source}: odometry ({odom[0, 0]:.3f}..{odom[-1, 0]:.3f} s) and commands "
-                       f"(from {drive[0, 0]:.3f} s) do not overlap in time")
-    n = int(math.floor((t1 - t0) * rate_hz + 1e-9)) + 1
-    t = t0 + np.arange(n) / rate_hz
+    return arrays
+
+
+def _resample_odometry(odom: np.ndarray, t: np.ndarray, twist_frame: str):
+    """Odometry rows ``odom[m, 7]`` (see :func:`_read_topics`) linearly resampled at the times ``t[n]`` [s]:
+    ``(x, y [m], yaw [rad] unwrapped, v_x, v_y [m/s] in the body frame, yaw rate [rad/s])``, each ``[n]``; the
+    twist rotated from the world frame (``twist_frame="world"``) or replaced by the pose's derivative
+    (``"pose"``)."""
+    n = t.size
     yaw_u = np.unwrap(odom[:, 3])
     x = np.interp(t, odom[:, 0], odom[:, 1])
     y = np.interp(t, odom[:, 0], odom[:, 2])
@@ -194,18 +231,7 @@ def read_bag(path, odom_topic: str = "/odom", drive_topic: str = "/drive", imu_t
         r = np.interp(t, odom[:, 0], odom[:, 6])
         if twist_frame == "world":
             vx, vy = np.cos(yaw) * vx + np.sin(yaw) * vy, -np.sin(yaw) * vx + np.cos(yaw) * vy
-    # zero-order hold of the commands: the last message at or before t
-    k = np.searchsorted(drive[:, 0], t + 1e-12, side="right") - 1
-    k = np.clip(k, 0, drive.shape[0] - 1)
-    cmd = drive[k, 1:4]
-    state = np.column_stack([x, y, (yaw + np.pi) % (2 * np.pi) - np.pi, vx, vy, r, cmd[:, 0]])
-    imu = None
-    if imu_topic:
-        im = arrays[imu_topic]
-        imu = np.column_stack([np.interp(t, im[:, 0], im[:, j]) for j in (1, 2, 3)])
-    meta = {"source": "rosbag", "bag": path.name, "odom_topic": odom_topic, "drive_topic": drive_topic,
-            "steer_source": "command", "rate_hz": f"{rate_hz:g}", "t0_stamp": f"{t0:.9f}"}
-    return DriveLog(t - t0, state, cmd, imu, meta=meta, source=source).validate()
+    return x, y, yaw, vx, vy, r
 
 
 def resample(log: DriveLog, rate_hz: float) -> DriveLog:

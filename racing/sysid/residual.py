@@ -33,6 +33,7 @@ blocks of the log; training windows overlapping them are dropped) are kept.
 from __future__ import annotations
 
 import time
+from collections import namedtuple
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -175,7 +176,47 @@ def train_residual(logs, params: VehicleParams, hidden: int = 32, layers: int = 
     H = max(1, int(round(horizon_s * data.rate_hz)))
     starts = ro.starts_or_raise(data, H, stride, horizon_s)
     rng = np.random.default_rng(seed)
-    # validation: contiguous blocks (overlapping windows of a random split would leak)
+    tr_idx, val_idx = _split_windows(starts, data.n, H, val_fraction, rng)
+    n_val = int(val_idx.size)
+    taus0 = np.atleast_1d(np.asarray(taus, dtype=float))
+    n_aug = int(taus0.size)
+    products = bool(products) and n_aug > 0
+    feats, tgt1 = features_of(data, p, h_max, taus0, products)
+    feats, norm = _normalisation(feats, tgt1, clip_percentile)
+    scale = _channel_scale(data, p, H, tr_idx, h_max, channel_weights)
+    net = _mlp(feats.shape[1], hidden, layers, seed)
+    log_tau = torch.nn.Parameter(torch.from_numpy(np.log(taus0)).clone()) if n_aug else None
+    loss_of, history = _rollout_loss(data, p, net, log_tau, taus0, dt_nom, h_max, products, norm, scale)
+    Z0 = history()
+    with torch.no_grad():  # the output layer starts at zero: this is the parametric model's loss
+        v0 = float(loss_of(val_idx, Z0, H)) if n_val else float("nan")
+    # stage 1: one-step regression on (smoothed) finite-difference targets (optional)
+    if pretrain_steps > 0:
+        _pretrain(net, feats, tgt1, norm, lr, pretrain_steps, rng)
+    with torch.no_grad():
+        v_pre = float(loss_of(val_idx, Z0, H)) if (n_val and pretrain_steps > 0) else v0
+    # stage 2: multi-step loss through the rollout, horizon curriculum
+    params_all = list(net.parameters()) + ([log_tau] if (n_aug and learn_taus) else [])
+    best, hist_tr, hist_val = _train_multistep(
+        net, log_tau, params_all, loss_of, history, Z0, tr_idx, val_idx, H, dt_nom, rng, t0, epochs=epochs,
+        batch=batch, lr=lr, curriculum=curriculum, grad_clip=grad_clip, learn_taus=learn_taus,
+        max_seconds=max_seconds, patience=patience, verbose=verbose)
+    torch.set_num_threads(n_threads)
+    numba.set_num_threads(nb_threads)
+    taus_fit = (np.exp((best[3] if best[3] is not None else log_tau.detach()).numpy()) if n_aug else np.zeros(0))
+    meta = _weights_meta(params.name, p, H * dt_nom, hidden, layers, h_max, taus_fit, clip_percentile,
+                         (v0, v_pre, best[0]))
+    weights = _trained_weights(net, best[2], norm, dt_nom, taus_fit, products, meta)
+    return ResidualTrainResult(weights=weights, train_loss=hist_tr, val_loss=hist_val, best_epoch=best[1],
+                               seconds=time.perf_counter() - t0, n_windows=int(starts.size), horizon_s=H * dt_nom,
+                               info={"val_loss_initial": v0, "val_loss_pretrained": v_pre, "val_loss_best": best[0],
+                                     "taus": [float(v) for v in taus_fit]})
+
+
+def _split_windows(starts: np.ndarray, n: int, H: int, val_fraction: float, rng) -> tuple[np.ndarray, np.ndarray]:
+    """Training and validation window starts (sample indices) from ``starts``: validation = ``val_fraction`` of 20
+    contiguous blocks (overlapping windows of a random split would leak; none when there are <= 80 windows),
+    training = the windows that do not overlap a validation window of ``H`` steps (``n``: samples in the data)."""
     nb = 20
     blk = np.minimum((np.arange(starts.size) * nb) // max(starts.size, 1), nb - 1)
     n_val_blk = max(1, int(round(val_fraction * nb))) if starts.size > 4 * nb else 0
@@ -183,15 +224,21 @@ def train_residual(logs, params: VehicleParams, hidden: int = 32, layers: int = 
     is_val = np.isin(blk, val_blk)
     # drop training windows that overlap a validation window
     val_idx = starts[is_val]
-    near = np.zeros(data.n + H + 1, bool)
+    near = np.zeros(n + H + 1, bool)
     for v in val_idx:
         near[max(0, v - H):v + H + 1] = True
     tr_idx = starts[~is_val & ~near[starts]] if val_idx.size else starts
-    n_val = int(val_idx.size)
-    taus0 = np.atleast_1d(np.asarray(taus, dtype=float))
-    n_aug = int(taus0.size)
-    products = bool(products) and n_aug > 0
-    feats, tgt1 = features_of(data, p, h_max, taus0, products)
+    return tr_idx, val_idx
+
+
+#: normalisation of the residual network: raw-feature clip bounds ``in_lo, in_hi`` [n_in] (None: no clipping),
+#: input mean / std [n_in], output mean / std [3] (the v_x, v_y, r corrections [m/s^2, m/s^2, rad/s^2])
+_Norm = namedtuple("_Norm", "in_lo in_hi in_mean in_std out_mean out_std")
+
+
+def _normalisation(feats: np.ndarray, tgt1: np.ndarray, clip_percentile: float | None) -> tuple[np.ndarray, _Norm]:
+    """The features ``feats[n, n_in]`` clipped to their [q, 100 - q] percentiles (q = ``clip_percentile``; None:
+    not clipped) and the :class:`_Norm` statistics of them and of the one-step targets ``tgt1[n, 3]``."""
     if clip_percentile is not None:
         q = float(clip_percentile)
         if not 0.0 <= q < 50.0:
@@ -200,25 +247,40 @@ def train_residual(logs, params: VehicleParams, hidden: int = 32, layers: int = 
         feats = np.clip(feats, in_lo, in_hi)
     else:
         in_lo = in_hi = None
-    in_mean, in_std = feats.mean(0), np.maximum(feats.std(0), 1e-6)
-    out_mean = np.zeros(N_OUT)
     out_std = np.maximum(np.std(tgt1, axis=0), 1e-3)
-    # channel weights of the multi-step loss
+    return feats, _Norm(in_lo, in_hi, feats.mean(0), np.maximum(feats.std(0), 1e-6), np.zeros(N_OUT), out_std)
+
+
+def _channel_scale(data: ro.Data, p: np.ndarray, H: int, tr_idx: np.ndarray, h_max: float,
+                   channel_weights: str) -> np.ndarray:
+    """Divisors ``[3]`` of the v_x, v_y [m/s] and r [rad/s] errors in the multi-step loss: the parametric model's
+    RMSE over the training windows ``tr_idx`` of ``H`` steps (at least the noise scale; ``"error"``) or the
+    measurement-noise scale (``"noise"``)."""
     sigma = ro.noise_scale(data)[:3]
     if channel_weights == "error":
         pred = ro.predict(data, p, H, tr_idx, "dynamic", h_max=h_max)
         err = pred[..., 3:6] - ro.targets(data, H, tr_idx)[..., 3:6]
-        scale = np.maximum(np.sqrt(np.mean(err ** 2, axis=(0, 1))), sigma)
-    elif channel_weights == "noise":
-        scale = sigma
-    else:
-        raise ValueError(f"channel_weights must be 'error' or 'noise', got {channel_weights!r}")
-    net = _mlp(feats.shape[1], hidden, layers, seed)
-    log_tau = torch.nn.Parameter(torch.from_numpy(np.log(taus0)).clone()) if n_aug else None
+        return np.maximum(np.sqrt(np.mean(err ** 2, axis=(0, 1))), sigma)
+    if channel_weights == "noise":
+        return sigma
+    raise ValueError(f"channel_weights must be 'error' or 'noise', got {channel_weights!r}")
+
+
+def _rollout_loss(data: ro.Data, p: np.ndarray, net, log_tau, taus0: np.ndarray, dt_nom: float, h_max: float,
+                  products: bool, norm: _Norm, scale: np.ndarray):
+    """The multi-step loss and the filter-state history, as closures over the data's tensors.
+
+    ``loss_of(idx[B], Z0[n, n_aug], Hk)``: mean over ``Hk`` steps of the squared, ``scale``-divided errors of v_x,
+    v_y, r of the rollouts (physics step in numba, residual ``net``, filter states with time constants
+    ``exp(log_tau)`` [s]) from the windows starting at the sample indices ``idx``; ``history()``: the filter states
+    ``Z0[n, n_aug]`` run over the log's commands with the current time constants."""
+    import torch
+
+    n_aug = int(taus0.size)
     Step = _torch_step_fn()
     tm = torch.from_numpy
-    im, isd, om, osd = tm(in_mean), tm(in_std), tm(out_mean), tm(out_std)
-    lo_t, hi_t = (tm(in_lo), tm(in_hi)) if in_lo is not None else (None, None)
+    im, isd, om, osd = tm(norm.in_mean), tm(norm.in_std), tm(norm.out_mean), tm(norm.out_std)
+    lo_t, hi_t = (tm(norm.in_lo), tm(norm.in_hi)) if norm.in_lo is not None else (None, None)
     scale_t = tm(scale)
     meas = tm(data.meas[:, 3:6])
     cmd = tm(data.cmd)
@@ -249,30 +311,44 @@ def train_residual(logs, params: VehicleParams, hidden: int = 32, layers: int = 
             total = total + (((s[:, 0:3] - meas[ii + k + 1]) / scale_t) ** 2).mean()
         return total / Hk
 
-    Z0 = history()
-    with torch.no_grad():  # the output layer starts at zero: this is the parametric model's loss
-        v0 = float(loss_of(val_idx, Z0, H)) if n_val else float("nan")
-    # stage 1: one-step regression on (smoothed) finite-difference targets (optional)
-    params_all = list(net.parameters()) + ([log_tau] if (n_aug and learn_taus) else [])
-    if pretrain_steps > 0:
-        fn = tm((feats - in_mean) / in_std)
-        yn = tm((tgt1 - out_mean) / out_std)
-        opt = torch.optim.Adam(net.parameters(), lr=lr)
-        for _ in range(pretrain_steps):
-            j = torch.from_numpy(rng.integers(0, fn.shape[0], size=min(1024, fn.shape[0])))
-            opt.zero_grad()
-            loss = ((net(fn[j]) - yn[j]) ** 2).mean()
-            loss.backward()
-            opt.step()
-    # stage 2: multi-step loss through the rollout, horizon curriculum
+    return loss_of, history
+
+
+def _pretrain(net, feats: np.ndarray, tgt1: np.ndarray, norm: _Norm, lr: float, steps: int, rng) -> None:
+    """``steps`` Adam steps (learning rate ``lr``) of a one-step regression of the normalised targets
+    ``tgt1[n, 3]`` on the normalised features ``feats[n, n_in]``, minibatches of up to 1024 rows drawn by ``rng``."""
+    import torch
+
+    fn = torch.from_numpy((feats - norm.in_mean) / norm.in_std)
+    yn = torch.from_numpy((tgt1 - norm.out_mean) / norm.out_std)
+    opt = torch.optim.Adam(net.parameters(), lr=lr)
+    for _ in range(steps):
+        j = torch.from_numpy(rng.integers(0, fn.shape[0], size=min(1024, fn.shape[0])))
+        opt.zero_grad()
+        loss = ((net(fn[j]) - yn[j]) ** 2).mean()
+        loss.backward()
+        opt.step()
+
+
+def _train_multistep(net, log_tau, params_all: list, loss_of, history, Z0, tr_idx: np.ndarray, val_idx: np.ndarray,
+                     H: int, dt_nom: float, rng, t0: float, *, epochs: int, batch: int, lr: float, curriculum,
+                     grad_clip: float | None, learn_taus: bool, max_seconds: float | None, patience: int | None,
+                     verbose: bool):
+    """Stage 2: Adam with cosine decay on the multi-step loss, the horizon growing from H/4 over H/2 to ``H`` steps
+    at the ``curriculum`` fractions of the epochs; after every epoch the validation loss at the full horizon (the
+    training loss without validation windows) selects the best weights. Stops after ``epochs``, at
+    ``max_seconds`` [s] since ``t0`` or after ``patience`` full-horizon epochs without improvement.
+    Returns ``((best val loss, best epoch, best net parameters, best log_tau), train losses, val losses)``."""
+    import torch
+
+    n_aug = log_tau is not None
+    n_val = int(val_idx.size)
     opt = torch.optim.Adam(params_all, lr=lr)
     steps_per_epoch = max(1, int(np.ceil(tr_idx.size / batch)))
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs * steps_per_epoch, eta_min=lr * 0.02)
     cur = sorted(float(c) for c in curriculum)
     best = (float("inf"), -1, None, None)
     hist_tr, hist_val = [], []
-    with torch.no_grad():
-        v_pre = float(loss_of(val_idx, Z0, H)) if (n_val and pretrain_steps > 0) else v0
     for ep in range(epochs):
         stage = sum(ep >= c * epochs for c in cur)
         Hk = H if stage >= len(cur) else max(1, int(round(H * 2.0 ** (stage - len(cur)))))
@@ -311,27 +387,37 @@ def train_residual(logs, params: VehicleParams, hidden: int = 32, layers: int = 
             break
         if patience is not None and Hk == H and ep - best[1] >= patience and best[1] >= 0:
             break
-    torch.set_num_threads(n_threads)
-    numba.set_num_threads(nb_threads)
-    if best[2] is not None:
+    return best, hist_tr, hist_val
+
+
+def _weights_meta(car: str, p: np.ndarray, horizon_s: float, hidden: int, layers: int, h_max: float,
+                  taus_fit: np.ndarray, clip_percentile: float | None, val_losses: tuple) -> dict:
+    """The residual file's meta data: base car and its parameter vector ``p``, loss horizon [s], network size,
+    physics sub-step ``h_max`` [s], filter time constants [s], clip percentile and the validation losses
+    (initial, after pretraining, best)."""
+    v0, v_pre, v_best = val_losses
+    return {"base_car": car, "base_params": ",".join(f"{v:.12g}" for v in p), "horizon_s": f"{horizon_s:g}",
+            "hidden": str(hidden), "layers": str(layers), "h_max": f"{h_max:g}",
+            "taus": ",".join(f"{v:.6g}" for v in taus_fit),
+            "clip_percentile": "none" if clip_percentile is None else f"{clip_percentile:g}",
+            "val_loss_initial": f"{v0:.6g}", "val_loss_pretrained": f"{v_pre:.6g}", "val_loss_best": f"{v_best:.6g}"}
+
+
+def _trained_weights(net, best_params, norm: _Norm, dt_nom: float, taus_fit: np.ndarray, products: bool,
+                     meta: dict) -> ResidualWeights:
+    """The network's flat :class:`ResidualWeights`, with the best parameters ``best_params`` (None: the current
+    ones) copied in first; ``dt_nom`` [s] the log period, ``taus_fit`` [s] the filter time constants."""
+    import torch
+
+    if best_params is not None:
         with torch.no_grad():
-            for q, b in zip(net.parameters(), best[2]):
+            for q, b in zip(net.parameters(), best_params):
                 q.copy_(b)
-    taus_fit = (np.exp((best[3] if best[3] is not None else log_tau.detach()).numpy()) if n_aug else np.zeros(0))
     lin = [m for m in net if isinstance(m, torch.nn.Linear)]
-    weights = ResidualWeights(
+    return ResidualWeights(
         weights=[m.weight.detach().numpy().copy() for m in lin], biases=[m.bias.detach().numpy().copy() for m in lin],
-        in_mean=in_mean, in_std=in_std, out_mean=out_mean, out_std=out_std, dt=dt_nom, taus=taus_fit,
-        products=products, in_lo=in_lo, in_hi=in_hi,
-        meta={"base_car": params.name, "base_params": ",".join(f"{v:.12g}" for v in p), "horizon_s": f"{H * dt_nom:g}",
-              "hidden": str(hidden), "layers": str(layers), "h_max": f"{h_max:g}",
-              "taus": ",".join(f"{v:.6g}" for v in taus_fit),
-              "clip_percentile": "none" if clip_percentile is None else f"{clip_percentile:g}",
-              "val_loss_initial": f"{v0:.6g}", "val_loss_pretrained": f"{v_pre:.6g}", "val_loss_best": f"{best[0]:.6g}"})
-    return ResidualTrainResult(weights=weights, train_loss=hist_tr, val_loss=hist_val, best_epoch=best[1],
-                               seconds=time.perf_counter() - t0, n_windows=int(starts.size), horizon_s=H * dt_nom,
-                               info={"val_loss_initial": v0, "val_loss_pretrained": v_pre, "val_loss_best": best[0],
-                                     "taus": [float(v) for v in taus_fit]})
+        in_mean=norm.in_mean, in_std=norm.in_std, out_mean=norm.out_mean, out_std=norm.out_std, dt=dt_nom,
+        taus=taus_fit, products=products, in_lo=norm.in_lo, in_hi=norm.in_hi, meta=meta)
 
 
 @dataclass

@@ -224,8 +224,25 @@ def make_kernels(model: RolloutModel, cost: RolloutCost) -> Kernels:
     key = (model.name, cost.name, model.step, cost.stage)
     if key in _KERNELS:
         return _KERNELS[key]
+    rollout = _make_rollout(model, cost)
+    iteration = _make_iteration(_make_rollout_chunk(rollout, cost.in_registers),
+                                _make_nominal(rollout, cost.in_registers))
+    ker = Kernels(iteration, rollout)
+    _KERNELS[key] = ker
+    return ker
+
+
+def _make_rollout(model: RolloutModel, cost: RolloutCost):
+    """The one-sample rollout, a closure over the model's ``start``, ``step`` and the cost's ``start``, ``stage``,
+    ``terminal`` (IR-inlined into the CPU kernels, a device function for CUDA).
+
+    ``rollout(k, x0[7], U[T, 2], eps_k[T, 2], V_k[T, 2], sg[4], gamma, m, ca, i0, s0, u_prev[2], gen, seed, qtab,
+    store, traj_k[T+1, 2], rec, X_k[T+1, 7], recx, zr_k)`` -> cost of sample ``k``: its noise (generated
+    (``gen``, stream ``k`` of ``seed``; written to ``eps_k`` when ``store``) or read from ``eps_k``), the clamped
+    inputs into ``V_k``, the stage and terminal costs plus ``gamma`` x the control cost; x, y [m] into ``traj_k``
+    when ``rec``, the 7 states into ``X_k`` when ``recx``; ``zr_k`` the sample's residual row."""
     start, step = model.start, model.step
-    c_start, stage, terminal, in_registers = cost.start, cost.stage, cost.terminal, cost.in_registers
+    c_start, stage, terminal = cost.start, cost.stage, cost.terminal
 
     @scalar  # IR-inlined into the CPU kernels; a plain device function for CUDA (racing.control.mppi.gpu)
     def rollout(k, x0, U, eps_k, V_k, sg, gamma, m, ca, i0, s0, u_prev, gen, seed, qtab, store, traj_k, rec, X_k,
@@ -288,6 +305,12 @@ def make_kernels(model: RolloutModel, cost: RolloutCost) -> Kernels:
                     X_k[t + 1, j] = st[j]
         return cost + terminal(ca, cs, s0) + gamma * ctrl
 
+    return rollout
+
+
+def _make_rollout_chunk(rollout, in_registers):
+    """The rollouts of the samples ``[k0, k1)`` (into ``b.S``, ``b.V``, ``b.traj``, ``b.eps``), with the model's and
+    the cost's small arrays hoisted into registers (``in_registers``: the cost's)."""
     # the samples [k0, k1): a function of its own (the kernels' fast-math flags, the rollout and everything below it
     # IR-inlined) called once per chunk from the parallel loop, so that numba's parfor pass never analyses the
     # model and cost code (its array analysis fails on it) and the call costs nothing per sample
@@ -306,6 +329,12 @@ def make_kernels(model: RolloutModel, cost: RolloutCost) -> Kernels:
             b.S[k] = rollout(kk, x0, U, b.eps[ke], b.V[k], nz.sigma, gamma, m, ca, i0, s0, u_prev, gen, seed,
                              nz.qtab, store_noise, b.traj[kr], rec, b.X, False, b.ZR[kz])
 
+    return rollout_chunk
+
+
+def _make_nominal(rollout, in_registers):
+    """``nominal``: the noise-free rollout of the smoothed update ``b.U_new[T, 2]`` (clamped inputs into
+    ``b.Vn[T, 2]``, states into ``b.X[T+1, 7]``; returns its cost), built on ``rollout``."""
     @register_jitable(fastmath=FM)
     def nominal(x0, m, ca, nz, b, i0, s0, u_prev):
         """The noise-free rollout of ``b.U_new``: clamped inputs into ``b.Vn``, states into ``b.X``."""
@@ -313,6 +342,12 @@ def make_kernels(model: RolloutModel, cost: RolloutCost) -> Kernels:
                        in_registers(ca), i0, s0, u_prev,
                        False, 0, nz.qtab, False, b.traj_dummy[0], False, b.X, True, b.ZR[0])
 
+    return nominal
+
+
+def _make_iteration(rollout_chunk, nominal):
+    """The compiled MPPI iteration (see :func:`make_kernels`) from the chunk of rollouts and the nominal rollout:
+    ``njit(cache=True, parallel=True)``, numba's on-disk cache keyed by the closure's functions."""
     @njit(cache=True, parallel=True, fastmath=FM)
     def iteration(x0, U, m, ca, nz, b, i0, s0, u_prev, seed, lam, gamma, gen, store_noise, n_rec):
         K = b.V.shape[0]
@@ -350,9 +385,7 @@ def make_kernels(model: RolloutModel, cost: RolloutCost) -> Kernels:
                 smin = b.S[k]
         return smin, c_nom, eta
 
-    ker = Kernels(iteration, rollout)
-    _KERNELS[key] = ker
-    return ker
+    return iteration
 
 
 @njit(cache=True, fastmath=False)
