@@ -199,7 +199,8 @@ def test_adaptive_lambda_moves_ess_towards_target(oval, start_state):
     assert c.lam == 0.01
 
 
-def test_factory_attaches_the_cached_mintime_raceline(tmp_path, monkeypatch, oval):
+def test_the_assembly_attaches_the_cached_mintime_raceline(tmp_path, monkeypatch, oval):
+    from racing.assembly import build_controller
     from racing.raceline.cache import params_fingerprint, save_raceline, track_fingerprint
     from racing.track import Raceline
 
@@ -207,7 +208,7 @@ def test_factory_attaches_the_cached_mintime_raceline(tmp_path, monkeypatch, ova
     track = oval(w=1.0)
     p = load_params("f1tenth")
     # no cache: centre-line progress, the caller's track untouched
-    c0 = make_controller("mppi", track, p, num_samples=16, horizon=5, warmup=False)
+    c0, _, _ = build_controller("mppi", track, p, num_samples=16, horizon=5, warmup=False)
     assert c0.track.raceline is None and np.all(c0.tab[:, C.TAB_NREF] == 0.0)
     n_off = 0.3
     xy = track.to_cartesian(track.s, np.full(track.s.size, n_off))
@@ -218,12 +219,12 @@ def test_factory_attaches_the_cached_mintime_raceline(tmp_path, monkeypatch, ova
     save_raceline(rl, tmp_path / "oval_f1tenth_mintime.csv",
                   {"params_sha1": params_fingerprint(p), "track_sha1": track_fingerprint(track),
                    "lap_time_s": 20.0})
-    c1 = make_controller("mppi", track, p, num_samples=16, horizon=5, warmup=False, raceline_speed=True,
-                         cap_scale=1.0)
-    assert track.raceline is None and c1.track.raceline is not None
+    c1, rec, _ = build_controller("mppi", track, p, num_samples=16, horizon=5, warmup=False, raceline_speed=True,
+                                  cap_scale=1.0)
+    assert track.raceline is None and c1.track.raceline is not None and rec["method"] == "mintime"
     np.testing.assert_allclose(c1.tab[:, C.TAB_NREF], n_off, atol=0.02)
     assert np.all(c1.tab[:, C.TAB_VCAP] <= 2.5 + 1e-9)
-    c2 = make_controller("mppi", track, p, num_samples=16, horizon=5, warmup=False, use_raceline=False)
+    c2, _, _ = build_controller("mppi", track, p, num_samples=16, horizon=5, warmup=False, use_raceline=False)
     assert c2.track.raceline is None
 
 
