@@ -268,11 +268,8 @@ def _resolve_path(text: str, folder: Path) -> str:
     return str(q.resolve()) if q.exists() else text
 
 
-def load_spec(path, kind: str) -> Spec:
-    """Read and check a spec file (``kind``: "sweep" or "tune"); every error names the file and the key."""
-    source = str(path)
-    data = load_yaml(path)
-    folder = Path(path).resolve().parent
+def _check_keys(data: dict, source: str, kind: str) -> None:
+    """Refuse a key the ``kind`` of spec does not know and a spec without ``tracks``."""
     known = SWEEP_KEYS if kind == "sweep" else TUNE_KEYS
     unknown = [k for k in data if k not in known]
     if unknown:
@@ -281,6 +278,9 @@ def load_spec(path, kind: str) -> Spec:
         if k not in data:
             raise ConfigError(f"{source}: missing key {k} (a list of track names or paths)")
 
+
+def _controller(data: dict, source: str, folder: Path) -> tuple[str, str | None]:
+    """(the registry name of ``controller``, the absolute path of ``controller_config`` or None)."""
     from racing.control import known_controllers
 
     controller = data.get("controller", "mppi")
@@ -294,14 +294,12 @@ def load_spec(path, kind: str) -> Spec:
         ccfg = str(Path(_resolve_path(ccfg, folder)).resolve())
         if not Path(ccfg).is_file():
             raise ConfigError(f"{_where(source, 'controller_config')}: file not found: {data['controller_config']}")
+    return controller, ccfg
 
-    tracks_axis = _axis(data["tracks"], "tracks", source, False, False)
-    cars_axis = _axis(data.get("cars", ["gt_car"]), "cars", source, False, False)
-    seeds_axis = _axis(data.get("seeds", [0]), "seeds", source, False, True)
-    for s in seeds_axis.values:
-        if int(s) != s or s < 0:
-            raise ConfigError(f"{_where(source, 'seeds')}: expected integers >= 0, got {s!r}")
 
+def _run_options(data: dict, source: str) -> dict:
+    """The race options: ``laps``, ``rate_hz`` [Hz], ``start_speed`` [m/s] (or "reference"), ``realtime``,
+    ``max_time_s`` [s] (or None), ``threads`` (numba threads per trial), as Spec fields."""
     laps = _number(data, "laps", source, 1, int, lambda v: v >= 1, "an integer >= 1")
     rate_hz = _number(data, "rate_hz", source, 50.0, float, lambda v: 0 < v <= 2000, "a rate in (0, 2000] Hz")
     start_speed = data.get("start_speed", 0.0)
@@ -316,7 +314,13 @@ def load_spec(path, kind: str) -> Spec:
 
     threads = _number(data, "threads", source, 1, int, lambda v: 1 <= v <= numba.config.NUMBA_NUM_THREADS,
                       f"an integer in 1..{numba.config.NUMBA_NUM_THREADS} (the cores numba started with)")
+    return dict(laps=laps, rate_hz=rate_hz, start_speed=start_speed, realtime=realtime, max_time_s=max_time,
+                threads=threads)
 
+
+def _sampling(data: dict, source: str, kind: str) -> tuple[dict, bool]:
+    """(the sweep's sampling as Spec fields: sample, samples, sample_seed; empty for tune, whether axes may be
+    ranges {low, high}: tune and random sweeps)."""
     allow_range = kind == "tune"
     extra = {}
     if kind == "sweep":
@@ -334,7 +338,11 @@ def load_spec(path, kind: str) -> Spec:
             allow_range = True
         else:
             raise ConfigError(f"{_where(source, 'sample')}: expected 'grid' or {{random: N, seed: S}}, got {sample!r}")
+    return extra, allow_range
 
+
+def _perturbations(data: dict, source: str, allow_range: bool) -> dict:
+    """{perturbation: Axis} of every :data:`PERTURBATIONS` (the defaults where not given), each value checked."""
     pert_data = data.get("perturbations", {}) or {}
     if not isinstance(pert_data, dict):
         raise ConfigError(f"{_where(source, 'perturbations')}: expected a mapping of {', '.join(PERTURBATIONS)}")
@@ -359,7 +367,12 @@ def load_spec(path, kind: str) -> Spec:
                 if not test(v):
                     raise ConfigError(f"{_where(source, f'perturbations.{k}')}: {v!r}; expected {expected}")
         perts[k] = a
+    return perts
 
+
+def _settings(data: dict, source: str, allow_range: bool) -> dict:
+    """{dotted controller key: Axis} of ``settings`` (a range is numeric; list values are checked later, by the
+    controller's config)."""
     settings_data = data.get("settings", {}) or {}
     if not isinstance(settings_data, dict):
         raise ConfigError(f"{_where(source, 'settings')}: expected a mapping of dotted controller keys to values")
@@ -367,15 +380,15 @@ def load_spec(path, kind: str) -> Spec:
     for k, raw in settings_data.items():
         numeric = isinstance(raw, dict)
         settings[str(k)] = _axis(raw, f"settings.{k}", source, allow_range, numeric)
+    return settings
 
-    # tracks and cars: loaded now, so a bad name fails before any trial
-    from racing.models.params import load_params
+
+def _load_tracks(tracks_axis: Axis, source: str, folder: Path, allow_bad: bool) -> list:
+    """[(track name, load_track argument, Track)] of the ``tracks`` axis, loaded now so that a bad name fails
+    before any trial (``allow_bad``: without the geometry check)."""
     from racing.track import load_track
     from racing.track.catalog import resolve_track
 
-    allow_bad = data.get("allow_bad_geometry", False)
-    if not isinstance(allow_bad, bool):
-        raise ConfigError(f"{_where(source, 'allow_bad_geometry')}: expected true or false, got {allow_bad!r}")
     tracks = []
     for name in tracks_axis.values:
         if not isinstance(name, str):
@@ -386,6 +399,13 @@ def load_spec(path, kind: str) -> Spec:
         except Exception as exc:  # noqa: BLE001 - TrackError, ConfigError, OSError: one clear message
             raise ConfigError(f"{_where(source, 'tracks')}: {name!r}: {exc}") from None
         tracks.append((track.name, str(arg), track))
+    return tracks
+
+
+def _load_cars(cars_axis: Axis, source: str, folder: Path) -> list:
+    """[(load_params argument, VehicleParams)] of the ``cars`` axis, loaded now."""
+    from racing.models.params import load_params
+
     cars = []
     for name in cars_axis.values:
         if not isinstance(name, str):
@@ -395,12 +415,15 @@ def load_spec(path, kind: str) -> Spec:
             cars.append((arg, load_params(arg)))
         except ConfigError as exc:
             raise ConfigError(f"{_where(source, 'cars')}: {exc}") from None
+    return cars
 
-    # controller settings: every value (or both ends of a range) must be accepted by the controller's config
+
+def _check_settings(controller: str, ccfg: str | None, cars: list, settings: dict, source: str) -> None:
+    """Every setting value (or both ends of a range) must be accepted by the controller's config, for each car."""
     from racing.control.base import controller_settings
-    from racing.sweep.settings import get_dotted, nest
+    from racing.sweep.settings import nest
 
-    for car_arg, car in cars:
+    for _car_arg, car in cars:
         try:
             controller_settings(controller, car, ccfg)
         except ConfigError as exc:
@@ -413,6 +436,10 @@ def load_spec(path, kind: str) -> Spec:
                     raise ConfigError(f"{_where(source, f'settings.{k}')}: {v!r} refused by the {controller} "
                                       f"settings: {exc}") from None
 
+
+def _start_speeds(start_speed, tracks: list, cars: list) -> dict:
+    """{(track argument, car argument): start speed [m/s]}: with ``start_speed: reference`` the cached min-time
+    line's speed at its start (0 without one), else empty."""
     start_speeds = {}
     if start_speed == "reference":
         from racing.raceline import cached_raceline
@@ -421,55 +448,95 @@ def load_spec(path, kind: str) -> Spec:
             for car_arg, car in cars:
                 line = cached_raceline(track, car.name, "mintime", car)
                 start_speeds[(arg, car_arg)] = round(float(line.vx[0]), 2) if line is not None else 0.0
+    return start_speeds
 
+
+def load_spec(path, kind: str) -> Spec:
+    """Read and check a spec file (``kind``: "sweep" or "tune"); every error names the file and the key."""
+    source = str(path)
+    data = load_yaml(path)
+    folder = Path(path).resolve().parent
+    _check_keys(data, source, kind)
+    controller, ccfg = _controller(data, source, folder)
+    tracks_axis = _axis(data["tracks"], "tracks", source, False, False)
+    cars_axis = _axis(data.get("cars", ["gt_car"]), "cars", source, False, False)
+    seeds_axis = _axis(data.get("seeds", [0]), "seeds", source, False, True)
+    for s in seeds_axis.values:
+        if int(s) != s or s < 0:
+            raise ConfigError(f"{_where(source, 'seeds')}: expected integers >= 0, got {s!r}")
+    run = _run_options(data, source)
+    extra, allow_range = _sampling(data, source, kind)
+    perts = _perturbations(data, source, allow_range)
+    settings = _settings(data, source, allow_range)
+    allow_bad = data.get("allow_bad_geometry", False)
+    if not isinstance(allow_bad, bool):
+        raise ConfigError(f"{_where(source, 'allow_bad_geometry')}: expected true or false, got {allow_bad!r}")
+    tracks = _load_tracks(tracks_axis, source, folder, allow_bad)
+    cars = _load_cars(cars_axis, source, folder)
+    _check_settings(controller, ccfg, cars, settings, source)
+    start_speeds = _start_speeds(run["start_speed"], tracks, cars)
     common = dict(kind=kind, source=source, controller=controller, controller_config=ccfg,
                   tracks=tuple((n, a) for n, a, _ in tracks), cars=tuple(c for c, _ in cars),
-                  seeds=tuple(int(s) for s in seeds_axis.values), laps=laps, rate_hz=rate_hz,
-                  start_speed=start_speed, realtime=realtime, max_time_s=max_time, threads=threads,
+                  seeds=tuple(int(s) for s in seeds_axis.values), **run,
                   perturbations=perts, settings=settings, start_speeds=start_speeds, allow_bad_geometry=allow_bad)
-
     if kind == "tune":
-        trials = _number(data, "trials", source, 20, int, lambda v: v >= 1, "an integer >= 1")
-        searcher = data.get("searcher", "optuna")
-        if searcher not in ("optuna", "random"):
-            raise ConfigError(f"{_where(source, 'searcher')}: expected 'optuna' or 'random', got {searcher!r}")
-        search_seed = _number(data, "search_seed", source, 0, int, None, "an integer")
-        scenarios = _number(data, "scenarios", source, 0, int, lambda v: v >= 0, "an integer >= 0")
-        if scenarios == 0 and any(a.is_range for a in perts.values()):
-            raise ConfigError(f"{_where(source, 'scenarios')}: perturbation ranges need scenarios >= 1 (how many "
-                              f"to draw per track); 0 takes the grid of the listed values")
-        if not settings:
-            raise ConfigError(f"{_where(source, 'settings')}: racing tune needs at least one setting to search")
-        if len(cars) != 1:
-            raise ConfigError(f"{_where(source, 'cars')}: racing tune takes one car (the settings it writes are "
-                              f"that car's); got {len(cars)}")
-        from racing import config as cfg
-
-        objective = cfg.from_mapping(Objective, data.get("objective", {}) or {}, source=source, prefix="objective.")
-        start_from_base = data.get("start_from_base", True)
-        if not isinstance(start_from_base, bool):
-            raise ConfigError(f"{_where(source, 'start_from_base')}: expected true or false")
-        if start_from_base:  # the base settings must lie in the search space
-            for car_arg, car in cars:
-                base, _ = controller_settings(controller, car, ccfg)
-                for k, a in settings.items():
-                    v = get_dotted(base, k)
-                    inside = (a.low <= v <= a.high) if a.is_range else v in a.values
-                    if not inside:
-                        raise ConfigError(f"{_where(source, f'settings.{k}')}: the base value {v!r} lies outside "
-                                          f"the search space; widen it or set start_from_base: false")
-        missing = [(n, c) for n, _, t in tracks for c_arg, c in cars if _reference(t, c) is None]
-        if missing:
-            n, c = missing[0]
-            raise ConfigError(f"{_where(source, 'tracks')}: no cached minimum-time reference for car {c.name!r} on "
-                              f"{n!r} (the objective is the gap to it): racing raceline --track ... --car {c.name} "
-                              f"--method mintime")
-        return Spec(**common, trials=trials, searcher=searcher, search_seed=search_seed, scenarios=scenarios,
-                    objective=objective, start_from_base=start_from_base)
+        return _tune_spec(data, source, common, tracks, cars)
     n = len(Spec(**common, **extra).sweep_trials()) if extra["sample"] == "grid" else extra["samples"]
     if n > 100_000:
         raise ConfigError(f"{source}: the grid has {n} trials; expected at most 100000 (sample: {{random: N}})")
     return Spec(**common, **extra)
+
+
+def _tune_spec(data: dict, source: str, common: dict, tracks: list, cars: list) -> Spec:
+    """The ``racing tune`` spec: ``common`` (the checked common keys as Spec fields) with the tune keys checked:
+    trials, searcher, search_seed, scenarios, objective, start_from_base; one car, at least one setting, and a
+    cached minimum-time reference lap for every track."""
+    perts, settings = common["perturbations"], common["settings"]
+    trials = _number(data, "trials", source, 20, int, lambda v: v >= 1, "an integer >= 1")
+    searcher = data.get("searcher", "optuna")
+    if searcher not in ("optuna", "random"):
+        raise ConfigError(f"{_where(source, 'searcher')}: expected 'optuna' or 'random', got {searcher!r}")
+    search_seed = _number(data, "search_seed", source, 0, int, None, "an integer")
+    scenarios = _number(data, "scenarios", source, 0, int, lambda v: v >= 0, "an integer >= 0")
+    if scenarios == 0 and any(a.is_range for a in perts.values()):
+        raise ConfigError(f"{_where(source, 'scenarios')}: perturbation ranges need scenarios >= 1 (how many "
+                          f"to draw per track); 0 takes the grid of the listed values")
+    if not settings:
+        raise ConfigError(f"{_where(source, 'settings')}: racing tune needs at least one setting to search")
+    if len(cars) != 1:
+        raise ConfigError(f"{_where(source, 'cars')}: racing tune takes one car (the settings it writes are "
+                          f"that car's); got {len(cars)}")
+    from racing import config as cfg
+
+    objective = cfg.from_mapping(Objective, data.get("objective", {}) or {}, source=source, prefix="objective.")
+    start_from_base = data.get("start_from_base", True)
+    if not isinstance(start_from_base, bool):
+        raise ConfigError(f"{_where(source, 'start_from_base')}: expected true or false")
+    if start_from_base:
+        _check_base_inside(common["controller"], common["controller_config"], cars, settings, source)
+    missing = [(n, c) for n, _, t in tracks for c_arg, c in cars if _reference(t, c) is None]
+    if missing:
+        n, c = missing[0]
+        raise ConfigError(f"{_where(source, 'tracks')}: no cached minimum-time reference for car {c.name!r} on "
+                          f"{n!r} (the objective is the gap to it): racing raceline --track ... --car {c.name} "
+                          f"--method mintime")
+    return Spec(**common, trials=trials, searcher=searcher, search_seed=search_seed, scenarios=scenarios,
+                objective=objective, start_from_base=start_from_base)
+
+
+def _check_base_inside(controller: str, ccfg: str | None, cars: list, settings: dict, source: str) -> None:
+    """``start_from_base``: the base settings of each car must lie in the search space."""
+    from racing.control.base import controller_settings
+    from racing.sweep.settings import get_dotted
+
+    for _car_arg, car in cars:
+        base, _ = controller_settings(controller, car, ccfg)
+        for k, a in settings.items():
+            v = get_dotted(base, k)
+            inside = (a.low <= v <= a.high) if a.is_range else v in a.values
+            if not inside:
+                raise ConfigError(f"{_where(source, f'settings.{k}')}: the base value {v!r} lies outside "
+                                  f"the search space; widen it or set start_from_base: false")
 
 
 def _reference(track, car):

@@ -121,96 +121,156 @@ def _json_safe(v):
     return v
 
 
+def _lever_arm(text: str | None) -> tuple[tuple | None, bool]:
+    """(reference point (dx, dy) [m] or None, whether to fit ref_x) of ``--lever-arm`` (``DX,DY`` or ``auto``)."""
+    lever = None
+    fit_lever = text == "auto"
+    if text and not fit_lever:
+        try:
+            lever = tuple(float(v) for v in text.split(","))
+        except ValueError:
+            lever = ()
+        if len(lever) != 2:
+            raise ValueError(f"--lever-arm {text!r}: expected DX,DY in m")
+    return lever, fit_lever
+
+
+def _fit_data(args, logs: list, opts: dict):
+    """(held-out logs of ``--eval`` or None, the fit data, the held-out time block of ``--fit-fraction`` or None)
+    (:class:`racing.sysid.rollout.Data`; the time block's initial states as ``--init``)."""
+    from racing.sysid import rollout as ro
+    from racing.sysid.logs import load_logs
+
+    held = load_logs(args.eval, rate_hz=args.rate, **opts) if args.eval else None
+    data = ro.prepare(logs, min_speed=args.min_speed)
+    val_data = None
+    if args.fit_fraction is not None:
+        if not 0.0 < args.fit_fraction < 1.0:
+            raise ValueError(f"--fit-fraction must be in (0, 1), got {args.fit_fraction}")
+        data, _ = data.split(args.fit_fraction)
+        _, val_data = ro.prepare(logs, init=args.init, min_speed=args.min_speed).split(args.fit_fraction)
+    return held, data, val_data
+
+
+def _fit_logs(args):
+    """Load the logs and the base car, fit -> (base, origin, FitResult, logs, held-out logs, fit data, held-out time
+    block); with a fitted reference point the logs are reloaded moved to it. Raises LogError, ConfigError,
+    ValueError for bad input."""
+    from racing.sysid.base import check_scale, resolve_base
+    from racing.sysid.logs import load_logs
+    from racing.sysid.parametric import fit
+
+    lever, fit_lever = _lever_arm(args.lever_arm)
+    opts = dict(odom_topic=args.odom_topic, drive_topic=args.drive_topic, imu_topic=args.imu_topic,
+                twist_frame=args.twist_frame, columns=args.columns, reference_point=lever)
+    logs = load_logs(args.logs, rate_hz=args.rate, **opts)
+    base, origin = resolve_base(args.car, logs)
+    check_scale(logs, base, origin)
+    names = [n.strip() for n in args.params.split(",")] if args.params else None
+    held, data, val_data = _fit_data(args, logs, opts)
+    res = fit(data, base, model=args.model, names=names, horizon_s=args.horizon, stride=args.stride,
+              prior_rel=args.prior or None, weights=args.weights, name=args.name, n_boot=args.boot,
+              lever_arm=fit_lever)
+    if res.reference_x is not None:  # evaluate on the logs moved to the fitted reference point
+        opts["reference_point"] = (res.reference_x, 0.0)
+        logs = load_logs(args.logs, rate_hz=args.rate, **opts)
+        held, data, val_data = _fit_data(args, logs, opts)
+    return base, origin, res, logs, held, data, val_data
+
+
+def _save_fit(args, res, base, origin: str, out: dict) -> None:
+    """Write the fitted car to ``--out`` (and a pedal log's map to OUT.pedals.yaml), noting the paths in ``out``."""
+    from pathlib import Path
+
+    note = "" if res.grip_margin is not None else \
+        "\ngrip_margin not computed (--boot 0): the fitted grip is used in full"
+    res.params.to_yaml(args.out, header=f"fitted by racing fit from {', '.join(map(str, args.logs))}\n"
+                                        f"base: {base.name} ({origin}){note}")
+    out["out"] = args.out
+    if res.pedal_map is not None:
+        ped = Path(args.out).with_suffix(".pedals.yaml")
+        res.pedal_map.to_yaml(ped, header=f"pedal map of {res.params.name} (racing fit)")
+        out["pedal_map_out"] = str(ped)
+
+
+def _train_residual(args, data, res, out: dict, warnings: list):
+    """Train the gated neural residual (``--residual``) on the fit data; its report goes to ``out``, a forced one's
+    warning to ``warnings``. Returns the kept residual's weights, else None."""
+    from racing.sysid.residual import train_gated
+
+    rw = None
+    g = train_gated(data, res.params, pedal_theta=res.pedal_theta, force=args.force_residual,
+                    hidden=args.hidden, epochs=args.epochs)
+    out["residual"] = g.to_dict()
+    if g.kept:
+        rw = g.weights
+        out["residual"]["path"] = str(rw.save(args.residual))
+    if g.forced:
+        warnings.append(f"warning: residual {g.reason}")
+    out["residual_validation_table"] = g.validation.table()
+    return rw
+
+
+def _evaluate_fit(args, res, base, rw, logs, held, val_data, out: dict):
+    """Prediction errors of the fitted car against persistence, constant velocity and the base car on the held-out
+    logs, else the held-out time block, else the fit data (``out["evaluation"]``); None when the logs have no
+    window to evaluate (the LogError is reported in ``out``)."""
+    from racing.logs import LogError
+    from racing.sysid import rollout as ro
+    from racing.sysid.evaluate import evaluate
+
+    ev = None
+    try:
+        src = held if held else (val_data if val_data is not None else None)
+        which = "held-out logs" if held else ("held-out time block" if val_data is not None else "fit data")
+        if src is None:
+            src = ro.prepare(logs, init=args.init, min_speed=args.min_speed)
+        ev = evaluate(src, res.params, rw, base_params=base, pedal_theta=res.pedal_theta, init=args.init,
+                      min_speed=args.min_speed)
+        out["evaluation"] = {"data": which, **ev.to_dict()}
+    except LogError as exc:
+        out["evaluation"] = {"error": str(exc)}
+    return ev
+
+
+def _print_fit(base, origin: str, res, out: dict, ev, rw) -> None:
+    """The text report of ``racing fit`` on stdout."""
+    print(f"base car: {base.name} ({origin})")
+    print(res.report())
+    if "residual" in out:
+        print(f"\nResidual: {out['residual']['reason']} (validation block):")
+        print(out["residual_validation_table"])
+    if ev is not None:
+        print(f"\nPrediction errors ({out['evaluation']['data']}):")
+        print(ev.table())
+    for k in ("out", "pedal_map_out", "plot"):
+        if k in out:
+            print(f"{k}: {out[k]}")
+    if rw is not None:
+        print(f"residual: {out['residual']['path']}")
+
+
 def run_fit(args) -> int:
+    """``racing fit``: fit the logs, save and evaluate the fitted car, print the report (or ``--json``)."""
     import numpy as np
 
     from racing.config import ConfigError
     from racing.logs import LogError
-    from racing.sysid import rollout as ro
-    from racing.sysid.base import check_scale, resolve_base
-    from racing.sysid.evaluate import evaluate
-    from racing.sysid.logs import load_logs
-    from racing.sysid.parametric import fit
 
     try:
-        lever = None
-        fit_lever = args.lever_arm == "auto"
-        if args.lever_arm and not fit_lever:
-            try:
-                lever = tuple(float(v) for v in args.lever_arm.split(","))
-            except ValueError:
-                lever = ()
-            if len(lever) != 2:
-                raise ValueError(f"--lever-arm {args.lever_arm!r}: expected DX,DY in m")
-        opts = dict(odom_topic=args.odom_topic, drive_topic=args.drive_topic, imu_topic=args.imu_topic,
-                    twist_frame=args.twist_frame, columns=args.columns, reference_point=lever)
-        logs = load_logs(args.logs, rate_hz=args.rate, **opts)
-        base, origin = resolve_base(args.car, logs)
-        check_scale(logs, base, origin)
-        names = [n.strip() for n in args.params.split(",")] if args.params else None
-        held = load_logs(args.eval, rate_hz=args.rate, **opts) if args.eval else None
-        data = ro.prepare(logs, min_speed=args.min_speed)
-        val_data = None
-        if args.fit_fraction is not None:
-            if not 0.0 < args.fit_fraction < 1.0:
-                raise ValueError(f"--fit-fraction must be in (0, 1), got {args.fit_fraction}")
-            data, _ = data.split(args.fit_fraction)
-            full = ro.prepare(logs, init=args.init, min_speed=args.min_speed)
-            _, val_data = full.split(args.fit_fraction)
-        res = fit(data, base, model=args.model, names=names, horizon_s=args.horizon, stride=args.stride,
-                  prior_rel=args.prior or None, weights=args.weights, name=args.name, n_boot=args.boot,
-                  lever_arm=fit_lever)
-        if res.reference_x is not None:  # evaluate on the logs moved to the fitted reference point
-            opts["reference_point"] = (res.reference_x, 0.0)
-            logs = load_logs(args.logs, rate_hz=args.rate, **opts)
-            held = load_logs(args.eval, rate_hz=args.rate, **opts) if args.eval else None
-            data = ro.prepare(logs, min_speed=args.min_speed)
-            if args.fit_fraction is not None:
-                data, _ = data.split(args.fit_fraction)
-                _, val_data = ro.prepare(logs, init=args.init, min_speed=args.min_speed).split(args.fit_fraction)
+        base, origin, res, logs, held, data, val_data = _fit_logs(args)
     except (LogError, ConfigError, ValueError) as exc:
         return _err(str(exc))
     out = {"base": {"car": base.name, "from": origin}, "fit": res.to_dict()}
     if args.out:
-        note = "" if res.grip_margin is not None else \
-            "\ngrip_margin not computed (--boot 0): the fitted grip is used in full"
-        res.params.to_yaml(args.out, header=f"fitted by racing fit from {', '.join(map(str, args.logs))}\n"
-                                            f"base: {base.name} ({origin}){note}")
-        out["out"] = args.out
-        if res.pedal_map is not None:
-            from pathlib import Path as _P
-
-            ped = _P(args.out).with_suffix(".pedals.yaml")
-            res.pedal_map.to_yaml(ped, header=f"pedal map of {res.params.name} (racing fit)")
-            out["pedal_map_out"] = str(ped)
+        _save_fit(args, res, base, origin, out)
     rw = None
     warnings = []
     if args.residual:
         if args.model != "dynamic":
             return _err("--residual needs --model dynamic")
-        from racing.sysid.residual import train_gated
-
-        g = train_gated(data, res.params, pedal_theta=res.pedal_theta, force=args.force_residual,
-                        hidden=args.hidden, epochs=args.epochs)
-        out["residual"] = g.to_dict()
-        if g.kept:
-            rw = g.weights
-            out["residual"]["path"] = str(rw.save(args.residual))
-        if g.forced:
-            warnings.append(f"warning: residual {g.reason}")
-        out["residual_validation_table"] = g.validation.table()
-    ev = None
-    if args.model == "dynamic":
-        try:
-            src = held if held else (val_data if val_data is not None else None)
-            which = "held-out logs" if held else ("held-out time block" if val_data is not None else "fit data")
-            if src is None:
-                src = ro.prepare(logs, init=args.init, min_speed=args.min_speed)
-            ev = evaluate(src, res.params, rw, base_params=base, pedal_theta=res.pedal_theta, init=args.init,
-                          min_speed=args.min_speed)
-            out["evaluation"] = {"data": which, **ev.to_dict()}
-        except LogError as exc:
-            out["evaluation"] = {"error": str(exc)}
+        rw = _train_residual(args, data, res, out, warnings)
+    ev = _evaluate_fit(args, res, base, rw, logs, held, val_data, out) if args.model == "dynamic" else None
     if args.plot and ev is not None:
         from racing.plot.sysid import plot_predictions
 
@@ -224,19 +284,7 @@ def run_fit(args) -> int:
     if args.json:
         print(json.dumps(_json_safe(out), indent=1, default=lambda o: float(o) if np.isscalar(o) else str(o)))
     else:
-        print(f"base car: {base.name} ({origin})")
-        print(res.report())
-        if "residual" in out:
-            print(f"\nResidual: {out['residual']['reason']} (validation block):")
-            print(out["residual_validation_table"])
-        if ev is not None:
-            print(f"\nPrediction errors ({out['evaluation']['data']}):")
-            print(ev.table())
-        for k in ("out", "pedal_map_out", "plot"):
-            if k in out:
-                print(f"{k}: {out[k]}")
-        if rw is not None:
-            print(f"residual: {out['residual']['path']}")
+        _print_fit(base, origin, res, out, ev, rw)
     return 0
 
 

@@ -46,9 +46,12 @@ replicate's estimate is the Gauss-Newton step from the optimum with the resample
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from dataclasses import dataclass, field
+from types import SimpleNamespace
+from typing import NamedTuple
 
 import numpy as np
 
@@ -434,14 +437,62 @@ def fit(logs: list[DriveLog] | ro.Data, base: VehicleParams, model: str = "dynam
     LogError : a log shorter than the horizon (no complete window), or an empty set of logs
     ValueError : unknown parameter names or channel weights
     """
-    from scipy.optimize import least_squares
-
     t_start = time.perf_counter()
+    data = _prepared(logs, min_speed)
+    names, pedal_names = _fit_names(data, model, names)
+    prob = _Problem(data, base, model, parse_weights(weights), horizon_s=horizon_s, stride=stride,
+                    prior_rel=prior_rel, h_max=h_max, max_nfev=max_nfev, verbose=verbose, pedals=bool(pedal_names),
+                    n_boot=n_boot, block_s=block_s, seed=seed)
+    not_identified: dict = {}
+    if identify:
+        names = _drop_not_excited(data, base, names, not_identified)
+    if lever_arm:
+        pedal_names = tuple(pedal_names) + ("ref_x",)
+    sol, lay, resid, all_names, reps, cost0, nfev = _solve_identified(prob, names, pedal_names, not_identified,
+                                                                      identify)
+    theta = sol.x
+    se, iv, corr = _bootstrap_stats(theta, reps)
+    confounded = {}
+    if identify and theta.size > 1 and reps is not None:
+        confounded = _confounded_pairs(resid, theta, all_names, corr, se, iv, lay, float(sol.cost))
+    p_fit, q_fit = prob.split(theta, lay)
+    limits = {}
+    if identify:
+        limits, new = drive_limits(data, base)
+        if fit_limits:
+            for k, v in new.items():
+                p_fit[PARAM_NAMES.index(k)] = v
+    rmse_initial, rmse_final = prob.rmse(lay, theta, p_fit, q_fit)
+    at_bound = [nm for nm, v, a, b, s in zip(all_names, theta, lay.lo, lay.hi, lay.sc)
+                if v <= a + 1e-6 * s or v >= b - 1e-6 * s]
+    rel = np.where(theta != 0, np.abs(se / np.where(theta == 0, 1, theta)), np.abs(se / lay.sc))
+    poor = [nm for nm, r_ in zip(all_names, rel) if r_ > 0.2 or nm in at_bound]
+    margin = grip_margin(all_names, theta, se, not_identified, data, base)
+    fitted = VehicleParams.from_array(p_fit, name=name or fitted_name(base.name, p_fit), tuning=base.tuning,
+                                      grip_margin=margin or 0.0)
+    return FitResult(params=fitted, base=base, model=model, names=all_names, values=theta, std_errors=se,
+                     initial=lay.th0, cost=float(sol.cost), cost_initial=cost0, rmse_initial=rmse_initial,
+                     rmse_final=rmse_final, sigma=prob.sigma, n_windows=int(prob.starts.size), n_samples=data.n,
+                     horizon_s=prob.H / data.rate_hz, seconds=time.perf_counter() - t_start, nfev=nfev,
+                     message=str(sol.message), poorly_identified=poor, at_bound=at_bound, interval95=iv,
+                     correlation=corr, not_identified=not_identified, confounded=confounded, limits=limits,
+                     pedal_map=None if q_fit is None else pm.PedalMap.from_array(q_fit), weights=prob.wmul,
+                     n_boot=n_boot, reference_x=prob.reference_x(theta, lay), grip_margin=margin)
+
+
+def _prepared(logs: list[DriveLog] | ro.Data, min_speed: float) -> ro.Data:
+    """The logs as prepared :class:`racing.sysid.rollout.Data`, windows starting at v_x >= ``min_speed`` [m/s]."""
     data = logs if isinstance(logs, ro.Data) else ro.prepare(list(logs), min_speed=min_speed)
     if min_speed and data.min_speed != min_speed:
-        import dataclasses
-
         data = dataclasses.replace(data, min_speed=float(min_speed))
+    return data
+
+
+def _fit_names(data: ro.Data, model: str, names) -> tuple[tuple, tuple]:
+    """(vehicle parameter names, pedal-map parameter names) to fit: ``names`` as asked, else :data:`DEFAULT_FIT` of
+    ``model`` (without the servo's parameters when the log's angle is the command) and the whole pedal map of a
+    pedal log. Raises ValueError for a pedal log with a kinematic model, pedal-map names without a pedal log and
+    unknown names."""
     pedal_names = pm.NAMES if (data.pedals is not None and model == "dynamic") else ()
     if data.pedals is not None and model != "dynamic":
         raise ValueError("pedal logs need model='dynamic'")
@@ -459,16 +510,13 @@ def fit(logs: list[DriveLog] | ro.Data, base: VehicleParams, model: str = "dynam
     unknown = [n for n in names if n not in PARAM_NAMES]
     if unknown:
         raise ValueError(f"unknown parameter(s) {', '.join(unknown)}; known: {', '.join(PARAM_NAMES + pm.NAMES)}")
-    wmul = parse_weights(weights)
-    H = max(1, int(round(horizon_s * data.rate_hz)))
-    starts = ro.starts_or_raise(data, H, stride, horizon_s)
-    tgt = ro.targets(data, H, starts)[..., list(ro.CHANNELS)]
-    sigma = ro.noise_scale(data)
-    steer_ok = data.steer_ok[starts][:, None].repeat(H, axis=1) & (not data.steer_input)
-    wts = np.broadcast_to(np.array([wmul[c] for c in ro.CHANNEL_NAMES]) / sigma, tgt.shape).copy()
-    wts[..., 3] *= steer_ok
-    not_identified: dict = {}
-    if identify and any(n in names for n in ("C_f", "D_f", "C_r", "D_r")):
+    return names, pedal_names
+
+
+def _drop_not_excited(data: ro.Data, base: VehicleParams, names: tuple, not_identified: dict) -> tuple:
+    """``names`` less what the log does not excite (module doc: the tyres' C and D below 0.6 D g of lateral
+    acceleration, mu below 0.8 of the longitudinal grip), each entered in ``not_identified`` with the reason."""
+    if any(n in names for n in ("C_f", "D_f", "C_r", "D_r")):
         ay_peak = lateral_peak(data)
         ay_cap = min(base.D_f, base.D_r) * G
         if ay_peak < 0.6 * ay_cap:
@@ -478,151 +526,221 @@ def fit(logs: list[DriveLog] | ro.Data, base: VehicleParams, model: str = "dynam
                                          f"below 0.6 of the tyres' {ay_cap:.2f} m/s^2 (linear range): only the "
                                          f"cornering stiffness B C D is identified, through B")
             names = tuple(n for n in names if n not in not_identified)
-    if identify and "mu" in names:
+    if "mu" in names:
         a_peak, a_grip = longitudinal_peak(data), longitudinal_grip(base)
         if a_peak < 0.8 * a_grip:
             not_identified["mu"] = (f"not excited: the log's peak longitudinal acceleration {a_peak:.2f} m/s^2 stays "
                                     f"below 0.8 of the tyres' longitudinal grip {a_grip:.2f} m/s^2 (mu only caps "
                                     f"|F_x| and sets the friction ellipse)")
             names = tuple(n for n in names if n != "mu")
-    p_base = base.to_array()
-    ped0 = None
-    if pedal_names:
-        ped0 = pm.initial_map(data.pedals, data.meas[:, 3], data.t, data.seg).to_array()
+    return names
 
-    if lever_arm:
-        pedal_names = tuple(pedal_names) + ("ref_x",)
-    x_start = dict(zip(pm.NAMES, ped0)) if ped0 is not None else {}
-    x_start["ref_x"] = 0.0
-    x_scale = {**pm.SCALES, "ref_x": 0.3}
-    x_bounds = {**pm.BOUNDS, "ref_x": (-base.wheelbase, base.wheelbase)}
-    init0 = data.init.copy()
-    tgt0 = tgt.copy()
 
-    def setup(names_v, names_p):
+class _Layout(NamedTuple):
+    """Where the fitted parameters sit in theta: first the vehicle parameters at indices ``idx`` (int[n_v]) of the
+    VehicleParams array, then the extra ones named ``jp`` (pedal map, ``ref_x``); ``th0`` (start: base values),
+    ``sc`` (scale), ``lo``, ``hi`` (search range): float64[n_v + n_p] in SI units."""
+
+    idx: np.ndarray
+    jp: list
+    th0: np.ndarray
+    sc: np.ndarray
+    lo: np.ndarray
+    hi: np.ndarray
+
+
+class _Problem:
+    """The multi-step prediction-error problem of one fit (module doc).
+
+    Windows of ``H`` samples start at ``starts`` (int[n_windows]); ``tgt`` and ``wts`` are float64[n_windows, H, 4]
+    over the channels v_x [m/s], v_y [m/s], r [rad/s], delta [rad]: the logged targets and the residual weights
+    (channel weight / sigma_c [1/unit], 0 where the steering angle is not measured, ``steer_ok``). A parameter vector
+    theta (:class:`_Layout`) maps onto the car's array, the pedal map (``ped0``: its start, None without pedals) and
+    the lever arm ``ref_x`` [m]."""
+
+    def __init__(self, data: ro.Data, base: VehicleParams, model: str, wmul: dict, *, horizon_s: float, stride: int,
+                 prior_rel: float | None, h_max: float, max_nfev: int, verbose: int, pedals: bool, n_boot: int,
+                 block_s: float, seed: int):
+        self.data, self.base, self.model, self.wmul = data, base, model, wmul
+        self.prior_rel, self.h_max, self.max_nfev, self.verbose = prior_rel, h_max, max_nfev, verbose
+        self.n_boot, self.seed = n_boot, seed
+        self.H = H = max(1, int(round(horizon_s * data.rate_hz)))
+        self.starts = ro.starts_or_raise(data, H, stride, horizon_s)
+        self.tgt = ro.targets(data, H, self.starts)[..., list(ro.CHANNELS)]
+        self.sigma = ro.noise_scale(data)
+        self.steer_ok = data.steer_ok[self.starts][:, None].repeat(H, axis=1) & (not data.steer_input)
+        self.wts = np.broadcast_to(np.array([wmul[c] for c in ro.CHANNEL_NAMES]) / self.sigma, self.tgt.shape).copy()
+        self.wts[..., 3] *= self.steer_ok
+        self.p_base = base.to_array()
+        self.ped0 = pm.initial_map(data.pedals, data.meas[:, 3], data.t, data.seg).to_array() if pedals else None
+        self.x_start = dict(zip(pm.NAMES, self.ped0)) if self.ped0 is not None else {}
+        self.x_start["ref_x"] = 0.0
+        self.x_scale = {**pm.SCALES, "ref_x": 0.3}
+        self.x_bounds = {**pm.BOUNDS, "ref_x": (-base.wheelbase, base.wheelbase)}
+        self.init0 = data.init.copy()
+        self.blk = max(1, int(round(block_s * data.rate_hz / max(stride, 1))))  # bootstrap block [windows]
+
+    def setup(self, names_v, names_p) -> _Layout:
+        """The layout of theta for vehicle parameters ``names_v`` and extra parameters ``names_p``."""
         idx = np.array([PARAM_NAMES.index(n) for n in names_v], dtype=int)
-        jp = list(names_p)
-        th0 = np.concatenate([p_base[idx], [x_start[n] for n in names_p]])
-        sc = np.concatenate([_scales(base, names_v), [x_scale[n] for n in names_p]])
-        lo_v, hi_v = _bounds(base, names_v)
-        lo = np.concatenate([lo_v, [x_bounds[n][0] for n in names_p]])
-        hi = np.concatenate([hi_v, [x_bounds[n][1] for n in names_p]])
+        th0 = np.concatenate([self.p_base[idx], [self.x_start[n] for n in names_p]])
+        sc = np.concatenate([_scales(self.base, names_v), [self.x_scale[n] for n in names_p]])
+        lo_v, hi_v = _bounds(self.base, names_v)
+        lo = np.concatenate([lo_v, [self.x_bounds[n][0] for n in names_p]])
+        hi = np.concatenate([hi_v, [self.x_bounds[n][1] for n in names_p]])
         th0 = np.clip(th0, lo + 1e-9 * sc, hi - 1e-9 * sc)
-        return idx, jp, th0, sc, lo, hi
+        return _Layout(idx, list(names_p), th0, sc, lo, hi)
 
-    def split(theta, idx, jp):
-        p = p_base.copy()
-        p[idx] = theta[:idx.size]
+    def split(self, theta: np.ndarray, lay: _Layout) -> tuple[np.ndarray, np.ndarray | None]:
+        """(the car's parameter array, the pedal map's array or None) of theta."""
+        p = self.p_base.copy()
+        p[lay.idx] = theta[:lay.idx.size]
         q = None
-        extra = dict(zip(jp, theta[idx.size:]))
-        if ped0 is not None:
-            q = np.array([extra.get(n, v) for n, v in zip(pm.NAMES, ped0)])
+        extra = dict(zip(lay.jp, theta[lay.idx.size:]))
+        if self.ped0 is not None:
+            q = np.array([extra.get(n, v) for n, v in zip(pm.NAMES, self.ped0)])
         return p, q
 
-    def moved(theta, jp, idx):
-        """(data, targets) with the velocities moved to the CoG by the current ref_x."""
-        if "ref_x" not in jp:
-            return data, tgt0
-        dx = float(theta[idx.size + jp.index("ref_x")])
-        ini = init0.copy()
+    def reference_x(self, theta: np.ndarray, lay: _Layout) -> float | None:
+        """The fitted ``ref_x`` [m], None when it is not fitted."""
+        return float(theta[lay.idx.size + lay.jp.index("ref_x")]) if "ref_x" in lay.jp else None
+
+    def moved(self, theta: np.ndarray, lay: _Layout) -> tuple[ro.Data, np.ndarray]:
+        """(data, targets) with the velocities moved to the CoG by theta's ref_x."""
+        dx = self.reference_x(theta, lay)
+        if dx is None:
+            return self.data, self.tgt
+        ini = self.init0.copy()
         ini[:, 4] -= ini[:, 5] * dx
-        tg = tgt0.copy()
+        tg = self.tgt.copy()
         tg[..., 1] -= tg[..., 2] * dx
-        import dataclasses
+        return dataclasses.replace(self.data, init=ini), tg
 
-        return dataclasses.replace(data, init=ini), tg
+    def errors(self, theta: np.ndarray, lay: _Layout, p: np.ndarray, q: np.ndarray | None) -> np.ndarray:
+        """Prediction errors float64[n_windows, H, 4] of the car ``p`` with pedal map ``q`` on the data moved by
+        theta's ref_x [SI units of the channels]."""
+        dat, tgt = self.moved(theta, lay)
+        pred = ro.predict(dat, p, self.H, self.starts, self.model, h_max=self.h_max, pedal_theta=q)
+        return pred[..., list(ro.CHANNELS)] - tgt
 
-    def make_resid(idx, jp, th0, sc):
+    def residual(self, lay: _Layout):
+        """The residual function theta -> float64[n_windows * H * 4 (+ n prior rows)] of the layout."""
         def resid(theta):
-            p, q = split(theta, idx, jp)
-            dat, tgt = moved(theta, jp, idx)
-            pred = ro.predict(dat, p, H, starts, model, h_max=h_max, pedal_theta=q)[..., list(ro.CHANNELS)]
-            r = ((pred - tgt) * wts).ravel()
+            p, q = self.split(theta, lay)
+            r = (self.errors(theta, lay, p, q) * self.wts).ravel()
             r = np.where(np.isfinite(r), r, 1e3)
-            if prior_rel:
-                r = np.concatenate([r, (theta - th0) / (prior_rel * sc)])
+            if self.prior_rel:
+                r = np.concatenate([r, (theta - lay.th0) / (self.prior_rel * lay.sc)])
             return r
         return resid
 
-    def solve(names_v, names_p, x_init=None):
-        idx, jp, th0, sc, lo, hi = setup(names_v, names_p)
-        resid = make_resid(idx, jp, th0, sc)
-        r0 = resid(th0)
+    def solve(self, names_v, names_p, x_init=None):
+        """least_squares over ``names_v`` + ``names_p`` from the base values (``x_init``: from there, a refit) ->
+        (solution, layout, cost at the base values, residual function)."""
+        from scipy.optimize import least_squares
+
+        lay = self.setup(names_v, names_p)
+        resid = self.residual(lay)
+        r0 = resid(lay.th0)
         c0 = 0.5 * float(r0 @ r0)
-        x0 = th0.copy() if x_init is None else np.clip(x_init, lo + 1e-9 * sc, hi - 1e-9 * sc)
+        lo, hi, sc = lay.lo, lay.hi, lay.sc
+        x0 = lay.th0.copy() if x_init is None else np.clip(x_init, lo + 1e-9 * sc, hi - 1e-9 * sc)
         if x_init is None and "mu" in names_v:
-            # mu only acts when |F_x| reaches mu m g: its gradient is zero where the base value never
-            # saturates, so scan it first and start from the best value
-            j = list(names_v).index("mu")
-            best = c0
-            for f in MU_SCAN:
-                th = th0.copy()
-                th[j] = np.clip(th0[j] * f, lo[j], hi[j])
-                r = resid(th)
-                c = 0.5 * float(r @ r)
-                if c < best:
-                    best, x0 = c, th
+            x0 = _mu_scan(resid, lay, list(names_v).index("mu"), c0, x0)
         # a refit after dropping unidentified parameters starts at the previous optimum: a few iterations do
-        cap = max_nfev if x_init is None else max(5, max_nfev // 4)
+        cap = self.max_nfev if x_init is None else max(5, self.max_nfev // 4)
         sol = least_squares(resid, x0, bounds=(lo, hi), x_scale=sc, method="trf", jac="2-point",
-                            diff_step=1e-4, max_nfev=cap, verbose=verbose, xtol=1e-6, ftol=1e-7)
-        return sol, (idx, jp, th0, sc, lo, hi), c0, resid
+                            diff_step=1e-4, max_nfev=cap, verbose=self.verbose, xtol=1e-6, ftol=1e-7)
+        return sol, lay, c0, resid
 
-    all_names = tuple(names) + tuple(pedal_names)
-    sol, (idx, jp, th0, sc, lo, hi), cost0, resid = solve(names, pedal_names)
-    nfev = int(sol.nfev)
-    rows = H * 4
-    blk = max(1, int(round(block_s * data.rate_hz / max(stride, 1))))
-
-    def bootstrap(sol, n_free):
-        if n_boot <= 0:
+    def bootstrap(self, sol, n_free: int) -> np.ndarray | None:
+        """Block-bootstrap replicates float64[n_boot, n_free] of the parameter step at ``sol`` (None: n_boot 0)."""
+        if self.n_boot <= 0:
             return None
-        return _block_bootstrap(sol.jac, sol.fun, rows, starts.size, n_free if prior_rel else 0, blk, n_boot, seed)
+        return _block_bootstrap(sol.jac, sol.fun, self.H * 4, self.starts.size, n_free if self.prior_rel else 0,
+                                self.blk, self.n_boot, self.seed)
 
-    reps = bootstrap(sol, len(all_names))
+    def rmse(self, lay: _Layout, theta: np.ndarray, p_fit: np.ndarray, q_fit) -> tuple[dict, dict]:
+        """Per-channel horizon RMSE [SI] at the base values and of the fitted car (``p_fit``, ``q_fit``)."""
+        p0, q0 = self.split(lay.th0, lay)
+        return (_channel_rmse(self.errors(lay.th0, lay, p0, q0), self.steer_ok),
+                _channel_rmse(self.errors(theta, lay, p_fit, q_fit), self.steer_ok))
+
+
+def _mu_scan(resid, lay: _Layout, j: int, c0: float, x0: np.ndarray) -> np.ndarray:
+    """The start of the fit with ``mu`` (theta[j]) scanned over :data:`MU_SCAN` times its base value: mu only acts
+    when |F_x| reaches mu m g, so its gradient is zero where the base value never saturates."""
+    best = c0
+    for f in MU_SCAN:
+        th = lay.th0.copy()
+        th[j] = np.clip(lay.th0[j] * f, lay.lo[j], lay.hi[j])
+        r = resid(th)
+        c = 0.5 * float(r @ r)
+        if c < best:
+            best, x0 = c, th
+    return x0
+
+
+def _unpinned(all_names: tuple, theta: np.ndarray, reps: np.ndarray | None, lay: _Layout) -> list:
+    """[(name, reason)] of the fitted parameters the log does not pin (module doc): at the edge of the search range
+    or with a bootstrap relative standard error above :data:`REL_SE_MAX`."""
+    se = reps.std(axis=0) if reps is not None else np.zeros(theta.size)
+    sc, lo, hi = lay.sc, lay.lo, lay.hi
+    drop = []
+    for k, n in enumerate(all_names):
+        tol_b = max(1e-6 * sc[k], 0.01 * (hi[k] - lo[k]))  # within 1 % of the search range of a bound
+        at_b = theta[k] <= lo[k] + tol_b or theta[k] >= hi[k] - tol_b
+        rel = se[k] / abs(theta[k]) if abs(theta[k]) > sc[k] * 0.5 else se[k] / sc[k]
+        lim = REL_SE_MAX if abs(theta[k]) > sc[k] * 0.5 else 2 * REL_SE_MAX
+        if at_b:
+            drop.append((n, f"went to {theta[k]:.4g}, at the edge of its search range [{lo[k]:.4g}, {hi[k]:.4g}]: "
+                            f"the log does not pin it"))
+        elif rel > lim:
+            drop.append((n, f"bootstrap relative standard error {rel * 100:.0f} % (fitted {theta[k]:.4g}): the "
+                            f"log does not pin it"))
+    # a tyre's stiffness factor B carries the cornering stiffness B C D that any lateral log pins: when its
+    # shape or peak (C, D) goes unpinned in the same round (linear tyres, a log below the peak), drop those
+    # first and test B again with them fixed (dropping all three would keep a wrong base stiffness, and the
+    # yaw inertia would absorb it)
+    flagged = {n for n, _ in drop}
+    return [(n, why) for n, why in drop if not (n in ("B_f", "B_r") and ({f"C_{n[-1]}", f"D_{n[-1]}"} & flagged))]
+
+
+def _solve_identified(prob: _Problem, names: tuple, pedal_names: tuple, not_identified: dict, identify: bool):
+    """Fit, then (``identify``) up to 3 rounds of sending what the log does not pin (:func:`_unpinned`) back to its
+    base value (entered in ``not_identified``) and refitting the rest from the previous optimum.
+
+    Returns (solution, layout, residual function, fitted names, bootstrap replicates float64[n_boot, n] or None,
+    cost at the base values, function evaluations)."""
+    sol, lay, cost0, resid = prob.solve(names, pedal_names)
+    nfev = int(sol.nfev)
+    all_names = tuple(names) + tuple(pedal_names)
+    reps = prob.bootstrap(sol, len(all_names))
     for _round in range(3 if identify else 0):
-        theta = sol.x
-        se = reps.std(axis=0) if reps is not None else np.zeros(theta.size)
-        drop = []
-        for k, n in enumerate(all_names):
-            tol_b = max(1e-6 * sc[k], 0.01 * (hi[k] - lo[k]))  # within 1 % of the search range of a bound
-            at_b = theta[k] <= lo[k] + tol_b or theta[k] >= hi[k] - tol_b
-            rel = se[k] / abs(theta[k]) if abs(theta[k]) > sc[k] * 0.5 else se[k] / sc[k]
-            lim = REL_SE_MAX if abs(theta[k]) > sc[k] * 0.5 else 2 * REL_SE_MAX
-            if at_b:
-                drop.append((n, f"went to {theta[k]:.4g}, at the edge of its search range [{lo[k]:.4g}, {hi[k]:.4g}]: "
-                                f"the log does not pin it"))
-            elif rel > lim:
-                drop.append((n, f"bootstrap relative standard error {rel * 100:.0f} % (fitted {theta[k]:.4g}): the "
-                                f"log does not pin it"))
-        # a tyre's stiffness factor B carries the cornering stiffness B C D that any lateral log pins: when its
-        # shape or peak (C, D) goes unpinned in the same round (linear tyres, a log below the peak), drop those
-        # first and test B again with them fixed (dropping all three would keep a wrong base stiffness, and the
-        # yaw inertia would absorb it)
-        flagged = {n for n, _ in drop}
-        drop = [(n, why) for n, why in drop
-                if not (n in ("B_f", "B_r") and ({f"C_{n[-1]}", f"D_{n[-1]}"} & flagged))]
+        drop = _unpinned(all_names, sol.x, reps, lay)
         if not drop:
             break
-        if drop:
-            for n, why in drop:
-                not_identified[n] = why
-            keep = [k for k, n in enumerate(all_names) if n not in not_identified]
-            names = tuple(n for n in names if n not in not_identified)
-            pedal_names = tuple(n for n in pedal_names if n not in not_identified)
-            all_names = tuple(names) + tuple(pedal_names)
-            if all_names:
-                sol, (idx, jp, th0, sc, lo, hi), _, resid = solve(names, pedal_names, x_init=sol.x[keep])
-                nfev += int(sol.nfev)
-                reps = bootstrap(sol, len(all_names))
-            else:  # nothing this log identifies: the base car, reported as such
-                from types import SimpleNamespace
+        for n, why in drop:
+            not_identified[n] = why
+        keep = [k for k, n in enumerate(all_names) if n not in not_identified]
+        names = tuple(n for n in names if n not in not_identified)
+        pedal_names = tuple(n for n in pedal_names if n not in not_identified)
+        all_names = tuple(names) + tuple(pedal_names)
+        if all_names:
+            sol, lay, _, resid = prob.solve(names, pedal_names, x_init=sol.x[keep])
+            nfev += int(sol.nfev)
+            reps = prob.bootstrap(sol, len(all_names))
+        else:  # nothing this log identifies: the base car, reported as such
+            lay = prob.setup((), ())
+            sol = SimpleNamespace(x=np.zeros(0), cost=cost0, message="no parameter is identified by this log")
+            reps = None
+            break
+    return sol, lay, resid, all_names, reps, cost0, nfev
 
-                idx, jp, th0, sc, lo, hi = setup((), ())
-                sol = SimpleNamespace(x=np.zeros(0), cost=cost0, message="no parameter is identified by this log")
-                reps = None
-                break
-    theta = sol.x
+
+def _bootstrap_stats(theta: np.ndarray, reps: np.ndarray | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(standard errors float64[n], 95 % intervals float64[n, 2], correlation float64[n, n]) of theta from the
+    bootstrap replicates float64[n_boot, n] of its step; NaN (identity correlation) without replicates."""
     n = theta.size
     if reps is not None and n:
         se = reps.std(axis=0)
@@ -632,48 +750,26 @@ def fit(logs: list[DriveLog] | ro.Data, base: VehicleParams, model: str = "dynam
         np.fill_diagonal(corr, 1.0)
     else:
         se, iv, corr = np.full(n, np.nan), np.full((n, 2), np.nan), np.eye(n)
-    confounded = {}
-    if identify and n > 1 and reps is not None:
-        cost_opt = float(sol.cost)
-        done = {}
-        for a in range(n):
-            b = int(np.argmax(np.where(np.arange(n) == a, 0.0, np.abs(corr[a]))))
-            if abs(corr[a, b]) >= CORR_MAX:
-                key = (min(a, b), max(a, b))
-                if key not in done:  # one walk along the valley serves both parameters of the pair
-                    done[key] = valley_interval(resid, theta, key[0], key[1], corr[a, b], se, sc, lo, hi, cost_opt,
-                                                iv[key[0]], iv[key[1]])
-                ia, ib = done[key]
-                confounded[all_names[a]] = {"partner": all_names[b], "correlation": float(corr[a, b]),
-                                            "interval": list(ia if a == key[0] else ib)}
-    limits = {}
-    p_fit, q_fit = split(theta, idx, jp)
-    if identify:
-        limits, new = drive_limits(data, base)
-        if fit_limits:
-            for k, v in new.items():
-                p_fit[PARAM_NAMES.index(k)] = v
-    dat0, tgt_0 = moved(th0, jp, idx)
-    dat1, tgt = moved(theta, jp, idx)
-    pred0 = ro.predict(dat0, split(th0, idx, jp)[0], H, starts, model, h_max=h_max,
-                       pedal_theta=split(th0, idx, jp)[1])[..., list(ro.CHANNELS)]
-    pred1 = ro.predict(dat1, p_fit, H, starts, model, h_max=h_max, pedal_theta=q_fit)[..., list(ro.CHANNELS)]
-    ref_x = float(theta[idx.size + jp.index("ref_x")]) if "ref_x" in jp else None
-    at_bound = [nm for nm, v, a, b, s in zip(all_names, theta, lo, hi, sc) if v <= a + 1e-6 * s or v >= b - 1e-6 * s]
-    rel = np.where(theta != 0, np.abs(se / np.where(theta == 0, 1, theta)), np.abs(se / sc))
-    poor = [nm for nm, r_ in zip(all_names, rel) if r_ > 0.2 or nm in at_bound]
-    margin = grip_margin(all_names, theta, se, not_identified, data, base)
-    fitted = VehicleParams.from_array(p_fit, name=name or fitted_name(base.name, p_fit), tuning=base.tuning,
-                                      grip_margin=margin or 0.0)
-    return FitResult(params=fitted, base=base, model=model, names=all_names, values=theta, std_errors=se,
-                     initial=th0, cost=float(sol.cost), cost_initial=cost0,
-                     rmse_initial=_channel_rmse(pred0 - tgt_0, steer_ok), rmse_final=_channel_rmse(pred1 - tgt, steer_ok),
-                     sigma=sigma, n_windows=int(starts.size), n_samples=data.n, horizon_s=H / data.rate_hz,
-                     seconds=time.perf_counter() - t_start, nfev=nfev, message=str(sol.message),
-                     poorly_identified=poor, at_bound=at_bound, interval95=iv, correlation=corr,
-                     not_identified=not_identified, confounded=confounded, limits=limits,
-                     pedal_map=None if q_fit is None else pm.PedalMap.from_array(q_fit), weights=wmul, n_boot=n_boot,
-                     reference_x=ref_x, grip_margin=margin)
+    return se, iv, corr
+
+
+def _confounded_pairs(resid, theta: np.ndarray, all_names: tuple, corr: np.ndarray, se: np.ndarray, iv: np.ndarray,
+                      lay: _Layout, cost_opt: float) -> dict:
+    """{name: {partner, correlation, interval}} of the fitted parameters whose strongest bootstrap correlation
+    reaches :data:`CORR_MAX`; the interval joins the bootstrap one with the valley's (:func:`valley_interval`)."""
+    n = theta.size
+    confounded, done = {}, {}
+    for a in range(n):
+        b = int(np.argmax(np.where(np.arange(n) == a, 0.0, np.abs(corr[a]))))
+        if abs(corr[a, b]) >= CORR_MAX:
+            key = (min(a, b), max(a, b))
+            if key not in done:  # one walk along the valley serves both parameters of the pair
+                done[key] = valley_interval(resid, theta, key[0], key[1], corr[a, b], se, lay.sc, lay.lo, lay.hi,
+                                            cost_opt, iv[key[0]], iv[key[1]])
+            ia, ib = done[key]
+            confounded[all_names[a]] = {"partner": all_names[b], "correlation": float(corr[a, b]),
+                                        "interval": list(ia if a == key[0] else ib)}
+    return confounded
 
 
 def valley_interval(resid, theta, a, b, rho, se, scale, lo, hi, cost_opt, boot_a, boot_b, rise: float = 0.01,
