@@ -24,8 +24,16 @@ import time
 import numpy as np
 
 from racing.argtypes import positive_int
-from racing.models.fastmath import scalar
+from racing.control.base import Observation
+from racing.control.ilqr import make_ilqr
+from racing.control.mppi import MPPI, MPPIConfig, make_mppi
 from racing.control.mppi.step import RolloutCost
+from racing.models.discrete import kinematic_step
+from racing.models.fastmath import scalar
+from racing.models.ops import torch_ops
+from racing.models.params import load_params
+from racing.sim.simulator import initial_state
+from racing.track import DEFAULT_TRACK, Track, load_track
 
 STANDARD_GRID = [(256, 30), (256, 50), (1024, 30), (1024, 50), (4096, 30), (4096, 50)]
 RADIUS, SPEED, DT = 50.0, 15.0, 0.05
@@ -59,8 +67,6 @@ def circle_args(radius: float = RADIUS, speed: float = SPEED, w_r: float = 1.0, 
 
 
 def standard_params():
-    from racing.models.params import load_params
-
     return load_params("gt_car").replace(name="bench_car", l_f=1.45, l_r=1.45)
 
 
@@ -81,10 +87,7 @@ def _median_ms(fn, repeats: int, warmup: int = 3) -> float:
 
 def bench_numba_standard(K: int, T: int, repeats: int, threads: int | None = None):
     """Median ms of one numba MPPI iteration on the standard problem; also returns the controller."""
-    from racing.control.mppi import MPPI, MPPIConfig
-
     p = standard_params()
-    from racing.models.discrete import kinematic_step
 
     conf = MPPIConfig(num_samples=K, horizon=T, dt=DT, model="kinematic", lambda_=1.0, alpha=0.0,
                       sigma_steer_rate=0.5, sigma_accel=2.0, smoothing_window=0, record_samples=0)
@@ -110,9 +113,6 @@ def bench_peer_standard(K: int, T: int, repeats: int, threads: int = 2):
     except ImportError:
         return None
     torch.set_num_threads(threads)
-    from racing.models.discrete import kinematic_step
-    from racing.models.ops import torch_ops
-
     p = standard_params()
     pa = p.to_array()
     ops = torch_ops()
@@ -146,22 +146,15 @@ def bench_peer_standard(K: int, T: int, repeats: int, threads: int = 2):
 
 def _bench_track():
     """The default track (or a 1:10 oval when it is not shipped) and its name."""
-    from racing.track import DEFAULT_TRACK, load_track
-
     try:
         return load_track(DEFAULT_TRACK), DEFAULT_TRACK
     except Exception:  # the default track is not shipped: a 1:10 oval stands in
-        from racing.track import Track
-
         th = np.linspace(0, 2 * np.pi, 400, endpoint=False)
         xy = np.column_stack([12 * np.cos(th), 6 * np.sin(th)])
         return Track.from_centerline(xy, 1.0, 1.0, name="oval"), "oval"
 
 
 def _time_act(ctrl, track, repeats: int) -> float:
-    from racing.control.base import Observation
-    from racing.sim.simulator import initial_state
-
     x = initial_state(track, 3.0)
     t = [0.0]
 
@@ -174,9 +167,6 @@ def _time_act(ctrl, track, repeats: int) -> float:
 
 def bench_racing(repeats: int, K: int = 2048, T: int = 50, threads: int | None = None):
     """Median ms of ``MPPI.act`` with the dynamic model and racing cost on the default track (f1tenth car)."""
-    from racing.control.mppi import make_mppi
-    from racing.models.params import load_params
-
     track, name = _bench_track()
     ctrl = make_mppi(track, load_params("f1tenth"), threads=threads, num_samples=K, horizon=T, model="dynamic")
     return _time_act(ctrl, track, repeats), name
@@ -185,9 +175,6 @@ def bench_racing(repeats: int, K: int = 2048, T: int = 50, threads: int | None =
 def bench_ilqr(repeats: int, iterations: int, T: int = 50):
     """Median ms of a warm-started ``ILQRController.act`` (dynamic model, racing cost, ``iterations`` per step)
     on the default track (f1tenth car); also returns the track name and the derivatives' backend."""
-    from racing.control.ilqr import make_ilqr
-    from racing.models.params import load_params
-
     track, name = _bench_track()
     ctrl = make_ilqr(track, load_params("f1tenth"), horizon=T, model="dynamic", iterations=iterations)
     return _time_act(ctrl, track, repeats), name, ctrl.derivatives_backend

@@ -12,9 +12,15 @@ import sys
 import time
 from pathlib import Path
 
-from racing import exit_codes
+from racing import __version__, exit_codes
 from racing.argtypes import positive_int
+from racing.assembly import RaceSpec, build, check_out_dir, save
 from racing.config import ConfigError
+from racing.control import known_controllers
+from racing.models.params import DEFAULT_CAR, known_cars
+from racing.plot import headless_backend_for_cli
+from racing.sim.plant import DEFAULT_PLANT, known_plants
+from racing.track import DEFAULT_TRACK, known_tracks
 
 SUBCOMMAND_MODULES = (
     "racing.raceline.cli",
@@ -105,8 +111,6 @@ class Progress:
 
 def run_race(args) -> int:
     """``racing race``: the spec of the options, built and run once (:mod:`racing.assembly`), saved and reported."""
-    from racing.assembly import RaceSpec, build, check_out_dir
-
     spec = RaceSpec.from_args(args)
     out = None
     if not args.no_save and args.out:
@@ -133,8 +137,6 @@ def run_race(args) -> int:
 
 def _save(result, track, out: Path, summary: dict, plot: bool, animate: bool) -> None:
     """Write the run and add what was written to ``summary`` (rewritten into summary.json)."""
-    from racing.assembly import save
-
     files = save(result, track, out, plot=plot, animate=animate)
     summary["out_dir"] = str(out)
     summary["files"] = [str(f) for f in files]
@@ -149,10 +151,6 @@ def _save(result, track, out: Path, summary: dict, plot: bool, animate: bool) ->
 
 
 def add_race_arguments(p: argparse.ArgumentParser) -> None:
-    from racing.models.params import DEFAULT_CAR
-    from racing.sim.plant import DEFAULT_PLANT
-    from racing.track import DEFAULT_TRACK
-
     p.add_argument("--track", default=DEFAULT_TRACK, help="track name or path")
     p.add_argument("--allow-bad-geometry", action="store_true",
                    help="race a track whose shape fails the checks (self-crossing, bends tighter than the width)")
@@ -194,11 +192,6 @@ def add_race_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run_list(args) -> int:
-    from racing.control import known_controllers
-    from racing.models.params import known_cars
-    from racing.sim.plant import known_plants
-    from racing.track import known_tracks
-
     data = {"tracks": known_tracks(), "cars": known_cars(), "controllers": known_controllers(),
             "plants": known_plants()}
     if args.json:
@@ -243,8 +236,6 @@ def _apply_help_style(parser: argparse.ArgumentParser) -> None:
 
 
 def make_parser() -> argparse.ArgumentParser:
-    from racing import __version__
-
     parser = argparse.ArgumentParser(prog="racing", description="Model-based control for racing cars. Exit codes "
                                      "of every command: 0 completed clean, 1 failed, 2 bad input, 3 completed "
                                      "with incidents.")
@@ -269,8 +260,6 @@ def make_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from racing.plot import headless_backend_for_cli  # sets MPLBACKEND only; matplotlib is not imported here
-
     headless_backend_for_cli()
     parser = make_parser()
     args = parser.parse_args(argv)

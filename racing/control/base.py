@@ -9,6 +9,7 @@ import abc
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from racing import config as cfg
 from racing.interfaces import Command, Observation  # noqa: F401 (the controllers' vocabulary)
 
 
@@ -99,8 +100,6 @@ def controller_settings(name: str, params, config_path=None, overrides: dict | N
     """``(config, source)``: the settings controller ``name`` races with for the car ``params`` (``config_path``,
     else its default for the car) with ``overrides`` (a nested mapping, checked strictly: an unknown key or a bad
     value is a ConfigError naming it). Builds nothing (no kernel compiled)."""
-    from racing import config as cfg
-
     _load_builtin()
     if name not in CONTROLLERS:
         raise ValueError(f"unknown controller {name!r}; known controllers: {', '.join(sorted(CONTROLLERS))}")

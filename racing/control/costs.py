@@ -48,8 +48,10 @@ import math
 
 import numpy as np
 
-from racing.models.fastmath import compiled, fmax, fmin, scalar
+from racing.geometry.path import ClosedPath
+from racing.geometry.speed_profile import speed_profile
 from racing.models import sops
+from racing.models.fastmath import compiled, fmax, fmin, scalar
 from racing.models.ops import NUMPY
 
 (C_PROGRESS, C_LINE, C_SPEED_CAP, C_TERMINAL_SPEED, C_BOUNDARY, C_CRASH, C_SLIP, C_DSTEER, C_DACCEL,
@@ -102,9 +104,6 @@ def track_table(track, params, grip_scale: float = 1.0, cap_scale: float = 1.05,
     ``cap_scale`` times the raceline's own profile alone (a minimum-time line's speeds use the full model, e.g.
     braking while cornering, which the quasi-steady-state profile does not allow).
     """
-    from racing.geometry.path import ClosedPath
-    from racing.geometry.speed_profile import speed_profile
-
     a = track.arrays()  # s, x, y, psi, kappa, w_left, w_right
     n = a.shape[0]
     xy = a[:, 1:3]

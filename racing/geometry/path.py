@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from racing.track import Track
+
 
 class ClosedPath:
     """Closed path ``xy[N, 2]`` [m] at uniform spacing ``ds`` [m] with curvature ``kappa[N]`` [1/m].
@@ -75,7 +77,6 @@ def raceline_track(track):
     rl = track.raceline
     if rl is None:
         return track
-    from racing.track import Track
 
     xy = np.column_stack([rl.x, rl.y])
     s_c, n_c, _ = track.frenet_path(xy)

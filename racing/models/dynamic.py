@@ -51,13 +51,37 @@ from __future__ import annotations
 
 import math
 
-
-from racing.models.fastmath import compiled, scalar
 from racing.models import sops
+from racing.models.fastmath import compiled, scalar
+from racing.models.kinematic import body_velocities
 from racing.models.ops import NUMPY
-from racing.models.params import (G, P_BF, P_BR, P_BRAKE_FRONT, P_CDOWN, P_CDRAG, P_CF, P_COMBINED, P_CR, P_CROLL,
-                                  P_DF, P_DOWN_FRONT, P_DR, P_DRIVE_FRONT, P_EF, P_ER, P_HCG, P_IZ, P_LF, P_LR, P_MASS,
-                                  P_MU, P_POWER_MAX, P_VBLEND_HIGH, P_VBLEND_LOW)
+from racing.models.params import (
+    P_BF,
+    P_BR,
+    P_BRAKE_FRONT,
+    P_CDOWN,
+    P_CDRAG,
+    P_CF,
+    P_COMBINED,
+    P_CR,
+    P_CROLL,
+    P_DF,
+    P_DOWN_FRONT,
+    P_DR,
+    P_DRIVE_FRONT,
+    P_EF,
+    P_ER,
+    P_HCG,
+    P_IZ,
+    P_LF,
+    P_LR,
+    P_MASS,
+    P_MU,
+    P_POWER_MAX,
+    P_VBLEND_HIGH,
+    P_VBLEND_LOW,
+    G,
+)
 
 #: the physics' version, part of every cached line's fingerprint (racing.raceline.cache): change it with the
 #: equations (the parameters alone do not say which equations a cached minimum-time line was solved with)
@@ -363,7 +387,6 @@ def dynamic_state_from_kinematic(xk, p):
     (:func:`racing.models.kinematic.body_velocities`)."""
     import numpy as np
 
-    from racing.models.kinematic import body_velocities
 
     xk = np.asarray(xk, dtype=float)
     vx, vy, r = body_velocities(xk[..., 3], xk[..., 4], p, NUMPY)

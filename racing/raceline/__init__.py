@@ -32,20 +32,8 @@ from .cache import (  # noqa: E402
     save_raceline,
     with_cached_raceline,
 )
-
-
-def min_curvature_line(*args, **kwargs):
-    """See :func:`racing.raceline.mincurv.min_curvature_line`."""
-    from .mincurv import min_curvature_line as f
-
-    return f(*args, **kwargs)
-
-
-def min_time_lap(*args, **kwargs):
-    """See :func:`racing.raceline.mintime.min_time_lap`."""
-    from .mintime import min_time_lap as f
-
-    return f(*args, **kwargs)
+from .mincurv import min_curvature_line  # noqa: E402
+from .mintime import min_time_lap  # noqa: E402 (casadi is imported by the solve, not here)
 
 
 __all__ = [

@@ -23,6 +23,10 @@ from pathlib import Path
 
 import numpy as np
 
+from racing.models.dynamic import MODEL_VERSION
+from racing.models.params import load_params
+from racing.track import Raceline, load_track, tracks_dir
+
 METHODS = ("mincurv", "mintime")
 ENV_CACHE = "RACING_RACELINE_CACHE"
 _COLS = ("s_m", "x_m", "y_m", "psi_rad", "kappa_radpm", "vx_mps", "ax_mps2")
@@ -36,8 +40,6 @@ def cache_dir() -> Path:
 
 def _project_track_folder(track) -> Path | None:
     """The track's folder if it is one of the project's tracks (``tracks/<name>/``), else None."""
-    from racing.track import tracks_dir
-
     try:
         src = Path(track.source).resolve()
         root = tracks_dir().resolve()
@@ -69,8 +71,6 @@ def cache_path(track, car_name: str, method: str) -> Path:
 def params_fingerprint(params) -> str:
     """sha1 (12 hex) of the car parameter array (float64 bytes) and of the vehicle model's version
     (:data:`racing.models.dynamic.MODEL_VERSION`): a line solved with other physics is not reused."""
-    from racing.models.dynamic import MODEL_VERSION
-
     h = hashlib.sha1(np.ascontiguousarray(params.to_array(), dtype=np.float64).tobytes())
     h.update(MODEL_VERSION.encode())
     return h.hexdigest()[:12]
@@ -128,7 +128,6 @@ def _load_raceline_with_closed_length(path):
     """Raceline.load, with the exact closed length from the metadata when present."""
     import dataclasses
 
-    from racing.track import Raceline
 
     rl = Raceline.load(path)
     meta = read_metadata(path)
@@ -144,7 +143,6 @@ def _load_raceline_with_closed_length(path):
 def _params_for(car_name: str, params=None):
     if params is not None:
         return params
-    from racing.models.params import load_params
 
     return load_params(car_name)
 
@@ -222,8 +220,6 @@ def reference_for(track, car_name: str, params=None) -> float | None:
     """
     try:
         if not hasattr(track, "xy"):
-            from racing.track import load_track
-
             track = load_track(track)
         return reference_lap(track, car_name, params)
     except Exception:  # noqa: BLE001 - a missing reference must never break a race

@@ -18,16 +18,17 @@ import sys
 import time
 from pathlib import Path
 
-from racing.raceline.cache import METHODS
+from racing.models.params import DEFAULT_CAR, load_params
+from racing.raceline import RacelineError
+from racing.raceline.cache import METHODS, cache_path, cached_entry, line_metadata, save_raceline
 from racing.raceline.compute import check_options, compute
+from racing.raceline.mincurv import default_margin, default_spacing
+from racing.track import DEFAULT_TRACK, load_track
 
 
 def register(subparsers) -> None:
     p = subparsers.add_parser("raceline", help="minimum-curvature racing line or minimum-lap-time reference",
                               description=__doc__.split("\n\n")[0])
-    from racing.models.params import DEFAULT_CAR
-    from racing.track import DEFAULT_TRACK
-
     p.add_argument("--track", default=DEFAULT_TRACK,
                    help="track name (racing list, e.g. Monza), a TUM centre-line csv or a track folder "
                         "(default: %(default)s, as racing race)")
@@ -61,13 +62,6 @@ def _close(a, b, rel=1e-6) -> bool:
 
 
 def run(args) -> int:
-    from racing.models.params import load_params
-    from racing.raceline import RacelineError
-    from racing.raceline.cache import cache_path, cached_entry, line_metadata, save_raceline
-    from racing.raceline.mincurv import default_margin, default_spacing
-
-    from racing.track import load_track
-
     track = load_track(args.track, check_geometry=not args.allow_bad_geometry)
     car = args.car or default_car(track)
     params = load_params(car)

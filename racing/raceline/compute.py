@@ -6,7 +6,7 @@ import math
 
 from racing.config import ConfigError
 from racing.raceline.mincurv import min_curvature_line
-
+from racing.raceline.mintime import min_time_lap
 
 #: the most grid intervals a line may have (a finer --spacing is refused: memory and solve time)
 MAX_INTERVALS = 20000
@@ -53,7 +53,6 @@ def compute(track, params, method: str, spacing=None, margin=None, time_limit=60
         info = {"lap_time_s": r.lap_time, "status": r.status, "solve_time_s": r.solve_time,
                 "qp_iterations": r.qp_iterations, "spacing_m": r.spacing, "margin_m": r.margin}
         return r.raceline, info
-    from racing.raceline.mintime import min_time_lap
 
     r = min_time_lap(track, params, spacing=spacing, margin=margin, time_limit=time_limit, max_iter=max_iter,
                      verbose=verbose)

@@ -34,8 +34,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from racing.geometry.path import ClosedPath
+from racing.geometry.speed_profile import speed_profile
 from racing.models.params import VehicleParams
 from racing.raceline import RacelineError
+from racing.track import Raceline, Track
 
 
 @dataclass(frozen=True, eq=False)
@@ -87,8 +90,6 @@ def default_spacing(track, params: VehicleParams) -> float:
 
 def resample_track(track, spacing: float):
     """The track re-splined through its own samples at uniform ``spacing`` [m] (the track itself if equal)."""
-    from racing.track import Track
-
     if not (math.isfinite(spacing) and spacing > 0):
         raise RacelineError(f"track {track.name}: spacing = {spacing}; expected a number > 0 [m]")
     n = max(8, int(round(track.length / spacing)))
@@ -235,8 +236,6 @@ def raceline_geometry(points: np.ndarray, spacing: float, name: str = "line"):
 
     Returns (line Track with s, xy, psi, kappa, length; arc length [N] of each input point along the line).
     """
-    from racing.track import Track
-
     chord = np.linalg.norm(np.roll(points, -1, axis=0) - points, axis=1)
     line = Track.from_centerline(points, 1.0, 1.0, name=name, ds=spacing)
     s_pts = np.concatenate([[0.0], np.cumsum(chord)[:-1]]) * (line.length / float(chord.sum()))
@@ -271,9 +270,6 @@ def min_curvature_line(track, params: VehicleParams, spacing: float | None = Non
     RacelineError : the track is too narrow for the car (names the track and s), the QP fails (IPOPT
         status), or the line is tighter than the car can steer.
     """
-    from racing.geometry.speed_profile import speed_profile
-    from racing.track import Raceline
-
     t0 = time.perf_counter()
     spacing = default_spacing(track, params) if spacing is None else float(spacing)
     margin = default_margin(params) if margin is None else float(margin)
@@ -293,8 +289,5 @@ def min_curvature_line(track, params: VehicleParams, spacing: float | None = Non
 
 def qss_lap_time(raceline, params: VehicleParams) -> float:
     """QSS lap time [s] of ``params`` on an arbitrary closed line (resampled uniformly at its mean spacing)."""
-    from racing.geometry.path import ClosedPath
-    from racing.geometry.speed_profile import speed_profile
-
     path = ClosedPath(raceline.s, raceline.x, raceline.y, raceline.kappa, raceline.length)
     return float(speed_profile(path.kappa, path.ds, params).lap_time)

@@ -53,9 +53,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from racing.models.dynamic import peak_slip_angle
+from racing.models.dynamic import VX, YAW_RATE, dynamic_rhs, grip_limits, pacejka, peak_slip_angle, tyre_forces
+from racing.models.ops import NUMPY, casadi_ops
 from racing.models.params import G, VehicleParams
 from racing.raceline import RacelineError
+from racing.raceline.mincurv import _to_casadi, default_margin, default_spacing, min_curvature_line, raceline_geometry
+from racing.track import Raceline
 
 NZ, NU = 6, 2
 Z_N, Z_XI, Z_VX, Z_VY, Z_R, Z_DELTA = range(6)
@@ -115,9 +118,6 @@ def accel_bounds(params: VehicleParams) -> tuple[float, float]:
     """(a_min, a_max) [m/s^2] of the acceleration command: the actuator limits within the model's grip
     (:func:`racing.models.dynamic.grip_limits`: load transfer and brake balance) at standstill, where the model
     clips nothing (exact without downforce; with downforce it leaves the extra grip at speed unused)."""
-    from racing.models.dynamic import grip_limits
-    from racing.models.ops import NUMPY
-
     lo, hi = grip_limits(0.0, params.to_array(), NUMPY)
     return -min(params.decel_max, 0.999 * -float(lo)), min(params.accel_max, 0.999 * float(hi))
 
@@ -128,9 +128,6 @@ def spatial_rhs(z, u, kappa, p, ops=None):
     ``z``, ``u`` are casadi column vectors (6 and 2), ``p = VehicleParams.to_array()``.
     """
     import casadi as ca
-
-    from racing.models.dynamic import VX, YAW_RATE, dynamic_rhs
-    from racing.models.ops import casadi_ops
 
     ops = ops or casadi_ops()
     n, xi, vx, vy, r, delta = (z[i] for i in range(NZ))
@@ -168,8 +165,6 @@ def _wrap(a):
 
 def _pacejka_inverse(mu_req: np.ndarray, B: float, C: float, D: float, E: float) -> np.ndarray:
     """Slip angle [rad] (same sign as mu_req) whose normalised Pacejka force is mu_req, clipped to the peak."""
-    from racing.models.dynamic import pacejka
-
     a_pk = peak_slip_angle(B, C, E)
     target = np.minimum(np.abs(mu_req), 0.999 * float(pacejka(a_pk, B, C, D, E)))
     lo, hi = np.zeros_like(target), np.full_like(target, a_pk)
@@ -232,8 +227,6 @@ def min_time_lap(track, params: VehicleParams, spacing: float | None = None, mar
     """Solve the minimum-lap-time OCP for ``params`` on ``track``: on the default grid, and when IPOPT fails there
     (and neither ``spacing`` nor ``mincurv`` pins the grid) on the grids of :data:`FALLBACK_SPACING`; the error
     of a failure names every attempt. Parameters as :func:`solve_on_grid`."""
-    from racing.raceline.mincurv import default_spacing
-
     kw = dict(margin=margin, max_iter=max_iter, time_limit=time_limit, reg=reg, verbose=verbose, tol=tol, jit=jit,
               power_margin=power_margin, slip_limit=slip_limit)
     if spacing is not None or mincurv is not None:
@@ -279,8 +272,6 @@ def solve_on_grid(track, params: VehicleParams, spacing: float | None = None, ma
     ------
     RacelineError : track too narrow (track and s named), or IPOPT did not solve the problem (status named).
     """
-    from racing.raceline.mincurv import default_margin, default_spacing, min_curvature_line
-
     t_start = time.perf_counter()
     spacing = default_spacing(track, params) if spacing is None else float(spacing)
     margin = default_margin(params) if margin is None else float(margin)
@@ -424,9 +415,6 @@ def check_limits(z: np.ndarray, u: np.ndarray, z_next: np.ndarray, lb: np.ndarra
 
 
 def _raceline_from_solution(grid, z, u, dt, params: VehicleParams, name: str):
-    from racing.raceline.mincurv import raceline_geometry
-    from racing.track import Raceline
-
     pts = grid.to_cartesian(grid.s, z[:, Z_N])
     v = np.hypot(z[:, Z_VX], z[:, Z_VY])
     line, s_pts = raceline_geometry(pts, grid.ds, name=f"{name} min-time line")
@@ -446,7 +434,6 @@ def _assemble(nrow: int, ncol: int, rows: np.ndarray, cols: np.ndarray):
     import casadi as ca
     import scipy.sparse as sp
 
-    from racing.raceline.mincurv import _to_casadi
 
     m = rows.size
     lin = cols.astype(np.int64) * nrow + rows.astype(np.int64)  # column-major linear index
@@ -489,9 +476,6 @@ def _interval_functions(params: VehicleParams, kap: np.ndarray, h: float, zs: np
     ``h`` [m], scales ``zs[6], us[2]``, reference lap time ``T_ref`` [s] and power per mass ``a_pow`` [W/kg];
     small SX functions, JIT-compiled with ``jit``."""
     import casadi as ca
-
-    from racing.models.dynamic import tyre_forces
-    from racing.models.ops import casadi_ops
 
     N = kap.size
     NW = NZ + NU

@@ -22,7 +22,18 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from racing.runtime.loop import LoopConfig
+from racing import config as cfg
+from racing import exit_codes
+from racing.assembly import RaceSpec, build
+from racing.models.params import DEFAULT_CAR
+from racing.runtime import rt
+from racing.runtime.auth import LinkSecurity, key_fingerprint, load_key, write_key
+from racing.runtime.loop import LoopConfig, RuntimeLoop, run_with_signals
+from racing.runtime.predict import StatePredictor
+from racing.runtime.vehicle import UdpVehicle, check_address, is_loopback, parse_udp_url
+from racing.runtime.vehicle_sim import SimTwinConfig, UdpSimTwin, add_arguments, run_vehicle_sim
+from racing.sim.simulator import initial_state
+from racing.track import DEFAULT_TRACK
 
 DEFAULT_DRIVE_CONTROLLER = "pure_pursuit"
 
@@ -132,8 +143,6 @@ def _check_flags(args) -> None:
 
 def resolve_config(args) -> DriveConfig:
     """Defaults, then ``--config FILE``, then the flags given (strict keys, errors name file and key)."""
-    from racing import config as cfg
-
     _check_flags(args)
     base = cfg.load(DriveConfig, args.config) if args.config else DriveConfig()
     over: dict = {}
@@ -161,7 +170,6 @@ def register(subparsers) -> None:
     add_drive_arguments(p)
     p.set_defaults(func=run_drive)
 
-    from racing.runtime.vehicle_sim import add_arguments, run_vehicle_sim
 
     v = subparsers.add_parser("vehicle-sim", help="a simulated car (any plant) serving the vehicle link on UDP",
                               description=run_vehicle_sim.__doc__)
@@ -175,8 +183,6 @@ def register(subparsers) -> None:
 
 
 def run_keygen(args) -> int:
-    from racing.runtime.auth import key_fingerprint, load_key, write_key
-
     path = write_key(args.file, args.bytes)
     print(f"wrote {path} (mode 0600, {args.bytes} bytes, {key_fingerprint(load_key(path))}); copy it to the car "
           f"over a secure channel")
@@ -184,9 +190,6 @@ def run_keygen(args) -> int:
 
 
 def add_drive_arguments(p: argparse.ArgumentParser) -> None:
-    from racing.models.params import DEFAULT_CAR
-    from racing.track import DEFAULT_TRACK
-
     p.add_argument("--config", default=None, help="YAML with any part of DriveConfig (strict keys); flags win")
     p.add_argument("--track", default=None, help=f"track name or path (default {DEFAULT_TRACK})")
     p.add_argument("--allow-bad-geometry", action="store_true",
@@ -311,7 +314,6 @@ def link_key(link, is_sim: bool, host: str | None):
     our own child), None for protocol v1 (with a warning on a remote link). Bad combinations are a ValueError."""
     import secrets
 
-    from racing.runtime.auth import load_key
 
     if link.protocol == 2:
         if link.key_file:
@@ -332,10 +334,6 @@ def link_key(link, is_sim: bool, host: str | None):
 def drive_race(conf, allow_bad_geometry: bool = False):
     """``(race, loop_conf)``: the one race assembly's track, cars and controller (with its racing line; the plant is
     the vehicle) for ``racing drive``, and the loop settings with the watchdog's off-track margin resolved."""
-    from racing import config as cfg
-    from racing.assembly import RaceSpec, build
-    from racing.track import DEFAULT_TRACK
-
     loop_conf = conf.loop
     rate = loop_conf.rate_hz
     race = build(RaceSpec(track=conf.track or DEFAULT_TRACK, car=conf.car, model_params=conf.model_params,
@@ -351,11 +349,6 @@ def drive_race(conf, allow_bad_geometry: bool = False):
 
 def start_twin(conf, race, key, sim_pin):
     """Start the simulated car (``--vehicle sim``): ``(twin, (host, port), meta)``."""
-    from racing import config as cfg
-    from racing.runtime.auth import LinkSecurity
-    from racing.runtime.vehicle_sim import SimTwinConfig, UdpSimTwin
-    from racing.sim.simulator import initial_state
-
     link, sim, rate = conf.link, conf.sim, conf.loop.rate_hz
     state_hz = sim.state_hz if sim.state_hz is not None else max(100.0, 2.0 * rate)
     twin_conf = SimTwinConfig(state_hz=state_hz, plant=sim.plant, delay_s=sim.delay_s)
@@ -372,11 +365,6 @@ def start_twin(conf, race, key, sim_pin):
 
 def run_drive(args) -> int:
     """``racing drive``: checks first (addresses, keys), then the race assembly, the twin, the CPU, the loop."""
-    from racing import config as cfg
-    from racing.runtime import rt
-    from racing.runtime.auth import LinkSecurity
-    from racing.runtime.vehicle import check_address, parse_udp_url
-
     conf = resolve_config(args)
     link, cpu = conf.link, conf.cpu
     # addresses and keys first: cheap, and the errors that matter most on a car
@@ -422,11 +410,6 @@ def run_drive(args) -> int:
 def drive_loop(args, conf, race, loop_conf, address, security, twin, cpu_report, log_path, meta):
     """Connect, run the fixed-rate loop until it stops, then stop the twin once the car stood still (bounded, so
     that its report shows how the STOP was carried out): ``(result, twin report or None)``."""
-    from racing.runtime import rt
-    from racing.runtime.loop import RuntimeLoop, run_with_signals
-    from racing.runtime.predict import StatePredictor
-    from racing.runtime.vehicle import UdpVehicle
-
     link, cpu = conf.link, conf.cpu
     predictor = StatePredictor(race.model_params, loop_conf.actuation_delay_s) if loop_conf.compensate else None
     result = None
@@ -458,8 +441,6 @@ def report_drive(args, summary: dict, sim_report, log_path: Path) -> int:
     """The exit code (the convention of every subcommand, racing/exit_codes.py: a watchdog trip failed the run,
     deadline misses are incidents of a run that otherwise completed or was interrupted), the summary beside the log
     (``<log>.summary.json``), and the table or JSON on stdout."""
-    from racing import exit_codes
-
     summary["exit_code"] = (exit_codes.FAILED if summary["status"].startswith("watchdog:") else
                             exit_codes.INCIDENTS if summary.get("deadline_misses") else exit_codes.OK)
     if sim_report is not None:
@@ -476,6 +457,4 @@ def report_drive(args, summary: dict, sim_report, log_path: Path) -> int:
 
 
 def check_loopback_quiet(host: str) -> bool:
-    from racing.runtime.vehicle import is_loopback
-
     return is_loopback(host)

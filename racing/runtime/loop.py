@@ -60,8 +60,10 @@ from racing import config as cfg
 from racing.control.base import Command, Controller, Observation
 from racing.logs import LogWriter
 from racing.runtime import protocol as proto
+from racing.runtime.rt import boost_thread
 from racing.runtime.vehicle import Vehicle
 from racing.runtime.watchdog import Trip, Watchdog, WatchdogConfig
+from racing.sim.simulator import initial_state
 
 MAX_EVENTS = 200
 
@@ -346,8 +348,6 @@ class RuntimeLoop:
         if self.warmup_state is not None:
             x = np.asarray(self.warmup_state, dtype=np.float64)
         elif self.track is not None:
-            from racing.sim.simulator import initial_state
-
             x = initial_state(self.track)
         else:
             x = np.zeros(7)
@@ -535,8 +535,6 @@ class RuntimeLoop:
         now_rel = lambda: clock() - t0  # noqa: E731
         wd.start_supervisor(lambda trip: self._send_stop(int(trip.stop_reason), self._t_meas, pause=False), now_rel)
         if self.supervisor_rt_priority is not None and wd.supervisor_native_id is not None:
-            from racing.runtime.rt import boost_thread
-
             why = boost_thread(wd.supervisor_native_id, self.supervisor_rt_priority)
             if why:
                 self._event(0.0, "cpu", note=why)

@@ -50,9 +50,14 @@ import numpy as np
 from racing.config import ConfigError
 from racing.control.base import Command
 from racing.exit_codes import BAD_INPUT
+from racing.models.params import DEFAULT_CAR, load_params
 from racing.runtime import protocol as proto
-from racing.runtime.auth import INSECURE, LinkSecurity, Receiver, Rejected, Sender
+from racing.runtime import rt
+from racing.runtime.auth import INSECURE, LinkSecurity, Receiver, Rejected, Sender, load_key
 from racing.runtime.vehicle import LOOPBACK, Vehicle, check_address
+from racing.sim.plant import make_plant
+from racing.sim.simulator import initial_state
+from racing.track import DEFAULT_TRACK, load_track
 
 
 @dataclass(frozen=True)
@@ -236,8 +241,6 @@ def _make_core(params, x0, config: SimTwinConfig, security: LinkSecurity = INSEC
                peer: tuple[str, int] | None = None) -> VehicleCore:
     """A :class:`VehicleCore` around ``make_plant(config.plant, params)``; ValueError naming the plant
     when it does not return a finite 7-element state."""
-    from racing.sim.plant import make_plant
-
     plant = make_plant(config.plant, params, plant_hz=config.plant_hz)
     # first call loads / compiles the kernels (~0.5 s for the numba plants): do it before the clock starts
     x0 = np.asarray(x0, dtype=np.float64)
@@ -545,9 +548,6 @@ def parse_peer(text: str | None) -> tuple[str, int] | None:
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """Options of ``racing vehicle-sim`` (also ``python -m racing.runtime.vehicle_sim``)."""
-    from racing.models.params import DEFAULT_CAR
-    from racing.track import DEFAULT_TRACK
-
     p.add_argument("--track", default=DEFAULT_TRACK, help="start pose: s = 0 of this track")
     p.add_argument("--allow-bad-geometry", action="store_true",
                    help="use a track whose geometry check fails (e.g. distinct parts overlapping), as racing race")
@@ -580,8 +580,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def security_from_args(args, what: str) -> LinkSecurity:
     """The :class:`LinkSecurity` of ``--key/--protocol/--max-age/--clock``; ValueError when they do not fit."""
-    from racing.runtime.auth import load_key
-
     protocol = args.protocol if args.protocol is not None else 2
     if protocol == 2:
         if not args.key:
@@ -600,10 +598,6 @@ def security_from_args(args, what: str) -> LinkSecurity:
 def run_vehicle_sim(args) -> int:
     """``racing vehicle-sim``: a simulated car on UDP until Ctrl-C/SIGTERM or ``--duration``; prints its
     report as JSON on stdout (counters, rejections by kind, final state)."""
-    from racing.models.params import load_params
-    from racing.sim.simulator import initial_state
-    from racing.track import load_track
-
     check_address(args.host, "--host", args.allow_remote)
     peer = parse_peer(args.peer)
     if peer is not None:
@@ -625,8 +619,6 @@ def run_vehicle_sim(args) -> int:
     core = _make_core(params, initial_state(load_track(args.track, check_geometry=not args.allow_bad_geometry)), config, security, peer=peer)
     cpu_report = None
     if args.pin is not None or args.rt_priority is not None:
-        from racing.runtime import rt
-
         pin = rt.parse_cpu_list(args.pin, "--pin") if args.pin is not None else None
         cpu_report = rt.configure(threads=None, pin=pin, rt_priority=args.rt_priority, numba_workers=False)
         for note in cpu_report.notes:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib
 
 from racing.models.params import VehicleParams
+from racing.sim.commonroad import make_commonroad_plant
 from racing.sim.numba_plant import NumbaPlant
 from racing.sim.plants_ext import make_dynamic_ext
 
@@ -43,8 +44,6 @@ def known_plants() -> list[str]:
 
 
 def _commonroad(spec: str, params: VehicleParams, plant_hz: float = 1000.0):
-    from racing.sim.commonroad import make_commonroad_plant
-
     return make_commonroad_plant(spec, params, plant_hz=plant_hz)
 
 

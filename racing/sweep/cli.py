@@ -20,6 +20,10 @@ import json
 import sys
 from pathlib import Path
 
+from racing.argtypes import positive_int
+from racing.plot.sweep import save_figure, sweep_figure, tune_figure
+from racing.sweep.engine import require_ray, run_sweep, run_tune
+from racing.sweep.spec import load_spec
 
 
 def _out_dir(args, kind: str) -> Path:
@@ -27,10 +31,7 @@ def _out_dir(args, kind: str) -> Path:
 
 
 def _prepare(args, kind: str):
-    from racing.sweep.spec import load_spec
-
     spec = load_spec(args.spec, kind)  # every check before Ray or any trial
-    from racing.sweep.engine import require_ray
 
     require_ray()
     if args.workers is not None and args.address:
@@ -40,8 +41,6 @@ def _prepare(args, kind: str):
 
 
 def run_sweep_cmd(args) -> int:
-    from racing.sweep.engine import run_sweep
-
     spec, out = _prepare(args, "sweep")
     n = len(spec.sweep_trials())
     where = args.address or f"this machine, {args.workers or 'all'} worker(s)"
@@ -49,8 +48,6 @@ def run_sweep_cmd(args) -> int:
     res = run_sweep(spec, out, workers=args.workers, address=args.address, restart=args.restart)
     files = res.save(out)
     if not args.no_plot and res.rows:
-        from racing.plot.sweep import save_figure, sweep_figure
-
         swept = [k for k, a in {**spec.perturbations, **spec.settings}.items() if len(set(map(str, a.values))) > 1
                  or a.is_range]
         swept = (["track"] * (len(spec.tracks) > 1) + ["car"] * (len(spec.cars) > 1) + ["seed"] * (len(spec.seeds) > 1)
@@ -76,8 +73,6 @@ def run_sweep_cmd(args) -> int:
 
 
 def run_tune_cmd(args) -> int:
-    from racing.sweep.engine import run_tune
-
     spec, out = _prepare(args, "tune")
     races = spec.tune_races()
     where = args.address or f"this machine, {args.workers or 'all'} worker(s)"
@@ -88,8 +83,6 @@ def run_tune_cmd(args) -> int:
     res = run_tune(spec, out, workers=args.workers, address=args.address, restart=args.restart)
     files = res.save(out, str(args.spec))
     if res.trials and not args.no_plot:
-        from racing.plot.sweep import save_figure, tune_figure
-
         files.append(save_figure(tune_figure(res.trials, f"racing tune {Path(args.spec).name}"), out / "tune.png"))
     summary = {**res.summary(), "files": [str(f) for f in files]}
     if args.json:
@@ -133,8 +126,6 @@ def _table(rows, cols) -> str:
 
 
 def _common(p):
-    from racing.argtypes import positive_int
-
     p.add_argument("spec", help="the spec YAML (see the README: racing sweep / racing tune)")
     p.add_argument("--workers", type=positive_int, default=None,
                    help="trials at once (local: Ray gets workers x threads CPUs; default: every core)")

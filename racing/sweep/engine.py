@@ -18,6 +18,14 @@ import time
 from pathlib import Path
 
 from racing.config import ConfigError
+from racing.control.base import controller_settings
+from racing.models.params import load_params
+from racing.raceline.cache import ENV_CACHE
+from racing.sweep.result import SweepResult, TuneResult
+from racing.sweep.settings import get_dotted
+from racing.sweep.spec import spec_fingerprint
+from racing.sweep.trial import config_file, run_race, score
+from racing.track.catalog import ENV_SHARED
 
 
 def require_ray():
@@ -38,9 +46,6 @@ def start_ray(workers: int | None, threads: int, address: str | None):
 
     if ray.is_initialized():
         ray.shutdown()
-    from racing.raceline.cache import ENV_CACHE
-    from racing.track.catalog import ENV_SHARED
-
     # the trials see this checkout, and the same reference cache and shared-track folder as the driver
     env_vars = {"PYTHONPATH": os.pathsep.join(p for p in [str(Path(__file__).resolve().parents[2]),
                                                           os.environ.get("PYTHONPATH", "")] if p)}
@@ -61,7 +66,6 @@ def sweep_trainable(config, configs_dir: str, spin_beta: float):
     """One sweep trial: ``config["race"]`` -> reports ``row`` (JSON) and the headline numbers."""
     from ray import tune
 
-    from racing.sweep.trial import run_race
 
     row = run_race(config["race"], configs_dir, spin_beta)
     tune.report({"row": json.dumps(row), "gap_pct": _nan(row["gap_pct"]), "best_lap_s": _nan(row["best_lap_s"]),
@@ -73,7 +77,6 @@ def tune_trainable(config, races: list, configs_dir: str, objective):
     evaluation set, in order; reports the objective and the race rows (JSON)."""
     from ray import tune
 
-    from racing.sweep.trial import run_race, score
 
     settings = {k: (float(v) if isinstance(v, float) else v) for k, v in config.items()}
     rows = []
@@ -149,10 +152,8 @@ def run_sweep(spec, out: Path, workers: int | None = None, address: str | None =
               stream=None):
     """Run every trial of a sweep spec on Ray; returns a :class:`racing.sweep.result.SweepResult` (rows in trial
     order; a trial that raised is missing from them and counted in ``errors``)."""
-    from racing.sweep.result import SweepResult
     from ray import tune
 
-    from racing.sweep.spec import spec_fingerprint
 
     trials = spec.sweep_trials()
     resume = check_run_folder(out, spec_fingerprint(spec), restart)
@@ -207,10 +208,6 @@ def search_space(spec):
 
 def base_point(spec) -> dict:
     """The base settings' values of the searched keys (the first point evaluated with ``start_from_base``)."""
-    from racing.control.base import controller_settings
-    from racing.models.params import load_params
-    from racing.sweep.settings import get_dotted
-
     conf, _ = controller_settings(spec.controller, load_params(spec.cars[0]), spec.controller_config)
     return {k: get_dotted(conf, k) for k in spec.settings}
 
@@ -219,10 +216,8 @@ def run_tune(spec, out: Path, workers: int | None = None, address: str | None = 
              stream=None):
     """Search the spec's settings for the lowest objective on Ray Tune (Optuna TPE, or random search); returns a
     :class:`racing.sweep.result.TuneResult`."""
-    from racing.sweep.result import TuneResult
     from ray import tune
 
-    from racing.sweep.spec import spec_fingerprint
 
     races = spec.tune_races()
     resume = check_run_folder(out, spec_fingerprint(spec), restart)
@@ -291,8 +286,6 @@ def run_tune(spec, out: Path, workers: int | None = None, address: str | None = 
 def _write_configs(pairs, configs_dir):
     """Write the settings files the rows name on this (the driver's) machine too: on a cluster the workers wrote
     theirs elsewhere. Named by content, so the paths agree."""
-    from racing.sweep.trial import config_file
-
     for race, settings in pairs:
         config_file({**race, "settings": settings}, configs_dir)
 

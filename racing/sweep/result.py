@@ -5,6 +5,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from racing import exit_codes
+from racing.sweep.table import write_table
+from racing.sweep.trial import ROW_COLUMNS
 
 
 def _rate(n: int, wall_s: float, resumed: bool) -> float | None:
@@ -64,9 +66,6 @@ class SweepResult:
 
     def save(self, out_dir) -> list[Path]:
         """``sweep.csv`` (and ``sweep.parquet`` with pyarrow) in ``out_dir``; returns the files."""
-        from racing.sweep.table import write_table
-        from racing.sweep.trial import ROW_COLUMNS
-
         return write_table(self.rows, Path(out_dir) / "sweep.csv", first=ROW_COLUMNS[:-3] + tuple(self.settings))
 
 
@@ -130,9 +129,6 @@ class TuneResult:
 
     def save(self, out_dir, spec_name: str) -> list[Path]:
         """``trials.csv``, ``races.csv`` (and .parquet with pyarrow) and ``best.yaml`` in ``out_dir``."""
-        from racing.sweep.table import write_table
-        from racing.sweep.trial import ROW_COLUMNS
-
         out = Path(out_dir)
         if not self.trials:
             return []

@@ -43,7 +43,16 @@ from pathlib import Path
 
 import numpy as np
 
+from racing import config as cfg
 from racing.config import ConfigError, load_yaml
+from racing.control import known_controllers
+from racing.control.base import controller_settings
+from racing.models.params import load_params
+from racing.raceline import cached_raceline, reference_lap
+from racing.sim.plant import known_plants
+from racing.sweep.settings import get_dotted, nest
+from racing.track import load_track
+from racing.track.catalog import resolve_track
 
 PERTURBATIONS = ("friction", "mass", "delay", "noise", "plant")
 #: default of each perturbation axis (the nominal car and simulator)
@@ -281,8 +290,6 @@ def _check_keys(data: dict, source: str, kind: str) -> None:
 
 def _controller(data: dict, source: str, folder: Path) -> tuple[str, str | None]:
     """(the registry name of ``controller``, the absolute path of ``controller_config`` or None)."""
-    from racing.control import known_controllers
-
     controller = data.get("controller", "mppi")
     if controller not in known_controllers():
         raise ConfigError(f"{_where(source, 'controller')}: unknown controller {controller!r}; known controllers: "
@@ -355,8 +362,6 @@ def _perturbations(data: dict, source: str, allow_range: bool) -> dict:
         raw = pert_data.get(k, [PERTURBATION_DEFAULTS[k]])
         a = _axis(raw, f"perturbations.{k}", source, allow_range and k != "plant", k != "plant")
         if k == "plant":
-            from racing.sim.plant import known_plants
-
             for v in a.values:
                 if not isinstance(v, str) or (v not in known_plants() and ":" not in v):
                     raise ConfigError(f"{_where(source, 'perturbations.plant')}: unknown plant {v!r}; known plants: "
@@ -386,9 +391,6 @@ def _settings(data: dict, source: str, allow_range: bool) -> dict:
 def _load_tracks(tracks_axis: Axis, source: str, folder: Path, allow_bad: bool) -> list:
     """[(track name, load_track argument, Track)] of the ``tracks`` axis, loaded now so that a bad name fails
     before any trial (``allow_bad``: without the geometry check)."""
-    from racing.track import load_track
-    from racing.track.catalog import resolve_track
-
     tracks = []
     for name in tracks_axis.values:
         if not isinstance(name, str):
@@ -404,8 +406,6 @@ def _load_tracks(tracks_axis: Axis, source: str, folder: Path, allow_bad: bool) 
 
 def _load_cars(cars_axis: Axis, source: str, folder: Path) -> list:
     """[(load_params argument, VehicleParams)] of the ``cars`` axis, loaded now."""
-    from racing.models.params import load_params
-
     cars = []
     for name in cars_axis.values:
         if not isinstance(name, str):
@@ -420,9 +420,6 @@ def _load_cars(cars_axis: Axis, source: str, folder: Path) -> list:
 
 def _check_settings(controller: str, ccfg: str | None, cars: list, settings: dict, source: str) -> None:
     """Every setting value (or both ends of a range) must be accepted by the controller's config, for each car."""
-    from racing.control.base import controller_settings
-    from racing.sweep.settings import nest
-
     for _car_arg, car in cars:
         try:
             controller_settings(controller, car, ccfg)
@@ -442,8 +439,6 @@ def _start_speeds(start_speed, tracks: list, cars: list) -> dict:
     line's speed at its start (0 without one), else empty."""
     start_speeds = {}
     if start_speed == "reference":
-        from racing.raceline import cached_raceline
-
         for _, arg, track in tracks:
             for car_arg, car in cars:
                 line = cached_raceline(track, car.name, "mintime", car)
@@ -506,7 +501,6 @@ def _tune_spec(data: dict, source: str, common: dict, tracks: list, cars: list) 
     if len(cars) != 1:
         raise ConfigError(f"{_where(source, 'cars')}: racing tune takes one car (the settings it writes are "
                           f"that car's); got {len(cars)}")
-    from racing import config as cfg
 
     objective = cfg.from_mapping(Objective, data.get("objective", {}) or {}, source=source, prefix="objective.")
     start_from_base = data.get("start_from_base", True)
@@ -526,9 +520,6 @@ def _tune_spec(data: dict, source: str, common: dict, tracks: list, cars: list) 
 
 def _check_base_inside(controller: str, ccfg: str | None, cars: list, settings: dict, source: str) -> None:
     """``start_from_base``: the base settings of each car must lie in the search space."""
-    from racing.control.base import controller_settings
-    from racing.sweep.settings import get_dotted
-
     for _car_arg, car in cars:
         base, _ = controller_settings(controller, car, ccfg)
         for k, a in settings.items():
@@ -540,8 +531,6 @@ def _check_base_inside(controller: str, ccfg: str | None, cars: list, settings: 
 
 
 def _reference(track, car):
-    from racing.raceline import reference_lap
-
     return reference_lap(track, car.name, car)
 
 

@@ -17,7 +17,11 @@ from pathlib import Path
 import numpy as np
 import yaml
 
+from racing import config as cfg
 from racing.assembly import RaceSpec, build
+from racing.control.base import controller_settings
+from racing.models.params import load_params
+from racing.sweep.settings import nest
 
 #: the columns of a race row, in table order (then the settings, by dotted key)
 ROW_COLUMNS = ("trial", "track", "car", "seed", "friction", "mass", "delay", "noise", "plant", "start_speed",
@@ -31,11 +35,6 @@ def settings_yaml(race: dict) -> str | None:
     ``--controller-config`` reads; None when the race changes no setting (the base file or default is used)."""
     if not race.get("settings"):
         return None
-    from racing import config as cfg
-    from racing.control.base import controller_settings
-    from racing.models.params import load_params
-    from racing.sweep.settings import nest
-
     conf, _ = controller_settings(race["controller"], load_params(race["car"]), race.get("controller_config"),
                                   nest(race["settings"]))
     head = "# written by racing sweep/tune: " + ", ".join(f"{k} = {v!r}" for k, v in sorted(race["settings"].items()))

@@ -5,6 +5,18 @@ import json
 import sys
 
 from racing.argtypes import nonnegative_float, nonnegative_int, positive_float, positive_int
+from racing.config import ConfigError
+from racing.logs import LogError
+from racing.models.params import DEFAULT_CAR, load_params
+from racing.sim.plant import make_plant, own_car
+from racing.sysid import rollout as ro
+from racing.sysid.base import check_scale, resolve_base
+from racing.sysid.evaluate import evaluate
+from racing.sysid.learn import learn
+from racing.sysid.logs import load_logs
+from racing.sysid.parametric import fit
+from racing.sysid.residual import train_gated
+from racing.track import DEFAULT_TRACK, load_track
 
 
 def register(subparsers) -> None:
@@ -138,9 +150,6 @@ def _lever_arm(text: str | None) -> tuple[tuple | None, bool]:
 def _fit_data(args, logs: list, opts: dict):
     """(held-out logs of ``--eval`` or None, the fit data, the held-out time block of ``--fit-fraction`` or None)
     (:class:`racing.sysid.rollout.Data`; the time block's initial states as ``--init``)."""
-    from racing.sysid import rollout as ro
-    from racing.sysid.logs import load_logs
-
     held = load_logs(args.eval, rate_hz=args.rate, **opts) if args.eval else None
     data = ro.prepare(logs, min_speed=args.min_speed)
     val_data = None
@@ -156,10 +165,6 @@ def _fit_logs(args):
     """Load the logs and the base car, fit -> (base, origin, FitResult, logs, held-out logs, fit data, held-out time
     block); with a fitted reference point the logs are reloaded moved to it. Raises LogError, ConfigError,
     ValueError for bad input."""
-    from racing.sysid.base import check_scale, resolve_base
-    from racing.sysid.logs import load_logs
-    from racing.sysid.parametric import fit
-
     lever, fit_lever = _lever_arm(args.lever_arm)
     opts = dict(odom_topic=args.odom_topic, drive_topic=args.drive_topic, imu_topic=args.imu_topic,
                 twist_frame=args.twist_frame, columns=args.columns, reference_point=lever)
@@ -196,8 +201,6 @@ def _save_fit(args, res, base, origin: str, out: dict) -> None:
 def _train_residual(args, data, res, out: dict, warnings: list):
     """Train the gated neural residual (``--residual``) on the fit data; its report goes to ``out``, a forced one's
     warning to ``warnings``. Returns the kept residual's weights, else None."""
-    from racing.sysid.residual import train_gated
-
     rw = None
     g = train_gated(data, res.params, pedal_theta=res.pedal_theta, force=args.force_residual,
                     hidden=args.hidden, epochs=args.epochs)
@@ -215,10 +218,6 @@ def _evaluate_fit(args, res, base, rw, logs, held, val_data, out: dict):
     """Prediction errors of the fitted car against persistence, constant velocity and the base car on the held-out
     logs, else the held-out time block, else the fit data (``out["evaluation"]``); None when the logs have no
     window to evaluate (the LogError is reported in ``out``)."""
-    from racing.logs import LogError
-    from racing.sysid import rollout as ro
-    from racing.sysid.evaluate import evaluate
-
     ev = None
     try:
         src = held if held else (val_data if val_data is not None else None)
@@ -254,9 +253,6 @@ def run_fit(args) -> int:
     """``racing fit``: fit the logs, save and evaluate the fitted car, print the report (or ``--json``)."""
     import numpy as np
 
-    from racing.config import ConfigError
-    from racing.logs import LogError
-
     try:
         base, origin, res, logs, held, data, val_data = _fit_logs(args)
     except (LogError, ConfigError, ValueError) as exc:
@@ -289,12 +285,6 @@ def run_fit(args) -> int:
 
 
 def run_learn(args) -> int:
-    from racing.config import ConfigError
-    from racing.models.params import DEFAULT_CAR, load_params
-    from racing.sim.plant import make_plant, own_car
-    from racing.sysid.learn import learn
-    from racing.track import DEFAULT_TRACK, load_track
-
     try:
         track = load_track(args.track or DEFAULT_TRACK, check_geometry=not args.allow_bad_geometry)
         car = load_params(args.car or DEFAULT_CAR)

@@ -34,6 +34,7 @@ import numpy as np
 from racing.models.params import VehicleParams
 from racing.models.residual import ResidualWeights
 from racing.sysid import rollout as ro
+from racing.sysid.pedals import initial_map
 
 METRICS = ("vx", "vy", "yaw_rate", "pos")
 UNITS = {"vx": "m/s", "vy": "m/s", "yaw_rate": "rad/s", "pos": "m", "pos_avg": "m", "pos_final": "m"}
@@ -124,7 +125,6 @@ def evaluate(logs, params: VehicleParams, residual: ResidualWeights | None = Non
     if data.pedals is not None:
         if pedal_theta is None:
             raise ValueError("pedal logs need the fitted pedal map (pedal_theta)")
-        from racing.sysid.pedals import initial_map
 
         base_ped = initial_map(data.pedals, data.meas[:, 3], data.t, data.seg).to_array()
     if base_params is not None:

@@ -24,6 +24,7 @@ import numpy as np
 from racing.control.base import Command, Controller, Observation
 from racing.logs import DriveLog
 from racing.models.params import G, VehicleParams
+from racing.sim import plant as plant_mod
 
 #: "realistic" sensor noise standard deviations used by the targets and tests
 DEFAULT_NOISE = {"pos": 0.02, "yaw": 0.01, "vel": 0.05, "yaw_rate": 0.03, "steer": 0.005}
@@ -179,8 +180,6 @@ def excitation_log(plant_params: VehicleParams, duration: float = 60.0, seed: in
     ``driver_params`` : what the driver believes (wheelbase, grip for the lateral levels); default the
     plant's. ``plant_options`` go to the plant factory (e.g. ``tau_drive`` for ``dynamic_ext``).
     """
-    from racing.sim import plant as plant_mod
-
     factory = plant_mod.PLANTS[plant] if plant in plant_mod.PLANTS else None
     if factory is None:
         pl = plant_mod.make_plant(plant, plant_params)

@@ -20,8 +20,15 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from racing.assembly import RaceSpec, build, build_controller, resolve_track
 from racing.logs import DriveLog
 from racing.models.params import VehicleParams
+from racing.sim.plant import make_plant, own_car
+from racing.sim.simulator import NoiseConfig
+from racing.sysid import rollout as ro
+from racing.sysid.evaluate import evaluate
+from racing.sysid.excite import DEFAULT_NOISE, ExcitationDriver, drive_session, excitation_for
+from racing.sysid.parametric import DEFAULT_FIT, fit
 
 
 @dataclass
@@ -94,14 +101,6 @@ def learn(track, plant_params: VehicleParams | None, start_params: VehicleParams
     (:func:`racing.sysid.parametric.fit`: a parameter the logs do not excite or pin keeps its current value, and
     the fit's grip margin comes with the car); off, every parameter in ``names`` is fitted as the logs pull it
     (on CommonRoad MB that put the rear tyre's peak at its bound, D_r = 5, after one race)."""
-    from racing.assembly import RaceSpec, build, build_controller, resolve_track
-    from racing.sim.plant import make_plant, own_car
-    from racing.sim.simulator import NoiseConfig
-    from racing.sysid import rollout as ro
-    from racing.sysid.evaluate import evaluate
-    from racing.sysid.excite import DEFAULT_NOISE
-    from racing.sysid.parametric import DEFAULT_FIT, fit
-
     track = resolve_track(track)
     names = tuple(names) if names else tuple(n for n in DEFAULT_FIT["dynamic"])
     nz = NoiseConfig(**(DEFAULT_NOISE if noise is None else noise))
@@ -116,8 +115,6 @@ def learn(track, plant_params: VehicleParams | None, start_params: VehicleParams
     rows = []
     fit_kw = dict(names=names, horizon_s=horizon_s, h_max=0.01, identify=identify, n_boot=200 if identify else 0)
     if excite_s > 0:
-        from racing.sysid.excite import ExcitationDriver, drive_session, excitation_for
-
         pl, _ = new_plant()
         cfg_e = excitation_for(start_params)
         x0 = np.zeros(7)

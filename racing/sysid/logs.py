@@ -23,13 +23,13 @@ steering angle, so the ``steer`` column holds the commanded angle and the log's 
 from __future__ import annotations
 
 import contextlib
-
 import math
 from pathlib import Path
 
 import numpy as np
 
-from racing.logs import DriveLog, LogError, read_log, time_step_problem
+from racing.logs import LOG_MAGIC, DriveLog, LogError, read_log, time_step_problem
+from racing.sysid.columns import load_column_map, move_to_cog, read_mapped_csv
 
 ACKERMANN_DRIVE_MSG = """\
 float32 steering_angle
@@ -284,20 +284,14 @@ def _not_a_log(path: Path) -> str | None:
 
 
 def _csv(path: Path, rate_hz: float, columns, reference_point) -> DriveLog:
-    from racing.logs import LOG_MAGIC
-
     with path.open("r", encoding="utf-8", errors="replace") as fh:
         first = fh.readline().strip()
     if first == LOG_MAGIC:
         log = read_log(path)
         if reference_point is not None and tuple(reference_point) != (0.0, 0.0):
-            from racing.sysid.columns import move_to_cog
-
             log.state = move_to_cog(log.state, tuple(reference_point))
             log.meta["reference_point"] = ",".join(f"{v:g}" for v in reference_point)
     elif columns is not None:
-        from racing.sysid.columns import load_column_map, read_mapped_csv
-
         log = read_mapped_csv(path, columns if not isinstance(columns, (str, Path)) else load_column_map(columns),
                               reference_point)
     else:
@@ -332,8 +326,6 @@ def load_log(path, rate_hz: float = 50.0, columns=None, reference_point=None, **
     if path.suffix in BAG_SUFFIXES:
         log = read_bag(path, rate_hz=rate_hz, **bag_options)
         if reference_point is not None and tuple(reference_point) != (0.0, 0.0):
-            from racing.sysid.columns import move_to_cog
-
             log.state = move_to_cog(log.state, tuple(reference_point))
             log.meta["reference_point"] = ",".join(f"{v:g}" for v in reference_point)
         return [log]

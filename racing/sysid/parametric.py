@@ -56,7 +56,9 @@ from typing import NamedTuple
 import numpy as np
 
 from racing.logs import DriveLog
-from racing.models.params import G, PARAM_NAMES, VehicleParams
+from racing.models.dynamic import grip_limits
+from racing.models.ops import NUMPY
+from racing.models.params import PARAM_NAMES, G, VehicleParams
 from racing.sysid import pedals as pm
 from racing.sysid import rollout as ro
 
@@ -363,9 +365,6 @@ def longitudinal_peak(data: ro.Data) -> float:
 def longitudinal_grip(params: VehicleParams) -> float:
     """The longitudinal acceleration [m/s^2] mu gives the car at rest, the lower of driving and braking (per-axle
     traction with load transfer when combined slip is on: for a rear-drive car well below mu g)."""
-    from racing.models.dynamic import grip_limits
-    from racing.models.ops import NUMPY
-
     lo, hi = grip_limits(0.0, params.to_array(), NUMPY)
     return min(-float(lo), float(hi))
 

@@ -21,6 +21,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from racing.models.params import yaml_float
+
 #: names, units and bounds of the pedal-map parameters
 NAMES = ("pedal_throttle_gain", "pedal_brake_gain", "pedal_offset", "pedal_tau")
 UNITS = {"pedal_throttle_gain": "m/s^2/%", "pedal_brake_gain": "m/s^2/kPa", "pedal_offset": "m/s^2",
@@ -50,8 +52,6 @@ class PedalMap:
         return {n: float(getattr(self, n)) for n in NAMES}
 
     def to_yaml(self, path, header: str = "") -> None:
-        from racing.models.params import yaml_float
-
         lines = [f"# {h}" for h in header.splitlines()]
         lines += [f"{n}: {yaml_float(getattr(self, n))}  # [{UNITS[n]}]" for n in NAMES]
         from pathlib import Path

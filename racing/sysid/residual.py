@@ -38,10 +38,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from racing.logs import DriveLog
 from racing.models.params import VehicleParams
 from racing.models.residual import N_IN, N_OUT, ResidualWeights, load_residual  # noqa: F401 (re-export)
 from racing.sysid import rollout as ro
+from racing.sysid.evaluate import evaluate
 
 
 @dataclass
@@ -445,8 +445,6 @@ def train_gated(data: ro.Data, params: VehicleParams, pedal_theta=None, val_frac
     validation blocks inside that part, ``patience`` epochs) and keep it only when it lowers the RMSE of *every*
     channel (v_x, v_y, r) at every horizon of ``horizons_s`` on the last ``val_fraction`` (a time block it never
     saw), or when ``force`` (then ``reason`` says what it makes worse)."""
-    from racing.sysid.evaluate import evaluate
-
     if not 0.0 < val_fraction < 1.0:
         raise ValueError(f"val_fraction must be in (0, 1), got {val_fraction}")
     tr_data, va_data = data.split(1.0 - val_fraction)

@@ -43,7 +43,9 @@ from racing.models import sops
 from racing.models.actuators import actuator_inputs as _actuators
 from racing.models.dynamic import dynamic_rhs_s
 from racing.models.kinematic import body_velocities
+from racing.models.params import P_SPEED_KP, P_STEER_GAIN, P_STEER_OFFSET, P_STEER_TAU
 from racing.models.residual import aug_offset, aug_update_nb, residual_z_nb
+from racing.sysid.pedals import pedal_accel
 
 VX, VY, R, STEER = 3, 4, 5, 6
 CHANNELS = (VX, VY, R, STEER)
@@ -98,9 +100,6 @@ class Data:
 
     def model_params(self, p: np.ndarray, pedal_theta=None) -> tuple[np.ndarray, np.ndarray]:
         """(parameter array, commands[N, 3]) of :meth:`effective`."""
-        from racing.models.params import P_SPEED_KP, P_STEER_GAIN, P_STEER_OFFSET, P_STEER_TAU
-        from racing.sysid.pedals import pedal_accel
-
         p = np.array(p, dtype=np.float64)
         cmd = self.cmd
         if self.pedals is not None:

@@ -11,6 +11,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from racing.track import known_tracks, load_track
+
 ENV_SHARED = "RACING_SHARED_TRACKS"
 
 
@@ -22,8 +24,6 @@ def shared_tracks_dir() -> Path | None:
 
 def shared_tracks() -> list[str]:
     """Names of the circuits in the extra folder (``<Name>.csv``) that are not project tracks; empty without it."""
-    from racing.track import known_tracks
-
     d = shared_tracks_dir()
     if d is None or not d.is_dir():
         return []
@@ -34,8 +34,6 @@ def shared_tracks() -> list[str]:
 def resolve_track(name: str) -> str:
     """What :func:`racing.track.load_track` takes for ``name``: a project track's name as is (``Monza``), the name of
     a circuit in the extra folder as the path of its csv, anything else (a path) unchanged."""
-    from racing.track import known_tracks
-
     text = str(name)
     if text in known_tracks():
         return text
@@ -55,8 +53,6 @@ def benchmark_tracks() -> list[tuple[str, str, str]]:
     """``(name, source, car)`` of every project track (its car from its scale: the TUM circuits are full size, so
     ``gt_car``) and every circuit of the extra folder (``gt_car``), in that order; ``source`` is what
     :func:`racing.track.load_track` takes."""
-    from racing.track import known_tracks, load_track
-
     out = []
     for name in known_tracks():
         out.append((name, name, car_for(load_track(name))))

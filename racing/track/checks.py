@@ -296,7 +296,7 @@ def _same_crossing(s_a: float, s_b: float, c: "Crossover", track, tol: float) ->
 def find_crossovers(track) -> list[Crossover]:
     """Every place where the centre line of ``track`` crosses itself (one :class:`Crossover` each, whatever its
     kind: :func:`problems` decides which are bridges)."""
-    xy, ds, n = track.xy, track.ds, track.n_samples
+    xy, ds = track.xy, track.ds
     out: list[Crossover] = []
     d = np.roll(xy, -1, axis=0) - xy
     w = np.maximum(track.w_left, track.w_right)

@@ -13,6 +13,7 @@ from racing import config as cfg
 from racing.control.base import register
 from racing.control.ilqr.config import ILQRConfig, config_for
 from racing.control.ilqr.controller import ILQRController
+from racing.geometry.path import raceline_track
 
 
 def raceline_request(conf: ILQRConfig):
@@ -38,8 +39,6 @@ def make_ilqr(track, params, config_path=None, threads: int | None = None, **opt
         conf = cfg.replace_from(conf, options, source="ilqr options")
         source += f" + overrides {sorted(options)}"
     if conf.raceline_frame and track.raceline is not None:
-        from racing.geometry.path import raceline_track
-
         track = raceline_track(track)
     return ILQRController(track, params, conf, config_source=source)
 

@@ -41,7 +41,10 @@ from typing import NamedTuple
 import numpy as np
 
 from racing.control import costs as C
+from racing.models.discrete import dynamic_step, kinematic_step
 from racing.models.fastmath import scalar
+from racing.models.kinematic import body_velocities
+from racing.models.ops import casadi_ops
 from racing.models.params import N_PARAMS
 
 #: columns of a track row (see the module doc)
@@ -55,8 +58,6 @@ def _dynamic_view(xm, p, ops):
 
 
 def _kinematic_view(xm, p, ops):
-    from racing.models.kinematic import body_velocities
-
     vx, vy, r = body_velocities(xm[3], xm[4], p, ops)
     return xm[0], xm[1], xm[4], vx, vy, r
 
@@ -64,8 +65,6 @@ def _kinematic_view(xm, p, ops):
 def _model_forms(name: str):
     """``(step, nx, view)`` of a planning model: its vectorised discrete step, state size, and the map of its
     state to ``(p_x, p_y, delta, v_x, v_y, r)`` (the kinematic one through its state map)."""
-    from racing.models.discrete import dynamic_step, kinematic_step
-
     return {"dynamic": (dynamic_step, 7, _dynamic_view), "kinematic": (kinematic_step, 5, _kinematic_view)}[name]
 
 
@@ -160,7 +159,6 @@ def build(model: str, nsub: int, hessian: str = "gauss_newton"):
     the cost)."""
     import casadi as ca
 
-    from racing.models.ops import casadi_ops
 
     ops = casadi_ops()
     step, nx, _ = _model_forms(model)

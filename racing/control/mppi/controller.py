@@ -14,6 +14,7 @@ from racing.control.mppi.config import MPPIConfig, as_dict, resolve
 from racing.control.plan import command_from_plan, shift_inputs
 from racing.interfaces import Command, Observation
 from racing.models.params import VehicleParams, usable_grip
+from racing.models.residual import aug_init_nb, aug_update_nb, load_residual
 
 _MODELS = {"kinematic": S.KINEMATIC, "dynamic": S.DYNAMIC}
 
@@ -66,8 +67,6 @@ class MPPI(Controller):
                 raise ValueError(f"MPPI: a residual network needs the dynamic rollout model (model: dynamic), "
                                  f"this configuration has model: {config.model}")
             if not hasattr(residual, "flat"):
-                from racing.models.residual import load_residual
-
                 residual = load_residual(residual)
         self.residual = residual
         self.rw = residual.flat if residual is not None else np.zeros(0)
@@ -150,8 +149,6 @@ class MPPI(Controller):
         self.u_prev[:] = 0.0
         self.z[:] = 0.0
         if self.residual is not None:
-            from racing.models.residual import aug_init_nb
-
             aug_init_nb(0.0, self.rw, self.z)  # no history: steady state of the (zero) acceleration input
         self.lam = float(self.config.lambda_)
         self._hint = None
@@ -235,8 +232,6 @@ class MPPI(Controller):
         self.solve(observation.state, t)
         cmd = command_from_plan(self.X, self.U, self.config.dt, self.params, self.period, self.res.steer_lead, self.p)
         if self.residual is not None:
-            from racing.models.residual import aug_update_nb
-
             aug_update_nb(self.z, cmd.acceleration, self.rw, self.period)
         return cmd
 

@@ -58,11 +58,24 @@ from numba.np.unsafe.ndarray import to_fixed_tuple
 
 from racing.control import costs as C
 from racing.control.costs import N_COST_PARAMS
-from racing.control.horizon import (DYNAMIC, KINEMATIC, RES_CORR, RES_FP, RES_U, RES_WORK, RES_X,  # noqa: F401
-                                    SEMI_PARAMETRIC, ModelArgs, RolloutModel, clamp_inputs, model_in_registers,
-                                    project_state)
+from racing.control.horizon import (  # noqa: F401
+    DYNAMIC,
+    KINEMATIC,
+    RES_CORR,
+    RES_FP,
+    RES_U,
+    RES_WORK,
+    RES_X,
+    SEMI_PARAMETRIC,
+    ModelArgs,
+    RolloutModel,
+    clamp_inputs,
+    model_in_registers,
+    project_state,
+)
 from racing.models import sops
 from racing.models.discrete import dynamic_step_c, kinematic_step_c
+from racing.models.dynamic import dynamic_rhs
 from racing.models.fastmath import FM, scalar
 from racing.models.ops import NUMPY
 
@@ -441,8 +454,6 @@ def rollout_np(x0, Vin, p, model, dt, nsub, cost, ca, i0, s0, u_prev, residual=N
     up0, up1 = np.full(K, float(u_prev[0])), np.full(K, float(u_prev[1]))
     use_res = residual is not None and model is SEMI_PARAMETRIC
     if use_res:
-        from racing.models.dynamic import dynamic_rhs
-
         z = np.zeros((K, residual.n_aug))
         z[:] = residual.aug_init(np.asarray(u_prev, float)) if z0 is None else np.asarray(z0, float)[:residual.n_aug]
     c, s = np.cos(st[2]), np.sin(st[2])
