@@ -124,7 +124,8 @@ class RaceSpec:
         object has no command line, a ValueError)."""
         out: list[str] = []
         defaults = RaceSpec()
-        for f in dataclasses.fields(self):
+        for name in ARGV_ORDER:
+            f = _FIELDS[name]
             value = getattr(self, f.name)
             if value is None or (value == getattr(defaults, f.name) and f.name not in ALWAYS_WRITTEN):
                 continue
@@ -141,6 +142,14 @@ class RaceSpec:
                                  f"paths has a racing race command line")
         return out
 
+
+#: the order of :meth:`RaceSpec.argv`'s options: what a reader looks for first (every field once)
+ARGV_ORDER = ("track", "car", "controller", "laps", "rate_hz", "seed", "plant", "threads", "model_params",
+              "controller_config", "residual", "raceline", "allow_bad_geometry", "friction_scale", "mass_scale",
+              "delay_s", "noise", "start_speed", "max_time_s", "realtime", "snapshot_times", "plant_hz")
+_FIELDS = {f.name: f for f in dataclasses.fields(RaceSpec)}
+if sorted(ARGV_ORDER) != sorted(_FIELDS):
+    raise RuntimeError("racing.assembly.ARGV_ORDER must name every RaceSpec field once")
 
 #: RaceSpec field -> ``racing race`` argparse destination
 _ARG_DEST = {"track": "track", "car": "car", "model_params": "model_params", "plant": "plant",

@@ -190,8 +190,8 @@ def test_pacejka_peak_is_the_maximum_and_is_shared():
     a = peak_slip_angle(10.0, 0.95, 0.0)  # no peak: the slip angle of 99 % of D
     assert pacejka(a, 10.0, 0.95, 1.0, 0.0) == pytest.approx(0.99, abs=1e-9)
     assert peak_slip_angle(10.0, 1.5, 1.0) == math.inf and peak_slip_angle(10.0, 0.8, 0.0) == math.inf
-    # the min-time OCP and MPPI use this very function (no second copy)
+    # the min-time OCP and the controllers' cost assembly (MPPI and iLQR) use this very function (no second copy)
     import racing.raceline.mintime as mt
-    from racing.control.mppi import controller as mc
+    from racing.control import horizon
 
-    assert mt.peak_slip_angle is peak_slip_angle and mc.peak_slip_angle is peak_slip_angle
+    assert mt.peak_slip_angle is peak_slip_angle and horizon.peak_slip_angle is peak_slip_angle
