@@ -30,12 +30,20 @@ from racing import config as cfg
 from racing.config import ConfigError
 from racing.control.base import CONTROLLERS, controller_settings, known_controllers, make_controller
 from racing.models.params import DEFAULT_CAR, VehicleParams, load_params, perturbed
-from racing.raceline.cache import (cache_path, line_metadata, params_fingerprint, reference_for, save_raceline,
-                                   track_fingerprint, with_cached_raceline)
+from racing.raceline.cache import (
+    cache_path,
+    line_metadata,
+    params_fingerprint,
+    reference_for,
+    save_raceline,
+    track_fingerprint,
+    with_cached_raceline,
+)
 from racing.raceline.compute import compute as compute_line
 from racing.sim.plant import DEFAULT_PLANT, make_plant, own_car
 from racing.sim.result import SimResult
-from racing.sim.simulator import NoiseConfig, SimConfig, simulate
+from racing.sim.simulator import NoiseConfig, SimConfig, initial_state, simulate
+from racing.sim.warm import PlantWarmer, warm_plant
 from racing.track import DEFAULT_TRACK, Raceline, Track, load_track
 
 #: the ``racing race`` option of each :class:`RaceSpec` field (errors name both; :meth:`RaceSpec.argv` writes them)
@@ -339,7 +347,15 @@ def build(spec: RaceSpec, notice: bool = False) -> Race:
         track = track.with_raceline(track.check_raceline(line))
     sim = sim_config(spec, plant_params)
     threads = set_numba_threads(spec.threads)
-    controller, line_record, source, name = _controller_of(spec, track, model_params, notice)
+    # the project's own plants (numba) compile beside the controller on a machine's first run (a second process)
+    ours = own is None and isinstance(spec.plant, str)  # a plant of the project's, built here
+    warmer = PlantWarmer(spec.plant, spec.plant_hz) if notice and ours else None
+    controller, line_record, source, name = _controller_of(spec, track, model_params, notice, warmer)
+    if ours:
+        if warmer is not None:
+            warmer.wait()
+        with compile_notice(f"building the {spec.plant} plant", enabled=notice):
+            warm_plant(plant, initial_state(track, max(spec.start_speed, 1.0)))
     record = run_record(spec, track, plant_params, model_params, controller, name, source, line_record, threads)
     if scales != {"friction": 1.0, "mass": 1.0}:
         record["plant_scales"] = scales
@@ -348,9 +364,11 @@ def build(spec: RaceSpec, notice: bool = False) -> Race:
                 resolve_line(track, model_params, ("mintime",))[0])
 
 
-def _controller_of(spec: RaceSpec, track: Track, model_params: VehicleParams, notice: bool):
+def _controller_of(spec: RaceSpec, track: Track, model_params: VehicleParams, notice: bool,
+                   warmer: PlantWarmer | None = None):
     """``(controller, line_record, config_source, name)`` of the spec: a built controller as given, else built by
-    name with its line (the controller drives its own copy of the track)."""
+    name with its line (the controller drives its own copy of the track). When building takes long (numba
+    compiling), ``warmer`` starts compiling the plant in a second process meanwhile."""
     if spec.controller is not None and not isinstance(spec.controller, str):
         if spec.residual is not None:
             raise ConfigError("residual (--residual): the controller is already built; give the residual to it")
@@ -358,7 +376,8 @@ def _controller_of(spec: RaceSpec, track: Track, model_params: VehicleParams, no
         return c, {"source": "track" if track.raceline is not None else None}, spec.controller_config or "given", \
             getattr(c, "name", type(c).__name__)
     name = spec.controller or default_controller()
-    with compile_notice(f"building the {name} controller", enabled=notice):
+    with compile_notice(f"building the {name} controller", enabled=notice,
+                        on_slow=warmer.start if warmer is not None else None):
         controller, line_record, source = build_controller(name, track, model_params, spec.controller_config,
                                                            residual=spec.residual, threads=spec.threads)
     return controller, line_record, source, name
@@ -385,15 +404,17 @@ def run_record(spec: RaceSpec, track: Track, car, model_params, controller, name
 
 class compile_notice:
     """Context manager: if the block takes longer than ``after_s`` (numba compiling the kernels on a machine's first
-    run), say so on stderr while it runs and how long it took at the end; quiet when it is fast (cache loaded) or
-    not ``enabled``."""
+    run), say so on stderr while it runs (and call ``on_slow``) and how long it took at the end; quiet when it is
+    fast (cache loaded) or not ``enabled``."""
 
-    def __init__(self, what: str, after_s: float = 2.0, stream=None, enabled: bool = True):
-        self.what, self.after_s, self.stream, self.enabled = what, after_s, stream, enabled
+    def __init__(self, what: str, after_s: float = 2.0, stream=None, enabled: bool = True, on_slow=None):
+        self.what, self.after_s, self.stream, self.enabled, self.on_slow = what, after_s, stream, enabled, on_slow
         self.shown = False
 
     def _show(self):
         self.shown = True
+        if self.on_slow is not None:
+            self.on_slow()
         print(f"racing: {self.what}: compiling numba kernels (the first run on this machine or after an update "
               f"takes 1-3 minutes; later runs load them from the cache) ...", file=self.stream or sys.stderr,
               flush=True)
