@@ -352,9 +352,9 @@ def build(spec: RaceSpec, notice: bool = False) -> Race:
     warmer = PlantWarmer(spec.plant, spec.plant_hz) if notice and ours else None
     controller, line_record, source, name = _controller_of(spec, track, model_params, notice, warmer)
     if ours:
-        if warmer is not None:
-            warmer.wait()
         with compile_notice(f"building the {spec.plant} plant", enabled=notice):
+            if warmer is not None:
+                warmer.wait()
             warm_plant(plant, initial_state(track, max(spec.start_speed, 1.0)))
     record = run_record(spec, track, plant_params, model_params, controller, name, source, line_record, threads)
     if scales != {"friction": 1.0, "mass": 1.0}:
