@@ -302,16 +302,16 @@ def build_controller(name: str, track: Track, params: VehicleParams, config_path
         raise ConfigError(f"controller (--controller): unknown controller {name!r}; known: "
                           f"{', '.join(known_controllers())}")
     spec = CONTROLLERS[name]
+    if residual is not None and not spec.takes_residual:
+        raise ConfigError(f"residual (--residual): controller {name!r} has no model to correct; a residual network "
+                          f"is for the model-based controllers "
+                          f"({', '.join(n for n, s in CONTROLLERS.items() if s.takes_residual)})")
     record: dict = {"source": "track" if track.raceline is not None else None}
     source = config_path or "defaults"
     if spec.config_for is not None:
         conf, source = controller_settings(name, params, config_path, overrides or None)
         if spec.raceline_request is not None:
             track, record = resolve_line(track, params, *spec.raceline_request(conf))
-    if residual is not None and not spec.takes_residual:
-        raise ConfigError(f"residual (--residual): controller {name!r} has no model to correct; a residual network "
-                          f"is for the model-based controllers "
-                          f"({', '.join(n for n, s in CONTROLLERS.items() if s.takes_residual)})")
     options = {} if spec.config_for is not None else dict(overrides)
     if residual is not None:
         options["residual"] = residual
