@@ -26,6 +26,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numba
+
 from racing import config as cfg
 from racing.config import ConfigError
 from racing.control.base import CONTROLLERS, controller_settings, known_controllers, make_controller
@@ -253,8 +255,6 @@ def sim_config(spec: RaceSpec, car: VehicleParams) -> SimConfig:
 
 def set_numba_threads(n) -> int:
     """Set the process's numba thread count (None: leave numba's default, all cores); returns it."""
-    import numba  # numba is a core dependency, but imported here so that a spec can be checked without it
-
     if n is not None:
         if isinstance(n, bool) or not isinstance(n, int) or n < 1 or n > numba.config.NUMBA_NUM_THREADS:
             raise ConfigError(f"--threads must be in 1..{numba.config.NUMBA_NUM_THREADS} (the cores numba was started "
