@@ -51,7 +51,7 @@ import numpy as np
 from racing.geometry.path import ClosedPath
 from racing.geometry.speed_profile import speed_profile
 from racing.models import sops
-from racing.models.fastmath import compiled, fmax, fmin, scalar
+from racing.models.fastmath import fmax, fmin, scalar
 from racing.models.ops import NUMPY
 
 (C_PROGRESS, C_LINE, C_SPEED_CAP, C_TERMINAL_SPEED, C_BOUNDARY, C_CRASH, C_SLIP, C_DSTEER, C_DACCEL,
@@ -339,7 +339,7 @@ def smooth_stage(nn, wl, wr, n_ref, v_cap, d, vx, vy, r, du0, du1, terminal, k, 
             + r11 * r11 + r12 * r12)
 
 
-@compiled
+@scalar
 def racing_stage(tab, cp, t, T, px, py, d, vx, vy, r, du0, du1, i, iu, crashed, prog):
     """Compiled stage cost after step ``t`` (1-based) at position ``(px, py)`` [m], steering ``d`` [rad], body
     velocities ``vx, vy`` [m/s], yaw rate ``r`` [rad/s]: the local projection from segment ``i``, the terms

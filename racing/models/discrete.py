@@ -35,7 +35,7 @@ The inputs are (steering rate [rad/s], acceleration [m/s^2]) held over the step 
 from __future__ import annotations
 
 
-from racing.models.fastmath import compiled, scalar
+from racing.models.fastmath import scalar
 from racing.models.dynamic import (axle_forces, blend_weight, body_derivatives_from_forces, pacejka, pacejka_slope,
                                    resistance, slip_angles)
 from racing.models.kinematic import slip_and_yaw_rate
@@ -51,7 +51,7 @@ def rotate_half(c, s, dpsi, ops):
     return cm, sm, cm * c1 - sm * s1, sm * c1 + cm * s1
 
 
-@compiled
+@scalar
 def kinematic_step_c(x, y, psi, v, d, c, s, rate, a, p, h, ops):
     """One kinematic step of ``h`` [s]: returns (x, y, psi, v, delta, cos psi, sin psi) at the step end."""
     sb, cb, om = slip_and_yaw_rate(v, d, p, ops)
@@ -62,7 +62,7 @@ def kinematic_step_c(x, y, psi, v, d, c, s, rate, a, p, h, ops):
             c_n, s_n)
 
 
-@compiled
+@scalar
 def dynamic_step_c(x, y, psi, vx, vy, r, d, c, s, rate, a, p, h, ops):
     """One dynamic step of ``h`` [s] (module doc): returns (x, y, psi, v_x, v_y, r, delta, cos psi, sin psi)."""
     m, iz, lf, lr = p[P_MASS], p[P_IZ], p[P_LF], p[P_LR]

@@ -52,7 +52,7 @@ from __future__ import annotations
 import math
 
 from racing.models import sops
-from racing.models.fastmath import compiled, scalar
+from racing.models.fastmath import scalar
 from racing.models.kinematic import body_velocities
 from racing.models.ops import NUMPY
 from racing.models.params import (
@@ -359,7 +359,7 @@ def dynamic_rhs(x, u, p, ops=NUMPY):
     ])
 
 
-@compiled
+@scalar
 def dynamic_rhs_s(x, u, p, out):
     """Scalar form of :func:`dynamic_rhs` for compiled code: ``out[7] = f(x[7], u[2], p)``."""
     yaw, vx, vy = x[YAW], x[VX], x[VY]

@@ -1,8 +1,8 @@
 """libm-free scalar math for the compiled kernels: accurate to a few ulp, 2-3x faster than libm for the
 arguments the rollouts see.
 
-The functions are registered for numba's CPU target (IR-inlined) and its CUDA target (device functions) by
-:func:`scalar` / :func:`compiled`, so the same Python source compiles into CPU (``@njit``) and CUDA (``@cuda.jit``)
+The functions are registered for numba's CPU target (always-inline functions) and its CUDA target (device
+functions) by :func:`scalar`, so the same Python source compiles into CPU (``@njit``) and CUDA (``@cuda.jit``)
 code, and they stay callable from plain Python (scalars) for tests.
 """
 from __future__ import annotations
@@ -26,23 +26,26 @@ FM = {"nsz", "arcp", "contract", "afn"}
 
 
 def scalar(fn):
-    """Register ``fn`` for numba's CPU target (``@njit`` callers) with IR-level inlining, so that it compiles as
-    part of its caller (the caller's fast-math flags, no call: LLVM does not inline across numba's per-function
-    libraries, and the calls made the rollouts 2x slower); ``fn`` stays a
-    plain Python function (numpy/torch/casadi arrays or scalars). For small leaves: nested IR inlining
-    multiplies numba's compile time (a rollout kernel inlined to the bottom took 5-6 minutes to compile).
+    """Register ``fn`` for numba's CPU target (``@njit`` callers) as a function of its own, compiled once per
+    signature with the kernels' fast-math flags and numpy's error model (a division by zero gives inf/nan, as the
+    vectorised forms do, and no exception path) and marked always-inline, so LLVM inlines it into every caller
+    when the caller's module is linked; ``fn`` stays a plain Python function (numpy/torch/casadi arrays or scalars).
 
-    CUDA callers get the function without numba's IR inlining (:func:`_cuda_overload`)."""
-    overload(fn, target="cpu", inline="always", strict=False)(_typing(fn))
+    Not numba's IR-level inlining (``overload(..., inline="always")``), which this project used until 2026-12-06:
+    it re-types every inlined body inside every caller, and nested through the tyre, load-transfer, model, RK4 and
+    cost functions it took 110-185 s to compile one MPPI or iLQR kernel and 140 s for the plant, against 5-20 s
+    now, for rollouts 6-8 % slower (docs/results.md, 2026-12-06).
+
+    CUDA callers get the function as a plain device function (:func:`_cuda_overload`)."""
+    overload(fn, target="cpu", jit_options=dict(fastmath=FM, forceinline=True, error_model="numpy"),
+             strict=False)(_typing(fn))
     return _cuda_overload(fn)
 
 
 def _cuda_overload(fn):
-    """Register ``fn`` for the CUDA target as a plain device function (NVVM inlines it); the IR-inlined form is the
-    CPU target's alone: numba-cuda (0.30) cannot type IR-inlined functions (a comparison inside one becomes
-    ``gt(omitted, omitted)``). Known limit: once the CPU target has *compiled* (not loaded from numba's cache) a
-    function in a process, numba-cuda picks up its inlined form there too and fails the same way, so a process
-    compiles its CUDA kernels before its CPU kernels (``tests/control/test_mppi_gpu.py`` does)."""
+    """Register ``fn`` for the CUDA target as a plain device function (NVVM inlines it): numba-cuda (0.30) cannot
+    type numba's IR-inlined functions (a comparison inside one becomes ``gt(omitted, omitted)``), so the CUDA
+    registration carries no inline option and no CPU jit options."""
     overload(fn, target="cuda", strict=False)(_typing(fn))
     return fn
 
@@ -103,14 +106,6 @@ def fmin(a, b):
 # numba's pedantic IR check warns about phi variables of inlined branches (atan_fast's range reduction); the
 # results are tied to the numpy references by the tests
 warnings.filterwarnings("ignore", category=NumbaIRAssumptionWarning)
-
-
-def compiled(fn):
-    """Register ``fn`` for numba's CPU target as a function of its own (compiled once with the kernels'
-    fast-math flags, called, not inlined): for entry points that callers use several times (an RHS inside RK4),
-    where IR-inlining every use would multiply the compile time; ``fn``'s own callees are still inlined."""
-    overload(fn, target="cpu", jit_options=dict(fastmath=FM, forceinline=True), strict=False)(_typing(fn))
-    return _cuda_overload(fn)
 
 
 @scalar

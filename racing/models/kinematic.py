@@ -23,7 +23,7 @@ from __future__ import annotations
 import math
 
 
-from racing.models.fastmath import compiled, scalar
+from racing.models.fastmath import scalar
 from racing.models import sops
 from racing.models.ops import NUMPY
 from racing.models.params import P_LF, P_LR
@@ -81,7 +81,7 @@ def kinematic_rhs(x, u, p, ops=NUMPY):
     ])
 
 
-@compiled
+@scalar
 def kinematic_rhs_s(x, u, p, out):
     """Scalar form of :func:`kinematic_rhs` for compiled code: ``out[5] = f(x[5], u[2], p)``."""
     sb, cb, dpsi = slip_and_yaw_rate(x[KV], x[KSTEER], p, sops)

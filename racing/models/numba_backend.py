@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from racing.models.fastmath import compiled
+from racing.models.fastmath import scalar
 from racing.models.dynamic import dynamic_rhs_s
 from racing.models.kinematic import kinematic_rhs_s
 
@@ -44,7 +44,7 @@ def make_rk4(rhs):
     ``rk4(x, u, p, dt, out, work)`` writes ``out[nx] = x + dt/6 (k1 + 2k2 + 2k3 + k4)``; ``work[5, >= nx]`` is
     scratch (k1..k4, stage state); ``out`` may alias ``x``. Generic target (CPU and CUDA)."""
 
-    @compiled
+    @scalar
     def rk4(x, u, p, dt, out, work):
         nx = x.shape[0]
         k1, k2, k3, k4, xs = work[0], work[1], work[2], work[3], work[4]

@@ -27,7 +27,7 @@ from collections import deque
 import numpy as np
 from numba import njit
 
-from racing.models.fastmath import compiled
+from racing.models.fastmath import scalar
 from racing.models import sops
 from racing.models.actuators import actuator_inputs
 from racing.models.dynamic import blend_weight, body_derivatives_from_forces, tyre_force_set
@@ -39,7 +39,7 @@ NX_EXT = 10
 PE_TAU, PE_SIGMA = N_PARAMS, N_PARAMS + 1
 
 
-@compiled
+@scalar
 def dynamic_ext_rhs_s(x, u, pe, out):
     """``out[10] = f(x[10], u[2], pe)``: the dynamic model's forces (:mod:`racing.models.dynamic`) with drivetrain
     lag and tyre relaxation (``pe`` = the car's flat parameters + (tau_drive, sigma)).

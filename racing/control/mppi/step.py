@@ -247,7 +247,7 @@ def make_kernels(model: RolloutModel, cost: RolloutCost) -> Kernels:
 
 def _make_rollout(model: RolloutModel, cost: RolloutCost):
     """The one-sample rollout, a closure over the model's ``start``, ``step`` and the cost's ``start``, ``stage``,
-    ``terminal`` (IR-inlined into the CPU kernels, a device function for CUDA).
+    ``terminal`` (always-inline functions in the CPU kernels, a device function for CUDA).
 
     ``rollout(k, x0[7], U[T, 2], eps_k[T, 2], V_k[T, 2], sg[4], gamma, m, ca, i0, s0, u_prev[2], gen, seed, qtab,
     store, traj_k[T+1, 2], rec, X_k[T+1, 7], recx, zr_k)`` -> cost of sample ``k``: its noise (generated
@@ -257,7 +257,7 @@ def _make_rollout(model: RolloutModel, cost: RolloutCost):
     start, step = model.start, model.step
     c_start, stage, terminal = cost.start, cost.stage, cost.terminal
 
-    @scalar  # IR-inlined into the CPU kernels; a plain device function for CUDA (racing.control.mppi.gpu)
+    @scalar  # inlined by LLVM into the CPU kernels; a plain device function for CUDA (racing.control.mppi.gpu)
     def rollout(k, x0, U, eps_k, V_k, sg, gamma, m, ca, i0, s0, u_prev, gen, seed, qtab, store, traj_k, rec, X_k,
                 recx, zr_k):
         T = U.shape[0]
@@ -325,7 +325,7 @@ def _make_rollout_chunk(rollout, in_registers):
     """The rollouts of the samples ``[k0, k1)`` (into ``b.S``, ``b.V``, ``b.traj``, ``b.eps``), with the model's and
     the cost's small arrays hoisted into registers (``in_registers``: the cost's)."""
     # the samples [k0, k1): a function of its own (the kernels' fast-math flags, the rollout and everything below it
-    # IR-inlined) called once per chunk from the parallel loop, so that numba's parfor pass never analyses the
+    # inlined) called once per chunk from the parallel loop, so that numba's parfor pass never analyses the
     # model and cost code (its array analysis fails on it) and the call costs nothing per sample
     @register_jitable(fastmath=FM)
     def rollout_chunk(k0, k1, x0, U, m, ca, nz, b, i0, s0, u_prev, seed, gamma, gen, store_noise, n_rec):
