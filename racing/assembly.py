@@ -31,6 +31,7 @@ import numba
 from racing import config as cfg
 from racing.config import ConfigError
 from racing.control.base import CONTROLLERS, controller_settings, known_controllers, make_controller
+from racing.interfaces import drive_interface
 from racing.models.params import DEFAULT_CAR, VehicleParams, load_params, perturbed
 from racing.raceline.cache import (
     cache_path,
@@ -321,6 +322,18 @@ def build_controller(name: str, track: Track, params: VehicleParams, config_path
     return make_controller(name, track, params, given, **options), record, source
 
 
+def check_interfaces(model_params: VehicleParams, plant_params: VehicleParams) -> None:
+    """The controller sends what its own car file's ``drive_interface`` takes; the car raced (the plant) must take
+    it: a controller that plans with a feed-forward acceleration on a speed-only car brakes late (the car ignores
+    the field), so that pairing is a :class:`ConfigError`. A speed-only controller drives either kind of car."""
+    sent, taken = drive_interface(model_params.drive_interface), drive_interface(plant_params.drive_interface)
+    if sent.acceleration and not taken.acceleration:
+        raise ConfigError(
+            f"drive_interface: the controller's car {model_params.name!r} is {sent.name!r} ({sent.doc}) but the car "
+            f"raced, {plant_params.name!r}, is {taken.name!r} ({taken.doc}); give the controller's car file "
+            f"drive_interface: {taken.name}")
+
+
 def build(spec: RaceSpec, notice: bool = False) -> Race:
     """Resolve every part of ``spec`` once (see the module docstring). Cheap checks first: bad options fail
     before any kernel compiles. ``notice``: say on stderr when building takes long (numba compiling)."""
@@ -342,6 +355,7 @@ def build(spec: RaceSpec, notice: bool = False) -> Race:
     plant_params = own or perturbed_car
     model_params = (resolve_car(spec.model_params, "model_params") if spec.model_params is not None
                     else (own if own is not None and car is None else base))
+    check_interfaces(model_params, plant_params)
     if spec.raceline is not None:
         line = spec.raceline if isinstance(spec.raceline, Raceline) else Raceline.load(spec.raceline)
         track = track.with_raceline(track.check_raceline(line))

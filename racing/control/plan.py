@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from racing.interfaces import Command
+from racing.interfaces import Command, DriveInterface, drive_interface
 from racing.models import sops
 from racing.models.dynamic import accel_limits
 
@@ -39,7 +39,8 @@ def plan_at(X: np.ndarray, col: int, tau: float, dt: float) -> float:
 
 
 def command_from_plan(X: np.ndarray, U: np.ndarray, dt: float, params, period: float,
-                      steer_lead: float | None = None, p: np.ndarray | None = None) -> Command:
+                      steer_lead: float | None = None, p: np.ndarray | None = None,
+                      interface: DriveInterface | None = None) -> Command:
     """The command of a plan ``X[T+1, 7]`` (observation layout), ``U[T, 2]`` (steer rate, acceleration):
     steering = planned angle ``steer_lead`` ahead (default the servo lag + half a period), mapped through the
     car's steering gain and offset; speed = planned v_x half a period ahead (so that the plant's speed loop
@@ -47,14 +48,18 @@ def command_from_plan(X: np.ndarray, U: np.ndarray, dt: float, params, period: f
     planned input within what the model says the tyres deliver at the current speed
     (:func:`racing.models.dynamic.accel_limits`: an input past the grip or power limit plans like the limit
     itself, but a car whose actuators apply what they are told -- a speed loop, a brake-by-wire -- would brake past
-    the grip the plan counted on). ``p``: the flat parameters (``params.to_array()``, made once by the caller)."""
+    the grip the plan counted on). ``p``: the flat parameters (``params.to_array()``, made once by the caller).
+    The command is the one the car's drive interface takes (``interface``, default the car file's
+    ``drive_interface``; :meth:`racing.interfaces.DriveInterface.command`: on a speed-only car the speed set-point
+    leads by ``acceleration / speed_kp`` and no acceleration is sent)."""
     lead = steer_lead if steer_lead is not None else params.steer_tau + 0.5 * period
     delta = plan_at(X, 6, lead, dt)
     steer_cmd = (delta - params.steer_offset) / params.steer_gain
     speed = min(max(plan_at(X, 3, 0.5 * period, dt), 0.0), params.v_max)
     lo, hi = accel_limits(float(X[0, 3]), params.to_array() if p is None else p, sops)
     accel = float(min(max(float(U[0, 1]), lo), hi))
-    return Command(steering_angle=float(steer_cmd), speed=float(speed), acceleration=accel)
+    iface = drive_interface(params.drive_interface) if interface is None else interface
+    return iface.command(float(steer_cmd), float(speed), accel, float(X[0, 3]), params.speed_kp, params.v_max)
 
 
 __all__ = ["command_from_plan", "plan_at", "shift_inputs"]

@@ -28,6 +28,7 @@ from racing import config as cfg
 from racing.control.base import Command, Controller, Observation, register
 from racing.geometry.path import ClosedPath
 from racing.geometry.speed_profile import AccelAvailable, speed_profile
+from racing.interfaces import drive_interface
 from racing.models.params import VehicleParams, usable_grip
 
 
@@ -51,6 +52,7 @@ class PurePursuit(Controller):
     def __init__(self, track, params: VehicleParams, config: PurePursuitConfig = PurePursuitConfig()):
         self.track = track
         self.params = params
+        self.interface = drive_interface(params.drive_interface)
         self.config = config
         self.path = ClosedPath.from_track(track, config.use_raceline)
         grip = config.grip_scale * usable_grip(params)  # less what the car's identification cannot vouch for
@@ -100,7 +102,7 @@ class PurePursuit(Controller):
         lo, hi = -self.accel_avail(v, k, True), max(self.accel_avail(v, k, False), 0.0)
         a_ff = min(max(float(self.a_profile[idx].min()), lo), hi)
         v_ref = min(max(v_ref, v + (lo - a_ff) / kp), v + (hi - a_ff) / kp)
-        return Command(steering_angle=float(delta), speed=v_ref, acceleration=a_ff)
+        return self.interface.command(float(delta), v_ref, a_ff, v, kp, self.params.v_max)
 
 
 def config_for(params, config_path=None) -> tuple[PurePursuitConfig, str]:

@@ -92,6 +92,12 @@ class VehicleParams:
         "doc": "share of the tyre grip (D_f, D_r, mu) the identification cannot vouch for: controllers plan their "
                "speeds with (1 - grip_margin) of it; racing fit sets it from the fit's uncertainty "
                "(racing.sysid.parametric.grip_margin); 0 for a car whose data sheet is trusted"})
+    # not a physical parameter: what the car's drive-by-wire applies of a command (racing.interfaces)
+    drive_interface: str = field(default="speed", metadata={
+        "choices": ("speed_accel", "speed"),
+        "doc": "what the car's drive-by-wire applies of a command: 'speed_accel' (speed set-point and feed-forward "
+               "acceleration) or 'speed' (a speed set-point only, the acceleration field ignored: F1TENTH's VESC "
+               "driver, most ROS drive-by-wire nodes); default 'speed', the one every car honours"})
 
     def __post_init__(self):
         config.validate(self, source=f"VehicleParams {self.name!r}" if isinstance(self.name, str) else None)
@@ -111,13 +117,15 @@ class VehicleParams:
 
     @classmethod
     def from_array(cls, p: np.ndarray, name: str = "fitted", tuning: str | None = None,
-                   grip_margin: float = 0.0) -> "VehicleParams":
+                   grip_margin: float = 0.0, drive_interface: str = "speed") -> "VehicleParams":
         """Inverse of :meth:`to_array` (``tuning``: the controller tuning the car keeps, e.g. its base car's;
-        ``grip_margin``: what its identification vouches for)."""
+        ``grip_margin``: what its identification vouches for; ``drive_interface``: what its drive-by-wire
+        applies)."""
         p = np.asarray(p, dtype=float)
         if p.shape != (N_PARAMS,):
             raise ValueError(f"expected a parameter array of shape ({N_PARAMS},), got {p.shape}")
         return config.from_mapping(cls, {"name": name, "tuning": tuning, "grip_margin": grip_margin,
+                                         "drive_interface": drive_interface,
                                          **{n: float(v) for n, v in zip(PARAM_NAMES, p)}},
                                    source="<parameter array>")
 
@@ -138,6 +146,7 @@ class VehicleParams:
             lines.append(f"grip_margin: {yaml_float(self.grip_margin)}  # [-] {docs['grip_margin']}")
         if self.tuning is not None:
             lines.append(f"tuning: {self.tuning}  # {docs['tuning']}")
+        lines.append(f"drive_interface: {self.drive_interface}  # {docs['drive_interface']}")
         Path(path).write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
@@ -171,7 +180,7 @@ def yaml_float(v: float) -> str:
 
 
 #: the fields that are not in the flat parameter array
-NOT_PHYSICAL = ("name", "tuning", "grip_margin")
+NOT_PHYSICAL = ("name", "tuning", "grip_margin", "drive_interface")
 PARAM_NAMES: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(VehicleParams) if f.name not in NOT_PHYSICAL)
 N_PARAMS = len(PARAM_NAMES)
 
@@ -214,8 +223,8 @@ DEFAULT_CAR = "f1tenth"
 
 def load_params(name_or_path: str | Path | Mapping = DEFAULT_CAR) -> VehicleParams:
     """Load a car by name (a file in :func:`params_dir`), by path to a YAML file, or from a mapping of its
-    parameters (the keys and checks of a car YAML: every physical field and ``name``; ``tuning`` and
-    ``grip_margin`` optional). A :class:`VehicleParams` is returned as it is.
+    parameters (the keys and checks of a car YAML: every physical field and ``name``; ``tuning``,
+    ``grip_margin`` and ``drive_interface`` optional). A :class:`VehicleParams` is returned as it is.
 
     Raises
     ------

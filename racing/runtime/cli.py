@@ -25,6 +25,7 @@ from pathlib import Path
 from racing import config as cfg
 from racing import exit_codes
 from racing.assembly import RaceSpec, build
+from racing.interfaces import drive_interface
 from racing.models.params import DEFAULT_CAR
 from racing.runtime import rt
 from racing.runtime.auth import LinkSecurity, key_fingerprint, load_key, write_key
@@ -420,7 +421,8 @@ def drive_loop(args, conf, race, loop_conf, address, security, twin, cpu_report,
         try:
             loop = RuntimeLoop(race.controller, vehicle, loop_conf, track=race.track, log_path=log_path, meta=meta,
                                predictor=predictor,
-                               supervisor_rt_priority=(cpu.rt_priority + 1) if cpu_report.rt_granted else None)
+                               supervisor_rt_priority=(cpu.rt_priority + 1) if cpu_report.rt_granted else None,
+                               interface=drive_interface(race.car.drive_interface))
             if not args.json:
                 limit = "Ctrl-C" if loop_conf.duration_s is None and loop_conf.laps is None else "Ctrl-C or limit"
                 print(f"driving {vehicle.describe()} at {loop_conf.rate_hz:g} Hz ({limit} to stop)", file=sys.stderr)

@@ -58,6 +58,7 @@ import numpy as np
 
 from racing import config as cfg
 from racing.control.base import Command, Controller, Observation
+from racing.interfaces import DRIVE_INTERFACES, DriveInterface
 from racing.logs import LogWriter
 from racing.runtime import protocol as proto
 from racing.runtime.rt import boost_thread
@@ -272,11 +273,14 @@ class RuntimeLoop:
         the measured state); its ``delay`` should equal ``config.actuation_delay_s``
     supervisor_rt_priority : SCHED_FIFO priority for the watchdog supervisor thread (set when the
         control thread runs real-time, one level above it), None = leave it
+    interface : the car's :class:`racing.interfaces.DriveInterface` (its car file's ``drive_interface``); a
+        command with a field the car does not take trips the watchdog (``bad_command``) before it is sent
     """
 
     def __init__(self, controller: Controller, vehicle: Vehicle, config: LoopConfig = LoopConfig(), track=None,
                  log_path=None, meta: dict | None = None, clock=time.perf_counter, sleep=time.sleep,
-                 warmup_state=None, predictor=None, supervisor_rt_priority: int | None = None):
+                 warmup_state=None, predictor=None, supervisor_rt_priority: int | None = None,
+                 interface: DriveInterface = DRIVE_INTERFACES["speed_accel"]):
         if config.laps is not None and track is None:
             raise ValueError("LoopConfig.laps needs a track to count laps on")
         self.controller, self.vehicle, self.config, self.track = controller, vehicle, config, track
@@ -286,6 +290,7 @@ class RuntimeLoop:
         self.warmup_state = warmup_state
         self.predictor = predictor
         self.supervisor_rt_priority = supervisor_rt_priority
+        self.interface = interface
         self.period = 1.0 / config.rate_hz
         self.watchdog = Watchdog(config.watchdog, self.period)
         self._stop_status: str | None = None
@@ -648,7 +653,7 @@ class RuntimeLoop:
         rs.control_ticks += 1
         if wd.tripped:  # the supervisor tripped while act() ran
             return None
-        bad = _command_problem(cmd)
+        bad = _command_problem(cmd) or self.interface.problem(cmd)
         if bad:
             wd.trip("bad_command", bad, t)
             return None

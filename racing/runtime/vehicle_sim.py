@@ -50,6 +50,7 @@ import numpy as np
 from racing.config import ConfigError
 from racing.control.base import Command
 from racing.exit_codes import BAD_INPUT
+from racing.interfaces import drive_interface
 from racing.models.params import DEFAULT_CAR, load_params
 from racing.runtime import protocol as proto
 from racing.runtime import rt
@@ -94,6 +95,7 @@ class VehicleCore:
     def __init__(self, plant, params, x0: np.ndarray, config: SimTwinConfig = SimTwinConfig(),
                  security: LinkSecurity = INSECURE, t0: float = 0.0, peer: tuple[str, int] | None = None):
         self.plant, self.params, self.config = plant, params, config
+        self.interface = drive_interface(params.drive_interface)
         self.x = np.asarray(x0, dtype=np.float64).copy()
         plant.reset(self.x)
         self.t = float(t0)
@@ -107,7 +109,7 @@ class VehicleCore:
         self.rx = Receiver(security, accept=_ACCEPT, peer=peer, clock=lambda: self.t)
         self.tx = Sender(security, clock=lambda: self.t)
         self._lat_sum = 0.0
-        self.stats = {"states_sent": 0, "commands": 0, "heartbeats": 0, "stops": 0, "dropped": 0,
+        self.stats = {"states_sent": 0, "commands": 0, "acceleration_ignored": 0, "heartbeats": 0, "stops": 0, "dropped": 0,
                       "rejected": dict(self.rx.counts), "stale_commands": 0, "commands_ignored": 0, "unexpected": 0,
                       "failsafe_events": 0, "latency_ms_mean": None, "latency_ms_max": None, "stop_reason": None,
                       "stop_t": None, "standstill_t": None, "last_error": None, "delay_s": config.delay_s}
@@ -163,6 +165,9 @@ class VehicleCore:
             if self.mode == "stopped":
                 st["commands_ignored"] += 1
                 return
+            if value.acceleration != 0.0 and not self.interface.acceleration:  # a speed-only car ignores the field
+                st["acceleration_ignored"] += 1
+                value = Command(value.steering_angle, value.speed, 0.0)
             self.command = value
             self.last_command_rx = t
             if self.mode != "diverged":

@@ -31,6 +31,7 @@ import numpy as np
 
 from racing import config as cfg
 from racing.control.base import Command, Controller, Observation
+from racing.interfaces import DriveInterface, drive_interface
 from racing.models.dynamic import NX, STATE_NAMES, VX
 from racing.models.params import VehicleParams
 from racing.sim.result import SimResult
@@ -150,7 +151,9 @@ def simulate(track, controller: Controller, plant, plant_params: VehicleParams, 
     track : racing.track.Track
     controller : Controller (already built with its own model parameters)
     plant : object with reset(x0[7]) and step(command, dt) -> x[7] (see racing.sim.plant)
-    plant_params : the plant's parameters (for limits and the time budget)
+    plant_params : the plant's parameters (for limits and the time budget; its ``drive_interface`` says which
+                   command fields the car takes: a command with another raises
+                   :class:`racing.interfaces.InterfaceError`)
     sim : SimConfig
     run_config : extra resolved configuration stored in the result (track, cars, controller)
     progress : optional callable(fraction_done: float, laps_done: int) called every tick
@@ -168,7 +171,8 @@ def simulate(track, controller: Controller, plant, plant_params: VehicleParams, 
     x = initial_state(track, v0) if x0 is None else np.asarray(x0, dtype=float).copy()
     plant.reset(x)
     controller.reset(Observation(0.0, x.copy()))
-    run = _Run(track, controller, plant, sim, int(math.ceil(max_time * sim.rate_hz)) + 2, x, progress)
+    run = _Run(track, controller, plant, sim, int(math.ceil(max_time * sim.rate_hz)) + 2, x, progress,
+               drive_interface(plant_params.drive_interface))
     # real-time mode: no cyclic garbage collection inside the timed loop (a full collection in a big
     # process can take longer than a control period; the loop makes no reference cycles)
     gc_was_enabled = gc.isenabled()
@@ -186,8 +190,10 @@ class _Run:
     """One simulated race in progress: the time series (buffers made once, ``n_max`` ticks), the lap and off-track
     bookkeeping, the commands waiting for their delay, and the true state ``x[7]``."""
 
-    def __init__(self, track, controller, plant, sim: SimConfig, n_max: int, x: np.ndarray, progress):
+    def __init__(self, track, controller, plant, sim: SimConfig, n_max: int, x: np.ndarray, progress,
+                 interface: DriveInterface):
         self.track, self.controller, self.plant, self.sim, self.progress = track, controller, plant, sim, progress
+        self.interface = interface
         self.period, self.L, self.n_max, self.x = 1.0 / sim.rate_hz, track.length, n_max, x
         self.rng = np.random.default_rng(sim.seed)
         self.noise_std = sim.noise.std()
@@ -285,6 +291,7 @@ class _Run:
         c0 = time.perf_counter()
         cmd = self.controller.act(obs, t)
         comp = time.perf_counter() - c0
+        self.interface.check(cmd)  # a field the car does not take: InterfaceError (a controller built for another car)
         self.CT[n] = comp
         self.C[n] = (cmd.steering_angle, cmd.speed, cmd.acceleration)
         if self.snap_times and t >= self.snap_times[0]:

@@ -468,7 +468,7 @@ def fit(logs: list[DriveLog] | ro.Data, base: VehicleParams, model: str = "dynam
     poor = [nm for nm, r_ in zip(all_names, rel) if r_ > 0.2 or nm in at_bound]
     margin = grip_margin(all_names, theta, se, not_identified, data, base)
     fitted = VehicleParams.from_array(p_fit, name=name or fitted_name(base.name, p_fit), tuning=base.tuning,
-                                      grip_margin=margin or 0.0)
+                                      grip_margin=margin or 0.0, drive_interface=fitted_interface(data, base))
     return FitResult(params=fitted, base=base, model=model, names=all_names, values=theta, std_errors=se,
                      initial=lay.th0, cost=float(sol.cost), cost_initial=cost0, rmse_initial=rmse_initial,
                      rmse_final=rmse_final, sigma=prob.sigma, n_windows=int(prob.starts.size), n_samples=data.n,
@@ -477,6 +477,15 @@ def fit(logs: list[DriveLog] | ro.Data, base: VehicleParams, model: str = "dynam
                      correlation=corr, not_identified=not_identified, confounded=confounded, limits=limits,
                      pedal_map=None if q_fit is None else pm.PedalMap.from_array(q_fit), weights=prob.wmul,
                      n_boot=n_boot, reference_x=prob.reference_x(theta, lay), grip_margin=margin)
+
+
+def fitted_interface(data: ro.Data, base: VehicleParams) -> str:
+    """The fitted car's ``drive_interface``: the base car's, but never more than the log can show the car takes.
+    A log whose acceleration command is zero throughout (or absent: pedal logs, logs without the column) cannot
+    show that the car applies a feed-forward acceleration, so such a fit is ``speed`` (a speed set-point only),
+    the interface every car honours."""
+    sent = data.pedals is None and bool(np.any(data.cmd[:, 2] != 0.0))
+    return base.drive_interface if sent else "speed"
 
 
 def _prepared(logs: list[DriveLog] | ro.Data, min_speed: float) -> ro.Data:

@@ -20,7 +20,7 @@ def test_shipped_cars_load():
 
 def test_array_round_trip(tmp_path):
     p = load_params("gt_car")
-    q = VehicleParams.from_array(p.to_array(), name="gt_car", tuning=p.tuning)
+    q = VehicleParams.from_array(p.to_array(), name="gt_car", tuning=p.tuning, drive_interface=p.drive_interface)
     assert q == p
     p.to_yaml(tmp_path / "x.yaml", header="test")
     assert load_params(tmp_path / "x.yaml") == p

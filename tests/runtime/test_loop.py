@@ -221,6 +221,33 @@ def test_non_finite_or_foreign_command_trips(bad):
     assert veh.stops == [proto.StopReason.BAD_COMMAND] * 3
 
 
+def test_a_command_the_car_does_not_take_trips_and_is_never_sent():
+    from racing.interfaces import DRIVE_INTERFACES
+
+    clock = FakeClock()
+    veh = ScriptedVehicle(clock)
+    ctl = TimedController(clock, command=lambda i: Command(0.0, 1.0, 2.0 if i == 2 else 0.0))
+    res = make_loop(ctl, veh, clock, duration_s=5.0, interface=DRIVE_INTERFACES["speed"]).run()
+    assert res.status == "watchdog:bad_command" and "does not take an acceleration" in res.watchdog.detail
+    assert len(veh.commands) == 2 and veh.stops == [proto.StopReason.BAD_COMMAND] * 3
+
+
+def test_a_speed_only_vehicle_ignores_the_acceleration_field_and_counts_it():
+    from racing.models.params import load_params
+    from racing.runtime.vehicle_sim import LoopbackSimVehicle
+    from racing.sim.simulator import initial_state
+    from racing.track import load_track
+
+    track, params = load_track("lab_loop"), load_params("f1tenth")
+    clock = FakeClock()
+    veh = LoopbackSimVehicle(params, initial_state(track), clock=clock)
+    res = make_loop(TimedController(clock, command=lambda i: Command(0.0, 2.0, 1.5)), veh, clock,
+                    duration_s=1.0).run()
+    assert res.status == "completed"
+    assert veh.core.stats["acceleration_ignored"] == veh.core.stats["commands"] > 10
+    assert veh.core.command.acceleration == 0.0
+
+
 def test_non_finite_state_trips():
     clock = FakeClock()
     veh = ScriptedVehicle(clock, state_fn=lambda i: np.array([0, 0, 0, np.nan if i == 4 else 1.0, 0, 0, 0]))

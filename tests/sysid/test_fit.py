@@ -45,3 +45,20 @@ def test_kinematic_recovery():
     assert abs((got["l_f"] + got["l_r"]) / 0.33 - 1) < 0.03
     assert abs(got["steer_gain"] - 0.9) < 0.02
     assert abs(got["steer_offset"] - 0.02) < 0.005
+
+
+def test_a_fitted_car_takes_no_more_than_its_log_shows():
+    """A log whose acceleration command is zero throughout (or a pedal log) cannot show that the car applies a
+    feed-forward: the fitted car is speed-only whatever its base car says."""
+    from types import SimpleNamespace
+
+    from racing.sysid.parametric import fitted_interface
+
+    base = load_params("gt_car")
+    assert base.drive_interface == "speed_accel"
+    cmd = np.zeros((50, 3))
+    assert fitted_interface(SimpleNamespace(pedals=None, cmd=cmd), base) == "speed"
+    cmd[10:20, 2] = -3.0
+    assert fitted_interface(SimpleNamespace(pedals=None, cmd=cmd), base) == "speed_accel"
+    assert fitted_interface(SimpleNamespace(pedals=np.zeros((50, 2)), cmd=cmd), base) == "speed"
+    assert fitted_interface(SimpleNamespace(pedals=None, cmd=cmd), load_params("f1tenth")) == "speed"

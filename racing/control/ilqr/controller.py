@@ -14,7 +14,7 @@ from racing.control.ilqr.config import ILQRConfig, resolve_margins
 from racing.control.ilqr.problem import RacingProblem
 from racing.control.ilqr.solver import ILQR as Solver
 from racing.control.plan import command_from_plan, shift_inputs
-from racing.interfaces import Command, Observation
+from racing.interfaces import Command, Observation, drive_interface
 from racing.models.kinematic import body_velocities
 from racing.models.ops import NUMPY
 from racing.models.params import VehicleParams, usable_grip
@@ -55,6 +55,7 @@ class ILQRController(Controller):
             cfg.replace_from(config.cost, {"line": 0.0}, source="iLQR without a raceline")
         self.cp = cost_params_for(weights, soft, crash, track.ds, config.beta_max, config.yaw_limit, params)
         self.p = params.to_array()
+        self.interface = drive_interface(params.drive_interface)
         self.pb = RacingProblem(config.model, self.T, config.substeps, config.dt, self.p, self.cp, self.tab,
                                 config.sharpness, config.codegen, config.hessian)
         self.derivatives_backend = self.pb.D.backend
@@ -166,7 +167,7 @@ class ILQRController(Controller):
     def act(self, observation: Observation, t: float) -> Command:
         self.solve(observation.state, t)
         return command_from_plan(self.X, self.pb.U, self.config.dt, self.params, self.period,
-                                 self.config.steer_lead, self.p)
+                                 self.config.steer_lead, self.p, self.interface)
 
     def diagnostics(self) -> dict:
         return {"nominal": self.X[:, :2].copy(), "plan": self.X.copy(), "U": self.pb.U.copy(),

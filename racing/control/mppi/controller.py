@@ -12,7 +12,7 @@ from racing.control.horizon import cost_params_for
 from racing.control.mppi import step as S
 from racing.control.mppi.config import MPPIConfig, as_dict, resolve
 from racing.control.plan import command_from_plan, shift_inputs
-from racing.interfaces import Command, Observation
+from racing.interfaces import Command, Observation, drive_interface
 from racing.models.params import VehicleParams, usable_grip
 from racing.models.residual import aug_init_nb, aug_update_nb, load_residual
 
@@ -99,6 +99,7 @@ class MPPI(Controller):
         self.kernels = S.make_kernels(model, self.cost)
         self.ds = ds
         self.p = params.to_array()
+        self.interface = drive_interface(params.drive_interface)
         #: the kernel's noise parameters (sigma_steer_rate, sigma_accel, rho, rho); ``sigma`` is a view of the first two
         self.noise = np.array([*self.res.sigma, config.noise_correlation, config.noise_correlation])
         self.sigma = self.noise[:2]
@@ -230,7 +231,8 @@ class MPPI(Controller):
 
     def act(self, observation: Observation, t: float) -> Command:
         self.solve(observation.state, t)
-        cmd = command_from_plan(self.X, self.U, self.config.dt, self.params, self.period, self.res.steer_lead, self.p)
+        cmd = command_from_plan(self.X, self.U, self.config.dt, self.params, self.period, self.res.steer_lead, self.p,
+                                self.interface)
         if self.residual is not None:
             aug_update_nb(self.z, cmd.acceleration, self.rw, self.period)
         return cmd
