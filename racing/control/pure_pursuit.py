@@ -15,7 +15,8 @@ tyre limit), taking the minimum over the next ``brake_lookahead_time`` seconds o
 profile's own (its minimum over the same window), the feedforward of the car's speed loop ``a = a_ff + speed_kp
 (v_cmd - v)`` (without it the loop lags a braking ramp by ``a / speed_kp``); the sum within the drive or braking
 the profile allows at the present lateral demand (a speed step in a corner drives or brakes past the friction
-ellipse).
+ellipse). On a speed-only car (``drive_interface: speed``) the feedforward goes into the set-point instead
+(:meth:`racing.interfaces.DriveInterface.command`: ``v_cmd + a_ff / speed_kp``, no acceleration sent).
 """
 from __future__ import annotations
 

@@ -9,6 +9,7 @@ import numpy as np
 from racing import config as cfg
 from racing.control import costs as C
 from racing.control.base import Controller
+from racing.control.grip import OnlineGrip
 from racing.control.horizon import cost_params_for, project_state
 from racing.control.ilqr.config import ILQRConfig, resolve_margins
 from racing.control.ilqr.problem import RacingProblem
@@ -59,6 +60,8 @@ class ILQRController(Controller):
         self.pb = RacingProblem(config.model, self.T, config.substeps, config.dt, self.p, self.cp, self.tab,
                                 config.sharpness, config.codegen, config.hessian)
         self.derivatives_backend = self.pb.D.backend
+        self.grip = OnlineGrip(params, self.p, self.tab, self.pb.set_params) \
+            if config.online_grip else None
         self.solver = Solver(self.pb, config)
         self.X = np.zeros((self.T + 1, 7))
         self._Uw = np.zeros((self.T, 2))
@@ -83,6 +86,8 @@ class ILQRController(Controller):
         self.last = {}
         self.last_solve_s = 0.0
         self.fallbacks = 0
+        if self.grip is not None:
+            self.grip.reset()
         if observation is not None:
             self.solve(observation.state, observation.t)
 
@@ -165,6 +170,8 @@ class ILQRController(Controller):
         return self.X
 
     def act(self, observation: Observation, t: float) -> Command:
+        if self.grip is not None:
+            self.grip.observe(t, observation.state)
         self.solve(observation.state, t)
         return command_from_plan(self.X, self.pb.U, self.config.dt, self.params, self.period,
                                  self.config.steer_lead, self.p, self.interface)
@@ -172,7 +179,8 @@ class ILQRController(Controller):
     def diagnostics(self) -> dict:
         return {"nominal": self.X[:, :2].copy(), "plan": self.X.copy(), "U": self.pb.U.copy(),
                 "dt": self.config.dt, "T": self.T, "solve_ms": self.last_solve_s * 1e3,
-                "derivatives": self.derivatives_backend, **{k: v for k, v in self.last.items()}}
+                "derivatives": self.derivatives_backend, **{k: v for k, v in self.last.items()},
+                **({} if self.grip is None else self.grip.summary())}
 
     def config_dict(self) -> dict:
         return cfg.to_dict(self.config)

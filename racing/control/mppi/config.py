@@ -77,6 +77,10 @@ class MPPIConfig:
     yaw_limit: float = field(default=0.0, metadata={"unit": "-", "min": 0.0,
                                                     "doc": "|r| v_x beyond yaw_limit * g * min(D_f, D_r) counts as "
                                                            "a crash (a yaw rate the tyres cannot hold); 0 = off"})
+    online_grip: bool = field(default=False, metadata={
+        "doc": "estimate the grip while racing (racing.control.grip: a bank of the model at grip scales replays "
+               "the measured run) and plan with it: the model's D_f, D_r, mu times the estimate, the speed cap at "
+               "the lower end of its band instead of the car file's grip_margin once it is informed"})
     warmup: bool = field(default=True, metadata={"doc": "run solves on a dummy state at construction (numba "
                                                         "cache load, thread pool) so the first act() is fast"})
     steer_lead: float | None = field(default=None, metadata={"unit": "s", "min": 0.0,

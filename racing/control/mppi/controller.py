@@ -8,6 +8,7 @@ import numpy as np
 
 from racing.control import costs as C
 from racing.control.base import Controller
+from racing.control.grip import OnlineGrip
 from racing.control.horizon import cost_params_for
 from racing.control.mppi import step as S
 from racing.control.mppi.config import MPPIConfig, as_dict, resolve
@@ -100,6 +101,7 @@ class MPPI(Controller):
         self.ds = ds
         self.p = params.to_array()
         self.interface = drive_interface(params.drive_interface)
+        self.grip = OnlineGrip(params, self.p, self.tab) if config.online_grip and self.racing else None
         #: the kernel's noise parameters (sigma_steer_rate, sigma_accel, rho, rho); ``sigma`` is a view of the first two
         self.noise = np.array([*self.res.sigma, config.noise_correlation, config.noise_correlation])
         self.sigma = self.noise[:2]
@@ -158,6 +160,8 @@ class MPPI(Controller):
         self.period = 0.02
         self.last = {}
         self.last_solve_s = 0.0
+        if getattr(self, "grip", None) is not None:
+            self.grip.reset()
 
     def _shift(self, elapsed: float) -> None:
         """Warm start: ``U(tau) <- U(tau + elapsed)`` (linear interpolation, last input held)."""
@@ -230,6 +234,8 @@ class MPPI(Controller):
         return self.X
 
     def act(self, observation: Observation, t: float) -> Command:
+        if self.grip is not None:
+            self.grip.observe(t, observation.state)
         self.solve(observation.state, t)
         cmd = command_from_plan(self.X, self.U, self.config.dt, self.params, self.period, self.res.steer_lead, self.p,
                                 self.interface)
@@ -253,6 +259,7 @@ class MPPI(Controller):
             "lambda": float(self.last.get("lambda", self.lam)),
             "min_cost": float(self.last.get("min_cost", math.nan)),
             "solve_ms": self.last_solve_s * 1e3,
+            **({} if self.grip is None else self.grip.summary()),
         }
 
     def config_dict(self) -> dict:

@@ -1,0 +1,229 @@
+"""The grip the car has, estimated while it races: a bank of the controllers' own model at grip scales ``g``
+(the car file's ``D_f``, ``D_r`` and ``mu`` times ``g``) predicts the measured lateral velocity and yaw rate over
+short windows of the measured run, and the scales are ranked by their forgetting sum of squared errors.
+
+**The prediction.** Every ``update_s`` a window of the last ``window_s`` of measurements is replayed by the model
+(:func:`racing.models.discrete.dynamic_step`, vectorised over the bank): it starts from the measured state at the
+window's start and is driven by what the car *did*, not by what it was told -- the steering rate between consecutive measurements
+and the drive input that gives the measured change of v_x (the change less what the model's v_x does without
+one) (so a servo, speed loop or drive interface the
+model does not know does not enter the estimate); the steering angle and v_x are reset to the measured ones at
+every sample, and v_y and r run free. The error of a scale is the sum over the window's samples of
+``(v_y - v_y,meas)^2 / s_vy^2 + (r - r_meas)^2 / s_r^2`` with ``s_vy = s_r * wheelbase`` (a yaw-rate error and
+the lateral-velocity error it makes at an axle weigh the same). A window whose predictions hardly differ across
+the bank (a straight: the grip is not in use) carries no information and is skipped.
+
+**The estimate.** ``C_j <- f C_j + e_j`` with the forgetting factor ``f = exp(-update_s / memory_s)``;
+``scale`` is the minimiser (refined by a parabola through its neighbours). ``lower`` is the smallest scale
+whose cost is within the 95 % band of a profile likelihood, ``n (log C_j - log C_min) <= 3.84`` with ``n`` the
+forgetting count of samples: a model that predicts badly at every grip (a wrong yaw inertia, a tyre model of
+another shape) has a flat, high cost curve and a wide band, so ``lower`` drops -- the margin the car needs
+grows with what the model gets wrong, not only with what it gets wrong about grip. The samples of a window are
+correlated, so the band is narrower than an honest one; it is a margin, not a confidence interval, and is never
+reported as one. Until ``min_windows`` informative windows have been seen, ``informed`` is False and the
+controllers keep the car file's grip and margin.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit
+
+from racing.control import costs as C
+from racing.models import sops
+from racing.models.discrete import dynamic_step, dynamic_step_c
+from racing.models.fastmath import FM
+from racing.models.params import P_DF, P_DR, P_MU, VehicleParams, usable_grip
+
+#: the grip scales of the bank [-]
+SCALES = np.round(np.arange(0.5, 1.5001, 0.025), 4)
+_CHI2_95 = 3.84
+
+
+class GripEstimator:
+    """Online grip-scale estimate of ``params`` (a :class:`VehicleParams`, the controllers' model) from measured
+    states: call :meth:`observe` with every measurement; read ``scale``, ``lower``, ``informed``.
+
+    window_s : replayed window [s]; update_s : time between replays [s]; memory_s : forgetting time [s];
+    min_windows : informative windows before ``informed``; rate_hz : the measurement rate the buffers are made
+    for (a faster one only shortens the window)."""
+
+    def __init__(self, params: VehicleParams, window_s: float = 0.4, update_s: float = 0.1, memory_s: float = 20.0,
+                 min_windows: int = 20, rate_hz: float = 50.0):
+        self.params = params
+        base = params.to_array()
+        self.p = base
+        self.P = np.repeat(base[:, None], SCALES.size, axis=1)  # p[N_PARAMS, G]: one car per scale
+        for i in (P_DF, P_DR, P_MU):
+            self.P[i] *= SCALES
+        self.PT = np.ascontiguousarray(self.P.T)  # the compiled replay's layout, p[G, N_PARAMS]
+        self.e, self.xend = np.zeros(SCALES.size), np.zeros((SCALES.size, 2))
+        self.window_s, self.update_s = float(window_s), float(update_s)
+        self.forget = math.exp(-self.update_s / float(memory_s))
+        self.min_windows = int(min_windows)
+        n = max(math.ceil(self.window_s * rate_hz) + 1, 3)
+        self.Tb, self.Xb = np.full(n, -np.inf), np.zeros((n, 7))
+        self.s_r = 0.05
+        self.s_vy = self.s_r * params.wheelbase
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget everything (a new race)."""
+        self.C = np.zeros(SCALES.size)
+        self.n_eff = 0.0
+        self.windows = 0
+        self.k = 0
+        self.Tb[:] = -np.inf
+        self.t_next = -np.inf
+        self.scale, self.lower = 1.0, 1.0
+
+    @property
+    def informed(self) -> bool:
+        return self.windows >= self.min_windows
+
+    def observe(self, t: float, x: np.ndarray) -> bool:
+        """Store the measurement ``x[7]`` at ``t`` [s]; replay a window when one is due. True when the estimate
+        was updated."""
+        i = self.k % self.Tb.size
+        self.Tb[i], self.Xb[i] = t, x
+        self.k += 1
+        if t < self.t_next or self.k < self.Tb.size:
+            return False
+        self.t_next = t + self.update_s
+        order = (np.arange(self.Tb.size) + self.k) % self.Tb.size  # oldest first
+        T, X = self.Tb[order], self.Xb[order]
+        keep = T >= t - self.window_s - 1e-9
+        T, X = T[keep], X[keep]
+        if T.size < 3 or np.any(np.diff(T) <= 0.0):
+            return False
+        e, spread, n = self._replay(T, X)
+        if not np.all(np.isfinite(e)) or spread < 1.0:
+            return False
+        self.C = self.forget * self.C + e
+        self.n_eff = self.forget * self.n_eff + n
+        self.windows += 1
+        self._estimate()
+        return True
+
+    def _replay(self, T: np.ndarray, X: np.ndarray):
+        """The bank's errors over one window ``T[n]``, ``X[n, 7]``: ``(e[G], spread, samples)``; ``spread``: how far
+        apart the scales' predictions ended, in units of the error scales (< 1: the window says nothing)."""
+        spread = replay_nb(T, X, self.PT, self.p, self.s_vy, self.s_r, self.e, self.xend)
+        return self.e, spread, float(T.size - 1)
+
+    def _estimate(self) -> None:
+        C = self.C
+        j = int(np.argmin(C))
+        s = float(SCALES[j])
+        if 0 < j < C.size - 1:  # the parabola through the minimum and its neighbours
+            d = C[j - 1] - 2.0 * C[j] + C[j + 1]
+            if d > 0.0:
+                s -= 0.5 * (SCALES[1] - SCALES[0]) * (C[j + 1] - C[j - 1]) / d
+        cmin = max(float(C[j]), 1e-300)
+        band = self.n_eff * (np.log(np.maximum(C, 1e-300)) - math.log(cmin)) <= _CHI2_95
+        self.scale = s
+        self.lower = float(min(SCALES[band].min(), s))
+
+    def summary(self) -> dict:
+        """``{"grip_scale", "grip_lower", "informed", "windows"}``."""
+        return {"grip_scale": round(self.scale, 4), "grip_lower": round(self.lower, 4), "informed": self.informed,
+                "windows": self.windows}
+
+
+class OnlineGrip:
+    """What a receding-horizon controller does with the estimate: its model parameters ``p[N_PARAMS]`` (the
+    rollouts' array, written in place) get ``D_f``, ``D_r`` and ``mu`` times ``scale``, and the speed cap of its
+    track table ``tab`` (column ``TAB_VCAP``, in place) is re-scaled from the grip it was made with, the car
+    file's ``1 - grip_margin``, to ``lower`` once the estimate is informed: ``v_cap * sqrt(lower / (1 -
+    grip_margin))`` (exact for a friction-limited point mass, whose speeds on a given path scale with the square
+    root of the grip; above it the car's power and ``v_max`` limit it anyway), capped at ``v_max``. A rebuilt
+    profile would take 0.5-1 s (:func:`racing.geometry.speed_profile.speed_profile`); this takes microseconds.
+    Applied when the estimate moved by ``step`` or more (at most every ``update_s``); ``on_params(p)`` is called
+    when ``p`` changed, for a solver that keeps a copy of it."""
+
+    step = 0.005
+
+    def __init__(self, params: VehicleParams, p: np.ndarray, tab: np.ndarray, on_params=None):
+        self.params, self.p, self.tab, self.on_params = params, p, tab, on_params
+        self.p0, self.vcap0 = p.copy(), tab[:, C.TAB_VCAP].copy()
+        self.grip0 = usable_grip(params)
+        self.estimator = GripEstimator(params)
+        self.applied = (1.0, self.grip0)
+        self.rebuilds = 0
+
+    def reset(self) -> None:
+        self.estimator.reset()
+        self._apply(1.0, self.grip0)
+        self.rebuilds = 0
+
+    def observe(self, t: float, x: np.ndarray) -> None:
+        """Feed the measurement ``x[7]`` at ``t`` [s]; re-plan the model and the cap when the estimate moved."""
+        est = self.estimator
+        if not est.observe(t, x) or not est.informed:
+            return
+        if abs(est.scale - self.applied[0]) >= self.step or abs(est.lower - self.applied[1]) >= self.step:
+            self._apply(est.scale, est.lower)
+            self.rebuilds += 1
+
+    def _apply(self, scale: float, grip: float) -> None:
+        self.p[:] = self.p0
+        for i in (P_DF, P_DR, P_MU):
+            self.p[i] *= scale
+        if self.on_params is not None:
+            self.on_params(self.p)
+        np.multiply(self.vcap0, math.sqrt(grip / self.grip0), out=self.tab[:, C.TAB_VCAP])
+        np.minimum(self.tab[:, C.TAB_VCAP], self.params.v_max, out=self.tab[:, C.TAB_VCAP])
+        self.applied = (scale, grip)
+
+    def summary(self) -> dict:
+        return {**self.estimator.summary(), "grip_rebuilds": self.rebuilds}
+
+
+def replay_np(T: np.ndarray, X: np.ndarray, P: np.ndarray, p: np.ndarray, s_vy: float, s_r: float):
+    """The reference replay (numpy, vectorised over the bank ``P[N_PARAMS, G]``): ``(e[G], spread)`` for the
+    window ``T[n]`` [s], ``X[n, 7]`` (module doc); ``p`` the scale-1 car (the drive input's reconstruction)."""
+    G = P.shape[1]
+    x = np.repeat(X[:1], G, axis=0)  # x[G, 7]
+    u = np.zeros((G, 2))
+    e = np.zeros(G)
+    u1 = np.zeros(2)
+    for k in range(T.size - 1):
+        h = T[k + 1] - T[k]
+        u1[0], u1[1] = (X[k + 1, 6] - X[k, 6]) / h, 0.0
+        coast = (dynamic_step(X[k], u1, p, h)[3] - X[k, 3]) / h  # v_x' without a drive input
+        u[:, 0], u[:, 1] = u1[0], (X[k + 1, 3] - X[k, 3]) / h - coast
+        x = dynamic_step(x, u, P, h)
+        x[:, 3], x[:, 6] = X[k + 1, 3], X[k + 1, 6]
+        e += ((x[:, 4] - X[k + 1, 4]) / s_vy) ** 2 + ((x[:, 5] - X[k + 1, 5]) / s_r) ** 2
+    return e, max(np.ptp(x[:, 4]) / s_vy, np.ptp(x[:, 5]) / s_r)
+
+
+@njit(cache=True, fastmath=FM, error_model="numpy")
+def replay_nb(T, X, PT, p, s_vy, s_r, e, xend):
+    """:func:`replay_np` compiled (the scalar form of the same step): ``e[G]`` and the window's end ``xend[G, 2]``
+    (v_y, r) written; returns the spread."""
+    G = PT.shape[0]
+    n = T.shape[0]
+    for j in range(G):
+        pj = PT[j]
+        x0, x1, x2, vx, vy, r, d = X[0, 0], X[0, 1], X[0, 2], X[0, 3], X[0, 4], X[0, 5], X[0, 6]
+        acc = 0.0
+        for k in range(n - 1):
+            h = T[k + 1] - T[k]
+            rate = (X[k + 1, 6] - X[k, 6]) / h
+            c0, s0 = math.cos(X[k, 2]), math.sin(X[k, 2])
+            nxt = dynamic_step_c(X[k, 0], X[k, 1], X[k, 2], X[k, 3], X[k, 4], X[k, 5], X[k, 6], c0, s0, rate, 0.0,
+                                 p, h, sops)
+            a = (X[k + 1, 3] - X[k, 3]) / h - (nxt[3] - X[k, 3]) / h
+            c, s = math.cos(x2), math.sin(x2)
+            x0, x1, x2, vx, vy, r, d, c, s = dynamic_step_c(x0, x1, x2, vx, vy, r, d, c, s, rate, a, pj, h, sops)
+            vx, d = X[k + 1, 3], X[k + 1, 6]
+            acc += ((vy - X[k + 1, 4]) / s_vy) ** 2 + ((r - X[k + 1, 5]) / s_r) ** 2
+        e[j] = acc
+        xend[j, 0], xend[j, 1] = vy, r
+    lo0, hi0, lo1, hi1 = xend[0, 0], xend[0, 0], xend[0, 1], xend[0, 1]
+    for j in range(1, G):
+        lo0, hi0 = min(lo0, xend[j, 0]), max(hi0, xend[j, 0])
+        lo1, hi1 = min(lo1, xend[j, 1]), max(hi1, xend[j, 1])
+    return max((hi0 - lo0) / s_vy, (hi1 - lo1) / s_r)
