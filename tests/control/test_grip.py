@@ -56,16 +56,30 @@ def test_straight_driving_says_nothing():
 
 
 @pytest.mark.parametrize("friction", [0.85, 1.1])
-def test_mppi_finds_the_grip_of_a_perturbed_plant_within_a_lap(friction):
-    """lab_loop, the model's own plant (``dynamic``) with its grip scaled: after one lap the controller's estimate
-    is within 3 % of the plant's grip. (On the default plant, whose tyre relaxation and drivetrain lag the model
-    does not have, the estimate also takes in what they cost: 0.975 at the car's own grip.)"""
+def test_the_grip_of_a_perturbed_plant_is_found_within_a_lap(friction):
+    """lab_loop on the model's own plant (``dynamic``) with its grip scaled, pure pursuit driving (smooth steering,
+    tyres short of their peak): after one lap the estimate is within 1.5 % of the plant's grip."""
     track, car = racing.load_track("lab_loop"), load_params("f1tenth")
-    ctl = racing.make_controller("mppi", track, car, online_grip=True, threads=1)
+    res = racing.race(track=track, car=car, controller="pure_pursuit", plant="dynamic", laps=1, seed=0,
+                      friction_scale=friction)
+    est = GripEstimator(car)
+    for t, x in zip(res.t[res.t <= res.lap_end_t[0]], res.measured):
+        est.observe(t, x)
+    assert est.informed and est.scale == pytest.approx(friction, rel=0.015), est.summary()
+
+
+@pytest.mark.parametrize("friction", [0.85, 1.1])
+def test_mppi_finds_the_grip_of_a_perturbed_plant_within_a_lap(friction):
+    """The same with MPPI driving and planning with its estimate: at the limit, with fast steering the replay's
+    discrete step (inputs linear over a period) does not follow exactly, the estimate lands up to 6 % low,
+    never high (measured: 0.815 at 0.85, 1.038 at 1.1; docs/controllers.md)."""
+    track, car = racing.load_track("lab_loop"), load_params("f1tenth")
+    ctl = racing.make_controller("mppi", track, car, threads=1)
+    assert ctl.grip is not None  # on by default
     res = racing.race(track=track, car=car, controller=ctl, plant="dynamic", laps=1, seed=0, friction_scale=friction)
     assert res.outcome == "clean"
     s = ctl.grip.summary()
-    assert s["informed"] and s["grip_scale"] == pytest.approx(friction, rel=0.03), s
+    assert s["informed"] and friction - 0.06 * friction <= s["grip_scale"] <= friction + 0.01, s
 
 
 def test_the_controller_plans_with_the_estimate_and_forgets_it_on_reset():

@@ -84,7 +84,8 @@ class ILQRConfig:
     online_grip: bool = field(default=False, metadata={
         "doc": "estimate the grip while racing (racing.control.grip: a bank of the model at grip scales replays "
                "the measured run) and plan with it: the model's D_f, D_r, mu times the estimate, the speed cap at "
-               "the lower end of its band instead of the car file's grip_margin once it is informed"})
+               "the lower end of its band instead of the car file's grip_margin once it is informed (off by "
+               "default: it does not make iLQR robust, lab_loop on the default plant left the track with it)"})
     warmup: bool = field(default=True, metadata={"doc": "compile/load the kernels at construction"})
     cost: CostWeights = CostWeights(progress=3.0, line=100.0, speed_cap=2.0, speed_track=5.0, terminal_speed=20.0,
                                     boundary=50.0, crash=200.0, slip=10.0, tyre_slip=30.0, steer_rate_change=0.01,
