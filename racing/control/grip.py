@@ -152,6 +152,15 @@ class OnlineGrip:
         self.applied = (1.0, self.grip0)
         self.rebuilds = 0
 
+    def warm_up(self) -> None:
+        """One replay of a dummy window (the compiled replay loads from numba's cache, or compiles, here and not in
+        a race's first informative window); the estimate is untouched."""
+        est = self.estimator
+        T = np.linspace(0.0, est.window_s, 5)
+        X = np.zeros((5, 7))
+        X[:, 3] = 5.0
+        replay_nb(T, X, est.PT, est.p, est.s_vy, est.s_r, np.zeros(SCALES.size), np.zeros((SCALES.size, 2)))
+
     def reset(self) -> None:
         self.estimator.reset()
         self._apply(1.0, self.grip0)

@@ -99,6 +99,8 @@ class ILQRController(Controller):
         self.reset()
         self.solve(x, 0.0)
         self.solve(x, 0.02)
+        if self.grip is not None:
+            self.grip.warm_up()
         self.reset()
 
     def _index(self, x: float, y: float) -> int:

@@ -144,6 +144,8 @@ class MPPI(Controller):
         self.reset()
         for j in range(n):
             self.solve(x, 0.02 * j)
+        if self.grip is not None:
+            self.grip.warm_up()
         self.reset()
 
     # ------------------------------------------------------------------ state
