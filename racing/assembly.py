@@ -430,7 +430,7 @@ class compile_notice:
         if self.on_slow is not None:
             self.on_slow()
         print(f"racing: {self.what}: compiling numba kernels (the first run on this machine or after an update "
-              f"takes 1-3 minutes; later runs load them from the cache) ...", file=self.stream or sys.stderr,
+              f"takes 15-60 s; later runs load them from the cache) ...", file=self.stream or sys.stderr,
               flush=True)
 
     def __enter__(self):

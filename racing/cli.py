@@ -67,6 +67,11 @@ def race_table(summary: dict) -> str:
             ("max speed [m/s]", _fmt(summary["max_speed_mps"], 2)),
             ("status", summary["status"] + (f"  ({STATUS_WORDS[summary['outcome']]}, exit code {summary['exit_code']})"
                                             if "outcome" in summary else ""))]
+    est = summary.get("estimates", {})
+    if "grip_scale" in est:
+        rows.insert(-1, ("grip estimate", f"{est['grip_scale']:.3f} x the car file's (lower {est['grip_lower']:.3f}, "
+                                          f"{est['windows']} windows)" if est["informed"] else
+                         f"not informed ({est['windows']} windows)"))
     if "reference_lap_s" in summary:
         rows.insert(1, ("reference (min-time) lap [s]", _fmt(summary["reference_lap_s"])))
         gap = summary.get("gap_to_reference")

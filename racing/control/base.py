@@ -34,6 +34,11 @@ class Controller(abc.ABC):
         """Data about the last ``act`` call (e.g. MPPI samples); empty by default."""
         return {}
 
+    def estimates(self) -> dict:
+        """What the controller has estimated about the car so far (plain numbers, e.g. the grip); empty by
+        default. The simulator stores it in the result (``summary()["estimates"]``) at the end of a run."""
+        return {}
+
 
 @dataclass
 class ControllerSpec:

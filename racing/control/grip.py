@@ -127,8 +127,8 @@ class GripEstimator:
 
     def summary(self) -> dict:
         """``{"grip_scale", "grip_lower", "informed", "windows"}``."""
-        return {"grip_scale": round(self.scale, 4), "grip_lower": round(self.lower, 4), "informed": self.informed,
-                "windows": self.windows}
+        return {"grip_scale": round(float(self.scale), 4), "grip_lower": round(float(self.lower), 4),
+                "informed": self.informed, "windows": self.windows}
 
 
 class OnlineGrip:

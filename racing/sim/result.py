@@ -110,6 +110,8 @@ class SimResult:
             "max_speed_mps": float(np.max(np.hypot(self.state[:, 3], self.state[:, 4]))) if self.t.size else 0.0,
             "max_abs_lateral_offset_m": float(np.max(np.abs(self.frenet[:, 1]))) if self.t.size else 0.0,
         }
+        if self.config.get("estimates"):
+            out["estimates"] = dict(self.config["estimates"])
         if self.reference_lap_s is not None:
             out["reference_lap_s"] = round(self.reference_lap_s, 4)
             out["gap_to_reference"] = None if best is None else round(best / self.reference_lap_s - 1.0, 5)

@@ -183,7 +183,11 @@ def simulate(track, controller: Controller, plant, plant_params: VehicleParams, 
     finally:
         if gc_was_enabled:
             gc.enable()
-    return run.result(run_config)
+    result = run.result(run_config)
+    est = controller.estimates()
+    if est:
+        result.config["estimates"] = est
+    return result
 
 
 class _Run:

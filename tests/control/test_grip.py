@@ -80,6 +80,7 @@ def test_mppi_finds_the_grip_of_a_perturbed_plant_within_a_lap(friction):
     assert res.outcome == "clean"
     s = ctl.grip.summary()
     assert s["informed"] and friction - 0.06 * friction <= s["grip_scale"] <= friction + 0.01, s
+    assert res.summary()["estimates"] == s  # what racing race --json and its table report
 
 
 def test_the_controller_plans_with_the_estimate_and_forgets_it_on_reset():

@@ -178,6 +178,9 @@ class ILQRController(Controller):
         return command_from_plan(self.X, self.pb.U, self.config.dt, self.params, self.period,
                                  self.config.steer_lead, self.p, self.interface)
 
+    def estimates(self) -> dict:
+        return {} if self.grip is None else self.grip.summary()
+
     def diagnostics(self) -> dict:
         return {"nominal": self.X[:, :2].copy(), "plan": self.X.copy(), "U": self.pb.U.copy(),
                 "dt": self.config.dt, "T": self.T, "solve_ms": self.last_solve_s * 1e3,

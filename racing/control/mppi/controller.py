@@ -245,6 +245,9 @@ class MPPI(Controller):
             aug_update_nb(self.z, cmd.acceleration, self.rw, self.period)
         return cmd
 
+    def estimates(self) -> dict:
+        return {} if self.grip is None else self.grip.summary()
+
     def diagnostics(self) -> dict:
         n = self.n_rec
         return {
