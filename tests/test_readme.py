@@ -85,6 +85,7 @@ PLAN = {
         "two laps of nine circuits: minutes"),
     "python tools/lap_table.py --controllers ilqr --plant dynamic --no-realtime lab_loop garage_gp ridge_ring "
     "harbour_circuit": HELP("twelve iLQR laps: tens of minutes"),
+    "python tools/grip_table.py": HELP("sixteen MPPI races, up to three laps each: about 30 minutes"),
     "python tools/gpu_check.py": HELP("needs an NVIDIA GPU"),
     "python tools/commonroad_race.py": HELP("two 120 s excitations, two fits and twenty 3-lap races: hours"),
     "python tools/drive_bench.py": HELP("real-time runs under a CPU hog: about six minutes"),
