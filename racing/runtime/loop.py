@@ -148,6 +148,7 @@ class DriveResult:
     link_losses: list = field(default_factory=list)
     logs: list = field(default_factory=list)
     off_track: int | None = None
+    estimates: dict = field(default_factory=dict)  # what the controller estimated about the car (e.g. the grip)
 
     def summary(self) -> dict:
         """The JSON summary of ``racing drive --json``."""
@@ -181,6 +182,7 @@ class DriveResult:
             "off_track": self.off_track,
             "events": self.events[:50],
             "final_state": None if self.final_state is None else [round(float(v), 6) for v in self.final_state],
+            "estimates": dict(self.estimates),
         }
 
 
@@ -711,7 +713,8 @@ class RuntimeLoop:
                            final_state=None if final is None else final.copy(), warmup_s=warmup,
                            jitter_s=rs.jitter, state_age_s=rs.ages, predict_s=rs.pred_s,
                            link_losses=self._link_losses, logs=list(self._logs),
-                           off_track=None if progress is None else rs.off_track)
+                           off_track=None if progress is None else rs.off_track,
+                           estimates=self.controller.estimates())
 
 
 def _command_problem(cmd) -> str:

@@ -281,6 +281,7 @@ def test_two_processes_over_loopback_with_hmac_lap_a_track(tmp_path):
     assert data["packets_dropped"] == 0 and data["packets"]["rx"] > 500
     assert data["state_age_ms"]["p50"] is not None and 0.0 <= data["state_age_ms"]["p50"] < 50.0
     assert data["compensation"]["enabled"] is True
+    assert data["estimates"] == {}  # pure pursuit estimates nothing (MPPI: its grip, tests/control/test_grip.py)
     car = _report(tmp_path, "car")
     assert car["stop_reason"] == "normal" and car["commands"] >= data["control_ticks"] - 5
     assert car["rejected"]["forged"] == 1 and car["rejected"]["unsigned"] == 1 and car["rejected"]["garbled"] == 1

@@ -248,6 +248,16 @@ def test_a_speed_only_vehicle_ignores_the_acceleration_field_and_counts_it():
     assert veh.core.command.acceleration == 0.0
 
 
+def test_the_controllers_estimates_end_up_in_the_summary():
+    class Estimating(TimedController):
+        def estimates(self):
+            return {"grip_scale": 0.9, "informed": True}
+
+    clock = FakeClock()
+    res = make_loop(Estimating(clock), ScriptedVehicle(clock), clock, duration_s=0.5).run()
+    assert res.summary()["estimates"] == {"grip_scale": 0.9, "informed": True}
+
+
 def test_non_finite_state_trips():
     clock = FakeClock()
     veh = ScriptedVehicle(clock, state_fn=lambda i: np.array([0, 0, 0, np.nan if i == 4 else 1.0, 0, 0, 0]))
