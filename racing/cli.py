@@ -69,8 +69,9 @@ def race_table(summary: dict) -> str:
                                             if "outcome" in summary else ""))]
     est = summary.get("estimates", {})
     if "grip_scale" in est:
+        edge = "; at the bank's edge: a bound, not a value" if est.get("at_bank_edge") else ""
         rows.insert(-1, ("grip estimate", f"{est['grip_scale']:.3f} x the car file's (lower {est['grip_lower']:.3f}, "
-                                          f"{est['windows']} windows)" if est["informed"] else
+                                          f"{est['windows']} windows{edge})" if est["informed"] else
                          f"not informed ({est['windows']} windows)"))
     if "reference_lap_s" in summary:
         rows.insert(1, ("reference (min-time) lap [s]", _fmt(summary["reference_lap_s"])))

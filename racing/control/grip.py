@@ -133,9 +133,11 @@ class GripEstimator:
         self.lower = float(min(SCALES[lo], s))
 
     def summary(self) -> dict:
-        """``{"grip_scale", "grip_lower", "informed", "windows"}``."""
+        """``{"grip_scale", "grip_lower", "informed", "windows", "at_bank_edge"}``; ``at_bank_edge``: the best scale
+        is the bank's smallest or largest (the grip is at most / at least that: a bound, not a value)."""
         return {"grip_scale": round(float(self.scale), 4), "grip_lower": round(float(self.lower), 4),
-                "informed": self.informed, "windows": self.windows}
+                "informed": self.informed, "windows": self.windows,
+                "at_bank_edge": bool(self.scale <= SCALES[0] or self.scale >= SCALES[-1])}
 
 
 class OnlineGrip:

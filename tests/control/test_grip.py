@@ -103,3 +103,14 @@ def test_the_controller_plans_with_the_estimate_and_forgets_it_on_reset():
     og.reset()
     np.testing.assert_allclose(p, car.to_array())
     np.testing.assert_allclose(tab[:, C.TAB_VCAP], [2.0, 4.0, 6.0, 8.0, 11.9])
+
+
+def test_a_grip_beyond_the_bank_is_reported_as_a_bound():
+    car = load_params("f1tenth")
+    T, X = _drive(car, 1.8)
+    est = GripEstimator(car)
+    for t, x in zip(T, X):
+        est.observe(t, x)
+    s = est.summary()
+    assert s["informed"] and s["grip_scale"] == SCALES[-1] and s["at_bank_edge"] is True
+    assert GripEstimator(car).summary()["at_bank_edge"] is False
