@@ -34,7 +34,7 @@ from racing.control import costs as C
 from racing.models import sops
 from racing.models.discrete import dynamic_step, dynamic_step_c
 from racing.models.fastmath import FM
-from racing.models.params import P_DF, P_DR, P_MU, VehicleParams, usable_grip
+from racing.models.params import P_GRIP, VehicleParams, usable_grip
 
 #: the grip scales of the bank [-]
 SCALES = np.round(np.arange(0.5, 1.5001, 0.025), 4)
@@ -54,10 +54,8 @@ class GripEstimator:
         self.params = params
         base = params.to_array()
         self.p = base
-        self.P = np.repeat(base[:, None], SCALES.size, axis=1)  # p[N_PARAMS, G]: one car per scale
-        for i in (P_DF, P_DR, P_MU):
-            self.P[i] *= SCALES
-        self.PT = np.ascontiguousarray(self.P.T)  # the compiled replay's layout, p[G, N_PARAMS]
+        self.PT = np.repeat(base[None, :], SCALES.size, axis=0)  # p[G, N_PARAMS]: one car per scale
+        self.PT[:, P_GRIP] *= SCALES[:, None]
         self.e, self.xend = np.zeros(SCALES.size), np.zeros((SCALES.size, 2))
         self.window_s, self.update_s = float(window_s), float(update_s)
         self.forget = math.exp(-self.update_s / float(memory_s))
@@ -66,6 +64,7 @@ class GripEstimator:
         self.Tb, self.Xb = np.full(n, -np.inf), np.zeros((n, 7))
         self._Tw, self._Xw = np.zeros(n), np.zeros((n, 7))  # the window, oldest first
         self._base, self._idx = np.arange(n), np.zeros(n, dtype=np.int64)
+        self._drive = np.zeros(n)  # the replay's drive inputs [m/s^2]
         self.s_r = 0.05
         self.s_vy = self.s_r * params.wheelbase
         self.reset()
@@ -79,6 +78,11 @@ class GripEstimator:
         self.Tb[:] = -np.inf
         self.t_next = -np.inf
         self.scale, self.lower = 1.0, 1.0
+
+    @property
+    def P(self) -> np.ndarray:
+        """The bank in the vectorised form's layout, ``p[N_PARAMS, G]`` (a view)."""
+        return self.PT.T
 
     @property
     def informed(self) -> bool:
@@ -114,7 +118,7 @@ class GripEstimator:
     def _replay(self, T: np.ndarray, X: np.ndarray):
         """The bank's errors over one window ``T[n]``, ``X[n, 7]``: ``(e[G], spread, samples)``; ``spread``: how far
         apart the scales' predictions ended, in units of the error scales (< 1: the window says nothing)."""
-        spread = replay_nb(T, X, self.PT, self.p, self.s_vy, self.s_r, self.e, self.xend)
+        spread = replay_nb(T, X, self.PT, self.p, self.s_vy, self.s_r, self.e, self.xend, self._drive)
         return self.e, spread, float(T.size - 1)
 
     def _estimate(self) -> None:
@@ -168,7 +172,8 @@ class OnlineGrip:
         T = np.linspace(0.0, est.window_s, 5)
         X = np.zeros((5, 7))
         X[:, 3] = 5.0
-        replay_nb(T, X, est.PT, est.p, est.s_vy, est.s_r, np.zeros(SCALES.size), np.zeros((SCALES.size, 2)))
+        replay_nb(T, X, est.PT, est.p, est.s_vy, est.s_r, np.zeros(SCALES.size), np.zeros((SCALES.size, 2)),
+                  np.zeros(5))
 
     def reset(self) -> None:
         self.estimator.reset()
@@ -186,8 +191,7 @@ class OnlineGrip:
 
     def _apply(self, scale: float, grip: float) -> None:
         self.p[:] = self.p0
-        for i in (P_DF, P_DR, P_MU):
-            self.p[i] *= scale
+        self.p[P_GRIP] *= scale
         if self.on_params is not None:
             self.on_params(self.p)
         np.multiply(self.vcap0, math.sqrt(grip / self.grip0), out=self.tab[:, C.TAB_VCAP])
@@ -218,14 +222,20 @@ def replay_np(T: np.ndarray, X: np.ndarray, P: np.ndarray, p: np.ndarray, s_vy: 
 
 
 @njit(cache=True, fastmath=FM, error_model="numpy")
-def replay_nb(T, X, PT, p, s_vy, s_r, e, xend):
+def replay_nb(T, X, PT, p, s_vy, s_r, e, xend, drive):
     """:func:`replay_np` compiled (the scalar form of the same step): ``e[G]`` and the window's end ``xend[G, 2]``
-    (v_y, r) written; returns the spread (-1 when the times do not increase)."""
+    (v_y, r) written, ``drive[>= n-1]`` the drive inputs (the same for every scale: made once per window);
+    returns the spread (-1 when the times do not increase)."""
     G = PT.shape[0]
     n = T.shape[0]
     for k in range(n - 1):
-        if not T[k + 1] > T[k]:
+        h = T[k + 1] - T[k]
+        if not h > 0.0:
             return -1.0
+        rate = (X[k + 1, 6] - X[k, 6]) / h
+        nxt = dynamic_step_c(X[k, 0], X[k, 1], X[k, 2], X[k, 3], X[k, 4], X[k, 5], X[k, 6], math.cos(X[k, 2]),
+                             math.sin(X[k, 2]), rate, 0.0, p, h, sops)
+        drive[k] = (X[k + 1, 3] - X[k, 3]) / h - (nxt[3] - X[k, 3]) / h
     for j in range(G):
         pj = PT[j]
         x0, x1, x2, vx, vy, r, d = X[0, 0], X[0, 1], X[0, 2], X[0, 3], X[0, 4], X[0, 5], X[0, 6]
@@ -233,12 +243,9 @@ def replay_nb(T, X, PT, p, s_vy, s_r, e, xend):
         for k in range(n - 1):
             h = T[k + 1] - T[k]
             rate = (X[k + 1, 6] - X[k, 6]) / h
-            c0, s0 = math.cos(X[k, 2]), math.sin(X[k, 2])
-            nxt = dynamic_step_c(X[k, 0], X[k, 1], X[k, 2], X[k, 3], X[k, 4], X[k, 5], X[k, 6], c0, s0, rate, 0.0,
-                                 p, h, sops)
-            a = (X[k + 1, 3] - X[k, 3]) / h - (nxt[3] - X[k, 3]) / h
             c, s = math.cos(x2), math.sin(x2)
-            x0, x1, x2, vx, vy, r, d, c, s = dynamic_step_c(x0, x1, x2, vx, vy, r, d, c, s, rate, a, pj, h, sops)
+            x0, x1, x2, vx, vy, r, d, c, s = dynamic_step_c(x0, x1, x2, vx, vy, r, d, c, s, rate, drive[k], pj, h,
+                                                            sops)
             vx, d = X[k + 1, 3], X[k + 1, 6]
             acc += ((vy - X[k + 1, 4]) / s_vy) ** 2 + ((r - X[k + 1, 5]) / s_r) ** 2
         e[j] = acc

@@ -192,6 +192,8 @@ P_STEER_MAX, P_STEER_RATE_MAX, P_ACCEL_MAX, P_DECEL_MAX, P_POWER_MAX, P_VMAX = 1
 P_STEER_TAU, P_STEER_GAIN, P_STEER_OFFSET, P_SPEED_KP = 23, 24, 25, 26
 P_VBLEND_LOW, P_VBLEND_HIGH = 27, 28
 P_COMBINED, P_DRIVE_FRONT, P_BRAKE_FRONT, P_CDOWN, P_DOWN_FRONT = 29, 30, 31, 32, 33
+#: the tyre grip: what :func:`perturbed`'s ``friction`` and the online grip estimate (racing.control.grip) scale
+P_GRIP = [P_DF, P_DR, P_MU]
 
 _expected = ("mass", "inertia_z", "l_f", "l_r", "h_cg", "width", "B_f", "C_f", "D_f", "E_f", "B_r", "C_r",
              "D_r", "E_r", "mu", "c_roll", "c_drag", "steer_max", "steer_rate_max", "accel_max", "decel_max",

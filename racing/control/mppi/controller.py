@@ -162,7 +162,7 @@ class MPPI(Controller):
         self.period = 0.02
         self.last = {}
         self.last_solve_s = 0.0
-        if getattr(self, "grip", None) is not None:
+        if self.grip is not None:
             self.grip.reset()
 
     def _shift(self, elapsed: float) -> None:
