@@ -110,7 +110,7 @@ def _race(track, car, plant_car, strip, max_time_s):
 
 def test_a_speed_only_car_brakes_where_the_plan_brakes():
     """MPPI on a car whose speed loop is slow (1.5 1/s, as the CommonRoad cars) and takes a set-point only: the
-    car decelerates within 0.3 s of every braking onset of the plan; the same controller built for the
+    car decelerates within 0.3 s of the start of every braking zone of the plan; the same controller built for the
     feed-forward, on the same car (the field ignored), does not get going at all."""
     track = load_track("lab_loop")
     car = load_params("f1tenth").replace(speed_kp=1.5)
@@ -119,7 +119,10 @@ def test_a_speed_only_car_brakes_where_the_plan_brakes():
     n = a_plan.size
     a_car = np.diff(res.state[: n + 1, 3]) / np.diff(res.t[: n + 1])
     dec = car.decel_max
-    onsets = [i for i in range(1, n) if a_plan[i] < -0.5 * dec <= a_plan[i - 1]]
+    # a braking zone: the plan brakes harder than half the car's limit for 0.1 s or more (a pulse of a few ticks
+    # at low speed does not get through the plant's drivetrain lag, whatever the interface)
+    k = 5
+    onsets = [i for i in range(1, n - k) if a_plan[i - 1] >= -0.5 * dec and np.all(a_plan[i:i + k] < -0.5 * dec)]
     assert len(onsets) >= 4
     for i in onsets:
         j = next(k for k in range(i, n) if a_car[k] < -0.25 * dec)
