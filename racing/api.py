@@ -61,7 +61,8 @@ def make_controller(name: str, track, car, config=None, **options):
     """A controller (``reset``, ``act(observation, t) -> Command``) by registry name, for ``track`` with the model
     parameters ``car``; ``config``: a YAML path with its settings (default: the car's tuning or derived ones).
     Built as a race builds it (:func:`racing.assembly.build_controller`: the racing line its settings ask for is
-    attached to its own copy of the track); ``options``: ``residual``, ``threads`` and setting overrides."""
+    attached to its own copy of the track); ``options``: ``residual``, ``threads``, ``device`` (``cpu``, ``cuda``,
+    ``auto``: where MPPI's iteration runs) and setting overrides."""
     from racing.assembly import build_controller
 
     return build_controller(name, track, car, config, **options)[0]
@@ -106,7 +107,8 @@ def race(track="lab_loop", car="f1tenth", controller="pure_pursuit", plant="dyna
     (:class:`racing.assembly.RaceSpec` -> :func:`racing.assembly.build` -> run): ``track`` and ``car`` are names, paths
     or loaded objects; ``controller`` a name or a built controller; ``model_car``: the controller's own parameters
     (default ``car``); ``options``: the other fields of :class:`racing.assembly.RaceSpec` (``laps``, ``rate_hz``,
-    ``max_time_s``, ``realtime``, ``delay_s``, ``seed``, ``noise``, ``residual``, ``raceline``, ...). The result's
+    ``max_time_s``, ``realtime``, ``delay_s``, ``seed``, ``noise``, ``residual``, ``raceline``, ``threads``,
+    ``device``, ...). The result's
     ``config`` is the same run record as the command line's."""
     from racing.assembly import build
 

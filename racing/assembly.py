@@ -31,6 +31,7 @@ import numba
 from racing import config as cfg
 from racing.config import ConfigError
 from racing.control.base import CONTROLLERS, controller_settings, known_controllers, make_controller
+from racing.control.mppi.device import DEVICES, Device, resolve_device
 from racing.interfaces import drive_interface
 from racing.models.params import DEFAULT_CAR, VehicleParams, load_params, perturbed
 from racing.raceline.cache import (
@@ -54,6 +55,7 @@ FLAGS = {"track": "--track", "car": "--car", "model_params": "--model-params", "
          "controller": "--controller", "controller_config": "--controller-config", "residual": "--residual",
          "raceline": "--raceline", "allow_bad_geometry": "--allow-bad-geometry",
          "friction_scale": "--friction-scale", "mass_scale": "--mass-scale", "threads": "--threads",
+         "device": "--device",
          "laps": "--laps", "rate_hz": "--rate", "plant_hz": "--plant-hz", "seed": "--seed",
          "realtime": "--realtime", "delay_s": "--delay", "noise": "--noise", "start_speed": "--start-speed",
          "max_time_s": "--max-time", "snapshot_times": "--snapshot"}
@@ -84,7 +86,8 @@ class RaceSpec:
     ``raceline``: a TUM 7-column raceline file to follow; ``friction_scale`` / ``mass_scale``: a perturbed plant
     (the controller keeps the car's own parameters); ``noise``: measurement noise as a scale of a typical
     localisation stack (0 = none, 1 = typical) or a :class:`NoiseConfig`; the rest are :class:`SimConfig`'s
-    fields; ``threads``: numba threads (a machine setting).
+    fields; ``threads``: numba threads, ``device``: where MPPI's iteration runs (``cpu``, ``cuda``, ``auto``;
+    :mod:`racing.control.mppi.device`): machine settings.
     """
 
     track: Any = DEFAULT_TRACK
@@ -99,6 +102,7 @@ class RaceSpec:
     friction_scale: float = 1.0
     mass_scale: float = 1.0
     threads: int | None = None
+    device: str = "cpu"
     laps: int = 2
     rate_hz: float = 50.0
     plant_hz: float = 1000.0
@@ -155,7 +159,7 @@ class RaceSpec:
 
 
 #: the order of :meth:`RaceSpec.argv`'s options: what a reader looks for first (every field once)
-ARGV_ORDER = ("track", "car", "controller", "laps", "rate_hz", "seed", "plant", "threads", "model_params",
+ARGV_ORDER = ("track", "car", "controller", "laps", "rate_hz", "seed", "plant", "threads", "device", "model_params",
               "controller_config", "residual", "raceline", "allow_bad_geometry", "friction_scale", "mass_scale",
               "delay_s", "noise", "start_speed", "max_time_s", "realtime", "snapshot_times", "plant_hz")
 _FIELDS = {f.name: f for f in dataclasses.fields(RaceSpec)}
@@ -166,7 +170,7 @@ if sorted(ARGV_ORDER) != sorted(_FIELDS):
 _ARG_DEST = {"track": "track", "car": "car", "model_params": "model_params", "plant": "plant",
              "controller": "controller", "controller_config": "controller_config", "residual": "residual",
              "raceline": "raceline", "allow_bad_geometry": "allow_bad_geometry", "friction_scale": "friction_scale",
-             "mass_scale": "mass_scale", "threads": "threads", "laps": "laps", "rate_hz": "rate",
+             "mass_scale": "mass_scale", "threads": "threads", "device": "device", "laps": "laps", "rate_hz": "rate",
              "plant_hz": "plant_hz", "seed": "seed", "realtime": "realtime", "delay_s": "delay", "noise": "noise",
              "start_speed": "start_speed", "max_time_s": "max_time", "snapshot_times": "snapshot"}
 
@@ -294,11 +298,12 @@ def resolve_line(track: Track, params: VehicleParams, methods: tuple = (), compu
 
 
 def build_controller(name: str, track: Track, params: VehicleParams, config_path=None, residual=None,
-                     threads: int | None = None, **overrides):
+                     threads: int | None = None, device="cpu", **overrides):
     """``(controller, line_record, config_source)``: controller ``name`` for the car ``params`` with its settings
     (``config_path``, else the car's tuning or derived ones, with ``overrides``) and the racing line its settings
     ask for (:func:`resolve_line`), attached to its own copy of the track. The one place a controller is built
-    for a race (the race, the vehicle runtime, ``racing learn``)."""
+    for a race (the race, the vehicle runtime, ``racing learn``). ``device``: ``cpu``, ``cuda`` or ``auto``
+    (:func:`controller_device`)."""
     if name not in CONTROLLERS and name not in known_controllers():
         raise ConfigError(f"controller (--controller): unknown controller {name!r}; known: "
                           f"{', '.join(known_controllers())}")
@@ -307,6 +312,7 @@ def build_controller(name: str, track: Track, params: VehicleParams, config_path
         raise ConfigError(f"residual (--residual): controller {name!r} has no model to correct; a residual network "
                           f"is for the model-based controllers "
                           f"({', '.join(n for n, s in CONTROLLERS.items() if s.takes_residual)})")
+    dev = controller_device(name, device)
     record: dict = {"source": "track" if track.raceline is not None else None}
     source = config_path or "defaults"
     if spec.config_for is not None:
@@ -318,8 +324,27 @@ def build_controller(name: str, track: Track, params: VehicleParams, config_path
         options["residual"] = residual
     if threads is not None:
         options["threads"] = threads
+    if "cuda" in spec.devices:
+        options["device"] = dev
     given = conf if spec.config_for is not None else config_path  # resolved: the factory reads nothing
     return make_controller(name, track, params, given, **options), record, source
+
+
+def controller_device(name: str, device="cpu"):
+    """The :class:`~racing.control.mppi.device.Device` controller ``name`` runs on for ``--device`` ``device``:
+    ``cuda`` for a controller that runs on the CPU only is a ConfigError naming the ones that run on a GPU; ``auto``
+    takes the GPU for those that can use one (and says why not otherwise); without a GPU ``cuda`` is a
+    :class:`~racing.control.mppi.device.DeviceError` naming what is missing (exit 2)."""
+    if not isinstance(device, Device) and device not in DEVICES:
+        raise ConfigError(f"--device: unknown device {device!r}; expected one of {', '.join(DEVICES)}")
+    kind = device.kind if isinstance(device, Device) else device
+    devices = CONTROLLERS[name].devices if name in CONTROLLERS else ("cpu",)
+    if kind == "cuda" and "cuda" not in devices:
+        gpu = [n for n, s in CONTROLLERS.items() if "cuda" in s.devices]
+        raise ConfigError(f"--device cuda: controller {name!r} runs on the CPU only; on a GPU: {', '.join(gpu)}")
+    if kind == "auto" and "cuda" not in devices:
+        return Device("cpu", "cpu", "auto", f"auto chose the CPU: controller {name!r} runs on the CPU only")
+    return resolve_device(device)
 
 
 def check_interfaces(model_params: VehicleParams, plant_params: VehicleParams) -> None:
@@ -393,7 +418,8 @@ def _controller_of(spec: RaceSpec, track: Track, model_params: VehicleParams, no
     with compile_notice(f"building the {name} controller", enabled=notice,
                         on_slow=warmer.start if warmer is not None else None):
         controller, line_record, source = build_controller(name, track, model_params, spec.controller_config,
-                                                           residual=spec.residual, threads=spec.threads)
+                                                           residual=spec.residual, threads=spec.threads,
+                                                           device=spec.device)
     return controller, line_record, source, name
 
 
@@ -412,7 +438,8 @@ def run_record(spec: RaceSpec, track: Track, car, model_params, controller, name
                        "raceline": line_record,
                        **({"residual": str(spec.residual)} if spec.residual is not None else {})},
         "plant": spec.plant if isinstance(spec.plant, str) else type(spec.plant).__name__,
-        "machine": {"numba_threads": threads},
+        "machine": {"numba_threads": threads,
+                    **(getattr(controller, "device_info", None) or controller_device(name, spec.device).record())},
     }
 
 
@@ -513,6 +540,6 @@ def save(result: SimResult, track: Track, out, plot: bool = True, animate: bool 
     return sorted(f for pattern in RACE_OUTPUTS for f in out.glob(pattern) if f.is_file())
 
 
-__all__ = ["FLAGS", "RACE_OUTPUTS", "Race", "RaceSpec", "build", "build_controller", "check_out_dir",
+__all__ = ["FLAGS", "RACE_OUTPUTS", "Race", "RaceSpec", "build", "build_controller", "check_out_dir", "controller_device",
            "compile_notice", "default_controller", "noise_preset", "remove_stale_outputs", "resolve_car",
            "resolve_line", "resolve_track", "run_record", "save", "set_numba_threads", "sim_config"]

@@ -11,8 +11,14 @@ threads (default 2); the state advances with the first planned input
 after every call. Full racing iteration: dynamic model + racing cost, K = 2048, T = 50, on the
 default track with the f1tenth car (``controller.act``). iLQR: the warm-started step (``controller.act`` after
 the first solve) with T = 50, the dynamic model and the smooth racing cost, 1 and 2 iterations per step, on
-one thread (casadi derivatives compiled to C when a compiler exists; the row says which). Times are medians of
-``--repeats`` calls after warm-up.
+one thread (casadi derivatives compiled to C when a compiler exists; the row says which). Semi-parametric racing
+iteration: the same with K = 1024 and a 2 x 32 residual network (untrained random weights: the time does not depend
+on their values). Times are medians of ``--repeats`` calls after warm-up.
+
+``--device cuda`` (an NVIDIA GPU, the ``cuda`` extra; exit 2 naming what is missing without one): the racing iteration
+on the GPU (:mod:`racing.control.mppi.gpu`, ``controller.act`` end to end: state in, command out) for K in {1024,
+4096, 16384, 65536} x T in {50, 100}, with and without the residual, each row naming the GPU. ``--device auto``: the
+GPU rows when a GPU works, else the CPU rows and why.
 """
 from __future__ import annotations
 
@@ -27,15 +33,19 @@ from racing.argtypes import positive_int
 from racing.control.base import Observation
 from racing.control.ilqr import make_ilqr
 from racing.control.mppi import MPPI, MPPIConfig, make_mppi
+from racing.control.mppi.device import DEVICES, resolve_device
 from racing.control.mppi.step import RolloutCost
 from racing.models.discrete import kinematic_step
 from racing.models.fastmath import scalar
 from racing.models.ops import torch_ops
 from racing.models.params import load_params
+from racing.models.residual import ResidualWeights, feature_names
 from racing.sim.simulator import initial_state
 from racing.track import DEFAULT_TRACK, Track, load_track
 
 STANDARD_GRID = [(256, 30), (256, 50), (1024, 30), (1024, 50), (4096, 30), (4096, 50)]
+#: the GPU rows of ``--device cuda``: K x T
+GPU_GRID = [(K, T) for T in (50, 100) for K in (1024, 4096, 16384, 65536)]
 RADIUS, SPEED, DT = 50.0, 15.0, 0.05
 
 
@@ -165,10 +175,25 @@ def _time_act(ctrl, track, repeats: int) -> float:
     return _median_ms(one, repeats)
 
 
-def bench_racing(repeats: int, K: int = 2048, T: int = 50, threads: int | None = None):
-    """Median ms of ``MPPI.act`` with the dynamic model and racing cost on the default track (f1tenth car)."""
+def bench_residual(hidden: int = 32, layers: int = 2, seed: int = 0) -> ResidualWeights:
+    """A residual network of ``layers`` x ``hidden`` tanh units with two filter states and product features (the
+    shape ``racing fit --residual`` trains) and untrained random weights: what a rollout step costs with one."""
+    rng = np.random.default_rng(seed)
+    n_in = len(feature_names(2, True))
+    sizes = [n_in] + [hidden] * layers + [3]
+    Ws = [rng.normal(0, 1.0 / math.sqrt(a), (b, a)) for a, b in zip(sizes[:-1], sizes[1:])]
+    bs = [rng.normal(0, 0.1, b) for b in sizes[1:]]
+    return ResidualWeights(Ws, bs, np.zeros(n_in), np.ones(n_in), np.zeros(3), np.full(3, 0.1), dt=0.02,
+                           taus=np.array([0.05, 0.2]), products=True)
+
+
+def bench_racing(repeats: int, K: int = 2048, T: int = 50, threads: int | None = None, device="cpu",
+                 residual: ResidualWeights | None = None):
+    """Median ms of ``MPPI.act`` with the dynamic model (and ``residual``) and racing cost on the default track
+    (f1tenth car), on ``device``."""
     track, name = _bench_track()
-    ctrl = make_mppi(track, load_params("f1tenth"), threads=threads, num_samples=K, horizon=T, model="dynamic")
+    ctrl = make_mppi(track, load_params("f1tenth"), threads=threads, num_samples=K, horizon=T, model="dynamic",
+                     device=device, residual=residual)
     return _time_act(ctrl, track, repeats), name
 
 
@@ -180,8 +205,32 @@ def bench_ilqr(repeats: int, iterations: int, T: int = 50):
     return _time_act(ctrl, track, repeats), name, ctrl.derivatives_backend
 
 
+def run_gpu(args, device, repeats: int) -> int:
+    """The ``--device cuda`` rows (:data:`GPU_GRID`, with and without the 2 x 32 residual)."""
+    rows = []
+    res = bench_residual()
+    if not args.json:
+        print(f"device {device.name}, medians of {repeats} calls (controller.act end to end)")
+    for K, T in GPU_GRID[:1] if args.quick else GPU_GRID:
+        for residual in (None, res):
+            ms, track_name = bench_racing(repeats, K, T, device=device, residual=residual)
+            tag = "racing+residual2x32" if residual is not None else "racing"
+            rows.append({"backend": "cuda", "gpu": device.name, "problem": f"{tag}:{track_name}", "K": K, "T": T,
+                         "ms_median": round(ms, 4)})
+            if not args.json:
+                print(f"{tag:<20} K={K:6d} T={T:3d}  cuda {ms:8.3f} ms   ({device.name})")
+    if args.json:
+        print(json.dumps(rows, indent=1))
+    return 0
+
+
 def run(args) -> int:
     repeats = args.repeats if args.repeats is not None else (20 if args.quick else 50)
+    device = resolve_device(args.device)
+    if device.kind == "cuda":
+        return run_gpu(args, device, repeats)
+    if device.note and not args.json:
+        print(device.note)
     grid = [(1024, 50)] if args.quick else STANDARD_GRID
     import os
 
@@ -214,6 +263,11 @@ def run(args) -> int:
                  "threads": args.threads, "load_avg_1min": round(load[0], 2)})
     if not args.json:
         print(f"racing    K= 2048 T= 50  numba {ms:8.3f} ms   (dynamic model + racing cost, {track_name}, f1tenth)")
+    ms, track_name = bench_racing(repeats, 1024, 50, threads=args.threads, residual=bench_residual())
+    rows.append({"backend": "numba", "problem": f"racing+residual2x32:{track_name}", "K": 1024, "T": 50,
+                 "ms_median": round(ms, 4), "threads": args.threads, "load_avg_1min": round(load[0], 2)})
+    if not args.json:
+        print(f"racing    K= 1024 T= 50  numba {ms:8.3f} ms   (the same + a 2 x 32 residual network)")
     for it in (1, 2):
         ms, track_name, backend = bench_ilqr(repeats, it)
         rows.append({"backend": "ilqr", "problem": f"racing:{track_name}", "T": 50, "iterations": it,
@@ -235,6 +289,8 @@ def register(subparsers) -> argparse.ArgumentParser:
     ap.add_argument("--no-peer", action="store_true", help="skip pytorch_mppi")
     ap.add_argument("--repeats", type=positive_int, default=None, help="timed calls per row (default 50, --quick 20)")
     ap.add_argument("--threads", type=positive_int, default=2, help="numba and torch threads (default 2)")
+    ap.add_argument("--device", default="cpu", choices=DEVICES,
+                    help="cpu (default: the rows above), cuda (the GPU rows; exit 2 without a GPU) or auto")
     ap.set_defaults(func=run)
     return ap
 

@@ -17,6 +17,7 @@ from racing.argtypes import positive_int
 from racing.assembly import RaceSpec, build, check_out_dir, save
 from racing.config import ConfigError
 from racing.control import known_controllers
+from racing.control.mppi.device import DEVICES
 from racing.models.params import DEFAULT_CAR, known_cars
 from racing.plot import headless_backend_for_cli
 from racing.sim.plant import DEFAULT_PLANT, known_plants
@@ -73,6 +74,10 @@ def race_table(summary: dict) -> str:
         rows.insert(-1, ("grip estimate", f"{est['grip_scale']:.3f} x the car file's (lower {est['grip_lower']:.3f}, "
                                           f"{est['windows']} windows{edge})" if est["informed"] else
                          f"not informed ({est['windows']} windows)"))
+    dev = summary.get("device")
+    if dev:
+        rows.insert(-1, ("device", (f"cuda ({dev.get('gpu')})" if dev.get("device") == "cuda" else "cpu")
+                         + (f"  ({dev['note']})" if dev.get("note") else "")))
     if "reference_lap_s" in summary:
         rows.insert(1, ("reference (min-time) lap [s]", _fmt(summary["reference_lap_s"])))
         gap = summary.get("gap_to_reference")
@@ -175,6 +180,9 @@ def add_race_arguments(p: argparse.ArgumentParser) -> None:
                         "settings derived from its parameters)")
     p.add_argument("--threads", type=positive_int, default=None,
                    help="numba threads for the controller (a machine setting; default: all cores)")
+    p.add_argument("--device", default="cpu", choices=DEVICES,
+                   help="where MPPI's iteration runs: cpu (default), cuda (an NVIDIA GPU: the 'cuda' extra; exit 2 "
+                        "naming what is missing without one) or auto (the GPU when one works, else the CPU)")
     p.add_argument("--raceline", default=None, help="raceline file (TUM 7-column) to follow")
     p.add_argument("--laps", type=int, default=2, help="laps to drive (>= 1)")
     p.add_argument("--rate", type=float, default=50.0, help="control rate [Hz]")

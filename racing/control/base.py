@@ -47,7 +47,8 @@ class ControllerSpec:
     ``raceline_request(config) -> (methods, compute)``: the racing line the controller races with those settings
     (cached lines of ``methods`` in order, else ``compute`` one, e.g. ``"mincurv"``, or None), resolved by the race
     assembly (:func:`racing.assembly.resolve_line`) before the factory is called: a controller owns no I/O;
-    ``takes_residual``: its model can carry a residual network (``residual=`` option)."""
+    ``takes_residual``: its model can carry a residual network (``residual=`` option); ``devices``: where it runs
+    (``"cpu"``, ``"cuda"``: the factory takes a ``device=`` option, :mod:`racing.control.mppi.device`)."""
 
     name: str
     factory: Callable[..., Controller]
@@ -56,18 +57,20 @@ class ControllerSpec:
     config_for: Callable | None = None
     raceline_request: Callable | None = None
     takes_residual: bool = False
+    devices: tuple = ("cpu",)
 
 
 CONTROLLERS: dict[str, ControllerSpec] = {}
 
 
 def register(name: str, description: str = "", config_for: Callable | None = None,
-             raceline_request: Callable | None = None, takes_residual: bool = False):
+             raceline_request: Callable | None = None, takes_residual: bool = False, devices: tuple = ("cpu",)):
     """Decorator registering a controller factory under ``name`` (the rest: see :class:`ControllerSpec`)."""
 
     def deco(factory):
         CONTROLLERS[name] = ControllerSpec(name, factory, description, config_for=config_for,
-                                           raceline_request=raceline_request, takes_residual=takes_residual)
+                                           raceline_request=raceline_request, takes_residual=takes_residual,
+                                           devices=devices)
         return factory
 
     return deco

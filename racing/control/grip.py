@@ -153,7 +153,7 @@ class OnlineGrip:
     root of the grip; above it the car's power and ``v_max`` limit it anyway), capped at ``v_max``. A rebuilt
     profile would take 0.5-1 s (:func:`racing.geometry.speed_profile.speed_profile`); this takes microseconds.
     Applied when the estimate moved by ``step`` or more (at most every ``update_s``); ``on_params(p)`` is called
-    when ``p`` changed, for a solver that keeps a copy of it."""
+    when ``p`` and ``tab`` changed, for a solver that keeps a copy of them (iLQR's problem, MPPI's GPU buffers)."""
 
     step = 0.005
 
@@ -192,10 +192,10 @@ class OnlineGrip:
     def _apply(self, scale: float, grip: float) -> None:
         self.p[:] = self.p0
         self.p[P_GRIP] *= scale
-        if self.on_params is not None:
-            self.on_params(self.p)
         np.multiply(self.vcap0, math.sqrt(grip / self.grip0), out=self.tab[:, C.TAB_VCAP])
         np.minimum(self.tab[:, C.TAB_VCAP], self.params.v_max, out=self.tab[:, C.TAB_VCAP])
+        if self.on_params is not None:
+            self.on_params(self.p)
         self.applied = (scale, grip)
 
     def summary(self) -> dict:

@@ -21,7 +21,7 @@ from racing.models.dynamic import dynamic_rhs_s, peak_slip_angle
 from racing.models.fastmath import FM, fmax, scalar
 from racing.models.params import (G, N_PARAMS, P_ACCEL_MAX, P_DECEL_MAX, P_STEER_MAX, P_STEER_RATE_MAX,
                                   VehicleParams)
-from racing.models.residual import aug_update_nb, residual_z_nb
+from racing.models.residual import aug_update, residual_z
 
 @dataclass(frozen=True)
 class CostWeights:
@@ -161,9 +161,9 @@ def _step_semi(st, u0, u1, m, zr_k):
     us[0] = u0
     us[1] = u1
     dynamic_rhs_s(xs, us, m.p, fp)
-    residual_z_nb(xs, us, fp, z_k, m.rw, corr, work)
+    residual_z(xs, us, fp, z_k, m.rw, corr, work)
     x, y, psi, vx, vy, r, d, c, s = _step_dynamic(st, u0, u1, m, zr_k)
-    aug_update_nb(z_k, u1, m.rw, m.dt)
+    aug_update(z_k, u1, m.rw, m.dt)
     return x, y, psi, vx + m.dt * corr[0], vy + m.dt * corr[1], r + m.dt * corr[2], d, c, s
 
 

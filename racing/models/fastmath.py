@@ -42,6 +42,15 @@ def scalar(fn):
     return _cuda_overload(fn)
 
 
+def scalar_exact(fn):
+    """:func:`scalar` without fast-math (IEEE arithmetic, as ``@njit(fastmath=False)``): for code held bit for bit to
+    a reference compiled the same way (the residual network, :mod:`racing.models.residual`). Plain Python when called
+    from Python, so numba's CUDA simulator runs it on its arrays."""
+    overload(fn, target="cpu", jit_options=dict(fastmath=False, forceinline=True, error_model="numpy"),
+             strict=False)(_typing(fn))
+    return _cuda_overload(fn)
+
+
 def _cuda_overload(fn):
     """Register ``fn`` for the CUDA target as a plain device function (NVVM inlines it): numba-cuda (0.30) cannot
     type numba's IR-inlined functions (a comparison inside one becomes ``gt(omitted, omitted)``), so the CUDA

@@ -76,7 +76,7 @@ from pathlib import Path
 import numpy as np
 from numba import njit
 
-from racing.models.fastmath import fmax, fmin
+from racing.models.fastmath import fmax, fmin, scalar_exact
 
 N_IN = 9  # base features (without the augmented filter states)
 N_OUT = 3
@@ -280,14 +280,15 @@ def load_residual(path) -> ResidualWeights:
     return rw
 
 
-@njit(cache=True, fastmath=False)
-def residual_z_nb(x, u, fp, z, w, out, work):
+@scalar_exact
+def residual_z(x, u, fp, z, w, out, work):
     """MLP residual: ``out[3] = g(x[7], u[2], fp[7], z[n_aug])`` from the flat weights ``w`` (module docstring).
 
     ``z`` : the augmented filter states (``n_aug = int(w[6])`` values read; any array when 0);
     ``w[7] == 1`` adds the product features ``z[q] (fp[4] + x[3] x[5])``, ``z[q] fp[5]``;
     ``w[0] == 3`` clips every raw feature to ``[in_lo, in_hi]`` before normalising.
-    ``work`` : float64 scratch of at least ``2 * n_hidden + n_in``. Allocation-free; callable from numba kernels.
+    ``work`` : float64 scratch of at least ``2 * n_hidden + n_in``. Allocation-free; inlined into numba's CPU and
+    CUDA kernels (:func:`racing.models.fastmath.scalar_exact`); compiled on its own: :func:`residual_z_nb`.
     """
     n_in = int(w[1])
     nh = int(w[2])
@@ -349,6 +350,10 @@ def residual_z_nb(x, u, fp, z, w, out, work):
         out[j] = s * w[o_os + j] + w[o_om + j]
 
 
+#: :func:`residual_z` compiled on its own, for callers in Python
+residual_z_nb = njit(cache=True, fastmath=False)(residual_z)
+
+
 @njit(cache=True, fastmath=False)
 def residual_nb(x, u, fp, w, out, work):
     """Version-1 call ``out[3] = g(x[7], u[2], fp[7])`` for weights without filter states (``w[6] == 0``).
@@ -358,7 +363,7 @@ def residual_nb(x, u, fp, w, out, work):
     residual_z_nb(x, u, fp, u, w, out, work)
 
 
-@njit(cache=True, fastmath=False)
+@scalar_exact
 def aug_offset(w):
     """Index of ``taus`` in the flat weights."""
     return HEADER + 2 * int(w[1]) + 2 * int(w[4])
@@ -371,12 +376,17 @@ def aug_init_nb(a, w, z):
         z[i] = a
 
 
-@njit(cache=True, fastmath=False)
-def aug_update_nb(z, a, w, dt):
-    """Advance the filter states ``z[n_aug]`` by one step ``dt`` [s] with acceleration input ``a`` [m/s^2] (exact ZOH)."""
+@scalar_exact
+def aug_update(z, a, w, dt):
+    """Advance the filter states ``z[n_aug]`` by one step ``dt`` [s] with acceleration input ``a`` [m/s^2] (exact ZOH);
+    inlined into the kernels (compiled on its own: :func:`aug_update_nb`)."""
     o = aug_offset(w)
     for i in range(int(w[6])):
         z[i] += (1.0 - math.exp(-dt / w[o + i])) * (a - z[i])
+
+
+#: :func:`aug_update` compiled on its own, for callers in Python
+aug_update_nb = njit(cache=True, fastmath=False)(aug_update)
 
 
 def residual_batch(x, u, fp, rw: ResidualWeights, z=None) -> np.ndarray:

@@ -25,6 +25,7 @@ from pathlib import Path
 from racing import config as cfg
 from racing import exit_codes
 from racing.assembly import RaceSpec, build
+from racing.control.mppi.device import DEVICES
 from racing.interfaces import drive_interface
 from racing.models.params import DEFAULT_CAR
 from racing.runtime import rt
@@ -85,6 +86,8 @@ class DriveConfig:
     controller: str = DEFAULT_DRIVE_CONTROLLER
     controller_config: str | None = None
     model_params: str | None = None
+    device: str = field(default="cpu", metadata={"choices": DEVICES,
+                                                 "doc": "where MPPI's iteration runs: cpu, cuda (a GPU) or auto"})
     off_track_check: bool = field(default=True, metadata={"doc": "margin default: the car's width"})
     log: str | None = None
     loop: LoopConfig = LoopConfig()
@@ -96,7 +99,7 @@ class DriveConfig:
 # flag (argparse dest) -> dotted key of DriveConfig
 FLAG_KEYS = {
     "track": "track", "car": "car", "controller": "controller", "controller_config": "controller_config",
-    "model_params": "model_params", "log": "log",
+    "model_params": "model_params", "log": "log", "device": "device",
     "rate": "loop.rate_hz", "duration": "loop.duration_s", "laps": "loop.laps",
     "actuation_delay": "loop.actuation_delay_s", "on_state_timeout": "loop.on_state_timeout",
     "reconnect_timeout": "loop.reconnect_timeout_s",
@@ -228,6 +231,9 @@ def add_drive_arguments(p: argparse.ArgumentParser) -> None:
     lc.add_argument("--no-compensation", action="store_true",
                     help="act on the measured state (no prediction by state age + actuation delay)")
     cp = p.add_argument_group("CPU")
+    cp.add_argument("--device", default=None, choices=DEVICES,
+                    help="where MPPI's iteration runs: cpu (default), cuda (an NVIDIA GPU; exit 2 naming what is "
+                         "missing without one) or auto (the GPU when one works)")
     cp.add_argument("--threads", type=int, default=None,
                     help="numba threads of the controller (default 1: does not collapse under load)")
     cp.add_argument("--pin", default=None, help="CPU list for the control and numba threads, e.g. 1 or 2-3")
@@ -289,6 +295,10 @@ def drive_table(summary: dict) -> str:
     rows.append(("cpu", f"threads {cpu.get('threads')}, pin {cpu.get('pin') or '-'}, real-time "
                         + ("-" if cpu.get("rt_priority") is None else
                            f"FIFO {cpu['rt_priority']} {'granted' if cpu.get('rt_granted') else 'REFUSED'}")))
+    dev = summary.get("device") or {}
+    if dev:
+        rows.append(("device", (f"cuda ({dev.get('gpu')})" if dev.get("device") == "cuda" else "cpu")
+                     + (f"  ({dev['note']})" if dev.get("note") else "")))
     sim = summary.get("vehicle_sim")
     if sim:
         rows.append(("twin: mode / stop / standstill [s]",
@@ -338,7 +348,8 @@ def drive_race(conf, allow_bad_geometry: bool = False):
     loop_conf = conf.loop
     rate = loop_conf.rate_hz
     race = build(RaceSpec(track=conf.track or DEFAULT_TRACK, car=conf.car, model_params=conf.model_params,
-                          controller=conf.controller, controller_config=conf.controller_config, rate_hz=rate,
+                          controller=conf.controller, controller_config=conf.controller_config, device=conf.device,
+                          rate_hz=rate,
                           plant_hz=max(1000.0, rate), allow_bad_geometry=allow_bad_geometry))
     wd = loop_conf.watchdog
     if conf.off_track_check and wd.off_track_margin_m is None:
@@ -404,7 +415,8 @@ def run_drive(args) -> int:
                                     meta)
     summary = result.summary()
     summary.update(track=race.track.name, car=race.car.name, controller=conf.controller,
-                   vehicle=meta["vehicle_spec"], link=security.describe(), cpu=cpu_report.as_dict())
+                   vehicle=meta["vehicle_spec"], link=security.describe(), cpu=cpu_report.as_dict(),
+                   device={k: v for k, v in race.record["machine"].items() if k != "numba_threads"})
     return report_drive(args, summary, sim_report, log_path)
 
 

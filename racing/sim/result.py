@@ -110,6 +110,9 @@ class SimResult:
             "max_speed_mps": float(np.max(np.hypot(self.state[:, 3], self.state[:, 4]))) if self.t.size else 0.0,
             "max_abs_lateral_offset_m": float(np.max(np.abs(self.frenet[:, 1]))) if self.t.size else 0.0,
         }
+        machine = self.config.get("machine", {})
+        if "device" in machine:
+            out["device"] = {k: machine[k] for k in ("device", "gpu", "requested", "note") if k in machine}
         if self.config.get("estimates"):
             out["estimates"] = dict(self.config["estimates"])
         if self.reference_lap_s is not None:

@@ -162,7 +162,7 @@ def run_sweep(spec, out: Path, workers: int | None = None, address: str | None =
     ray_start = time.perf_counter() - t_ray
     configs_dir = str(out.resolve() / "configs")
     trainable = tune.with_resources(tune.with_parameters(sweep_trainable, configs_dir=configs_dir, spin_beta=0.3),
-                                    {"cpu": spec.threads})
+                                    spec.resources())
 
     def describe(res):
         row = json.loads(res["row"]) if "row" in res else {}
@@ -224,7 +224,7 @@ def run_tune(spec, out: Path, workers: int | None = None, address: str | None = 
     cpus = start_ray(workers, spec.threads, address)
     configs_dir = str(out.resolve() / "configs")
     trainable = tune.with_resources(tune.with_parameters(tune_trainable, races=races, configs_dir=configs_dir,
-                                                         objective=spec.objective), {"cpu": spec.threads})
+                                                         objective=spec.objective), spec.resources())
     space = search_space(spec)
     points = [base_point(spec)] if spec.start_from_base else []
     if spec.searcher == "optuna":

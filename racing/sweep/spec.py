@@ -17,6 +17,7 @@ Common keys (``racing sweep`` and ``racing tune``)::
     realtime: false
     max_time_s: null
     threads: 1                     # numba threads per trial (= the CPUs Ray gives each trial)
+    device: cpu                    # where MPPI's iteration runs: cpu, cuda (a trial asks Ray for a GPU) or auto
     perturbations:                 # the plant, not the controller
       friction: [1.0]              # tyre grip scale (D_f, D_r, mu)
       mass: [1.0]                  # mass and yaw-inertia scale
@@ -47,6 +48,7 @@ from racing import config as cfg
 from racing.config import ConfigError, load_yaml
 from racing.control import known_controllers
 from racing.control.base import controller_settings
+from racing.control.mppi.device import DEVICES, resolve_device
 from racing.models.params import load_params
 from racing.raceline import cached_raceline, reference_lap
 from racing.sim.plant import known_plants
@@ -64,7 +66,7 @@ _PERT_CHECKS = {"friction": (lambda v: 0.0 < v <= 3.0, "a grip scale in (0, 3]")
                 "noise": (lambda v: 0.0 <= v <= 100.0, "a noise scale in [0, 100]")}
 
 COMMON_KEYS = ("controller", "controller_config", "tracks", "cars", "seeds", "laps", "rate_hz", "start_speed",
-               "realtime", "max_time_s", "threads", "perturbations", "settings", "allow_bad_geometry")
+               "realtime", "max_time_s", "threads", "device", "perturbations", "settings", "allow_bad_geometry")
 SWEEP_KEYS = COMMON_KEYS + ("sample",)
 TUNE_KEYS = COMMON_KEYS + ("trials", "searcher", "search_seed", "scenarios", "objective", "start_from_base")
 
@@ -143,13 +145,19 @@ class Spec:
     start_speeds: dict = field(default_factory=dict)
     #: race tracks whose geometry check fails (``racing race --allow-bad-geometry``)
     allow_bad_geometry: bool = False
+    #: where MPPI's iteration runs (``racing race --device``)
+    device: str = "cpu"
 
     # ------------------------------------------------------------------------------------------------
     def base_race(self) -> dict:
         """The race fields every trial shares."""
         return {"controller": self.controller, "controller_config": self.controller_config, "laps": self.laps,
                 "rate_hz": self.rate_hz, "realtime": self.realtime, "max_time_s": self.max_time_s,
-                "threads": self.threads, "allow_bad_geometry": self.allow_bad_geometry}
+                "threads": self.threads, "device": self.device, "allow_bad_geometry": self.allow_bad_geometry}
+
+    def resources(self) -> dict:
+        """What Ray gives each trial: ``threads`` CPUs, and a GPU with ``device: cuda``."""
+        return {"cpu": self.threads, **({"gpu": 1} if self.device == "cuda" else {})}
 
     def sweep_trials(self) -> list[dict]:
         """The sweep's races, one per trial: dicts with ``trial`` (0..), ``track``, ``track_source``, ``car``,
@@ -306,7 +314,8 @@ def _controller(data: dict, source: str, folder: Path) -> tuple[str, str | None]
 
 def _run_options(data: dict, source: str) -> dict:
     """The race options: ``laps``, ``rate_hz`` [Hz], ``start_speed`` [m/s] (or "reference"), ``realtime``,
-    ``max_time_s`` [s] (or None), ``threads`` (numba threads per trial), as Spec fields."""
+    ``max_time_s`` [s] (or None), ``threads`` (numba threads per trial), ``device`` (``cpu``, ``cuda``: checked
+    here, a missing GPU is an error before any trial; ``auto``), as Spec fields."""
     laps = _number(data, "laps", source, 1, int, lambda v: v >= 1, "an integer >= 1")
     rate_hz = _number(data, "rate_hz", source, 50.0, float, lambda v: 0 < v <= 2000, "a rate in (0, 2000] Hz")
     start_speed = data.get("start_speed", 0.0)
@@ -321,8 +330,13 @@ def _run_options(data: dict, source: str) -> dict:
 
     threads = _number(data, "threads", source, 1, int, lambda v: 1 <= v <= numba.config.NUMBA_NUM_THREADS,
                       f"an integer in 1..{numba.config.NUMBA_NUM_THREADS} (the cores numba started with)")
+    device = data.get("device", "cpu")
+    if device not in DEVICES:
+        raise ConfigError(f"{_where(source, 'device')}: expected one of {', '.join(DEVICES)}, got {device!r}")
+    if device == "cuda":
+        resolve_device(device, option=_where(source, "device"))
     return dict(laps=laps, rate_hz=rate_hz, start_speed=start_speed, realtime=realtime, max_time_s=max_time,
-                threads=threads)
+                threads=threads, device=device)
 
 
 def _sampling(data: dict, source: str, kind: str) -> tuple[dict, bool]:

@@ -61,7 +61,7 @@ def race_spec(race: dict, config_path: str | None) -> RaceSpec:
     """The :class:`RaceSpec` of ``race`` (``config_path``: its controller settings file)."""
     return RaceSpec(track=str(race["track_source"]), car=str(race["car"]), controller=race["controller"],
                     laps=race["laps"], rate_hz=race["rate_hz"], seed=race["seed"], plant=str(race["plant"]),
-                    threads=race["threads"], friction_scale=race["friction"], mass_scale=race["mass"],
+                    threads=race["threads"], device=race.get("device", "cpu"), friction_scale=race["friction"], mass_scale=race["mass"],
                     delay_s=race["delay"], noise=race["noise"], start_speed=race["start_speed"],
                     max_time_s=race.get("max_time_s"), realtime=bool(race.get("realtime")),
                     controller_config=config_path, allow_bad_geometry=bool(race.get("allow_bad_geometry")))

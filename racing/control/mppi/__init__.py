@@ -1,9 +1,10 @@
-"""MPPI: sampling-based MPC on numba (CPU). ``make_controller("mppi", track, params)``.
+"""MPPI: sampling-based MPC on numba (CPU) or numba-cuda (an NVIDIA GPU, ``device="cuda"``). ``make_controller("mppi", track, params)``.
 
 * :mod:`.config` settings (frozen dataclasses; tunings named by the car files, YAML next to this file)
 * :mod:`racing.control.costs` racing cost terms (code) + weights (config)
 * :mod:`.step`   the pure step: numba kernels and a numpy reference
 * :mod:`.controller` the thin stateful wrapper (warm start, timing, commands)
+* :mod:`.device` where the iteration runs (``cpu``, ``cuda``, ``auto``); :mod:`.gpu` the iteration on a GPU
 """
 from __future__ import annotations
 
@@ -20,11 +21,12 @@ def raceline_request(conf: MPPIConfig):
 
 
 @register("mppi", "sampling MPC (MPPI) on numba kernels, racing cost on the track (default)", config_for=config_for,
-          raceline_request=raceline_request, takes_residual=True)
-def make_mppi(track, params, config_path=None, threads: int | None = None, **options) -> MPPI:
+          raceline_request=raceline_request, takes_residual=True, devices=("cpu", "cuda"))
+def make_mppi(track, params, config_path=None, threads: int | None = None, device="cpu", **options) -> MPPI:
     """Build MPPI with ``config_path`` (default: the tuning the car names, else settings derived from its
     parameters, see :func:`~racing.control.mppi.config.config_for`) and overrides; ``threads`` is the machine's
-    numba thread count (default: all). The chosen source is ``controller.config_source``.
+    numba thread count (default: all), ``device`` where the iteration runs (``cpu``, ``cuda``, ``auto``, see
+    :mod:`racing.control.mppi.device`). The chosen source is ``controller.config_source``.
 
     MPPI races the line of ``track`` (``track.raceline``, attached by the race assembly,
     :func:`racing.assembly.build_controller`, from :func:`raceline_request`); without one, centre-line progress. It
@@ -41,7 +43,7 @@ def make_mppi(track, params, config_path=None, threads: int | None = None, **opt
         conf = cfg.replace_from(conf, options, source="mppi options")
         source += f" + overrides {sorted(options)}"
     # MPPI checks the rollout model and loads a weights path itself
-    return MPPI(track, params, conf, residual=residual, threads=threads, config_source=source)
+    return MPPI(track, params, conf, residual=residual, threads=threads, config_source=source, device=device)
 
 
 __all__ = ["CostWeights", "MPPI", "MPPIConfig", "load_config", "make_mppi", "raceline_request"]

@@ -12,6 +12,7 @@ from racing.control.grip import OnlineGrip
 from racing.control.horizon import cost_params_for
 from racing.control.mppi import step as S
 from racing.control.mppi.config import MPPIConfig, as_dict, resolve
+from racing.control.mppi.device import resolve_device
 from racing.control.plan import command_from_plan, shift_inputs
 from racing.interfaces import Command, Observation, drive_interface
 from racing.models.params import VehicleParams, usable_grip
@@ -55,6 +56,10 @@ class MPPI(Controller):
         The controller keeps the residual's filter states ``z`` (steady state at ``reset``) and
         advances them once per ``act`` with the acceleration it commanded over the control period.
     threads : numba threads for the rollouts (a machine setting; default: the process's current setting)
+    device : ``"cpu"`` (default), ``"cuda"`` (the whole iteration on an NVIDIA GPU, :mod:`racing.control.mppi.gpu`;
+        a :class:`~racing.control.mppi.device.DeviceError`, exit 2, naming what is missing where none works) or
+        ``"auto"`` (the GPU when one works, else the CPU), or a resolved
+        :class:`~racing.control.mppi.device.Device`; ``device_info`` records the choice
     warmup_state : x0[7] of the warm-up solves with a custom cost (default zeros)
     config_source : where ``config`` came from (file path or "derived ..."), kept for the run's record
     """
@@ -62,7 +67,8 @@ class MPPI(Controller):
     name = "mppi"
 
     def __init__(self, track, params: VehicleParams, config: MPPIConfig = MPPIConfig(), cost=None, residual=None,
-                 threads: int | None = None, warmup_state=None, config_source: str = "<MPPIConfig>"):
+                 threads: int | None = None, warmup_state=None, config_source: str = "<MPPIConfig>", device="cpu"):
+        self.device = resolve_device(device)  # first: a missing GPU fails before anything is built
         if residual is not None:
             if config.model != "dynamic":
                 raise ValueError(f"MPPI: a residual network needs the dynamic rollout model (model: dynamic), "
@@ -101,7 +107,8 @@ class MPPI(Controller):
         self.ds = ds
         self.p = params.to_array()
         self.interface = drive_interface(params.drive_interface)
-        self.grip = OnlineGrip(params, self.p, self.tab) if config.online_grip and self.racing else None
+        self.grip = (OnlineGrip(params, self.p, self.tab, on_params=self._params_changed)
+                     if config.online_grip and self.racing else None)
         #: the kernel's noise parameters (sigma_steer_rate, sigma_accel, rho, rho); ``sigma`` is a view of the first two
         self.noise = np.array([*self.res.sigma, config.noise_correlation, config.noise_correlation])
         self.sigma = self.noise[:2]
@@ -127,6 +134,11 @@ class MPPI(Controller):
         self.V, self.Sk, self.w, self.X, self.traj = self.buf.V, self.buf.S, self.buf.w, self.buf.X, self.buf.traj
         self.M, self.ZR = self.buf.M, self.buf.ZR
         self.lam = float(config.lambda_)
+        self._dev = None
+        if self.device.kind == "cuda":
+            from racing.control.mppi.gpu import DeviceIteration  # the [cuda] extra, imported where used
+
+            self._dev = DeviceIteration(self)
         self._warmup_state = None if warmup_state is None else np.asarray(warmup_state, float)
         if config.warmup:
             self.warm_up()
@@ -147,6 +159,16 @@ class MPPI(Controller):
         if self.grip is not None:
             self.grip.warm_up()
         self.reset()
+
+    @property
+    def device_info(self) -> dict:
+        """Where the iteration runs (``{"device", "gpu", "requested"[, "note"]}``, the run record's)."""
+        return self.device.record()
+
+    def _params_changed(self, p) -> None:
+        """The online grip estimate rewrote the model parameters and the track table: the device copies follow."""
+        if self._dev is not None:
+            self._dev.params_changed()
 
     # ------------------------------------------------------------------ state
     def reset(self, observation: Observation | None = None) -> None:
@@ -221,10 +243,16 @@ class MPPI(Controller):
         self.last_seed = seed
         self._calls += 1
         lam = self.lam
-        smin, cnom, eta = self.kernels.iteration(self._x0, self.U, self.margs, self.cost_args, self.nargs, b, i0, s0,
-                                                 self.u_prev, seed, lam, self.gamma, gen, store_noise, self.n_rec)
-        self.U[:] = b.U_new
-        ess = 1.0 / max(float(np.dot(self.w, self.w)), 1e-300)
+        if self._dev is None:
+            smin, cnom, eta = self.kernels.iteration(self._x0, self.U, self.margs, self.cost_args, self.nargs, b, i0,
+                                                     s0, self.u_prev, seed, lam, self.gamma, gen, store_noise,
+                                                     self.n_rec)
+            self.U[:] = b.U_new
+            ess = 1.0 / max(float(np.dot(self.w, self.w)), 1e-300)
+        else:  # the same iteration on the GPU: the plan into U and X
+            smin, cnom, eta, ess = self._dev.run(self._x0, self.U, self.u_prev, self.noise, self.z, i0, s0, seed, lam,
+                                                 self.gamma, gen, store_noise, self.n_rec,
+                                                 b.eps if (noise is not None or store_noise) else None)
         target = self.config.ess_target
         if target > 0.0:
             # multiplicative step on log(lambda) towards the target ESS (ESS grows with lambda)
@@ -250,6 +278,8 @@ class MPPI(Controller):
 
     def diagnostics(self) -> dict:
         n = self.n_rec
+        if self._dev is not None:
+            self._dev.fetch_samples(n)
         return {
             "samples": self.traj[:n].copy(),
             "weights": self.w[:n].copy(),
@@ -264,6 +294,7 @@ class MPPI(Controller):
             "lambda": float(self.last.get("lambda", self.lam)),
             "min_cost": float(self.last.get("min_cost", math.nan)),
             "solve_ms": self.last_solve_s * 1e3,
+            "device": self.device.kind,
             **({} if self.grip is None else self.grip.summary()),
         }
 
