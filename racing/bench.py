@@ -216,7 +216,7 @@ def run_gpu(args, device, repeats: int) -> int:
             ms, track_name = bench_racing(repeats, K, T, device=device, residual=residual)
             tag = "racing+residual2x32" if residual is not None else "racing"
             rows.append({"backend": "cuda", "gpu": device.name, "problem": f"{tag}:{track_name}", "K": K, "T": T,
-                         "ms_median": round(ms, 4)})
+                         "ms_median": round(ms, 4), "ns_per_sample_step": round(ms * 1e6 / (K * T), 3)})
             if not args.json:
                 print(f"{tag:<20} K={K:6d} T={T:3d}  cuda {ms:8.3f} ms   ({device.name})")
     if args.json:
@@ -260,14 +260,18 @@ def run(args) -> int:
             print(f"standard  K={K:5d} T={T:3d}  numba {ms:8.3f} ms{extra}")
     ms, track_name = bench_racing(repeats, threads=args.threads)
     rows.append({"backend": "numba", "problem": f"racing:{track_name}", "K": 2048, "T": 50, "ms_median": round(ms, 4),
-                 "threads": args.threads, "load_avg_1min": round(load[0], 2)})
+                 "ns_per_sample_step": round(ms * 1e6 / (2048 * 50), 1), "threads": args.threads,
+                 "load_avg_1min": round(load[0], 2)})
     if not args.json:
-        print(f"racing    K= 2048 T= 50  numba {ms:8.3f} ms   (dynamic model + racing cost, {track_name}, f1tenth)")
+        print(f"racing    K= 2048 T= 50  numba {ms:8.3f} ms   (dynamic model + racing cost, {track_name}, f1tenth; "
+              f"{rows[-1]['ns_per_sample_step']:g} ns per sample-step on {args.threads} threads)")
     ms, track_name = bench_racing(repeats, 1024, 50, threads=args.threads, residual=bench_residual())
     rows.append({"backend": "numba", "problem": f"racing+residual2x32:{track_name}", "K": 1024, "T": 50,
-                 "ms_median": round(ms, 4), "threads": args.threads, "load_avg_1min": round(load[0], 2)})
+                 "ms_median": round(ms, 4), "ns_per_sample_step": round(ms * 1e6 / (1024 * 50), 1),
+                 "threads": args.threads, "load_avg_1min": round(load[0], 2)})
     if not args.json:
-        print(f"racing    K= 1024 T= 50  numba {ms:8.3f} ms   (the same + a 2 x 32 residual network)")
+        print(f"racing    K= 1024 T= 50  numba {ms:8.3f} ms   (the same + a 2 x 32 residual network; "
+              f"{rows[-1]['ns_per_sample_step']:g} ns per sample-step)")
     for it in (1, 2):
         ms, track_name, backend = bench_ilqr(repeats, it)
         rows.append({"backend": "ilqr", "problem": f"racing:{track_name}", "T": 50, "iterations": it,

@@ -13,6 +13,11 @@ from racing import config as cfg
 from racing.interfaces import Command, Observation  # noqa: F401 (the controllers' vocabulary)
 
 
+#: the share of the control period a runner with deadlines gives ``act`` (:meth:`Controller.set_time_budget`): the
+#: rest is its own work (the state in, the command out, the log) and the operating system's wake-up latency
+ACT_BUDGET = 0.7
+
+
 class Controller(abc.ABC):
     """Base class: ``reset()`` then ``act(observation, t) -> Command`` at a fixed rate.
 
@@ -32,6 +37,16 @@ class Controller(abc.ABC):
 
     def diagnostics(self) -> dict:
         """Data about the last ``act`` call (e.g. MPPI samples); empty by default."""
+        return {}
+
+    def set_time_budget(self, seconds: float | None) -> None:  # noqa: B027 - optional hook
+        """The wall time [s] an ``act`` may take from now on (a runner with deadlines sets it: ``--realtime`` races,
+        ``racing drive``), or None: no limit. An anytime controller (MPPI) uses fewer samples to keep it; the
+        others ignore it."""
+
+    def compute_report(self) -> dict:
+        """How the controller's computation went since ``reset`` (plain numbers, e.g. MPPI's samples per
+        iteration); empty by default. Stored in the result (``summary()["samples"]`` for MPPI)."""
         return {}
 
     def estimates(self) -> dict:

@@ -25,6 +25,7 @@ from pathlib import Path
 from racing import config as cfg
 from racing import exit_codes
 from racing.assembly import RaceSpec, build
+from racing.sim.result import samples_text
 from racing.control.mppi.device import DEVICES
 from racing.interfaces import drive_interface
 from racing.models.params import DEFAULT_CAR
@@ -295,6 +296,9 @@ def drive_table(summary: dict) -> str:
     rows.append(("cpu", f"threads {cpu.get('threads')}, pin {cpu.get('pin') or '-'}, real-time "
                         + ("-" if cpu.get("rt_priority") is None else
                            f"FIFO {cpu['rt_priority']} {'granted' if cpu.get('rt_granted') else 'REFUSED'}")))
+    smp = summary.get("samples")
+    if smp and smp.get("iterations"):
+        rows.append(("samples", samples_text(smp)))
     dev = summary.get("device") or {}
     if dev:
         rows.append(("device", (f"cuda ({dev.get('gpu')})" if dev.get("device") == "cuda" else "cpu")

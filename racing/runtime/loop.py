@@ -57,7 +57,7 @@ from pathlib import Path
 import numpy as np
 
 from racing import config as cfg
-from racing.control.base import Command, Controller, Observation
+from racing.control.base import ACT_BUDGET, Command, Controller, Observation
 from racing.interfaces import DRIVE_INTERFACES, DriveInterface
 from racing.logs import LogWriter
 from racing.runtime import protocol as proto
@@ -149,6 +149,7 @@ class DriveResult:
     logs: list = field(default_factory=list)
     off_track: int | None = None
     estimates: dict = field(default_factory=dict)  # what the controller estimated about the car (e.g. the grip)
+    compute: dict = field(default_factory=dict)  # the controller's compute report (MPPI: samples per iteration)
 
     def summary(self) -> dict:
         """The JSON summary of ``racing drive --json``."""
@@ -183,6 +184,7 @@ class DriveResult:
             "events": self.events[:50],
             "final_state": None if self.final_state is None else [round(float(v), 6) for v in self.final_state],
             "estimates": dict(self.estimates),
+            **{k: dict(v) for k, v in self.compute.items()},
         }
 
 
@@ -296,6 +298,7 @@ class RuntimeLoop:
         self.period = 1.0 / config.rate_hz
         self.watchdog = Watchdog(config.watchdog, self.period)
         self._stop_status: str | None = None
+        self._budget, self._reserve, self._deadline = None, (1.0 - ACT_BUDGET) * self.period, math.inf
         self._events: list = []
         self._suppressed: dict = {}
         self._stop_lock = threading.Lock()
@@ -512,6 +515,10 @@ class RuntimeLoop:
         self.vehicle.connect()
         warmup, warm_err = self._warmup()
         self.controller.reset()
+        # an anytime controller keeps within the period (fewer samples, not a late command): each act() gets what is
+        # left of its tick's period less the reserve for the rest of the tick (send, log) and the OS
+        self._budget = budget = getattr(self.controller, "set_time_budget", None)
+        self._reserve = (1.0 - ACT_BUDGET) * self.period
         gc_was_enabled = gc.isenabled()
         gc.collect()
         gc.freeze()  # what exists now is never scanned again
@@ -530,6 +537,8 @@ class RuntimeLoop:
             gc.unfreeze()
             if gc_was_enabled:
                 gc.enable()
+            if budget is not None:
+                budget(None)
         return self._finish(rs, status, warmup)
 
     def _start_clock(self, warm_err: str) -> None:
@@ -581,6 +590,7 @@ class RuntimeLoop:
         start = self.clock()
         t = start - self._t0
         rs.ticks += 1
+        self._deadline = release + self.period
         rs.late.append(max(start - release, 0.0))
         if rs.prev_start_k is not None and rs.prev_start_k == k - 1:
             rs.jitter.append(abs((t - rs.prev_start) - self.period))
@@ -645,6 +655,8 @@ class RuntimeLoop:
             rs.pred_s.append(c0 - t0 - t_c + delay)
         else:
             t_c, x_c = t, state
+        if self._budget is not None:  # a tick that started late leaves act() less time
+            self._budget(max(self._deadline - clock() - self._reserve, 1e-4))
         try:
             cmd = self.controller.act(Observation(t_c, x_c), t_c)
         except Exception as exc:  # noqa: BLE001 - any controller failure stops the car
@@ -714,7 +726,8 @@ class RuntimeLoop:
                            jitter_s=rs.jitter, state_age_s=rs.ages, predict_s=rs.pred_s,
                            link_losses=self._link_losses, logs=list(self._logs),
                            off_track=None if progress is None else rs.off_track,
-                           estimates=self.controller.estimates())
+                           estimates=self.controller.estimates(),
+                           compute=getattr(self.controller, "compute_report", dict)())
 
 
 def _command_problem(cmd) -> str:

@@ -115,6 +115,8 @@ class SimResult:
             out["device"] = {k: machine[k] for k in ("device", "gpu", "requested", "note") if k in machine}
         if self.config.get("estimates"):
             out["estimates"] = dict(self.config["estimates"])
+        if self.config.get("samples"):
+            out["samples"] = dict(self.config["samples"])
         if self.reference_lap_s is not None:
             out["reference_lap_s"] = round(self.reference_lap_s, 4)
             out["gap_to_reference"] = None if best is None else round(best / self.reference_lap_s - 1.0, 5)
@@ -153,3 +155,11 @@ class SimResult:
                    deadline_misses=meta["deadline_misses"], config=config,
                    reference_lap_s=meta.get("reference_lap_s"), period_s=meta.get("period_s"),
                    compute_over_period=meta.get("compute_over_period", 0))
+
+
+def samples_text(smp: dict) -> str:
+    """MPPI's samples per iteration in words (``summary["samples"]``)."""
+    if not smp.get("cut_iterations"):
+        return f"{smp['K']} per iteration" + ("  (anytime: never cut)" if smp.get("anytime") else "")
+    return (f"mean {smp['mean']:g}, min {smp['min']} of {smp['K']}  (anytime: {smp['cut_iterations']} of "
+            f"{smp['iterations']} iterations cut to keep the period)")

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from racing import config as cfg
-from racing.control.base import Command, Controller, Observation
+from racing.control.base import ACT_BUDGET, Command, Controller, Observation
 from racing.interfaces import DriveInterface, drive_interface
 from racing.models.dynamic import NX, STATE_NAMES, VX
 from racing.models.params import VehicleParams
@@ -176,18 +176,29 @@ def simulate(track, controller: Controller, plant, plant_params: VehicleParams, 
     # real-time mode: no cyclic garbage collection inside the timed loop (a full collection in a big
     # process can take longer than a control period; the loop makes no reference cycles)
     gc_was_enabled = gc.isenabled()
-    if sim.realtime:
+    if sim.realtime:  # compute time delays the command: an anytime controller keeps within the period
         gc.disable()
+        _budget(controller, ACT_BUDGET / sim.rate_hz)
     try:
         run.loop()
     finally:
         if gc_was_enabled:
             gc.enable()
+        report = getattr(controller, "compute_report", dict)()
+        _budget(controller, None)
     result = run.result(run_config)
     est = controller.estimates()
     if est:
         result.config["estimates"] = est
+    result.config.update(report)
     return result
+
+
+def _budget(controller, seconds) -> None:
+    """:meth:`Controller.set_time_budget` where the controller has it (a duck-typed one may not)."""
+    hook = getattr(controller, "set_time_budget", None)
+    if hook is not None:
+        hook(seconds)
 
 
 class _Run:

@@ -19,6 +19,8 @@ from racing.models.params import VehicleParams, usable_grip
 from racing.models.residual import aug_init_nb, aug_update_nb, load_residual
 
 _MODELS = {"kinematic": S.KINEMATIC, "dynamic": S.DYNAMIC}
+#: an anytime iteration rolls its samples out in this many blocks and stops between two when the next would not fit
+ANYTIME_BLOCKS = 16
 
 
 def set_threads(n: int | None) -> int:
@@ -134,6 +136,12 @@ class MPPI(Controller):
         self.V, self.Sk, self.w, self.X, self.traj = self.buf.V, self.buf.S, self.buf.w, self.buf.X, self.buf.traj
         self.M, self.ZR = self.buf.M, self.buf.ZR
         self.lam = float(config.lambda_)
+        # anytime iterations (set_time_budget): blocks of samples, each a multiple of the kernels' chunk
+        self.budget_s: float | None = None
+        self._anytime = False
+        self._block = max(S.CHUNK, -(-K // (ANYTIME_BLOCKS * S.CHUNK)) * S.CHUNK)
+        self._finish_s = 0.0
+        self._share = 1.0
         self._dev = None
         if self.device.kind == "cuda":
             from racing.control.mppi.gpu import DeviceIteration  # the [cuda] extra, imported where used
@@ -165,6 +173,59 @@ class MPPI(Controller):
         """Where the iteration runs (``{"device", "gpu", "requested"[, "note"]}``, the run record's)."""
         return self.device.record()
 
+    def set_time_budget(self, seconds: float | None) -> None:
+        """Anytime iterations: each ``act`` stops sampling when the next block of samples (K / 16) would end
+        later than ``seconds`` [s] after the call began, and finishes with the samples it has (at least one block;
+        sample 0, the nominal, is in it). After an iteration that overran it (preempted inside a block on a busy
+        machine) the iterations plan with a smaller share of it for a while (:meth:`_adapt_share`). ``None``: every iteration takes its K samples (an off-line race: the result
+        does not depend on the machine). The CPU iteration only: on a GPU the iteration is whole."""
+        if seconds is not None and not (math.isfinite(seconds) and seconds > 0.0):
+            raise ValueError(f"time budget {seconds!r}: expected a positive number of seconds or None")
+        self.budget_s = None if seconds is None else float(seconds)
+        self._anytime = self._anytime or self.budget_s is not None
+
+    def _adapt_share(self, elapsed: float) -> None:
+        """The share of the budget the next iteration plans with: cut by 30 % after an iteration that overran the
+        budget (a busy machine preempted it inside a block), back by 2 % of the budget per iteration that did not
+        (additive increase, multiplicative decrease), between 0.3 and 1."""
+        if self.budget_s is None:
+            return
+        if elapsed > self.budget_s:
+            self._share = max(0.3, 0.7 * self._share)
+        else:
+            self._share = min(1.0, self._share + 0.02)
+    def compute_report(self) -> dict:
+        """Samples per iteration since ``reset``: ``{"samples": {"K", "mean", "min", "cut_iterations",
+        "iterations", "anytime", "block"}}`` (fewer than K where an anytime iteration ran out of time)."""
+        n = max(self._iters, 1)
+        return {"samples": {"K": self.K, "mean": round(self._samples_sum / n, 1) if self._iters else None,
+                            "min": self._samples_min if self._iters else None, "cut_iterations": self._cut,
+                            "iterations": self._iters, "anytime": self._anytime,
+                            "block": self._block}}
+
+    def _iterate(self, b, i0, s0, seed, lam, gen, store_noise, c0, samples):
+        """The CPU iteration: whole, or anytime (:meth:`set_time_budget`), or cut after the block that reaches
+        ``samples``: ``(smin, cnom, eta, samples used)``."""
+        it, K = self.kernels.iteration, self.K
+        args = (self._x0, self.U, self.margs, self.cost_args, self.nargs, b, i0, s0, self.u_prev, seed, lam,
+                self.gamma, gen, store_noise, self.n_rec)
+        if self.budget_s is None and samples is None:
+            return (*it(*args, 0, K, K), K)
+        deadline = c0 + (self.budget_s * self._share if self.budget_s is not None else math.inf)
+        k, worst = 0, 0.0
+        while True:
+            k1 = min(K, k + self._block)
+            if k1 == K:
+                return (*it(*args, k, K, K), K)
+            ta = time.perf_counter()
+            it(*args, k, k1, 0)
+            tb = time.perf_counter()
+            k, worst = k1, max(worst, tb - ta)  # the next block may be as slow as the slowest so far
+            if tb + worst + self._finish_s > deadline or (samples is not None and k >= samples):
+                out = it(*args, k, k, k)
+                self._finish_s = max(0.5 * self._finish_s, time.perf_counter() - tb)
+                return (*out, k)
+
     def _params_changed(self, p) -> None:
         """The online grip estimate rewrote the model parameters and the track table: the device copies follow."""
         if self._dev is not None:
@@ -184,6 +245,10 @@ class MPPI(Controller):
         self.period = 0.02
         self.last = {}
         self.last_solve_s = 0.0
+        self._iters = self._cut = 0
+        self._anytime = self.budget_s is not None
+        self._share = 1.0
+        self._samples_sum, self._samples_min = 0, self.K
         if self.grip is not None:
             self.grip.reset()
 
@@ -209,11 +274,12 @@ class MPPI(Controller):
         return int(i), float(s0)
 
     def solve(self, x0: np.ndarray, t: float | None = None, noise: np.ndarray | None = None,
-              store_noise: bool = False) -> np.ndarray:
+              store_noise: bool = False, samples: int | None = None) -> np.ndarray:
         """One MPPI iteration from the dynamic-layout state ``x0[7]``; returns the plan ``X[T+1, 7]``.
 
         ``noise[K, T, 2]`` (standard normal) replaces the in-kernel generator when given;
-        ``store_noise`` makes the generator write its draws into ``self.eps``.
+        ``store_noise`` makes the generator write its draws into ``self.eps``; ``samples``: stop after the block of
+        samples that reaches this count, as an anytime iteration that ran out of time does (CPU only).
         """
         c0 = time.perf_counter()
         if t is not None:
@@ -244,23 +310,27 @@ class MPPI(Controller):
         self._calls += 1
         lam = self.lam
         if self._dev is None:
-            smin, cnom, eta = self.kernels.iteration(self._x0, self.U, self.margs, self.cost_args, self.nargs, b, i0,
-                                                     s0, self.u_prev, seed, lam, self.gamma, gen, store_noise,
-                                                     self.n_rec)
+            smin, cnom, eta, used = self._iterate(b, i0, s0, seed, lam, gen, store_noise, c0, samples)
             self.U[:] = b.U_new
             ess = 1.0 / max(float(np.dot(self.w, self.w)), 1e-300)
         else:  # the same iteration on the GPU: the plan into U and X
             smin, cnom, eta, ess = self._dev.run(self._x0, self.U, self.u_prev, self.noise, self.z, i0, s0, seed, lam,
                                                  self.gamma, gen, store_noise, self.n_rec,
                                                  b.eps if (noise is not None or store_noise) else None)
+            used = self.K
+        self._iters += 1
+        self._samples_sum += used
+        self._samples_min = min(self._samples_min, used)
+        self._cut += used < self.K
         target = self.config.ess_target
         if target > 0.0:
             # multiplicative step on log(lambda) towards the target ESS (ESS grows with lambda)
             f = min(max((target / max(ess, 1e-3)) ** 0.25, 0.8), 1.25)
             self.lam = min(max(self.lam * f, 1e-2 * self.config.lambda_), 1e3 * self.config.lambda_)
         self.last = {"min_cost": smin, "nominal_cost": cnom, "eta": eta, "i0": i0, "s0": s0, "lambda": lam,
-                     "ess": ess}
+                     "ess": ess, "samples": used}
         self.last_solve_s = time.perf_counter() - c0
+        self._adapt_share(self.last_solve_s)
         return self.X
 
     def act(self, observation: Observation, t: float) -> Command:

@@ -224,11 +224,14 @@ _KERNELS: dict = {}
 def make_kernels(model: RolloutModel, cost: RolloutCost) -> Kernels:
     """The compiled MPPI iteration for one (rollout model, cost) pair, built once per process and cached on disk.
 
-    ``iteration(x0, U, m, ca, nz, b, i0, s0, u_prev, seed, lam, gamma, generate, store_noise, n_rec)`` runs
-    the whole iteration without allocating: K rollouts in parallel (writing ``b.V``, ``b.S``, ``b.traj`` and,
-    when generating with ``store_noise``, ``b.eps``), the weights ``b.w``, the weighted update, the
-    Savitzky-Golay smoothing ``b.M``, and the nominal rollout of the result (clamped inputs into ``b.U_new``,
-    states into ``b.X``). Returns ``(min cost, nominal cost, eta)``.
+    ``iteration(x0, U, m, ca, nz, b, i0, s0, u_prev, seed, lam, gamma, generate, store_noise, n_rec, k0, k1,
+    n_use)`` runs the iteration without allocating: the rollouts of samples ``[k0, k1)`` in parallel (writing
+    ``b.V``, ``b.S``, ``b.traj`` and, when generating with ``store_noise``, ``b.eps``), then, when ``n_use > 0``,
+    the weights ``b.w`` of samples ``[0, n_use)`` (the rest 0), the weighted update, the Savitzky-Golay smoothing
+    ``b.M``, and the nominal rollout of the result (clamped inputs into ``b.U_new``, states into ``b.X``). Returns
+    ``(min cost, nominal cost, eta)`` (NaN without ``n_use``). The whole iteration: ``k0, k1, n_use = 0, K, K``; an
+    anytime iteration calls it for successive blocks of samples and finishes with the samples it had time for
+    (sample k's noise depends on ``seed`` and k only, so the blocks give the whole iteration's samples).
 
     The factory's functions are closures over the model's and the cost's functions (plain Python functions
     registered for numba's generic target), so numba's on-disk cache keys them by those functions: each pair
@@ -362,24 +365,38 @@ def _make_iteration(rollout_chunk, nominal):
     """The compiled MPPI iteration (see :func:`make_kernels`) from the chunk of rollouts and the nominal rollout:
     ``njit(cache=True, parallel=True)``, numba's on-disk cache keyed by the closure's functions."""
     @njit(cache=True, parallel=True, fastmath=FM)
-    def iteration(x0, U, m, ca, nz, b, i0, s0, u_prev, seed, lam, gamma, gen, store_noise, n_rec):
-        K = b.V.shape[0]
-        n_chunks = (K + CHUNK - 1) // CHUNK
-        for q in prange(n_chunks):  # the K rollouts, CHUNK samples per task
-            rollout_chunk(q * CHUNK, min(K, (q + 1) * CHUNK), x0, U, m, ca, nz, b, i0, s0, u_prev, seed, gamma,
-                          gen, store_noise, n_rec)
-        eta = compute_weights(b.S, lam, b.w)
+    def iteration(x0, U, m, ca, nz, b, i0, s0, u_prev, seed, lam, gamma, gen, store_noise, n_rec, k0, k1, n_use):
+        n_chunks = (k1 - k0 + CHUNK - 1) // CHUNK
+        for q in prange(n_chunks):  # the rollouts of samples [k0, k1), CHUNK samples per task
+            rollout_chunk(k0 + q * CHUNK, min(k1, k0 + (q + 1) * CHUNK), x0, U, m, ca, nz, b, i0, s0, u_prev, seed,
+                          gamma, gen, store_noise, n_rec)
+        if n_use <= 0:
+            return math.nan, math.nan, math.nan
+        eta = compute_weights(b.S[:n_use], lam, b.w[:n_use])
+        for k in range(n_use, b.w.shape[0]):
+            b.w[k] = 0.0
         V, w, Vn = b.V, b.w, b.Vn
-        T = V.shape[1]
-        for t in prange(T):  # weighted update, parallel over the horizon
+        for t in prange(V.shape[1]):  # weighted update, parallel over the horizon
             a0 = 0.0
             a1 = 0.0
-            for k in range(K):
+            for k in range(n_use):
                 a0 += w[k] * V[k, t, 0]
                 a1 += w[k] * V[k, t, 1]
             Vn[t, 0] = a0
             Vn[t, 1] = a1
-        for t in range(T):  # Savitzky-Golay smoothing
+        c_nom = smooth_and_roll(x0, m, ca, nz, b, i0, s0, u_prev)
+        smin = math.inf
+        for k in range(n_use):
+            if b.S[k] < smin:
+                smin = b.S[k]
+        return smin, c_nom, eta
+
+    @register_jitable(fastmath=FM)
+    def smooth_and_roll(x0, m, ca, nz, b, i0, s0, u_prev):
+        """Savitzky-Golay smoothing of the update ``b.Vn`` into ``b.U_new``, the nominal rollout of it (residual row 0
+        after the parallel rollouts), its clamped inputs into ``b.U_new``; returns its cost."""
+        T = b.Vn.shape[0]
+        for t in range(T):
             a0 = 0.0
             a1 = 0.0
             for j in range(T):
@@ -387,16 +404,11 @@ def _make_iteration(rollout_chunk, nominal):
                 a1 += b.M[t, j] * b.Vn[j, 1]
             b.U_new[t, 0] = a0
             b.U_new[t, 1] = a1
-        # nominal rollout of the smoothed update (residual row 0 after the parallel rollouts)
         c_nom = nominal(x0, m, ca, nz, b, i0, s0, u_prev)
         for t in range(T):
             b.U_new[t, 0] = b.Vn[t, 0]
             b.U_new[t, 1] = b.Vn[t, 1]
-        smin = math.inf
-        for k in range(K):
-            if b.S[k] < smin:
-                smin = b.S[k]
-        return smin, c_nom, eta
+        return c_nom
 
     return iteration
 
