@@ -56,7 +56,7 @@ Flat weight layout (``ResidualWeights.flat``, float64), for numba / CUDA kernels
     [.. : +n_in]                 in_lo       raw feature lower clip bounds  } version 3 only
     [.. : +n_in]                 in_hi       raw feature upper clip bounds  } (absent in versions 1, 2)
     then per layer l = 0..n_layers (the last one is the output layer):
-        W_l row-major [n_out_l, n_in_l], then b_l [n_out_l]
+        W_l transposed, row-major [n_in_l, n_out_l] (W_l[j, i] at i n_out_l + j), then b_l [n_out_l]
     (n_in_0 = n_in, n_out_l = n_hidden for hidden layers, n_out for the last)
 
 Calls from a numba kernel (``work`` is scratch of at least ``2 * n_hidden + n_in`` floats; ``z`` holds
@@ -76,7 +76,7 @@ from pathlib import Path
 import numpy as np
 from numba import njit
 
-from racing.models.fastmath import fmax, fmin, scalar_exact
+from racing.models.fastmath import fmax, fmin, scalar_exact, tanh_fast
 
 N_IN = 9  # base features (without the augmented filter states)
 N_OUT = 3
@@ -177,7 +177,7 @@ class ResidualWeights:
         if self.clipped:
             parts += [self.in_lo, self.in_hi]
         for W, b in zip(self.weights, self.biases):
-            parts += [np.ravel(W), np.ravel(b)]
+            parts += [np.ravel(np.transpose(W)), np.ravel(b)]
         return np.ascontiguousarray(np.concatenate(parts), dtype=np.float64)
 
     def work_size(self) -> int:
@@ -327,27 +327,36 @@ def residual_z(x, u, fp, z, w, out, work):
             f = fmin(fmax(f, w[o_lo + i]), w[o_hi + i])
         feat[i] = (f - w[o_im + i]) / w[o_is + i]
     # layer 0
+    layer(w, off, feat, n_in, a, nh)
     for j in range(nh):
-        s = w[off + nh * n_in + j]
-        row = off + j * n_in
-        for i in range(n_in):
-            s += w[row + i] * feat[i]
-        a[j] = math.tanh(s)
+        a[j] = tanh_fast(a[j])
     off += nh * n_in + nh
     for _ in range(nl - 1):
+        layer(w, off, a, nh, b, nh)
         for j in range(nh):
-            s = w[off + nh * nh + j]
-            for i in range(nh):
-                s += w[off + j * nh + i] * a[i]
-            b[j] = math.tanh(s)
-        for j in range(nh):
-            a[j] = b[j]
+            a[j] = tanh_fast(b[j])
         off += nh * nh + nh
+    layer(w, off, a, nh, out, n_out)
     for j in range(n_out):
-        s = w[off + n_out * nh + j]
-        for i in range(nh):
-            s += w[off + j * nh + i] * a[i]
-        out[j] = s * w[o_os + j] + w[o_om + j]
+        out[j] = out[j] * w[o_os + j] + w[o_om + j]
+
+
+@scalar_exact
+def layer(w, off, v, n, y, m):
+    """``y[j] = sum_i W[j, i] v[i] + bias[j]`` for ``j < m``, ``i < n``, with ``W`` stored transposed at ``w[off:]``
+    (``W[j, i]`` at ``off + i m + j``) and the bias after it: a sum of scaled columns, the inner loop over ``j``
+    contiguous and free of a dependency chain, so that LLVM vectorises it without reassociating any sum (one
+    chain per output took 2.5 us per rollout step for a 2 x 32 network)."""
+    for j in range(m):
+        y[j] = 0.0
+    for i in range(n):
+        vi = v[i]
+        col = off + i * m
+        for j in range(m):
+            y[j] += w[col + j] * vi
+    bias = off + n * m
+    for j in range(m):
+        y[j] += w[bias + j]
 
 
 #: :func:`residual_z` compiled on its own, for callers in Python
