@@ -75,7 +75,7 @@ PLAN = {
     "racing drive --vehicle udp://127.0.0.1:5600 --key car.key --laps 2": HELP(
         "needs a vehicle listening on the network (the command above, in another terminal)"),
     "racing drive --vehicle sim --duration 20": SHORT(("--duration", "3", "--log", "drive.csv")),
-    "python tools/ros2_bridge.py --key car.key --port 5600": HELP("needs ROS 2 and a car's /odom"),
+    "python tools/ros2_bridge.py --key car.key --port 5600 --interface speed": HELP("runs until stopped; tests/tools/test_ros2_bridge_rclpy.py runs it against ROS 2"),
     "racing sweep sweeps/example_sweep.yaml --workers 2": HELP("starts Ray and races six MPPI laps: minutes"),
     "racing tune sweeps/gt_car_mppi_tune.yaml --workers 1 --out runs/tune_gt": HELP("40 trials of three "
                                                                                   "full-size laps: hours"),

@@ -1,7 +1,18 @@
 """ROS 2 bridge: a car's ROS stack on one side, the `racing drive` vehicle link on the other.
 
     /odom  (nav_msgs/Odometry)                      -> STATE datagrams  -> racing drive
-    racing drive -> COMMAND / HEARTBEAT / STOP      -> /drive (ackermann_msgs/AckermannDriveStamped)
+    racing drive -> COMMAND / HEARTBEAT / STOP      -> /drive (--drive-msg: ackermann_msgs/AckermannDriveStamped,
+                                                               or geometry_msgs/Twist)
+
+**The car's drive interface** (``--interface``, the car file's ``drive_interface``): ``speed`` (default: what every
+drive-by-wire honours) publishes the speed set-point and steering angle only, the acceleration field 0, and counts
+the commands that carried a non-zero one (``acceleration_dropped``: a computer that plans with a feed-forward the car
+ignores, see docs/protocol.md); ``speed_accel`` publishes the acceleration too. **The command message**
+(``--drive-msg``): ``ackermann`` (AckermannDriveStamped: steering_angle [rad], speed [m/s], acceleration [m/s^2]),
+``twist`` (geometry_msgs/Twist in the steering-angle convention of Ackermann base drivers: ``linear.x`` = speed
+[m/s], ``angular.z`` = steering angle [rad]; it has no acceleration, so only with ``--interface speed``), or ``auto``
+(ackermann when ackermann_msgs is importable, else twist, said at start). ackermann_msgs has no PyPI wheel; rclpy,
+nav_msgs and geometry_msgs do (the ``ros2`` extra).
 
 It is the *vehicle* end of the link (:mod:`racing.runtime.protocol`): it listens on ``--port``,
 authenticates every datagram with the shared key (protocol v2, ``--key``), sends STATE from the
@@ -27,6 +38,7 @@ and the message packages are imported only by :func:`main` when the bridge runs.
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import sys
 import time
@@ -110,6 +122,39 @@ def odometry_to_state(px: float, py: float, qx: float, qy: float, qz: float, qw:
     return state
 
 
+#: the drive interfaces the bridge publishes for (racing.interfaces.DRIVE_INTERFACES): whether the acceleration goes out
+BRIDGE_INTERFACES = {"speed": False, "speed_accel": True}
+DRIVE_MSGS = ("auto", "ackermann", "twist")
+
+
+def drive_fields(cmd: "DriveCommand", msg: str) -> dict:
+    """The fields of the /drive message ``msg`` (``ackermann`` | ``twist``) for ``cmd``: dotted attribute -> value."""
+    if msg == "ackermann":
+        return {"drive.steering_angle": float(cmd.steering_angle), "drive.speed": float(cmd.speed),
+                "drive.acceleration": float(cmd.acceleration)}
+    if msg == "twist":
+        return {"linear.x": float(cmd.speed), "angular.z": float(cmd.steering_angle)}
+    raise ValueError(f"drive message {msg!r}: expected 'ackermann' or 'twist'")
+
+
+def resolve_drive_msg(msg: str, interface: str, ackermann_available: bool) -> str:
+    """``ackermann`` or ``twist`` for ``--drive-msg msg`` and ``--interface interface``; ValueError naming the option
+    when they cannot go together (a Twist has no acceleration; ackermann_msgs not installed)."""
+    if interface not in BRIDGE_INTERFACES:
+        raise ValueError(f"--interface {interface!r}: expected one of {', '.join(BRIDGE_INTERFACES)}")
+    if msg not in DRIVE_MSGS:
+        raise ValueError(f"--drive-msg {msg!r}: expected one of {', '.join(DRIVE_MSGS)}")
+    if msg == "auto":
+        msg = "ackermann" if ackermann_available else "twist"
+    if msg == "ackermann" and not ackermann_available:
+        raise ValueError("--drive-msg ackermann: ackermann_msgs is not importable (it has no PyPI wheel: source a ROS "
+                         "2 installation that has it, or use --drive-msg twist)")
+    if msg == "twist" and BRIDGE_INTERFACES[interface]:
+        raise ValueError(f"--drive-msg twist with --interface {interface}: a Twist carries no acceleration; use "
+                         f"--interface speed or an AckermannDriveStamped")
+    return msg
+
+
 @dataclass(frozen=True)
 class DriveCommand:
     """What to publish on /drive (AckermannDrive fields, SI)."""
@@ -130,7 +175,10 @@ class BridgeCore:
     """
 
     def __init__(self, security: LinkSecurity, peer: tuple[str, int] | None = None, command_timeout_s: float = 0.5,
-                 clock=time.monotonic):
+                 clock=time.monotonic, interface: str = "speed"):
+        if interface not in BRIDGE_INTERFACES:
+            raise ValueError(f"interface {interface!r}: expected one of {', '.join(BRIDGE_INTERFACES)}")
+        self.interface, self.takes_acceleration = interface, BRIDGE_INTERFACES[interface]
         self.security = security
         self.clock = clock
         self.rx = Receiver(security, accept=(proto.MsgType.COMMAND, proto.MsgType.HEARTBEAT, proto.MsgType.STOP),
@@ -142,7 +190,8 @@ class BridgeCore:
         self.stopped: str | None = None  # latched STOP reason
         self.computer: tuple[str, int] | None = peer
         self._last_cmd = (None, None)  # (session, seq)
-        self.counts = {"states": 0, "commands": 0, "stops": 0, "heartbeats": 0, "stale_commands": 0}
+        self.counts = {"states": 0, "commands": 0, "stops": 0, "heartbeats": 0, "stale_commands": 0,
+                       "acceleration_dropped": 0}
 
     def state_datagram(self, t_meas: float, state) -> bytes:
         """Signed STATE of ``state`` (7 values) measured at link time ``t_meas`` [s]."""
@@ -167,8 +216,12 @@ class BridgeCore:
                 return msg
             self._last_cmd = (msg.session, msg.seq)
             self.counts["commands"] += 1
+            accel = msg.acceleration
+            if accel != 0.0 and not self.takes_acceleration:  # the car would ignore it: it is not sent on
+                self.counts["acceleration_dropped"] += 1
+                accel = 0.0
             if self.stopped is None:
-                self.command = DriveCommand(msg.steering_angle, msg.speed, msg.acceleration, "command")
+                self.command = DriveCommand(msg.steering_angle, msg.speed, accel, "command")
                 self.last_command_t = now
         elif isinstance(msg, proto.StopMsg):
             self.counts["stops"] += 1
@@ -216,6 +269,11 @@ def main(argv=None) -> int:
     p.add_argument("--command-timeout", type=float, default=0.5, help="speed 0 without COMMAND for this long [s]")
     p.add_argument("--max-age", type=float, default=0.25, help="freshness window of the computer's datagrams [s]")
     p.add_argument("--clock", choices=("shared", "estimate"), default="shared")
+    p.add_argument("--interface", choices=tuple(BRIDGE_INTERFACES), default="speed",
+                   help="the car's drive interface (its car file's drive_interface): speed publishes no acceleration")
+    p.add_argument("--drive-msg", choices=DRIVE_MSGS, default="auto",
+                   help="/drive message: ackermann (AckermannDriveStamped), twist (linear.x speed, angular.z steering "
+                        "angle) or auto (ackermann when importable)")
     args = p.parse_args(argv)
     check_address(args.host, "--host", args.allow_remote)
     peer = None
@@ -224,11 +282,24 @@ def main(argv=None) -> int:
         peer = (host, int(port))
         check_address(host, "--peer", args.allow_remote)
     security = LinkSecurity(key=load_key(args.key), max_age_s=args.max_age, clock=args.clock)
-    core = BridgeCore(security, peer, args.command_timeout)
+    core = BridgeCore(security, peer, args.command_timeout, interface=args.interface)
 
     import rclpy  # only here: the functions above need no ROS
-    from ackermann_msgs.msg import AckermannDriveStamped
     from nav_msgs.msg import Odometry
+
+    try:
+        from ackermann_msgs.msg import AckermannDriveStamped
+    except ImportError:
+        AckermannDriveStamped = None
+    try:
+        msg_kind = resolve_drive_msg(args.drive_msg, args.interface, AckermannDriveStamped is not None)
+    except ValueError as exc:
+        print(f"ros2_bridge: error: {exc}", file=sys.stderr)
+        return 2
+    if msg_kind == "twist":
+        from geometry_msgs.msg import Twist as DriveMsg
+    else:
+        DriveMsg = AckermannDriveStamped
 
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     sock.bind((args.host, args.port))
@@ -236,7 +307,7 @@ def main(argv=None) -> int:
 
     rclpy.init()
     node = rclpy.create_node("racing_link_bridge")
-    pub = node.create_publisher(AckermannDriveStamped, args.drive_topic, 1)
+    pub = node.create_publisher(DriveMsg, args.drive_topic, 1)
 
     def on_odom(msg):
         if core.computer is None:
@@ -267,26 +338,30 @@ def main(argv=None) -> int:
         cmd = core.drive()
         if cmd is None:
             return
-        out = AckermannDriveStamped()
-        out.header.stamp = node.get_clock().now().to_msg()
-        out.header.frame_id = "base_link"
-        out.drive.steering_angle = float(cmd.steering_angle)
-        out.drive.speed = float(cmd.speed)
-        out.drive.acceleration = float(cmd.acceleration)
+        out = DriveMsg()
+        if msg_kind == "ackermann":
+            out.header.stamp = node.get_clock().now().to_msg()
+            out.header.frame_id = "base_link"
+        for name, value in drive_fields(cmd, msg_kind).items():
+            part, field_name = name.split(".")
+            setattr(getattr(out, part), field_name, value)
         pub.publish(out)
 
     node.create_subscription(Odometry, args.odom_topic, on_odom, 10)
     node.create_timer(1.0 / args.rate, on_timer)
-    node.get_logger().info(f"bridging {args.odom_topic} / {args.drive_topic} <-> udp://{args.host}:{args.port} "
-                           f"(protocol v2, {args.clock} clock)")
+    node.get_logger().info(f"bridging {args.odom_topic} / {args.drive_topic} ({msg_kind}, interface {args.interface}) "
+                           f"<-> udp://{args.host}:{args.port} (protocol v2, {args.clock} clock)")
+    from rclpy.executors import ExternalShutdownException
+
     try:
         rclpy.spin(node)
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:
-        node.get_logger().info(f"counters {core.counts}, rejected {core.rx.counts}")
+        print(json.dumps({"counts": core.counts, "rejected": dict(core.rx.counts), "drive_msg": msg_kind,
+                          "interface": args.interface}), flush=True)
         node.destroy_node()
-        rclpy.shutdown()
+        rclpy.try_shutdown()
         sock.close()
     return 0
 

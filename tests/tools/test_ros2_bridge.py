@@ -19,8 +19,9 @@ def bridge():
     spec = importlib.util.spec_from_file_location("ros2_bridge", ROOT / "tools" / "ros2_bridge.py")
     mod = importlib.util.module_from_spec(spec)
     sys.modules["ros2_bridge"] = mod  # dataclasses look their module up
+    before = "rclpy" in sys.modules  # another test may have imported it
     spec.loader.exec_module(mod)
-    assert "rclpy" not in sys.modules  # imported only when the bridge runs
+    assert ("rclpy" in sys.modules) == before  # imported only when the bridge runs
     return mod
 
 
@@ -81,7 +82,7 @@ def test_stamps(bridge):
 def test_bridge_core_state_out_commands_in(bridge):
     now = {"t": 100.0}
     sec = LinkSecurity(key=KEY)
-    core = bridge.BridgeCore(sec, command_timeout_s=0.5, clock=lambda: now["t"])
+    core = bridge.BridgeCore(sec, command_timeout_s=0.5, clock=lambda: now["t"], interface="speed_accel")
     computer = Sender(sec, clock=lambda: now["t"])
     q = bridge.yaw_to_quaternion(0.2)
     data = core.state_datagram(99.99, bridge.odometry_to_state(1, 2, *q, 3, 0, 0.1, core.steer))
@@ -111,3 +112,34 @@ def test_bridge_core_state_out_commands_in(bridge):
     core.receive(command(0.3, 9.0))  # STOP is latched
     d = core.drive()
     assert core.stopped == "state_timeout" and d.reason == "stop" and d.speed == 0.0 and d.steering_angle == -0.05
+
+
+def test_a_speed_only_car_gets_no_acceleration(bridge):
+    """--interface speed (the default): the acceleration field goes out as 0, and a non-zero one is counted."""
+    sec = LinkSecurity(key=KEY)
+    core = bridge.BridgeCore(sec, clock=lambda: 100.0)
+    assert core.interface == "speed" and not core.takes_acceleration
+    computer = Sender(sec, clock=lambda: 100.0)
+    for accel in (-6.0, 0.0):
+        core.receive(computer.datagram(proto.MsgType.COMMAND, lambda s, stamp, ses: proto.CommandMsg(
+            s, stamp, 99.99, 0.05, 3.0, accel, ses)), ("127.0.0.1", 40000))
+        d = core.drive()
+        assert (d.steering_angle, d.speed, d.acceleration) == (0.05, 3.0, 0.0)
+    assert core.counts["acceleration_dropped"] == 1
+    with pytest.raises(ValueError, match="interface 'pedals'"):
+        bridge.BridgeCore(sec, interface="pedals")
+
+
+def test_drive_message_choice_and_fields(bridge):
+    cmd = bridge.DriveCommand(0.1, 4.0, -2.0, "command")
+    assert bridge.drive_fields(cmd, "ackermann") == {"drive.steering_angle": 0.1, "drive.speed": 4.0,
+                                                     "drive.acceleration": -2.0}
+    assert bridge.drive_fields(cmd, "twist") == {"linear.x": 4.0, "angular.z": 0.1}
+    assert bridge.resolve_drive_msg("auto", "speed", True) == "ackermann"
+    assert bridge.resolve_drive_msg("auto", "speed", False) == "twist"
+    with pytest.raises(ValueError, match="no acceleration"):
+        bridge.resolve_drive_msg("twist", "speed_accel", True)
+    with pytest.raises(ValueError, match="no acceleration"):
+        bridge.resolve_drive_msg("auto", "speed_accel", False)
+    with pytest.raises(ValueError, match="not importable"):
+        bridge.resolve_drive_msg("ackermann", "speed", False)
