@@ -52,7 +52,7 @@ def command_from_plan(X: np.ndarray, U: np.ndarray, dt: float, params, period: f
     The command is the one the car's drive interface takes (``interface``, default the car file's
     ``drive_interface``; :meth:`racing.interfaces.DriveInterface.command`: on a speed-only car the speed set-point
     leads by ``acceleration / speed_kp`` and no acceleration is sent)."""
-    lead = steer_lead if steer_lead is not None else params.steer_tau + 0.5 * period
+    lead = steer_lead if steer_lead is not None else params.steer_tau + params.steer_delay + 0.5 * period
     delta = plan_at(X, 6, lead, dt)
     steer_cmd = (delta - params.steer_offset) / params.steer_gain
     speed = min(max(plan_at(X, 3, 0.5 * period, dt), 0.0), params.v_max)

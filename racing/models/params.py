@@ -92,6 +92,11 @@ class VehicleParams:
         "doc": "share of the tyre grip (D_f, D_r, mu) the identification cannot vouch for: controllers plan their "
                "speeds with (1 - grip_margin) of it; racing fit sets it from the fit's uncertainty "
                "(racing.sysid.parametric.grip_margin); 0 for a car whose data sheet is trusted"})
+    # an actuator property outside the models' arrays: the steering command's dead time
+    steer_delay: float = field(default=0.0, metadata={
+        "unit": "s", "min": 0.0, "max": 0.25,
+        "doc": "dead time between a steering command and the servo (a transport delay: bus, firmware): racing fit "
+               "identifies it (--actuator), controllers lead their steering commands by it; 0 = none"})
     # not a physical parameter: what the car's drive-by-wire applies of a command (racing.interfaces)
     drive_interface: str = field(default="speed", metadata={
         "choices": ("speed_accel", "speed"),
@@ -117,15 +122,16 @@ class VehicleParams:
 
     @classmethod
     def from_array(cls, p: np.ndarray, name: str = "fitted", tuning: str | None = None,
-                   grip_margin: float = 0.0, drive_interface: str = "speed") -> "VehicleParams":
+                   grip_margin: float = 0.0, drive_interface: str = "speed",
+                   steer_delay: float = 0.0) -> "VehicleParams":
         """Inverse of :meth:`to_array` (``tuning``: the controller tuning the car keeps, e.g. its base car's;
         ``grip_margin``: what its identification vouches for; ``drive_interface``: what its drive-by-wire
-        applies)."""
+        applies; ``steer_delay``: its steering dead time [s])."""
         p = np.asarray(p, dtype=float)
         if p.shape != (N_PARAMS,):
             raise ValueError(f"expected a parameter array of shape ({N_PARAMS},), got {p.shape}")
         return config.from_mapping(cls, {"name": name, "tuning": tuning, "grip_margin": grip_margin,
-                                         "drive_interface": drive_interface,
+                                         "drive_interface": drive_interface, "steer_delay": steer_delay,
                                          **{n: float(v) for n, v in zip(PARAM_NAMES, p)}},
                                    source="<parameter array>")
 
@@ -144,6 +150,8 @@ class VehicleParams:
         docs = {f.name: f.metadata["doc"] for f in dataclasses.fields(self)}
         if self.grip_margin:
             lines.append(f"grip_margin: {yaml_float(self.grip_margin)}  # [-] {docs['grip_margin']}")
+        if self.steer_delay:
+            lines.append(f"steer_delay: {yaml_float(self.steer_delay)}  # [s] {docs['steer_delay']}")
         if self.tuning is not None:
             lines.append(f"tuning: {self.tuning}  # {docs['tuning']}")
         lines.append(f"drive_interface: {self.drive_interface}  # {docs['drive_interface']}")
@@ -180,7 +188,7 @@ def yaml_float(v: float) -> str:
 
 
 #: the fields that are not in the flat parameter array
-NOT_PHYSICAL = ("name", "tuning", "grip_margin", "drive_interface")
+NOT_PHYSICAL = ("name", "tuning", "grip_margin", "drive_interface", "steer_delay")
 PARAM_NAMES: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(VehicleParams) if f.name not in NOT_PHYSICAL)
 N_PARAMS = len(PARAM_NAMES)
 
@@ -226,7 +234,7 @@ DEFAULT_CAR = "f1tenth"
 def load_params(name_or_path: str | Path | Mapping = DEFAULT_CAR) -> VehicleParams:
     """Load a car by name (a file in :func:`params_dir`), by path to a YAML file, or from a mapping of its
     parameters (the keys and checks of a car YAML: every physical field and ``name``; ``tuning``,
-    ``grip_margin`` and ``drive_interface`` optional). A :class:`VehicleParams` is returned as it is.
+    ``grip_margin``, ``drive_interface`` and ``steer_delay`` optional). A :class:`VehicleParams` is returned as it is.
 
     Raises
     ------

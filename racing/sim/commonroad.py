@@ -134,10 +134,13 @@ class CommonRoadPlant:
     """A CommonRoad model behind the car's actuators: ``reset(x0[7])``, ``step(command, dt) -> x[7]``, ``state``
     (the project's plant interface, :mod:`racing.sim.numba_plant`); RK4 with sub-steps of at most
     ``1 / plant_hz`` [s]. ``params`` is the car in the project's terms (:func:`nominal_params`); ``actuators``
-    replaces the car's actuators (:func:`actuator_params`), e.g. a gentler speed loop for an excitation session."""
+    replaces the car's actuators: a VehicleParams for the project's actuator model with other values
+    (:func:`actuator_params`; e.g. a gentler speed loop for an excitation session), or an object of the car's own
+    (``inputs(delta, v_x, cmd_steer, cmd_speed, cmd_accel, h) -> (rate, accel)`` and ``reset()``, e.g.
+    :class:`racing.sim.foreign.ForeignActuators`: structure the fit does not assume)."""
 
     def __init__(self, model: str = "mb", vehicle: int = 2, plant_hz: float = 1000.0,
-                 actuators: VehicleParams | None = None):
+                 actuators=None):
         if model not in MODELS:
             raise ValueError(f"unknown CommonRoad model {model!r}; known: {', '.join(MODELS)}")
         if plant_hz < MIN_PLANT_HZ[model]:
@@ -150,7 +153,12 @@ class CommonRoadPlant:
         self.cr = vehicle_parameters(vehicle)
         self.params = nominal_params(vehicle, model)
         self.actuators = actuators or actuator_params(vehicle)
-        self.pa = self.actuators.to_array()
+        if isinstance(self.actuators, VehicleParams):  # the project's actuator model with the car's values
+            self.pa = self.actuators.to_array()
+            self._inputs = lambda d, v, cs, cv, ca, h: actuator_inputs(d, v, cs, cv, ca, self.pa, h, True, NUMPY)
+        else:  # the car's own actuators, e.g. racing.sim.foreign.ForeignActuators: inputs(...) and reset()
+            self.pa = None
+            self._inputs = self.actuators.inputs
         self.h_max = 1.0 / plant_hz
         self._dyn = {"st": vehicle_dynamics_st.vehicle_dynamics_st, "std": vehicle_dynamics_std.vehicle_dynamics_std,
                      "mb": vehicle_dynamics_mb.vehicle_dynamics_mb}[model]
@@ -168,6 +176,8 @@ class CommonRoadPlant:
         v = math.hypot(x0[3], x0[4])
         core = [x0[0], x0[1], x0[6], v, x0[2], x0[5], math.atan2(x0[4], x0[3]) if v > 0 else 0.0]
         self.x = np.array(self._init(core), dtype=float)
+        if self.pa is None:
+            self.actuators.reset()
 
     @property
     def state(self) -> np.ndarray:
@@ -218,7 +228,7 @@ class CommonRoadPlant:
         cs, cv, ca = float(command.steering_angle), float(command.speed), float(command.acceleration)
         for _ in range(n):
             s = self.state
-            rate, acc = actuator_inputs(s[6], s[3], cs, cv, ca, self.pa, h, True, NUMPY)
+            rate, acc = self._inputs(s[6], s[3], cs, cv, ca, h)
             u = [float(rate), float(acc)]
             x = self.x
             k1 = self._f(x, u)

@@ -47,6 +47,10 @@ def register(subparsers) -> None:
     p.add_argument("--min-speed", type=nonnegative_float, default=1.0, help="windows start only at v_x >= this [m/s]")
     p.add_argument("--fit-fraction", type=positive_float, default=None, metavar="F",
                    help="fit on the first F of the logs in time, evaluate on the rest (a time-block hold-out)")
+    p.add_argument("--actuator", choices=("auto", "lag", "lag+delay"), default="auto",
+                   help="the steering actuator's structure: a first-order servo (lag), the same after a fitted dead "
+                        "time (lag+delay), or auto: the one that predicts held-out windows better (the report says "
+                        "which)")
     p.add_argument("--init", choices=("causal", "raw", "centred"), default="causal",
                    help="evaluation initial states (causal: no future samples; centred flatters)")
     p.add_argument("--boot", type=nonnegative_int, default=200, help="block-bootstrap replicates for the uncertainty")
@@ -175,7 +179,7 @@ def _fit_logs(args):
     held, data, val_data = _fit_data(args, logs, opts)
     res = fit(data, base, model=args.model, names=names, horizon_s=args.horizon, stride=args.stride,
               prior_rel=args.prior or None, weights=args.weights, name=args.name, n_boot=args.boot,
-              lever_arm=fit_lever)
+              lever_arm=fit_lever, actuator=args.actuator)
     if res.reference_x is not None:  # evaluate on the logs moved to the fitted reference point
         opts["reference_point"] = (res.reference_x, 0.0)
         logs = load_logs(args.logs, rate_hz=args.rate, **opts)

@@ -27,6 +27,7 @@ residual). A residual with filter states starts from its filters run over the lo
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -128,10 +129,10 @@ def evaluate(logs, params: VehicleParams, residual: ResidualWeights | None = Non
 
         base_ped = initial_map(data.pedals, data.meas[:, 3], data.t, data.seg).to_array()
     if base_params is not None:
-        models["base"] = (base_params.to_array(), None, base_ped)
-    models["parametric"] = (params.to_array(), None, pedal_theta)
+        models["base"] = (base_params.to_array(), None, base_ped, _delayed(data, base_params))
+    models["parametric"] = (params.to_array(), None, pedal_theta, _delayed(data, params))
     if residual is not None:
-        models["semi-parametric"] = (params.to_array(), residual.flat, pedal_theta)
+        models["semi-parametric"] = (params.to_array(), residual.flat, pedal_theta, models["parametric"][3])
     names = list(models) + (list(BASELINES) if baselines else [])
     rmse = {m: {} for m in names}
     horizons, nwin = {}, {}
@@ -140,8 +141,8 @@ def evaluate(logs, params: VehicleParams, residual: ResidualWeights | None = Non
     def predict(m, H, starts):
         if m in BASELINES:
             return baseline_predictions(data, H, starts, m)
-        p, w, q = models[m]
-        return ro.predict(data, p, H, starts, "dynamic", residual_flat=w, h_max=h_max, pedal_theta=q)
+        p, w, q, dat = models[m]
+        return ro.predict(dat, p, H, starts, "dynamic", residual_flat=w, h_max=h_max, pedal_theta=q)
 
     for h_s in horizons_s:
         H = 1 if h_s is None else max(1, int(round(h_s * data.rate_hz)))
@@ -179,3 +180,11 @@ def evaluate(logs, params: VehicleParams, residual: ResidualWeights | None = Non
             traces[m] = predict(m, H, starts)
     return EvalResult(rmse=rmse, horizons=horizons, n_windows=nwin, traces=traces, position=position,
                       pos_horizon_s=float(pos_horizon_s or 0.0), init=data.init_mode)
+
+
+def _delayed(data: ro.Data, params) -> ro.Data:
+    """``data`` as the car ``params`` sees it: the steering command delayed by its ``steer_delay`` [s] (a log whose
+    steering input is the measured angle has no servo, hence no delay)."""
+    if not params.steer_delay or data.steer_input:
+        return data
+    return dataclasses.replace(data, cmd=ro.delayed_steer(data, params.steer_delay))

@@ -46,6 +46,7 @@ replicate's estimate is the Gauss-Newton step from the optimum with the resample
 """
 from __future__ import annotations
 
+import copy
 import dataclasses
 import math
 import time
@@ -99,6 +100,12 @@ class FitResult:
     sigma : per-channel noise scale; weights : per-channel weight multipliers
     not_identified : name -> reason (kept at the base value); confounded : name -> {partner, correlation, interval}
     limits : drive-limit report (:func:`drive_limits`); pedal_map : PedalMap of pedal logs, else None
+    actuator : the steering actuator's structure: {"chosen": "lag" | "lag+delay", "why", and for a choice
+        "held_out_cost": {structure: cost}, "windows": [fit, held out]} (:func:`choose_actuator`)
+    disagree : name -> {"halves": [value, value], "std_errors": [se, se], "widened_se"}: parameters whose fits on
+        the first and the second half of the log's windows in time disagree beyond their error bars
+        (:func:`split_agreement`: a bias from model structure the bootstrap cannot see); their ``std_errors`` and
+        ``interval95`` are widened to cover both halves, and the report does not call them identified
     grip_margin : the share of the grip the fit cannot vouch for (:func:`grip_margin`; also ``params.grip_margin``);
         None when it was not computed (a grip parameter fitted without bootstrap replicates, ``n_boot = 0``: the
         fitted car then carries ``grip_margin = 0``, its fitted grip in full)
@@ -134,6 +141,8 @@ class FitResult:
     n_boot: int = 0
     reference_x: float | None = None
     grip_margin: float | None = 0.0
+    disagree: dict = field(default_factory=dict)
+    actuator: dict = field(default_factory=dict)
 
     @property
     def pedal_theta(self):
@@ -152,7 +161,7 @@ class FitResult:
             "poorly_identified": self.poorly_identified, "at_bound": self.at_bound,
             "not_identified": self.not_identified, "confounded": self.confounded, "limits": self.limits,
             "weights": self.weights, "n_boot": self.n_boot, "name": self.params.name,
-            "grip_margin": self.grip_margin,
+            "grip_margin": self.grip_margin, "halves_disagree": self.disagree, "actuator": self.actuator,
         }
         if self.interval95 is not None:
             d["interval95"] = {n: [_finite(a), _finite(b)] for n, (a, b) in zip(self.names, self.interval95)}
@@ -178,7 +187,10 @@ class FitResult:
             rel = abs(s / v) if v != 0 else float("inf")
             iv = self.interval95[i] if self.interval95 is not None else (float("nan"), float("nan"))
             note = ""
-            if n in self.confounded:
+            if n in self.disagree:
+                h = self.disagree[n]["halves"]
+                note = f"NOT vouched for: the log's halves give {h[0]:.4g} and {h[1]:.4g} (model structure?)"
+            elif n in self.confounded:
                 c = self.confounded[n]
                 note = f"confounded with {c['partner']} (corr {c['correlation']:+.2f}): interval {c['interval'][0]:.4g}" \
                        f"..{c['interval'][1]:.4g}"
@@ -189,6 +201,15 @@ class FitResult:
                              f"{iv[1]:>10.4g}]  {note}")
             else:
                 lines.append(f"{n:<20}{v0:>11.5g}{v:>11.5g}{'n/a':>10}{'n/a':>8}  {'(not computed)':>24}  {note}")
+        if self.actuator:
+            a = self.actuator
+            costs = ", ".join(f"{k} {v:.4g}" for k, v in a.get("held_out_cost", {}).items())
+            lines += ["", f"Steering actuator: {a['chosen']} ({a['why']}" + (f"; prediction cost on the held-out "
+                                                                          f"windows: {costs}" if costs else "") + ")"]
+        if self.disagree:
+            lines += ["", "Fits on the first and the second half of the log disagree beyond their error bars (a bias "
+                          "the bootstrap cannot see, e.g. an actuator or tyre the model does not have): "
+                          + ", ".join(self.disagree) + "; their errors above are widened to cover both halves"]
         if self.not_identified:
             lines += ["", "Not identified by this log (kept at the base value):"]
             for n, why in self.not_identified.items():
@@ -409,7 +430,7 @@ def fit(logs: list[DriveLog] | ro.Data, base: VehicleParams, model: str = "dynam
         horizon_s: float = 0.5, stride: int = 5, prior_rel: float | None = 1.0, h_max: float = 0.005,
         max_nfev: int = 60, verbose: int = 0, name: str | None = None, weights=None, min_speed: float = 0.0,
         n_boot: int = 200, block_s: float = 4.0, identify: bool = True, seed: int = 0,
-        fit_limits: bool = True, lever_arm: bool = False) -> FitResult:
+        fit_limits: bool = True, lever_arm: bool = False, actuator: str = "auto") -> FitResult:
     """Fit ``names`` (default :data:`DEFAULT_FIT` of ``model``, plus the pedal map for pedal logs) to the logs.
 
     Parameters
@@ -430,6 +451,11 @@ def fit(logs: list[DriveLog] | ro.Data, base: VehicleParams, model: str = "dynam
     lever_arm : also fit ``ref_x`` [m], where along the body x axis the log's velocities are measured relative to
         the CoG (``v_y,cog = v_y,log - r ref_x`` in the initial states and the targets); confounded with the tyres'
         balance by nature (the report shows the correlation)
+    actuator : the steering actuator's structure, for logs with a steering command: ``"lag"`` (the first-order
+        servo with rate limit of :mod:`racing.models.actuators`), ``"lag+delay"`` (the same after a dead time
+        ``steer_delay`` [s], 0..:data:`STEER_DELAY_MAX`, fitted) or ``"auto"``: each fitted on the first 70 % of the
+        windows in time, the one with the lower prediction cost on the last 30 % chosen (:func:`choose_actuator`;
+        the result's ``actuator`` says which and why)
 
     Raises
     ------
@@ -447,10 +473,23 @@ def fit(logs: list[DriveLog] | ro.Data, base: VehicleParams, model: str = "dynam
         names = _drop_not_excited(data, base, names, not_identified)
     if lever_arm:
         pedal_names = tuple(pedal_names) + ("ref_x",)
+    if actuator not in ACTUATORS + ("auto",):
+        raise ValueError(f"actuator {actuator!r}: expected one of {', '.join(ACTUATORS + ('auto',))}")
+    structure = {"chosen": "lag", "why": "the log's steering input is the measured angle: no servo in the loop"} \
+        if data.steer_input else {"chosen": actuator, "why": "as asked"}
+    if actuator == "auto" and not data.steer_input:
+        structure = choose_actuator(prob, names, pedal_names)
+    if structure["chosen"] == "lag+delay":
+        pedal_names = tuple(pedal_names) + ("steer_delay",)
     sol, lay, resid, all_names, reps, cost0, nfev = _solve_identified(prob, names, pedal_names, not_identified,
                                                                       identify)
+    if "steer_delay" in not_identified:  # the log does not pin the dead time: the plain servo, and why
+        structure = {**structure, "chosen": "lag",
+                     "why": f"{structure['chosen']} was asked for or won on held-out windows, but the dead time is not "
+                            f"identified ({not_identified.pop('steer_delay')})"}
     theta = sol.x
     se, iv, corr = _bootstrap_stats(theta, reps)
+    disagree = split_agreement(prob, lay, theta, se, iv) if identify and theta.size and reps is not None else {}
     confounded = {}
     if identify and theta.size > 1 and reps is not None:
         confounded = _confounded_pairs(resid, theta, all_names, corr, se, iv, lay, float(sol.cost))
@@ -467,8 +506,10 @@ def fit(logs: list[DriveLog] | ro.Data, base: VehicleParams, model: str = "dynam
     rel = np.where(theta != 0, np.abs(se / np.where(theta == 0, 1, theta)), np.abs(se / lay.sc))
     poor = [nm for nm, r_ in zip(all_names, rel) if r_ > 0.2 or nm in at_bound]
     margin = grip_margin(all_names, theta, se, not_identified, data, base)
+    delay = prob.steer_delay(theta, lay)
     fitted = VehicleParams.from_array(p_fit, name=name or fitted_name(base.name, p_fit), tuning=base.tuning,
-                                      grip_margin=margin or 0.0, drive_interface=fitted_interface(data, base))
+                                      grip_margin=margin or 0.0, drive_interface=fitted_interface(data, base),
+                                      steer_delay=base.steer_delay if delay is None else delay)
     return FitResult(params=fitted, base=base, model=model, names=all_names, values=theta, std_errors=se,
                      initial=lay.th0, cost=float(sol.cost), cost_initial=cost0, rmse_initial=rmse_initial,
                      rmse_final=rmse_final, sigma=prob.sigma, n_windows=int(prob.starts.size), n_samples=data.n,
@@ -476,7 +517,8 @@ def fit(logs: list[DriveLog] | ro.Data, base: VehicleParams, model: str = "dynam
                      message=str(sol.message), poorly_identified=poor, at_bound=at_bound, interval95=iv,
                      correlation=corr, not_identified=not_identified, confounded=confounded, limits=limits,
                      pedal_map=None if q_fit is None else pm.PedalMap.from_array(q_fit), weights=prob.wmul,
-                     n_boot=n_boot, reference_x=prob.reference_x(theta, lay), grip_margin=margin)
+                     n_boot=n_boot, reference_x=prob.reference_x(theta, lay), grip_margin=margin,
+                     disagree=disagree, actuator=structure)
 
 
 def fitted_interface(data: ro.Data, base: VehicleParams) -> str:
@@ -544,6 +586,39 @@ def _drop_not_excited(data: ro.Data, base: VehicleParams, names: tuple, not_iden
     return names
 
 
+#: the steering actuator structures :func:`fit` knows (``actuator``)
+ACTUATORS = ("lag", "lag+delay")
+#: the share of the windows (the first, in time) the structures are fitted on; the rest judges them
+CHOICE_FIT_SHARE = 0.7
+
+
+def choose_actuator(prob: "_Problem", names: tuple, extra: tuple) -> dict:
+    """Fit each of :data:`ACTUATORS` on the first :data:`CHOICE_FIT_SHARE` of the windows in time and return the one
+    whose multi-step prediction cost (weighted squared errors, no prior) on the remaining windows is lower:
+    ``{"chosen", "why", "held_out_cost": {structure: cost}, "windows": [fit, held out]}``. A structure is judged on
+    data it was not fitted to, so a dead time that only absorbs noise does not win."""
+    n_w = prob.starts.size
+    cut = int(round(CHOICE_FIT_SHARE * n_w))
+    if cut < 2 or n_w - cut < 2:
+        return {"chosen": "lag", "why": f"too few windows ({n_w}) to judge a structure on held-out data"}
+    train, test = prob.subset(slice(0, cut)), prob.subset(slice(cut, n_w))
+    costs = {}
+    for structure in ACTUATORS:
+        names_p = tuple(extra) + (("steer_delay",) if structure == "lag+delay" else ())
+        sol, lay, _, _ = train.solve(names, names_p)
+        p, q = test.split(sol.x, lay)
+        r = test.errors(sol.x, lay, p, q) * test.wts
+        costs[structure] = 0.5 * float(np.sum(np.where(np.isfinite(r), r, 1e3) ** 2))
+    chosen = min(costs, key=costs.get)
+    return {"chosen": chosen, "why": "the lower prediction cost on held-out windows", "held_out_cost": costs,
+            "windows": [cut, n_w - cut]}
+
+
+#: the steering dead time's search range [s] and start: a transport delay between the logged command and the servo
+STEER_DELAY_MAX = 0.25
+STEER_DELAY_START = 0.0
+
+
 class _Layout(NamedTuple):
     """Where the fitted parameters sit in theta: first the vehicle parameters at indices ``idx`` (int[n_v]) of the
     VehicleParams array, then the extra ones named ``jp`` (pedal map, ``ref_x``); ``th0`` (start: base values),
@@ -583,10 +658,18 @@ class _Problem:
         self.ped0 = pm.initial_map(data.pedals, data.meas[:, 3], data.t, data.seg).to_array() if pedals else None
         self.x_start = dict(zip(pm.NAMES, self.ped0)) if self.ped0 is not None else {}
         self.x_start["ref_x"] = 0.0
-        self.x_scale = {**pm.SCALES, "ref_x": 0.3}
-        self.x_bounds = {**pm.BOUNDS, "ref_x": (-base.wheelbase, base.wheelbase)}
+        self.x_start["steer_delay"] = STEER_DELAY_START
+        self.x_scale = {**pm.SCALES, "ref_x": 0.3, "steer_delay": 0.02}
+        self.x_bounds = {**pm.BOUNDS, "ref_x": (-base.wheelbase, base.wheelbase), "steer_delay": (0.0, STEER_DELAY_MAX)}
         self.init0 = data.init.copy()
         self.blk = max(1, int(round(block_s * data.rate_hz / max(stride, 1))))  # bootstrap block [windows]
+
+    def subset(self, windows: slice) -> "_Problem":
+        """The same problem on the windows ``windows`` (a slice of ``starts``, in time order)."""
+        sub = copy.copy(self)
+        sub.starts, sub.tgt, sub.wts = self.starts[windows], self.tgt[windows], self.wts[windows]
+        sub.steer_ok = self.steer_ok[windows]
+        return sub
 
     def setup(self, names_v, names_p) -> _Layout:
         """The layout of theta for vehicle parameters ``names_v`` and extra parameters ``names_p``."""
@@ -613,16 +696,24 @@ class _Problem:
         """The fitted ``ref_x`` [m], None when it is not fitted."""
         return float(theta[lay.idx.size + lay.jp.index("ref_x")]) if "ref_x" in lay.jp else None
 
+    def steer_delay(self, theta: np.ndarray, lay: _Layout) -> float | None:
+        """The fitted steering dead time [s], None when the structure has none."""
+        return float(theta[lay.idx.size + lay.jp.index("steer_delay")]) if "steer_delay" in lay.jp else None
+
     def moved(self, theta: np.ndarray, lay: _Layout) -> tuple[ro.Data, np.ndarray]:
-        """(data, targets) with the velocities moved to the CoG by theta's ref_x."""
-        dx = self.reference_x(theta, lay)
+        """(data, targets) with the velocities moved to the CoG by theta's ref_x and the steering command delayed by
+        its steer_delay."""
+        dx, delay = self.reference_x(theta, lay), self.steer_delay(theta, lay)
+        data, tg = self.data, self.tgt
+        if delay is not None:
+            data = dataclasses.replace(data, cmd=ro.delayed_steer(data, delay))
         if dx is None:
-            return self.data, self.tgt
+            return data, tg
         ini = self.init0.copy()
         ini[:, 4] -= ini[:, 5] * dx
-        tg = self.tgt.copy()
+        tg = tg.copy()
         tg[..., 1] -= tg[..., 2] * dx
-        return dataclasses.replace(self.data, init=ini), tg
+        return dataclasses.replace(data, init=ini), tg
 
     def errors(self, theta: np.ndarray, lay: _Layout, p: np.ndarray, q: np.ndarray | None) -> np.ndarray:
         """Prediction errors float64[n_windows, H, 4] of the car ``p`` with pedal map ``q`` on the data moved by
@@ -744,6 +835,46 @@ def _solve_identified(prob: _Problem, names: tuple, pedal_names: tuple, not_iden
             reps = None
             break
     return sol, lay, resid, all_names, reps, cost0, nfev
+
+
+#: halves whose estimates differ by more than this many combined standard errors, and by more than
+#: :data:`SPLIT_REL` of the value, disagree
+SPLIT_SIGMAS = 3.0
+SPLIT_REL = 0.05
+
+
+def split_agreement(prob: "_Problem", lay: _Layout, theta: np.ndarray, se: np.ndarray, iv: np.ndarray) -> dict:
+    """Refit theta's parameters on the first and on the second half of the windows (in time: for a programme of
+    manoeuvres run one after another, different manoeuvres) from the full fit's optimum, each with its own block
+    bootstrap. A parameter whose halves differ by more than :data:`SPLIT_SIGMAS` combined standard errors and more
+    than :data:`SPLIT_REL` of its value is not vouched for: a model that fits the car would give one value
+    throughout, so the spread is a bias (an actuator, a tyre, a load path the model lacks), which the bootstrap over
+    windows of the whole log cannot see. Such parameters get ``se`` and ``iv`` (in place) widened to cover both
+    halves. Returns name -> {"halves", "std_errors", "widened_se"} (empty when the halves agree or are too short)."""
+    n_w = prob.starts.size
+    if n_w < 4 * max(prob.blk, 1):
+        return {}
+    names_v = tuple(PARAM_NAMES[i] for i in lay.idx)
+    vals, ses = [], []
+    for half in (slice(0, n_w // 2), slice(n_w // 2, n_w)):
+        sub = prob.subset(half)
+        sol, sub_lay, _, _ = sub.solve(names_v, tuple(lay.jp), x_init=theta)
+        reps = sub.bootstrap(sol, theta.size)
+        vals.append(sol.x)
+        ses.append(reps.std(axis=0) if reps is not None else np.full(theta.size, np.nan))
+    (a, b), (sa, sb) = vals, ses
+    out = {}
+    all_names = names_v + tuple(lay.jp)
+    for k, name in enumerate(all_names):
+        gap = abs(a[k] - b[k])
+        comb = math.hypot(sa[k], sb[k])
+        if np.isfinite(comb) and gap > SPLIT_SIGMAS * comb and gap > SPLIT_REL * max(abs(theta[k]), 1e-12):
+            wide = max(float(se[k]), 0.5 * gap)
+            se[k] = wide
+            iv[k] = [min(iv[k][0], a[k], b[k]), max(iv[k][1], a[k], b[k])]
+            out[name] = {"halves": [float(a[k]), float(b[k])], "std_errors": [float(sa[k]), float(sb[k])],
+                         "widened_se": float(wide)}
+    return out
 
 
 def _bootstrap_stats(theta: np.ndarray, reps: np.ndarray | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

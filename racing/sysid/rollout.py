@@ -153,6 +153,19 @@ class Data:
         return self.subset(mask), self.subset(~mask)
 
 
+def delayed_steer(data: Data, delay: float) -> np.ndarray:
+    """The commands float64[N, 3] with the steering command (column 0) as the servo sees it after a dead time of
+    ``delay`` [s]: the logged command at ``t - delay``, linear between samples, within each segment (its first value
+    before the segment's start)."""
+    cmd = data.cmd.copy()
+    if delay <= 0.0:
+        return cmd
+    for sg in np.unique(data.seg):
+        i = np.flatnonzero(data.seg == sg)
+        cmd[i, 0] = np.interp(data.t[i] - delay, data.t[i], data.cmd[i, 0])
+    return cmd
+
+
 @njit(cache=True)
 def actuator_inputs(x, steer_idx, p, cmd_steer, cmd_speed, cmd_accel, h, u):
     """Model inputs ``u[2]`` = (steering rate [rad/s], acceleration [m/s^2]) held over a sub-step ``h`` [s]: the

@@ -80,7 +80,7 @@ class ILQRConfig:
                                                            "penalised by the crash barrier; 0 = off"})
     steer_lead: float | None = field(default=None, metadata={"unit": "s", "min": 0.0,
                                                              "doc": "steering command = plan at t + lead; "
-                                                                    "default steer_tau + half a period"})
+                                                                    "default steer_tau + steer_delay + half a period"})
     online_grip: bool = field(default=False, metadata={
         "doc": "estimate the grip while racing (racing.control.grip: a bank of the model at grip scales replays "
                "the measured run) and plan with it: the model's D_f, D_r, mu times the estimate, the speed cap at "

@@ -1,4 +1,5 @@
-"""MPPI: sampling-based MPC on numba (CPU) or numba-cuda (an NVIDIA GPU, ``device="cuda"``). ``make_controller("mppi", track, params)``.
+"""MPPI: sampling-based MPC on numba (CPU) or numba-cuda (an NVIDIA GPU, ``device="cuda"``).
+``make_controller("mppi", track, params)``.
 
 * :mod:`.config` settings (frozen dataclasses; tunings named by the car files, YAML next to this file)
 * :mod:`racing.control.costs` racing cost terms (code) + weights (config)

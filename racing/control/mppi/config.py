@@ -87,7 +87,7 @@ class MPPIConfig:
                                                         "cache load, thread pool) so the first act() is fast"})
     steer_lead: float | None = field(default=None, metadata={"unit": "s", "min": 0.0,
                                                              "doc": "steering command = plan at t + lead; "
-                                                                    "default steer_tau + half a period"})
+                                                                    "default steer_tau + steer_delay + half a period"})
     seed: int = 0
     record_samples: int = field(default=256, metadata={"min": 0, "doc": "rollouts kept for diagnostics"})
     cost: CostWeights = CostWeights()

@@ -177,8 +177,9 @@ class MPPI(Controller):
         """Anytime iterations: each ``act`` stops sampling when the next block of samples (K / 16) would end
         later than ``seconds`` [s] after the call began, and finishes with the samples it has (at least one block;
         sample 0, the nominal, is in it). After an iteration that overran it (preempted inside a block on a busy
-        machine) the iterations plan with a smaller share of it for a while (:meth:`_adapt_share`). ``None``: every iteration takes its K samples (an off-line race: the result
-        does not depend on the machine). The CPU iteration only: on a GPU the iteration is whole."""
+        machine) the iterations plan with a smaller share of it for a while (:meth:`_adapt_share`). ``None``: every
+        iteration takes its K samples (an off-line race: the result does not depend on the machine). The CPU
+        iteration only: on a GPU the iteration is whole."""
         if seconds is not None and not (math.isfinite(seconds) and seconds > 0.0):
             raise ValueError(f"time budget {seconds!r}: expected a positive number of seconds or None")
         self.budget_s = None if seconds is None else float(seconds)
