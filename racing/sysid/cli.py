@@ -230,7 +230,7 @@ def _evaluate_fit(args, res, base, rw, logs, held, val_data, out: dict):
             src = ro.prepare(logs, init=args.init, min_speed=args.min_speed)
         ev = evaluate(src, res.params, rw, base_params=base, pedal_theta=res.pedal_theta, init=args.init,
                       min_speed=args.min_speed)
-        out["evaluation"] = {"data": which, **ev.to_dict()}
+        out["evaluation"] = {"data": which, **ev.to_dict(), "worse": ev.verdict()}
     except LogError as exc:
         out["evaluation"] = {"error": str(exc)}
     return ev
@@ -246,6 +246,11 @@ def _print_fit(base, origin: str, res, out: dict, ev, rw) -> None:
     if ev is not None:
         print(f"\nPrediction errors ({out['evaluation']['data']}):")
         print(ev.table())
+        worse = out["evaluation"]["worse"]
+        if worse and out["evaluation"]["data"] != "fit data":
+            print(f"\nWARNING: on the {out['evaluation']['data']} the fitted car does not carry over:")
+            for line in worse:
+                print(f"  {line}")
     for k in ("out", "pedal_map_out", "plot"):
         if k in out:
             print(f"{k}: {out[k]}")

@@ -77,6 +77,21 @@ class EvalResult:
         return {"rmse": self.rmse, "horizons_s": self.horizons, "n_windows": self.n_windows,
                 "position": self.position, "pos_horizon_s": self.pos_horizon_s, "init": self.init}
 
+    def verdict(self, model: str = "parametric") -> list[str]:
+        """What ``model`` predicts worse than the base car (when evaluated) or than persistence (holding the last
+        value), per horizon and metric, in words; empty when it beats both everywhere. On held-out data these are
+        the places where the fit does not carry over; a caller reports them (``racing fit`` does)."""
+        out = []
+        for other, what in (("base", "the base car"), ("persistence", "holding the last value")):
+            if other not in self.rmse or model not in self.rmse:
+                continue
+            for h in self.horizons:
+                worse = [f"{k} {self.rmse[model][h][k]:.4g} vs {self.rmse[other][h][k]:.4g} {UNITS[k]}"
+                         for k in METRICS if k != "pos" and self.rmse[model][h][k] > self.rmse[other][h][k]]
+                if worse:
+                    out.append(f"{h}: worse than {what} in {', '.join(worse)}")
+        return out
+
     def reduction(self, horizon: str, metric: str, a: str = "parametric", b: str = "semi-parametric") -> float:
         """Relative RMSE reduction of ``b`` versus ``a`` (0.5 = halved)."""
         return 1.0 - self.rmse[b][horizon][metric] / self.rmse[a][horizon][metric]

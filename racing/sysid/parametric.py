@@ -206,6 +206,11 @@ class FitResult:
             costs = ", ".join(f"{k} {v:.4g}" for k, v in a.get("held_out_cost", {}).items())
             lines += ["", f"Steering actuator: {a['chosen']} ({a['why']}" + (f"; prediction cost on the held-out "
                                                                           f"windows: {costs}" if costs else "") + ")"]
+            if a.get("structure_limited"):
+                lines.append(f"STRUCTURE-LIMITED: the fit predicts the last {a['windows'][1]} windows "
+                             f"{a['held_out_over_in_sample']:.2f}x worse per window than the {a['windows'][0]} it "
+                             f"was fitted on (a model that fits the car predicts both alike): its parameters hold "
+                             f"for the manoeuvres it saw, not beyond them")
         if self.disagree:
             lines += ["", "Fits on the first and the second half of the log disagree beyond their error bars (a bias "
                           "the bootstrap cannot see, e.g. an actuator or tyre the model does not have): "
@@ -590,6 +595,9 @@ def _drop_not_excited(data: ro.Data, base: VehicleParams, names: tuple, not_iden
 ACTUATORS = ("lag", "lag+delay")
 #: the share of the windows (the first, in time) the structures are fitted on; the rest judges them
 CHOICE_FIT_SHARE = 0.7
+#: a fit that predicts its held-out windows this much worse per window than those it was fitted on is
+#: structure-limited (a model that fits the car predicts both alike, up to the noise)
+HELD_OUT_FACTOR = 1.5
 
 
 def choose_actuator(prob: "_Problem", names: tuple, extra: tuple) -> dict:
@@ -602,16 +610,24 @@ def choose_actuator(prob: "_Problem", names: tuple, extra: tuple) -> dict:
     if cut < 2 or n_w - cut < 2:
         return {"chosen": "lag", "why": f"too few windows ({n_w}) to judge a structure on held-out data"}
     train, test = prob.subset(slice(0, cut)), prob.subset(slice(cut, n_w))
-    costs = {}
+    costs, inside = {}, {}
     for structure in ACTUATORS:
         names_p = tuple(extra) + (("steer_delay",) if structure == "lag+delay" else ())
         sol, lay, _, _ = train.solve(names, names_p)
-        p, q = test.split(sol.x, lay)
-        r = test.errors(sol.x, lay, p, q) * test.wts
-        costs[structure] = 0.5 * float(np.sum(np.where(np.isfinite(r), r, 1e3) ** 2))
+        costs[structure] = _data_cost(test, sol.x, lay)
+        inside[structure] = _data_cost(train, sol.x, lay)
     chosen = min(costs, key=costs.get)
+    ratio = (costs[chosen] / (n_w - cut)) / max(inside[chosen] / cut, 1e-300)
     return {"chosen": chosen, "why": "the lower prediction cost on held-out windows", "held_out_cost": costs,
-            "windows": [cut, n_w - cut]}
+            "windows": [cut, n_w - cut], "held_out_over_in_sample": ratio,
+            "structure_limited": bool(ratio > HELD_OUT_FACTOR)}
+
+
+def _data_cost(prob: "_Problem", theta: np.ndarray, lay: _Layout) -> float:
+    """0.5 x the sum of the squared weighted prediction errors of theta on ``prob``'s windows (no prior)."""
+    p, q = prob.split(theta, lay)
+    r = prob.errors(theta, lay, p, q) * prob.wts
+    return 0.5 * float(np.sum(np.where(np.isfinite(r), r, 1e3) ** 2))
 
 
 #: the steering dead time's search range [s] and start: a transport delay between the logged command and the servo

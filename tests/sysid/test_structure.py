@@ -112,3 +112,20 @@ def test_halves_that_disagree_are_not_called_identified():
     assert hi / lo > 1.3 and moved.std_errors[k] >= 0.5 * (hi - lo) - 1e-12
     assert moved.interval95[k][0] <= lo and moved.interval95[k][1] >= hi
     assert "NOT vouched for" in moved.report() and moved.to_dict()["halves_disagree"]["inertia_z"]
+
+
+def test_the_evaluation_says_where_a_fit_does_not_carry_over():
+    from racing.sysid.evaluate import EvalResult
+
+    def row(vx, vy, r):
+        return {"vx": vx, "vy": vy, "yaw_rate": r, "pos": 1.0}
+
+    ev = EvalResult(rmse={"base": {"0.5 s": row(0.3, 0.05, 0.02)}, "parametric": {"0.5 s": row(0.4, 0.04, 0.03)},
+                          "persistence": {"0.5 s": row(0.5, 0.03, 0.05)}}, horizons={"0.5 s": 0.5}, n_windows={})
+    v = ev.verdict()
+    assert len(v) == 2
+    assert "worse than the base car in vx 0.4 vs 0.3 m/s, yaw_rate 0.03 vs 0.02 rad/s" in v[0]
+    assert "worse than holding the last value in vy 0.04 vs 0.03 m/s" in v[1]
+    good = EvalResult(rmse={"base": {"h": row(1, 1, 1)}, "parametric": {"h": row(0.5, 0.5, 0.5)}}, horizons={"h": 1},
+                      n_windows={})
+    assert good.verdict() == []

@@ -88,7 +88,10 @@ def test_odom_through_the_bridge_into_racing_drive_and_commands_back(tmp_path, m
                               env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     drive = subprocess.Popen([sys.executable, "-m", "racing", "drive", "--vehicle", f"udp://127.0.0.1:{port}",
                               "--key", str(key), "--controller", "pure_pursuit", "--duration", "5", "--json",
-                              "--connect-timeout", "60", "--log", str(tmp_path / "drive.csv")],
+                              "--connect-timeout", "60", "--log", str(tmp_path / "drive.csv"),
+                              # the data path is under test, not this machine's timing: a busy CI worker beside it
+                              # may stall the ROS node here for a while
+                              "--state-timeout", "2", "--max-misses", "1000000"],
                              env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path)
     track, p = load_track("lab_loop"), load_params("f1tenth")
     x0 = initial_state(track)
@@ -122,7 +125,7 @@ def test_odom_through_the_bridge_into_racing_drive_and_commands_back(tmp_path, m
         out, err = drive.communicate(timeout=60)
         bridge.send_signal(signal.SIGINT)
         b_out, b_err = bridge.communicate(timeout=30)
-    assert drive.returncode in (0, 3), err[-3000:]  # 3: deadline misses on a loaded machine, still completed
+    assert drive.returncode in (0, 3), (drive.returncode, out[-3000:], err[-3000:], b_err[-2000:])  # 3: misses
     summary = json.loads(out)
     assert summary["status"] == "completed" and summary["watchdog"] is None, summary
     counters = json.loads([ln for ln in b_out.splitlines() if ln.startswith("{")][-1])
