@@ -207,6 +207,13 @@ class FitResult:
             lines += ["", f"Steering actuator: {a['chosen']} ({a['why']}" + (f"; prediction cost on the held-out "
                                                                           f"windows: {costs}" if costs else "") + ")"]
             if a.get("structure_limited"):
+                lines.append(f"(structure-limited: the grip margin is set to its cap, {GRIP_MARGIN_MAX:g})")
+            if a.get("misfit"):
+                worst = ", ".join(f"{c} {v:g}x" for c, v in a["misfit"].items())
+                lines.append(f"STRUCTURE-LIMITED: the fitted model's errors are many times the log's noise ({worst}; a "
+                             f"model that fits the car stays within {MISFIT_FACTOR:g}x): the car has structure the "
+                             f"model lacks (actuators, tyres, load paths), and these values are the best wrong model's")
+            if a.get("held_out_over_in_sample", 0.0) > HELD_OUT_FACTOR:
                 lines.append(f"STRUCTURE-LIMITED: the fit predicts the last {a['windows'][1]} windows "
                              f"{a['held_out_over_in_sample']:.2f}x worse per window than the {a['windows'][0]} it "
                              f"was fitted on (a model that fits the car predicts both alike): its parameters hold "
@@ -506,11 +513,14 @@ def fit(logs: list[DriveLog] | ro.Data, base: VehicleParams, model: str = "dynam
             for k, v in new.items():
                 p_fit[PARAM_NAMES.index(k)] = v
     rmse_initial, rmse_final = prob.rmse(lay, theta, p_fit, q_fit)
+    structure = _misfit(structure, rmse_final, prob.sigma)
     at_bound = [nm for nm, v, a, b, s in zip(all_names, theta, lay.lo, lay.hi, lay.sc)
                 if v <= a + 1e-6 * s or v >= b - 1e-6 * s]
     rel = np.where(theta != 0, np.abs(se / np.where(theta == 0, 1, theta)), np.abs(se / lay.sc))
     poor = [nm for nm, r_ in zip(all_names, rel) if r_ > 0.2 or nm in at_bound]
     margin = grip_margin(all_names, theta, se, not_identified, data, base)
+    if structure["structure_limited"]:  # the model does not explain the car: its fitted grip is not vouched for
+        margin = GRIP_MARGIN_MAX
     delay = prob.steer_delay(theta, lay)
     fitted = VehicleParams.from_array(p_fit, name=name or fitted_name(base.name, p_fit), tuning=base.tuning,
                                       grip_margin=margin or 0.0, drive_interface=fitted_interface(data, base),
@@ -598,6 +608,10 @@ CHOICE_FIT_SHARE = 0.7
 #: a fit that predicts its held-out windows this much worse per window than those it was fitted on is
 #: structure-limited (a model that fits the car predicts both alike, up to the noise)
 HELD_OUT_FACTOR = 1.5
+#: a channel whose multi-step RMSE after the fit exceeds this many times the log's noise level in it is not explained
+#: by the model (a right model with noisy start states stays within about 3.5x over 0.5 s windows: f1tenth, 40 s of
+#: excitation; a servo saturating at a quarter of the model's rate limit gave 23x in the yaw rate)
+MISFIT_FACTOR = 8.0
 
 
 def choose_actuator(prob: "_Problem", names: tuple, extra: tuple) -> dict:
@@ -621,6 +635,15 @@ def choose_actuator(prob: "_Problem", names: tuple, extra: tuple) -> dict:
     return {"chosen": chosen, "why": "the lower prediction cost on held-out windows", "held_out_cost": costs,
             "windows": [cut, n_w - cut], "held_out_over_in_sample": ratio,
             "structure_limited": bool(ratio > HELD_OUT_FACTOR)}
+
+
+def _misfit(structure: dict, rmse: dict, sigma: np.ndarray) -> dict:
+    """``structure`` with ``misfit`` (channel -> fitted RMSE / noise level, for v_x, v_y, r beyond
+    :data:`MISFIT_FACTOR`) and ``structure_limited`` set when there is any."""
+    bad = {c: round(float(rmse[c] / sigma[j]), 2) for j, c in enumerate(ro.CHANNEL_NAMES[:3])
+           if np.isfinite(rmse[c]) and sigma[j] > 0 and rmse[c] > MISFIT_FACTOR * sigma[j]}
+    return {**structure, "misfit": bad,
+            "structure_limited": bool(structure.get("structure_limited")) or bool(bad)}
 
 
 def _data_cost(prob: "_Problem", theta: np.ndarray, lay: _Layout) -> float:

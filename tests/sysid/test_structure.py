@@ -129,3 +129,21 @@ def test_the_evaluation_says_where_a_fit_does_not_carry_over():
     good = EvalResult(rmse={"base": {"h": row(1, 1, 1)}, "parametric": {"h": row(0.5, 0.5, 0.5)}}, horizons={"h": 1},
                       n_windows={})
     assert good.verdict() == []
+
+
+def test_a_servo_the_model_does_not_have_is_flagged_and_a_right_model_is_not():
+    """A plant whose steering servo saturates at a quarter of the rate limit the model assumes (the fit keeps the
+    base car's limit): the fitted model's yaw-rate errors are far above the log's noise, the fit says
+    STRUCTURE-LIMITED and its grip margin goes to the cap; the same fit on the right plant says nothing."""
+    from racing.sysid.parametric import GRIP_MARGIN_MAX
+
+    truth = load_params("f1tenth")
+    names = ("inertia_z", "B_f", "B_r", "steer_gain", "steer_tau", "steer_offset")
+    base = truth.replace(inertia_z=truth.inertia_z * 1.2)
+    right = fit([excitation_log(truth, 40.0, seed=3)[0]], base, names=names, actuator="lag")
+    assert not right.actuator["structure_limited"] and right.actuator["misfit"] == {}, right.actuator
+    wrong = fit([excitation_log(truth.replace(steer_rate_max=truth.steer_rate_max * 0.25), 40.0, seed=3)[0]], base,
+                names=names, actuator="lag")
+    assert wrong.actuator["structure_limited"] and "yaw_rate" in wrong.actuator["misfit"], wrong.actuator
+    assert "STRUCTURE-LIMITED" in wrong.report() and "STRUCTURE-LIMITED" not in right.report()
+    assert wrong.params.grip_margin == GRIP_MARGIN_MAX
