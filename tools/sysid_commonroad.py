@@ -1,11 +1,15 @@
 """Measure the issue-10 identification targets on plants the project did not write, and on the AV-21 log.
 
-    python tools/sysid_commonroad.py [st] [mb] [av21]
+    python tools/sysid_commonroad.py [st] [mb] [foreign] [av21]
 
 * st / mb: 120 s at 50 Hz of the project's excitation programme on CommonRoad's single-track / multi-body
   model of a BMW 320i (vehicle 2) through :mod:`commonroad_plant`; fit with and without the measured steering
   angle from a base car 20-30 % off; prints I_z and axle cornering-stiffness errors against the truth derived
   in commonroad_plant.truth, flags and fit times.
+* foreign: the same 120 s session on CommonRoad ST behind :class:`racing.sim.foreign.ForeignActuators` (a servo
+  after a 40 ms dead time, a PI speed loop that ignores the acceleration field), the angle not logged, fitted with
+  ``actuator="lag"`` and ``"auto"``: I_z and axle-stiffness errors, the structure chosen, the dead time, the flags
+  (docs/results.md, 2026-12-06).
 * av21: ``racing fit`` of the AV-21 log (first 70 % fit, last 30 % validation), without and with the fitted
   velocity reference point (``--lever-arm auto``), the README tables.
 """
@@ -71,6 +75,32 @@ def commonroad(model: str) -> None:
         print("   not identified:", ", ".join(res.not_identified) or "none")
 
 
+def foreign() -> None:
+    from racing.sim.foreign import ForeignActuators
+    from racing.sysid.parametric import fit
+
+    act = actuator_car().replace(speed_kp=0.3)
+    fa = ForeignActuators(rate_max=act.steer_rate_max, steer_max=act.steer_max, accel_max=act.accel_max,
+                          decel_max=act.decel_max)
+    x0 = np.zeros(7)
+    x0[3] = 10.0
+    log, _ = drive_session(CommonRoadPlant("st", actuators=fa), ExcitationDriver(act, CONFIG, seed=1), 120.0, 50.0,
+                           noise=NOISE, seed=1, x0=x0, meta={"car": "bmw320i", "plant": "commonroad-st+foreign"})
+    blind = DriveLog(log.t, log.state, log.command, meta={**log.meta, "steer_source": "command"}, source="no angle")
+    base = act.replace(inertia_z=truth("st")["inertia_z"] * 1.3, B_f=act.B_f * 0.75, B_r=act.B_r * 1.25,
+                       steer_tau=0.04)
+    print("\n=== CommonRoad ST behind ForeignActuators (dead time 0.04 s, PI speed loop), angle not logged")
+    print("| --actuator | chosen | I_z | K_f | K_r | steer_tau | steer_delay | structure-limited | fit [s] |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for actuator in ("lag", "auto"):
+        res = fit([blind], base, names=NAMES, actuator=actuator)
+        e = errors(res, "st")
+        a = res.actuator
+        print(f"| {actuator} | {a['chosen']} | {e[0]:+.1%} | {e[1]:+.1%} | {e[2]:+.1%} | {res.params.steer_tau:.3f} | "
+              f"{res.params.steer_delay:.4f} | {a.get('misfit') or a.get('structure_limited')} | {res.seconds:.1f} |",
+              flush=True)
+
+
 def av21() -> None:
     from racing.sysid.cli import main
 
@@ -83,6 +113,15 @@ def av21() -> None:
 
 
 if __name__ == "__main__":
-    what = sys.argv[1:] or ["st", "mb", "av21"]
+    import argparse
+
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("what", nargs="*", metavar="SECTION",
+                    help="sections to run (default: st, mb, av21)")
+    what = ap.parse_args().what or ["st", "mb", "av21"]
+    known = ("st", "mb", "foreign", "av21")
+    bad = [w for w in what if w not in known]
+    if bad:
+        ap.error("unknown section(s) " + ", ".join(bad) + "; expected some of " + ", ".join(known))
     for w in what:
-        {"st": lambda: commonroad("st"), "mb": lambda: commonroad("mb"), "av21": av21}[w]()
+        {"st": lambda: commonroad("st"), "mb": lambda: commonroad("mb"), "foreign": foreign, "av21": av21}[w]()

@@ -94,6 +94,15 @@ def learn_loop():
 
 
 if __name__ == "__main__":
-    what = sys.argv[1:] or ["recovery", "residual", "learn"]
+    import argparse
+
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("what", nargs="*", metavar="SECTION",
+                    help="sections to run (default: all)")
+    what = ap.parse_args().what or ["recovery", "residual", "learn"]
+    known = ("recovery", "residual", "learn")
+    bad = [w for w in what if w not in known]
+    if bad:
+        ap.error("unknown section(s) " + ", ".join(bad) + "; expected some of " + ", ".join(known))
     for w in what:
         {"recovery": recovery, "residual": residual, "learn": learn_loop}[w]()
