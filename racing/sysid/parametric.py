@@ -206,13 +206,12 @@ class FitResult:
             costs = ", ".join(f"{k} {v:.4g}" for k, v in a.get("held_out_cost", {}).items())
             lines += ["", f"Steering actuator: {a['chosen']} ({a['why']}" + (f"; prediction cost on the held-out "
                                                                           f"windows: {costs}" if costs else "") + ")"]
-            if a.get("structure_limited"):
-                lines.append(f"(structure-limited: the grip margin is set to its cap, {GRIP_MARGIN_MAX:g})")
             if a.get("misfit"):
                 worst = ", ".join(f"{c} {v:g}x" for c, v in a["misfit"].items())
                 lines.append(f"STRUCTURE-LIMITED: the fitted model's errors are many times the log's noise ({worst}; a "
                              f"model that fits the car stays within {MISFIT_FACTOR:g}x): the car has structure the "
-                             f"model lacks (actuators, tyres, load paths), and these values are the best wrong model's")
+                             f"model lacks (actuators, tyres, load paths), and these values are the best wrong "
+                             f"model's (not reflected in the grip margin)")
             if a.get("held_out_over_in_sample", 0.0) > HELD_OUT_FACTOR:
                 lines.append(f"STRUCTURE-LIMITED: the fit predicts the last {a['windows'][1]} windows "
                              f"{a['held_out_over_in_sample']:.2f}x worse per window than the {a['windows'][0]} it "
@@ -519,8 +518,6 @@ def fit(logs: list[DriveLog] | ro.Data, base: VehicleParams, model: str = "dynam
     rel = np.where(theta != 0, np.abs(se / np.where(theta == 0, 1, theta)), np.abs(se / lay.sc))
     poor = [nm for nm, r_ in zip(all_names, rel) if r_ > 0.2 or nm in at_bound]
     margin = grip_margin(all_names, theta, se, not_identified, data, base)
-    if structure["structure_limited"]:  # the model does not explain the car: its fitted grip is not vouched for
-        margin = GRIP_MARGIN_MAX
     delay = prob.steer_delay(theta, lay)
     fitted = VehicleParams.from_array(p_fit, name=name or fitted_name(base.name, p_fit), tuning=base.tuning,
                                       grip_margin=margin or 0.0, drive_interface=fitted_interface(data, base),

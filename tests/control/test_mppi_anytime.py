@@ -78,7 +78,7 @@ def test_a_realtime_race_reports_its_samples_an_offline_one_takes_them_all():
     on = race("lab_loop", controller="mppi", laps=1, max_time_s=1.0, realtime=True).summary()
     off = race("lab_loop", controller="mppi", laps=1, max_time_s=1.0).summary()
     K = on["samples"]["K"]
-    assert on["samples"]["anytime"] and 1 <= on["samples"]["iterations"] <= 51  # a loaded machine acts less often
+    assert on["samples"]["anytime"] and 1 <= on["samples"]["iterations"] <= 60  # fewer on a loaded machine
     assert on["samples"]["block"] <= on["samples"]["min"] <= K  # however loaded the machine: at least one block
     assert not off["samples"]["anytime"] and off["samples"]["cut_iterations"] == 0
     assert off["samples"]["mean"] == K
