@@ -49,6 +49,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from racing.interfaces import DRIVE_INTERFACES  # noqa: E402
 from racing.runtime import protocol as proto  # noqa: E402
 from racing.runtime.auth import LinkSecurity, Receiver, Rejected, Sender  # noqa: E402
 
@@ -122,8 +123,6 @@ def odometry_to_state(px: float, py: float, qx: float, qy: float, qz: float, qw:
     return state
 
 
-#: the drive interfaces the bridge publishes for (racing.interfaces.DRIVE_INTERFACES): whether the acceleration goes out
-BRIDGE_INTERFACES = {"speed": False, "speed_accel": True}
 DRIVE_MSGS = ("auto", "ackermann", "twist")
 
 
@@ -140,8 +139,8 @@ def drive_fields(cmd: "DriveCommand", msg: str) -> dict:
 def resolve_drive_msg(msg: str, interface: str, ackermann_available: bool) -> str:
     """``ackermann`` or ``twist`` for ``--drive-msg msg`` and ``--interface interface``; ValueError naming the option
     when they cannot go together (a Twist has no acceleration; ackermann_msgs not installed)."""
-    if interface not in BRIDGE_INTERFACES:
-        raise ValueError(f"--interface {interface!r}: expected one of {', '.join(BRIDGE_INTERFACES)}")
+    if interface not in DRIVE_INTERFACES:
+        raise ValueError(f"--interface {interface!r}: expected one of {', '.join(DRIVE_INTERFACES)}")
     if msg not in DRIVE_MSGS:
         raise ValueError(f"--drive-msg {msg!r}: expected one of {', '.join(DRIVE_MSGS)}")
     if msg == "auto":
@@ -149,7 +148,7 @@ def resolve_drive_msg(msg: str, interface: str, ackermann_available: bool) -> st
     if msg == "ackermann" and not ackermann_available:
         raise ValueError("--drive-msg ackermann: ackermann_msgs is not importable (it has no PyPI wheel: source a ROS "
                          "2 installation that has it, or use --drive-msg twist)")
-    if msg == "twist" and BRIDGE_INTERFACES[interface]:
+    if msg == "twist" and DRIVE_INTERFACES[interface].acceleration:
         raise ValueError(f"--drive-msg twist with --interface {interface}: a Twist carries no acceleration; use "
                          f"--interface speed or an AckermannDriveStamped")
     return msg
@@ -176,9 +175,9 @@ class BridgeCore:
 
     def __init__(self, security: LinkSecurity, peer: tuple[str, int] | None = None, command_timeout_s: float = 0.5,
                  clock=time.monotonic, interface: str = "speed"):
-        if interface not in BRIDGE_INTERFACES:
-            raise ValueError(f"interface {interface!r}: expected one of {', '.join(BRIDGE_INTERFACES)}")
-        self.interface, self.takes_acceleration = interface, BRIDGE_INTERFACES[interface]
+        if interface not in DRIVE_INTERFACES:
+            raise ValueError(f"interface {interface!r}: expected one of {', '.join(DRIVE_INTERFACES)}")
+        self.interface, self.takes_acceleration = interface, DRIVE_INTERFACES[interface].acceleration
         self.security = security
         self.clock = clock
         self.rx = Receiver(security, accept=(proto.MsgType.COMMAND, proto.MsgType.HEARTBEAT, proto.MsgType.STOP),
@@ -269,7 +268,7 @@ def main(argv=None) -> int:
     p.add_argument("--command-timeout", type=float, default=0.5, help="speed 0 without COMMAND for this long [s]")
     p.add_argument("--max-age", type=float, default=0.25, help="freshness window of the computer's datagrams [s]")
     p.add_argument("--clock", choices=("shared", "estimate"), default="shared")
-    p.add_argument("--interface", choices=tuple(BRIDGE_INTERFACES), default="speed",
+    p.add_argument("--interface", choices=tuple(DRIVE_INTERFACES), default="speed",
                    help="the car's drive interface (its car file's drive_interface): speed publishes no acceleration")
     p.add_argument("--drive-msg", choices=DRIVE_MSGS, default="auto",
                    help="/drive message: ackermann (AckermannDriveStamped), twist (linear.x speed, angular.z steering "

@@ -645,9 +645,8 @@ def _misfit(structure: dict, rmse: dict, sigma: np.ndarray) -> dict:
 
 def _data_cost(prob: "_Problem", theta: np.ndarray, lay: _Layout) -> float:
     """0.5 x the sum of the squared weighted prediction errors of theta on ``prob``'s windows (no prior)."""
-    p, q = prob.split(theta, lay)
-    r = prob.errors(theta, lay, p, q) * prob.wts
-    return 0.5 * float(np.sum(np.where(np.isfinite(r), r, 1e3) ** 2))
+    r = prob.weighted_errors(theta, lay)
+    return 0.5 * float(r @ r)
 
 
 #: the steering dead time's search range [s] and start: a transport delay between the logged command and the servo
@@ -758,12 +757,16 @@ class _Problem:
         pred = ro.predict(dat, p, self.H, self.starts, self.model, h_max=self.h_max, pedal_theta=q)
         return pred[..., list(ro.CHANNELS)] - tgt
 
+    def weighted_errors(self, theta: np.ndarray, lay: _Layout) -> np.ndarray:
+        """The prediction errors of theta times their weights, flat (a non-finite one counts as 1e3)."""
+        p, q = self.split(theta, lay)
+        r = (self.errors(theta, lay, p, q) * self.wts).ravel()
+        return np.where(np.isfinite(r), r, 1e3)
+
     def residual(self, lay: _Layout):
         """The residual function theta -> float64[n_windows * H * 4 (+ n prior rows)] of the layout."""
         def resid(theta):
-            p, q = self.split(theta, lay)
-            r = (self.errors(theta, lay, p, q) * self.wts).ravel()
-            r = np.where(np.isfinite(r), r, 1e3)
+            r = self.weighted_errors(theta, lay)
             if self.prior_rel:
                 r = np.concatenate([r, (theta - lay.th0) / (self.prior_rel * lay.sc)])
             return r
@@ -895,9 +898,8 @@ def split_agreement(prob: "_Problem", lay: _Layout, theta: np.ndarray, se: np.nd
     for half in (slice(0, n_w // 2), slice(n_w // 2, n_w)):
         sub = prob.subset(half)
         sol, sub_lay, _, _ = sub.solve(names_v, tuple(lay.jp), x_init=theta)
-        reps = sub.bootstrap(sol, theta.size)
         vals.append(sol.x)
-        ses.append(reps.std(axis=0) if reps is not None else np.full(theta.size, np.nan))
+        ses.append(_bootstrap_stats(sol.x, sub.bootstrap(sol, theta.size))[0])
     (a, b), (sa, sb) = vals, ses
     out = {}
     all_names = names_v + tuple(lay.jp)
