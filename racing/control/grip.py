@@ -153,12 +153,17 @@ class OnlineGrip:
     root of the grip; above it the car's power and ``v_max`` limit it anyway), capped at ``v_max``. A rebuilt
     profile would take 0.5-1 s (:func:`racing.geometry.speed_profile.speed_profile`); this takes microseconds.
     Applied when the estimate moved by ``step`` or more (at most every ``update_s``); ``on_params(p)`` is called
-    when ``p`` and ``tab`` changed, for a solver that keeps a copy of them (iLQR's problem, MPPI's GPU buffers)."""
+    when ``p`` and ``tab`` changed, for a solver that keeps a copy of them (iLQR's problem, MPPI's GPU buffers).
+    ``max_scale``: the largest grip the speed cap is re-scaled to, as a multiple of the car file's usable grip (the
+    model's ``D_f``, ``D_r``, ``mu`` still take the estimate: a grippier tyre also steers more sharply, and the model
+    should know): 1 for a controller that tracks a line made for the car file's grip (iLQR)."""
 
     step = 0.005
 
-    def __init__(self, params: VehicleParams, p: np.ndarray, tab: np.ndarray, on_params=None):
+    def __init__(self, params: VehicleParams, p: np.ndarray, tab: np.ndarray, on_params=None,
+                 max_scale: float = math.inf):
         self.params, self.p, self.tab, self.on_params = params, p, tab, on_params
+        self.max_scale = float(max_scale)
         self.p0, self.vcap0 = p.copy(), tab[:, C.TAB_VCAP].copy()
         self.grip0 = usable_grip(params)
         self.estimator = GripEstimator(params)
@@ -185,8 +190,9 @@ class OnlineGrip:
         est = self.estimator
         if not est.observe(t, x) or not est.informed:
             return
-        if abs(est.scale - self.applied[0]) >= self.step or abs(est.lower - self.applied[1]) >= self.step:
-            self._apply(est.scale, est.lower)
+        scale, lower = est.scale, min(est.lower, self.max_scale * self.grip0)
+        if abs(scale - self.applied[0]) >= self.step or abs(lower - self.applied[1]) >= self.step:
+            self._apply(scale, lower)
             self.rebuilds += 1
 
     def _apply(self, scale: float, grip: float) -> None:

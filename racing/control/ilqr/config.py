@@ -81,15 +81,21 @@ class ILQRConfig:
     steer_lead: float | None = field(default=None, metadata={"unit": "s", "min": 0.0,
                                                              "doc": "steering command = plan at t + lead; "
                                                                     "default steer_tau + steer_delay + half a period"})
-    online_grip: bool = field(default=False, metadata={
+    online_grip: bool = field(default=True, metadata={
         "doc": "estimate the grip while racing (racing.control.grip: a bank of the model at grip scales replays "
-               "the measured run) and plan with it: the model's D_f, D_r, mu times the estimate, the speed cap at "
-               "the lower end of its band instead of the car file's grip_margin once it is informed (off by "
-               "default: it does not make iLQR robust, lab_loop on the default plant left the track with it)"})
+               "the measured run) and plan with it: the model's D_f, D_r, mu times the estimate, the speed cap at the "
+               "lower end of its band but never above the car file's usable grip (the line it tracks was made for "
+               "that) "
+               "instead of the car file's grip_margin once it is informed (a plant with 10 % less grip: clean on the "
+               "four project tracks with it, off the track on two without)"})
     warmup: bool = field(default=True, metadata={"doc": "compile/load the kernels at construction"})
     cost: CostWeights = CostWeights(progress=3.0, line=100.0, speed_cap=2.0, speed_track=5.0, terminal_speed=20.0,
-                                    boundary=50.0, crash=200.0, slip=10.0, tyre_slip=30.0, steer_rate_change=0.01,
-                                    accel_change=0.001)
+                                    boundary=50.0, crash=200.0, slip=10.0, tyre_slip=30.0, steer_rate_change=3.0,
+                                    accel_change=2.0)
+    # steer_rate_change and accel_change (the plan's smoothness) are what makes iLQR hold on a plant with lags it does
+    # not model (docs/controllers.md, "iLQR on a plant it does not model"): at 0.01 and 0.001 the plan steered
+    # bang-bang into a 2.5 Hz yaw limit cycle behind tyre relaxation and stepped the acceleration past an 80 ms
+    # drivetrain lag, and it left the track on two of the four project tracks
 
     def __post_init__(self):
         import dataclasses

@@ -21,6 +21,14 @@ from racing.models.ops import NUMPY
 from racing.models.params import VehicleParams, usable_grip
 
 
+def guided_from(T: int, elapsed: float, dt: float) -> int:
+    """The first of ``T`` plan steps (of ``dt`` [s]) that a shift by ``elapsed`` [s] brings in from beyond the old
+    plan (:func:`racing.control.plan.shift_inputs`: source time > T - 1 steps)."""
+    if elapsed <= 0:
+        return T
+    return int(min(max(math.floor(T - 1 - elapsed / dt) + 1, 0), T))
+
+
 class ILQRController(Controller):
     """iLQR (box-constrained DDP) on the racing cost's smooth variant, receding horizon.
 
@@ -60,7 +68,8 @@ class ILQRController(Controller):
         self.pb = RacingProblem(config.model, self.T, config.substeps, config.dt, self.p, self.cp, self.tab,
                                 config.sharpness, config.codegen, config.hessian)
         self.derivatives_backend = self.pb.D.backend
-        self.grip = OnlineGrip(params, self.p, self.tab, self.pb.set_params) \
+        # the speed cap never above the car file's grip: the line it tracks was made for that grip
+        self.grip = OnlineGrip(params, self.p, self.tab, self.pb.set_params, max_scale=1.0) \
             if config.online_grip else None
         self.solver = Solver(self.pb, config)
         self.X = np.zeros((self.T + 1, 7))
@@ -143,7 +152,9 @@ class ILQRController(Controller):
         pb.x0[:] = x0
         pb.i0 = self._index(float(x0[0]), float(x0[1]))
         self._Xprev[:] = self.X
-        cost = pb.warm_start(self._Xw, self._Uw, self._Kw) if self._have_plan else pb.rollout(self._Uw)
+        # the steps shifted in from beyond the old plan take the guide policy's inputs (cold start: all of them)
+        t_guide = guided_from(self.T, elapsed, conf.dt) if self._have_plan else 0
+        cost = pb.warm_start(self._Xw, self._Uw, self._Kw, t_guide) if self._have_plan else pb.rollout(self._Uw, 0)
         iters = conf.iterations if self._have_plan else conf.first_iterations
         info = self.solver.solve(iters, cost)
         fallback = False
@@ -167,7 +178,7 @@ class ILQRController(Controller):
                      "cost_start": info.cost_start, "decrease": info.decrease,
                      "expected_decrease": info.expected_decrease, "mu": info.mu, "alpha": info.alpha,
                      "converged": info.converged, "failed": info.failed, "reason": info.reason,
-                     "fallback": fallback, "i0": pb.i0}
+                     "fallback": fallback, "i0": pb.i0, "warm_start": pb.source}
         self.last_solve_s = time.perf_counter() - c0
         return self.X
 

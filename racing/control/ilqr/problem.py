@@ -24,6 +24,11 @@ from racing.control import horizon as H
 from racing.models import sops
 from racing.models.dynamic import accel_limits
 from racing.models.kinematic import body_velocities
+from racing.models.params import P_LF, P_LR
+
+#: the guide policy's look-ahead (:func:`make_forward`): max(GUIDE_WHEELBASES x wheelbase, GUIDE_TIME x v_x) [m]
+GUIDE_WHEELBASES = 2.5
+GUIDE_TIME = 0.35
 
 
 @register_jitable(inline="always")
@@ -75,16 +80,36 @@ def make_forward(model: str):
         R[t, DV.ROW_DVCAP] = (tab[j, C.TAB_VCAP] - tab[i, C.TAB_VCAP]) * inv
 
     @register_jitable(inline="always")
+    def guide(st, tab, i, frac, m, cp):
+        """The guide policy's inputs at the rollout state ``st``: a steering rate that reaches, in one step, the
+        pure-pursuit angle towards the reference line (offset ``TAB_NREF``) a look-ahead ahead of segment ``i``, and
+        the acceleration that reaches, in one step, the speed cap where the car will be after it (clamped later)."""
+        vx = view(st, m.p)[0]
+        wb = m.p[P_LF] + m.p[P_LR]
+        npts = tab.shape[0]
+        ds = cp[C.C_DS]
+        look = max(GUIDE_WHEELBASES * wb, GUIDE_TIME * vx)
+        k = (i + int(look / ds + frac)) % npts
+        nref = tab[k, C.TAB_NREF]
+        dx = tab[k, C.TAB_X] - tab[k, C.TAB_TY] * nref - st[0]
+        dy = tab[k, C.TAB_Y] + tab[k, C.TAB_TX] * nref - st[1]
+        lx = st[7] * dx + st[8] * dy
+        ly = -st[8] * dx + st[7] * dy
+        d_des = math.atan(2.0 * wb * ly / max(lx * lx + ly * ly, 1e-6))
+        kv = (i + int(max(vx, 0.0) * m.dt / ds + frac)) % npts
+        return (d_des - st[6]) / m.dt, (tab[kv, C.TAB_VCAP] - vx) / m.dt
+
+    @register_jitable(inline="always")
     def state_cost(st, R, t, terminal, m, cp, ksharp):
         vx, vy, r = view(st, m.p)
         return DV.row_state_cost(R[t], st[0], st[1], st[6], vx, vy, r, terminal, ksharp, cp, sops)
 
     @njit(cache=True)
-    def forward(x0, u_prev, Xb, Ub, kff, K, alpha, m, tab, cp, ksharp, i0, zr, X, U, R, lo, hi):
+    def forward(x0, u_prev, Xb, Ub, kff, K, alpha, m, tab, cp, ksharp, i0, zr, X, U, R, lo, hi, t_guide):
         """Forward pass from ``x0[7]`` (observation layout) with ``u_prev[2]``; nominal ``Xb[T+1, n]``,
-        ``Ub[T, 2]``, step ``kff[T, 2]``, gains ``K[T, 2, n]``, step size ``alpha``. Writes the candidate ``X``,
-        ``U``, rows ``R[T+1, NROW]``, bounds ``lo, hi [T, 2]``; returns the cost (inf when a state is not
-        finite)."""
+        ``Ub[T, 2]``, step ``kff[T, 2]``, gains ``K[T, 2, n]``, step size ``alpha``; from step ``t_guide`` on the
+        guide policy's inputs instead (``t_guide = T``: none). Writes the candidate ``X``, ``U``, rows
+        ``R[T+1, NROW]``, bounds ``lo, hi [T, 2]``; returns the cost (inf when a state is not finite)."""
         T = Ub.shape[0]
         st = start(x0, m, zr)
         i, iu, frac, _ = C.project_local(tab, i0, i0, st[0], st[1])
@@ -100,12 +125,15 @@ def make_forward(model: str):
             X[t, nx + 1] = up1
             if t > 0:
                 J += state_cost(st, R, t, 0.0, m, cp, ksharp)[0]
-            d0 = alpha * kff[t, 0]
-            d1 = alpha * kff[t, 1]
-            for j in range(nx + 2):
-                e = X[t, j] - Xb[t, j]
-                d0 += K[t, 0, j] * e
-                d1 += K[t, 1, j] * e
+            if t >= t_guide:
+                b0, b1 = guide(st, tab, i, frac, m, cp)
+            else:
+                b0 = Ub[t, 0] + alpha * kff[t, 0]
+                b1 = Ub[t, 1] + alpha * kff[t, 1]
+                for j in range(nx + 2):
+                    e = X[t, j] - Xb[t, j]
+                    b0 += K[t, 0, j] * e
+                    b1 += K[t, 1, j] * e
             lo0, lo1 = H.clamp_inputs(st[6], -1e300, -1e300, m.p, m.dt, sops)
             hi0, hi1 = H.clamp_inputs(st[6], 1e300, 1e300, m.p, m.dt, sops)
             # and the acceleration the tyres can take (power, grip): beyond it the model saturates and the input
@@ -114,8 +142,8 @@ def make_forward(model: str):
             lo1 = min(max(lo1, alo), hi1)
             hi1 = max(min(hi1, ahi), lo1)
             lo[t, 0], lo[t, 1], hi[t, 0], hi[t, 1] = lo0, lo1, hi0, hi1
-            u0 = min(max(Ub[t, 0] + d0, lo0), hi0)
-            u1 = min(max(Ub[t, 1] + d1, lo1), hi1)
+            u0 = min(max(b0, lo0), hi0)
+            u1 = min(max(b1, lo1), hi1)
             U[t, 0] = u0
             U[t, 1] = u1
             J += C.input_change_cost(u0 - up0, u1 - up1, cp)
@@ -174,6 +202,7 @@ class RacingProblem:
         self.x0 = np.zeros(7)
         self.u_prev = np.zeros(2)
         self.i0 = 0
+        self.source = "none"
         self._zero_k = np.zeros((T, 2))
         self._zero_K = np.zeros((T, 2, n))
 
@@ -182,34 +211,37 @@ class RacingProblem:
         self.m.p[:] = p
         self.D.q[:p.size] = p
 
-    def rollout(self, U: np.ndarray) -> float:
-        """Make the nominal plan the rollout of the inputs ``U[T, 2]`` (clamped) from ``x0``; returns its cost."""
+    def rollout(self, U: np.ndarray, t_guide: int | None = None) -> float:
+        """Make the nominal plan the rollout of the inputs ``U[T, 2]`` (clamped) from ``x0``, the guide policy's from
+        step ``t_guide`` on (default: none); returns its cost."""
         self.U[:] = U
-        J = self.forward(0.0, self._zero_k, self._zero_K)
+        J = self.forward(0.0, self._zero_k, self._zero_K, t_guide=t_guide)
         self.accept()
         return J
 
-    def warm_start(self, Xw: np.ndarray, Uw: np.ndarray, Kw: np.ndarray) -> float:
-        """Make the nominal plan the cheaper of two rollouts of a previous plan (states ``Xw[T+1, n]``, inputs
-        ``Uw[T, 2]``, gains ``Kw[T, 2, n]``, already shifted in time) from ``x0``: its time-varying feedback
-        policy ``u = Uw + Kw (x - Xw)`` (closed loop: a state that drifted from the plan is steered back) and its
-        open-loop inputs. Returns the cost (inf when neither is finite)."""
-        J = self.forward(0.0, self._zero_k, Kw, Xb=Xw, Ub=Uw)
-        if math.isfinite(J):
-            self.accept()
-        else:
-            J = math.inf
-        Jo = self.forward(0.0, self._zero_k, self._zero_K, Xb=Xw, Ub=Uw)
-        if Jo < J:
-            self.accept()
-            J = Jo
+    def warm_start(self, Xw: np.ndarray, Uw: np.ndarray, Kw: np.ndarray, t_guide: int | None = None) -> float:
+        """Make the nominal plan the cheapest of three rollouts from ``x0``: a previous plan's (states
+        ``Xw[T+1, n]``, inputs ``Uw[T, 2]``, gains ``Kw[T, 2, n]``, already shifted in time) time-varying feedback
+        policy ``u = Uw + Kw (x - Xw)`` (closed loop: a state that drifted from the plan is steered back), its
+        open-loop inputs, each with the guide policy's inputs from step ``t_guide`` on (the steps shifted in from
+        beyond the old plan: a held input there drives into the next bend), and the guide policy alone (the recovery
+        when the car has left the plan). Returns the cost (inf when none is finite); ``self.source`` says which."""
+        J, self.source = math.inf, "none"
+        for name, K, tg in (("feedback", Kw, t_guide), ("open_loop", self._zero_K, t_guide), ("guide", Kw, 0)):
+            Jc = self.forward(0.0, self._zero_k, K, Xb=Xw, Ub=Uw, t_guide=tg)
+            if Jc < J:
+                self.accept()
+                J, self.source = Jc, name
         return J
 
-    def forward(self, alpha: float, kff: np.ndarray, K: np.ndarray, Xb=None, Ub=None) -> float:
-        """A candidate plan: ``u = Ub + alpha kff + K (x - Xb)`` (default: around the nominal); returns its cost."""
+    def forward(self, alpha: float, kff: np.ndarray, K: np.ndarray, Xb=None, Ub=None, t_guide: int | None = None) \
+            -> float:
+        """A candidate plan: ``u = Ub + alpha kff + K (x - Xb)`` (default: around the nominal), the guide policy from
+        step ``t_guide`` on (default: none); returns its cost."""
         X, U, R, lo, hi = self._c
         return self.fwd(self.x0, self.u_prev, self.X if Xb is None else Xb, self.U if Ub is None else Ub, kff, K,
-                        alpha, self.m, self.tab, self.cp, self.k, self.i0, self.zr, X, U, R, lo, hi)
+                        alpha, self.m, self.tab, self.cp, self.k, self.i0, self.zr, X, U, R, lo, hi,
+                        self.T if t_guide is None else int(t_guide))
 
     def accept(self) -> None:
         c = self._c
