@@ -74,7 +74,8 @@ PLAN = {
     "racing vehicle-sim --key car.key --port 5600": SHORT(("--duration", "2", "--port", "0")),
     "racing drive --vehicle udp://127.0.0.1:5600 --key car.key --laps 2": HELP(
         "needs a vehicle listening on the network (the command above, in another terminal)"),
-    "racing drive --vehicle sim --duration 20": SHORT(("--duration", "3", "--log", "drive.csv")),
+    # 3 = completed with deadline misses: on a machine busy with other jobs a real-time tick can be late
+    "racing drive --vehicle sim --duration 20": SHORT(("--duration", "3", "--log", "drive.csv"), 0, 3),
     "python tools/ros2_bridge.py --key car.key --port 5600 --interface speed": HELP("runs until stopped; tests/tools/test_ros2_bridge_rclpy.py runs it against ROS 2"),
     "racing sweep sweeps/example_sweep.yaml --workers 2": HELP("starts Ray and races six MPPI laps: minutes"),
     "racing tune sweeps/gt_car_mppi_tune.yaml --workers 1 --out runs/tune_gt": HELP("40 trials of three "
@@ -83,8 +84,8 @@ PLAN = {
     "harbour_circuit": HELP("twelve MPPI laps: tens of minutes"),
     "python tools/lap_table.py --controllers pure_pursuit --laps 2 --no-realtime": HELP(
         "two laps of nine circuits: minutes"),
-    "python tools/lap_table.py --controllers ilqr --plant dynamic --no-realtime lab_loop garage_gp ridge_ring "
-    "harbour_circuit": HELP("twelve iLQR laps: tens of minutes"),
+    "python tools/lap_table.py --controllers ilqr": HELP("27 real-time iLQR laps on nine circuits and the casadi "
+                                                        "code generation on a cold cache: minutes"),
     "python tools/grip_table.py": HELP("sixteen MPPI races, up to three laps each: about 30 minutes"),
     "python tools/gpu_check.py": HELP("needs an NVIDIA GPU"),
     "racing bench --device cuda": HELP("needs an NVIDIA GPU (exit 2 without one: tests/control/test_mppi_gpu.py)"),

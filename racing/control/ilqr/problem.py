@@ -19,8 +19,8 @@ from numba import njit
 from numba.extending import register_jitable
 
 from racing.control import costs as C
-from racing.control.ilqr import derivatives as DV
 from racing.control import horizon as H
+from racing.control.ilqr import derivatives as DV
 from racing.models import sops
 from racing.models.dynamic import accel_limits
 from racing.models.kinematic import body_velocities
@@ -50,34 +50,31 @@ MODELS = {
 _FORWARD: dict = {}
 
 
-def make_forward(model: str):
-    """The compiled forward pass of ``model`` (module doc), built once per process, cached on disk."""
-    if model in _FORWARD:
-        return _FORWARD[model]
-    rm, idx, view = MODELS[model]
-    start, step = rm.start, rm.step
-    nx = len(idx)
+@register_jitable(inline="always")
+def row_at(tab, R, t, i, iu, frac, cp):
+    """Row ``R[t]`` (:data:`~.derivatives.NROW`) of the track at segment ``i`` + ``frac`` (unwrapped ``iu``)."""
+    R[t, DV.ROW_PX] = C.lerp_col(tab, i, frac, C.TAB_X, sops)
+    R[t, DV.ROW_PY] = C.lerp_col(tab, i, frac, C.TAB_Y, sops)
+    R[t, DV.ROW_TX] = tab[i, C.TAB_TX]
+    R[t, DV.ROW_TY] = tab[i, C.TAB_TY]
+    R[t, DV.ROW_S] = (iu + frac) * cp[C.C_DS]
+    R[t, DV.ROW_WL] = C.lerp_col(tab, i, frac, C.TAB_WL, sops)
+    R[t, DV.ROW_WR] = C.lerp_col(tab, i, frac, C.TAB_WR, sops)
+    R[t, DV.ROW_NREF] = C.lerp_col(tab, i, frac, C.TAB_NREF, sops)
+    R[t, DV.ROW_VCAP] = C.lerp_col(tab, i, frac, C.TAB_VCAP, sops)
+    j = i + 1
+    if j == tab.shape[0]:
+        j = 0
+    inv = 1.0 / max(math.sqrt((tab[j, C.TAB_X] - tab[i, C.TAB_X]) ** 2 + (tab[j, C.TAB_Y] - tab[i, C.TAB_Y]) ** 2),
+                    1e-9)
+    R[t, DV.ROW_DWL] = (tab[j, C.TAB_WL] - tab[i, C.TAB_WL]) * inv
+    R[t, DV.ROW_DWR] = (tab[j, C.TAB_WR] - tab[i, C.TAB_WR]) * inv
+    R[t, DV.ROW_DNREF] = (tab[j, C.TAB_NREF] - tab[i, C.TAB_NREF]) * inv
+    R[t, DV.ROW_DVCAP] = (tab[j, C.TAB_VCAP] - tab[i, C.TAB_VCAP]) * inv
 
-    @register_jitable(inline="always")
-    def row_at(tab, R, t, i, iu, frac, cp):
-        R[t, DV.ROW_PX] = C.lerp_col(tab, i, frac, C.TAB_X, sops)
-        R[t, DV.ROW_PY] = C.lerp_col(tab, i, frac, C.TAB_Y, sops)
-        R[t, DV.ROW_TX] = tab[i, C.TAB_TX]
-        R[t, DV.ROW_TY] = tab[i, C.TAB_TY]
-        R[t, DV.ROW_S] = (iu + frac) * cp[C.C_DS]
-        R[t, DV.ROW_WL] = C.lerp_col(tab, i, frac, C.TAB_WL, sops)
-        R[t, DV.ROW_WR] = C.lerp_col(tab, i, frac, C.TAB_WR, sops)
-        R[t, DV.ROW_NREF] = C.lerp_col(tab, i, frac, C.TAB_NREF, sops)
-        R[t, DV.ROW_VCAP] = C.lerp_col(tab, i, frac, C.TAB_VCAP, sops)
-        j = i + 1
-        if j == tab.shape[0]:
-            j = 0
-        inv = 1.0 / max(math.sqrt((tab[j, C.TAB_X] - tab[i, C.TAB_X]) ** 2 + (tab[j, C.TAB_Y] - tab[i, C.TAB_Y]) ** 2),
-                        1e-9)
-        R[t, DV.ROW_DWL] = (tab[j, C.TAB_WL] - tab[i, C.TAB_WL]) * inv
-        R[t, DV.ROW_DWR] = (tab[j, C.TAB_WR] - tab[i, C.TAB_WR]) * inv
-        R[t, DV.ROW_DNREF] = (tab[j, C.TAB_NREF] - tab[i, C.TAB_NREF]) * inv
-        R[t, DV.ROW_DVCAP] = (tab[j, C.TAB_VCAP] - tab[i, C.TAB_VCAP]) * inv
+
+def make_guide(view):
+    """The guide policy of a model whose cost view is ``view`` (a compiled closure, inlined into the forward pass)."""
 
     @register_jitable(inline="always")
     def guide(st, tab, i, frac, m, cp):
@@ -98,6 +95,19 @@ def make_forward(model: str):
         d_des = math.atan(2.0 * wb * ly / max(lx * lx + ly * ly, 1e-6))
         kv = (i + int(max(vx, 0.0) * m.dt / ds + frac)) % npts
         return (d_des - st[6]) / m.dt, (tab[kv, C.TAB_VCAP] - vx) / m.dt
+
+    return guide
+
+
+def make_forward(model: str):
+    """The compiled forward pass of ``model`` (module doc), built once per process, cached on disk."""
+    if model in _FORWARD:
+        return _FORWARD[model]
+    rm, idx, view = MODELS[model]
+    start, step = rm.start, rm.step
+    nx = len(idx)
+
+    guide = make_guide(view)
 
     @register_jitable(inline="always")
     def state_cost(st, R, t, terminal, m, cp, ksharp):
