@@ -104,3 +104,17 @@ def test_a_car_pushed_a_metre_off_its_plan_comes_back_without_leaving_the_track(
     k0 = int(np.searchsorted(res.t, t_push))
     assert off_line(k0 + 1) > 0.6  # the push moved it off its line
     assert max(off_line(k) for k in range(k0 + 100, k0 + 150)) < 0.3
+
+
+@pytest.mark.parametrize("friction", [0.85, 1.1])
+def test_ilqr_finds_the_grip_of_a_perturbed_default_plant_within_a_lap(lab_loop, car, friction):
+    """The default plant with 15 % less or 10 % more grip than iLQR's model: one clean lap, and its online estimate
+    (on by default) is informed and within -4 % / +5 % of the plant's grip by the end of it (measured 0.835 and
+    1.122; on the model's own plant 0.849 and 1.134)."""
+    ctl = racing.make_controller("ilqr", lab_loop, car)
+    assert ctl.grip is not None
+    res = racing.race(track=lab_loop, car=car, controller=ctl, plant="dynamic_ext", laps=1, seed=0,
+                      friction_scale=friction)
+    assert res.outcome == "clean", res.summary()
+    s = ctl.grip.summary()
+    assert s["informed"] and 0.96 * friction <= s["grip_scale"] <= 1.05 * friction, s
