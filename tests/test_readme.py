@@ -80,12 +80,8 @@ PLAN = {
     "racing sweep sweeps/example_sweep.yaml --workers 2": HELP("starts Ray and races six MPPI laps: minutes"),
     "racing tune sweeps/gt_car_mppi_tune.yaml --workers 1 --out runs/tune_gt": HELP("40 trials of three "
                                                                                   "full-size laps: hours"),
-    "python tools/lap_table.py --controllers mppi --no-realtime --threads 1 lab_loop garage_gp ridge_ring "
-    "harbour_circuit": HELP("twelve MPPI laps: tens of minutes"),
-    "python tools/lap_table.py --controllers pure_pursuit --laps 2 --no-realtime": HELP(
-        "two laps of nine circuits: minutes"),
-    "python tools/lap_table.py --controllers ilqr": HELP("27 real-time iLQR laps on nine circuits and the casadi "
-                                                        "code generation on a cold cache: minutes"),
+    "python tools/lap_table.py": HELP("81 real-time races of three laps on nine circuits (pure pursuit, MPPI, "
+                                      "iLQR): about 30 minutes"),
     "python tools/grip_table.py": HELP("sixteen MPPI races, up to three laps each: about 30 minutes"),
     "python tools/gpu_check.py": HELP("needs an NVIDIA GPU"),
     "racing bench --device cuda": HELP("needs an NVIDIA GPU (exit 2 without one: tests/control/test_mppi_gpu.py)"),
