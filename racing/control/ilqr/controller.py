@@ -32,9 +32,11 @@ def guided_from(T: int, elapsed: float, dt: float) -> int:
 class ILQRController(Controller):
     """iLQR (box-constrained DDP) on the racing cost's smooth variant, receding horizon.
 
-    ``reset(observation)`` solves the first plan (``first_iterations``). Each ``act``: shift the previous plan
-    (inputs, states and feedback gains) by the elapsed time and roll it out from the observed state, with its
-    feedback policy and open loop, keeping the cheaper (warm start); run ``config.iterations`` iterations; command
+    ``reset(observation)`` solves the first plan (``first_iterations``, from the guide policy's rollout). Each
+    ``act``: shift the previous plan (inputs, states and feedback gains) by the elapsed time and roll it out from the
+    observed state with its feedback policy and with its open loop (the steps shifted in take the guide policy's
+    inputs), and roll out the guide policy alone (:meth:`RacingProblem.warm_start`), keeping the cheapest (warm
+    start, ``last['warm_start']``); run ``config.iterations`` iterations; command
     the plan like MPPI does (:func:`racing.control.plan.command_from_plan`). When a solve fails (no descent within
     ``max_retries`` regularisation steps, or non-finite values), the previous plan is kept, time-indexed: its
     shifted inputs rolled out from the new state (or, when even that is not finite, its shifted states) are
