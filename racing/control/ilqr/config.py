@@ -84,8 +84,7 @@ class ILQRConfig:
     online_grip: bool = field(default=True, metadata={
         "doc": "estimate the grip while racing (racing.control.grip: a bank of the model at grip scales replays "
                "the measured run) and plan with it: the model's D_f, D_r, mu times the estimate, the speed cap at the "
-               "lower end of its band but never above the car file's usable grip (the line it tracks was made for "
-               "that) "
+               "lower end of its band (never above the car file's usable grip: the line it tracks was made for that) "
                "instead of the car file's grip_margin once it is informed (a plant with 10 % less grip: clean on the "
                "four project tracks with it, off the track on two without)"})
     warmup: bool = field(default=True, metadata={"doc": "compile/load the kernels at construction"})

@@ -237,7 +237,7 @@ class RacingProblem:
         beyond the old plan: a held input there drives into the next bend), and the guide policy alone (the recovery
         when the car has left the plan). Returns the cost (inf when none is finite); ``self.source`` says which."""
         J, self.source = math.inf, "none"
-        for name, K, tg in (("feedback", Kw, t_guide), ("open_loop", self._zero_K, t_guide), ("guide", Kw, 0)):
+        for name, K, tg in (("feedback", Kw, t_guide), ("open_loop", self._zero_K, t_guide), ("guide", self._zero_K, 0)):
             Jc = self.forward(0.0, self._zero_k, K, Xb=Xw, Ub=Uw, t_guide=tg)
             if Jc < J:
                 self.accept()
