@@ -188,12 +188,12 @@ def bench_residual(hidden: int = 32, layers: int = 2, seed: int = 0) -> Residual
 
 
 def bench_racing(repeats: int, K: int = 2048, T: int = 50, threads: int | None = None, device="cpu",
-                 residual: ResidualWeights | None = None):
+                 residual: ResidualWeights | None = None, kernel: str = "lockstep"):
     """Median ms of ``MPPI.act`` with the dynamic model (and ``residual``) and racing cost on the default track
-    (f1tenth car), on ``device``."""
+    (f1tenth car), on ``device``, with the CPU ``kernel`` (``lockstep`` or ``scalar``)."""
     track, name = _bench_track()
     ctrl = make_mppi(track, load_params("f1tenth"), threads=threads, num_samples=K, horizon=T, model="dynamic",
-                     device=device, residual=residual)
+                     device=device, residual=residual, kernel=kernel)
     return _time_act(ctrl, track, repeats), name
 
 
@@ -258,13 +258,14 @@ def run(args) -> int:
             extra = f"   pytorch_mppi {row['peer_ms_median']:8.3f} ms   speedup {row['speedup']:5.1f}x" \
                 if "peer_ms_median" in row else ""
             print(f"standard  K={K:5d} T={T:3d}  numba {ms:8.3f} ms{extra}")
-    ms, track_name = bench_racing(repeats, threads=args.threads)
-    rows.append({"backend": "numba", "problem": f"racing:{track_name}", "K": 2048, "T": 50, "ms_median": round(ms, 4),
-                 "ns_per_sample_step": round(ms * 1e6 / (2048 * 50), 1), "threads": args.threads,
-                 "load_avg_1min": round(load[0], 2)})
-    if not args.json:
-        print(f"racing    K= 2048 T= 50  numba {ms:8.3f} ms   (dynamic model + racing cost, {track_name}, f1tenth; "
-              f"{rows[-1]['ns_per_sample_step']:g} ns per sample-step on {args.threads} threads)")
+    for kernel in ("lockstep", "scalar"):
+        ms, track_name = bench_racing(repeats, threads=args.threads, kernel=kernel)
+        rows.append({"backend": "numba", "problem": f"racing:{track_name}", "K": 2048, "T": 50,
+                     "ms_median": round(ms, 4), "ns_per_sample_step": round(ms * 1e6 / (2048 * 50), 1),
+                     "threads": args.threads, "kernel": kernel, "load_avg_1min": round(load[0], 2)})
+        if not args.json:
+            print(f"racing    K= 2048 T= 50  numba {ms:8.3f} ms   (dynamic model + racing cost, {track_name}, f1tenth, "
+                  f"{kernel} kernel; {rows[-1]['ns_per_sample_step']:g} ns per sample-step on {args.threads} threads)")
     ms, track_name = bench_racing(repeats, 1024, 50, threads=args.threads, residual=bench_residual())
     rows.append({"backend": "numba", "problem": f"racing+residual2x32:{track_name}", "K": 1024, "T": 50,
                  "ms_median": round(ms, 4), "ns_per_sample_step": round(ms * 1e6 / (1024 * 50), 1),

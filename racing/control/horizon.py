@@ -86,7 +86,11 @@ RES_X, RES_U, RES_FP, RES_CORR, RES_WORK = 0, 7, 9, 16, 19
 #: the rollout model's arguments: parameters p[N_PARAMS], step dt [s], sub-steps, residual weights rw (length 0:
 #: none) and the running filter states z0[nz]
 ModelArgs = namedtuple("ModelArgs", "p dt nsub rw z0")
-RolloutModel = namedtuple("RolloutModel", "name start step")
+#: a rollout model: ``start(x0[7], m, zr_k)`` -> the 9-tuple state, ``step(state, u0, u1, m, zr_k)`` -> the state
+#: one rollout step later (its ``m.nsub`` sub-steps), and ``substep(state, u0, u1, p, h, ops)``, one sub-step of ``h``
+#: [s] written against ``ops`` (``step`` runs it with ``sops``; the lockstep kernel with ``lops``), or None where the
+#: step is more than its sub-steps (the semi-parametric model: no lockstep form)
+RolloutModel = namedtuple("RolloutModel", "name start step substep", defaults=(None,))
 
 
 @scalar
@@ -122,21 +126,32 @@ def _start_kinematic(x0, m, zr_k):
 
 
 @scalar
-def _step_kinematic(st, u0, u1, m, zr_k):
+def _substep_kinematic(st, u0, u1, p, h, ops):
     x, y, psi, v, vy, r, d, c, s = st
-    h = m.dt / m.nsub
-    for _ in range(m.nsub):
-        x, y, psi, v, d, c, s = kinematic_step_c(x, y, psi, v, d, c, s, u0, u1, m.p, h, sops)
+    x, y, psi, v, d, c, s = kinematic_step_c(x, y, psi, v, d, c, s, u0, u1, p, h, ops)
     return x, y, psi, v, vy, r, d, c, s
 
 
 @scalar
-def _step_dynamic(st, u0, u1, m, zr_k):
-    x, y, psi, vx, vy, r, d, c, s = st
+def _step_kinematic(st, u0, u1, m, zr_k):
     h = m.dt / m.nsub
     for _ in range(m.nsub):
-        x, y, psi, vx, vy, r, d, c, s = dynamic_step_c(x, y, psi, vx, vy, r, d, c, s, u0, u1, m.p, h, sops)
-    return x, y, psi, vx, vy, r, d, c, s
+        st = _substep_kinematic(st, u0, u1, m.p, h, sops)
+    return st
+
+
+@scalar
+def _substep_dynamic(st, u0, u1, p, h, ops):
+    x, y, psi, vx, vy, r, d, c, s = st
+    return dynamic_step_c(x, y, psi, vx, vy, r, d, c, s, u0, u1, p, h, ops)
+
+
+@scalar
+def _step_dynamic(st, u0, u1, m, zr_k):
+    h = m.dt / m.nsub
+    for _ in range(m.nsub):
+        st = _substep_dynamic(st, u0, u1, m.p, h, sops)
+    return st
 
 
 @scalar
@@ -167,8 +182,8 @@ def _step_semi(st, u0, u1, m, zr_k):
     return x, y, psi, vx + m.dt * corr[0], vy + m.dt * corr[1], r + m.dt * corr[2], d, c, s
 
 
-KINEMATIC = RolloutModel("kinematic", _start_kinematic, _step_kinematic)
-DYNAMIC = RolloutModel("dynamic", _start_dynamic, _step_dynamic)
+KINEMATIC = RolloutModel("kinematic", _start_kinematic, _step_kinematic, _substep_kinematic)
+DYNAMIC = RolloutModel("dynamic", _start_dynamic, _step_dynamic, _substep_dynamic)
 SEMI_PARAMETRIC = RolloutModel("semi_parametric", _start_semi, _step_semi)
 
 

@@ -22,11 +22,15 @@ def reference(c: MPPI, x0, U0, eps):
                              c.config.substeps, c.cost, c.cost_args, c.last["i0"], c.last["s0"], c.u_prev, c.M)
 
 
+@pytest.mark.parametrize("kernel", ["lockstep", "scalar"])
 @pytest.mark.parametrize("model", ["kinematic", "dynamic"])
-def test_numba_step_equals_numpy_reference_racing(model, oval, start_state):
+def test_numba_step_equals_numpy_reference_racing(model, kernel, oval, start_state):
+    """Both CPU kernels (samples in lockstep, and one by one) equal the numpy reference for the same noise; K = 61
+    leaves the lockstep kernel a partial last chunk."""
     track = oval()
     p = load_params("f1tenth")
-    c = MPPI(track, p, MPPIConfig(num_samples=64, horizon=25, dt=0.04, substeps=2, model=model, alpha=0.5,
+    c = MPPI(track, p, MPPIConfig(num_samples=61, horizon=25, dt=0.04, substeps=2, model=model, alpha=0.5,
+                                  kernel=kernel,
                                   beta_max=0.2, yaw_limit=1.5, noise_correlation=0.8,
                                   cost=load_config(tuning_path("f1tenth")).cost.__class__(line=0.5, speed_track=0.3,
                                                                                       tyre_slip=20.0)))
@@ -42,12 +46,14 @@ def test_numba_step_equals_numpy_reference_racing(model, oval, start_state):
     np.testing.assert_allclose(c.X, ref["X"], rtol=0, atol=1e-9)
 
 
-def test_numba_step_equals_numpy_reference_given_noise_circle():
+@pytest.mark.parametrize("kernel", ["lockstep", "scalar"])
+def test_numba_step_equals_numpy_reference_given_noise_circle(kernel):
     p = load_params("gt_car")
     from racing.bench import CIRCLE, circle_args
 
-    c = MPPI(None, p, MPPIConfig(num_samples=50, horizon=30, dt=0.05, model="kinematic", alpha=0.0),
+    c = MPPI(None, p, MPPIConfig(num_samples=50, horizon=30, dt=0.05, model="kinematic", alpha=0.0, kernel=kernel),
              cost=(CIRCLE, circle_args()))
+    assert c.lockstep == (kernel == "lockstep")
     x0 = np.array([50.0, 0.0, math.pi / 2, 15.0, 0.0, 0.0, 0.0])
     eps = np.random.default_rng(3).standard_normal((50, 30, 2))
     U0 = c.U.copy()

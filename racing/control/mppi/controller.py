@@ -10,6 +10,7 @@ from racing.control import costs as C
 from racing.control.base import Controller
 from racing.control.grip import OnlineGrip
 from racing.control.horizon import cost_params_for
+from racing.control.mppi import lockstep as L
 from racing.control.mppi import step as S
 from racing.control.mppi.config import MPPIConfig, as_dict, resolve
 from racing.control.mppi.device import resolve_device
@@ -105,7 +106,8 @@ class MPPI(Controller):
             ds = 1.0
             self.cost, self.cost_args = cost
         self.model = model
-        self.kernels = S.make_kernels(model, self.cost)
+        self.lockstep = config.kernel == "lockstep" and L.supported(model)
+        self.kernels = L.make_kernels(model, self.cost) if self.lockstep else S.make_kernels(model, self.cost)
         self.ds = ds
         self.p = params.to_array()
         self.interface = drive_interface(params.drive_interface)
@@ -129,7 +131,8 @@ class MPPI(Controller):
                                                                        config.smoothing_order)),
                              traj=np.zeros((max(self.n_rec, 1), T + 1, 2)), eps=np.zeros((1, T, 2)),
                              ZR=S.residual_buffers(K, self.rw), eps_dummy=np.zeros((1, T, 2)),
-                             traj_dummy=np.zeros((1, T + 1, 2)))
+                             traj_dummy=np.zeros((1, T + 1, 2)),
+                             LX=L.scratch(T) if self.lockstep else np.zeros((1, 1)))
         self.margs = S.ModelArgs(p=self.p, dt=float(config.dt), nsub=int(config.substeps), rw=self.rw, z0=self.z)
         self.nargs = S.NoiseArgs(sigma=self.noise, qtab=self.qtab)
         # views kept under their old names (diagnostics, tests)

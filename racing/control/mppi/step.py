@@ -91,8 +91,9 @@ CHUNK = 16
 NoiseArgs = namedtuple("NoiseArgs", "sigma qtab")
 #: the iteration's buffers (made once): samples V[K, T, 2], costs S[K], weights w[K], update U_new[T, 2],
 #: nominal states X[T+1, 7] and inputs Vn[T, 2], smoothing matrix M[T, T], recorded xy traj[n, T+1, 2],
-#: noise eps[K or 1, T, 2], residual rows ZR[K or 1, ...], dummies for the nominal rollout
-Buffers = namedtuple("Buffers", "V S w U_new X Vn M traj eps ZR eps_dummy traj_dummy")
+#: noise eps[K or 1, T, 2], residual rows ZR[K or 1, ...], dummies for the nominal rollout, and the lockstep
+#: kernel's per-thread scratch LX[threads, n] (:func:`racing.control.mppi.lockstep.scratch`; [1, 1] otherwise)
+Buffers = namedtuple("Buffers", "V S w U_new X Vn M traj eps ZR eps_dummy traj_dummy LX")
 
 
 @scalar
@@ -170,6 +171,41 @@ def _normal(s, qtab):
     f = np.float64((r >> np.uint64(20)) & np.uint64(0xFFFFFFFF)) * 2.3283064365386963e-10
     a = qtab[j]
     return s, a + f * (qtab[j + 1] - a)
+
+
+@scalar
+def noise_constants(sg):
+    """``(1/sigma_0^2, 1/sigma_1^2, sqrt(1 - rho_0^2), sqrt(1 - rho_1^2))`` of the noise parameters ``sg[4]`` (the
+    inverse variances 0 for a zero sigma)."""
+    sig0, sig1 = sg[0], sg[1]
+    inv0 = 1.0 / (sig0 * sig0) if sig0 > 0.0 else 0.0
+    inv1 = 1.0 / (sig1 * sig1) if sig1 > 0.0 else 0.0
+    return inv0, inv1, math.sqrt(1.0 - sg[2] * sg[2]), math.sqrt(1.0 - sg[3] * sg[3])
+
+
+@scalar
+def draw(s, t, k, e0, e1, sg, cr0, cr1, qtab):
+    """Step ``t`` of sample ``k``'s generated noise: ``(stream state, e_0, e_1)`` from the stream state ``s`` and the
+    previous step's ``(e0, e1)``: AR(1) with stationary variance 1 and correlation ``sg[2], sg[3]`` between steps
+    (``cr = sqrt(1 - rho^2)``); sample 0 is the noise-free nominal."""
+    s, n0 = _normal(s, qtab)
+    s, n1 = _normal(s, qtab)
+    if t == 0:
+        e0 = n0
+        e1 = n1
+    else:
+        e0 = sg[2] * e0 + cr0 * n0
+        e1 = sg[3] * e1 + cr1 * n1
+    if k == 0:
+        e0 = 0.0
+        e1 = 0.0
+    return s, e0, e1
+
+
+@scalar
+def control_term(U, t, u0, u1, inv0, inv1):
+    """Step ``t``'s control-cost term ``U_t^T Sigma^-1 (v_t - U_t)`` of a sample with clamped inputs ``(u0, u1)``."""
+    return U[t, 0] * (u0 - U[t, 0]) * inv0 + U[t, 1] * (u1 - U[t, 1]) * inv1
 
 
 @njit(cache=True)
@@ -265,11 +301,7 @@ def _make_rollout(model: RolloutModel, cost: RolloutCost):
                 recx, zr_k):
         T = U.shape[0]
         sig0, sig1 = sg[0], sg[1]
-        inv0 = 1.0 / (sig0 * sig0) if sig0 > 0.0 else 0.0
-        inv1 = 1.0 / (sig1 * sig1) if sig1 > 0.0 else 0.0
-        rho0, rho1 = sg[2], sg[3]
-        cr0 = math.sqrt(1.0 - rho0 * rho0)
-        cr1 = math.sqrt(1.0 - rho1 * rho1)
+        inv0, inv1, cr0, cr1 = noise_constants(sg)
         e0 = 0.0
         e1 = 0.0
         up0 = u_prev[0]
@@ -287,17 +319,7 @@ def _make_rollout(model: RolloutModel, cost: RolloutCost):
         ctrl = 0.0
         for t in range(T):
             if gen:
-                s, n0 = _normal(s, qtab)
-                s, n1 = _normal(s, qtab)
-                if t == 0:
-                    e0 = n0
-                    e1 = n1
-                else:  # AR(1): stationary variance 1, correlation rho between steps
-                    e0 = rho0 * e0 + cr0 * n0
-                    e1 = rho1 * e1 + cr1 * n1
-                if k == 0:
-                    e0 = 0.0
-                    e1 = 0.0
+                s, e0, e1 = draw(s, t, k, e0, e1, sg, cr0, cr1, qtab)
                 if store:
                     eps_k[t, 0] = e0
                     eps_k[t, 1] = e1
@@ -307,7 +329,7 @@ def _make_rollout(model: RolloutModel, cost: RolloutCost):
             u0, u1 = clamp_inputs(st[6], U[t, 0] + sig0 * e0, U[t, 1] + sig1 * e1, m.p, m.dt, sops)
             V_k[t, 0] = u0
             V_k[t, 1] = u1
-            ctrl += U[t, 0] * (u0 - U[t, 0]) * inv0 + U[t, 1] * (u1 - U[t, 1]) * inv1
+            ctrl += control_term(U, t, u0, u1, inv0, inv1)
             st = step(st, u0, u1, m, zr_k)
             c, cs = stage(st, u0, u1, up0, up1, t + 1, T, ca, cs)
             cost += c
