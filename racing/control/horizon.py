@@ -89,8 +89,9 @@ ModelArgs = namedtuple("ModelArgs", "p dt nsub rw z0")
 #: a rollout model: ``start(x0[7], m, zr_k)`` -> the 9-tuple state, ``step(state, u0, u1, m, zr_k)`` -> the state
 #: one rollout step later (its ``m.nsub`` sub-steps), and ``substep(state, u0, u1, p, h, ops)``, one sub-step of ``h``
 #: [s] written against ``ops`` (``step`` runs it with ``sops``; the lockstep kernel with ``lops``), or None where the
-#: step is more than its sub-steps (the semi-parametric model: no lockstep form)
-RolloutModel = namedtuple("RolloutModel", "name start step substep", defaults=(None,))
+#: model has none; ``residual``: whether the rollouts add the learned residual network's correction once per step
+#: (the semi-parametric model: ``substep`` is then its physics)
+RolloutModel = namedtuple("RolloutModel", "name start step substep residual", defaults=(None, False))
 
 
 @scalar
@@ -184,7 +185,7 @@ def _step_semi(st, u0, u1, m, zr_k):
 
 KINEMATIC = RolloutModel("kinematic", _start_kinematic, _step_kinematic, _substep_kinematic)
 DYNAMIC = RolloutModel("dynamic", _start_dynamic, _step_dynamic, _substep_dynamic)
-SEMI_PARAMETRIC = RolloutModel("semi_parametric", _start_semi, _step_semi)
+SEMI_PARAMETRIC = RolloutModel("semi_parametric", _start_semi, _step_semi, _substep_dynamic, True)
 
 
 @njit(cache=True, fastmath=FM)

@@ -280,3 +280,15 @@ def sincos_bf(a):
                 4.1103176233121648e-19))))))))))
     small = aa < 0.8
     return select(small, sn0, select(a >= 0.0, sn, -sn)), select(small, cs0, select(flip, -cs, cs))
+
+
+@scalar
+def sin_bf(a):
+    """sin a from :func:`sincos_bf`."""
+    return sincos_bf(a)[0]
+
+
+@scalar
+def cos_bf(a):
+    """cos a from :func:`sincos_bf`."""
+    return sincos_bf(a)[1]

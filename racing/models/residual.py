@@ -76,7 +76,7 @@ from pathlib import Path
 import numpy as np
 from numba import njit
 
-from racing.models.fastmath import fmax, fmin, scalar_exact, tanh_fast
+from racing.models.fastmath import fmax, fmin, scalar_exact, tanh_bf, tanh_fast
 
 N_IN = 9  # base features (without the augmented filter states)
 N_OUT = 3
@@ -396,6 +396,115 @@ def aug_update(z, a, w, dt):
 
 #: :func:`aug_update` compiled on its own, for callers in Python
 aug_update_nb = njit(cache=True, fastmath=False)(aug_update)
+
+
+def make_block_residual(lanes: int):
+    # (the block functions take the lane count ``n`` as an argument, equal to ``lanes``, which the caller makes
+    # opaque to LLVM: with a constant count LLVM unrolls the small lane loops fully instead of vectorising them,
+    # and the unrolled code cannot be vectorised, since a layer's input and output rows may alias for all it knows)
+    """The residual for a block of ``lanes`` samples at once (the lockstep MPPI kernel,
+    :mod:`racing.control.mppi.lockstep`): the network's layers as small matrix products whose inner loops run over
+    the samples, so that LLVM vectorises them. Returns ``(residual_block, aug_update_block, block_rows)``.
+
+    The block lives in one flat float64 array ``R`` as rows of ``lanes`` values (sample l of row q at
+    ``q lanes + l``). ``residual_block(w, R, f0, h0, o0)``: the caller puts the raw features into rows ``f0 + i``,
+    i < 9 + n_aug (v_x, v_y, r, delta, u_steer_rate, u_accel, fp[VX], fp[VY], fp[YAW_RATE], then z); the product
+    features, the clip and the normalisation are done here in place, the hidden layers use rows ``h0 ..
+    h0 + 2 n_hidden``, and the correction lands in rows ``o0 .. o0 + 3`` [m/s^2, m/s^2, rad/s^2]: what
+    :func:`residual_z` gives sample by sample, in the same order of operations, with :func:`tanh_bf` (a
+    polynomial exp) where it uses libm's exp (the tests hold the two within 1e-12). ``aug_update_block(w, R, z0, a0,
+    dt)``: :func:`aug_update` for the filter states in rows ``z0 + i`` with the accelerations in row ``a0``.
+    ``block_rows(w)``: rows the block needs past ``f0`` (features and hidden layers; 0 without a network)."""
+    L = lanes
+
+    @scalar_exact
+    def rows(R, r0, n):
+        """Rows ``r0 .. r0 + n`` of the block as a 2-D view ``[n, lanes]`` (indices from ``range`` into a 2-D view are
+        provably non-negative: a runtime offset added to the lane would leave numba's negative-index select in
+        every address, and LLVM would not vectorise the loop)."""
+        return R[r0:r0 + n * L].reshape((n, L))
+
+    @scalar_exact
+    def features(w, R, f0, L1):
+        """Products, clip and normalisation of the features in rows ``f0 ..`` (in place)."""
+        n_in, n_aug = int(w[1]), int(w[6])
+        F = rows(R, f0, n_in)
+        if w[7] > 0.5:
+            for q in range(n_aug):
+                for lane in range(L1):
+                    F[9 + n_aug + 2 * q, lane] = F[9 + q, lane] * (F[7, lane] + F[0, lane] * F[2, lane])
+                    F[10 + n_aug + 2 * q, lane] = F[9 + q, lane] * F[8, lane]
+        o_im = HEADER
+        o_is = o_im + n_in
+        o_lo = o_is + n_in + 2 * int(w[4]) + n_aug
+        for i in range(n_in):
+            mean, std = w[o_im + i], w[o_is + i]
+            if w[0] > 2.5:
+                lo, hi = w[o_lo + i], w[o_lo + n_in + i]
+                for lane in range(L1):
+                    F[i, lane] = (fmin(fmax(F[i, lane], lo), hi) - mean) / std
+            else:
+                for lane in range(L1):
+                    F[i, lane] = (F[i, lane] - mean) / std
+
+    @scalar_exact
+    def layer_block(w, off, R, v0, n, y0, m, squash, L1):
+        """Rows ``y0 + j = sum_i W[j, i] rows(v0 + i) + bias[j]`` (j < m, i < n; ``W`` transposed at ``w[off:]`` as in
+        :func:`layer`, each sum in the same order), then tanh when ``squash``; the lane loops are vectorised."""
+        V = rows(R, v0, n)
+        Y = rows(R, y0, m)
+        for j in range(m):
+            for lane in range(L1):
+                Y[j, lane] = 0.0
+        for i in range(n):
+            col = off + i * m
+            for j in range(m):
+                c = w[col + j]
+                for lane in range(L1):
+                    Y[j, lane] += c * V[i, lane]
+        for j in range(m):
+            bj = w[off + n * m + j]
+            if squash:
+                for lane in range(L1):
+                    Y[j, lane] = tanh_bf(Y[j, lane] + bj)
+            else:
+                for lane in range(L1):
+                    Y[j, lane] += bj
+
+    @scalar_exact
+    def residual_block(w, R, f0, h0, o0, L1):
+        n_in, nh, nl, n_out = int(w[1]), int(w[2]), int(w[3]), int(w[4])
+        features(w, R, f0, L1)
+        off = HEADER + 2 * n_in + 2 * n_out + int(w[6]) + (2 * n_in if w[0] > 2.5 else 0)
+        layer_block(w, off, R, f0, n_in, h0, nh, True, L1)
+        off += nh * n_in + nh
+        a, b = h0, h0 + nh * L
+        for _ in range(nl - 1):
+            layer_block(w, off, R, a, nh, b, nh, True, L1)
+            a, b = b, a
+            off += nh * nh + nh
+        layer_block(w, off, R, a, nh, o0, n_out, False, L1)
+        o_om = HEADER + 2 * n_in
+        out = rows(R, o0, n_out)
+        for j in range(n_out):
+            mean, std = w[o_om + j], w[o_om + n_out + j]
+            for lane in range(L1):
+                out[j, lane] = out[j, lane] * std + mean
+
+    @scalar_exact
+    def aug_update_block(w, R, z0, a0, dt, L1):
+        o = aug_offset(w)
+        Z = rows(R, z0, int(w[6]))
+        A = rows(R, a0, 1)
+        for i in range(int(w[6])):
+            k = 1.0 - math.exp(-dt / w[o + i])
+            for lane in range(L1):
+                Z[i, lane] += k * (A[0, lane] - Z[i, lane])
+
+    def block_rows(w) -> int:
+        return int(w[1]) + 2 * int(w[2]) if w.size else 0
+
+    return residual_block, aug_update_block, block_rows
 
 
 def residual_batch(x, u, fp, rw: ResidualWeights, z=None) -> np.ndarray:

@@ -17,14 +17,17 @@ def reference(c: MPPI, x0, U0, eps, z0):
                              residual=c.residual, z0=z0)
 
 
+@pytest.mark.parametrize("kernel", ["lockstep", "scalar"])
 @pytest.mark.parametrize("kw", [dict(), dict(taus=(), products=False, clip=False), dict(layers=1, clip=False)])
-def test_numba_step_equals_numpy_reference_with_residual(kw, oval, start_state, make_residual):
+def test_numba_step_equals_numpy_reference_with_residual(kw, kernel, oval, start_state, make_residual):
+    """Both CPU kernels, the lockstep one with the network evaluated for 16 samples at once (K = 61: a partial
+    last chunk), equal the numpy reference."""
     track = oval()
     p = load_params("f1tenth")
     rw = make_residual(**kw)
-    c = MPPI(track, p, MPPIConfig(num_samples=64, horizon=25, dt=0.04, substeps=2, model="dynamic", alpha=0.5,
-                                  warmup=False), residual=rw)
-    assert c.rw.size == rw.flat.size and c.ZR.shape[0] == 64
+    c = MPPI(track, p, MPPIConfig(num_samples=61, horizon=25, dt=0.04, substeps=2, model="dynamic", alpha=0.5,
+                                  warmup=False, kernel=kernel), residual=rw)
+    assert c.rw.size == rw.flat.size and c.ZR.shape[0] == 61 and c.lockstep == (kernel == "lockstep")
     x0 = start_state(track)
     c.U[:, 0], c.U[:, 1] = 0.2, 3.0
     if rw.n_aug:

@@ -132,7 +132,7 @@ class MPPI(Controller):
                              traj=np.zeros((max(self.n_rec, 1), T + 1, 2)), eps=np.zeros((1, T, 2)),
                              ZR=S.residual_buffers(K, self.rw), eps_dummy=np.zeros((1, T, 2)),
                              traj_dummy=np.zeros((1, T + 1, 2)),
-                             LX=L.scratch(T) if self.lockstep else np.zeros((1, 1)))
+                             LX=L.scratch(T, self.rw) if self.lockstep else np.zeros((1, 1)))
         self.margs = S.ModelArgs(p=self.p, dt=float(config.dt), nsub=int(config.substeps), rw=self.rw, z0=self.z)
         self.nargs = S.NoiseArgs(sigma=self.noise, qtab=self.qtab)
         # views kept under their old names (diagnostics, tests)

@@ -35,7 +35,9 @@ from numba.extending import register_jitable
 from racing.control.horizon import clamp_inputs, model_in_registers
 from racing.control.mppi import step as S
 from racing.models import lops
+from racing.models.dynamic import body_derivatives
 from racing.models.fastmath import FM, scalar
+from racing.models.residual import make_block_residual
 
 #: samples stepped in lockstep: one chunk of the parallel loop (four AVX2 vectors of float64)
 LANES = S.CHUNK
@@ -45,14 +47,28 @@ NV = 9
 U0 = NV * LANES
 LIVE = U0 + 2 * LANES
 _KERNELS: dict = {}
+#: the residual network for a block of LANES samples (racing.models.residual)
+_RESIDUAL_BLOCK, _AUG_UPDATE_BLOCK, _BLOCK_ROWS = make_block_residual(LANES)
 
 
-def scratch(T: int, threads: int | None = None) -> np.ndarray:
-    """The per-thread scratch ``LX[threads, LIVE + (T+1) NV LANES + 2 T LANES]``: the live block, the chunk's
-    trajectory, then its inputs (``threads``: numba's largest thread count by default, so that any
+def scratch(T: int, rw: np.ndarray | None = None, threads: int | None = None) -> np.ndarray:
+    """The per-thread scratch ``LX[threads, LIVE + (T+1) NV LANES + 2 T LANES (+ residual rows)]``: the live block,
+    the chunk's trajectory, its inputs, then with residual weights ``rw`` (flat) the block's filter states and the
+    network's rows (:func:`residual_offsets`) (``threads``: numba's largest thread count by default, so that any
     ``set_num_threads`` fits)."""
     n = numba.config.NUMBA_NUM_THREADS if threads is None else threads
-    return np.zeros((n, LIVE + (T + 1) * NV * LANES + 2 * T * LANES))
+    rows = 0 if rw is None or rw.size == 0 else max(int(rw[6]), 1) + _BLOCK_ROWS(rw) + 3
+    return np.zeros((n, LIVE + (T + 1) * NV * LANES + 2 * T * LANES + rows * LANES))
+
+
+@register_jitable
+def residual_offsets(T, w):
+    """Offsets in a scratch row of the filter states ``z0`` (max(n_aug, 1) rows), the network's features ``f0``
+    (n_in rows), hidden layers ``h0`` (2 n_hidden rows) and its correction ``o0`` (3 rows)."""
+    z0 = LIVE + (T + 1) * NV * LANES + 2 * T * LANES
+    f0 = z0 + max(int(w[6]), 1) * LANES
+    h0 = f0 + int(w[1]) * LANES
+    return z0, f0, h0, h0 + 2 * int(w[2]) * LANES
 
 
 def supported(model: S.RolloutModel) -> bool:
@@ -71,7 +87,8 @@ def make_kernels(model: S.RolloutModel, cost: S.RolloutCost) -> S.Kernels:
     if key in _KERNELS:
         return _KERNELS[key]
     rollout = S._make_rollout(model, cost)
-    chunk = _make_chunk(_make_noise(), _make_physics(model), _make_cost(cost), cost.in_registers)
+    physics = _make_physics_semi(model) if model.residual else _make_physics(model)
+    chunk = _make_chunk(_make_noise(), physics, _make_cost(cost), cost.in_registers)
     ker = S.Kernels(S._make_iteration(chunk, S._make_nominal(rollout, cost.in_registers)), rollout)
     _KERNELS[key] = ker
     return ker
@@ -125,15 +142,12 @@ def _make_physics(model):
     offset plus the lane, over a constant trip count, so no runtime alias check; nothing in it takes an array
     argument, which would keep numba's reference counting in the loop); the states are then copied out to the
     trajectory ``W[LIVE:]``. Lanes past the chunk's samples (the last chunk) step stale data that nothing reads."""
-    start, substep = model.start, model.substep
+    start, lane_step = model.start, _make_lane_step(model.substep)
 
     @register_jitable(fastmath=FM, error_model="numpy")
     def physics(x0, T, m, b, W):
         lv = W[0:LIVE]
-        st = start(x0, m, b.ZR[0])
-        for v in range(NV):
-            for j in range(LANES):
-                lv[v * LANES + j] = _field(st, v)
+        _start_block(start(x0, m, b.ZR[0]), lv)
         _copy(lv, 0, W, LIVE, NV * LANES)
         h = m.dt / m.nsub
         inputs = LIVE + (T + 1) * NV * LANES
@@ -150,9 +164,13 @@ def _make_physics(model):
             _copy(lv, U0, W, inputs + 2 * t * LANES, 2 * LANES)
             _copy(lv, 0, W, LIVE + (t + 1) * NV * LANES, NV * LANES)
 
+    return physics
+
+
+def _make_lane_step(substep):
+    """``lane_step(lv, j, u0, u1, p, h)``: lane ``j`` of the live block one sub-step on, in place."""
     @scalar
     def lane_step(lv, j, u0, u1, p, h):
-        """Lane ``j`` of the live block one sub-step on, in place (field v at ``v LANES + j``)."""
         x, y, psi, vx, vy, r, d, c, sn = substep((lv[j], lv[LANES + j], lv[2 * LANES + j], lv[3 * LANES + j],
                                                   lv[4 * LANES + j], lv[5 * LANES + j], lv[6 * LANES + j],
                                                   lv[7 * LANES + j], lv[8 * LANES + j]), u0, u1, p, h, lops)
@@ -166,7 +184,62 @@ def _make_physics(model):
         lv[7 * LANES + j] = c
         lv[8 * LANES + j] = sn
 
+    return lane_step
+
+
+def _make_physics_semi(model):
+    """Pass 2 for the semi-parametric model: per time step, the clamp, the network's features at the step start
+    (the physics' body derivatives with ``lops``), the network for the block (:func:`make_block_residual`), the
+    physics' sub-steps, ``dt`` x the correction on (v_x, v_y, r), and the filter states' update: the scalar
+    kernel's step (:func:`racing.control.horizon._step_semi`) for 16 samples at once. Every lane loop works on
+    the scratch row ``W`` itself (one array)."""
+    start, lane_step = model.start, _make_lane_step(model.substep)
+
+    @register_jitable(fastmath=FM, error_model="numpy")
+    def physics(x0, T, m, b, W):
+        w = m.rw
+        z0, f0, h0, o0 = residual_offsets(T, w)
+        nl = min(LANES, W.shape[0])  # = LANES, opaque to LLVM (make_block_residual)
+        F = W[f0:f0 + 9 * LANES].reshape((9, LANES))  # the raw features (2-D views: make_block_residual)
+        G = W[o0:o0 + 3 * LANES].reshape((3, LANES))  # the correction
+        _start_block(start(x0, m, b.ZR[0]), W)
+        _copy(W, 0, W, LIVE, NV * LANES)
+        for q in range(int(w[6])):
+            for j in range(LANES):
+                W[z0 + q * LANES + j] = m.z0[q]
+        h = m.dt / m.nsub
+        inputs = LIVE + (T + 1) * NV * LANES
+        for t in range(T):
+            _copy(W, inputs + 2 * t * LANES, W, U0, 2 * LANES)
+            for j in range(LANES):
+                u0, u1 = clamp_inputs(W[6 * LANES + j], W[U0 + j], W[U0 + LANES + j], m.p, m.dt, lops)
+                W[U0 + j] = u0
+                W[U0 + LANES + j] = u1
+                vx, vy, r, d = W[3 * LANES + j], W[4 * LANES + j], W[5 * LANES + j], W[6 * LANES + j]
+                F[0, j], F[1, j], F[2, j], F[3, j], F[4, j], F[5, j] = vx, vy, r, d, u0, u1
+                F[6, j], F[7, j], F[8, j] = body_derivatives(vx, vy, r, d, u0, u1, m.p, lops)
+            _copy(W, z0, W, f0 + 9 * LANES, int(w[6]) * LANES)
+            _RESIDUAL_BLOCK(w, W, f0, h0, o0, nl)
+            for _ in range(m.nsub):
+                for j in range(LANES):
+                    lane_step(W, j, W[U0 + j], W[U0 + LANES + j], m.p, h)
+            for j in range(LANES):
+                W[3 * LANES + j] += m.dt * G[0, j]
+                W[4 * LANES + j] += m.dt * G[1, j]
+                W[5 * LANES + j] += m.dt * G[2, j]
+            _AUG_UPDATE_BLOCK(w, W, z0, U0 + LANES, m.dt, nl)
+            _copy(W, U0, W, inputs + 2 * t * LANES, 2 * LANES)
+            _copy(W, 0, W, LIVE + (t + 1) * NV * LANES, NV * LANES)
+
     return physics
+
+
+@register_jitable(fastmath=FM, error_model="numpy")
+def _start_block(st, W):
+    """Every lane of the live block's state rows at the 9-tuple ``st``."""
+    for v in range(NV):
+        for j in range(LANES):
+            W[v * LANES + j] = _field(st, v)
 
 
 @register_jitable(fastmath=FM, error_model="numpy")
