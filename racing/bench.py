@@ -13,7 +13,9 @@ default track with the f1tenth car (``controller.act``). iLQR: the warm-started 
 the first solve) with T = 50, the dynamic model and the smooth racing cost, 1 and 2 iterations per step, on
 one thread (casadi derivatives compiled to C when a compiler exists; the row says which). Semi-parametric racing
 iteration: the same with K = 1024 and a 2 x 32 residual network (untrained random weights: the time does not depend
-on their values). Times are medians of ``--repeats`` calls after warm-up.
+on their values). The racing rows come twice: the lockstep CPU kernel (the default, :mod:`racing.control.mppi.lockstep`)
+and the scalar one (each sample on its own), ``kernel`` in the JSON rows. Times are medians of ``--repeats`` calls
+after warm-up.
 
 ``--device cuda`` (an NVIDIA GPU, the ``cuda`` extra; exit 2 naming what is missing without one): the racing iteration
 on the GPU (:mod:`racing.control.mppi.gpu`, ``controller.act`` end to end: state in, command out) for K in {1024,
@@ -266,13 +268,15 @@ def run(args) -> int:
         if not args.json:
             print(f"racing    K= 2048 T= 50  numba {ms:8.3f} ms   (dynamic model + racing cost, {track_name}, f1tenth, "
                   f"{kernel} kernel; {rows[-1]['ns_per_sample_step']:g} ns per sample-step on {args.threads} threads)")
-    ms, track_name = bench_racing(repeats, 1024, 50, threads=args.threads, residual=bench_residual())
-    rows.append({"backend": "numba", "problem": f"racing+residual2x32:{track_name}", "K": 1024, "T": 50,
-                 "ms_median": round(ms, 4), "ns_per_sample_step": round(ms * 1e6 / (1024 * 50), 1),
-                 "threads": args.threads, "load_avg_1min": round(load[0], 2)})
-    if not args.json:
-        print(f"racing    K= 1024 T= 50  numba {ms:8.3f} ms   (the same + a 2 x 32 residual network; "
-              f"{rows[-1]['ns_per_sample_step']:g} ns per sample-step)")
+    for kernel in ("lockstep", "scalar"):
+        ms, track_name = bench_racing(repeats, 1024, 50, threads=args.threads, residual=bench_residual(),
+                                      kernel=kernel)
+        rows.append({"backend": "numba", "problem": f"racing+residual2x32:{track_name}", "K": 1024, "T": 50,
+                     "ms_median": round(ms, 4), "ns_per_sample_step": round(ms * 1e6 / (1024 * 50), 1),
+                     "threads": args.threads, "kernel": kernel, "load_avg_1min": round(load[0], 2)})
+        if not args.json:
+            print(f"racing    K= 1024 T= 50  numba {ms:8.3f} ms   (the same + a 2 x 32 residual network, {kernel} "
+                  f"kernel; {rows[-1]['ns_per_sample_step']:g} ns per sample-step)")
     for it in (1, 2):
         ms, track_name, backend = bench_ilqr(repeats, it)
         rows.append({"backend": "ilqr", "problem": f"racing:{track_name}", "T": 50, "iterations": it,
