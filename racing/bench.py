@@ -13,8 +13,8 @@ default track with the f1tenth car (``controller.act``). iLQR: the warm-started 
 the first solve) with T = 50, the dynamic model and the smooth racing cost, 1 and 2 iterations per step, on
 one thread (casadi derivatives compiled to C when a compiler exists; the row says which). Semi-parametric racing
 iteration: the same with K = 1024 and a 2 x 32 residual network (untrained random weights: the time does not depend
-on their values). The racing rows come twice: the lockstep CPU kernel (the default, :mod:`racing.control.mppi.lockstep`)
-and the scalar one (each sample on its own), ``kernel`` in the JSON rows. Times are medians of ``--repeats`` calls
+on their values). The racing rows come twice: the lockstep CPU kernel (:mod:`racing.control.mppi.lockstep`)
+and the scalar one (each sample on its own, the default), ``kernel`` in the JSON rows. Times are medians of ``--repeats`` calls
 after warm-up.
 
 ``--device cuda`` (an NVIDIA GPU, the ``cuda`` extra; exit 2 naming what is missing without one): the racing iteration

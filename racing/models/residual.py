@@ -398,24 +398,8 @@ def aug_update(z, a, w, dt):
 aug_update_nb = njit(cache=True, fastmath=False)(aug_update)
 
 
-def make_block_residual(lanes: int):
-    # (the block functions take the lane count ``n`` as an argument, equal to ``lanes``, which the caller makes
-    # opaque to LLVM: with a constant count LLVM unrolls the small lane loops fully instead of vectorising them,
-    # and the unrolled code cannot be vectorised, since a layer's input and output rows may alias for all it knows)
-    """The residual for a block of ``lanes`` samples at once (the lockstep MPPI kernel,
-    :mod:`racing.control.mppi.lockstep`): the network's layers as small matrix products whose inner loops run over
-    the samples, so that LLVM vectorises them. Returns ``(residual_block, aug_update_block, block_rows)``.
-
-    The block lives in one flat float64 array ``R`` as rows of ``lanes`` values (sample l of row q at
-    ``q lanes + l``). ``residual_block(w, R, f0, h0, o0)``: the caller puts the raw features into rows ``f0 + i``,
-    i < 9 + n_aug (v_x, v_y, r, delta, u_steer_rate, u_accel, fp[VX], fp[VY], fp[YAW_RATE], then z); the product
-    features, the clip and the normalisation are done here in place, the hidden layers use rows ``h0 ..
-    h0 + 2 n_hidden``, and the correction lands in rows ``o0 .. o0 + 3`` [m/s^2, m/s^2, rad/s^2]: what
-    :func:`residual_z` gives sample by sample, in the same order of operations, with :func:`tanh_bf` (a
-    polynomial exp) where it uses libm's exp (the tests hold the two within 1e-12). ``aug_update_block(w, R, z0, a0,
-    dt)``: :func:`aug_update` for the filter states in rows ``z0 + i`` with the accelerations in row ``a0``.
-    ``block_rows(w)``: rows the block needs past ``f0`` (features and hidden layers; 0 without a network)."""
-    L = lanes
+def _block_parts(L: int):
+    """The pieces of :func:`make_block_residual` for ``L`` lanes: ``(rows, features, layer_block)``."""
 
     @scalar_exact
     def rows(R, r0, n):
@@ -470,6 +454,29 @@ def make_block_residual(lanes: int):
             else:
                 for lane in range(L1):
                     Y[j, lane] += bj
+
+    return rows, features, layer_block
+
+
+def make_block_residual(lanes: int):
+    # (the block functions take the lane count ``n`` as an argument, equal to ``lanes``, which the caller makes
+    # opaque to LLVM: with a constant count LLVM unrolls the small lane loops fully instead of vectorising them,
+    # and the unrolled code cannot be vectorised, since a layer's input and output rows may alias for all it knows)
+    """The residual for a block of ``lanes`` samples at once (the lockstep MPPI kernel,
+    :mod:`racing.control.mppi.lockstep`): the network's layers as small matrix products whose inner loops run over
+    the samples, so that LLVM vectorises them. Returns ``(residual_block, aug_update_block, block_rows)``.
+
+    The block lives in one flat float64 array ``R`` as rows of ``lanes`` values (sample l of row q at
+    ``q lanes + l``). ``residual_block(w, R, f0, h0, o0)``: the caller puts the raw features into rows ``f0 + i``,
+    i < 9 + n_aug (v_x, v_y, r, delta, u_steer_rate, u_accel, fp[VX], fp[VY], fp[YAW_RATE], then z); the product
+    features, the clip and the normalisation are done here in place, the hidden layers use rows ``h0 ..
+    h0 + 2 n_hidden``, and the correction lands in rows ``o0 .. o0 + 3`` [m/s^2, m/s^2, rad/s^2]: what
+    :func:`residual_z` gives sample by sample, in the same order of operations, with :func:`tanh_bf` (a
+    polynomial exp) where it uses libm's exp (the tests hold the two within 1e-12). ``aug_update_block(w, R, z0, a0,
+    dt)``: :func:`aug_update` for the filter states in rows ``z0 + i`` with the accelerations in row ``a0``.
+    ``block_rows(w)``: rows the block needs past ``f0`` (features and hidden layers; 0 without a network)."""
+    L = lanes
+    rows, features, layer_block = _block_parts(L)
 
     @scalar_exact
     def residual_block(w, R, f0, h0, o0, L1):

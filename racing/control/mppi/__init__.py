@@ -4,7 +4,7 @@
 * :mod:`.config` settings (frozen dataclasses; tunings named by the car files, YAML next to this file)
 * :mod:`racing.control.costs` racing cost terms (code) + weights (config)
 * :mod:`.step`   the pure step: numba kernels and a numpy reference
-* :mod:`.lockstep` the CPU iteration with a chunk of samples stepped in lockstep (the default kernel)
+* :mod:`.lockstep` the CPU iteration with a chunk of samples stepped in lockstep (``kernel: lockstep``)
 * :mod:`.controller` the thin stateful wrapper (warm start, timing, commands)
 * :mod:`.device` where the iteration runs (``cpu``, ``cuda``, ``auto``); :mod:`.gpu` the iteration on a GPU
 """
