@@ -260,23 +260,16 @@ def run(args) -> int:
             extra = f"   pytorch_mppi {row['peer_ms_median']:8.3f} ms   speedup {row['speedup']:5.1f}x" \
                 if "peer_ms_median" in row else ""
             print(f"standard  K={K:5d} T={T:3d}  numba {ms:8.3f} ms{extra}")
-    for kernel in ("lockstep", "scalar"):
-        ms, track_name = bench_racing(repeats, threads=args.threads, kernel=kernel)
-        rows.append({"backend": "numba", "problem": f"racing:{track_name}", "K": 2048, "T": 50,
-                     "ms_median": round(ms, 4), "ns_per_sample_step": round(ms * 1e6 / (2048 * 50), 1),
-                     "threads": args.threads, "kernel": kernel, "load_avg_1min": round(load[0], 2)})
-        if not args.json:
-            print(f"racing    K= 2048 T= 50  numba {ms:8.3f} ms   (dynamic model + racing cost, {track_name}, f1tenth, "
-                  f"{kernel} kernel; {rows[-1]['ns_per_sample_step']:g} ns per sample-step on {args.threads} threads)")
-    for kernel in ("lockstep", "scalar"):
-        ms, track_name = bench_racing(repeats, 1024, 50, threads=args.threads, residual=bench_residual(),
-                                      kernel=kernel)
-        rows.append({"backend": "numba", "problem": f"racing+residual2x32:{track_name}", "K": 1024, "T": 50,
-                     "ms_median": round(ms, 4), "ns_per_sample_step": round(ms * 1e6 / (1024 * 50), 1),
-                     "threads": args.threads, "kernel": kernel, "load_avg_1min": round(load[0], 2)})
-        if not args.json:
-            print(f"racing    K= 1024 T= 50  numba {ms:8.3f} ms   (the same + a 2 x 32 residual network, {kernel} "
-                  f"kernel; {rows[-1]['ns_per_sample_step']:g} ns per sample-step)")
+    for K, residual, tag, what in ((2048, None, "racing", "dynamic model + racing cost"),
+                                   (1024, bench_residual(), "racing+residual2x32", "the same + a 2 x 32 residual")):
+        for kernel in ("scalar", "lockstep"):
+            ms, track_name = bench_racing(repeats, K, 50, threads=args.threads, residual=residual, kernel=kernel)
+            rows.append({"backend": "numba", "problem": f"{tag}:{track_name}", "K": K, "T": 50,
+                         "ms_median": round(ms, 4), "ns_per_sample_step": round(ms * 1e6 / (K * 50), 1),
+                         "threads": args.threads, "kernel": kernel, "load_avg_1min": round(load[0], 2)})
+            if not args.json:
+                print(f"racing    K= {K} T= 50  numba {ms:8.3f} ms   ({what}, {track_name}, f1tenth, {kernel} kernel; "
+                      f"{rows[-1]['ns_per_sample_step']:g} ns per sample-step on {args.threads} threads)")
     for it in (1, 2):
         ms, track_name, backend = bench_ilqr(repeats, it)
         rows.append({"backend": "ilqr", "problem": f"racing:{track_name}", "T": 50, "iterations": it,

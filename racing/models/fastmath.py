@@ -156,30 +156,43 @@ def tanh_fast(x):
 
 
 @scalar
+def _sincos_taylor(a):
+    """(sin a, cos a) by their Taylor polynomials (error < 3e-14 for |a| < 0.8)."""
+    a2 = a * a
+    sn = a * (1.0 + a2 * (-1.0 / 6.0 + a2 * (1.0 / 120.0 + a2 * (-1.0 / 5040.0 + a2 * (1.0 / 362880.0 + a2 * (
+        -1.0 / 39916800.0 + a2 * (1.0 / 6227020800.0)))))))
+    cs = 1.0 + a2 * (-0.5 + a2 * (1.0 / 24.0 + a2 * (-1.0 / 720.0 + a2 * (1.0 / 40320.0 + a2 * (
+        -1.0 / 3628800.0 + a2 * (1.0 / 479001600.0 + a2 * (-1.0 / 87178291200.0)))))))
+    return sn, cs
+
+
+@scalar
+def _sincos_reflected(x):
+    """(sin x, cos x) for 0 <= x <= pi/2 by polynomials to x^21 / x^20 (error < 3e-16)."""
+    x2 = x * x
+    sn = x * (1.0 + x2 * (-1.6666666666666666e-01 + x2 * (8.3333333333333333e-03 + x2 * (
+        -1.9841269841269841e-04 + x2 * (2.7557319223985891e-06 + x2 * (-2.5052108385441719e-08 + x2 * (
+            1.6059043836821615e-10 + x2 * (-7.6471637318198165e-13 + x2 * (2.8114572543455208e-15 + x2 * (
+                -8.2206352466243297e-18 + x2 * 1.9572941063391263e-20))))))))))
+    cs = 1.0 + x2 * (-0.5 + x2 * (4.1666666666666667e-02 + x2 * (-1.3888888888888889e-03 + x2 * (
+        2.4801587301587302e-05 + x2 * (-2.7557319223985891e-07 + x2 * (2.0876756987868099e-09 + x2 * (
+            -1.1470745597729725e-11 + x2 * (4.7794773323873853e-14 + x2 * (-1.5619206968586226e-16 + x2 * (
+                4.1103176233121648e-19))))))))))
+    return sn, cs
+
+
+@scalar
 def sincos(a):
     """(sin a, cos a) without libm for |a| <= pi: Taylor polynomials for |a| < 0.8 rad (error < 3e-14), and for
     0.8 <= |a| <= pi those of the angle reflected into [0, pi/2] (sin(pi - x) = sin x, cos(pi - x) = -cos x; terms
     to x^21 / x^20, error < 3e-16); libm beyond pi."""
     aa = abs(a)
     if aa < 0.8:
-        a2 = a * a
-        sn = a * (1.0 + a2 * (-1.0 / 6.0 + a2 * (1.0 / 120.0 + a2 * (-1.0 / 5040.0 + a2 * (1.0 / 362880.0 + a2 * (
-            -1.0 / 39916800.0 + a2 * (1.0 / 6227020800.0)))))))
-        cs = 1.0 + a2 * (-0.5 + a2 * (1.0 / 24.0 + a2 * (-1.0 / 720.0 + a2 * (1.0 / 40320.0 + a2 * (
-            -1.0 / 3628800.0 + a2 * (1.0 / 479001600.0 + a2 * (-1.0 / 87178291200.0)))))))
-        return sn, cs
+        return _sincos_taylor(a)
     if aa <= 3.141592653589793:
         flip = aa > 1.5707963267948966
         x = 3.141592653589793 - aa if flip else aa
-        x2 = x * x
-        sn = x * (1.0 + x2 * (-1.6666666666666666e-01 + x2 * (8.3333333333333333e-03 + x2 * (
-            -1.9841269841269841e-04 + x2 * (2.7557319223985891e-06 + x2 * (-2.5052108385441719e-08 + x2 * (
-                1.6059043836821615e-10 + x2 * (-7.6471637318198165e-13 + x2 * (2.8114572543455208e-15 + x2 * (
-                    -8.2206352466243297e-18 + x2 * 1.9572941063391263e-20))))))))))
-        cs = 1.0 + x2 * (-0.5 + x2 * (4.1666666666666667e-02 + x2 * (-1.3888888888888889e-03 + x2 * (
-            2.4801587301587302e-05 + x2 * (-2.7557319223985891e-07 + x2 * (2.0876756987868099e-09 + x2 * (
-                -1.1470745597729725e-11 + x2 * (4.7794773323873853e-14 + x2 * (-1.5619206968586226e-16 + x2 * (
-                    4.1103176233121648e-19))))))))))
+        sn, cs = _sincos_reflected(x)
         return (sn if a >= 0.0 else -sn), (-cs if flip else cs)
     return math.sin(a), math.cos(a)
 
@@ -188,28 +201,24 @@ def sincos(a):
 # branch-free forms (racing.models.lops): no libm call and no branch, so that LLVM vectorises a loop over samples
 # stepped in lockstep; for the arguments the models see they equal the forms above to a few ulp
 # ------------------------------------------------------------------------------------------------
-@intrinsic
-def _bits_of(typingctx, x):
-    """The IEEE bits of a float64 as an int64 (an LLVM bitcast)."""
-    if x != types.float64:
-        return None
+def _bitcast(src, dst):
+    """An intrinsic that reinterprets a ``src`` value's bits as ``dst`` (an LLVM bitcast; numba types)."""
+    @intrinsic
+    def cast(typingctx, x):
+        if x != src:
+            return None
 
-    def codegen(context, builder, sig, args):
-        return builder.bitcast(args[0], context.get_value_type(types.int64))
+        def codegen(context, builder, sig, args):
+            return builder.bitcast(args[0], context.get_value_type(dst))
 
-    return types.int64(types.float64), codegen
+        return dst(src), codegen
+
+    return cast
 
 
-@intrinsic
-def _float_of(typingctx, i):
-    """The float64 whose IEEE bits are the int64 ``i`` (an LLVM bitcast)."""
-    if i != types.int64:
-        return None
-
-    def codegen(context, builder, sig, args):
-        return builder.bitcast(args[0], context.get_value_type(types.float64))
-
-    return types.float64(types.int64), codegen
+#: the IEEE bits of a float64 as an int64, and back
+_bits_of = _bitcast(types.float64, types.int64)
+_float_of = _bitcast(types.int64, types.float64)
 
 
 def bits_of(x):
@@ -262,22 +271,9 @@ def sincos_bf(a):
     the angle first reduced into [-pi, pi] arithmetically (a - 2 pi round(a / 2 pi): exact for |a| <= pi)."""
     a = a - 6.283185307179586 * np.floor(a * 0.15915494309189535 + 0.5)
     aa = abs(a)
-    a2 = a * a
-    sn0 = a * (1.0 + a2 * (-1.0 / 6.0 + a2 * (1.0 / 120.0 + a2 * (-1.0 / 5040.0 + a2 * (1.0 / 362880.0 + a2 * (
-        -1.0 / 39916800.0 + a2 * (1.0 / 6227020800.0)))))))
-    cs0 = 1.0 + a2 * (-0.5 + a2 * (1.0 / 24.0 + a2 * (-1.0 / 720.0 + a2 * (1.0 / 40320.0 + a2 * (
-        -1.0 / 3628800.0 + a2 * (1.0 / 479001600.0 + a2 * (-1.0 / 87178291200.0)))))))
+    sn0, cs0 = _sincos_taylor(a)
     flip = aa > 1.5707963267948966
-    x = select(flip, 3.141592653589793 - aa, aa)
-    x2 = x * x
-    sn = x * (1.0 + x2 * (-1.6666666666666666e-01 + x2 * (8.3333333333333333e-03 + x2 * (
-        -1.9841269841269841e-04 + x2 * (2.7557319223985891e-06 + x2 * (-2.5052108385441719e-08 + x2 * (
-            1.6059043836821615e-10 + x2 * (-7.6471637318198165e-13 + x2 * (2.8114572543455208e-15 + x2 * (
-                -8.2206352466243297e-18 + x2 * 1.9572941063391263e-20))))))))))
-    cs = 1.0 + x2 * (-0.5 + x2 * (4.1666666666666667e-02 + x2 * (-1.3888888888888889e-03 + x2 * (
-        2.4801587301587302e-05 + x2 * (-2.7557319223985891e-07 + x2 * (2.0876756987868099e-09 + x2 * (
-            -1.1470745597729725e-11 + x2 * (4.7794773323873853e-14 + x2 * (-1.5619206968586226e-16 + x2 * (
-                4.1103176233121648e-19))))))))))
+    sn, cs = _sincos_reflected(select(flip, 3.141592653589793 - aa, aa))
     small = aa < 0.8
     return select(small, sn0, select(a >= 0.0, sn, -sn)), select(small, cs0, select(flip, -cs, cs))
 

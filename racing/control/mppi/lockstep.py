@@ -153,12 +153,8 @@ def _make_physics(model):
         inputs = LIVE + (T + 1) * NV * LANES
         for t in range(T):
             _copy(W, inputs + 2 * t * LANES, lv, U0, 2 * LANES)
-            for j in range(LANES):
-                u0, u1 = clamp_inputs(lv[6 * LANES + j], lv[U0 + j], lv[U0 + LANES + j], m.p, m.dt, lops)
-                lv[U0 + j] = u0
-                lv[U0 + LANES + j] = u1
-                lane_step(lv, j, u0, u1, m.p, h)
-            for _ in range(1, m.nsub):
+            _clamp_lanes(lv, m.p, m.dt)
+            for _ in range(m.nsub):
                 for j in range(LANES):
                     lane_step(lv, j, lv[U0 + j], lv[U0 + LANES + j], m.p, h)
             _copy(lv, U0, W, inputs + 2 * t * LANES, 2 * LANES)
@@ -211,10 +207,9 @@ def _make_physics_semi(model):
         inputs = LIVE + (T + 1) * NV * LANES
         for t in range(T):
             _copy(W, inputs + 2 * t * LANES, W, U0, 2 * LANES)
+            _clamp_lanes(W, m.p, m.dt)
             for j in range(LANES):
-                u0, u1 = clamp_inputs(W[6 * LANES + j], W[U0 + j], W[U0 + LANES + j], m.p, m.dt, lops)
-                W[U0 + j] = u0
-                W[U0 + LANES + j] = u1
+                u0, u1 = W[U0 + j], W[U0 + LANES + j]
                 vx, vy, r, d = W[3 * LANES + j], W[4 * LANES + j], W[5 * LANES + j], W[6 * LANES + j]
                 F[0, j], F[1, j], F[2, j], F[3, j], F[4, j], F[5, j] = vx, vy, r, d, u0, u1
                 F[6, j], F[7, j], F[8, j] = body_derivatives(vx, vy, r, d, u0, u1, m.p, lops)
@@ -232,6 +227,14 @@ def _make_physics_semi(model):
             _copy(W, 0, W, LIVE + (t + 1) * NV * LANES, NV * LANES)
 
     return physics
+
+
+@register_jitable(fastmath=FM, error_model="numpy")
+def _clamp_lanes(lv, p, dt):
+    """The live block's input rows clamped in place (:func:`racing.control.horizon.clamp_inputs` at each lane's
+    steering angle)."""
+    for j in range(LANES):
+        lv[U0 + j], lv[U0 + LANES + j] = clamp_inputs(lv[6 * LANES + j], lv[U0 + j], lv[U0 + LANES + j], p, dt, lops)
 
 
 @register_jitable(fastmath=FM, error_model="numpy")
