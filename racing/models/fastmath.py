@@ -18,14 +18,16 @@ from numba.core.errors import NumbaIRAssumptionWarning
 from numba.core import types
 from numba.extending import intrinsic, overload
 
-#: fast-math flags of the CPU kernels: everything but 'no NaN / no inf' (the weights must see non-finite costs) and
-#: 'reassoc'. With 'reassoc' the kernel that ran in the process that compiled it and the same kernel loaded from
-#: numba's on-disk cache summed some costs in a different order (last-bit differences in a few samples' costs,
-#: enough to change the chosen inputs): the first run on a machine gave other laps than every later run with the
-#: same seed (lab_loop, MPPI: 10.87 / 10.07 s vs 10.91 / 10.04 s). Measured flag by flag (a fresh cache folder,
-#: then the warm one, the same solves compared bit for bit): all five flags differ, {nsz, arcp, contract, afn}
-#: are identical, {nsz, arcp, afn, reassoc} differs. tests/test_determinism.py pins it.
-FM = {"nsz", "arcp", "contract", "afn"}
+#: fast-math flags of the CPU kernels: everything but 'no NaN / no inf' (the weights must see non-finite costs),
+#: 'reassoc' and 'contract'. With either of the two, the kernel that ran in the process that compiled it and the
+#: same kernel loaded from numba's on-disk cache computed some samples differently in the last bits, enough to
+#: change the chosen inputs, so the first run on a machine gave other laps than every later run with the same seed.
+#: 'reassoc' reordered the cost sums (lab_loop, MPPI: 10.87 / 10.07 s vs 10.91 / 10.04 s); 'contract' (fused
+#: multiply-adds) made the lockstep kernel's vectorised physics differ by 1-2 ulp from the first ticks (a 3 s race
+#: 0.17 m apart; the scalar kernel was unaffected). Measured flag by flag (a fresh cache folder, then the warm one,
+#: compared bit for bit): {nsz, arcp, afn} is identical for both kernels; dropping 'contract' cost no measurable
+#: time (docs/results.md, sixth session). tests/test_determinism.py pins it.
+FM = {"nsz", "arcp", "afn"}
 
 
 def scalar(fn):
