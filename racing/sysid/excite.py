@@ -128,6 +128,82 @@ class ExcitationDriver(Controller):
         return Command(steering_angle=delta, speed=self.v_cmd, acceleration=0.0)
 
 
+class ManoeuvreDriver(Controller):
+    """A second excitation programme, written apart from :class:`ExcitationDriver` (which holds random speed and
+    lateral-acceleration targets): the classic open-loop test manoeuvres of vehicle-dynamics testing, in a seeded
+    order, each at a seeded speed between 0.25 and 0.55 of the car's top speed (``params.v_max``):
+
+    * ``circle`` (steady-state circular driving, ISO 4138): a steering angle for a constant lateral acceleration of
+      0.2-0.6 of the car's grip, held while the speed set-point climbs by 15 % over 6 s;
+    * ``sweep`` (frequency response, ISO 7401): a sinusoidal steering sweep from 0.2 to 2 Hz over 8 s at constant
+      speed, amplitude for 0.15-0.4 of the grip at the low end;
+    * ``step`` (step steer, ISO 7401): a steering step to 0.2-0.5 of the grip, held 2 s, then back to straight 1 s;
+    * ``straight`` (longitudinal): straight ahead, the speed set-point moved up 30 % and down to 70 % of the
+      manoeuvre's speed, 3 s each, at 0.4 of the braking limit per second.
+
+    Between manoeuvres the speed set-point ramps to the next one's speed at 0.1 of the braking limit per second. No counter-steer
+    guard: the levels stay in the tyres' near-linear range and a wide margin below the limit (the plant should not
+    spin; a session that does is a finding). The command's acceleration field is always 0."""
+
+    name = "manoeuvres"
+    KINDS = ("circle", "sweep", "step", "straight")
+    DURATION = {"circle": 6.0, "sweep": 8.0, "step": 3.0, "straight": 6.0}
+
+    def __init__(self, params: VehicleParams, seed: int = 0):
+        self.params = params
+        self.seed = seed
+        self.reset()
+
+    def reset(self, observation: Observation | None = None) -> None:
+        self.rng = np.random.default_rng(self.seed + 7919)
+        self.kind, self.t0, self.t_end = "straight", 0.0, 0.0
+        self.v0, self.level, self.sign = 0.0, 0.0, 1.0
+        self.v_cmd, self.t_last = None, None
+
+    def _next(self, t: float, vx: float) -> None:
+        rng, p = self.rng, self.params
+        self.kind = self.KINDS[int(rng.integers(len(self.KINDS)))]
+        self.v0 = rng.uniform(0.25, 0.55) * p.v_max
+        self.level = {"circle": rng.uniform(0.2, 0.6), "sweep": rng.uniform(0.15, 0.4),
+                      "step": rng.uniform(0.2, 0.5), "straight": 0.0}[self.kind]
+        self.sign = 1.0 if rng.random() < 0.5 else -1.0
+        ramp = abs(self.v0 - vx) / (0.1 * p.decel_max)  # reach the speed first
+        self.t0, self.t_end = t + ramp, t + ramp + self.DURATION[self.kind]
+
+    def _targets(self, t: float) -> tuple[float, float]:
+        """(lateral level as a signed share of the grip, speed set-point [m/s]) at ``t``."""
+        tau, v0, k = t - self.t0, self.v0, self.kind
+        if tau < 0.0:
+            return 0.0, v0
+        if k == "circle":
+            return self.sign * self.level, v0 * (1.0 + 0.15 * tau / self.DURATION[k])
+        if k == "sweep":  # instantaneous frequency 0.2 -> 2 Hz, linear chirp
+            f0, f1, d = 0.2, 2.0, self.DURATION[k]
+            phase = 2 * math.pi * (f0 * tau + 0.5 * (f1 - f0) / d * tau * tau)
+            return self.sign * self.level * math.sin(phase), v0
+        if k == "step":
+            return (self.sign * self.level if tau < 2.0 else 0.0), v0
+        return 0.0, (1.3 * v0 if tau < 3.0 else 0.7 * v0)
+
+    def act(self, observation: Observation, t: float) -> Command:
+        p = self.params
+        vx = float(observation.state[3])
+        if t >= self.t_end:
+            self._next(t, vx)
+        lat, v_ref = self._targets(t)
+        v = max(vx, 1.0)
+        delta = math.atan(p.wheelbase * lat * G * min(p.D_f, p.D_r) / (v * v))
+        delta = min(max(delta, -p.steer_max), p.steer_max)
+        if self.v_cmd is None:
+            self.v_cmd = vx
+        else:
+            ramp = 0.4 if (self.kind == "straight" and t >= self.t0) else 0.1  # of the braking limit [1/s]
+            step = ramp * p.decel_max * max(t - self.t_last, 0.0)
+            self.v_cmd += min(max(v_ref - self.v_cmd, -step), step)
+        self.t_last = t
+        return Command(steering_angle=delta, speed=self.v_cmd, acceleration=0.0)
+
+
 def noise_std(noise: dict | None) -> np.ndarray:
     n = dict(DEFAULT_NOISE if noise is None else noise)
     return np.array([n.get("pos", 0), n.get("pos", 0), n.get("yaw", 0), n.get("vel", 0), n.get("vel", 0),

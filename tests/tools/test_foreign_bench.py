@@ -1,0 +1,55 @@
+"""The randomised foreign-car bench (``tools/foreign_bench.py``): the seeded draw covers every level of every factor,
+and one cell runs end to end (excitation, fit against the truth, race) on a plant the fit does not assume."""
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "tools"))
+import foreign_bench as fb  # noqa: E402
+
+
+def test_the_seeded_draw_holds_every_level_of_every_factor():
+    cells = fb.draw_cells(24, seed=0)
+    assert len(cells) == 24
+    for factor, levels in fb.FACTORS.items():
+        counts = [sum(c[factor] == v for c in cells) for v in levels]
+        assert min(counts) >= 24 // len(levels), (factor, counts)  # spread evenly
+    assert fb.draw_cells(24, seed=0) == cells
+    assert fb.draw_cells(24, seed=1) != cells
+    for c in cells:
+        a = c["actuators"]
+        assert (a["dead_time"] > 0.0) == (c["steering"] == "dead_time")
+        assert 0.02 <= a["dead_time"] <= 0.06 or a["dead_time"] == 0.0
+        assert (a["servo"] == "second_order") == (c["steering"] == "second_order")
+        assert (a["speed_ki"] > 0.0) == (c["speed_loop"] == "PI")
+        assert a["accel_ff"] == (c["interface"] == "speed_accel")
+    grid = fb.draw_cells(0, seed=0, grid=True)
+    assert len({tuple(c[k] for k in fb.FACTORS) for c in grid}) == 216
+
+
+@pytest.mark.slow
+def test_a_cell_runs_end_to_end_and_reports_what_the_fit_could_not_know():
+    pytest.importorskip("vehiclemodels")
+    cell = next(c for c in fb.draw_cells(24, seed=0) if c["model"] == "st" and c["interface"] == "speed_accel")
+    plant = fb.plant_of(cell)
+    assert plant.params.drive_interface == "speed_accel" and plant.actuators.accel_ff
+    args = argparse.Namespace(track="Norisring", controller="pure_pursuit", laps=1, duration=30.0, no_reference=True)
+    out = fb.run_cell(cell, args)
+    f, r = out["fit"], out["race"]
+    # the log's acceleration field is always 0: it cannot show that the car applies it, so the fitted car says speed
+    assert f["drive_interface"] == "speed"
+    assert f["steer_structure"] in ("lag", "lag+delay")
+    assert math.isfinite(f["I_z_error"]) and math.isfinite(f["K_f_error"]) and f["I_z_se"] >= 0.0
+    assert r["status"] in ("completed", "completed_with_incidents", "off_track", "timeout", "diverged"), r
+    assert (r["off_track"] > 0) == (r["first_off_track_s"] is not None)
+    if r["status"] == "completed":
+        assert len(r["laps"]) == 1 and r["off_track"] == 0
+    assert r["gap_fit"] is None and r["reference_fit_s"] is None  # no reference asked for
+    line = fb.row(out)
+    assert line.startswith(f"| {cell['index']} | v{cell['vehicle']} ST |") and line.count("|") == fb.HEADER.split("\n")[0].count("|")
