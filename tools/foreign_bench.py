@@ -49,7 +49,7 @@ from commonroad_plant import axle_stiffness, truth  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 FACTORS = {"vehicle": (1, 2, 3), "model": ("st", "std", "mb"), "steering": ("p_servo", "dead_time", "second_order"),
            "speed_loop": ("P", "PI"), "interface": ("speed", "speed_accel"), "programme": ("project", "manoeuvres")}
-NAMES = ("inertia_z", "B_f", "C_f", "D_f", "B_r", "C_r", "D_r", "steer_gain", "steer_tau", "steer_offset")
+NAMES = ("inertia_z", "B_f", "C_f", "D_f", "B_r", "C_r", "D_r", "steer_gain", "steer_tau", "steer_offset", "speed_kp")
 NOISE = {"pos": 0.02, "yaw": 0.005, "vel": 0.03, "yaw_rate": 0.01, "steer": 0.002}
 
 
@@ -143,6 +143,7 @@ def fit_report(cell: dict, res) -> dict:
                                                                             a.get("structure_limited")),
             "halves_disagree": sorted(res.disagree), "not_identified": sorted(res.not_identified),
             "grip_margin": res.params.grip_margin, "drive_interface": res.params.drive_interface,
+            "speed_kp": res.params.speed_kp, "speed_kp_true": cell["actuators"]["speed_kp"],
             "fit_s": res.seconds}
 
 

@@ -66,7 +66,7 @@ from racing.sysid import rollout as ro
 #: parameters fitted by default, per model
 DEFAULT_FIT = {
     "dynamic": ("inertia_z", "B_f", "C_f", "D_f", "B_r", "C_r", "D_r", "mu", "c_drag", "c_roll", "steer_gain", "steer_tau",
-                "steer_offset"),
+                "steer_offset", "speed_kp"),
     "kinematic": ("l_f", "l_r", "steer_gain", "steer_offset"),
 }
 #: absolute bounds; a pair of None means relative bounds (0.2x .. 5x the base value)
@@ -569,6 +569,8 @@ def _fit_names(data: ro.Data, model: str, names) -> tuple[tuple, tuple]:
         names = DEFAULT_FIT[model]
         if data.steer_input:
             names = tuple(n for n in names if n not in ("steer_gain", "steer_tau", "steer_offset"))
+        if data.pedals is not None:  # the pedal map replaces the speed loop
+            names = tuple(n for n in names if n != "speed_kp")
     unknown = [n for n in names if n not in PARAM_NAMES]
     if unknown:
         raise ValueError(f"unknown parameter(s) {', '.join(unknown)}; known: {', '.join(PARAM_NAMES + pm.NAMES)}")
@@ -595,7 +597,21 @@ def _drop_not_excited(data: ro.Data, base: VehicleParams, names: tuple, not_iden
                                     f"below 0.8 of the tyres' longitudinal grip {a_grip:.2f} m/s^2 (mu only caps "
                                     f"|F_x| and sets the friction ellipse)")
             names = tuple(n for n in names if n != "mu")
+    if "speed_kp" in names:
+        err = np.abs(data.cmd[:, 1] - data.meas[:, 3])
+        share = float(np.mean(err > SPEED_ERR_MIN)) if err.size else 0.0
+        if share < SPEED_ERR_SHARE:
+            not_identified["speed_kp"] = (f"not excited: the speed command differs from the measured speed by more "
+                                          f"than {SPEED_ERR_MIN:g} m/s in {100 * share:.1f} % of the log (the speed "
+                                          f"loop's gain needs {100 * SPEED_ERR_SHARE:g} %)")
+            names = tuple(n for n in names if n != "speed_kp")
     return names
+
+
+#: the speed loop's gain is identified only where the speed command leads the measured speed by more than
+#: SPEED_ERR_MIN [m/s] in at least SPEED_ERR_SHARE of the samples (a car holding its set-point shows no gain)
+SPEED_ERR_MIN = 0.5
+SPEED_ERR_SHARE = 0.05
 
 
 #: the steering actuator structures :func:`fit` knows (``actuator``)
@@ -827,7 +843,9 @@ def _unpinned(all_names: tuple, theta: np.ndarray, reps: np.ndarray | None, lay:
     drop = []
     for k, n in enumerate(all_names):
         tol_b = max(1e-6 * sc[k], 0.01 * (hi[k] - lo[k]))  # within 1 % of the search range of a bound
-        at_b = theta[k] <= lo[k] + tol_b or theta[k] >= hi[k] - tol_b
+        # a positive range over decades (speed_kp 0.1..100): 1 % of it is 10x the lower bound; there, within 5 %
+        tol_lo = 0.05 * lo[k] if 0.0 < lo[k] and hi[k] > 100.0 * lo[k] else tol_b
+        at_b = theta[k] <= lo[k] + tol_lo or theta[k] >= hi[k] - tol_b
         rel = se[k] / abs(theta[k]) if abs(theta[k]) > sc[k] * 0.5 else se[k] / sc[k]
         lim = REL_SE_MAX if abs(theta[k]) > sc[k] * 0.5 else 2 * REL_SE_MAX
         if at_b:
