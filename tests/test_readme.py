@@ -87,7 +87,6 @@ PLAN = {
     "racing bench --device cuda": HELP("needs an NVIDIA GPU (exit 2 without one: tests/control/test_mppi_gpu.py)"),
     "python tools/foreign_bench.py": HELP("24 cells of a 120 s excitation, a fit, two minimum-time references and a "
                                           "2-lap race each: about an hour on two cores"),
-    "python tools/commonroad_race.py": HELP("two 120 s excitations, two fits and twenty 3-lap races: hours"),
     "python tools/drive_bench.py": HELP("real-time runs under a CPU hog: about six minutes"),
 }
 
