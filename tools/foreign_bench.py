@@ -45,12 +45,13 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
 from commonroad_plant import axle_stiffness, truth  # noqa: E402
+from commonroad_race import NOISE  # noqa: E402
+from commonroad_race import base_car as cautious_car  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 FACTORS = {"vehicle": (1, 2, 3), "model": ("st", "std", "mb"), "steering": ("p_servo", "dead_time", "second_order"),
            "speed_loop": ("P", "PI"), "interface": ("speed", "speed_accel"), "programme": ("project", "manoeuvres")}
 NAMES = ("inertia_z", "B_f", "C_f", "D_f", "B_r", "C_r", "D_r", "steer_gain", "steer_tau", "steer_offset", "speed_kp")
-NOISE = {"pos": 0.02, "yaw": 0.005, "vel": 0.03, "yaw_rate": 0.01, "steer": 0.002}
 
 
 def draw_cells(n: int, seed: int, grid: bool = False) -> list[dict]:
@@ -104,12 +105,10 @@ def plant_of(cell: dict):
 
 
 def base_car(cell: dict):
-    """The cautious base car the fit starts from (module doc)."""
-    from racing.sim.commonroad import nominal_params
-
-    q = nominal_params(cell["vehicle"], cell["model"], name=f"cr{cell['vehicle']}_{cell['model']}_base")
-    return q.replace(D_f=0.9 * q.D_f, D_r=0.9 * q.D_r, inertia_z=1.3 * q.inertia_z, B_f=0.75 * q.B_f,
-                     B_r=1.25 * q.B_r, steer_tau=0.04, drive_interface=cell["interface"])
+    """The cautious base car the fit starts from (module doc; :func:`commonroad_race.base_car`), saying the cell's
+    drive interface."""
+    return cautious_car(cell["model"], cell["vehicle"]).replace(
+        name=f"cr{cell['vehicle']}_{cell['model']}_base", drive_interface=cell["interface"])
 
 
 def excite(cell: dict, duration: float):
