@@ -25,7 +25,8 @@ on the same foreign car (a fresh plant). It reports the fit against the truth (I
 stiffnesses, :func:`commonroad_plant.truth`), what the fit flagged, the steering structure it chose, and the race
 (laps, off-track, status, gap to the fitted car's reference and to the true car's).
 
-Writes ``cells.json`` (every cell's draw and results, rewritten after each cell) and prints a markdown table.
+Writes ``cells.json`` (every cell's draw and results, rewritten after each cell), each fitted car as
+``cars/cell<i>.yaml``, and prints a markdown table.
 The cells are independent: ``--workers`` processes here; ``--grid`` takes every combination of the factors (216
 cells, the actuator values still drawn per cell) and ``--ray`` runs the cells as Ray tasks (the ``sweep`` extra; on a
 cluster, ``RAY_ADDRESS``) where more cores exist.
@@ -187,6 +188,9 @@ def run_cell(cell: dict, args) -> dict:
     res = fit([log], base_car(cell), names=NAMES, actuator="auto",
               name=f"cr{cell['vehicle']}_{cell['model']}_fb{cell['seed']}")
     out["fit"] = fit_report(cell, res)
+    cars = Path(args.out) / "cars"
+    cars.mkdir(parents=True, exist_ok=True)
+    res.params.to_yaml(cars / f"cell{cell['index']}.yaml")  # the fitted car, to race again without refitting
     true = nominal_params(cell["vehicle"], cell["model"], name=f"cr{cell['vehicle']}_{cell['model']}_true")
     ref_fit = None if args.no_reference else reference(args.track, res.params, res.params.name)
     ref_true = None if args.no_reference else reference(args.track, true, true.name)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from racing.control.speedloop import AccelObserver
 from racing.interfaces import Command, DriveInterface, drive_interface
 from racing.models import sops
 from racing.models.dynamic import accel_limits
@@ -40,7 +41,7 @@ def plan_at(X: np.ndarray, col: int, tau: float, dt: float) -> float:
 
 def command_from_plan(X: np.ndarray, U: np.ndarray, dt: float, params, period: float,
                       steer_lead: float | None = None, p: np.ndarray | None = None,
-                      interface: DriveInterface | None = None) -> Command:
+                      interface: DriveInterface | None = None, observer: AccelObserver | None = None) -> Command:
     """The command of a plan ``X[T+1, 7]`` (observation layout), ``U[T, 2]`` (steer rate, acceleration):
     steering = planned angle ``steer_lead`` ahead (default the servo lag + half a period), mapped through the
     car's steering gain and offset; speed = planned v_x half a period ahead (so that the plant's speed loop
@@ -51,7 +52,8 @@ def command_from_plan(X: np.ndarray, U: np.ndarray, dt: float, params, period: f
     the grip the plan counted on). ``p``: the flat parameters (``params.to_array()``, made once by the caller).
     The command is the one the car's drive interface takes (``interface``, default the car file's
     ``drive_interface``; :meth:`racing.interfaces.DriveInterface.command`: on a speed-only car the speed set-point
-    leads by ``acceleration / speed_kp`` and no acceleration is sent)."""
+    leads by ``acceleration / speed_kp`` and no acceleration is sent). ``observer``: the car's speed-loop bias is
+    taken off the acceleration (:class:`racing.control.speedloop.AccelObserver`, updated by the caller)."""
     lead = steer_lead if steer_lead is not None else params.steer_tau + params.steer_delay + 0.5 * period
     delta = plan_at(X, 6, lead, dt)
     steer_cmd = (delta - params.steer_offset) / params.steer_gain
@@ -59,6 +61,8 @@ def command_from_plan(X: np.ndarray, U: np.ndarray, dt: float, params, period: f
     lo, hi = accel_limits(float(X[0, 3]), params.to_array() if p is None else p, sops)
     accel = float(min(max(float(U[0, 1]), lo), hi))
     iface = drive_interface(params.drive_interface) if interface is None else interface
+    if observer is not None:
+        return observer.command(iface, float(steer_cmd), float(speed), accel, X[0], float(hi))
     return iface.command(float(steer_cmd), float(speed), accel, float(X[0, 3]), params.speed_kp, params.v_max)
 
 

@@ -29,6 +29,7 @@ from racing import config as cfg
 from racing.control.base import Command, Controller, Observation, register
 from racing.geometry.path import ClosedPath
 from racing.geometry.speed_profile import AccelAvailable, speed_profile
+from racing.control.speedloop import AccelObserver
 from racing.interfaces import drive_interface
 from racing.models.params import VehicleParams, usable_grip
 
@@ -44,6 +45,8 @@ class PurePursuitConfig:
     speed_scale: float = field(default=1.0, metadata={"unit": "-", "gt": 0.0, "max": 2.0})
     brake_lookahead_time: float = field(default=0.3, metadata={"unit": "s", "min": 0.0})
     use_raceline: bool = True
+    accel_feedback: bool = field(default=True, metadata={"doc": "take the car's speed-loop bias off the "
+                                                        "profile's acceleration (racing.control.speedloop)"})
     yaw_damping: float = field(default=1.0, metadata={"unit": "-", "min": 0.0, "max": 5.0, "doc": "yaw-rate feedback gain: steering added per rad of the kinematic steering the missing yaw rate needs (0 = pure pursuit alone)"})
 
 
@@ -65,13 +68,18 @@ class PurePursuit(Controller):
         self.L = params.wheelbase
         self.ld_min = config.lookahead_min if config.lookahead_min is not None else 2.5 * self.L
         self._hint = None
+        self.speed_obs = AccelObserver(params) if config.accel_feedback else None
 
     def reset(self, observation: Observation | None = None) -> None:
         self._hint = None
+        if self.speed_obs is not None:
+            self.speed_obs.reset()
 
     def act(self, observation: Observation, t: float) -> Command:
         x, y, yaw, vx = observation.state[0], observation.state[1], observation.state[2], observation.state[3]
         v = max(vx, 0.0)
+        if self.speed_obs is not None:
+            self.speed_obs.update(vx, t)
         # rear axle
         xr = x - self.params.l_r * math.cos(yaw)
         yr = y - self.params.l_r * math.sin(yaw)
@@ -103,6 +111,8 @@ class PurePursuit(Controller):
         lo, hi = -self.accel_avail(v, k, True), max(self.accel_avail(v, k, False), 0.0)
         a_ff = min(max(float(self.a_profile[idx].min()), lo), hi)
         v_ref = min(max(v_ref, v + (lo - a_ff) / kp), v + (hi - a_ff) / kp)
+        if self.speed_obs is not None:
+            return self.speed_obs.command(self.interface, float(delta), v_ref, a_ff, observation.state, hi)
         return self.interface.command(float(delta), v_ref, a_ff, v, kp, self.params.v_max)
 
 

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from racing.models.params import load_params
+
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tools"))
 import foreign_bench as fb  # noqa: E402
@@ -34,13 +36,15 @@ def test_the_seeded_draw_holds_every_level_of_every_factor():
 
 
 @pytest.mark.slow
-def test_a_cell_runs_end_to_end_and_reports_what_the_fit_could_not_know():
+def test_a_cell_runs_end_to_end_and_reports_what_the_fit_could_not_know(tmp_path):
     pytest.importorskip("vehiclemodels")
     cell = next(c for c in fb.draw_cells(24, seed=0) if c["model"] == "st" and c["interface"] == "speed_accel")
     plant = fb.plant_of(cell)
     assert plant.params.drive_interface == "speed_accel" and plant.actuators.accel_ff
-    args = argparse.Namespace(track="Norisring", controller="pure_pursuit", laps=1, duration=30.0, no_reference=True)
+    args = argparse.Namespace(track="Norisring", controller="pure_pursuit", laps=1, duration=30.0, no_reference=True,
+                              out=str(tmp_path))
     out = fb.run_cell(cell, args)
+    assert load_params(tmp_path / "cars" / f"cell{cell['index']}.yaml").speed_kp == out["fit"]["speed_kp"]
     f, r = out["fit"], out["race"]
     # the log's acceleration field is always 0: it cannot show that the car applies it, so the fitted car says speed
     assert f["drive_interface"] == "speed"

@@ -78,6 +78,9 @@ class ILQRConfig:
     yaw_limit: float = field(default=1.6, metadata={"unit": "-", "min": 0.0,
                                                     "doc": "|r| v_x beyond yaw_limit * g * min(D_f, D_r) is "
                                                            "penalised by the crash barrier; 0 = off"})
+    accel_feedback: bool = field(default=True, metadata={
+        "doc": "observe what the car's own speed loop adds to the planned acceleration (a PI integrator, a gain "
+               "error, drag) from the measured speed and take it off the command (racing.control.speedloop)"})
     steer_lead: float | None = field(default=None, metadata={"unit": "s", "min": 0.0,
                                                              "doc": "steering command = plan at t + lead; "
                                                                     "default steer_tau + steer_delay + half a period"})

@@ -15,6 +15,7 @@ from racing.control.ilqr.config import ILQRConfig, resolve_margins
 from racing.control.ilqr.problem import RacingProblem
 from racing.control.ilqr.solver import ILQR as Solver
 from racing.control.plan import command_from_plan, shift_inputs
+from racing.control.speedloop import AccelObserver
 from racing.interfaces import Command, Observation, drive_interface
 from racing.models.kinematic import body_velocities
 from racing.models.ops import NUMPY
@@ -67,6 +68,7 @@ class ILQRController(Controller):
         self.cp = cost_params_for(weights, soft, crash, track.ds, config.beta_max, config.yaw_limit, params)
         self.p = params.to_array()
         self.interface = drive_interface(params.drive_interface)
+        self.speed_obs = AccelObserver(params) if config.accel_feedback else None
         self.pb = RacingProblem(config.model, self.T, config.substeps, config.dt, self.p, self.cp, self.tab,
                                 config.sharpness, config.codegen, config.hessian)
         self.derivatives_backend = self.pb.D.backend
@@ -99,6 +101,8 @@ class ILQRController(Controller):
         self.fallbacks = 0
         if self.grip is not None:
             self.grip.reset()
+        if self.speed_obs is not None:
+            self.speed_obs.reset()
         if observation is not None:
             self.solve(observation.state, observation.t)
 
@@ -187,9 +191,11 @@ class ILQRController(Controller):
     def act(self, observation: Observation, t: float) -> Command:
         if self.grip is not None:
             self.grip.observe(t, observation.state)
+        if self.speed_obs is not None:
+            self.speed_obs.update(float(observation.state[3]), t)
         self.solve(observation.state, t)
         return command_from_plan(self.X, self.pb.U, self.config.dt, self.params, self.period,
-                                 self.config.steer_lead, self.p, self.interface)
+                                 self.config.steer_lead, self.p, self.interface, self.speed_obs)
 
     def estimates(self) -> dict:
         return {} if self.grip is None else self.grip.summary()

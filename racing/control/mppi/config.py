@@ -88,6 +88,9 @@ class MPPIConfig:
                "the lower end of its band instead of the car file's grip_margin once it is informed (on by "
                "default: on the default plant it kept MPPI on the track in 3 of 8 perturbed races that left it "
                "without, docs/results.md 2026-12-06)"})
+    accel_feedback: bool = field(default=True, metadata={
+        "doc": "observe what the car's own speed loop adds to the planned acceleration (a PI integrator, a gain "
+               "error, drag) from the measured speed and take it off the command (racing.control.speedloop)"})
     warmup: bool = field(default=True, metadata={"doc": "run solves on a dummy state at construction (numba "
                                                         "cache load, thread pool) so the first act() is fast"})
     steer_lead: float | None = field(default=None, metadata={"unit": "s", "min": 0.0,

@@ -15,6 +15,7 @@ from racing.control.mppi import step as S
 from racing.control.mppi.config import MPPIConfig, as_dict, resolve
 from racing.control.mppi.device import resolve_device
 from racing.control.plan import command_from_plan, shift_inputs
+from racing.control.speedloop import AccelObserver
 from racing.interfaces import Command, Observation, drive_interface
 from racing.models.params import VehicleParams, usable_grip
 from racing.models.residual import aug_init_nb, aug_update_nb, load_residual
@@ -111,6 +112,7 @@ class MPPI(Controller):
         self.ds = ds
         self.p = params.to_array()
         self.interface = drive_interface(params.drive_interface)
+        self.speed_obs = AccelObserver(params) if config.accel_feedback else None
         self.grip = (OnlineGrip(params, self.p, self.tab, on_params=self._params_changed)
                      if config.online_grip and self.racing else None)
         #: the kernel's noise parameters (sigma_steer_rate, sigma_accel, rho, rho); ``sigma`` is a view of the first two
@@ -255,6 +257,8 @@ class MPPI(Controller):
         self._samples_sum, self._samples_min = 0, self.K
         if self.grip is not None:
             self.grip.reset()
+        if self.speed_obs is not None:
+            self.speed_obs.reset()
 
     def _shift(self, elapsed: float) -> None:
         """Warm start: ``U(tau) <- U(tau + elapsed)`` (linear interpolation, last input held)."""
@@ -340,9 +344,11 @@ class MPPI(Controller):
     def act(self, observation: Observation, t: float) -> Command:
         if self.grip is not None:
             self.grip.observe(t, observation.state)
+        if self.speed_obs is not None:
+            self.speed_obs.update(float(observation.state[3]), t)
         self.solve(observation.state, t)
         cmd = command_from_plan(self.X, self.U, self.config.dt, self.params, self.period, self.res.steer_lead, self.p,
-                                self.interface)
+                                self.interface, self.speed_obs)
         if self.residual is not None:
             aug_update_nb(self.z, cmd.acceleration, self.rw, self.period)
         return cmd

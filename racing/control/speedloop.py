@@ -1,0 +1,105 @@
+r"""Acceleration feedback around a car's own speed controller: the plan's acceleration, delivered.
+
+A controller plans accelerations; the car takes a speed set-point (and, on a ``speed_accel`` interface, a
+feed-forward acceleration) and its own speed controller turns that into drive and brake. The model knows that
+controller as ``a = a_ff + speed_kp (v_cmd - v_x)``. A real one differs in structure, not only in gain: a PI loop
+whose integrator, wound up on a straight, holds back the braking at its end; a gain a fit got 10-30 % wrong; a
+drivetrain lag; drag, grade or a brake the model does not know. Planned braking that is not delivered puts the car
+into the next corner too fast; on the foreign-car bench (``tools/foreign_bench.py``) every car behind a PI speed
+loop left the track at the first braking zone, the true car's data sheet as its model included.
+
+:class:`AccelObserver` estimates what the car adds to the acceleration the model expects, ``b`` [m/s^2], from
+the measured speed alone, and sends the command for ``a_plan - b``. Between two control instants (``h`` [s] apart)
+the model is ``dv/dt = f + b``: ``f`` the vehicle model's ``v_x'`` (:func:`racing.models.dynamic.body_derivatives`:
+drag, the front tyre's cornering drag, ``v_y r``, the power and grip limits) at the measured state under the
+acceleration the last command asks of the model's speed loop (``a_ff + speed_kp (v_cmd - v_x)`` within
+``[-decel_max, accel_max]``), ``b`` slowly varying; a two-state observer with a double pole at ``-1 / tau``::
+
+    e = v_meas - (v_hat + h (f + b_hat))          (the speed innovation [m/s])
+    v_hat <- v_hat + h (f + b_hat) + 2 h / tau e
+    b_hat <- b_hat + h / tau^2 e                  (frozen while the request is at a limit, below; |b_hat| bounded)
+
+The bias is frozen where a mismatch says nothing about the speed loop: while the request is at the drive limit of
+the model (motor power, ``accel_max``: a car that accelerates less there is short of power, and a bias learnt there
+would cut the braking that follows), while it saturates the car's brake (``decel_max``), and below ``V_MIN``. It is
+bounded by ``BIAS_SHARE`` of the car's larger acceleration limit. White speed noise of 0.2 m/s at 50 Hz moves
+``b_hat`` by 0.04 m/s^2 (standard deviation, ``tau`` 0.5 s; 0.17 m/s^2 at 0.2 s).
+"""
+from __future__ import annotations
+
+import math
+
+from racing.interfaces import Command, DriveInterface
+from racing.models import sops
+from racing.models.dynamic import body_derivatives
+
+#: time constant of the observer's double pole [s]: 0.2 s followed a wound-up PI integrator more closely (on the
+#: straight-line test 0.8 m/s over-shed instead of 1.3 m/s) but cost MPPI 2-5 % of lap time on lab_loop and
+#: garage_gp under ``--noise 1 --delay 0.02`` (3 seeds each); 0.5 s did not (docs/results.md, 2026-12-07)
+TAU = 0.5
+#: below this speed [m/s] the bias is not learnt (a car at rest cannot show its braking)
+V_MIN = 1.0
+#: the bias is bounded by this share of max(accel_max, decel_max)
+BIAS_SHARE = 0.3
+#: a request within this much [m/s^2] of the model's drive limit counts as at the limit
+AT_LIMIT = 0.1
+
+
+class AccelObserver:
+    """The acceleration bias of a car's speed loop, observed and compensated (module doc).
+
+    params : VehicleParams  the controller's car (``speed_kp`` [1/s], ``accel_max``, ``decel_max`` [m/s^2],
+             ``v_max`` [m/s])
+    tau    : float          the observer's time constant [s]
+    """
+
+    def __init__(self, params, tau: float = TAU):
+        if not (math.isfinite(tau) and tau > 0.0):
+            raise ValueError(f"AccelObserver tau = {tau!r}: expected a positive time [s]")
+        self.kp = float(params.speed_kp)
+        self.accel_max, self.decel_max, self.v_max = float(params.accel_max), float(params.decel_max), float(params.v_max)
+        self.bias_max = BIAS_SHARE * max(self.accel_max, self.decel_max)
+        self.tau = float(tau)
+        self.p = params.to_array()
+        self.reset()
+
+    def reset(self) -> None:
+        self.bias = 0.0
+        self._v = math.nan  # the observer's speed [m/s]; NaN until the first measurement
+        self._t = math.nan
+        self._f = 0.0       # the model's v_x' under the last command [m/s^2]
+        self._learn = False
+
+    def update(self, v_meas: float, t: float) -> float:
+        """Take the speed ``v_meas`` [m/s] measured at ``t`` [s]; return the bias estimate [m/s^2]."""
+        h = t - self._t
+        if not (h > 0.0 and h < 1.0) or math.isnan(self._v):  # first call, a reset clock or a long gap: restart
+            self._v, self._t = v_meas, t
+            return self.bias
+        pred = self._v + h * (self._f + self.bias)
+        e = v_meas - pred
+        self._v = pred + 2.0 * h / self.tau * e
+        if self._learn and v_meas > V_MIN:
+            b = self.bias + h / (self.tau * self.tau) * e
+            self.bias = min(max(b, -self.bias_max), self.bias_max)
+        self._t = t
+        return self.bias
+
+    def command(self, iface: DriveInterface, steering_angle: float, speed: float, acceleration: float, state,
+                hi: float) -> Command:
+        """The command of ``iface`` for the plan (``steering_angle`` [rad], ``speed`` [m/s], ``acceleration``
+        [m/s^2]) at the measured ``state[7]`` (observation layout), its acceleration corrected by the bias; ``hi``
+        [m/s^2]: the model's drive limit at the state's ``v_x`` (:func:`racing.models.dynamic.accel_limits`).
+        Remembers what the model expects of it."""
+        v_x = float(state[3])
+        at_drive_limit = acceleration >= hi - AT_LIMIT
+        a = acceleration if at_drive_limit else acceleration - self.bias
+        cmd = iface.command(steering_angle, speed, a, v_x, self.kp, self.v_max)
+        u = cmd.acceleration + self.kp * (cmd.speed - v_x)
+        a_loop = min(max(u, -self.decel_max), self.accel_max)
+        self._f = body_derivatives(v_x, float(state[4]), float(state[5]), float(state[6]), 0.0, a_loop, self.p, sops)[0]
+        self._learn = not at_drive_limit and -self.decel_max < u < min(self.accel_max, hi - AT_LIMIT)
+        return cmd
+
+
+__all__ = ["AccelObserver"]

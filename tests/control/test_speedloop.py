@@ -1,0 +1,113 @@
+"""Acceleration feedback around a car's own speed loop (racing.control.speedloop): the bias converges, it is
+frozen where a mismatch says nothing about the loop, and a wound-up PI loop brakes as planned with it."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from racing.control.speedloop import BIAS_SHARE, AccelObserver
+from racing.interfaces import drive_interface
+from racing.models import sops
+from racing.models.dynamic import accel_limits, body_derivatives
+from racing.models.params import load_params
+from racing.sim.foreign import ForeignActuators
+
+SPEED = drive_interface("speed")
+ACCEL = drive_interface("speed_accel")
+
+
+@pytest.fixture(scope="module")
+def car():
+    return load_params("gt_car")
+
+
+def _straight(v: float) -> np.ndarray:
+    x = np.zeros(7)
+    x[3] = v
+    return x
+
+
+def _run(car, obs, b_true: float, a_plan: float, seconds: float, v0: float = 30.0, h: float = 0.02):
+    """A straight line at 50 Hz whose car adds ``b_true`` [m/s^2] to what the model expects; returns the speeds."""
+    p = car.to_array()
+    x, vs = _straight(v0), []
+    for k in range(int(round(seconds / h))):
+        obs.update(float(x[3]), k * h)
+        hi = accel_limits(float(x[3]), p, sops)[1]
+        cmd = obs.command(SPEED, 0.0, float(x[3]), a_plan, x, hi)
+        u = min(max(car.speed_kp * (cmd.speed - x[3]), -car.decel_max), car.accel_max)
+        x[3] += h * (body_derivatives(float(x[3]), 0.0, 0.0, 0.0, 0.0, u, p, sops)[0] + b_true)
+        vs.append(float(x[3]))
+    return np.array(vs)
+
+
+@pytest.mark.parametrize("b_true", [-1.5, 0.8])
+def test_the_bias_converges_and_the_plan_is_delivered(car, b_true):
+    obs = AccelObserver(car)
+    v = _run(car, obs, b_true, a_plan=-4.0, seconds=4.0, v0=45.0)
+    assert obs.bias == pytest.approx(b_true, abs=0.05)
+    # over the last half second the car decelerates at the planned 4 m/s^2 (the model's drag is the plan's too)
+    p = car.to_array()
+    drag = body_derivatives(float(v[-1]), 0.0, 0.0, 0.0, 0.0, 0.0, p, sops)[0]
+    assert (v[-1] - v[-26]) / 0.5 == pytest.approx(-4.0 + drag, abs=0.1)
+
+
+def test_nothing_is_learnt_at_the_drive_limit_and_the_bias_is_bounded(car):
+    obs = AccelObserver(car)
+    _run(car, obs, -3.0, a_plan=50.0, seconds=2.0, v0=20.0)  # flat out: short of power, not a speed-loop bias
+    assert obs.bias == 0.0
+    _run(car, obs, -50.0, a_plan=-2.0, seconds=3.0)
+    assert obs.bias == pytest.approx(-BIAS_SHARE * max(car.accel_max, car.decel_max))
+    obs.reset()
+    assert obs.bias == 0.0
+
+
+def test_the_bias_goes_into_the_field_the_interface_takes(car):
+    obs = AccelObserver(car)
+    obs.bias = 1.0
+    x = _straight(20.0)
+    s = obs.command(SPEED, 0.1, 20.0, -3.0, x, hi=5.0)
+    assert s.acceleration == 0.0 and s.speed == pytest.approx(20.0 - 4.0 / car.speed_kp)
+    a = obs.command(ACCEL, 0.1, 20.0, -3.0, x, hi=5.0)
+    assert a.acceleration == pytest.approx(-4.0) and a.speed == 20.0 and a.steering_angle == 0.1
+
+
+def test_a_wound_up_pi_loop_brakes_as_planned_with_the_feedback(car):
+    """A PI speed loop (not the model's P loop) after 10 s of drive: its integrator holds back the braking that
+    follows. Planned: +2 m/s^2 for 10 s, then -7 m/s^2 for 3 s. The speed shed over the braking, against the model
+    integrated at exactly -7 m/s^2 from the same speed: without the feedback the PI car sheds over 1.5 m/s less;
+    with it, no less than planned and at most 2 m/s more (the observer lags the unwinding integrator by about
+    2 tau times its rate: a little more braking, never less)."""
+    p = car.to_array()
+
+    def shed(speed_ki: float, feedback: bool) -> float:
+        act = ForeignActuators(speed_kp=car.speed_kp, speed_ki=speed_ki, accel_max=car.accel_max,
+                               decel_max=car.decel_max)
+        obs = AccelObserver(car)
+        x, h = _straight(15.0), 0.02
+        for k in range(650):
+            t = k * h
+            a_plan = 2.0 if t < 10.0 else -7.0
+            hi = accel_limits(float(x[3]), p, sops)[1]
+            if feedback:
+                obs.update(float(x[3]), t)
+                cmd = obs.command(SPEED, 0.0, float(x[3]), a_plan, x, hi)
+            else:
+                cmd = SPEED.command(0.0, float(x[3]), a_plan, float(x[3]), car.speed_kp, car.v_max)
+            if k == 500:
+                v_start = v_plan = float(x[3])
+            for _ in range(10):
+                _, a = act.inputs(0.0, float(x[3]), 0.0, cmd.speed, cmd.acceleration, h / 10)
+                x[3] += h / 10 * body_derivatives(float(x[3]), 0.0, 0.0, 0.0, 0.0, a, p, sops)[0]
+                if k >= 500:
+                    v_plan += h / 10 * body_derivatives(v_plan, 0.0, 0.0, 0.0, 0.0, -7.0, p, sops)[0]
+        return (v_start - float(x[3])) - (v_start - v_plan)  # > 0: shed more than planned [m/s]
+
+    assert shed(0.3, False) < -1.5
+    assert -0.3 < shed(0.3, True) < 2.0
+    assert abs(shed(0.0, True)) < 0.3  # the model's own loop: the feedback only takes off the sampling lag
+
+
+def test_a_bad_time_constant_is_refused(car):
+    with pytest.raises(ValueError, match="tau"):
+        AccelObserver(car, tau=0.0)
