@@ -102,10 +102,11 @@ class FitResult:
     limits : drive-limit report (:func:`drive_limits`); pedal_map : PedalMap of pedal logs, else None
     actuator : the steering actuator's structure: {"chosen": "lag" | "lag+delay", "why", and for a choice
         "held_out_cost": {structure: cost}, "windows": [fit, held out]} (:func:`choose_actuator`)
-    disagree : name -> {"halves": [value, value], "std_errors": [se, se], "widened_se"}: parameters whose fits on
-        the first and the second half of the log's windows in time disagree beyond their error bars
-        (:func:`split_agreement`: a bias from model structure the bootstrap cannot see); their ``std_errors`` and
-        ``interval95`` are widened to cover both halves, and the report does not call them identified
+    disagree : name -> {"halves": [value, value], "std_errors": [se, se], "widened_se", "split"}: parameters whose
+        fits on two parts of the log's windows (``split`` "time": the first and the second half; "speed": below and
+        above the median speed) disagree beyond their error bars (:func:`split_agreement`: a bias from model
+        structure the bootstrap cannot see); their ``std_errors`` and ``interval95`` are widened to cover both
+        parts, and the report does not call them identified
     grip_margin : the share of the grip the fit cannot vouch for (:func:`grip_margin`; also ``params.grip_margin``);
         None when it was not computed (a grip parameter fitted without bootstrap replicates, ``n_boot = 0``: the
         fitted car then carries ``grip_margin = 0``, its fitted grip in full)
@@ -189,7 +190,8 @@ class FitResult:
             note = ""
             if n in self.disagree:
                 h = self.disagree[n]["halves"]
-                note = f"NOT vouched for: the log's halves give {h[0]:.4g} and {h[1]:.4g} (model structure?)"
+                part = ("slower and faster half" if self.disagree[n].get("split") == "speed" else "halves")
+                note = f"NOT vouched for: the log's {part} give {h[0]:.4g} and {h[1]:.4g} (model structure?)"
             elif n in self.confounded:
                 c = self.confounded[n]
                 note = f"confounded with {c['partner']} (corr {c['correlation']:+.2f}): interval {c['interval'][0]:.4g}" \
@@ -218,7 +220,8 @@ class FitResult:
                              f"was fitted on (a model that fits the car predicts both alike): its parameters hold "
                              f"for the manoeuvres it saw, not beyond them")
         if self.disagree:
-            lines += ["", "Fits on the first and the second half of the log disagree beyond their error bars (a bias "
+            lines += ["", "Fits on two halves of the log (first and second in time, or below and above its median "
+                          "speed) disagree beyond their error bars (a bias "
                           "the bootstrap cannot see, e.g. an actuator or tyre the model does not have): "
                           + ", ".join(self.disagree) + "; their errors above are widened to cover both halves"]
         if self.not_identified:
@@ -715,8 +718,8 @@ class _Problem:
         self.init0 = data.init.copy()
         self.blk = max(1, int(round(block_s * data.rate_hz / max(stride, 1))))  # bootstrap block [windows]
 
-    def subset(self, windows: slice) -> "_Problem":
-        """The same problem on the windows ``windows`` (a slice of ``starts``, in time order)."""
+    def subset(self, windows) -> "_Problem":
+        """The same problem on the windows ``windows`` (a slice or sorted index array into ``starts``)."""
         sub = copy.copy(self)
         sub.starts, sub.tgt, sub.wts = self.starts[windows], self.tgt[windows], self.wts[windows]
         sub.steer_ok = self.steer_ok[windows]
@@ -901,35 +904,52 @@ SPLIT_REL = 0.05
 
 
 def split_agreement(prob: "_Problem", lay: _Layout, theta: np.ndarray, se: np.ndarray, iv: np.ndarray) -> dict:
-    """Refit theta's parameters on the first and on the second half of the windows (in time: for a programme of
-    manoeuvres run one after another, different manoeuvres) from the full fit's optimum, each with its own block
-    bootstrap. A parameter whose halves differ by more than :data:`SPLIT_SIGMAS` combined standard errors and more
+    """Refit theta's parameters on two partitions of the windows, each part from the full fit's optimum with its own
+    block bootstrap: the first and the second half in time (for a programme of manoeuvres run one after another,
+    different manoeuvres), and the windows below and above the median speed (the same manoeuvres at another speed:
+    the yaw mode's frequency moves with speed, an actuator's does not, so a structure the model lacks biases the two
+    differently). A parameter whose parts differ by more than :data:`SPLIT_SIGMAS` combined standard errors and more
     than :data:`SPLIT_REL` of its value is not vouched for: a model that fits the car would give one value
     throughout, so the spread is a bias (an actuator, a tyre, a load path the model lacks), which the bootstrap over
     windows of the whole log cannot see. Such parameters get ``se`` and ``iv`` (in place) widened to cover both
-    halves. Returns name -> {"halves", "std_errors", "widened_se"} (empty when the halves agree or are too short)."""
+    parts. Returns name -> {"halves": the two parts' values, "std_errors", "widened_se", "split": "time" or
+    "speed"} (empty when the parts agree or are too short)."""
     n_w = prob.starts.size
     if n_w < 4 * max(prob.blk, 1):
         return {}
+    order = np.argsort(prob.tgt[:, :, 0].mean(axis=1), kind="stable")  # windows by their mean v_x [m/s]
+    slow, fast = np.sort(order[:n_w // 2]), np.sort(order[n_w // 2:])
+    out = {}
+    for split, parts in (("time", (slice(0, n_w // 2), slice(n_w // 2, n_w))), ("speed", (slow, fast))):
+        for name, entry in _split_fits(prob, lay, theta, parts).items():
+            if name not in out:
+                out[name] = {**entry, "split": split}
+    all_names = tuple(PARAM_NAMES[i] for i in lay.idx) + tuple(lay.jp)
+    for name, entry in out.items():
+        k = all_names.index(name)
+        a, b = entry["halves"]
+        se[k] = entry["widened_se"] = max(float(se[k]), 0.5 * abs(a - b))
+        iv[k] = [min(iv[k][0], a, b), max(iv[k][1], a, b)]
+    return out
+
+
+def _split_fits(prob: "_Problem", lay: _Layout, theta: np.ndarray, parts) -> dict:
+    """name -> {"halves", "std_errors"} of the parameters whose fits on the two ``parts`` of the windows (slices or
+    index arrays into ``prob.starts``) disagree (:func:`split_agreement`)."""
     names_v = tuple(PARAM_NAMES[i] for i in lay.idx)
     vals, ses = [], []
-    for half in (slice(0, n_w // 2), slice(n_w // 2, n_w)):
-        sub = prob.subset(half)
-        sol, sub_lay, _, _ = sub.solve(names_v, tuple(lay.jp), x_init=theta)
+    for part in parts:
+        sub = prob.subset(part)
+        sol, _, _, _ = sub.solve(names_v, tuple(lay.jp), x_init=theta)
         vals.append(sol.x)
         ses.append(_bootstrap_stats(sol.x, sub.bootstrap(sol, theta.size))[0])
     (a, b), (sa, sb) = vals, ses
     out = {}
-    all_names = names_v + tuple(lay.jp)
-    for k, name in enumerate(all_names):
+    for k, name in enumerate(names_v + tuple(lay.jp)):
         gap = abs(a[k] - b[k])
         comb = math.hypot(sa[k], sb[k])
         if np.isfinite(comb) and gap > SPLIT_SIGMAS * comb and gap > SPLIT_REL * max(abs(theta[k]), 1e-12):
-            wide = max(float(se[k]), 0.5 * gap)
-            se[k] = wide
-            iv[k] = [min(iv[k][0], a[k], b[k]), max(iv[k][1], a[k], b[k])]
-            out[name] = {"halves": [float(a[k]), float(b[k])], "std_errors": [float(sa[k]), float(sb[k])],
-                         "widened_se": float(wide)}
+            out[name] = {"halves": [float(a[k]), float(b[k])], "std_errors": [float(sa[k]), float(sb[k])]}
     return out
 
 

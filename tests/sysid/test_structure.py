@@ -14,7 +14,7 @@ import pytest
 from racing.logs import DriveLog
 from racing.models.params import load_params
 from racing.sim.foreign import ForeignActuators
-from racing.sysid.excite import excitation_log
+from racing.sysid.excite import ExcitationConfig, excitation_log
 from racing.sysid.parametric import fit
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -112,6 +112,22 @@ def test_halves_that_disagree_are_not_called_identified():
     assert hi / lo > 1.3 and moved.std_errors[k] >= 0.5 * (hi - lo) - 1e-12
     assert moved.interval95[k][0] <= lo and moved.interval95[k][1] >= hi
     assert "NOT vouched for" in moved.report() and moved.to_dict()["halves_disagree"]["inertia_z"]
+
+
+def test_slow_and_fast_windows_that_disagree_are_not_called_identified():
+    """A car whose yaw inertia is 60 % larger whenever it drives fast (slow and fast sessions taken in turn, so the
+    log's halves in time each hold both): the time halves agree, the windows below and above the median speed do
+    not, and I_z is flagged with the speed split named."""
+    truth = load_params("f1tenth").replace(inertia_z=0.0518, B_f=5.0, C_f=1.4, D_f=0.95, B_r=7.0, C_r=1.6, D_r=1.0)
+    slow, fast = ExcitationConfig(v_min=1.5, v_max=4.0), ExcitationConfig(v_min=5.5, v_max=9.0)
+    logs = [excitation_log(truth.replace(inertia_z=0.0518 * (1.6 if cfg is fast else 1.0)), 20.0, seed=seed,
+                           config=cfg)[0] for seed, cfg in enumerate((slow, fast, slow, fast))]
+    res = fit(logs, load_params("f1tenth"), names=("inertia_z", "B_f", "C_f", "D_f", "B_r", "C_r", "D_r"), stride=5,
+              h_max=0.01, actuator="lag")
+    assert res.disagree.get("inertia_z", {}).get("split") == "speed", res.report()
+    lo, hi = sorted(res.disagree["inertia_z"]["halves"])
+    assert hi / lo > 1.2
+    assert "slower and faster half" in res.report()
 
 
 def test_the_evaluation_says_where_a_fit_does_not_carry_over():
