@@ -27,9 +27,9 @@ import numpy as np
 
 from racing import config as cfg
 from racing.control.base import Command, Controller, Observation, register
+from racing.control.speedloop import AccelObserver
 from racing.geometry.path import ClosedPath
 from racing.geometry.speed_profile import AccelAvailable, speed_profile
-from racing.control.speedloop import AccelObserver
 from racing.interfaces import drive_interface
 from racing.models.params import VehicleParams, usable_grip
 

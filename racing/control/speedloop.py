@@ -59,9 +59,8 @@ class AccelObserver:
     def __init__(self, params, tau: float = TAU):
         if not (math.isfinite(tau) and tau > 0.0):
             raise ValueError(f"AccelObserver tau = {tau!r}: expected a positive time [s]")
-        self.kp = float(params.speed_kp)
-        self.accel_max, self.decel_max, self.v_max = float(params.accel_max), float(params.decel_max), float(params.v_max)
-        self.bias_max = BIAS_SHARE * max(self.accel_max, self.decel_max)
+        self.kp, self.v_max = float(params.speed_kp), float(params.v_max)
+        self.bias_max = BIAS_SHARE * max(float(params.accel_max), float(params.decel_max))
         self.tau = float(tau)
         self.p = params.to_array()
         self.reset()
