@@ -3,6 +3,7 @@ does not assume, identified from command-only logs of two excitation programmes,
 
     python tools/foreign_bench.py [--cells 24] [--seed 0] [--track Norisring] [--controller mppi] [--laps 2]
                                   [--duration 120] [--workers 2] [--only 0,5] [--out runs/foreign_bench]
+                                  [--reuse-fits]
 
 Each cell is drawn with ``--seed`` (:func:`draw_cells`: every factor's levels spread evenly over the cells, then
 shuffled independently, so 24 cells hold every level of every factor) from
@@ -26,7 +27,8 @@ stiffnesses, :func:`commonroad_plant.truth`), what the fit flagged, the steering
 (laps, off-track, status, gap to the fitted car's reference and to the true car's).
 
 Writes ``cells.json`` (every cell's draw and results, rewritten after each cell), each fitted car as
-``cars/cell<i>.yaml``, and prints a markdown table.
+``cars/cell<i>.yaml``, and prints a markdown table. ``--reuse-fits`` races those fitted cars again without exciting
+and fitting (a controller change measured on the same fits) and writes ``cells_raced_again.json``.
 The cells are independent: ``--workers`` processes here; ``--grid`` takes every combination of the factors (216
 cells, the actuator values still drawn per cell) and ``--ray`` runs the cells as Ray tasks (the ``sweep`` extra; on a
 cluster, ``RAY_ADDRESS``) where more cores exist.
@@ -176,26 +178,34 @@ def race_report(cell: dict, car, args) -> dict:
 
 
 def run_cell(cell: dict, args) -> dict:
+    from racing.models.params import load_params
     from racing.sim.commonroad import nominal_params
     from racing.sysid.parametric import fit
 
     t0 = time.perf_counter()
     out = dict(cell)
-    try:
-        log = excite(cell, args.duration)
-    except FloatingPointError as exc:
-        return {**out, "error": f"excitation: the plant diverged ({exc})", "wall_s": time.perf_counter() - t0}
-    res = fit([log], base_car(cell), names=NAMES, actuator="auto",
-              name=f"cr{cell['vehicle']}_{cell['model']}_fb{cell['seed']}")
-    out["fit"] = fit_report(cell, res)
     cars = Path(args.out) / "cars"
-    cars.mkdir(parents=True, exist_ok=True)
-    res.params.to_yaml(cars / f"cell{cell['index']}.yaml")  # the fitted car, to race again without refitting
+    if args.reuse_fits:  # the fitted car and its report from an earlier run of the same draw
+        if "fit" not in args.earlier.get(cell["index"], {}):
+            return {**out, "error": "no earlier fit of this cell in cells.json", "wall_s": 0.0}
+        out["fit"] = args.earlier[cell["index"]]["fit"]
+        car = load_params(cars / f"cell{cell['index']}.yaml")
+    else:
+        try:
+            log = excite(cell, args.duration)
+        except FloatingPointError as exc:
+            return {**out, "error": f"excitation: the plant diverged ({exc})", "wall_s": time.perf_counter() - t0}
+        res = fit([log], base_car(cell), names=NAMES, actuator="auto",
+                  name=f"cr{cell['vehicle']}_{cell['model']}_fb{cell['seed']}")
+        out["fit"] = fit_report(cell, res)
+        cars.mkdir(parents=True, exist_ok=True)
+        res.params.to_yaml(cars / f"cell{cell['index']}.yaml")  # the fitted car, to race again without refitting
+        car = res.params
     true = nominal_params(cell["vehicle"], cell["model"], name=f"cr{cell['vehicle']}_{cell['model']}_true")
-    ref_fit = None if args.no_reference else reference(args.track, res.params, res.params.name)
+    ref_fit = None if args.no_reference else reference(args.track, car, car.name)
     ref_true = None if args.no_reference else reference(args.track, true, true.name)
     try:
-        out["race"] = race_report(cell, res.params, args)
+        out["race"] = race_report(cell, car, args)
     except Exception as exc:  # a race that cannot be run is a result of the cell, reported as such
         out["race"] = {"status": f"error: {type(exc).__name__}: {exc}"}
     best = out["race"].get("best_lap_s")
@@ -243,7 +253,13 @@ def main(argv=None) -> int:
     ap.add_argument("--grid", action="store_true", help="every combination of the factors (216 cells)")
     ap.add_argument("--ray", action="store_true", help="run the cells as Ray tasks")
     ap.add_argument("--out", default="runs/foreign_bench")
+    ap.add_argument("--reuse-fits", action="store_true",
+                    help="race the fitted cars of an earlier run of the same draw (--out's cells.json and cars/) "
+                         "again, without exciting and fitting (a controller change measured on the same fits)")
     a = ap.parse_args(argv)
+    a.earlier = {}
+    if a.reuse_fits:
+        a.earlier = {c["index"]: c for c in json.loads((Path(a.out) / "cells.json").read_text())}
     cells = draw_cells(a.cells, a.seed, grid=a.grid)
     if a.only:
         keep = {int(i) for i in a.only.split(",")}
@@ -252,9 +268,10 @@ def main(argv=None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     done = []
     print(HEADER, flush=True)
+    name = "cells_raced_again.json" if a.reuse_fits else "cells.json"
     for res in _results(cells, a):
         done.append(res)
-        (out / "cells.json").write_text(json.dumps(done, indent=1, default=float))
+        (out / name).write_text(json.dumps(done, indent=1, default=float))
         print(row(res), flush=True)
     return 0
 

@@ -93,6 +93,44 @@ def cost_params(weights, soft_margin: float, crash_margin: float, ds: float = 1.
     return cp
 
 
+class ProfileCap:
+    """The friction-limited speed profile (:func:`racing.geometry.speed_profile.speed_profile`) of the raceline (or
+    the centre line) on the track table's rows, at any grip: ``cap(grip_scale)`` -> ``float[N]`` [m/s], times
+    ``cap_scale`` and at most ``v_max``. The path and its mapping onto the centre line's samples are made once; a
+    call costs a compiled forward-backward pass (about 0.1-0.3 ms), so a controller re-makes its speed cap for a new
+    grip estimate inside a control period (:class:`racing.control.grip.OnlineGrip`) with the braking and power
+    limits kept: a cap scaled by ``sqrt(grip)`` moves the braking points too, where the car's brakes
+    (``decel_max``), not its tyres, set them."""
+
+    def __init__(self, track, params, use_raceline: bool = True, cap_scale: float = 1.0):
+        self.params, self.cap_scale = params, float(cap_scale)
+        self.s_rows = track.arrays()[:, 0]
+        rl = track.raceline if use_raceline else None
+        self.path = ClosedPath.from_track(track, rl is not None)
+        self.raceline = rl
+        if rl is not None:  # the path's samples in the centre line's frame, by arc length, over three laps
+            s_p, n_p, _ = track.frenet_path(np.column_stack([self.path.x, self.path.y]))
+            self.order = np.argsort(s_p)
+            s_p = s_p[self.order]
+            self.s_path = np.concatenate([s_p - track.length, s_p, s_p + track.length])
+            self.n_ref = np.interp(self.s_rows, self.s_path, np.tile(n_p[self.order], 3))
+        else:
+            self.order, self.s_path, self.n_ref = None, self.path.s, None
+
+    def profile(self, grip_scale: float):
+        """The speed profile along the path (:class:`~racing.geometry.speed_profile.SpeedProfile`)."""
+        return speed_profile(self.path.kappa, self.path.ds, self.params, grip_scale=grip_scale)
+
+    def rows(self, v_path: np.ndarray) -> np.ndarray:
+        """Speeds ``v_path[M]`` along the path [m/s] on the table's rows ``float[N]`` [m/s] (no scale, no cap)."""
+        if self.order is None:
+            return np.interp(self.s_rows, self.s_path, v_path)
+        return np.interp(self.s_rows, self.s_path, np.tile(v_path[self.order], 3))
+
+    def __call__(self, grip_scale: float) -> np.ndarray:
+        return np.minimum(self.rows(self.profile(grip_scale).v) * self.cap_scale, self.params.v_max)
+
+
 def track_table(track, params, grip_scale: float = 1.0, cap_scale: float = 1.05, use_raceline: bool = True,
                 raceline_speed: bool = False, profile_cap: bool = True):
     """The kernel's track table ``float64[N, 8]`` (see module doc) and the profile lap time [s].
@@ -113,27 +151,20 @@ def track_table(track, params, grip_scale: float = 1.0, cap_scale: float = 1.05,
     tab[:, TAB_X], tab[:, TAB_Y] = xy[:, 0], xy[:, 1]
     tab[:, TAB_TX], tab[:, TAB_TY] = d[:, 0] / dn, d[:, 1] / dn
     tab[:, TAB_WL], tab[:, TAB_WR] = a[:, 5], a[:, 6]
-    rl = track.raceline if use_raceline else None
-    path = ClosedPath.from_track(track, rl is not None)
-    prof = speed_profile(path.kappa, path.ds, params, grip_scale=grip_scale)
-    lap = prof.lap_time
+    cap = ProfileCap(track, params, use_raceline)
+    path, rl = cap.path, cap.raceline
+    prof = cap.profile(grip_scale)
+    lap, v_p = prof.lap_time, prof.v
     if rl is not None:
-        s_p, n_p, _ = track.frenet_path(np.column_stack([path.x, path.y]))
-        order = np.argsort(s_p)
-        s_p, n_p, v_p = s_p[order], n_p[order], prof.v[order]
         if raceline_speed and np.all(np.asarray(rl.vx) > 0.0):
             v_rl = np.interp(path.s, np.append(rl.s, rl.length), np.append(rl.vx, rl.vx[0]))
             if profile_cap:
                 v_rl = np.minimum(v_rl, prof.v)  # the friction-limited profile (grip_scale) caps it: a margin
-            v_p = v_rl[order]
+            v_p = v_rl
             vm = 0.5 * (v_rl + np.roll(v_rl, -1))
             lap = float(np.sum(path.ds / np.maximum(vm, 1e-3)))
-        sp = np.concatenate([s_p - track.length, s_p, s_p + track.length])
-        tab[:, TAB_VCAP] = np.interp(a[:, 0], sp, np.tile(v_p, 3))
-        tab[:, TAB_NREF] = np.interp(a[:, 0], sp, np.tile(n_p, 3))
-    else:
-        tab[:, TAB_VCAP] = np.interp(a[:, 0], path.s, prof.v)
-    tab[:, TAB_VCAP] = np.minimum(tab[:, TAB_VCAP] * cap_scale, params.v_max)
+        tab[:, TAB_NREF] = cap.n_ref
+    tab[:, TAB_VCAP] = np.minimum(cap.rows(v_p) * cap_scale, params.v_max)
     return np.ascontiguousarray(tab), lap
 
 

@@ -147,22 +147,27 @@ class GripEstimator:
 class OnlineGrip:
     """What a receding-horizon controller does with the estimate: its model parameters ``p[N_PARAMS]`` (the
     rollouts' array, written in place) get ``D_f``, ``D_r`` and ``mu`` times ``scale``, and the speed cap of its
-    track table ``tab`` (column ``TAB_VCAP``, in place) is re-scaled from the grip it was made with, the car
-    file's ``1 - grip_margin``, to ``lower`` once the estimate is informed: ``v_cap * sqrt(lower / (1 -
-    grip_margin))`` (exact for a friction-limited point mass, whose speeds on a given path scale with the square
-    root of the grip; above it the car's power and ``v_max`` limit it anyway), capped at ``v_max``. A rebuilt
-    profile would take 0.5-1 s (:func:`racing.geometry.speed_profile.speed_profile`); this takes microseconds.
+    track table ``tab`` (column ``TAB_VCAP``, in place) is re-made from the grip it was made with, the car file's
+    ``1 - grip_margin``, for ``lower`` once the estimate is informed. Below the car file's grip the cap is scaled by
+    ``sqrt(lower / (1 - grip_margin))`` (exact for a friction-limited point mass, whose speeds on a given path scale
+    with the square root of the grip; lower everywhere, so it asks less of the brakes too). Above it the scaled cap
+    is held to the friction-limited profile at the new grip, ``cap_at(lower)`` (a
+    :class:`racing.control.costs.ProfileCap`: the braking and power limits kept, about 0.3 ms), and never below the
+    cap it started from: where the car's brakes (``decel_max``) or its power, not its tyres, set the speeds, more
+    grip does not move the braking points (a cap scaled everywhere by ``sqrt`` did: a fitted car with a 30 %
+    margin, its grip estimated near the car file's, reached a hairpin 20 % over the speed it could brake to, the
+    foreign-car bench's cells 12 and 20, docs/results.md 2026-12-07). Without ``cap_at`` the cap is not raised.
     Applied when the estimate moved by ``step`` or more (at most every ``update_s``); ``on_params(p)`` is called
     when ``p`` and ``tab`` changed, for a solver that keeps a copy of them (iLQR's problem, MPPI's GPU buffers).
-    ``max_scale``: the largest grip the speed cap is re-scaled to, as a multiple of the car file's usable grip (the
+    ``max_scale``: the largest grip the speed cap is re-made for, as a multiple of the car file's usable grip (the
     model's ``D_f``, ``D_r``, ``mu`` still take the estimate: a grippier tyre also steers more sharply, and the model
     should know): 1 for a controller that tracks a line made for the car file's grip (iLQR)."""
 
     step = 0.005
 
     def __init__(self, params: VehicleParams, p: np.ndarray, tab: np.ndarray, on_params=None,
-                 max_scale: float = math.inf):
-        self.params, self.p, self.tab, self.on_params = params, p, tab, on_params
+                 max_scale: float = math.inf, cap_at=None):
+        self.params, self.p, self.tab, self.on_params, self.cap_at = params, p, tab, on_params, cap_at
         self.max_scale = float(max_scale)
         self.p0, self.vcap0 = p.copy(), tab[:, C.TAB_VCAP].copy()
         self.grip0 = usable_grip(params)
@@ -198,8 +203,12 @@ class OnlineGrip:
     def _apply(self, scale: float, grip: float) -> None:
         self.p[:] = self.p0
         self.p[P_GRIP] *= scale
-        np.multiply(self.vcap0, math.sqrt(grip / self.grip0), out=self.tab[:, C.TAB_VCAP])
-        np.minimum(self.tab[:, C.TAB_VCAP], self.params.v_max, out=self.tab[:, C.TAB_VCAP])
+        col = self.tab[:, C.TAB_VCAP]
+        ratio = grip / self.grip0
+        np.multiply(self.vcap0, math.sqrt(min(ratio, 1.0) if self.cap_at is None else ratio), out=col)
+        if ratio > 1.0 and self.cap_at is not None:
+            np.minimum(col, np.maximum(self.vcap0, self.cap_at(grip)), out=col)
+        np.minimum(col, self.params.v_max, out=col)
         if self.on_params is not None:
             self.on_params(self.p)
         self.applied = (scale, grip)

@@ -87,7 +87,8 @@ def test_mppi_finds_the_grip_of_a_perturbed_plant_within_a_lap(friction):
 
 def test_the_controller_plans_with_the_estimate_and_forgets_it_on_reset():
     """OnlineGrip writes the controller's arrays in place: D_f, D_r, mu times the scale, the speed cap times
-    sqrt(lower / the car file's usable grip) (capped at v_max); reset restores both."""
+    sqrt(lower / the car file's usable grip) below it (capped at v_max), not raised above it without a profile to
+    re-make it from; reset restores both."""
     from racing.control import costs as C
     from racing.control.grip import OnlineGrip
 
@@ -101,10 +102,38 @@ def test_the_controller_plans_with_the_estimate_and_forgets_it_on_reset():
     assert p[P_DF] == pytest.approx(0.8 * car.D_f) and p[P_MU] == pytest.approx(0.8 * car.mu) and len(seen) == 1
     np.testing.assert_allclose(tab[:, C.TAB_VCAP], np.array([2.0, 4.0, 6.0, 8.0, 11.9]) * np.sqrt(0.72 / 0.9))
     og._apply(1.2, 1.2)
-    assert tab[-1, C.TAB_VCAP] == car.v_max
+    np.testing.assert_allclose(tab[:, C.TAB_VCAP], [2.0, 4.0, 6.0, 8.0, 11.9])
     og.reset()
     np.testing.assert_allclose(p, car.to_array())
     np.testing.assert_allclose(tab[:, C.TAB_VCAP], [2.0, 4.0, 6.0, 8.0, 11.9])
+
+
+def test_more_grip_than_the_car_file_does_not_move_the_braking_points():
+    """A car whose brakes, not its tyres, limit its braking (decel_max 4 m/s^2 against about 6.9 of usable grip)
+    with a 30 % grip margin, its grip estimated at the car file's: the re-made cap rises in the corners and asks no
+    more of the brakes than decel_max (and drag) anywhere; a cap scaled by sqrt(1 / 0.7) everywhere asks 40 % more.
+    Applied over, the estimate back at the car file's usable grip restores the cap it started from."""
+    from racing.control import costs as C
+    from racing.control.grip import OnlineGrip
+
+    car = load_params("f1tenth").replace(grip_margin=0.3, decel_max=4.0)
+    track = racing.load_track("lab_loop")
+    tab, _ = C.track_table(track, car, 0.7, 1.0)
+    cap = C.ProfileCap(track, car, True, 1.0)
+    og = OnlineGrip(car, car.to_array(), tab, cap_at=cap)
+    v0 = tab[:, C.TAB_VCAP].copy()
+    og._apply(1.0, 1.0)
+    v = tab[:, C.TAB_VCAP]
+    ds = np.diff(track.arrays()[:, 0])
+
+    def braking(u):  # the deceleration a cap asks for between consecutive rows [m/s^2], less drag's share
+        return (u[:-1] ** 2 - u[1:] ** 2) / (2.0 * ds) - car.c_drag * u[:-1] ** 2 / car.mass
+
+    assert np.all(v >= v0 - 1e-9) and v.max() > 1.1 * v0.min() and np.mean(v > v0 + 0.1) > 0.2
+    assert braking(v).max() <= car.decel_max * 1.02
+    assert braking(v0 * np.sqrt(1.0 / 0.7)).max() > car.decel_max * 1.3
+    og._apply(1.0, 0.7)
+    np.testing.assert_allclose(v, v0)
 
 
 def test_a_grip_beyond_the_bank_is_reported_as_a_bound():

@@ -42,7 +42,7 @@ def test_a_cell_runs_end_to_end_and_reports_what_the_fit_could_not_know(tmp_path
     plant = fb.plant_of(cell)
     assert plant.params.drive_interface == "speed_accel" and plant.actuators.accel_ff
     args = argparse.Namespace(track="Norisring", controller="pure_pursuit", laps=1, duration=30.0, no_reference=True,
-                              out=str(tmp_path))
+                              out=str(tmp_path), reuse_fits=False, earlier={})
     out = fb.run_cell(cell, args)
     assert load_params(tmp_path / "cars" / f"cell{cell['index']}.yaml").speed_kp == out["fit"]["speed_kp"]
     f, r = out["fit"], out["race"]
@@ -57,3 +57,22 @@ def test_a_cell_runs_end_to_end_and_reports_what_the_fit_could_not_know(tmp_path
     assert r["gap_fit"] is None and r["reference_fit_s"] is None  # no reference asked for
     line = fb.row(out)
     assert line.startswith(f"| {cell['index']} | v{cell['vehicle']} ST |") and line.count("|") == fb.HEADER.split("\n")[0].count("|")
+
+
+def test_reusing_the_fits_races_the_saved_car_with_the_earlier_report(tmp_path, monkeypatch):
+    """--reuse-fits: no excitation, no fit; the car raced is the one saved as cars/cell<i>.yaml, the fit's report is
+    the earlier run's; a cell without an earlier fit is an error of that cell."""
+    cell = fb.draw_cells(24, seed=0)[3]
+    (tmp_path / "cars").mkdir()
+    saved = load_params("gt_car").replace(name="saved_fit", inertia_z=1234.0)
+    saved.to_yaml(tmp_path / "cars" / "cell3.yaml")
+    raced = []
+    monkeypatch.setattr(fb, "excite", lambda *a: pytest.fail("excited a reused cell"))
+    monkeypatch.setattr(fb, "race_report", lambda c, car, a: raced.append(car) or {"status": "completed",
+                                                                                  "best_lap_s": 70.0})
+    earlier = {3: {**cell, "fit": {"I_z_error": 0.5}}}
+    args = argparse.Namespace(track="Norisring", controller="mppi", laps=1, no_reference=True, out=str(tmp_path),
+                              reuse_fits=True, earlier=earlier)
+    out = fb.run_cell(cell, args)
+    assert out["fit"] == {"I_z_error": 0.5} and raced[0].inertia_z == 1234.0 and out["race"]["status"] == "completed"
+    assert "no earlier fit" in fb.run_cell(fb.draw_cells(24, seed=0)[4], args)["error"]

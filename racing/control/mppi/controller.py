@@ -113,8 +113,11 @@ class MPPI(Controller):
         self.p = params.to_array()
         self.interface = drive_interface(params.drive_interface)
         self.speed_obs = AccelObserver(params) if config.accel_feedback else None
-        self.grip = (OnlineGrip(params, self.p, self.tab, on_params=self._params_changed)
-                     if config.online_grip and self.racing else None)
+        self.grip = None
+        if config.online_grip and self.racing:  # above the car file's grip the cap is re-made by a profile
+            cap = C.ProfileCap(track, params, config.use_raceline, config.cap_scale)
+            self.grip = OnlineGrip(params, self.p, self.tab, on_params=self._params_changed,
+                                   cap_at=lambda g: cap(config.grip_scale * g))
         #: the kernel's noise parameters (sigma_steer_rate, sigma_accel, rho, rho); ``sigma`` is a view of the first two
         self.noise = np.array([*self.res.sigma, config.noise_correlation, config.noise_correlation])
         self.sigma = self.noise[:2]
