@@ -144,6 +144,7 @@ def fit_report(cell: dict, res) -> dict:
             "steer_tau_s": res.params.steer_tau, "structure_limited": bool(a.get("misfit") or
                                                                             a.get("structure_limited")),
             "halves_disagree": sorted(res.disagree), "not_identified": sorted(res.not_identified),
+            "implausible": sorted(res.implausible),
             "grip_margin": res.params.grip_margin, "drive_interface": res.params.drive_interface,
             "speed_kp": res.params.speed_kp, "speed_kp_true": cell["actuators"]["speed_kp"],
             "fit_s": res.seconds}
@@ -180,7 +181,7 @@ def race_report(cell: dict, car, args) -> dict:
 def run_cell(cell: dict, args) -> dict:
     from racing.models.params import load_params
     from racing.sim.commonroad import nominal_params
-    from racing.sysid.parametric import fit
+    from racing.sysid.parametric import fit, implausible
 
     t0 = time.perf_counter()
     out = dict(cell)
@@ -188,8 +189,9 @@ def run_cell(cell: dict, args) -> dict:
     if args.reuse_fits:  # the fitted car and its report from an earlier run of the same draw
         if "fit" not in args.earlier.get(cell["index"], {}):
             return {**out, "error": "no earlier fit of this cell in cells.json", "wall_s": 0.0}
-        out["fit"] = args.earlier[cell["index"]]["fit"]
         car = load_params(cars / f"cell{cell['index']}.yaml")
+        # a report from before the plausibility check gets it from the saved car (the check needs nothing else)
+        out["fit"] = {"implausible": sorted(implausible(car, base_car(cell))), **args.earlier[cell["index"]]["fit"]}
     else:
         try:
             log = excite(cell, args.duration)
@@ -226,7 +228,8 @@ def row(c: dict) -> str:
         return head + f" {c['error'][:60]} | | | | | | |"
     f, r = c["fit"], c["race"]
     flags = ", ".join((["structure-limited"] if f["structure_limited"] else []) +
-                      [f"halves: {','.join(f['halves_disagree'])}"] * bool(f["halves_disagree"])) or "none"
+                      [f"halves: {','.join(f['halves_disagree'])}"] * bool(f["halves_disagree"]) +
+                      [f"implausible: {','.join(f.get('implausible', []))}"] * bool(f.get("implausible"))) or "none"
     gap = lambda g: "-" if g is None else f"{100 * g:+.1f} %"  # noqa: E731
     return (head + f" {100 * f['I_z_error']:+.0f} % (s.e. {100 * f['I_z_se']:.0f} %) | {100 * f['K_f_error']:+.0f} / "
             f"{100 * f['K_r_error']:+.0f} % | {f['steer_structure']} | {flags} | {f['drive_interface']}, margin "

@@ -107,6 +107,9 @@ class FitResult:
         above the median speed) disagree beyond their error bars (:func:`split_agreement`: a bias from model
         structure the bootstrap cannot see); their ``std_errors`` and ``interval95`` are widened to cover both
         parts, and the report does not call them identified
+    implausible : name -> {"value", "dynamic_index", "range", "base_dynamic_index"}: fitted values a car cannot have
+        (:func:`implausible`: a yaw inertia whose dynamic index is outside :data:`DYNAMIC_INDEX_RANGE`); the report
+        does not call them identified
     grip_margin : the share of the grip the fit cannot vouch for (:func:`grip_margin`; also ``params.grip_margin``);
         None when it was not computed (a grip parameter fitted without bootstrap replicates, ``n_boot = 0``: the
         fitted car then carries ``grip_margin = 0``, its fitted grip in full)
@@ -144,6 +147,7 @@ class FitResult:
     grip_margin: float | None = 0.0
     disagree: dict = field(default_factory=dict)
     actuator: dict = field(default_factory=dict)
+    implausible: dict = field(default_factory=dict)
 
     @property
     def pedal_theta(self):
@@ -163,6 +167,7 @@ class FitResult:
             "not_identified": self.not_identified, "confounded": self.confounded, "limits": self.limits,
             "weights": self.weights, "n_boot": self.n_boot, "name": self.params.name,
             "grip_margin": self.grip_margin, "halves_disagree": self.disagree, "actuator": self.actuator,
+            "implausible": self.implausible,
         }
         if self.interval95 is not None:
             d["interval95"] = {n: [_finite(a), _finite(b)] for n, (a, b) in zip(self.names, self.interval95)}
@@ -188,7 +193,11 @@ class FitResult:
             rel = abs(s / v) if v != 0 else float("inf")
             iv = self.interval95[i] if self.interval95 is not None else (float("nan"), float("nan"))
             note = ""
-            if n in self.disagree:
+            if n in self.implausible:
+                q = self.implausible[n]
+                note = (f"NOT vouched for: a dynamic index I_z / (m l_f l_r) of {q['dynamic_index']:.2f}, outside "
+                        f"{q['range'][0]:g}..{q['range'][1]:g} (the base car's: {q['base_dynamic_index']:.2f})")
+            elif n in self.disagree:
                 h = self.disagree[n]["halves"]
                 part = ("slower and faster half" if self.disagree[n].get("split") == "speed" else "halves")
                 note = f"NOT vouched for: the log's {part} give {h[0]:.4g} and {h[1]:.4g} (model structure?)"
@@ -224,6 +233,11 @@ class FitResult:
                           "speed) disagree beyond their error bars (a bias "
                           "the bootstrap cannot see, e.g. an actuator or tyre the model does not have): "
                           + ", ".join(self.disagree) + "; their errors above are widened to cover both halves"]
+        if self.implausible:
+            lines += ["", "Physically implausible: " + ", ".join(self.implausible) + ". A car's yaw inertia is about "
+                          "m l_f l_r (a dynamic index near 1); a fit far from it has most likely traded the inertia "
+                          "against the tyres' cornering stiffness to fit structure the model lacks (a servo, a dead "
+                          "time, a speed loop). Check the car's data sheet; the fitted value is kept, flagged"]
         if self.not_identified:
             lines += ["", "Not identified by this log (kept at the base value):"]
             for n, why in self.not_identified.items():
@@ -440,6 +454,31 @@ def grip_margin(names, values, std_errors, not_identified: dict, data: ro.Data,
     return float(min(max(m, 0.0), GRIP_MARGIN_MAX))
 
 
+#: the dynamic index ``I_z / (m l_f l_r)`` [-] a car can have (the squared yaw radius of gyration over the product of
+#: the axle distances; Milliken and Milliken 1995, "Race Car Vehicle Dynamics", ch. 5): near 1 for road cars
+#: (CommonRoad's vehicles 1-3: 0.94-1.21), lower for mid-engined race cars and small models (the AV-21's and
+#: gt_car's data sheets: 0.59, F1TENTH's: 0.46), with room on both sides
+DYNAMIC_INDEX_RANGE = (0.3, 1.5)
+
+
+def dynamic_index(params: VehicleParams) -> float:
+    """``I_z / (m l_f l_r)`` [-]: 1 for a car whose mass sits at its two axles."""
+    return float(params.inertia_z / (params.mass * params.l_f * params.l_r))
+
+
+def implausible(fitted: VehicleParams, base: VehicleParams) -> dict:
+    """``{"inertia_z": {...}}`` when the fitted yaw inertia puts the car's dynamic index outside
+    :data:`DYNAMIC_INDEX_RANGE` (a prior, not data: the bootstrap and the split fits cannot see a bias that every
+    part of the log shares, e.g. I_z traded against the front cornering stiffness behind a servo the model does
+    not have), else ``{}``."""
+    di = dynamic_index(fitted)
+    lo, hi = DYNAMIC_INDEX_RANGE
+    if lo <= di <= hi:
+        return {}
+    return {"inertia_z": {"value": float(fitted.inertia_z), "dynamic_index": di, "range": [lo, hi],
+                          "base_dynamic_index": dynamic_index(base)}}
+
+
 def fit(logs: list[DriveLog] | ro.Data, base: VehicleParams, model: str = "dynamic", names=None,
         horizon_s: float = 0.5, stride: int = 5, prior_rel: float | None = 1.0, h_max: float = 0.005,
         max_nfev: int = 60, verbose: int = 0, name: str | None = None, weights=None, min_speed: float = 0.0,
@@ -525,6 +564,7 @@ def fit(logs: list[DriveLog] | ro.Data, base: VehicleParams, model: str = "dynam
     fitted = VehicleParams.from_array(p_fit, name=name or fitted_name(base.name, p_fit), tuning=base.tuning,
                                       grip_margin=margin or 0.0, drive_interface=fitted_interface(data, base),
                                       steer_delay=base.steer_delay if delay is None else delay)
+    odd = implausible(fitted, base) if "inertia_z" in all_names else {}
     return FitResult(params=fitted, base=base, model=model, names=all_names, values=theta, std_errors=se,
                      initial=lay.th0, cost=float(sol.cost), cost_initial=cost0, rmse_initial=rmse_initial,
                      rmse_final=rmse_final, sigma=prob.sigma, n_windows=int(prob.starts.size), n_samples=data.n,
@@ -533,7 +573,7 @@ def fit(logs: list[DriveLog] | ro.Data, base: VehicleParams, model: str = "dynam
                      correlation=corr, not_identified=not_identified, confounded=confounded, limits=limits,
                      pedal_map=None if q_fit is None else pm.PedalMap.from_array(q_fit), weights=prob.wmul,
                      n_boot=n_boot, reference_x=prob.reference_x(theta, lay), grip_margin=margin,
-                     disagree=disagree, actuator=structure)
+                     disagree=disagree, actuator=structure, implausible=odd)
 
 
 def fitted_interface(data: ro.Data, base: VehicleParams) -> str:

@@ -103,6 +103,8 @@ def test_halves_that_disagree_are_not_called_identified():
     same = fit([la, excitation_log(truth, 30.0, seed=2)[0]], base, names=names, stride=5, h_max=0.01,
                actuator="lag")
     assert same.disagree == {}, same.disagree
+    assert same.implausible == {} and "implausible" not in same.report().lower()
+    _an_implausible_inertia_is_flagged(same, base)
     moved = fit([la, excitation_log(truth.replace(inertia_z=0.0518 * 1.6), 30.0, seed=2)[0]], base, names=names,
                 stride=5, h_max=0.01, actuator="lag")
     assert "inertia_z" in moved.disagree, moved.report()
@@ -112,6 +114,33 @@ def test_halves_that_disagree_are_not_called_identified():
     assert hi / lo > 1.3 and moved.std_errors[k] >= 0.5 * (hi - lo) - 1e-12
     assert moved.interval95[k][0] <= lo and moved.interval95[k][1] >= hi
     assert "NOT vouched for" in moved.report() and moved.to_dict()["halves_disagree"]["inertia_z"]
+
+
+def _an_implausible_inertia_is_flagged(res, base):
+    """The same fit with a yaw inertia that puts the car's dynamic index at 2 (4.3 times the F1TENTH's): flagged,
+    with the index, the range and the base car's index, in the report and its JSON; every shipped car and
+    CommonRoad's vehicles 1-3 are inside the range."""
+    import dataclasses
+
+    import racing
+    from racing.sysid.parametric import DYNAMIC_INDEX_RANGE, dynamic_index, implausible
+
+    car = res.params.replace(inertia_z=2.0 * res.params.mass * res.params.l_f * res.params.l_r)
+    odd = implausible(car, base)
+    assert odd["inertia_z"]["dynamic_index"] == pytest.approx(2.0)
+    assert odd["inertia_z"]["base_dynamic_index"] == pytest.approx(dynamic_index(base))
+    flagged = dataclasses.replace(res, params=car, implausible=odd)
+    row = next(line for line in flagged.report().splitlines() if line.startswith("inertia_z"))
+    assert "NOT vouched for: a dynamic index" in row and "2.00" in row
+    assert "Physically implausible: inertia_z" in flagged.report()
+    assert flagged.to_dict()["implausible"]["inertia_z"]["range"] == list(DYNAMIC_INDEX_RANGE)
+    assert implausible(car.replace(inertia_z=0.2 * car.mass * car.l_f * car.l_r), base)
+    for name in racing.known_cars():
+        assert implausible(racing.load_car(name), base) == {}, name
+    pytest.importorskip("vehiclemodels")
+    from racing.sim.commonroad import nominal_params
+    for v in (1, 2, 3):
+        assert implausible(nominal_params(v, "mb"), base) == {} and implausible(nominal_params(v, "st"), base) == {}
 
 
 def test_slow_and_fast_windows_that_disagree_are_not_called_identified():

@@ -64,7 +64,7 @@ def test_reusing_the_fits_races_the_saved_car_with_the_earlier_report(tmp_path, 
     the earlier run's; a cell without an earlier fit is an error of that cell."""
     cell = fb.draw_cells(24, seed=0)[3]
     (tmp_path / "cars").mkdir()
-    saved = load_params("gt_car").replace(name="saved_fit", inertia_z=1234.0)
+    saved = load_params("gt_car").replace(name="saved_fit", inertia_z=1234.0)  # dynamic index 0.49: plausible
     saved.to_yaml(tmp_path / "cars" / "cell3.yaml")
     raced = []
     monkeypatch.setattr(fb, "excite", lambda *a: pytest.fail("excited a reused cell"))
@@ -74,5 +74,8 @@ def test_reusing_the_fits_races_the_saved_car_with_the_earlier_report(tmp_path, 
     args = argparse.Namespace(track="Norisring", controller="mppi", laps=1, no_reference=True, out=str(tmp_path),
                               reuse_fits=True, earlier=earlier)
     out = fb.run_cell(cell, args)
-    assert out["fit"] == {"I_z_error": 0.5} and raced[0].inertia_z == 1234.0 and out["race"]["status"] == "completed"
+    assert out["fit"]["I_z_error"] == 0.5 and raced[0].inertia_z == 1234.0 and out["race"]["status"] == "completed"
+    assert out["fit"]["implausible"] == []
+    saved.replace(inertia_z=4000.0).to_yaml(tmp_path / "cars" / "cell3.yaml")  # 1.59: flagged
+    assert fb.run_cell(cell, args)["fit"]["implausible"] == ["inertia_z"]
     assert "no earlier fit" in fb.run_cell(fb.draw_cells(24, seed=0)[4], args)["error"]
