@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from racing.control.speedloop import AccelObserver, drive_limits
+from racing.control.speedloop import AccelObserver
 from racing.interfaces import Command, DriveInterface, drive_interface
+from racing.models import sops
+from racing.models.dynamic import accel_limits
 
 
 def shift_inputs(U: np.ndarray, elapsed: float, dt: float, tail=None) -> None:
@@ -56,7 +58,7 @@ def command_from_plan(X: np.ndarray, U: np.ndarray, dt: float, params, period: f
     delta = plan_at(X, 6, lead, dt)
     steer_cmd = (delta - params.steer_offset) / params.steer_gain
     speed = min(max(plan_at(X, 3, 0.5 * period, dt), 0.0), params.v_max)
-    lo, hi = drive_limits(float(X[0, 3]), params.to_array() if p is None else p)
+    lo, hi = accel_limits(float(X[0, 3]), params.to_array() if p is None else p, sops)
     accel = float(min(max(float(U[0, 1]), lo), hi))
     iface = drive_interface(params.drive_interface) if interface is None else interface
     if observer is not None:

@@ -32,11 +32,9 @@ from __future__ import annotations
 
 import math
 
-from numba import njit
-
 from racing.interfaces import Command, DriveInterface
 from racing.models import sops
-from racing.models.dynamic import accel_limits, body_derivatives
+from racing.models.dynamic import body_derivatives
 
 #: time constant of the observer's double pole [s]: 0.2 s followed a wound-up PI integrator more closely (on the
 #: straight-line test 0.8 m/s over-shed instead of 1.3 m/s) but cost MPPI 2-5 % of lap time on lab_loop and
@@ -48,28 +46,6 @@ V_MIN = 1.0
 BIAS_SHARE = 0.3
 #: a request within this much [m/s^2] of the model's drive limit counts as at the limit
 AT_LIMIT = 0.1
-
-
-@njit(cache=True, error_model="numpy")
-def model_vx_rate(v_x, v_y, r, delta, u, p):
-    """The model's ``v_x'`` [m/s^2] at the state (``v_x``, ``v_y`` [m/s], ``r`` [rad/s], ``delta`` [rad]) under the
-    drive request ``u`` [m/s^2]: :func:`racing.models.dynamic.body_derivatives` compiled (``ops = sops``), about
-    1 us a call from Python against about 60 us interpreted."""
-    return body_derivatives(v_x, v_y, r, delta, 0.0, u, p, sops)[0]
-
-
-@njit(cache=True, error_model="numpy")
-def drive_limits(v_x, p):
-    """``(a_lo, a_hi)`` [m/s^2] at ``v_x`` [m/s]: :func:`racing.models.dynamic.accel_limits` compiled (``ops =
-    sops``; about 1 us a call from Python against about 15 us interpreted)."""
-    return accel_limits(v_x, p, sops)
-
-
-def warm_up(p) -> None:
-    """Load (or compile) :func:`model_vx_rate` and :func:`drive_limits` for the flat parameters ``p``, so that a
-    controller's first command does not."""
-    model_vx_rate(1.0, 0.0, 0.0, 0.0, 0.0, p)
-    drive_limits(1.0, p)
 
 
 class AccelObserver:
@@ -87,7 +63,6 @@ class AccelObserver:
         self.bias_max = BIAS_SHARE * max(float(params.accel_max), float(params.decel_max))
         self.tau = float(tau)
         self.p = params.to_array()
-        warm_up(self.p)
         self.reset()
 
     def reset(self) -> None:
@@ -123,9 +98,9 @@ class AccelObserver:
         a = acceleration if at_drive_limit else acceleration - self.bias
         cmd = iface.command(steering_angle, speed, a, v_x, self.kp, self.v_max)
         u = cmd.acceleration + self.kp * (cmd.speed - v_x)  # not clipped: accel_max/decel_max are the planner's
-        self._f = model_vx_rate(v_x, float(state[4]), float(state[5]), float(state[6]), u, self.p)
+        self._f = body_derivatives(v_x, float(state[4]), float(state[5]), float(state[6]), 0.0, u, self.p, sops)[0]
         self._learn = not at_drive_limit and u < hi - AT_LIMIT
         return cmd
 
 
-__all__ = ["AccelObserver", "drive_limits", "model_vx_rate", "warm_up"]
+__all__ = ["AccelObserver"]

@@ -119,19 +119,3 @@ def test_a_wound_up_pi_loop_brakes_as_planned_with_the_feedback(car, brake):
 def test_a_bad_time_constant_is_refused(car):
     with pytest.raises(ValueError, match="tau"):
         AccelObserver(car, tau=0.0)
-
-
-def test_the_compiled_model_calls_equal_the_model():
-    """The observer's v_x' and the command's drive limits, compiled, equal the model's functions run in Python
-    (ops = sops) over braking, coasting and driving at low and high speed, with slip and steering."""
-    from racing.control.plan import drive_limits
-    from racing.control.speedloop import model_vx_rate
-
-    for name in ("f1tenth", "gt_car"):
-        car = load_params(name)
-        p = car.to_array()
-        for v_x, v_y, r, delta, u in ((0.5, 0.0, 0.0, 0.0, 1.0), (5.0, 0.2, 0.3, 0.05, -6.0),
-                                      (0.3 * car.v_max, -0.4, -0.2, -0.1, 2.0), (car.v_max, 0.0, 0.01, 0.0, 0.0)):
-            ref = body_derivatives(v_x, v_y, r, delta, 0.0, u, p, sops)[0]
-            assert model_vx_rate(v_x, v_y, r, delta, u, p) == pytest.approx(ref, rel=1e-12, abs=1e-12)
-            np.testing.assert_allclose(drive_limits(v_x, p), accel_limits(v_x, p, sops), rtol=1e-12)

@@ -15,7 +15,6 @@ from racing.control.ilqr.config import ILQRConfig, resolve_margins
 from racing.control.ilqr.problem import RacingProblem
 from racing.control.ilqr.solver import ILQR as Solver
 from racing.control.plan import command_from_plan, shift_inputs
-from racing.control import speedloop
 from racing.control.speedloop import AccelObserver
 from racing.interfaces import Command, Observation, drive_interface
 from racing.models.kinematic import body_velocities
@@ -117,7 +116,6 @@ class ILQRController(Controller):
         self.solve(x, 0.02)
         if self.grip is not None:
             self.grip.warm_up()
-        speedloop.warm_up(self.p)  # the command's compiled model calls
         self.reset()
 
     def _index(self, x: float, y: float) -> int:

@@ -15,7 +15,6 @@ from racing.control.mppi import step as S
 from racing.control.mppi.config import MPPIConfig, as_dict, resolve
 from racing.control.mppi.device import resolve_device
 from racing.control.plan import command_from_plan, shift_inputs
-from racing.control import speedloop
 from racing.control.speedloop import AccelObserver
 from racing.interfaces import Command, Observation, drive_interface
 from racing.models.params import VehicleParams, usable_grip
@@ -175,7 +174,6 @@ class MPPI(Controller):
             self.solve(x, 0.02 * j)
         if self.grip is not None:
             self.grip.warm_up()
-        speedloop.warm_up(self.p)  # the command's compiled model calls
         self.reset()
 
     @property
