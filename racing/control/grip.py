@@ -1,6 +1,7 @@
-"""The grip the car has, estimated while it races: a bank of the controllers' own model at grip scales ``g``
-(the car file's ``D_f``, ``D_r`` and ``mu`` times ``g``) predicts the measured lateral velocity and yaw rate over
-short windows of the measured run, and the scales are ranked by their forgetting sum of squared errors.
+"""The grip the car has, and its yaw inertia, estimated while it races: a bank of the controllers' own model at
+grip scales ``g`` (the car file's ``D_f``, ``D_r`` and ``mu`` times ``g``) and yaw-inertia scales ``z`` (``I_z``
+times ``z``) predicts the measured lateral velocity and yaw rate over short windows of the measured run, and the
+pairs are ranked by their forgetting sum of squared errors.
 
 **The prediction.** Every ``update_s`` a window of the last ``window_s`` of measurements is replayed by the model
 (:func:`racing.models.discrete.dynamic_step`, vectorised over the bank): it starts from the measured state at the
@@ -14,12 +15,15 @@ the lateral-velocity error it makes at an axle weigh the same). A window whose p
 the bank (a straight: the grip is not in use) carries no information and is skipped.
 
 **The estimate.** ``C_j <- f C_j + e_j`` with the forgetting factor ``f = exp(-update_s / memory_s)``;
-``scale`` is the minimiser (refined by a parabola through its neighbours). ``lower`` is the lower end of the
+``scale`` is the minimiser of the grip's profile (each grip scale at its best inertia; refined by a parabola
+through its neighbours). ``lower`` is the lower end of the
 95 % band of a profile likelihood around the minimum, ``n (log C_j - log C_min) <= 3.84`` with ``n`` the
 forgetting count of samples. The samples of a window are correlated, so the band is narrower than an honest one:
-it is a margin, not a confidence interval, and is never reported as one. What the bank cannot tell apart from
-grip it reads as grip: a controller model whose yaw inertia is 50 % too large was read as 3-14 % *more* grip,
-with a narrow band (docs/results.md, 2026-12-06), so the estimate does not guard against a wrong inertia. Until
+it is a margin, not a confidence interval, and is never reported as one. ``inertia`` is the car file's (1)
+while 1 is inside the same band of the inertia's profile, else its minimiser (:data:`IZ_SCALES`): without the
+inertia axis a controller model whose yaw inertia was 50 % too large was read as 3-14 % *more* grip, with a
+narrow band (docs/results.md, 2026-12-06); the foreign-car bench's fits from command-only logs have I_z 60-130 %
+too large (a slow steering servo traded for inertia) and left the track at the first braking zone. Until
 ``min_windows`` informative windows have been seen, ``informed`` is False and the controllers keep the car
 file's grip and margin.
 """
@@ -34,10 +38,13 @@ from racing.control import costs as C
 from racing.models import sops
 from racing.models.discrete import dynamic_step, dynamic_step_c
 from racing.models.fastmath import FM
-from racing.models.params import P_GRIP, VehicleParams, usable_grip
+from racing.models.params import P_GRIP, P_IZ, VehicleParams, usable_grip
 
 #: the grip scales of the bank [-]
 SCALES = np.round(np.arange(0.5, 1.5001, 0.025), 4)
+#: the yaw-inertia scales of the bank [-] (a fit from a command-only log gets I_z 50-130 % too large where it
+#: trades a slow steering servo for inertia: scales down to 0.4)
+IZ_SCALES = np.array([0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0, 1.15, 1.3])
 _CHI2_95 = 3.84
 
 
@@ -50,13 +57,18 @@ class GripEstimator:
     for (a faster one only shortens the window)."""
 
     def __init__(self, params: VehicleParams, window_s: float = 0.4, update_s: float = 0.1, memory_s: float = 20.0,
-                 min_windows: int = 20, rate_hz: float = 50.0):
+                 min_windows: int = 20, rate_hz: float = 50.0, iz_scales=IZ_SCALES):
         self.params = params
         base = params.to_array()
         self.p = base
-        self.PT = np.repeat(base[None, :], SCALES.size, axis=0)  # p[G, N_PARAMS]: one car per scale
-        self.PT[:, P_GRIP] *= SCALES[:, None]
-        self.e, self.xend = np.zeros(SCALES.size), np.zeros((SCALES.size, 2))
+        self.iz_scales = np.asarray(iz_scales, dtype=float)
+        Z, G = self.iz_scales.size, SCALES.size
+        if not np.any(self.iz_scales == 1.0):
+            raise ValueError(f"GripEstimator iz_scales {self.iz_scales}: must hold 1 (the car file's inertia)")
+        self.PT = np.repeat(base[None, :], Z * G, axis=0)  # p[Z * G, N_PARAMS]: one car per (inertia, grip)
+        self.PT[:, P_GRIP] *= np.tile(SCALES, Z)[:, None]
+        self.PT[:, P_IZ] *= np.repeat(self.iz_scales, G)
+        self.e, self.xend = np.zeros(Z * G), np.zeros((Z * G, 2))
         self.window_s, self.update_s = float(window_s), float(update_s)
         self.forget = math.exp(-self.update_s / float(memory_s))
         self.min_windows = int(min_windows)
@@ -71,13 +83,14 @@ class GripEstimator:
 
     def reset(self) -> None:
         """Forget everything (a new race)."""
-        self.C = np.zeros(SCALES.size)
+        self.C = np.zeros(self.PT.shape[0])
         self.n_eff = 0.0
         self.windows = 0
         self.k = 0
         self.Tb[:] = -np.inf
         self.t_next = -np.inf
-        self.scale, self.lower = 1.0, 1.0
+        self.scale, self.lower, self.inertia = 1.0, 1.0, 1.0
+        self.inertia_band = (1.0, 1.0)
 
     @property
     def P(self) -> np.ndarray:
@@ -122,7 +135,9 @@ class GripEstimator:
         return self.e, spread, float(T.size - 1)
 
     def _estimate(self) -> None:
-        C = self.C
+        C2 = self.C.reshape(self.iz_scales.size, SCALES.size)
+        self._estimate_inertia(C2.min(axis=1))
+        C = C2.min(axis=0)  # the grip's profile: each grip at its best inertia
         j = int(np.argmin(C))
         s = float(SCALES[j])
         if 0 < j < C.size - 1:  # the parabola through the minimum and its neighbours
@@ -136,17 +151,32 @@ class GripEstimator:
         self.scale = s
         self.lower = float(min(SCALES[lo], s))
 
+    def _estimate_inertia(self, Cz: np.ndarray) -> None:
+        """The inertia scale: the car file's (1) while it is inside the 95 % band of the inertia's profile
+        ``Cz[Z]`` (each inertia at its best grip), else the profile's minimum. The band is as narrow as the grip's
+        (correlated samples): a margin against moving on noise, not a confidence interval."""
+        log = np.log(np.maximum(Cz, 1e-300))
+        z = int(np.argmin(Cz))
+        inside = np.flatnonzero(self.n_eff * (log - log[z]) <= _CHI2_95)
+        self.inertia_band = (float(self.iz_scales[inside.min()]), float(self.iz_scales[inside.max()]))
+        one = int(np.flatnonzero(self.iz_scales == 1.0)[0])
+        self.inertia = 1.0 if one in inside else float(self.iz_scales[z])
+
     def summary(self) -> dict:
-        """``{"grip_scale", "grip_lower", "informed", "windows", "at_bank_edge"}``; ``at_bank_edge``: the best scale
-        is the bank's smallest or largest (the grip is at most / at least that: a bound, not a value)."""
+        """``{"grip_scale", "grip_lower", "informed", "windows", "at_bank_edge", "inertia_scale", "inertia_band"}``;
+        ``at_bank_edge``: the best scale is the bank's smallest or largest (the grip is at most / at least that: a
+        bound, not a value); ``inertia_band``: the inertia scales inside the profile's band (a margin, as
+        ``grip_lower``)."""
         return {"grip_scale": round(float(self.scale), 4), "grip_lower": round(float(self.lower), 4),
                 "informed": self.informed, "windows": self.windows,
-                "at_bank_edge": bool(self.scale <= SCALES[0] or self.scale >= SCALES[-1])}
+                "at_bank_edge": bool(self.scale <= SCALES[0] or self.scale >= SCALES[-1]),
+                "inertia_scale": self.inertia, "inertia_band": list(self.inertia_band)}
 
 
 class OnlineGrip:
     """What a receding-horizon controller does with the estimate: its model parameters ``p[N_PARAMS]`` (the
-    rollouts' array, written in place) get ``D_f``, ``D_r`` and ``mu`` times ``scale``, and the speed cap of its
+    rollouts' array, written in place) get ``D_f``, ``D_r`` and ``mu`` times ``scale`` and ``I_z`` times the
+    inertia scale, and the speed cap of its
     track table ``tab`` (column ``TAB_VCAP``, in place) is re-made from the grip it was made with, the car file's
     ``1 - grip_margin``, for ``lower`` once the estimate is informed. Below the car file's grip the cap is scaled by
     ``sqrt(lower / (1 - grip_margin))`` (exact for a friction-limited point mass, whose speeds on a given path scale
@@ -172,7 +202,7 @@ class OnlineGrip:
         self.p0, self.vcap0 = p.copy(), tab[:, C.TAB_VCAP].copy()
         self.grip0 = usable_grip(params)
         self.estimator = GripEstimator(params)
-        self.applied = (1.0, self.grip0)
+        self.applied = (1.0, self.grip0, 1.0)
         self.rebuilds = 0
 
     def warm_up(self) -> None:
@@ -182,7 +212,7 @@ class OnlineGrip:
         T = np.linspace(0.0, est.window_s, 5)
         X = np.zeros((5, 7))
         X[:, 3] = 5.0
-        replay_nb(T, X, est.PT, est.p, est.s_vy, est.s_r, np.zeros(SCALES.size), np.zeros((SCALES.size, 2)),
+        replay_nb(T, X, est.PT, est.p, est.s_vy, est.s_r, np.zeros(est.PT.shape[0]), np.zeros((est.PT.shape[0], 2)),
                   np.zeros(5))
 
     def reset(self) -> None:
@@ -196,13 +226,15 @@ class OnlineGrip:
         if not est.observe(t, x) or not est.informed:
             return
         scale, lower = est.scale, min(est.lower, self.max_scale * self.grip0)
-        if abs(scale - self.applied[0]) >= self.step or abs(lower - self.applied[1]) >= self.step:
-            self._apply(scale, lower)
+        if abs(scale - self.applied[0]) >= self.step or abs(lower - self.applied[1]) >= self.step \
+                or est.inertia != self.applied[2]:
+            self._apply(scale, lower, est.inertia)
             self.rebuilds += 1
 
-    def _apply(self, scale: float, grip: float) -> None:
+    def _apply(self, scale: float, grip: float, inertia: float = 1.0) -> None:
         self.p[:] = self.p0
         self.p[P_GRIP] *= scale
+        self.p[P_IZ] *= inertia
         col = self.tab[:, C.TAB_VCAP]
         ratio = grip / self.grip0
         np.multiply(self.vcap0, math.sqrt(min(ratio, 1.0) if self.cap_at is None else ratio), out=col)
@@ -211,7 +243,7 @@ class OnlineGrip:
         np.minimum(col, self.params.v_max, out=col)
         if self.on_params is not None:
             self.on_params(self.p)
-        self.applied = (scale, grip)
+        self.applied = (scale, grip, inertia)
 
     def summary(self) -> dict:
         return {**self.estimator.summary(), "grip_rebuilds": self.rebuilds}

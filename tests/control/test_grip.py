@@ -30,9 +30,9 @@ def test_the_compiled_replay_equals_the_numpy_reference():
     car = load_params("f1tenth")
     T, X = _drive(car, 0.9, seconds=0.6)
     est = GripEstimator(car)
-    e = np.zeros(SCALES.size)
-    spread = replay_nb(T[5:26], X[5:26], est.PT, est.p, est.s_vy, est.s_r, e, np.zeros((SCALES.size, 2)),
-                       np.zeros(21))
+    G = est.PT.shape[0]  # every (inertia, grip) of the bank
+    e = np.zeros(G)
+    spread = replay_nb(T[5:26], X[5:26], est.PT, est.p, est.s_vy, est.s_r, e, np.zeros((G, 2)), np.zeros(21))
     e_ref, spread_ref = replay_np(T[5:26], X[5:26], est.P, est.p, est.s_vy, est.s_r)
     np.testing.assert_allclose(e, e_ref, rtol=1e-9, atol=1e-9)
     assert spread == pytest.approx(spread_ref, rel=1e-9)
@@ -82,7 +82,8 @@ def test_mppi_finds_the_grip_of_a_perturbed_plant_within_a_lap(friction):
     assert res.outcome == "clean"
     s = ctl.grip.summary()
     assert s["informed"] and 0.94 * friction <= s["grip_scale"] <= 1.02 * friction, s
-    assert res.summary()["estimates"] == s  # what racing race --json and its table report
+    est = res.summary()["estimates"]  # what racing race --json and its table report (the steering's too)
+    assert {k: est[k] for k in s} == s and est["steer_informed"] in (True, False)
 
 
 def test_the_controller_plans_with_the_estimate_and_forgets_it_on_reset():

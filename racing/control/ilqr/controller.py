@@ -16,6 +16,7 @@ from racing.control.ilqr.problem import RacingProblem
 from racing.control.ilqr.solver import ILQR as Solver
 from racing.control.plan import command_from_plan, shift_inputs
 from racing.control.speedloop import AccelObserver
+from racing.control.steering import OnlineSteer
 from racing.interfaces import Command, Observation, drive_interface
 from racing.models.kinematic import body_velocities
 from racing.models.ops import NUMPY
@@ -75,6 +76,8 @@ class ILQRController(Controller):
         # the speed cap never above the car file's grip: the line it tracks was made for that grip
         self.grip = OnlineGrip(params, self.p, self.tab, self.pb.set_params, max_scale=1.0) \
             if config.online_grip else None
+        self.steer = OnlineSteer(params, self.p, bases=() if self.grip is None else (self.grip.p0,),
+                                 on_params=self.pb.set_params) if config.online_steer else None
         self.solver = Solver(self.pb, config)
         self.X = np.zeros((self.T + 1, 7))
         self._Uw = np.zeros((self.T, 2))
@@ -103,6 +106,8 @@ class ILQRController(Controller):
             self.grip.reset()
         if self.speed_obs is not None:
             self.speed_obs.reset()
+        if getattr(self, "steer", None) is not None:
+            self.steer.reset()
         if observation is not None:
             self.solve(observation.state, observation.t)
 
@@ -116,6 +121,8 @@ class ILQRController(Controller):
         self.solve(x, 0.02)
         if self.grip is not None:
             self.grip.warm_up()
+        if self.steer is not None:
+            self.steer.warm_up()
         self.reset()
 
     def _index(self, x: float, y: float) -> int:
@@ -193,12 +200,20 @@ class ILQRController(Controller):
             self.grip.observe(t, observation.state)
         if self.speed_obs is not None:
             self.speed_obs.update(float(observation.state[3]), t)
+        st = self.steer
+        if st is not None:
+            st.observe(t, float(observation.state[6]))
         self.solve(observation.state, t)
-        return command_from_plan(self.X, self.pb.U, self.config.dt, self.params, self.period,
-                                 self.config.steer_lead, self.p, self.interface, self.speed_obs)
+        lead = st.lead(self.period) if st is not None and self.config.steer_lead is None else self.config.steer_lead
+        cmd = command_from_plan(self.X, self.pb.U, self.config.dt, self.params, self.period, lead, self.p,
+                                self.interface, self.speed_obs, None if st is None else st.gain)
+        if st is not None:
+            st.sent(cmd.steering_angle)
+        return cmd
 
     def estimates(self) -> dict:
-        return {} if self.grip is None else self.grip.summary()
+        return {**({} if self.grip is None else self.grip.summary()),
+                **({} if self.steer is None else self.steer.summary())}
 
     def diagnostics(self) -> dict:
         return {"nominal": self.X[:, :2].copy(), "plan": self.X.copy(), "U": self.pb.U.copy(),

@@ -88,6 +88,11 @@ class MPPIConfig:
                "the lower end of its band instead of the car file's grip_margin once it is informed (on by "
                "default: on the default plant it kept MPPI on the track in 3 of 8 perturbed races that left it "
                "without, docs/results.md 2026-12-06)"})
+    online_steer: bool = field(default=True, metadata={
+        "doc": "identify the car's steering chain (dead time, lag, gain, rate limit) from the commanded and the "
+               "measured steering angle while racing (racing.control.steering) and lead, scale and limit the "
+               "steering with it where it differs from the car file; off for a car that does not measure its "
+               "steering angle"})
     accel_feedback: bool = field(default=True, metadata={
         "doc": "observe what the car's own speed loop adds to the planned acceleration (a PI integrator, a gain "
                "error, drag) from the measured speed and take it off the command (racing.control.speedloop)"})

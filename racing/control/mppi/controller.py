@@ -16,6 +16,7 @@ from racing.control.mppi.config import MPPIConfig, as_dict, resolve
 from racing.control.mppi.device import resolve_device
 from racing.control.plan import command_from_plan, shift_inputs
 from racing.control.speedloop import AccelObserver
+from racing.control.steering import OnlineSteer
 from racing.interfaces import Command, Observation, drive_interface
 from racing.models.params import VehicleParams, usable_grip
 from racing.models.residual import aug_init_nb, aug_update_nb, load_residual
@@ -118,6 +119,8 @@ class MPPI(Controller):
             cap = C.ProfileCap(track, params, config.use_raceline, config.cap_scale)
             self.grip = OnlineGrip(params, self.p, self.tab, on_params=self._params_changed,
                                    cap_at=lambda g: cap(config.grip_scale * g))
+        self.steer = OnlineSteer(params, self.p, bases=() if self.grip is None else (self.grip.p0,),
+                                 on_params=self._params_changed) if config.online_steer else None
         #: the kernel's noise parameters (sigma_steer_rate, sigma_accel, rho, rho); ``sigma`` is a view of the first two
         self.noise = np.array([*self.res.sigma, config.noise_correlation, config.noise_correlation])
         self.sigma = self.noise[:2]
@@ -150,6 +153,7 @@ class MPPI(Controller):
         self._block = max(S.CHUNK, -(-K // (ANYTIME_BLOCKS * S.CHUNK)) * S.CHUNK)
         self._finish_s = 0.0
         self._share = 1.0
+        self._act_c0 = None
         self._dev = None
         if self.device.kind == "cuda":
             from racing.control.mppi.gpu import DeviceIteration  # the [cuda] extra, imported where used
@@ -174,6 +178,8 @@ class MPPI(Controller):
             self.solve(x, 0.02 * j)
         if self.grip is not None:
             self.grip.warm_up()
+        if self.steer is not None:
+            self.steer.warm_up()
         self.reset()
 
     @property
@@ -262,6 +268,8 @@ class MPPI(Controller):
             self.grip.reset()
         if self.speed_obs is not None:
             self.speed_obs.reset()
+        if self.steer is not None:
+            self.steer.reset()
 
     def _shift(self, elapsed: float) -> None:
         """Warm start: ``U(tau) <- U(tau + elapsed)`` (linear interpolation, last input held)."""
@@ -292,7 +300,8 @@ class MPPI(Controller):
         ``store_noise`` makes the generator write its draws into ``self.eps``; ``samples``: stop after the block of
         samples that reaches this count, as an anytime iteration that ran out of time does (CPU only).
         """
-        c0 = time.perf_counter()
+        c0 = time.perf_counter() if self._act_c0 is None else self._act_c0  # an act's budget counts from its start
+        self._act_c0 = None
         if t is not None:
             if self._t_prev is not None:
                 el = t - self._t_prev
@@ -345,19 +354,27 @@ class MPPI(Controller):
         return self.X
 
     def act(self, observation: Observation, t: float) -> Command:
+        self._act_c0 = time.perf_counter()  # the estimators' replays (every 5th / 10th tick) count against the budget
         if self.grip is not None:
             self.grip.observe(t, observation.state)
         if self.speed_obs is not None:
             self.speed_obs.update(float(observation.state[3]), t)
+        st = self.steer
+        if st is not None:
+            st.observe(t, float(observation.state[6]))
         self.solve(observation.state, t)
-        cmd = command_from_plan(self.X, self.U, self.config.dt, self.params, self.period, self.res.steer_lead, self.p,
-                                self.interface, self.speed_obs)
+        lead = st.lead(self.period) if st is not None and self.res.steer_lead is None else self.res.steer_lead
+        cmd = command_from_plan(self.X, self.U, self.config.dt, self.params, self.period, lead, self.p,
+                                self.interface, self.speed_obs, None if st is None else st.gain)
+        if st is not None:
+            st.sent(cmd.steering_angle)
         if self.residual is not None:
             aug_update_nb(self.z, cmd.acceleration, self.rw, self.period)
         return cmd
 
     def estimates(self) -> dict:
-        return {} if self.grip is None else self.grip.summary()
+        return {**({} if self.grip is None else self.grip.summary()),
+                **({} if self.steer is None else self.steer.summary())}
 
     def diagnostics(self) -> dict:
         n = self.n_rec
