@@ -114,6 +114,13 @@ class RaceSpec:
     max_time_s: float | None = None
     snapshot_times: tuple = field(default=())
 
+    def __post_init__(self):
+        v = self.controller_config
+        if v is not None and not isinstance(v, (str, Path)):
+            raise ConfigError(f"controller_config (--controller-config): expected the path of a YAML file of the "
+                              f"controller's settings, got a {type(v).__name__} (settings as keyword overrides: "
+                              f"racing.make_controller(name, track, car, **settings))")
+
     @classmethod
     def from_args(cls, args) -> "RaceSpec":
         """The spec of parsed ``racing race`` options (an argparse Namespace)."""

@@ -74,6 +74,8 @@ def test_the_cli_saves_the_run_record_the_api_returns(tmp_path):
 def test_a_spec_is_strict_and_names_what_is_wrong(tmp_path):
     with pytest.raises(ConfigError, match="unknown key.*lapz"):
         RaceSpec.from_dict({"lapz": 2})
+    with pytest.raises(ConfigError, match="controller_config.*path of a YAML file.*got a dict"):
+        racing.api.spec_of(controller="mppi", controller_config={"online_steer": False})
     with pytest.raises(ConfigError, match="--laps"):
         build(RaceSpec(controller="pure_pursuit", laps=0))
     with pytest.raises(ConfigError, match="residual.*pure_pursuit.*no model"):

@@ -176,7 +176,10 @@ class GripEstimator:
 class OnlineGrip:
     """What a receding-horizon controller does with the estimate: its model parameters ``p[N_PARAMS]`` (the
     rollouts' array, written in place) get ``D_f``, ``D_r`` and ``mu`` times ``scale`` and ``I_z`` times the
-    inertia scale, and the speed cap of its
+    inertia scale where it is below 1 (a reading above 1 is what noise on the measured steering makes: the replay
+    is driven by the measured steering rate, and a noisy input favours a sluggish model -- 1.3, the bank's edge, in
+    every race of lab_loop under ``--noise 1 --delay 0.02``; on the default plant tyre relaxation reads as 1.15;
+    so the model's inertia is lowered, never raised), and the speed cap of its
     track table ``tab`` (column ``TAB_VCAP``, in place) is re-made from the grip it was made with, the car file's
     ``1 - grip_margin``, for ``lower`` once the estimate is informed. Below the car file's grip the cap is scaled by
     ``sqrt(lower / (1 - grip_margin))`` (exact for a friction-limited point mass, whose speeds on a given path scale
@@ -226,9 +229,10 @@ class OnlineGrip:
         if not est.observe(t, x) or not est.informed:
             return
         scale, lower = est.scale, min(est.lower, self.max_scale * self.grip0)
+        inertia = min(est.inertia, 1.0)  # never raised: see the class doc
         if abs(scale - self.applied[0]) >= self.step or abs(lower - self.applied[1]) >= self.step \
-                or est.inertia != self.applied[2]:
-            self._apply(scale, lower, est.inertia)
+                or inertia != self.applied[2]:
+            self._apply(scale, lower, inertia)
             self.rebuilds += 1
 
     def _apply(self, scale: float, grip: float, inertia: float = 1.0) -> None:

@@ -78,11 +78,12 @@ class ILQRConfig:
     yaw_limit: float = field(default=1.6, metadata={"unit": "-", "min": 0.0,
                                                     "doc": "|r| v_x beyond yaw_limit * g * min(D_f, D_r) is "
                                                            "penalised by the crash barrier; 0 = off"})
-    online_steer: bool = field(default=True, metadata={
+    online_steer: bool = field(default=False, metadata={
         "doc": "identify the car's steering chain (dead time, lag, gain, rate limit) from the commanded and the "
                "measured steering angle while racing (racing.control.steering) and lead, scale and limit the "
-               "steering with it where it differs from the car file; off for a car that does not measure its "
-               "steering angle"})
+               "steering with it where it differs from the car file (off by default for iLQR: on lab_loop under "
+               "--noise 1 --delay 0.02 it led the 20 ms delay and had 5 excursions in 3 races against 1 without, "
+               "docs/results.md 2026-12-07; on for MPPI)"})
     accel_feedback: bool = field(default=True, metadata={
         "doc": "observe what the car's own speed loop adds to the planned acceleration (a PI integrator, a gain "
                "error, drag) from the measured speed and take it off the command (racing.control.speedloop)"})
