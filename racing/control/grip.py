@@ -35,6 +35,7 @@ import numpy as np
 from numba import njit
 
 from racing.control import costs as C
+from racing.control.window import SampleWindow
 from racing.models import sops
 from racing.models.discrete import dynamic_step, dynamic_step_c
 from racing.models.fastmath import FM
@@ -73,9 +74,7 @@ class GripEstimator:
         self.forget = math.exp(-self.update_s / float(memory_s))
         self.min_windows = int(min_windows)
         n = max(math.ceil(self.window_s * rate_hz) + 1, 3)
-        self.Tb, self.Xb = np.full(n, -np.inf), np.zeros((n, 7))
-        self._Tw, self._Xw = np.zeros(n), np.zeros((n, 7))  # the window, oldest first
-        self._base, self._idx = np.arange(n), np.zeros(n, dtype=np.int64)
+        self.win = SampleWindow(n, 7)
         self._drive = np.zeros(n)  # the replay's drive inputs [m/s^2]
         self.s_r = 0.05
         self.s_vy = self.s_r * params.wheelbase
@@ -86,8 +85,7 @@ class GripEstimator:
         self.C = np.zeros(self.PT.shape[0])
         self.n_eff = 0.0
         self.windows = 0
-        self.k = 0
-        self.Tb[:] = -np.inf
+        self.win.reset()
         self.t_next = -np.inf
         self.scale, self.lower, self.inertia = 1.0, 1.0, 1.0
         self.inertia_band = (1.0, 1.0)
@@ -104,21 +102,17 @@ class GripEstimator:
     def observe(self, t: float, x: np.ndarray) -> bool:
         """Store the measurement ``x[7]`` at ``t`` [s]; replay a window when one is due. True when the estimate
         was updated. Allocates nothing (the window is copied into buffers made once)."""
-        n = self.Tb.size
-        i = self.k % n
-        self.Tb[i], self.Xb[i] = t, x
-        self.k += 1
-        if t < self.t_next or self.k < n:
+        win = self.win
+        win.push(t, x)
+        if t < self.t_next or not win.full:
             return False
         self.t_next = t + self.update_s
-        np.add(self._base, self.k, out=self._idx)
-        np.remainder(self._idx, n, out=self._idx)  # oldest first
-        np.take(self.Tb, self._idx, out=self._Tw)
-        np.take(self.Xb, self._idx, axis=0, out=self._Xw)
-        i0 = int(np.searchsorted(self._Tw, t - self.window_s - 1e-9))
+        Tw, Xw = win.ordered()
+        n = win.size
+        i0 = int(np.searchsorted(Tw, t - self.window_s - 1e-9))
         if n - i0 < 3:
             return False
-        e, spread, m = self._replay(self._Tw[i0:], self._Xw[i0:])
+        e, spread, m = self._replay(Tw[i0:], Xw[i0:])
         if not (spread >= 1.0 and math.isfinite(float(e.sum()))):  # a straight, or a time step <= 0 (spread < 0)
             return False
         self.C *= self.forget

@@ -33,6 +33,7 @@ import math
 import numpy as np
 from numba import njit
 
+from racing.control.window import SampleWindow
 from racing.models.params import P_STEER_RATE_MAX, VehicleParams
 
 #: the bank's dead times [s], lag time constants [s], gains (x the car file's) and rate limits (x the car file's)
@@ -106,17 +107,18 @@ class SteerEstimator:
         self.forget = math.exp(-self.update_s / float(memory_s))
         self.min_windows, self.still = int(min_windows), float(still)
         self.offset, self.smax = float(params.steer_offset), float(params.steer_max)
-        n = max(math.ceil((self.window_s + DELAYS[-1] + 0.1) * rate_hz) + 1, 8)
-        self.Tb, self.Db, self.Ub = np.full(n, -np.inf), np.zeros(n), np.zeros(n)
-        self._T, self._D, self._U = np.zeros(n), np.zeros(n), np.zeros(n)
-        self._idx, self._base = np.zeros(n, dtype=np.int64), np.arange(n)
+        n = max(math.ceil((self.window_s + float(self.H[:, 0].max()) + 0.1) * rate_hz) + 1, 8)
+        self.win = SampleWindow(n, 2)  # (measured angle, command sent) [rad]
+        self._row = np.zeros(2)
+        self._T, self._D, self._U = self.win.T, self.win.V[:, 0], self.win.V[:, 1]  # the window, oldest first
+        self.d_max = float(self.H[:, 0].max())
         self.e = np.zeros(self.H.shape[0])
         self.reset()
 
     def reset(self) -> None:
         self.C = np.zeros(self.H.shape[0])
-        self.k, self.windows = 0, 0
-        self.Tb[:] = -np.inf
+        self.windows = 0
+        self.win.reset()
         self.t_next = -np.inf
         self.best = None
 
@@ -132,20 +134,15 @@ class SteerEstimator:
     def observe(self, t: float, delta: float) -> bool:
         """Store the angle ``delta`` [rad] measured at ``t`` [s] (before the command of ``t`` is sent); replay a
         window when one is due. True when the estimate was updated."""
-        n = self.Tb.size
-        i = self.k % n
-        self.Tb[i], self.Db[i], self.Ub[i] = t, delta, math.nan
-        self.k += 1
-        if t < self.t_next or self.k < n:
+        win, row = self.win, self._row
+        row[0], row[1] = delta, math.nan  # the command is filled in by sent()
+        win.push(t, row)
+        if t < self.t_next or not win.full:
             return False
         self.t_next = t + self.update_s
-        np.add(self._base, self.k, out=self._idx)
-        np.remainder(self._idx, n, out=self._idx)  # oldest first
-        np.take(self.Tb, self._idx, out=self._T)
-        np.take(self.Db, self._idx, out=self._D)
-        np.take(self.Ub, self._idx, out=self._U)
+        win.ordered()  # into self._T, self._D, self._U
         i0 = int(np.searchsorted(self._T, t - self.window_s - 1e-9))
-        if i0 < 1 or self._T[i0] - self._T[0] < DELAYS[-1] or not np.all(np.isfinite(self._U[:-1])) \
+        if i0 < 1 or self._T[i0] - self._T[0] < self.d_max or not np.all(np.isfinite(self._U[:-1])) \
                 or not np.all(np.diff(self._T) > 0.0):
             return False
         moved = max(np.ptp(self._D[i0:]), np.ptp(self._U[max(i0 - 5, 0):-1]) * self.params.steer_gain)
@@ -162,7 +159,7 @@ class SteerEstimator:
 
     def sent(self, u: float) -> None:
         """The steering command [rad] sent at the last observed instant."""
-        self.Ub[(self.k - 1) % self.Tb.size] = u
+        self.win.Vb[(self.win.k - 1) % self.win.size, 1] = u
 
     def summary(self) -> dict:
         est = self.estimate
