@@ -6,13 +6,15 @@ import pytest
 import racing
 from racing.control.grip import SCALES, GripEstimator, replay_nb, replay_np
 from racing.models.discrete import dynamic_step
-from racing.models.params import P_DF, P_DR, P_MU, load_params
+from racing.models.params import P_DF, P_DR, P_IZ, P_MU, load_params
 
 
-def _drive(car, g, seconds=12.0, h=0.02, nsub=10):
-    """The model at grip scale ``g`` driven by a steering sine and an acceleration sine, measured every ``h``."""
+def _drive(car, g, seconds=12.0, h=0.02, nsub=10, inertia=1.0):
+    """The model at grip scale ``g`` (and yaw inertia times ``inertia``) driven by a steering sine and an
+    acceleration sine, measured every ``h``."""
     p = car.to_array()
     p[[P_DF, P_DR, P_MU]] *= g
+    p[P_IZ] *= inertia
     x = np.array([0.0, 0.0, 0.0, 6.0, 0.0, 0.0, 0.0])
     T, X = [0.0], [x.copy()]
     for k in range(int(seconds / h)):
@@ -46,6 +48,25 @@ def test_the_bank_finds_the_grip_of_its_own_model(g):
     for t, x in zip(T, X):
         est.observe(t, x)
     assert est.informed and est.scale == pytest.approx(g, abs=0.01) and est.lower <= est.scale
+
+
+@pytest.mark.parametrize("inertia", [0.6, 1.0])
+def test_the_bank_finds_the_inertia_of_its_own_model(inertia):
+    """The model's own data with its yaw inertia at 0.6 of the car file's (a fit that put a slow servo into I_z)
+    and at the car file's: the inertia axis reads it, the grip is still found, and the controller's model takes
+    the lower inertia (never a higher one)."""
+    from racing.control import costs as C
+    from racing.control.grip import OnlineGrip
+
+    car = load_params("f1tenth")
+    T, X = _drive(car, 0.9, inertia=inertia)
+    p, tab = car.to_array(), np.zeros((4, C.TAB_COLS))
+    og = OnlineGrip(car, p, tab)
+    for t, x in zip(T, X):
+        og.observe(t, x)
+    est = og.estimator
+    assert est.informed and est.inertia == inertia and est.scale == pytest.approx(0.9, abs=0.02)
+    assert p[P_IZ] == pytest.approx(inertia * car.inertia_z)
 
 
 def test_straight_driving_says_nothing():
