@@ -42,7 +42,7 @@ def plan_at(X: np.ndarray, col: int, tau: float, dt: float) -> float:
 def command_from_plan(X: np.ndarray, U: np.ndarray, dt: float, params, period: float,
                       steer_lead: float | None = None, p: np.ndarray | None = None,
                       interface: DriveInterface | None = None, observer: AccelObserver | None = None,
-                      steer_gain: float | None = None) -> Command:
+                      steer=None) -> Command:
     """The command of a plan ``X[T+1, 7]`` (observation layout), ``U[T, 2]`` (steer rate, acceleration):
     steering = planned angle ``steer_lead`` ahead (default the servo lag + half a period), mapped through the
     car's steering gain and offset; speed = planned v_x half a period ahead (so that the plant's speed loop
@@ -55,18 +55,25 @@ def command_from_plan(X: np.ndarray, U: np.ndarray, dt: float, params, period: f
     ``drive_interface``; :meth:`racing.interfaces.DriveInterface.command`: on a speed-only car the speed set-point
     leads by ``acceleration / speed_kp`` and no acceleration is sent). ``observer``: the car's speed-loop bias is
     taken off the acceleration (:class:`racing.control.speedloop.AccelObserver`, updated by the caller).
-    ``steer_gain``: the steering chain's gain [rad/rad] in place of the car file's (an online estimate,
-    :class:`racing.control.steering.OnlineSteer`)."""
-    lead = steer_lead if steer_lead is not None else params.steer_tau + params.steer_delay + 0.5 * period
+    ``steer``: the steering chain identified online (:class:`racing.control.steering.OnlineSteer`): its lead
+    (unless ``steer_lead`` is given) and gain replace the car file's, and it is told the command sent."""
+    if steer_lead is not None:
+        lead = steer_lead
+    else:
+        lead = steer.lead(period) if steer is not None else params.steer_tau + params.steer_delay + 0.5 * period
     delta = plan_at(X, 6, lead, dt)
-    steer_cmd = (delta - params.steer_offset) / (params.steer_gain if steer_gain is None else steer_gain)
+    steer_cmd = (delta - params.steer_offset) / (params.steer_gain if steer is None else steer.gain)
     speed = min(max(plan_at(X, 3, 0.5 * period, dt), 0.0), params.v_max)
     lo, hi = accel_limits(float(X[0, 3]), params.to_array() if p is None else p, sops)
     accel = float(min(max(float(U[0, 1]), lo), hi))
     iface = drive_interface(params.drive_interface) if interface is None else interface
     if observer is not None:
-        return observer.command(iface, float(steer_cmd), float(speed), accel, X[0], float(hi))
-    return iface.command(float(steer_cmd), float(speed), accel, float(X[0, 3]), params.speed_kp, params.v_max)
+        cmd = observer.command(iface, float(steer_cmd), float(speed), accel, X[0], float(hi))
+    else:
+        cmd = iface.command(float(steer_cmd), float(speed), accel, float(X[0, 3]), params.speed_kp, params.v_max)
+    if steer is not None:
+        steer.sent(cmd.steering_angle)
+    return cmd
 
 
 __all__ = ["command_from_plan", "plan_at", "shift_inputs"]

@@ -183,11 +183,12 @@ class OnlineSteer:
         self.params, self.p, self.bases, self.on_params = params, p, tuple(bases), on_params
         self.estimator = SteerEstimator(params)
         self.lead0 = params.steer_tau + params.steer_delay if lead0 is None else float(lead0)
+        self.applied = (self.lead0, float(params.steer_gain), float(params.steer_rate_max))  # the car file's
         self.reset()
 
     def reset(self) -> None:
         self.estimator.reset()
-        moved = getattr(self, "applied", (0.0, 0.0, self.params.steer_rate_max))[2] != self.params.steer_rate_max
+        moved = self.applied[2] != self.params.steer_rate_max
         self.applied = (self.lead0, float(self.params.steer_gain), float(self.params.steer_rate_max))
         self._write_rate(self.applied[2])
         if moved and self.on_params is not None:

@@ -106,7 +106,7 @@ class ILQRController(Controller):
             self.grip.reset()
         if self.speed_obs is not None:
             self.speed_obs.reset()
-        if getattr(self, "steer", None) is not None:
+        if self.steer is not None:
             self.steer.reset()
         if observation is not None:
             self.solve(observation.state, observation.t)
@@ -204,12 +204,8 @@ class ILQRController(Controller):
         if st is not None:
             st.observe(t, float(observation.state[6]))
         self.solve(observation.state, t)
-        lead = st.lead(self.period) if st is not None and self.config.steer_lead is None else self.config.steer_lead
-        cmd = command_from_plan(self.X, self.pb.U, self.config.dt, self.params, self.period, lead, self.p,
-                                self.interface, self.speed_obs, None if st is None else st.gain)
-        if st is not None:
-            st.sent(cmd.steering_angle)
-        return cmd
+        return command_from_plan(self.X, self.pb.U, self.config.dt, self.params, self.period, self.config.steer_lead,
+                                 self.p, self.interface, self.speed_obs, st)
 
     def estimates(self) -> dict:
         return {**({} if self.grip is None else self.grip.summary()),

@@ -363,11 +363,8 @@ class MPPI(Controller):
         if st is not None:
             st.observe(t, float(observation.state[6]))
         self.solve(observation.state, t)
-        lead = st.lead(self.period) if st is not None and self.res.steer_lead is None else self.res.steer_lead
-        cmd = command_from_plan(self.X, self.U, self.config.dt, self.params, self.period, lead, self.p,
-                                self.interface, self.speed_obs, None if st is None else st.gain)
-        if st is not None:
-            st.sent(cmd.steering_angle)
+        cmd = command_from_plan(self.X, self.U, self.config.dt, self.params, self.period, self.res.steer_lead, self.p,
+                                self.interface, self.speed_obs, st)
         if self.residual is not None:
             aug_update_nb(self.z, cmd.acceleration, self.rw, self.period)
         return cmd
