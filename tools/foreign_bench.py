@@ -23,7 +23,8 @@ command-only log); ``racing fit``'s fit (``actuator="auto"``) from a base car 10
 B_f -25 %, B_r +25 %; its ``drive_interface`` the cell's, which the fit lowers to what the log shows); the fitted
 car's minimum-time reference on ``--track``; a race of ``--laps`` laps with the fitted car as the controller's model
 on the same foreign car (a fresh plant). It reports the fit against the truth (I_z and the axle cornering
-stiffnesses, :func:`commonroad_plant.truth`), what the fit flagged, the steering structure it chose, and the race
+stiffnesses, :func:`commonroad_plant.truth`), what the fit flagged, the steering and speed-loop structures it chose
+(the speed loop's gains beside the truth in ``cells.json``), and the race
 (laps, off-track, status, gap to the fitted car's reference and to the true car's).
 
 Writes ``cells.json`` (every cell's draw and results, rewritten after each cell), each fitted car as
@@ -147,7 +148,8 @@ def fit_report(cell: dict, res) -> dict:
             "implausible": sorted(res.implausible),
             "grip_margin": res.params.grip_margin, "drive_interface": res.params.drive_interface,
             "speed_kp": res.params.speed_kp, "speed_kp_true": cell["actuators"]["speed_kp"],
-            "fit_s": res.seconds}
+            "speed_ki": res.params.speed_ki, "speed_ki_true": cell["actuators"]["speed_ki"],
+            "speed_structure": (res.speed_loop or {}).get("chosen"), "fit_s": res.seconds}
 
 
 def reference(track: str, car, tag: str) -> float | None:
@@ -232,13 +234,13 @@ def row(c: dict) -> str:
                       [f"implausible: {','.join(f.get('implausible', []))}"] * bool(f.get("implausible"))) or "none"
     gap = lambda g: "-" if g is None else f"{100 * g:+.1f} %"  # noqa: E731
     return (head + f" {100 * f['I_z_error']:+.0f} % (s.e. {100 * f['I_z_se']:.0f} %) | {100 * f['K_f_error']:+.0f} / "
-            f"{100 * f['K_r_error']:+.0f} % | {f['steer_structure']} | {flags} | {f['drive_interface']}, margin "
+            f"{100 * f['K_r_error']:+.0f} % | {f['steer_structure']}, {f.get('speed_structure') or '-'} | {flags} | {f['drive_interface']}, margin "
             f"{100 * (f['grip_margin'] or 0):.0f} % | {len(r.get('laps', []))} laps, {r.get('off_track', '-')} off"
             f"{' (first at %.0f s)' % r['first_off_track_s'] if r.get('first_off_track_s') else ''}, {r['status']} | {gap(r.get('gap_fit'))} / {gap(r.get('gap_true'))} |")
 
 
-HEADER = ("| cell | car | actuators (steering, speed loop, interface) | programme | I_z | K_f / K_r | steering "
-          "structure chosen | flagged | fitted interface, grip margin | race | gap to fitted / true car's "
+HEADER = ("| cell | car | actuators (steering, speed loop, interface) | programme | I_z | K_f / K_r | steering, "
+          "speed-loop structure chosen | flagged | fitted interface, grip margin | race | gap to fitted / true car's "
           "reference |\n|---|---|---|---|---|---|---|---|---|---|---|")
 
 

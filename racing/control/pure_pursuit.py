@@ -27,7 +27,7 @@ import numpy as np
 
 from racing import config as cfg
 from racing.control.base import Command, Controller, Observation, register
-from racing.control.speedloop import AccelObserver
+from racing.control.speedloop import speed_observer
 from racing.geometry.path import ClosedPath
 from racing.geometry.speed_profile import AccelAvailable, speed_profile
 from racing.interfaces import drive_interface
@@ -68,7 +68,7 @@ class PurePursuit(Controller):
         self.L = params.wheelbase
         self.ld_min = config.lookahead_min if config.lookahead_min is not None else 2.5 * self.L
         self._hint = None
-        self.speed_obs = AccelObserver(params) if config.accel_feedback else None
+        self.speed_obs = speed_observer(params, config.accel_feedback)
 
     def reset(self, observation: Observation | None = None) -> None:
         self._hint = None

@@ -27,6 +27,16 @@ got 4-6.5 m/s^2 of its 6.8 with the bias frozen there, and left the track); the 
 by the bias, and the model's tyre saturates what the brake cannot deliver. It is bounded by ``BIAS_SHARE`` of the
 car's larger acceleration limit. White speed noise of 0.2 m/s at 50 Hz moves
 ``b_hat`` by 0.04 m/s^2 (standard deviation, ``tau`` 0.5 s; 0.17 m/s^2 at 0.2 s).
+
+**A PI loop** (the car file's ``speed_ki`` > 0, identified by ``racing fit``: :mod:`racing.sysid.speedloop`) adds
+``speed_ki I`` to its output, ``I`` the integral of its speed error. The observer keeps a shadow of it, advanced
+between two control instants by the error of the set-point sent against the mean measured speed and held where
+the car's would be (:func:`racing.models.actuators.speed_integral_rate`, at the loop output the model expects),
+and asks the loop for ``a - speed_ki I``: the integral wound up on a power-limited straight, where a P loop's
+set-point leads the speed the car cannot reach, no longer holds back the braking at its end (on the foreign-car
+bench a PI loop so wound delivered -0.9 m/s^2 of a planned -7 in the first 0.2 s of braking). The bias then
+takes what the shadow misses. With ``learn=False`` (a controller's ``accel_feedback: false``) only the shadow
+integral is applied.
 """
 from __future__ import annotations
 
@@ -34,6 +44,7 @@ import math
 
 from racing.interfaces import Command, DriveInterface
 from racing.models import sops
+from racing.models.actuators import speed_integral_rate
 from racing.models.dynamic import body_derivatives
 
 #: time constant of the observer's double pole [s]: 0.2 s followed a wound-up PI integrator more closely (on the
@@ -54,12 +65,15 @@ class AccelObserver:
     params : VehicleParams  the controller's car (``speed_kp`` [1/s], ``accel_max``, ``decel_max`` [m/s^2],
              ``v_max`` [m/s])
     tau    : float          the observer's time constant [s]
+    learn  : bool           learn the bias (False: only the shadow of a PI loop's integral, for ``speed_ki`` > 0)
     """
 
-    def __init__(self, params, tau: float = TAU):
+    def __init__(self, params, tau: float = TAU, learn: bool = True):
         if not (math.isfinite(tau) and tau > 0.0):
             raise ValueError(f"AccelObserver tau = {tau!r}: expected a positive time [s]")
         self.kp, self.v_max = float(params.speed_kp), float(params.v_max)
+        self.ki, self.learn_bias = float(params.speed_ki), bool(learn)
+        self.lo, self.hi = -float(params.decel_max), float(params.accel_max)
         self.bias_max = BIAS_SHARE * max(float(params.accel_max), float(params.decel_max))
         self.tau = float(tau)
         self.p = params.to_array()
@@ -71,6 +85,10 @@ class AccelObserver:
         self._t = math.nan
         self._f = 0.0       # the model's v_x' under the last command [m/s^2]
         self._learn = False
+        self.integral = 0.0  # the shadow of the car's speed-loop integral [m] (speed_ki > 0)
+        self._sent = math.nan  # the last set-point [m/s], the speed it was sent at [m/s], the loop's output then
+        self._v_sent = 0.0
+        self._u_sent = 0.0
 
     def update(self, v_meas: float, t: float) -> float:
         """Take the speed ``v_meas`` [m/s] measured at ``t`` [s]; return the bias estimate [m/s^2]."""
@@ -78,6 +96,9 @@ class AccelObserver:
         if not (h > 0.0 and h < 1.0) or math.isnan(self._v):  # first call, a reset clock or a long gap: restart
             self._v, self._t = v_meas, t
             return self.bias
+        if self.ki > 0.0 and not math.isnan(self._sent):  # the car's integral over the period
+            err = self._sent - 0.5 * (self._v_sent + v_meas)
+            self.integral += h * speed_integral_rate(self._u_sent, err, self.p)
         pred = self._v + h * (self._f + self.bias)
         e = v_meas - pred
         self._v = pred + 2.0 * h / self.tau * e
@@ -96,11 +117,21 @@ class AccelObserver:
         v_x = float(state[3])
         at_drive_limit = acceleration >= hi - AT_LIMIT
         a = acceleration if at_drive_limit else acceleration - self.bias
-        cmd = iface.command(steering_angle, speed, a, v_x, self.kp, self.v_max)
-        u = cmd.acceleration + self.kp * (cmd.speed - v_x)  # not clipped: accel_max/decel_max are the planner's
+        pi = self.ki * self.integral
+        cmd = iface.command(steering_angle, speed, a - pi, v_x, self.kp, self.v_max)
+        u = cmd.acceleration + self.kp * (cmd.speed - v_x) + pi  # not clipped: the planner's limits
         self._f = body_derivatives(v_x, float(state[4]), float(state[5]), float(state[6]), 0.0, u, self.p, sops)[0]
-        self._learn = not at_drive_limit and u < hi - AT_LIMIT
+        self._learn = self.learn_bias and not at_drive_limit and u < hi - AT_LIMIT
+        self._sent, self._v_sent, self._u_sent = cmd.speed, v_x, min(max(u, self.lo), self.hi)
         return cmd
 
 
-__all__ = ["AccelObserver"]
+def speed_observer(params, accel_feedback: bool) -> AccelObserver | None:
+    """A controller's observer of the car's speed loop: one that learns the bias with ``accel_feedback``, one that
+    only shadows the integral of a PI loop (``params.speed_ki`` > 0) without it, else None."""
+    if accel_feedback or params.speed_ki > 0.0:
+        return AccelObserver(params, learn=accel_feedback)
+    return None
+
+
+__all__ = ["AccelObserver", "speed_observer"]

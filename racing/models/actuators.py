@@ -10,7 +10,10 @@ Commands (``cmd_steer`` [rad], ``cmd_speed`` [m/s], ``cmd_accel`` [m/s^2]) becom
   the rate that reaches ``target + (delta - target) exp(-h / tau)`` at its end; the log predictions of system
   identification, accurate with sub-steps of several milliseconds); ``tau = 0`` is an ideal servo;
 * speed: ``a = cmd_accel + speed_kp (cmd_speed - v_x)`` clipped to ``[-decel_max, accel_max]`` (motor power
-  and tyre grip are limited inside the vehicle model).
+  and tyre grip are limited inside the vehicle model). A car whose loop has an integrator (``speed_ki`` [1/s^2],
+  outside the parameter array: the controllers plan with the P loop) adds ``speed_ki I`` to ``cmd_accel``, the
+  integral ``I`` [m] of the speed error advancing at :func:`speed_integral_rate` (the plants, the controllers'
+  shadow of the car's integrator, the speed loop's identification).
 
 Written once against ``ops`` (numpy / torch / casadi, or :mod:`racing.models.sops` in compiled code).
 """
@@ -42,3 +45,12 @@ def actuator_inputs(delta, vx, cmd_steer, cmd_speed, cmd_accel, p, h, exact, ops
     rate = ops.where(ops.abs(rate * h) > ops.abs(err), err / h, rate)  # never past the target in one sub-step
     a = cmd_accel + p[P_SPEED_KP] * (cmd_speed - vx)
     return rate, ops.minimum(ops.maximum(a, -p[P_DECEL_MAX]), p[P_ACCEL_MAX])
+
+
+@scalar
+def speed_integral_rate(a, err, p):
+    """d/dt of the speed loop's integral [m/s] at its output ``a`` [m/s^2] (clipped, as :func:`actuator_inputs`
+    returns it) and speed error ``err = cmd_speed - v_x`` [m/s]: the error, or 0 where the output sits at a limit
+    (``accel_max``, ``-decel_max``) and the error would drive it further (anti-windup by clamping)."""
+    held = (a >= p[P_ACCEL_MAX] and err > 0.0) or (a <= -p[P_DECEL_MAX] and err < 0.0)
+    return 0.0 if held else err

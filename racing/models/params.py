@@ -97,6 +97,14 @@ class VehicleParams:
         "unit": "s", "min": 0.0, "max": 0.25,
         "doc": "dead time between a steering command and the servo (a transport delay: bus, firmware): racing fit "
                "identifies it (--actuator), controllers lead their steering commands by it; 0 = none"})
+    # an actuator property outside the models' arrays: the speed loop's integrator (the plans' model is the P loop)
+    speed_ki: float = field(default=0.0, metadata={
+        "unit": "1/s^2", "min": 0.0, "max": 1000.0,
+        "doc": "integral gain of the car's speed loop: a = a_ff + speed_kp (v_cmd - v_x) + speed_ki * integral of "
+               "(v_cmd - v_x) dt, the integral held while the output sits at accel_max or -decel_max and the error "
+               "would drive it further (anti-windup); 0 = a P loop. racing fit identifies it (P or PI, by held-out "
+               "error: racing.sysid.speedloop), the simulator's plants apply it, controllers take the integral "
+               "off the acceleration they ask for (racing.control.speedloop)"})
     # not a physical parameter: what the car's drive-by-wire applies of a command (racing.interfaces)
     drive_interface: str = field(default="speed", metadata={
         "choices": ("speed_accel", "speed"),
@@ -123,15 +131,17 @@ class VehicleParams:
     @classmethod
     def from_array(cls, p: np.ndarray, name: str = "fitted", tuning: str | None = None,
                    grip_margin: float = 0.0, drive_interface: str = "speed",
-                   steer_delay: float = 0.0) -> "VehicleParams":
+                   steer_delay: float = 0.0, speed_ki: float = 0.0) -> "VehicleParams":
         """Inverse of :meth:`to_array` (``tuning``: the controller tuning the car keeps, e.g. its base car's;
         ``grip_margin``: what its identification vouches for; ``drive_interface``: what its drive-by-wire
-        applies; ``steer_delay``: its steering dead time [s])."""
+        applies; ``steer_delay``: its steering dead time [s]; ``speed_ki``: its speed loop's integral gain
+        [1/s^2])."""
         p = np.asarray(p, dtype=float)
         if p.shape != (N_PARAMS,):
             raise ValueError(f"expected a parameter array of shape ({N_PARAMS},), got {p.shape}")
         return config.from_mapping(cls, {"name": name, "tuning": tuning, "grip_margin": grip_margin,
                                          "drive_interface": drive_interface, "steer_delay": steer_delay,
+                                         "speed_ki": speed_ki,
                                          **{n: float(v) for n, v in zip(PARAM_NAMES, p)}},
                                    source="<parameter array>")
 
@@ -152,6 +162,8 @@ class VehicleParams:
             lines.append(f"grip_margin: {yaml_float(self.grip_margin)}  # [-] {docs['grip_margin']}")
         if self.steer_delay:
             lines.append(f"steer_delay: {yaml_float(self.steer_delay)}  # [s] {docs['steer_delay']}")
+        if self.speed_ki:
+            lines.append(f"speed_ki: {yaml_float(self.speed_ki)}  # [1/s^2] {docs['speed_ki']}")
         if self.tuning is not None:
             lines.append(f"tuning: {self.tuning}  # {docs['tuning']}")
         lines.append(f"drive_interface: {self.drive_interface}  # {docs['drive_interface']}")
@@ -188,7 +200,7 @@ def yaml_float(v: float) -> str:
 
 
 #: the fields that are not in the flat parameter array
-NOT_PHYSICAL = ("name", "tuning", "grip_margin", "drive_interface", "steer_delay")
+NOT_PHYSICAL = ("name", "tuning", "grip_margin", "drive_interface", "steer_delay", "speed_ki")
 PARAM_NAMES: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(VehicleParams) if f.name not in NOT_PHYSICAL)
 N_PARAMS = len(PARAM_NAMES)
 
@@ -234,7 +246,8 @@ DEFAULT_CAR = "f1tenth"
 def load_params(name_or_path: str | Path | Mapping = DEFAULT_CAR) -> VehicleParams:
     """Load a car by name (a file in :func:`params_dir`), by path to a YAML file, or from a mapping of its
     parameters (the keys and checks of a car YAML: every physical field and ``name``; ``tuning``,
-    ``grip_margin``, ``drive_interface`` and ``steer_delay`` optional). A :class:`VehicleParams` is returned as it is.
+    ``grip_margin``, ``drive_interface``, ``steer_delay`` and ``speed_ki`` optional). A :class:`VehicleParams` is
+    returned as it is.
 
     Raises
     ------

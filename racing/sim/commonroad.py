@@ -31,7 +31,7 @@ import math
 
 import numpy as np
 
-from racing.models.actuators import actuator_inputs
+from racing.models.actuators import actuator_inputs, speed_integral_rate
 from racing.models.dynamic import grip_limits
 from racing.models.ops import NUMPY
 from racing.models.params import VehicleParams
@@ -155,7 +155,7 @@ class CommonRoadPlant:
         self.actuators = actuators or actuator_params(vehicle)
         if isinstance(self.actuators, VehicleParams):  # the project's actuator model with the car's values
             self.pa = self.actuators.to_array()
-            self._inputs = lambda d, v, cs, cv, ca, h: actuator_inputs(d, v, cs, cv, ca, self.pa, h, True, NUMPY)
+            self._inputs = self._project_inputs
         else:  # the car's own actuators, e.g. racing.sim.foreign.ForeignActuators: inputs(...) and reset()
             self.pa = None
             self._inputs = self.actuators.inputs
@@ -165,6 +165,13 @@ class CommonRoadPlant:
         self._init = {"st": list, "std": lambda s: init_std.init_std(s, self.cr),
                       "mb": lambda s: init_mb.init_mb(s, self.cr)}[model]
         self.x = None
+        self._integ = 0.0  # the project's speed loop's integral [m] (speed_ki > 0)
+
+    def _project_inputs(self, d, v, cs, cv, ca, h):
+        """The project's actuator model with the car's values; the speed loop's integral advanced by ``h`` [s]."""
+        rate, a = actuator_inputs(d, v, cs, cv, ca + self.actuators.speed_ki * self._integ, self.pa, h, True, NUMPY)
+        self._integ += h * speed_integral_rate(a, cv - v, self.pa)
+        return rate, a
 
     def __repr__(self):
         return f"CommonRoadPlant({self.model!r}, vehicle {self.vehicle} = {VEHICLES[self.vehicle]})"
@@ -176,6 +183,7 @@ class CommonRoadPlant:
         v = math.hypot(x0[3], x0[4])
         core = [x0[0], x0[1], x0[6], v, x0[2], x0[5], math.atan2(x0[4], x0[3]) if v > 0 else 0.0]
         self.x = np.array(self._init(core), dtype=float)
+        self._integ = 0.0
         if self.pa is None:
             self.actuators.reset()
 

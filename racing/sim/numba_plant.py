@@ -11,8 +11,9 @@ with RK4 at ``plant_hz`` (>= 500 Hz) sub-steps and model the actuators:
 
 * steering: target ``steer_gain * cmd + steer_offset`` clipped to ``steer_max``, reached by a
   first-order servo with time constant ``steer_tau`` and rate limit ``steer_rate_max``;
-* speed: ``a = cmd.acceleration + speed_kp (cmd.speed - v_x)`` clipped to
-  ``[-decel_max, accel_max]`` (motor power and tyre grip are limited inside the model).
+* speed: ``a = cmd.acceleration + speed_kp (cmd.speed - v_x)`` (+ ``speed_ki`` x the integral of the speed
+  error, for a car with a PI loop) clipped to ``[-decel_max, accel_max]`` (motor power and tyre grip are limited
+  inside the model).
 
 (the actuator model of :mod:`racing.models.actuators`, Euler-discretised servo lag). The registry
 (``make_plant``, ``register_plant``, ``known_plants``) is :mod:`racing.sim.plant`.
@@ -30,18 +31,21 @@ from numba import njit
 from racing.interfaces import Command
 from racing.models import numba_backend as nbm
 from racing.models import sops
-from racing.models.actuators import actuator_inputs
+from racing.models.actuators import actuator_inputs, speed_integral_rate
 from racing.models.dynamic import dynamic_state_from_kinematic, kinematic_state_from_dynamic
 from racing.models.params import VehicleParams
 
 
 @njit(cache=True)
-def advance(model, x, p, cmd_steer, cmd_speed, cmd_accel, h, nsub, work, u):
-    """Advance ``x`` in place by ``nsub`` RK4 sub-steps of ``h`` [s]; False if the state became non-finite."""
+def advance(model, x, p, cmd_steer, cmd_speed, cmd_accel, h, nsub, work, u, ki, integ):
+    """Advance ``x`` in place by ``nsub`` RK4 sub-steps of ``h`` [s], the speed loop's integral ``integ[0]`` [m]
+    with them (integral gain ``ki`` [1/s^2]); False if the state became non-finite."""
     steer_idx = 4 if model == nbm.MODEL_KINEMATIC else 6
     nx = x.shape[0]
     for _ in range(nsub):
-        u[0], u[1] = actuator_inputs(x[steer_idx], x[3], cmd_steer, cmd_speed, cmd_accel, p, h, False, sops)
+        u[0], u[1] = actuator_inputs(x[steer_idx], x[3], cmd_steer, cmd_speed, cmd_accel + ki * integ[0], p, h,
+                                     False, sops)
+        integ[0] += h * speed_integral_rate(u[1], cmd_speed - x[3], p)
         nbm.rk4_step_nb(model, x, u, p, h, x, work)
         for i in range(nx):
             if not math.isfinite(x[i]):
@@ -63,10 +67,12 @@ class NumbaPlant:
         self.x = np.zeros(nbm.MODEL_NX[self.model])
         self._work = np.zeros((5, nbm.MAX_NX))
         self._u = np.zeros(2)
+        self._integ = np.zeros(1)  # the speed loop's integral [m] (a car with speed_ki > 0)
 
     def reset(self, x0: np.ndarray) -> None:
         x0 = np.asarray(x0, dtype=float)
         self.x[:] = kinematic_state_from_dynamic(x0) if self.model == nbm.MODEL_KINEMATIC else x0
+        self._integ[0] = 0.0
 
     @property
     def state(self) -> np.ndarray:
@@ -80,7 +86,8 @@ class NumbaPlant:
             return self.state
         nsub = max(1, int(math.ceil(dt / self.h_max - 1e-9)))
         ok = advance(self.model, self.x, self.p, float(command.steering_angle), float(command.speed),
-                     float(command.acceleration), dt / nsub, nsub, self._work, self._u)
+                     float(command.acceleration), dt / nsub, nsub, self._work, self._u, self.params.speed_ki,
+                     self._integ)
         if not ok:
             raise FloatingPointError("plant state became non-finite")
         return self.state

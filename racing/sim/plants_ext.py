@@ -29,7 +29,7 @@ from numba import njit
 
 from racing.models.fastmath import scalar
 from racing.models import sops
-from racing.models.actuators import actuator_inputs
+from racing.models.actuators import actuator_inputs, speed_integral_rate
 from racing.models.dynamic import blend_weight, body_derivatives_from_forces, tyre_force_set
 from racing.models.numba_backend import make_rk4
 from racing.models.params import N_PARAMS, P_HCG, VehicleParams
@@ -75,10 +75,12 @@ rk4_ext = make_rk4(dynamic_ext_rhs_s)
 
 
 @njit(cache=True)
-def advance_ext(x, pe, cmd_steer, cmd_speed, cmd_accel, h, nsub, k, u):
-    """``nsub`` RK4 sub-steps of ``h`` [s] in place, actuators as in the base plant; False if non-finite."""
+def advance_ext(x, pe, cmd_steer, cmd_speed, cmd_accel, h, nsub, k, u, ki, integ):
+    """``nsub`` RK4 sub-steps of ``h`` [s] in place, actuators as in the base plant (the speed loop's integral
+    ``integ[0]`` [m], gain ``ki`` [1/s^2]); False if non-finite."""
     for _ in range(nsub):
-        u[0], u[1] = actuator_inputs(x[6], x[3], cmd_steer, cmd_speed, cmd_accel, pe, h, False, sops)
+        u[0], u[1] = actuator_inputs(x[6], x[3], cmd_steer, cmd_speed, cmd_accel + ki * integ[0], pe, h, False, sops)
+        integ[0] += h * speed_integral_rate(u[1], cmd_speed - x[3], pe)
         rk4_ext(x, u, pe, h, x, k)
         for i in range(NX_EXT):
             if not math.isfinite(x[i]):
@@ -112,6 +114,7 @@ class DynamicExtPlant:
         self.x = np.zeros(NX_EXT)
         self._k = np.zeros((5, NX_EXT))
         self._u = np.zeros(2)
+        self._integ = np.zeros(1)  # the speed loop's integral [m] (a car with speed_ki > 0)
         self._queue: deque = deque()  # (time the command takes effect [s], steer, speed, accel)
         self._now = 0.0
         self._active = (0.0, 0.0, 0.0)
@@ -124,6 +127,7 @@ class DynamicExtPlant:
         self.x[7] = 0.0
         self.x[8], self.x[9] = steady_lateral_forces(self.x, self.pe)
         self._queue.clear()
+        self._integ[0] = 0.0
         self._now = 0.0
         self._active = (float(x0[6]), math.hypot(x0[3], x0[4]), 0.0)  # hold the start until a command arrives
 
@@ -134,7 +138,8 @@ class DynamicExtPlant:
 
     def _advance(self, cmd, dt):
         nsub = max(1, int(math.ceil(dt / self.h_max - 1e-9)))
-        if not advance_ext(self.x, self.pe, cmd[0], cmd[1], cmd[2], dt / nsub, nsub, self._k, self._u):
+        if not advance_ext(self.x, self.pe, cmd[0], cmd[1], cmd[2], dt / nsub, nsub, self._k, self._u,
+                           self.params.speed_ki, self._integ):
             raise FloatingPointError("plant state became non-finite")
 
     def step(self, command, dt: float) -> np.ndarray:

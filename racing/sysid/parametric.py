@@ -62,6 +62,7 @@ from racing.models.ops import NUMPY
 from racing.models.params import PARAM_NAMES, G, VehicleParams
 from racing.sysid import pedals as pm
 from racing.sysid import rollout as ro
+from racing.sysid.speedloop import identify_speed_loop
 
 #: parameters fitted by default, per model
 DEFAULT_FIT = {
@@ -110,6 +111,9 @@ class FitResult:
     implausible : name -> {"value", "dynamic_index", "range", "base_dynamic_index"}: fitted values a car cannot have
         (:func:`implausible`: a yaw inertia whose dynamic index is outside :data:`DYNAMIC_INDEX_RANGE`); the report
         does not call them identified
+    speed_loop : the speed loop's structure (:func:`racing.sysid.speedloop.identify_speed_loop`: ``chosen`` "P" or
+        "PI", ``why``, the PI loop's gains, the held-out errors of both); {} for a log without a speed loop to
+        identify (a pedal log, ``speed_kp`` not fitted)
     grip_margin : the share of the grip the fit cannot vouch for (:func:`grip_margin`; also ``params.grip_margin``);
         None when it was not computed (a grip parameter fitted without bootstrap replicates, ``n_boot = 0``: the
         fitted car then carries ``grip_margin = 0``, its fitted grip in full)
@@ -148,6 +152,7 @@ class FitResult:
     disagree: dict = field(default_factory=dict)
     actuator: dict = field(default_factory=dict)
     implausible: dict = field(default_factory=dict)
+    speed_loop: dict = field(default_factory=dict)
 
     @property
     def pedal_theta(self):
@@ -167,7 +172,7 @@ class FitResult:
             "not_identified": self.not_identified, "confounded": self.confounded, "limits": self.limits,
             "weights": self.weights, "n_boot": self.n_boot, "name": self.params.name,
             "grip_margin": self.grip_margin, "halves_disagree": self.disagree, "actuator": self.actuator,
-            "implausible": self.implausible,
+            "implausible": self.implausible, "speed_loop": self.speed_loop,
         }
         if self.interval95 is not None:
             d["interval95"] = {n: [_finite(a), _finite(b)] for n, (a, b) in zip(self.names, self.interval95)}
@@ -228,6 +233,11 @@ class FitResult:
                              f"{a['held_out_over_in_sample']:.2f}x worse per window than the {a['windows'][0]} it "
                              f"was fitted on (a model that fits the car predicts both alike): its parameters hold "
                              f"for the manoeuvres it saw, not beyond them")
+        if self.speed_loop:
+            q = self.speed_loop
+            gains = (f": speed_kp {q['speed_kp']:.4g} 1/s, speed_ki {q['speed_ki']:.4g} 1/s^2" if q["chosen"] == "PI"
+                     else "")
+            lines += ["", f"Speed loop: {q['chosen']}{gains} ({q['why']})"]
         if self.disagree:
             lines += ["", "Fits on two halves of the log (first and second in time, or below and above its median "
                           "speed) disagree beyond their error bars (a bias "
@@ -565,6 +575,7 @@ def fit(logs: list[DriveLog] | ro.Data, base: VehicleParams, model: str = "dynam
                                       grip_margin=margin or 0.0, drive_interface=fitted_interface(data, base),
                                       steer_delay=base.steer_delay if delay is None else delay)
     odd = implausible(fitted, base) if "inertia_z" in all_names else {}
+    fitted, speed_loop = _speed_loop_stage(data, fitted, all_names)
     return FitResult(params=fitted, base=base, model=model, names=all_names, values=theta, std_errors=se,
                      initial=lay.th0, cost=float(sol.cost), cost_initial=cost0, rmse_initial=rmse_initial,
                      rmse_final=rmse_final, sigma=prob.sigma, n_windows=int(prob.starts.size), n_samples=data.n,
@@ -573,7 +584,19 @@ def fit(logs: list[DriveLog] | ro.Data, base: VehicleParams, model: str = "dynam
                      correlation=corr, not_identified=not_identified, confounded=confounded, limits=limits,
                      pedal_map=None if q_fit is None else pm.PedalMap.from_array(q_fit), weights=prob.wmul,
                      n_boot=n_boot, reference_x=prob.reference_x(theta, lay), grip_margin=margin,
-                     disagree=disagree, actuator=structure, implausible=odd)
+                     disagree=disagree, actuator=structure, implausible=odd, speed_loop=speed_loop)
+
+
+def _speed_loop_stage(data: ro.Data, fitted: VehicleParams, names) -> tuple[VehicleParams, dict]:
+    """The fitted car with its speed loop's structure (:func:`racing.sysid.speedloop.identify_speed_loop`: a PI
+    loop's ``speed_kp`` and ``speed_ki`` replace the P loop's gain), and the stage's report ({} when the log has no
+    speed loop to identify: a pedal log, a speed gain not fitted)."""
+    if data.pedals is not None or "speed_kp" not in names:
+        return fitted, {}
+    rep = identify_speed_loop(data, fitted)
+    if rep["chosen"] == "PI":
+        fitted = fitted.replace(speed_kp=rep["speed_kp"], speed_ki=rep["speed_ki"])
+    return fitted, rep
 
 
 def fitted_interface(data: ro.Data, base: VehicleParams) -> str:

@@ -15,7 +15,7 @@ from racing.control.ilqr.config import ILQRConfig, resolve_margins
 from racing.control.ilqr.problem import RacingProblem
 from racing.control.ilqr.solver import ILQR as Solver
 from racing.control.plan import command_from_plan, shift_inputs
-from racing.control.speedloop import AccelObserver
+from racing.control.speedloop import speed_observer
 from racing.control.steering import OnlineSteer
 from racing.interfaces import Command, Observation, drive_interface
 from racing.models.kinematic import body_velocities
@@ -69,7 +69,7 @@ class ILQRController(Controller):
         self.cp = cost_params_for(weights, soft, crash, track.ds, config.beta_max, config.yaw_limit, params)
         self.p = params.to_array()
         self.interface = drive_interface(params.drive_interface)
-        self.speed_obs = AccelObserver(params) if config.accel_feedback else None
+        self.speed_obs = speed_observer(params, config.accel_feedback)
         self.pb = RacingProblem(config.model, self.T, config.substeps, config.dt, self.p, self.cp, self.tab,
                                 config.sharpness, config.codegen, config.hessian)
         self.derivatives_backend = self.pb.D.backend

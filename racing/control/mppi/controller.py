@@ -15,7 +15,7 @@ from racing.control.mppi import step as S
 from racing.control.mppi.config import MPPIConfig, as_dict, resolve
 from racing.control.mppi.device import resolve_device
 from racing.control.plan import command_from_plan, shift_inputs
-from racing.control.speedloop import AccelObserver
+from racing.control.speedloop import speed_observer
 from racing.control.steering import OnlineSteer
 from racing.interfaces import Command, Observation, drive_interface
 from racing.models.params import VehicleParams, usable_grip
@@ -113,7 +113,7 @@ class MPPI(Controller):
         self.ds = ds
         self.p = params.to_array()
         self.interface = drive_interface(params.drive_interface)
-        self.speed_obs = AccelObserver(params) if config.accel_feedback else None
+        self.speed_obs = speed_observer(params, config.accel_feedback)
         self.grip = None
         if config.online_grip and self.racing:  # above the car file's grip the cap is re-made by a profile
             cap = C.ProfileCap(track, params, config.use_raceline, config.cap_scale)
