@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from racing.control.speedloop import BIAS_SHARE, AccelObserver
+from racing.control.speedloop import BIAS_SHARE, AccelObserver, speed_observer
 from racing.interfaces import drive_interface
 from racing.models import sops
 from racing.models.dynamic import accel_limits, body_derivatives
@@ -114,6 +114,46 @@ def test_a_wound_up_pi_loop_brakes_as_planned_with_the_feedback(car, brake):
         assert abs(shed(0.0, True)) < 0.3  # the model's own loop: the feedback only takes off the sampling lag
     else:  # the car's own loop clips at decel_max: no more than planned, but over 1 m/s closer to it
         assert without + 1.0 < with_ < 0.3
+
+
+@pytest.mark.parametrize("learn", [False, True])
+def test_a_pi_loop_the_car_file_knows_brakes_as_planned(car, learn):
+    """The car file says the loop's integral gain (``speed_ki``, as ``racing fit`` identifies it): the observer's
+    shadow of the integral, wound up by 10 s at the drive limit (+6 m/s^2 asked of a car that gets less above
+    its power limit), is taken off the braking asked for, so the car decelerates as planned from the first
+    tenths (within 0.3 m/s over 1 s of -7 m/s^2), with or without the bias learnt on top; without it (the P
+    loop's set-point) over 1.5 m/s less."""
+    p = car.to_array()
+    pi_car = car.replace(speed_ki=0.3)
+    assert speed_observer(car, False) is None and speed_observer(pi_car, False).learn_bias is False
+
+    def shed(obs) -> float:
+        act = ForeignActuators(speed_kp=car.speed_kp, speed_ki=0.3, accel_max=car.accel_max, decel_max=car.decel_max)
+        x, h = _straight(15.0), 0.02
+        for k in range(550):
+            t = k * h
+            a_plan = 6.0 if t < 10.0 else -7.0
+            hi = accel_limits(float(x[3]), p, sops)[1]
+            if obs is not None:
+                obs.update(float(x[3]), t)
+                cmd = obs.command(SPEED, 0.0, float(x[3]), a_plan, x, hi)
+            else:
+                cmd = SPEED.command(0.0, float(x[3]), min(a_plan, hi), float(x[3]), car.speed_kp, car.v_max)
+            if k == 500:
+                v_start = v_plan = float(x[3])
+            for _ in range(10):
+                _, a = act.inputs(0.0, float(x[3]), 0.0, cmd.speed, cmd.acceleration, h / 10)
+                x[3] += h / 10 * body_derivatives(float(x[3]), 0.0, 0.0, 0.0, 0.0, a, p, sops)[0]
+                if k >= 500:
+                    v_plan += h / 10 * body_derivatives(v_plan, 0.0, 0.0, 0.0, 0.0, -7.0, p, sops)[0]
+        return (v_start - float(x[3])) - (v_start - v_plan)
+
+    assert shed(None) < -1.5
+    obs = speed_observer(pi_car, learn)
+    assert abs(shed(obs)) < 0.3
+    assert obs.integral != 0.0
+    obs.reset()
+    assert obs.integral == 0.0
 
 
 def test_a_bad_time_constant_is_refused(car):

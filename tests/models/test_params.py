@@ -26,6 +26,17 @@ def test_array_round_trip(tmp_path):
     assert load_params(tmp_path / "x.yaml") == p
 
 
+def test_the_speed_loops_integral_gain_round_trips_and_is_checked(tmp_path):
+    pi = load_params("gt_car").replace(speed_ki=0.35)
+    pi.to_yaml(tmp_path / "pi.yaml")
+    assert "speed_ki: 0.35" in (tmp_path / "pi.yaml").read_text() and load_params(tmp_path / "pi.yaml") == pi
+    assert "speed_ki" not in PARAM_NAMES and load_params("gt_car").speed_ki == 0.0  # a P loop unless said
+    with pytest.raises(ConfigError, match=r"car\.yaml: speed_ki"):
+        load_params(_write(tmp_path, add="speed_ki: -0.1"))
+    with pytest.raises(ConfigError, match="speed_ki"):
+        pi.replace(speed_ki=float("nan"))
+
+
 def _write(tmp_path, text_changes=None, drop=None, add=None):
     src = (load_params.__globals__["params_dir"]() / "f1tenth.yaml").read_text().splitlines()
     out = []

@@ -258,3 +258,25 @@ def test_api_simulate_names_the_sim_argument():
     track = racing.load_track("lab_loop")
     with pytest.raises(TypeError, match=r"simulate: sim must be a racing.sim.simulator.SimConfig"):
         racing.api.simulate(track, make_controller("pure_pursuit", track, F1), make_plant("dynamic", F1), F1, sim="x")
+
+
+@pytest.mark.parametrize("plant", ["dynamic", "dynamic_ext"])
+def test_a_pi_speed_loop_in_the_car_file_is_simulated(plant):
+    """A car whose speed loop integrates (``speed_ki``) holds a constant set-point against drag and rolling
+    resistance without the P loop's steady error (resistance / speed_kp), and its integral is emptied by a reset."""
+    def settled(params) -> float:
+        pl = make_plant(plant, params)
+        x0 = np.zeros(7)
+        x0[3] = 5.0
+        pl.reset(x0)
+        for _ in range(300):
+            x = pl.step(Command(0.0, 5.0, 0.0), 0.1)
+        return 5.0 - float(x[3])
+
+    p_err, pi_err = settled(F1), settled(F1.replace(speed_ki=4.0))
+    assert p_err > 0.02 and abs(pi_err) < 0.1 * p_err
+    pl = make_plant(plant, F1.replace(speed_ki=4.0))
+    pl.reset(np.array([0, 0, 0, 5.0, 0, 0, 0.0]))
+    pl.step(Command(0.0, 8.0, 0.0), 1.0)
+    pl.reset(np.array([0, 0, 0, 5.0, 0, 0, 0.0]))
+    assert pl._integ[0] == 0.0
