@@ -12,7 +12,7 @@ from racing import exit_codes
 from racing.logs import DriveLog
 
 #: outcome of a run by status: "clean" | "incidents" | "failed"
-OUTCOMES = {"completed": "clean", "completed_with_incidents": "incidents", "timeout": "failed",
+OUTCOMES = {"completed": "clean", "completed_with_incidents": "incidents", "timeout": "failed", "stalled": "failed",
             "off_track": "failed", "diverged": "failed"}
 #: exit code of ``racing race`` by outcome (the convention of :mod:`racing.exit_codes`)
 EXIT_CODES = {"clean": exit_codes.OK, "incidents": exit_codes.INCIDENTS, "failed": exit_codes.FAILED}
@@ -31,7 +31,7 @@ class SimResult:
     laps     : list of lap times [s]; lap_end_t: crossing times [s]
     events   : list of {"t", "type", ...}  (off_track, back_on_track, deadline_miss, ...)
     status   : "completed" (all laps, nothing happened) | "completed_with_incidents" (all laps, but off-track
-               excursions or deadline misses) | "timeout" | "off_track" | "diverged" (failures)
+               excursions or deadline misses) | "timeout" | "off_track" | "stalled" | "diverged" (failures)
     period_s : control period [s]; compute_over_period: calls that took longer (counted off-line too)
     config   : resolved configuration (track, cars, controller, simulator)
     snapshots: controller diagnostics captured at chosen instants

@@ -12,8 +12,9 @@ Off-line the number of calls that took longer than the period is still counted
 
 Outcome. A run that finished its laps is ``completed`` when nothing happened on the way and
 ``completed_with_incidents`` when the car left the track (and came back) or, in real-time mode,
-missed deadlines; ``off_track``, ``timeout`` and ``diverged`` are failures (see
-:data:`racing.sim.result.EXIT_CODES`).
+missed deadlines; ``off_track``, ``stalled`` (the car stood on the track, slower than
+:func:`stall_speed`, for ``stall_timeout_s``: after a spin, say, with no controller driving it off again),
+``timeout`` and ``diverged`` are failures (see :data:`racing.sim.result.EXIT_CODES`).
 
 Laps are counted on the unwrapped arc-length progress of the true state: lap k ends when
 progress crosses k * track length (the crossing time is interpolated between ticks). The car
@@ -72,6 +73,8 @@ class SimConfig:
     seed: int = 0
     start_speed: float = field(default=0.0, metadata={"unit": "m/s", "min": 0.0})
     off_track_timeout_s: float = field(default=1.0, metadata={"unit": "s", "gt": 0.0})
+    stall_timeout_s: float = field(default=5.0, metadata={
+        "unit": "s", "gt": 0.0, "doc": "a car slower than stall_speed for this long has stalled: the run stops"})
     snapshot_times: tuple[float, ...] = field(default=(), metadata={"unit": "s", "min": 0.0})
 
     def __post_init__(self):
@@ -103,6 +106,11 @@ class SimConfig:
             raise cfg.ConfigError(f"SimConfig: start_speed: {self.start_speed:g} m/s is above the top speed v_max = "
                                   f"{car.v_max:g} m/s of car {car.name!r}; expected 0 .. {car.v_max:g} m/s")
         return self
+
+
+def stall_speed(params: VehicleParams) -> float:
+    """The speed [m/s] below which a car counts as standing: 2 % of its top speed, at least 0.3 m/s."""
+    return max(0.3, 0.02 * params.v_max)
 
 
 def default_max_time(track_length: float, laps: int, params: VehicleParams) -> float:
@@ -172,7 +180,7 @@ def simulate(track, controller: Controller, plant, plant_params: VehicleParams, 
     plant.reset(x)
     controller.reset(Observation(0.0, x.copy()))
     run = _Run(track, controller, plant, sim, int(math.ceil(max_time * sim.rate_hz)) + 2, x, progress,
-               drive_interface(plant_params.drive_interface))
+               drive_interface(plant_params.drive_interface), stall_speed(plant_params))
     # real-time mode: no cyclic garbage collection inside the timed loop (a full collection in a big
     # process can take longer than a control period; the loop makes no reference cycles)
     gc_was_enabled = gc.isenabled()
@@ -206,9 +214,9 @@ class _Run:
     bookkeeping, the commands waiting for their delay, and the true state ``x[7]``."""
 
     def __init__(self, track, controller, plant, sim: SimConfig, n_max: int, x: np.ndarray, progress,
-                 interface: DriveInterface):
+                 interface: DriveInterface, v_stall: float):
         self.track, self.controller, self.plant, self.sim, self.progress = track, controller, plant, sim, progress
-        self.interface = interface
+        self.interface, self.v_stall = interface, float(v_stall)
         self.period, self.L, self.n_max, self.x = 1.0 / sim.rate_hz, track.length, n_max, x
         self.rng = np.random.default_rng(sim.seed)
         self.noise_std = sim.noise.std()
@@ -223,6 +231,7 @@ class _Run:
         self.snap_times = sorted(sim.snapshot_times)
         self.off_track = self.misses = self.n = 0
         self.outside_since = None
+        self.moving_at = 0.0  # the last time the car was faster than stall_speed [s]
         self.status = "timeout"
         self.applied = Command(0.0, 0.0, 0.0)
         self.pending: list[tuple[float, Command]] = []
@@ -292,6 +301,12 @@ class _Run:
             self.outside_since = None
         if len(self.laps) >= self.sim.laps:
             self.status = "completed"
+            return True
+        if math.hypot(self.x[3], self.x[4]) >= self.v_stall:
+            self.moving_at = t
+        elif t - self.moving_at >= self.sim.stall_timeout_s:
+            self.status = "stalled"
+            self.events.append({"t": t, "type": "stalled", "s": s_now, "n": n_now, "since": self.moving_at})
             return True
         return False
 

@@ -280,3 +280,20 @@ def test_a_pi_speed_loop_in_the_car_file_is_simulated(plant):
     pl.step(Command(0.0, 8.0, 0.0), 1.0)
     pl.reset(np.array([0, 0, 0, 5.0, 0, 0, 0.0]))
     assert pl._integ[0] == 0.0
+
+
+def test_a_car_that_stands_on_the_track_has_stalled():
+    """A car slower than stall_speed for stall_timeout_s ends the run as 'stalled' (a failure, the event saying
+    where and since when), not as a timeout at max_time; one that keeps moving does not."""
+    from racing.sim.simulator import stall_speed
+
+    track = circle_track(radius=20.0, width=5.0)
+    res = simulate(track, Constant(steer=0.0, speed=0.0), make_plant("dynamic", F1), F1,
+                   SimConfig(laps=1, max_time_s=30.0, stall_timeout_s=2.0))
+    assert res.status == "stalled" and res.outcome == "failed" and res.exit_code == 1
+    ev = [e for e in res.events if e["type"] == "stalled"]
+    assert len(ev) == 1 and ev[0]["t"] == pytest.approx(2.0, abs=0.05) and res.t[-1] < 3.0
+    assert stall_speed(F1) == pytest.approx(max(0.3, 0.02 * F1.v_max))
+    moving = simulate(track, Constant(steer=math.atan(F1.wheelbase / 20.0), speed=1.0), make_plant("dynamic", F1), F1,
+                      SimConfig(laps=1, max_time_s=4.0, stall_timeout_s=2.0))
+    assert moving.status == "timeout"
