@@ -19,6 +19,12 @@ varying; a two-state observer with a double pole at ``-1 / tau``::
     v_hat <- v_hat + h (f + b_hat) + 2 h / tau e
     b_hat <- b_hat + h / tau^2 e                  (frozen while the request is at a limit, below; |b_hat| bounded)
 
+Where the plan asks for the model's drive limit (within ``AT_LIMIT``), the loop is asked for the car file's
+``accel_max``: flat out, the car's own motor setting the acceleration, not the model's estimate of its power (a
+fitted ``power_max`` from a log that never reached full power at speed holds a car back on every straight; on a
+foreign-car bench cell behind a PI loop, whose wound-up integral had given it the full power before the integral
+was shadowed, the lap was 7 % slower at the model's limit and 0.6 % off its reference flat out).
+
 The bias is frozen where a mismatch says nothing about the speed loop: while the request is at the drive limit of
 the model (motor power, ``accel_max``: a car that accelerates less there is short of power, and a bias learnt there
 would cut the braking that follows) and below ``V_MIN``. It is not frozen at ``decel_max``: that is the planner's
@@ -31,7 +37,8 @@ car's larger acceleration limit. White speed noise of 0.2 m/s at 50 Hz moves
 **A PI loop** (the car file's ``speed_ki`` > 0, identified by ``racing fit``: :mod:`racing.sysid.speedloop`) adds
 ``speed_ki I`` to its output, ``I`` the integral of its speed error. The observer keeps a shadow of it, advanced
 between two control instants by the error of the set-point sent against the mean measured speed and held where
-the car's would be (:func:`racing.models.actuators.speed_integral_rate`, at the loop output the model expects),
+the car's would be (:func:`racing.models.actuators.speed_integral_rate`, at the loop's output at the period's
+midpoint: a loop asked for exactly its limit leaves it as the car gains speed, and integrates),
 and asks the loop for ``a - speed_ki I``: the integral wound up on a power-limited straight, where a P loop's
 set-point leads the speed the car cannot reach, no longer holds back the braking at its end (on the foreign-car
 bench a PI loop so wound delivered -0.9 m/s^2 of a planned -7 in the first 0.2 s of braking). The bias then
@@ -87,6 +94,7 @@ class AccelObserver:
         self._learn = False
         self.integral = 0.0  # the shadow of the car's speed-loop integral [m] (speed_ki > 0)
         self._sent = math.nan  # the last set-point [m/s], the speed it was sent at [m/s], the loop's output then
+        # (unclipped [m/s^2])
         self._v_sent = 0.0
         self._u_sent = 0.0
 
@@ -96,9 +104,10 @@ class AccelObserver:
         if not (h > 0.0 and h < 1.0) or math.isnan(self._v):  # first call, a reset clock or a long gap: restart
             self._v, self._t = v_meas, t
             return self.bias
-        if self.ki > 0.0 and not math.isnan(self._sent):  # the car's integral over the period
-            err = self._sent - 0.5 * (self._v_sent + v_meas)
-            self.integral += h * speed_integral_rate(self._u_sent, err, self.p)
+        if self.ki > 0.0 and not math.isnan(self._sent):  # the car's integral over the period, at its midpoint
+            dv = 0.5 * (v_meas - self._v_sent)
+            u_mid = min(max(self._u_sent - self.kp * dv, self.lo), self.hi)
+            self.integral += h * speed_integral_rate(u_mid, self._sent - self._v_sent - dv, self.p)
         pred = self._v + h * (self._f + self.bias)
         e = v_meas - pred
         self._v = pred + 2.0 * h / self.tau * e
@@ -116,13 +125,14 @@ class AccelObserver:
         Remembers what the model expects of it."""
         v_x = float(state[3])
         at_drive_limit = acceleration >= hi - AT_LIMIT
-        a = acceleration if at_drive_limit else acceleration - self.bias
+        # flat out where the plan is at the model's drive limit: the car's own power, not the model's estimate of it
+        a = max(acceleration, self.hi) if at_drive_limit else acceleration - self.bias
         pi = self.ki * self.integral
         cmd = iface.command(steering_angle, speed, a - pi, v_x, self.kp, self.v_max)
         u = cmd.acceleration + self.kp * (cmd.speed - v_x) + pi  # not clipped: the planner's limits
         self._f = body_derivatives(v_x, float(state[4]), float(state[5]), float(state[6]), 0.0, u, self.p, sops)[0]
         self._learn = self.learn_bias and not at_drive_limit and u < hi - AT_LIMIT
-        self._sent, self._v_sent, self._u_sent = cmd.speed, v_x, min(max(u, self.lo), self.hi)
+        self._sent, self._v_sent, self._u_sent = cmd.speed, v_x, u
         return cmd
 
 

@@ -110,7 +110,8 @@ def identify_speed_loop(data, params: VehicleParams) -> dict:
     """The speed loop of the car that drove ``data`` (:class:`racing.sysid.rollout.Data`, speed-command logs), the
     rest of the car being ``params`` (the fitted car). Returns ``{"chosen": "P" | "PI", "why", "speed_kp",
     "speed_ki", "held_out_sse": {"P", "PI"} [m^2/s^2], "rmse_mps": {"P", "PI"} (per sample, held out),
-    "windows"}``; ``speed_kp``/``speed_ki`` are None where nothing is identified (and ``why`` says why)."""
+    "windows"}``: the PI loop's gains [1/s, 1/s^2]; for a P choice ``speed_kp`` None (the vehicle fit's is kept)
+    and ``speed_ki`` 0, or both None where too few windows tell the two apart (``why`` says so)."""
     rate = float(data.rate_hz)
     n, stride = int(round(WINDOW_S * rate)), max(1, int(round(STRIDE_S * rate)))
     t = np.ascontiguousarray(data.t, dtype=float)
