@@ -72,6 +72,36 @@ def test_the_bias_goes_into_the_field_the_interface_takes(car):
     assert a.acceleration == pytest.approx(-4.0) and a.speed == 20.0 and a.steering_angle == 0.1
 
 
+def _shed(car, act, obs, a_drive: float, brake: float, steps: int) -> float:
+    """A straight line at 50 Hz on ``car``'s longitudinal model behind the speed loop ``act``: ``a_drive`` planned
+    for 10 s, then ``-brake`` for ``steps`` ticks. ``obs``: the speed observer making the commands (None: the P
+    loop's set-point ``v + a / speed_kp``). Returns the speed shed over the braking less what the model shed at
+    exactly ``-brake`` from the same speed [m/s] (> 0: more than planned)."""
+    p = car.to_array()
+    x, h = _straight(15.0), 0.02
+    for k in range(500 + steps):
+        t = k * h
+        a_plan = a_drive if t < 10.0 else -brake
+        hi = accel_limits(float(x[3]), p, sops)[1]
+        if obs is not None:
+            obs.update(float(x[3]), t)
+            cmd = obs.command(SPEED, 0.0, float(x[3]), a_plan, x, hi)
+        else:
+            cmd = SPEED.command(0.0, float(x[3]), min(a_plan, hi), float(x[3]), car.speed_kp, car.v_max)
+        if k == 500:
+            v_start = v_plan = float(x[3])
+        for _ in range(10):
+            _, a = act.inputs(0.0, float(x[3]), 0.0, cmd.speed, cmd.acceleration, h / 10)
+            x[3] += h / 10 * body_derivatives(float(x[3]), 0.0, 0.0, 0.0, 0.0, a, p, sops)[0]
+            if k >= 500:
+                v_plan += h / 10 * body_derivatives(v_plan, 0.0, 0.0, 0.0, 0.0, -brake, p, sops)[0]
+    return (v_start - float(x[3])) - (v_start - v_plan)
+
+
+def _pi_loop(car, speed_ki: float) -> ForeignActuators:
+    return ForeignActuators(speed_kp=car.speed_kp, speed_ki=speed_ki, accel_max=car.accel_max, decel_max=car.decel_max)
+
+
 @pytest.mark.parametrize("brake", [7.0, None])
 def test_a_wound_up_pi_loop_brakes_as_planned_with_the_feedback(car, brake):
     """A PI speed loop (not the model's P loop) after 10 s of drive: its integrator holds back the braking that
@@ -81,37 +111,14 @@ def test_a_wound_up_pi_loop_brakes_as_planned_with_the_feedback(car, brake):
     2 tau times its rate: a little more braking, never less). Planned at the car's brake limit (``brake`` None:
     ``decel_max``, the planner's clamp, which the compensated command passes): the PI loop reaches its limit
     sooner with the feedback (1.5 s of braking: from 31 m/s it would stop in 2.4 s)."""
-    p = car.to_array()
     brake, steps = (car.decel_max, 75) if brake is None else (brake, 150)  # 1.5 s at the limit, 3 s at 7 m/s^2
-
-    def shed(speed_ki: float, feedback: bool) -> float:
-        act = ForeignActuators(speed_kp=car.speed_kp, speed_ki=speed_ki, accel_max=car.accel_max,
-                               decel_max=car.decel_max)
-        obs = AccelObserver(car)
-        x, h = _straight(15.0), 0.02
-        for k in range(500 + steps):
-            t = k * h
-            a_plan = 2.0 if t < 10.0 else -brake
-            hi = accel_limits(float(x[3]), p, sops)[1]
-            if feedback:
-                obs.update(float(x[3]), t)
-                cmd = obs.command(SPEED, 0.0, float(x[3]), a_plan, x, hi)
-            else:
-                cmd = SPEED.command(0.0, float(x[3]), a_plan, float(x[3]), car.speed_kp, car.v_max)
-            if k == 500:
-                v_start = v_plan = float(x[3])
-            for _ in range(10):
-                _, a = act.inputs(0.0, float(x[3]), 0.0, cmd.speed, cmd.acceleration, h / 10)
-                x[3] += h / 10 * body_derivatives(float(x[3]), 0.0, 0.0, 0.0, 0.0, a, p, sops)[0]
-                if k >= 500:
-                    v_plan += h / 10 * body_derivatives(v_plan, 0.0, 0.0, 0.0, 0.0, -brake, p, sops)[0]
-        return (v_start - float(x[3])) - (v_start - v_plan)  # > 0: shed more than planned [m/s]
-
-    without, with_ = shed(0.3, False), shed(0.3, True)
+    without = _shed(car, _pi_loop(car, 0.3), None, 2.0, brake, steps)
+    with_ = _shed(car, _pi_loop(car, 0.3), AccelObserver(car), 2.0, brake, steps)
     assert without < -1.5
     if brake < car.decel_max:
         assert -0.3 < with_ < 2.0
-        assert abs(shed(0.0, True)) < 0.3  # the model's own loop: the feedback only takes off the sampling lag
+        # the model's own loop: the feedback only takes off the sampling lag
+        assert abs(_shed(car, _pi_loop(car, 0.0), AccelObserver(car), 2.0, brake, steps)) < 0.3
     else:  # the car's own loop clips at decel_max: no more than planned, but over 1 m/s closer to it
         assert without + 1.0 < with_ < 0.3
 
@@ -123,34 +130,11 @@ def test_a_pi_loop_the_car_file_knows_brakes_as_planned(car, learn):
     its power limit), is taken off the braking asked for, so the car decelerates as planned from the first
     tenths (within 0.3 m/s over 1 s of -7 m/s^2), with or without the bias learnt on top; without it (the P
     loop's set-point) over 1.5 m/s less."""
-    p = car.to_array()
     pi_car = car.replace(speed_ki=0.3)
     assert speed_observer(car, False) is None and speed_observer(pi_car, False).learn_bias is False
-
-    def shed(obs) -> float:
-        act = ForeignActuators(speed_kp=car.speed_kp, speed_ki=0.3, accel_max=car.accel_max, decel_max=car.decel_max)
-        x, h = _straight(15.0), 0.02
-        for k in range(550):
-            t = k * h
-            a_plan = 6.0 if t < 10.0 else -7.0
-            hi = accel_limits(float(x[3]), p, sops)[1]
-            if obs is not None:
-                obs.update(float(x[3]), t)
-                cmd = obs.command(SPEED, 0.0, float(x[3]), a_plan, x, hi)
-            else:
-                cmd = SPEED.command(0.0, float(x[3]), min(a_plan, hi), float(x[3]), car.speed_kp, car.v_max)
-            if k == 500:
-                v_start = v_plan = float(x[3])
-            for _ in range(10):
-                _, a = act.inputs(0.0, float(x[3]), 0.0, cmd.speed, cmd.acceleration, h / 10)
-                x[3] += h / 10 * body_derivatives(float(x[3]), 0.0, 0.0, 0.0, 0.0, a, p, sops)[0]
-                if k >= 500:
-                    v_plan += h / 10 * body_derivatives(v_plan, 0.0, 0.0, 0.0, 0.0, -7.0, p, sops)[0]
-        return (v_start - float(x[3])) - (v_start - v_plan)
-
-    assert shed(None) < -1.5
+    assert _shed(car, _pi_loop(car, 0.3), None, 6.0, 7.0, 50) < -1.5
     obs = speed_observer(pi_car, learn)
-    assert abs(shed(obs)) < 0.3
+    assert abs(_shed(car, _pi_loop(car, 0.3), obs, 6.0, 7.0, 50)) < 0.3
     assert obs.integral != 0.0
     obs.reset()
     assert obs.integral == 0.0
