@@ -19,12 +19,6 @@ varying; a two-state observer with a double pole at ``-1 / tau``::
     v_hat <- v_hat + h (f + b_hat) + 2 h / tau e
     b_hat <- b_hat + h / tau^2 e                  (frozen while the request is at a limit, below; |b_hat| bounded)
 
-Where the plan asks for the model's drive limit (within ``AT_LIMIT``), the loop is asked for the car file's
-``accel_max``: flat out, the car's own motor setting the acceleration, not the model's estimate of its power (a
-fitted ``power_max`` from a log that never reached full power at speed holds a car back on every straight; on a
-foreign-car bench cell behind a PI loop, whose wound-up integral had given it the full power before the integral
-was shadowed, the lap was 7 % slower at the model's limit and 0.6 % off its reference flat out).
-
 The bias is frozen where a mismatch says nothing about the speed loop: while the request is at the drive limit of
 the model (motor power, ``accel_max``: a car that accelerates less there is short of power, and a bias learnt there
 would cut the braking that follows) and below ``V_MIN``. It is not frozen at ``decel_max``: that is the planner's
@@ -125,8 +119,7 @@ class AccelObserver:
         Remembers what the model expects of it."""
         v_x = float(state[3])
         at_drive_limit = acceleration >= hi - AT_LIMIT
-        # flat out where the plan is at the model's drive limit: the car's own power, not the model's estimate of it
-        a = max(acceleration, self.hi) if at_drive_limit else acceleration - self.bias
+        a = acceleration if at_drive_limit else acceleration - self.bias
         pi = self.ki * self.integral
         cmd = iface.command(steering_angle, speed, a - pi, v_x, self.kp, self.v_max)
         u = cmd.acceleration + self.kp * (cmd.speed - v_x) + pi  # not clipped: the planner's limits

@@ -140,17 +140,6 @@ def test_a_pi_loop_the_car_file_knows_brakes_as_planned(car, learn):
     assert obs.integral == 0.0
 
 
-def test_the_plan_at_the_drive_limit_asks_the_car_for_full_drive(car):
-    """Flat out in the plan (the model's drive limit ``hi``) is flat out for the car: the loop is asked for the car
-    file's ``accel_max``, whatever power the model believes the car has; below the limit, what the plan asks."""
-    obs = AccelObserver(car)
-    x = _straight(40.0)
-    flat = obs.command(SPEED, 0.0, 40.0, 2.0, x, hi=2.0)
-    assert flat.speed == pytest.approx(min(40.0 + car.accel_max / car.speed_kp, car.v_max))
-    part = obs.command(SPEED, 0.0, 40.0, 1.5, x, hi=2.0)
-    assert part.speed == pytest.approx(40.0 + 1.5 / car.speed_kp)
-
-
 def test_a_bad_time_constant_is_refused(car):
     with pytest.raises(ValueError, match="tau"):
         AccelObserver(car, tau=0.0)
