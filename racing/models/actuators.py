@@ -48,6 +48,14 @@ def actuator_inputs(delta, vx, cmd_steer, cmd_speed, cmd_accel, p, h, exact, ops
 
 
 @scalar
+def actuator_inputs_pi(delta, vx, cmd_steer, cmd_speed, cmd_accel, p, h, exact, ki, integ, ops):
+    """:func:`actuator_inputs` for a speed loop with an integral ``integ`` [m] of gain ``ki`` [1/s^2]: returns the
+    model inputs and the integral advanced over ``h`` [s] (:func:`speed_integral_rate`; ``ki = 0``: the P loop)."""
+    rate, a = actuator_inputs(delta, vx, cmd_steer, cmd_speed, cmd_accel + ki * integ, p, h, exact, ops)
+    return rate, a, integ + h * speed_integral_rate(a, cmd_speed - vx, p)
+
+
+@scalar
 def speed_integral_rate(a, err, p):
     """d/dt of the speed loop's integral [m/s] at its output ``a`` [m/s^2] (clipped, as :func:`actuator_inputs`
     returns it) and speed error ``err = cmd_speed - v_x`` [m/s]: the error, or 0 where the output sits at a limit

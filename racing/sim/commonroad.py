@@ -31,7 +31,7 @@ import math
 
 import numpy as np
 
-from racing.models.actuators import actuator_inputs, speed_integral_rate
+from racing.models.actuators import actuator_inputs_pi
 from racing.models.dynamic import grip_limits
 from racing.models.ops import NUMPY
 from racing.models.params import VehicleParams
@@ -169,8 +169,8 @@ class CommonRoadPlant:
 
     def _project_inputs(self, d, v, cs, cv, ca, h):
         """The project's actuator model with the car's values; the speed loop's integral advanced by ``h`` [s]."""
-        rate, a = actuator_inputs(d, v, cs, cv, ca + self.actuators.speed_ki * self._integ, self.pa, h, True, NUMPY)
-        self._integ += h * speed_integral_rate(a, cv - v, self.pa)
+        rate, a, self._integ = actuator_inputs_pi(d, v, cs, cv, ca, self.pa, h, True, self.actuators.speed_ki,
+                                                  self._integ, NUMPY)
         return rate, a
 
     def __repr__(self):

@@ -31,7 +31,7 @@ from numba import njit
 from racing.interfaces import Command
 from racing.models import numba_backend as nbm
 from racing.models import sops
-from racing.models.actuators import actuator_inputs, speed_integral_rate
+from racing.models.actuators import actuator_inputs_pi
 from racing.models.dynamic import dynamic_state_from_kinematic, kinematic_state_from_dynamic
 from racing.models.params import VehicleParams
 
@@ -43,9 +43,8 @@ def advance(model, x, p, cmd_steer, cmd_speed, cmd_accel, h, nsub, work, u, ki, 
     steer_idx = 4 if model == nbm.MODEL_KINEMATIC else 6
     nx = x.shape[0]
     for _ in range(nsub):
-        u[0], u[1] = actuator_inputs(x[steer_idx], x[3], cmd_steer, cmd_speed, cmd_accel + ki * integ[0], p, h,
-                                     False, sops)
-        integ[0] += h * speed_integral_rate(u[1], cmd_speed - x[3], p)
+        u[0], u[1], integ[0] = actuator_inputs_pi(x[steer_idx], x[3], cmd_steer, cmd_speed, cmd_accel, p, h, False,
+                                                  ki, integ[0], sops)
         nbm.rk4_step_nb(model, x, u, p, h, x, work)
         for i in range(nx):
             if not math.isfinite(x[i]):

@@ -29,7 +29,7 @@ from numba import njit
 
 from racing.models.fastmath import scalar
 from racing.models import sops
-from racing.models.actuators import actuator_inputs, speed_integral_rate
+from racing.models.actuators import actuator_inputs_pi
 from racing.models.dynamic import blend_weight, body_derivatives_from_forces, tyre_force_set
 from racing.models.numba_backend import make_rk4
 from racing.models.params import N_PARAMS, P_HCG, VehicleParams
@@ -79,8 +79,8 @@ def advance_ext(x, pe, cmd_steer, cmd_speed, cmd_accel, h, nsub, k, u, ki, integ
     """``nsub`` RK4 sub-steps of ``h`` [s] in place, actuators as in the base plant (the speed loop's integral
     ``integ[0]`` [m], gain ``ki`` [1/s^2]); False if non-finite."""
     for _ in range(nsub):
-        u[0], u[1] = actuator_inputs(x[6], x[3], cmd_steer, cmd_speed, cmd_accel + ki * integ[0], pe, h, False, sops)
-        integ[0] += h * speed_integral_rate(u[1], cmd_speed - x[3], pe)
+        u[0], u[1], integ[0] = actuator_inputs_pi(x[6], x[3], cmd_steer, cmd_speed, cmd_accel, pe, h, False, ki,
+                                                  integ[0], sops)
         rk4_ext(x, u, pe, h, x, k)
         for i in range(NX_EXT):
             if not math.isfinite(x[i]):
