@@ -76,7 +76,7 @@ from pathlib import Path
 import numpy as np
 from numba import njit
 
-from racing.models.fastmath import fmax, fmin, scalar_exact, tanh_bf, tanh_fast
+from racing.models.fastmath import fmax, fmin, scalar_exact, tanh_bf, tanh_f32, tanh_fast
 
 N_IN = 9  # base features (without the augmented filter states)
 N_OUT = 3
@@ -398,8 +398,15 @@ def aug_update(z, a, w, dt):
 aug_update_nb = njit(cache=True, fastmath=False)(aug_update)
 
 
-def _block_parts(L: int):
-    """The pieces of :func:`make_block_residual` for ``L`` lanes: ``(rows, features, layer_block)``."""
+#: the block's activation and array dtype per precision of its arithmetic (make_block_residual)
+BLOCK_ACTIVATIONS = {"float64": tanh_bf, "float32": tanh_f32}
+BLOCK_DTYPES = {"float64": np.float64, "float32": np.float32}
+PRECISIONS = tuple(BLOCK_DTYPES)
+
+
+def _block_parts(L: int, act):
+    """The pieces of :func:`make_block_residual` for ``L`` lanes and the activation ``act``: ``(rows, features,
+    layer_block)``."""
 
     @scalar_exact
     def rows(R, r0, n):
@@ -434,13 +441,23 @@ def _block_parts(L: int):
     @scalar_exact
     def layer_block(w, off, R, v0, n, y0, m, squash, L1):
         """Rows ``y0 + j = sum_i W[j, i] rows(v0 + i) + bias[j]`` (j < m, i < n; ``W`` transposed at ``w[off:]`` as in
-        :func:`layer`, each sum in the same order), then tanh when ``squash``; the lane loops are vectorised."""
+        :func:`layer`, each sum in the same order: four terms added in one pass are the same four IEEE additions),
+        then tanh when ``squash``; the lane loops are vectorised."""
         V = rows(R, v0, n)
         Y = rows(R, y0, m)
         for j in range(m):
             for lane in range(L1):
                 Y[j, lane] = 0.0
-        for i in range(n):
+        i = 0
+        while i + 4 <= n:  # four inputs per pass over a row: a quarter of the loads and stores of Y
+            col = off + i * m
+            for j in range(m):
+                c0, c1, c2, c3 = w[col + j], w[col + m + j], w[col + 2 * m + j], w[col + 3 * m + j]
+                for lane in range(L1):
+                    Y[j, lane] = (((Y[j, lane] + c0 * V[i, lane]) + c1 * V[i + 1, lane]) + c2 * V[i + 2, lane]) \
+                        + c3 * V[i + 3, lane]
+            i += 4
+        for i in range(i, n):
             col = off + i * m
             for j in range(m):
                 c = w[col + j]
@@ -450,7 +467,7 @@ def _block_parts(L: int):
             bj = w[off + n * m + j]
             if squash:
                 for lane in range(L1):
-                    Y[j, lane] = tanh_bf(Y[j, lane] + bj)
+                    Y[j, lane] = act(Y[j, lane] + bj)
             else:
                 for lane in range(L1):
                     Y[j, lane] += bj
@@ -458,7 +475,7 @@ def _block_parts(L: int):
     return rows, features, layer_block
 
 
-def make_block_residual(lanes: int):
+def make_block_residual(lanes: int, precision: str = "float64"):
     # (the block functions take the lane count ``n`` as an argument, equal to ``lanes``, which the caller makes
     # opaque to LLVM: with a constant count LLVM unrolls the small lane loops fully instead of vectorising them,
     # and the unrolled code cannot be vectorised, since a layer's input and output rows may alias for all it knows)
@@ -466,17 +483,25 @@ def make_block_residual(lanes: int):
     :mod:`racing.control.mppi.lockstep`): the network's layers as small matrix products whose inner loops run over
     the samples, so that LLVM vectorises them. Returns ``(residual_block, aug_update_block, block_rows)``.
 
-    The block lives in one flat float64 array ``R`` as rows of ``lanes`` values (sample l of row q at
-    ``q lanes + l``). ``residual_block(w, R, f0, h0, o0)``: the caller puts the raw features into rows ``f0 + i``,
-    i < 9 + n_aug (v_x, v_y, r, delta, u_steer_rate, u_accel, fp[VX], fp[VY], fp[YAW_RATE], then z); the product
-    features, the clip and the normalisation are done here in place, the hidden layers use rows ``h0 ..
-    h0 + 2 n_hidden``, and the correction lands in rows ``o0 .. o0 + 3`` [m/s^2, m/s^2, rad/s^2]: what
-    :func:`residual_z` gives sample by sample, in the same order of operations, with :func:`tanh_bf` (a
-    polynomial exp) where it uses libm's exp (the tests hold the two within 1e-12). ``aug_update_block(w, R, z0, a0,
-    dt)``: :func:`aug_update` for the filter states in rows ``z0 + i`` with the accelerations in row ``a0``.
-    ``block_rows(w)``: rows the block needs past ``f0`` (features and hidden layers; 0 without a network)."""
+    The block lives in one flat array ``R`` as rows of ``lanes`` values (sample l of row q at ``q lanes + l``).
+    ``residual_block(w, R, f0, h0, o0)``: the caller puts the raw features into rows ``f0 + i``, i < 9 + n_aug (v_x,
+    v_y, r, delta, u_steer_rate, u_accel, fp[VX], fp[VY], fp[YAW_RATE], then z); the product features, the clip and
+    the normalisation are done here in place, the hidden layers use rows ``h0 .. h0 + 2 n_hidden``, and the
+    correction lands in rows ``o0 .. o0 + 3`` [m/s^2, m/s^2, rad/s^2]. ``precision``:
+
+    * ``"float64"`` (``R`` and the weights ``w`` float64): what :func:`residual_z` gives sample by sample, in the same
+      order of operations, with :func:`tanh_bf` (a polynomial exp) where it uses libm's exp (the tests hold the two
+      within 1e-12);
+    * ``"float32"`` (``R`` and a float32 copy of ``w``, :data:`BLOCK_DTYPES`): the same operations in float32 with
+      :func:`~racing.models.fastmath.tanh_f32`, eight lanes to an AVX2 register where float64 has four, and a
+      rational tanh where float64 needs an exp and a division: twice as fast here; the correction within 2e-6 of its
+      scale ``out_std`` (3.5e-7 measured, tests/models/test_residual_block.py).
+
+    ``aug_update_block(w, R, z0, a0, dt)``: :func:`aug_update` for the filter states in rows ``z0 + i`` with the
+    accelerations in row ``a0`` (float64 rows and weights in both precisions). ``block_rows(w)``: rows the block
+    needs past ``f0`` (features and hidden layers; 0 without a network)."""
     L = lanes
-    rows, features, layer_block = _block_parts(L)
+    rows, features, layer_block = _block_parts(L, BLOCK_ACTIVATIONS[precision])
 
     @scalar_exact
     def residual_block(w, R, f0, h0, o0, L1):

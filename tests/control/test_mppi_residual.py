@@ -110,3 +110,30 @@ def test_race_cli_rejects_bad_residual_file(tmp_path, capsys):
     assert rc != 0
     err = capsys.readouterr().err
     assert "bad.npz" in err and "residual" in err
+
+
+@pytest.mark.parametrize("kw", [dict(), dict(taus=(), products=False, clip=False), dict(hidden=32, layers=3, seed=4)])
+def test_float32_network_stays_within_its_bound_of_the_reference(kw, oval, start_state, make_residual):
+    """The lockstep kernel with the residual network in float32 (residual_precision: float32, K = 61: a partial
+    last chunk): the float64 numpy reference's rollouts to float32 rounding of the correction, its plan to 1e-6."""
+    track = oval()
+    rw = make_residual(**kw)
+    c = MPPI(track, load_params("f1tenth"), MPPIConfig(num_samples=61, horizon=25, dt=0.04, substeps=2, alpha=0.5,
+                                                       warmup=False, residual_precision="float32"), residual=rw)
+    x0 = start_state(track)
+    c.U[:, 0], c.U[:, 1] = 0.2, 3.0
+    U0, z0 = c.U.copy(), c.z[:rw.n_aug].copy()
+    c.solve(x0, store_noise=True)
+    ref = reference(c, x0, U0, c.eps, z0)
+    np.testing.assert_allclose(c.V, ref["V"], rtol=0, atol=1e-12)  # the inputs do not depend on the network
+    # measured: costs 2e-7 relative, nominal states 3e-8 m, plan 7e-8 (three networks, seeded); bounds 10x that
+    np.testing.assert_allclose(c.Sk, ref["S"], rtol=2e-6)
+    np.testing.assert_allclose(c.X, ref["X"], rtol=0, atol=1e-6)
+    np.testing.assert_allclose(c.U, ref["U_new"], rtol=0, atol=1e-6)
+
+
+def test_float32_network_needs_the_lockstep_kernel(oval, make_residual):
+    conf = MPPIConfig(num_samples=32, horizon=10, warmup=False, kernel="scalar", residual_precision="float32")
+    with pytest.raises(ValueError, match="residual_precision: float32 needs kernel: lockstep"):
+        MPPI(oval(), load_params("f1tenth"), conf, residual=make_residual())
+    MPPI(oval(), load_params("f1tenth"), conf)  # without a residual the setting changes nothing

@@ -41,6 +41,20 @@ def set_threads(n: int | None) -> int:
     return n
 
 
+def _residual_precision(config: MPPIConfig, residual, lockstep: bool, device) -> str:
+    """The residual network's arithmetic: ``config.residual_precision``, which only the CPU lockstep kernel has in
+    float32 (a ValueError naming the field otherwise, rather than float64 run silently)."""
+    if config.residual_precision == "float64" or residual is None:
+        return "float64"
+    if device.kind == "cuda":
+        raise ValueError("MPPI: residual_precision: float32 is the CPU lockstep kernel's; the CUDA kernel runs the "
+                         "residual in float64 (set residual_precision: float64)")
+    if not lockstep:
+        raise ValueError(f"MPPI: residual_precision: float32 needs kernel: lockstep (this configuration has kernel: "
+                         f"{config.kernel}, whose rollouts run the residual in float64)")
+    return config.residual_precision
+
+
 class MPPI(Controller):
     """Sampling MPC (Williams et al. 2017) on a numba kernel.
 
@@ -109,7 +123,9 @@ class MPPI(Controller):
             self.cost, self.cost_args = cost
         self.model = model
         self.lockstep = config.kernel == "lockstep" and L.supported(model)
-        self.kernels = L.make_kernels(model, self.cost) if self.lockstep else S.make_kernels(model, self.cost)
+        precision = _residual_precision(config, residual, self.lockstep, self.device)
+        self.kernels = L.make_kernels(model, self.cost, precision) if self.lockstep \
+            else S.make_kernels(model, self.cost)
         self.ds = ds
         self.p = params.to_array()
         self.interface = drive_interface(params.drive_interface)
@@ -140,7 +156,7 @@ class MPPI(Controller):
                              traj=np.zeros((max(self.n_rec, 1), T + 1, 2)), eps=np.zeros((1, T, 2)),
                              ZR=S.residual_buffers(K, self.rw), eps_dummy=np.zeros((1, T, 2)),
                              traj_dummy=np.zeros((1, T + 1, 2)),
-                             LX=L.scratch(T, self.rw) if self.lockstep else np.zeros((1, 1)))
+                             LX=L.scratch(T, self.rw, precision=precision) if self.lockstep else np.zeros((1, 1)))
         self.margs = S.ModelArgs(p=self.p, dt=float(config.dt), nsub=int(config.substeps), rw=self.rw, z0=self.z)
         self.nargs = S.NoiseArgs(sigma=self.noise, qtab=self.qtab)
         # views kept under their old names (diagnostics, tests)

@@ -16,8 +16,10 @@ three passes per chunk:
 
 The result equals the scalar kernel's up to the last bits of the elementary functions (``lops.tanh`` uses a
 polynomial exp, libm's exp in ``sops``), and so the numpy reference in the same way. The nominal rollout of the
-update stays the scalar one. A model without a ``substep`` (the semi-parametric model: the residual's network runs
-per sample) has no lockstep form; the controller falls back to the scalar kernel for it.
+update stays the scalar one. The semi-parametric model's network runs for the chunk's 16 samples at once
+(:func:`racing.models.residual.make_block_residual`) in float64, equal to the scalar evaluation, or in float32
+(``precision``; ``residual_precision`` in the controller's settings), the correction within 2e-6 of its scale. A
+model without a ``substep`` has no lockstep form; the controller falls back to the scalar kernel for it.
 
 The scratch is one row per numba thread (``numba.get_thread_id``), made once with the buffers
 (:func:`scratch`): ``LIVE + (T+1) 9 LANES + 2 T LANES`` floats, 73 kB at T = 50.
@@ -37,7 +39,7 @@ from racing.control.mppi import step as S
 from racing.models import lops
 from racing.models.dynamic import body_derivatives
 from racing.models.fastmath import FM, scalar
-from racing.models.residual import make_block_residual
+from racing.models.residual import PRECISIONS, make_block_residual
 
 #: samples stepped in lockstep: one chunk of the parallel loop (four AVX2 vectors of float64)
 LANES = S.CHUNK
@@ -47,18 +49,33 @@ NV = 9
 U0 = NV * LANES
 LIVE = U0 + 2 * LANES
 _KERNELS: dict = {}
-#: the residual network for a block of LANES samples (racing.models.residual)
-_RESIDUAL_BLOCK, _AUG_UPDATE_BLOCK, _BLOCK_ROWS = make_block_residual(LANES)
+#: the residual network for a block of LANES samples (racing.models.residual), per precision of its arithmetic
+_BLOCKS = {p: make_block_residual(LANES, p) for p in PRECISIONS}
 
 
-def scratch(T: int, rw: np.ndarray | None = None, threads: int | None = None) -> np.ndarray:
+def scratch(T: int, rw: np.ndarray | None = None, threads: int | None = None,
+            precision: str = "float64") -> np.ndarray:
     """The per-thread scratch ``LX[threads, LIVE + (T+1) NV LANES + 2 T LANES (+ residual rows)]``: the live block,
     the chunk's trajectory, its inputs, then with residual weights ``rw`` (flat) the block's filter states and the
-    network's rows (:func:`residual_offsets`) (``threads``: numba's largest thread count by default, so that any
-    ``set_num_threads`` fits)."""
+    network's rows (:func:`residual_offsets`), and for a float32 network (``precision``) a float32 region with the
+    weights (copied here, once) and the network's rows (:func:`_net32`) (``threads``: numba's largest thread count by
+    default, so that any ``set_num_threads`` fits)."""
     n = numba.config.NUMBA_NUM_THREADS if threads is None else threads
-    rows = 0 if rw is None or rw.size == 0 else max(int(rw[6]), 1) + _BLOCK_ROWS(rw) + 3
-    return np.zeros((n, LIVE + (T + 1) * NV * LANES + 2 * T * LANES + rows * LANES))
+    rows = 0 if rw is None or rw.size == 0 else max(int(rw[6]), 1) + _BLOCKS["float64"][2](rw) + 3
+    n64 = LIVE + (T + 1) * NV * LANES + 2 * T * LANES + rows * LANES
+    if rows == 0 or precision == "float64":
+        return np.zeros((n, n64))
+    a = _aligned(rw.size)
+    LX = np.zeros((n, n64 + (a + (_BLOCKS["float32"][2](rw) + 3) * LANES + 1) // 2))
+    for row in LX:
+        row[n64:].view(np.float32)[:rw.size] = rw
+    return LX
+
+
+@register_jitable
+def _aligned(n):
+    """``n`` rounded up to whole rows of LANES values."""
+    return (n + LANES - 1) // LANES * LANES
 
 
 @register_jitable
@@ -71,23 +88,47 @@ def residual_offsets(T, w):
     return z0, f0, h0, h0 + 2 * int(w[2]) * LANES
 
 
+@register_jitable
+def _net64(W, T, w):
+    """The float64 network's weights and rows: ``(weights, rows array, f0, h0, o0)`` (:func:`residual_offsets`)."""
+    _, f0, h0, o0 = residual_offsets(T, w)
+    return w, W, f0, h0, o0
+
+
+@register_jitable
+def _net32(W, T, w):
+    """The float32 network's weights and rows in the float32 region past the float64 rows (:func:`scratch`): the
+    weights' copy ``N[:w.size]``, then the features' (``f0``), hidden (``h0``) and correction (``o0``) rows."""
+    _, _, _, o0 = residual_offsets(T, w)
+    N = W[o0 + 3 * LANES:].view(np.float32)
+    f0 = _aligned(w.shape[0])
+    h0 = f0 + int(w[1]) * LANES
+    return N[:w.shape[0]], N, f0, h0, h0 + 2 * int(w[2]) * LANES
+
+
+_NETS = {"float64": _net64, "float32": _net32}
+
+
 def supported(model: S.RolloutModel) -> bool:
     """Whether ``model`` has a lockstep form (a single sub-step written against ``ops``)."""
     return model.substep is not None
 
 
-def make_kernels(model: S.RolloutModel, cost: S.RolloutCost) -> S.Kernels:
+def make_kernels(model: S.RolloutModel, cost: S.RolloutCost, precision: str = "float64") -> S.Kernels:
     """The compiled MPPI iteration with lockstep rollouts for one (rollout model, cost) pair: the same arguments
     and results as :func:`racing.control.mppi.step.make_kernels`'s (its buffers must carry :func:`scratch` as
-    ``LX``); ``rollout`` is the scalar one-sample rollout (the nominal)."""
+    ``LX``, made with the same ``precision``); ``rollout`` is the scalar one-sample rollout (the nominal).
+    ``precision``: the residual network's arithmetic (:data:`PRECISIONS`; the physics is float64 in both)."""
     if not supported(model):
         raise ValueError(f"the {model.name} rollout model has no lockstep form (no single sub-step); "
                          "use the scalar kernel (kernel: scalar)")
-    key = (model.name, cost.name, model.substep, cost.stage)
+    if precision not in PRECISIONS:
+        raise ValueError(f"residual precision must be one of {PRECISIONS}, got {precision!r}")
+    key = (model.name, cost.name, model.substep, cost.stage, precision if model.residual else "float64")
     if key in _KERNELS:
         return _KERNELS[key]
     rollout = S._make_rollout(model, cost)
-    physics = _make_physics_semi(model) if model.residual else _make_physics(model)
+    physics = _make_physics_semi(model, precision) if model.residual else _make_physics(model)
     chunk = _make_chunk(_make_noise(), physics, _make_cost(cost), cost.in_registers)
     ker = S.Kernels(S._make_iteration(chunk, S._make_nominal(rollout, cost.in_registers)), rollout)
     _KERNELS[key] = ker
@@ -183,21 +224,24 @@ def _make_lane_step(substep):
     return lane_step
 
 
-def _make_physics_semi(model):
+def _make_physics_semi(model, precision):
     """Pass 2 for the semi-parametric model: per time step, the clamp, the network's features at the step start
-    (the physics' body derivatives with ``lops``), the network for the block (:func:`make_block_residual`), the
-    physics' sub-steps, ``dt`` x the correction on (v_x, v_y, r), and the filter states' update: the scalar
-    kernel's step (:func:`racing.control.horizon._step_semi`) for 16 samples at once. Every lane loop works on
-    the scratch row ``W`` itself (one array)."""
+    (the physics' body derivatives with ``lops``), the network for the block (:func:`make_block_residual`, in
+    ``precision``), the physics' sub-steps, ``dt`` x the correction on (v_x, v_y, r), and the filter states' update:
+    the scalar kernel's step (:func:`racing.control.horizon._step_semi`) for 16 samples at once. Every lane loop
+    works on one array: the scratch row ``W``, or for a float32 network its float32 region ``N``."""
     start, lane_step = model.start, _make_lane_step(model.substep)
+    block, aug_block, _ = _BLOCKS[precision]
+    net = _NETS[precision]
 
     @register_jitable(fastmath=FM, error_model="numpy")
     def physics(x0, T, m, b, W):
         w = m.rw
-        z0, f0, h0, o0 = residual_offsets(T, w)
+        z0 = residual_offsets(T, w)[0]
+        wn, N, f0, h0, o0 = net(W, T, w)
         nl = min(LANES, W.shape[0])  # = LANES, opaque to LLVM (make_block_residual)
-        F = W[f0:f0 + 9 * LANES].reshape((9, LANES))  # the raw features (2-D views: make_block_residual)
-        G = W[o0:o0 + 3 * LANES].reshape((3, LANES))  # the correction
+        F = N[f0:f0 + 9 * LANES].reshape((9, LANES))  # the raw features (2-D views: make_block_residual)
+        G = N[o0:o0 + 3 * LANES].reshape((3, LANES))  # the correction
         _start_block(start(x0, m, b.ZR[0]), W)
         _copy(W, 0, W, LIVE, NV * LANES)
         for q in range(int(w[6])):
@@ -213,8 +257,8 @@ def _make_physics_semi(model):
                 vx, vy, r, d = W[3 * LANES + j], W[4 * LANES + j], W[5 * LANES + j], W[6 * LANES + j]
                 F[0, j], F[1, j], F[2, j], F[3, j], F[4, j], F[5, j] = vx, vy, r, d, u0, u1
                 F[6, j], F[7, j], F[8, j] = body_derivatives(vx, vy, r, d, u0, u1, m.p, lops)
-            _copy(W, z0, W, f0 + 9 * LANES, int(w[6]) * LANES)
-            _RESIDUAL_BLOCK(w, W, f0, h0, o0, nl)
+            _copy(W, z0, N, f0 + 9 * LANES, int(w[6]) * LANES)
+            block(wn, N, f0, h0, o0, nl)
             for _ in range(m.nsub):
                 for j in range(LANES):
                     lane_step(W, j, W[U0 + j], W[U0 + LANES + j], m.p, h)
@@ -222,7 +266,7 @@ def _make_physics_semi(model):
                 W[3 * LANES + j] += m.dt * G[0, j]
                 W[4 * LANES + j] += m.dt * G[1, j]
                 W[5 * LANES + j] += m.dt * G[2, j]
-            _AUG_UPDATE_BLOCK(w, W, z0, U0 + LANES, m.dt, nl)
+            aug_block(w, W, z0, U0 + LANES, m.dt, nl)
             _copy(W, U0, W, inputs + 2 * t * LANES, 2 * LANES)
             _copy(W, 0, W, LIVE + (t + 1) * NV * LANES, NV * LANES)
 
