@@ -10,10 +10,13 @@ with the same model the planner uses (:func:`racing.models.dynamic.dynamic_rhs`,
 :func:`racing.models.integrators.rk4`, the controller's parameter set). The commands in force are
 those this computer sent: command ``i`` sent at loop time ``s_i`` acts from ``s_i + d`` on
 (zero-order hold; before the first one the car holds still). Each command becomes the model's
-inputs (steering rate [rad/s], acceleration [m/s^2]) through the car's actuator model - steering
-target ``steer_gain * cmd + steer_offset`` clipped to ``steer_max``, first-order servo with
-``steer_tau`` under ``steer_rate_max``; speed loop ``a = a_ff + speed_kp (v_cmd - v_x)`` clipped to
-``[-decel_max, accel_max]`` - re-evaluated at every integration step of at most ``step_s``.
+inputs (steering rate [rad/s], acceleration [m/s^2]) through the car's actuator model
+(:func:`racing.models.actuators.actuator_inputs_pi`, the plants' and the controllers' one source: the servo and
+the speed loop, with its integrator where the car has one), re-evaluated at every integration step of at most
+``step_s``. For a car whose speed loop integrates (``speed_ki > 0``) the predictor keeps a shadow of the car's
+integral, advanced from one measured state to the next with the measured speed and the command in force
+(:func:`racing.models.actuators.speed_integral_rate`, anti-windup included), and carries it through the
+prediction; a P loop (``speed_ki = 0``) has none.
 """
 from __future__ import annotations
 
@@ -23,8 +26,10 @@ import math
 import numpy as np
 
 from racing.control.base import Command
+from racing.models.actuators import actuator_inputs_pi
 from racing.models.dynamic import dynamic_rhs
 from racing.models.integrators import rk4
+from racing.models.ops import NUMPY
 
 STEER = 6  # state index of the road-wheel angle (dynamic layout)
 VX = 3
@@ -58,11 +63,17 @@ class StatePredictor:
         self._steps: dict[int, object] = {}
         self._sent_t: list[float] = []
         self._sent_cmd: list[tuple[float, float, float]] = []
+        self.ki = float(params.speed_ki)
+        #: the shadow of the car's speed-loop integral [m] at loop time ``_t_integ`` (None: no state seen yet)
+        self.integral = 0.0
+        self._t_integ: float | None = None
 
     def reset(self) -> None:
-        """Forget the commands sent (a new run or a new vehicle session)."""
+        """Forget the commands sent and the integral's shadow (a new run or a new vehicle session)."""
         self._sent_t.clear()
         self._sent_cmd.clear()
+        self.integral = 0.0
+        self._t_integ = None
 
     def record(self, command: Command, t_sent: float) -> None:
         """``command`` was sent at loop time ``t_sent`` [s]."""
@@ -79,19 +90,24 @@ class StatePredictor:
         i = bisect.bisect_right(self._sent_t, t - self.delay) - 1
         return self._sent_cmd[i] if i >= 0 else (0.0, 0.0, 0.0)
 
-    def inputs(self, x: np.ndarray, cmd: tuple[float, float, float], h: float) -> np.ndarray:
+    def inputs(self, x: np.ndarray, cmd: tuple[float, float, float], h: float, integral: float = 0.0):
         """Model inputs u[2] = (steering rate [rad/s], acceleration [m/s^2]) of the actuators for ``cmd``
-        from state ``x[7]`` over a step of ``h`` [s]."""
-        pr = self.params
-        smax = pr.steer_max
-        target = min(max(pr.steer_gain * cmd[0] + pr.steer_offset, -smax), smax)
-        err = target - float(x[STEER])
-        rate = err / pr.steer_tau if pr.steer_tau > 0 else err / h
-        rate = min(max(rate, -pr.steer_rate_max), pr.steer_rate_max)
-        if abs(rate * h) > abs(err):  # never pass the target within one step
-            rate = err / h
-        a = cmd[2] + pr.speed_kp * (cmd[1] - float(x[VX]))
-        return np.array([rate, min(max(a, -pr.decel_max), pr.accel_max)])
+        from state ``x[7]`` over a step of ``h`` [s], with the speed loop's integral ``integral`` [m]; and the
+        integral advanced over the step."""
+        rate, a, integ = actuator_inputs_pi(float(x[STEER]), float(x[VX]), cmd[0], cmd[1], cmd[2], self.p, h, False,
+                                            self.ki, integral, NUMPY)
+        return np.array([float(rate), float(a)]), float(integ)
+
+    def _advance_integral(self, x: np.ndarray, t_state: float) -> None:
+        """The integral's shadow moved to the measured state ``x`` at ``t_state`` [s]: the speed error then,
+        held since the previous state (at most ``max_horizon_s``), with the loop's anti-windup."""
+        if self.ki == 0.0:
+            return
+        if self._t_integ is not None and t_state > self._t_integ:
+            dt = min(t_state - self._t_integ, self.max_horizon_s)
+            self.integral = self.inputs(x, self.command_at(t_state), dt, self.integral)[1]
+        if self._t_integ is None or t_state > self._t_integ:
+            self._t_integ = t_state
 
     def _step(self, h: float):
         key = round(h * 1e9)
@@ -109,12 +125,23 @@ class StatePredictor:
         Returns a new float64[7] (yaw wrapped to (-pi, pi]); ``x`` itself when the horizon is <= 0.
         """
         x = np.asarray(x, dtype=np.float64)
+        if np.all(np.isfinite(x)):
+            self._advance_integral(x, t_state)
         horizon = min(t_target - t_state, self.max_horizon_s)
         if not horizon > 0.0:
             return x
         t, t_end = t_state, t_state + horizon
         changes = [s + self.delay for s in self._sent_t if t < s + self.delay < t_end]
-        y = x.copy()
+        with np.errstate(over="ignore", invalid="ignore"):  # a diverging prediction returns the measurement
+            y = self._integrate(x.copy(), t, t_end, changes)
+        if not np.all(np.isfinite(y)):
+            return x
+        y[2] = math.remainder(float(y[2]), 2.0 * math.pi)
+        return y
+
+    def _integrate(self, y: np.ndarray, t: float, t_end: float, changes: list[float]) -> np.ndarray:
+        """``y`` from loop time ``t`` to ``t_end`` [s], the integration broken at ``changes`` (command changes)."""
+        integ = self.integral
         for seg_end in changes + [t_end]:
             span = seg_end - t
             if span <= 1e-9:
@@ -124,9 +151,7 @@ class StatePredictor:
             step = self._step(h)
             cmd = self.command_at(t + 1e-9)
             for _ in range(n):
-                y = step(y, self.inputs(y, cmd, h), self.p)
+                u, integ = self.inputs(y, cmd, h, integ)
+                y = step(y, u, self.p)
             t = seg_end
-        y[2] = math.remainder(float(y[2]), 2.0 * math.pi)
-        if not np.all(np.isfinite(y)):
-            return x
         return y

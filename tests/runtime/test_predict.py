@@ -34,7 +34,7 @@ def test_one_step_is_rk4_of_the_model_with_the_actuator_inputs():
     pr = StatePredictor(PARAMS, step_s=0.005)
     pr.record(Command(0.2, 5.0, 1.0), 0.0)
     got = pr.predict(X0, 0.0, 0.005)
-    u = pr.inputs(X0, (0.2, 5.0, 1.0), 0.005)
+    u, _ = pr.inputs(X0, (0.2, 5.0, 1.0), 0.005)
     want = rk4(dynamic_rhs, 0.005)(X0, u, PARAMS.to_array())
     np.testing.assert_allclose(got, want, rtol=0, atol=1e-12)
     # servo: rate = (target - steer) / tau, limited; speed loop a = a_ff + kp (v_cmd - v_x), limited
@@ -166,3 +166,31 @@ def test_loop_acts_on_the_state_predicted_to_when_the_command_lands(compensate):
         assert np.median(errs) < 0.01  # [m]: predicted to where the car is when the command lands
     else:
         assert np.median(errs) > 0.1  # the measured state is 40-70 ms old
+
+
+def test_prediction_carries_the_speed_loops_integral_on_a_pi_car():
+    """A car whose speed loop integrates (speed_ki): fed the measured states as the loop would, the predictor's
+    shadow of the car's integral puts its 0.2 s prediction of the speed near the plant's after the loop wound up
+    against a set-point the car reaches slowly; a predictor that assumes a P loop is several times further off."""
+    from racing.sim.plant import make_plant
+
+    car = PARAMS.replace(speed_ki=6.0)
+    plant = make_plant("dynamic", car, plant_hz=1000.0)
+    x = X0.copy()
+    x[3], x[6] = 2.0, 0.0
+    plant.reset(x)
+    pi, p_loop = StatePredictor(car), StatePredictor(PARAMS)
+    cmd = Command(0.0, 6.0, 0.0)
+    k0, k1 = 1300, 1500  # measured every 20 ms up to 1.3 s, predicted to 1.5 s
+    for k in range(k1):
+        if k <= k0 and k % 20 == 0:
+            x_meas = np.asarray(x, dtype=float).copy()
+            for pr in (pi, p_loop):
+                pr.predict(x_meas, k * 0.001, k * 0.001)  # the loop measures: the shadow advances
+                pr.record(cmd, k * 0.001)
+        x = plant.step(cmd, 0.001)
+    truth = float(np.asarray(x)[3])
+    err_pi = abs(pi.predict(x_meas, k0 * 0.001, k1 * 0.001)[3] - truth)
+    err_p = abs(p_loop.predict(x_meas, k0 * 0.001, k1 * 0.001)[3] - truth)
+    assert pi.integral > 0.05 and p_loop.integral == 0.0  # the car's integral wound up; a P loop has none
+    assert err_pi < 0.01 and err_pi < 0.25 * err_p  # measured 0.003 against 0.06 m/s
