@@ -132,15 +132,19 @@ class ProfileCap:
 
 
 def track_table(track, params, grip_scale: float = 1.0, cap_scale: float = 1.05, use_raceline: bool = True,
-                raceline_speed: bool = False, profile_cap: bool = True):
+                raceline_speed: bool = False, profile_cap: bool = True, margin: float = 1.0):
     """The kernel's track table ``float64[N, 8]`` (see module doc) and the profile lap time [s].
 
     ``v_cap`` is ``cap_scale`` times the friction-limited profile (``grip_scale``) of the raceline (or the
     centre line), or, with ``raceline_speed`` and a raceline that carries a speed profile (``vx > 0``, e.g.
     the cached minimum-time line), ``cap_scale`` times the lesser of that profile and the friction-limited one
     (so ``grip_scale < 1`` leaves a margin in the corners and none on the straights); with ``profile_cap=False``
-    ``cap_scale`` times the raceline's own profile alone (a minimum-time line's speeds use the full model, e.g.
-    braking while cornering, which the quasi-steady-state profile does not allow).
+    ``cap_scale`` times the raceline's own profile (a minimum-time line's speeds use the full model, e.g.
+    braking while cornering, which the quasi-steady-state profile does not allow), lowered where the car's grip
+    margin binds: ``margin`` (:func:`racing.models.params.usable_grip`, the share of the grip the car's
+    identification vouches for, already in ``grip_scale``) < 1 multiplies the line's speeds by the friction-limited
+    profile at ``grip_scale`` over the same at ``grip_scale / margin`` (about sqrt(margin) in the corners and their
+    braking zones, close to 1 where the power sets the speed). The line was made for the car's full grip.
     """
     a = track.arrays()  # s, x, y, psi, kappa, w_left, w_right
     n = a.shape[0]
@@ -160,6 +164,8 @@ def track_table(track, params, grip_scale: float = 1.0, cap_scale: float = 1.05,
             v_rl = np.interp(path.s, np.append(rl.s, rl.length), np.append(rl.vx, rl.vx[0]))
             if profile_cap:
                 v_rl = np.minimum(v_rl, prof.v)  # the friction-limited profile (grip_scale) caps it: a margin
+            elif margin < 1.0:  # what the grip margin takes off the friction-limited profile, off the line's speeds
+                v_rl = v_rl * (prof.v / cap.profile(grip_scale / margin).v)
             v_p = v_rl
             vm = 0.5 * (v_rl + np.roll(v_rl, -1))
             lap = float(np.sum(path.ds / np.maximum(vm, 1e-3)))

@@ -60,8 +60,8 @@ class ILQRController(Controller):
         self.T = config.horizon
         soft, crash = resolve_margins(config, params)
         grip = config.grip_scale * usable_grip(params)  # less what the car's identification cannot vouch for
-        self.tab, self.profile_lap_s = C.track_table(track, params, grip, config.cap_scale,
-                                                     config.use_raceline, config.raceline_speed, config.profile_cap)
+        self.tab, self.profile_lap_s = C.track_table(track, params, grip, config.cap_scale, config.use_raceline,
+                                                     config.raceline_speed, config.profile_cap, usable_grip(params))
         self.ds = track.ds
         # without a raceline the line term would pull the car to the centre line: off
         weights = config.cost if (config.use_raceline and track.raceline is not None) else \
