@@ -196,8 +196,7 @@ def bench_racing(repeats: int, K: int = 2048, T: int = 50, threads: int | None =
     cost on the default track (f1tenth car), on ``device``, with the CPU ``kernel`` (``lockstep`` or ``scalar``)."""
     track, name = _bench_track()
     ctrl = make_mppi(track, load_params("f1tenth"), threads=threads, num_samples=K, horizon=T, model="dynamic",
-                     device=device, residual=residual, kernel=kernel,
-                     residual_precision=precision if residual is not None else "float64")
+                     device=device, residual=residual, kernel=kernel, residual_precision=precision)
     return _time_act(ctrl, track, repeats), name
 
 

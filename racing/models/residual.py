@@ -398,10 +398,9 @@ def aug_update(z, a, w, dt):
 aug_update_nb = njit(cache=True, fastmath=False)(aug_update)
 
 
-#: the block's activation and array dtype per precision of its arithmetic (make_block_residual)
+#: the block's activation per precision of its arithmetic (make_block_residual; the arrays' dtype is the caller's)
 BLOCK_ACTIVATIONS = {"float64": tanh_bf, "float32": tanh_f32}
-BLOCK_DTYPES = {"float64": np.float64, "float32": np.float32}
-PRECISIONS = tuple(BLOCK_DTYPES)
+PRECISIONS = tuple(BLOCK_ACTIVATIONS)
 
 
 def _block_parts(L: int, act):
@@ -492,7 +491,7 @@ def make_block_residual(lanes: int, precision: str = "float64"):
     * ``"float64"`` (``R`` and the weights ``w`` float64): what :func:`residual_z` gives sample by sample, in the same
       order of operations, with :func:`tanh_bf` (a polynomial exp) where it uses libm's exp (the tests hold the two
       within 1e-12);
-    * ``"float32"`` (``R`` and a float32 copy of ``w``, :data:`BLOCK_DTYPES`): the same operations in float32 with
+    * ``"float32"`` (``R`` and a float32 copy of ``w``): the same operations in float32 with
       :func:`~racing.models.fastmath.tanh_f32`, eight lanes to an AVX2 register where float64 has four, and a
       rational tanh where float64 needs an exp and a division: twice as fast here; the correction within 2e-6 of its
       scale ``out_std`` (3.5e-7 measured, tests/models/test_residual_block.py).

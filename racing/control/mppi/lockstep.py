@@ -61,12 +61,11 @@ def scratch(T: int, rw: np.ndarray | None = None, threads: int | None = None,
     weights (copied here, once) and the network's rows (:func:`_net32`) (``threads``: numba's largest thread count by
     default, so that any ``set_num_threads`` fits)."""
     n = numba.config.NUMBA_NUM_THREADS if threads is None else threads
-    rows = 0 if rw is None or rw.size == 0 else max(int(rw[6]), 1) + _BLOCKS["float64"][2](rw) + 3
-    n64 = LIVE + (T + 1) * NV * LANES + 2 * T * LANES + rows * LANES
-    if rows == 0 or precision == "float64":
+    net = 0 if rw is None or rw.size == 0 else _BLOCKS[precision][2](rw) + 3  # features, hidden, correction
+    n64 = LIVE + (T + 1) * NV * LANES + 2 * T * LANES + (max(int(rw[6]), 1) + net if net else 0) * LANES
+    if net == 0 or precision == "float64":
         return np.zeros((n, n64))
-    a = _aligned(rw.size)
-    LX = np.zeros((n, n64 + (a + (_BLOCKS["float32"][2](rw) + 3) * LANES + 1) // 2))
+    LX = np.zeros((n, n64 + (_aligned(rw.size) + net * LANES + 1) // 2))
     for row in LX:
         row[n64:].view(np.float32)[:rw.size] = rw
     return LX
