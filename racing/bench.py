@@ -14,8 +14,9 @@ the first solve) with T = 50, the dynamic model and the smooth racing cost, 1 an
 one thread (casadi derivatives compiled to C when a compiler exists; the row says which). Semi-parametric racing
 iteration: the same with K = 1024 and a 2 x 32 residual network (untrained random weights: the time does not depend
 on their values). The racing rows come twice: the lockstep CPU kernel (:mod:`racing.control.mppi.lockstep`, the
-default) and the scalar one (each sample on its own), ``kernel`` in the JSON rows; the semi-parametric row a third
-time with the lockstep kernel's network in float32 (``residual_precision`` in the JSON rows). Times are medians of
+default) and the scalar one (each sample on its own), ``kernel`` in the JSON rows; the racing row a third time with
+the lockstep kernel's model in float32 (``physics_precision``), the semi-parametric row a third time with its network
+in float32 (``residual_precision`` in the JSON rows). Times are medians of
 ``--repeats`` calls after warm-up.
 
 ``--device cuda`` (an NVIDIA GPU, the ``cuda`` extra; exit 2 naming what is missing without one): the racing iteration
@@ -191,12 +192,15 @@ def bench_residual(hidden: int = 32, layers: int = 2, seed: int = 0) -> Residual
 
 
 def bench_racing(repeats: int, K: int = 2048, T: int = 50, threads: int | None = None, device="cpu",
-                 residual: ResidualWeights | None = None, kernel: str = "lockstep", precision: str = "float64"):
-    """Median ms of ``MPPI.act`` with the dynamic model (and ``residual``, its network in ``precision``) and racing
-    cost on the default track (f1tenth car), on ``device``, with the CPU ``kernel`` (``lockstep`` or ``scalar``)."""
+                 residual: ResidualWeights | None = None, kernel: str = "lockstep", precision: str = "float64",
+                 physics: str = "float64"):
+    """Median ms of ``MPPI.act`` with the dynamic model (in ``physics`` precision; and ``residual``, its network in
+    ``precision``) and racing cost on the default track (f1tenth car), on ``device``, with the CPU ``kernel``
+    (``lockstep`` or ``scalar``)."""
     track, name = _bench_track()
     ctrl = make_mppi(track, load_params("f1tenth"), threads=threads, num_samples=K, horizon=T, model="dynamic",
-                     device=device, residual=residual, kernel=kernel, residual_precision=precision)
+                     device=device, residual=residual, kernel=kernel, residual_precision=precision,
+                     physics_precision=physics)
     return _time_act(ctrl, track, repeats), name
 
 
@@ -263,20 +267,23 @@ def run(args) -> int:
             print(f"standard  K={K:5d} T={T:3d}  numba {ms:8.3f} ms{extra}")
     for K, residual, tag, what in ((2048, None, "racing", "dynamic model + racing cost"),
                                    (1024, bench_residual(), "racing+residual2x32", "the same + a 2 x 32 residual")):
-        variants = [("scalar", "float64"), ("lockstep", "float64")] + ([("lockstep", "float32")] if residual else [])
-        for kernel, precision in variants:
+        # (kernel, the network's precision, the physics' precision)
+        variants = [("scalar", "float64", "float64"), ("lockstep", "float64", "float64")] + (
+            [("lockstep", "float32", "float64")] if residual else [("lockstep", "float64", "float32")])
+        for kernel, precision, physics in variants:
             ms, track_name = bench_racing(repeats, K, 50, threads=args.threads, residual=residual, kernel=kernel,
-                                          precision=precision)
+                                          precision=precision, physics=physics)
             rows.append({"backend": "numba", "problem": f"{tag}:{track_name}", "K": K, "T": 50,
                          "ms_median": round(ms, 4), "ns_per_sample_step": round(ms * 1e6 / (K * 50), 1),
-                         "threads": args.threads, "kernel": kernel, "load_avg_1min": round(load[0], 2)})
-            net = ""
+                         "threads": args.threads, "kernel": kernel, "physics_precision": physics,
+                         "load_avg_1min": round(load[0], 2)})
+            what_runs = f"model in {physics}"
             if residual is not None:
                 rows[-1]["residual_precision"] = precision
-                net = f", network in {precision}"
+                what_runs = f"network in {precision}"
             if not args.json:
-                print(f"racing    K= {K} T= 50  numba {ms:8.3f} ms   ({what}, {track_name}, f1tenth, {kernel} kernel"
-                      f"{net}; {rows[-1]['ns_per_sample_step']:g} ns per sample-step on {args.threads} threads)")
+                print(f"racing    K= {K} T= 50  numba {ms:8.3f} ms   ({what}, {track_name}, f1tenth, {kernel} kernel, "
+                      f"{what_runs}; {rows[-1]['ns_per_sample_step']:g} ns per sample-step on {args.threads} threads)")
     for it in (1, 2):
         ms, track_name, backend = bench_ilqr(repeats, it)
         rows.append({"backend": "ilqr", "problem": f"racing:{track_name}", "T": 50, "iterations": it,

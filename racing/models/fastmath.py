@@ -28,6 +28,8 @@ from numba.extending import intrinsic, overload
 #: compared bit for bit): {nsz, arcp, afn} is identical for both kernels; dropping 'contract' cost no measurable
 #: time (docs/results.md, sixth session). tests/test_determinism.py pins it.
 FM = {"nsz", "arcp", "afn"}
+#: the functions registered by :func:`scalar`
+SCALARS: set = set()
 
 
 def scalar(fn):
@@ -41,9 +43,11 @@ def scalar(fn):
     cost functions it took 110-185 s to compile one MPPI or iLQR kernel and 140 s for the plant, against 5-20 s
     now, for rollouts 6-8 % slower (docs/results.md, 2026-12-06).
 
-    CUDA callers get the function as a plain device function (:func:`_cuda_overload`)."""
+    CUDA callers get the function as a plain device function (:func:`_cuda_overload`); :data:`SCALARS` lists it
+    (:func:`racing.models.precision.float32_form` derives float32 forms of the functions it calls)."""
     overload(fn, target="cpu", jit_options=dict(fastmath=FM, forceinline=True, error_model="numpy"),
              strict=False)(_typing(fn))
+    SCALARS.add(fn)
     return _cuda_overload(fn)
 
 
@@ -313,3 +317,59 @@ def sin_bf(a):
 def cos_bf(a):
     """cos a from :func:`sincos_bf`."""
     return sincos_bf(a)[1]
+
+
+# ------------------------------------------------------------------------------------------------
+# float32 forms (racing.models.lops32): the branch-free functions in float32 arithmetic for a float32 argument,
+# eight lanes to an AVX2 register; every constant is a float32, so nothing promotes back to float64
+# ------------------------------------------------------------------------------------------------
+@scalar
+def atan_f32(x):
+    """arctan(x) in float32: Cephes' ``atanf`` (its range reduction, |x| > tan(3 pi/8): pi/2 + atan(-1/|x|),
+    |x| > tan(pi/8): pi/4 + atan((|x| - 1)/(|x| + 1)), and its odd polynomial of degree 9), the three reductions
+    as selects of one quotient's numerator and denominator (one division); error < 3e-7 (tests)."""
+    ax = abs(x)
+    big = ax > np.float32(2.414213562373095)
+    mid = ax > np.float32(0.4142135623730950)
+    one = np.float32(1.0)
+    num = select(big, -one, select(mid, ax - one, ax))
+    den = select(big, ax, select(mid, ax + one, one))
+    y0 = select(big, np.float32(1.5707963267948966), select(mid, np.float32(0.7853981633974483), np.float32(0.0)))
+    xr = num / den
+    z = xr * xr
+    y = y0 + (((np.float32(8.05374449538e-2) * z - np.float32(1.38776856032e-1)) * z + np.float32(1.99777106478e-1))
+              * z - np.float32(3.33329491539e-1)) * z * xr + xr
+    return select(x >= np.float32(0.0), y, -y)
+
+
+@scalar
+def sincos_f32(a):
+    """(sin a, cos a) in float32: Cephes' ``sinf``/``cosf`` polynomials on [-pi/4, pi/4] after the reduction
+    a = q pi/2 + r (Cody-Waite, pi/2 in three float32 parts; q a whole float, so no float-to-int conversion), the
+    quadrant's swap and signs as selects; error < 2e-7 for |a| < 100 rad (tests)."""
+    one = np.float32(1.0)
+    q = np.floor(a * np.float32(0.6366197723675814) + np.float32(0.5))
+    r = ((a - q * np.float32(1.5703125)) - q * np.float32(4.837512969970703125e-4)) - q * np.float32(
+        7.54978995489188216e-8)
+    z = r * r
+    s = ((np.float32(-1.9515295891e-4) * z + np.float32(8.3321608736e-3)) * z - np.float32(1.6666654611e-1)) * z * r + r
+    c = ((np.float32(2.443315711809948e-5) * z - np.float32(1.388731625493765e-3)) * z
+         + np.float32(4.166664568298827e-2)) * z * z - np.float32(0.5) * z + one
+    n = q - np.float32(4.0) * np.floor(q * np.float32(0.25))  # the quadrant, 0..3
+    swap = (n == one) | (n == np.float32(3.0))
+    sn = select(swap, c, s)
+    cs = select(swap, s, c)
+    return (select(n >= np.float32(2.0), -sn, sn),
+            select((n == one) | (n == np.float32(2.0)), -cs, cs))
+
+
+@scalar
+def sin_f32(a):
+    """sin a from :func:`sincos_f32`."""
+    return sincos_f32(a)[0]
+
+
+@scalar
+def cos_f32(a):
+    """cos a from :func:`sincos_f32`."""
+    return sincos_f32(a)[1]

@@ -302,3 +302,41 @@ def test_tyre_slip_term_costs_steering_past_the_peak(oval):
     at = [C.racing_stage(c.tab, c.cp, 1, 10, x, y, d, 3.0, 0.0, 0.0, 0.0, 0.0, 0, 0, 0.0, 0.0)[0]
           for d in (0.5 * a_peak, 0.99 * a_peak, 1.5 * a_peak)]
     assert at[0] == pytest.approx(at[1]) and at[2] == pytest.approx(at[0] + 100.0 * 0.25)
+
+
+@pytest.mark.parametrize("model", ["kinematic", "dynamic"])
+def test_float32_physics_stays_near_the_numpy_reference(model, oval, start_state):
+    """The lockstep kernel with its model in float32 (physics_precision: float32; K = 61, a partial last chunk)
+    against the float64 numpy reference for the same noise: the costs, the clamped samples, the plan and its
+    rollout within the bounds below (10x what was measured; tools/precision_bound.py measures full horizons on the
+    racing tracks)."""
+    track = oval()
+    p = load_params("f1tenth")
+    c = MPPI(track, p, MPPIConfig(num_samples=61, horizon=25, dt=0.04, substeps=2, model=model, alpha=0.5,
+                                  physics_precision="float32", beta_max=0.2, yaw_limit=1.5, noise_correlation=0.8,
+                                  cost=load_config(tuning_path("f1tenth")).cost.__class__(line=0.5, speed_track=0.3,
+                                                                                      tyre_slip=20.0)))
+    x0 = start_state(track)
+    c.U[:, 0], c.U[:, 1] = 0.2, 3.0
+    U0 = c.U.copy()
+    c.solve(x0, store_noise=True)
+    ref = reference(c, x0, U0, c.eps)
+    rel = np.abs(c.Sk - ref["S"]) / np.abs(ref["S"])
+    assert 1e-9 < rel.max() < 2e-5  # float32 ran (not float64 bit for bit); 1.2e-6 measured
+    np.testing.assert_allclose(c.V, ref["V"], rtol=0, atol=3e-5)  # the clamped samples [rad/s, m/s^2]: 2.4e-6
+    np.testing.assert_allclose(c.U, ref["U_new"], rtol=0, atol=1e-5)  # the plan: 8.2e-7
+    np.testing.assert_allclose(c.X, ref["X"], rtol=0, atol=1e-6)  # its float64 rollout [m, rad, m/s]: 6.5e-8
+
+
+def test_float32_physics_is_refused_where_it_does_not_exist():
+    p = load_params("f1tenth")
+    with pytest.raises(ValueError, match="physics_precision: float32 needs kernel: lockstep"):
+        MPPI(None, p, MPPIConfig(num_samples=32, horizon=10, warmup=False, kernel="scalar",
+                                 physics_precision="float32"), cost=_circle())
+    with pytest.raises(ConfigError, match="physics_precision"):
+        MPPIConfig(physics_precision="float16")
+
+
+def _circle():
+    from racing.bench import CIRCLE, circle_args
+    return CIRCLE, circle_args()

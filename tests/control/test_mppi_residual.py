@@ -137,3 +137,9 @@ def test_float32_network_needs_the_lockstep_kernel(oval, make_residual):
     with pytest.raises(ValueError, match="residual_precision: float32 needs kernel: lockstep"):
         MPPI(oval(), load_params("f1tenth"), conf, residual=make_residual())
     MPPI(oval(), load_params("f1tenth"), conf)  # without a residual the setting changes nothing
+
+
+def test_float32_physics_runs_without_a_residual_only(oval, make_residual):
+    conf = MPPIConfig(num_samples=32, horizon=10, warmup=False, physics_precision="float32")
+    with pytest.raises(ValueError, match="physics_precision: float32 runs without a residual"):
+        MPPI(oval(), load_params("f1tenth"), conf, residual=make_residual())

@@ -43,7 +43,14 @@ class MPPIConfig:
         "doc": "the residual network's arithmetic in the lockstep kernel (with --residual): float32 steps eight "
                "samples per AVX2 register where float64 steps four, with a rational tanh, about twice as fast "
                "here; its correction within 2e-6 of its scale of float64's (racing.models.residual."
-               "make_block_residual). The physics stays float64; the scalar and CUDA kernels run float64 only"})
+               "make_block_residual). The physics stays float64 (physics_precision); the scalar and CUDA kernels "
+               "run float64 only"})
+    physics_precision: str = field(default="float64", metadata={
+        "choices": ("float64", "float32"),
+        "doc": "the model's arithmetic in the lockstep kernel's rollouts (without a residual): float32 steps eight "
+               "samples per AVX2 register with float32 forms of the same model source (racing.models.precision), "
+               "about 1.6x faster here; the noise, the costs, the update and the nominal rollout stay float64 "
+               "(racing.control.mppi.lockstep). The scalar and CUDA kernels run float64 only"})
     lambda_: float = field(default=1.0, metadata={"unit": "-", "doc": "temperature lambda > 0 (the start value "
                                                                      "when ess_target > 0)"})
     ess_target: float = field(default=0.0, metadata={"unit": "-", "min": 0.0,

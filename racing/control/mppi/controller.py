@@ -55,6 +55,23 @@ def _residual_precision(config: MPPIConfig, residual, lockstep: bool, device) ->
     return config.residual_precision
 
 
+def _physics_precision(config: MPPIConfig, residual, lockstep: bool, device) -> str:
+    """The rollouts' model arithmetic: ``config.physics_precision``; float32 is the CPU lockstep kernel's, without a
+    residual (a ValueError naming the field otherwise)."""
+    if config.physics_precision == "float64":
+        return "float64"
+    if device.kind == "cuda":
+        raise ValueError("MPPI: physics_precision: float32 is the CPU lockstep kernel's; the CUDA kernel runs the "
+                         "model in float64 (set physics_precision: float64)")
+    if not lockstep:
+        raise ValueError(f"MPPI: physics_precision: float32 needs kernel: lockstep (this configuration has kernel: "
+                         f"{config.kernel})")
+    if residual is not None:
+        raise ValueError("MPPI: physics_precision: float32 runs without a residual (the semi-parametric model's "
+                         "physics is float64; residual_precision: float32 puts its network in float32)")
+    return config.physics_precision
+
+
 class MPPI(Controller):
     """Sampling MPC (Williams et al. 2017) on a numba kernel.
 
@@ -124,7 +141,8 @@ class MPPI(Controller):
         self.model = model
         self.lockstep = config.kernel == "lockstep" and L.supported(model)
         precision = _residual_precision(config, residual, self.lockstep, self.device)
-        self.kernels = L.make_kernels(model, self.cost, precision) if self.lockstep \
+        physics = _physics_precision(config, residual, self.lockstep, self.device)
+        self.kernels = L.make_kernels(model, self.cost, precision, physics) if self.lockstep \
             else S.make_kernels(model, self.cost)
         self.ds = ds
         self.p = params.to_array()
@@ -156,7 +174,7 @@ class MPPI(Controller):
                              traj=np.zeros((max(self.n_rec, 1), T + 1, 2)), eps=np.zeros((1, T, 2)),
                              ZR=S.residual_buffers(K, self.rw), eps_dummy=np.zeros((1, T, 2)),
                              traj_dummy=np.zeros((1, T + 1, 2)),
-                             LX=L.scratch(T, self.rw, precision=precision) if self.lockstep else np.zeros((1, 1)))
+                             LX=L.scratch(T, self.rw, precision=precision, physics=physics) if self.lockstep else np.zeros((1, 1)))
         self.margs = S.ModelArgs(p=self.p, dt=float(config.dt), nsub=int(config.substeps), rw=self.rw, z0=self.z)
         self.nargs = S.NoiseArgs(sigma=self.noise, qtab=self.qtab)
         # views kept under their old names (diagnostics, tests)

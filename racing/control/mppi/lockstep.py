@@ -33,12 +33,15 @@ from __future__ import annotations
 import numba
 import numpy as np
 from numba.extending import register_jitable
+from numba.np.unsafe.ndarray import to_fixed_tuple
 
 from racing.control.horizon import clamp_inputs, model_in_registers
 from racing.control.mppi import step as S
-from racing.models import lops
+from racing.models import lops, lops32
 from racing.models.dynamic import body_derivatives
 from racing.models.fastmath import FM, scalar
+from racing.models.params import N_PARAMS
+from racing.models.precision import float32_form
 from racing.models.residual import PRECISIONS, make_block_residual
 
 #: samples stepped in lockstep: one chunk of the parallel loop (four AVX2 vectors of float64)
@@ -54,15 +57,18 @@ _BLOCKS = {p: make_block_residual(LANES, p) for p in PRECISIONS}
 
 
 def scratch(T: int, rw: np.ndarray | None = None, threads: int | None = None,
-            precision: str = "float64") -> np.ndarray:
+            precision: str = "float64", physics: str = "float64") -> np.ndarray:
     """The per-thread scratch ``LX[threads, LIVE + (T+1) NV LANES + 2 T LANES (+ residual rows)]``: the live block,
     the chunk's trajectory, its inputs, then with residual weights ``rw`` (flat) the block's filter states and the
     network's rows (:func:`residual_offsets`), and for a float32 network (``precision``) a float32 region with the
-    weights (copied here, once) and the network's rows (:func:`_net32`) (``threads``: numba's largest thread count by
-    default, so that any ``set_num_threads`` fits)."""
+    weights (copied here, once) and the network's rows (:func:`_net32`); for float32 physics (``physics``, without a
+    residual) a float32 region with the live block and the car's parameters (:func:`_make_physics32`)
+    (``threads``: numba's largest thread count by default, so that any ``set_num_threads`` fits)."""
     n = numba.config.NUMBA_NUM_THREADS if threads is None else threads
     net = 0 if rw is None or rw.size == 0 else _BLOCKS[precision][2](rw) + 3  # features, hidden, correction
     n64 = LIVE + (T + 1) * NV * LANES + 2 * T * LANES + (max(int(rw[6]), 1) + net if net else 0) * LANES
+    if net == 0 and physics == "float32":
+        return np.zeros((n, n64 + (LIVE + N_PARAMS + 1) // 2))
     if net == 0 or precision == "float64":
         return np.zeros((n, n64))
     LX = np.zeros((n, n64 + (_aligned(rw.size) + net * LANES + 1) // 2))
@@ -113,21 +119,30 @@ def supported(model: S.RolloutModel) -> bool:
     return model.substep is not None
 
 
-def make_kernels(model: S.RolloutModel, cost: S.RolloutCost, precision: str = "float64") -> S.Kernels:
+def make_kernels(model: S.RolloutModel, cost: S.RolloutCost, precision: str = "float64",
+                 physics: str = "float64") -> S.Kernels:
     """The compiled MPPI iteration with lockstep rollouts for one (rollout model, cost) pair: the same arguments
     and results as :func:`racing.control.mppi.step.make_kernels`'s (its buffers must carry :func:`scratch` as
-    ``LX``, made with the same ``precision``); ``rollout`` is the scalar one-sample rollout (the nominal).
-    ``precision``: the residual network's arithmetic (:data:`PRECISIONS`; the physics is float64 in both)."""
+    ``LX``, made with the same ``precision`` and ``physics``); ``rollout`` is the scalar one-sample rollout (the
+    nominal). ``precision``: the residual network's arithmetic (:data:`PRECISIONS`); ``physics``: the model's
+    (:data:`PRECISIONS`; float32 without a residual only, :func:`_make_physics32`)."""
     if not supported(model):
         raise ValueError(f"the {model.name} rollout model has no lockstep form (no single sub-step); "
                          "use the scalar kernel (kernel: scalar)")
-    if precision not in PRECISIONS:
-        raise ValueError(f"residual precision must be one of {PRECISIONS}, got {precision!r}")
-    key = (model.name, cost.name, model.substep, cost.stage, precision if model.residual else "float64")
+    for name, value in (("residual precision", precision), ("physics precision", physics)):
+        if value not in PRECISIONS:
+            raise ValueError(f"{name} must be one of {PRECISIONS}, got {value!r}")
+    if model.residual and physics != "float64":
+        raise ValueError("physics precision float32 runs without a residual (the semi-parametric model's physics "
+                         "is float64; its network may be float32)")
+    key = (model.name, cost.name, model.substep, cost.stage, precision if model.residual else "float64", physics)
     if key in _KERNELS:
         return _KERNELS[key]
     rollout = S._make_rollout(model, cost)
-    physics = _make_physics_semi(model, precision) if model.residual else _make_physics(model)
+    if model.residual:
+        physics = _make_physics_semi(model, precision)
+    else:
+        physics = _make_physics32(model) if physics == "float32" else _make_physics(model)
     chunk = _make_chunk(_make_noise(), physics, _make_cost(cost), cost.in_registers)
     ker = S.Kernels(S._make_iteration(chunk, S._make_nominal(rollout, cost.in_registers)), rollout)
     _KERNELS[key] = ker
@@ -203,13 +218,14 @@ def _make_physics(model):
     return physics
 
 
-def _make_lane_step(substep):
-    """``lane_step(lv, j, u0, u1, p, h)``: lane ``j`` of the live block one sub-step on, in place."""
+def _make_lane_step(substep, ops=lops):
+    """``lane_step(lv, j, u0, u1, p, h)``: lane ``j`` of the live block one sub-step on, in place (``substep`` with
+    the namespace ``ops``)."""
     @scalar
     def lane_step(lv, j, u0, u1, p, h):
         x, y, psi, vx, vy, r, d, c, sn = substep((lv[j], lv[LANES + j], lv[2 * LANES + j], lv[3 * LANES + j],
                                                   lv[4 * LANES + j], lv[5 * LANES + j], lv[6 * LANES + j],
-                                                  lv[7 * LANES + j], lv[8 * LANES + j]), u0, u1, p, h, lops)
+                                                  lv[7 * LANES + j], lv[8 * LANES + j]), u0, u1, p, h, ops)
         lv[j] = x
         lv[LANES + j] = y
         lv[2 * LANES + j] = psi
@@ -221,6 +237,64 @@ def _make_lane_step(substep):
         lv[8 * LANES + j] = sn
 
     return lane_step
+
+
+def _make_physics32(model):
+    """Pass 2 in float32 (``physics_precision: float32``): :func:`_make_physics`'s steps on a float32 live block in
+    the float32 region past the row's float64 rows (:func:`scratch`), with the float32 forms of the model's sub-step
+    and of the clamp (:func:`racing.models.precision.float32_form`, ``ops = lops32``) and the car's parameters as a
+    float32 tuple (converted there once per chunk); eight lanes per AVX2 register where float64 has four. The block
+    steps the position and heading relative to the start state's (the model is invariant to them), so float32's
+    resolution does not depend on where the map's origin lies (a UTM frame puts a car 500 km from it, where a
+    float32 resolves 3 cm); the states and clamped inputs go out to the float64 rows, converted and made absolute,
+    so the noise and cost passes are those of the float64 kernel."""
+    start = model.start
+    lane_step = _make_lane_step(float32_form(model.substep), lops32)
+    clamp = float32_form(clamp_inputs)
+
+    @register_jitable(fastmath=FM, error_model="numpy")
+    def physics(x0, T, m, b, W):
+        F = W[_rows64(T):].view(np.float32)
+        lv = F[0:LIVE]
+        for i in range(N_PARAMS):
+            F[LIVE + i] = m.p[i]
+        p = to_fixed_tuple(F[LIVE:LIVE + N_PARAMS], N_PARAMS)
+        dt = np.float32(m.dt)
+        h = np.float32(m.dt / m.nsub)
+        st = start(x0, m, b.ZR[0])
+        ox, oy, opsi = st[0], st[1], st[2]
+        _start_block((0.0, 0.0, 0.0, st[3], st[4], st[5], st[6], st[7], st[8]), lv)
+        _copy_out(lv, W, LIVE, ox, oy, opsi)
+        inputs = LIVE + (T + 1) * NV * LANES
+        for t in range(T):
+            _copy(W, inputs + 2 * t * LANES, lv, U0, 2 * LANES)
+            for j in range(LANES):
+                lv[U0 + j], lv[U0 + LANES + j] = clamp(lv[6 * LANES + j], lv[U0 + j], lv[U0 + LANES + j], p, dt,
+                                                       lops32)
+            for _ in range(m.nsub):
+                for j in range(LANES):
+                    lane_step(lv, j, lv[U0 + j], lv[U0 + LANES + j], p, h)
+            _copy(lv, U0, W, inputs + 2 * t * LANES, 2 * LANES)
+            _copy_out(lv, W, LIVE + (t + 1) * NV * LANES, ox, oy, opsi)
+
+    return physics
+
+
+@register_jitable(fastmath=FM, error_model="numpy")
+def _copy_out(lv, W, z, ox, oy, opsi):
+    """The float32 live block's states into the float64 rows ``W[z:z + NV LANES]``, its position and heading
+    (relative to the start's, ``ox, oy`` [m], ``opsi`` [rad]) made absolute again."""
+    for j in range(LANES):
+        W[z + j] = ox + lv[j]
+        W[z + LANES + j] = oy + lv[LANES + j]
+        W[z + 2 * LANES + j] = opsi + lv[2 * LANES + j]
+    _copy(lv, 3 * LANES, W, z + 3 * LANES, (NV - 3) * LANES)
+
+
+@register_jitable
+def _rows64(T):
+    """The float64 rows of a scratch row without a residual: the live block, the trajectory and the inputs."""
+    return LIVE + (T + 1) * NV * LANES + 2 * T * LANES
 
 
 def _make_physics_semi(model, precision):
