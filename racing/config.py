@@ -34,6 +34,35 @@ class ConfigError(ValueError):
     """A configuration file or mapping is invalid. The message names the file and key."""
 
 
+class _StrictLoader(yaml.SafeLoader):
+    """PyYAML's safe loader that refuses a key given twice in one mapping (PyYAML keeps the last silently: a car
+    file with ``mass`` twice would race the second value without a word)."""
+
+
+def _mapping_once(loader: _StrictLoader, node, deep: bool = False):
+    seen: dict = {}
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=deep)
+        try:
+            first = seen.setdefault(key, key_node.start_mark)
+        except TypeError:  # an unhashable key: construct_mapping reports it
+            continue
+        if first is not key_node.start_mark:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"key {key!r} appears twice (lines {first.line + 1} and {key_node.start_mark.line + 1}); expected "
+                "each key once", key_node.start_mark)
+    return loader.construct_mapping(node, deep=deep)
+
+
+_StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _mapping_once)
+
+
+def parse_yaml(text: str):
+    """``yaml.safe_load`` that refuses a key given twice in a mapping (a ``yaml.YAMLError`` naming the key and both
+    lines); every YAML file the package reads goes through it."""
+    return yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
+
+
 def load_yaml(path: str | Path) -> dict:
     """Read a YAML file that must contain a mapping at the top level.
 
@@ -49,7 +78,7 @@ def load_yaml(path: str | Path) -> dict:
     if b"\0" in raw[:8192]:
         raise ConfigError(f"{path}: a binary file (NUL bytes), not YAML; expected a text file of key: value lines")
     try:
-        data = yaml.safe_load(raw.decode("utf-8"))
+        data = parse_yaml(raw.decode("utf-8"))
     except UnicodeDecodeError as exc:
         raise ConfigError(f"{path}: not a UTF-8 text file (byte {exc.start}: {raw[exc.start:exc.start + 1]!r}); "
                           f"expected a YAML text file of key: value lines") from None

@@ -56,3 +56,14 @@ def test_load_file_errors(tmp_path):
     lst.write_text("- 1\n- 2\n")
     with pytest.raises(ConfigError, match="expected a mapping"):
         load(Outer, lst)
+
+
+def test_a_key_given_twice_is_an_error_naming_it_and_both_lines(tmp_path):
+    """PyYAML keeps the last of two equal keys silently; the loader refuses them, nested mappings too."""
+    dup = tmp_path / "dup.yaml"
+    dup.write_text("k: 1.0\ninner:\n  a: 1\n  a: 2\n")
+    with pytest.raises(ConfigError, match=r"dup\.yaml: not valid YAML: key 'a' appears twice \(lines 3 and 4\)"):
+        load(Outer, dup)
+    dup.write_text("k: 1.0\nk: 2.0\n")
+    with pytest.raises(ConfigError, match=r"key 'k' appears twice \(lines 1 and 2\)"):
+        load(Outer, dup)

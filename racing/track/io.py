@@ -25,6 +25,7 @@ from typing import Sequence
 
 import numpy as np
 
+from ..config import parse_yaml
 from ..resources import data_dir
 from .checks import clip_widths
 from .tables import CENTERLINE_COLUMNS, RACELINE_COLUMNS, read_table
@@ -145,7 +146,7 @@ def load_occupancy_map(yaml_path) -> OccupancyMap:
     if not path.is_file():
         raise TrackError(f"{path}: file not found")
     try:
-        meta = yaml.safe_load(path.read_text(encoding="utf-8"))
+        meta = parse_yaml(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:
         raise TrackError(f"{path}: not valid YAML: {exc}") from exc
     if not isinstance(meta, dict):
@@ -250,7 +251,7 @@ def read_track_meta(path) -> dict:
 
     path = Path(path)
     try:
-        meta = yaml.safe_load(path.read_text(encoding="utf-8"))
+        meta = parse_yaml(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:
         raise TrackError(f"{path}: not valid YAML: {exc}") from exc
     if meta is None:

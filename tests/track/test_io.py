@@ -291,6 +291,9 @@ def test_error_bad_track_yaml(tmp_path):
     (tmp_path / "track.yaml").write_text('scale: "1:8"\n')
     with pytest.raises(TrackError, match=r"scale = '1:8'; expected one of 1:10, full"):
         load_track(tmp_path)
+    (tmp_path / "track.yaml").write_text('name: x\nds: 0.5\nds: 0.2\n')
+    with pytest.raises(TrackError, match=r"track.yaml: not valid YAML: key 'ds' appears twice \(lines 2 and 3\)"):
+        load_track(tmp_path)
 
 
 def test_error_raceline_bad_rows(tmp_path):
