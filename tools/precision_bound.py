@@ -64,11 +64,13 @@ def compare(track_name: str, car: str, threads: int, n: int = 24) -> dict:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("tracks", nargs="*", choices=[[], *CASES], default=list(CASES), metavar="TRACK",
-                    help=f"tracks to compare (default: {', '.join(CASES)})")
+    ap.add_argument("tracks", nargs="*", metavar="TRACK", help=f"tracks to compare: {', '.join(CASES)} (default: all)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--json", help="write the rows to this file")
     args = ap.parse_args(argv)
+    unknown = [t for t in args.tracks if t not in CASES]
+    if unknown:
+        ap.error(f"unknown track {unknown[0]!r}; expected one of {', '.join(CASES)}")
     rows = []
     print("| track | car | T | positions [m] | costs, relative (p50 / p99) | plan: steering rate [rad/s] / "
           "acceleration [m/s^2] | first input |")
