@@ -18,8 +18,11 @@ The result equals the scalar kernel's up to the last bits of the elementary func
 polynomial exp, libm's exp in ``sops``), and so the numpy reference in the same way. The nominal rollout of the
 update stays the scalar one. The semi-parametric model's network runs for the chunk's 16 samples at once
 (:func:`racing.models.residual.make_block_residual`) in float64, equal to the scalar evaluation, or in float32
-(``precision``; ``residual_precision`` in the controller's settings), the correction within 2e-6 of its scale. A
-model without a ``substep`` has no lockstep form; the controller falls back to the scalar kernel for it.
+(``precision``; ``residual_precision`` in the controller's settings), the correction within 2e-6 of its scale. The
+physics itself may run in float32 (``physics``; ``physics_precision``, without a residual: :func:`_make_physics32`),
+eight lanes per AVX2 register, with float32 forms derived from the same model source
+(:func:`racing.models.precision.float32_form`). A model without a ``substep`` has no lockstep form; the controller
+falls back to the scalar kernel for it.
 
 The scratch is one row per numba thread (``numba.get_thread_id``), made once with the buffers
 (:func:`scratch`): ``LIVE + (T+1) 9 LANES + 2 T LANES`` floats, 73 kB at T = 50.
