@@ -320,6 +320,7 @@ def build_controller(name: str, track: Track, params: VehicleParams, config_path
                           f"is for the model-based controllers "
                           f"({', '.join(n for n, s in CONTROLLERS.items() if s.takes_residual)})")
     dev = controller_device(name, device)
+    original = track
     record: dict = {"source": "track" if track.raceline is not None else None}
     source = config_path or "defaults"
     if spec.config_for is not None:
@@ -327,6 +328,11 @@ def build_controller(name: str, track: Track, params: VehicleParams, config_path
         if spec.raceline_request is not None:
             track, record = resolve_line(track, params, *spec.raceline_request(conf))
     options = {} if spec.config_for is not None else dict(overrides)
+    guide_name = getattr(conf, "guide", "none") if spec.config_for is not None else "none"
+    if guide_name != "none":  # an ancillary controller (MPPI's guide): built here, on the line it asks for
+        guide, guide_line, guide_source = build_controller(guide_name, original, params, threads=1)
+        options["guide"] = guide
+        record = {**record, "guide": {"controller": guide_name, "line": guide_line, "config_source": guide_source}}
     if residual is not None:
         options["residual"] = residual
     if threads is not None:

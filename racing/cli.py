@@ -78,6 +78,10 @@ def race_table(summary: dict) -> str:
     smp = summary.get("samples")
     if smp and smp.get("iterations"):
         rows.insert(-1, ("samples", samples_text(smp)))
+    gd = summary.get("guide")
+    if gd and gd.get("weight_mean") is not None:
+        rows.insert(-1, ("guide", f"{gd['controller']}: {gd['samples']} samples around its plan, "
+                                  f"{gd['weight_mean']:.2f} of the weight (mean)"))
     dev = summary.get("device")
     if dev:
         rows.insert(-1, ("device", (f"cuda ({dev.get('gpu')})" if dev.get("device") == "cuda" else "cpu")

@@ -30,6 +30,24 @@ def shift_inputs(U: np.ndarray, elapsed: float, dt: float, tail=None) -> None:
                 U[beyond, c] = v
 
 
+def resample_index(T: int, dt: float, T_src: int, dt_src: float) -> np.ndarray:
+    """For a plan of ``T`` steps of ``dt`` [s], the step of a plan of ``T_src`` steps of ``dt_src`` [s] that each of
+    its steps starts in (zero-order hold), -1 past the source's horizon (made once: :func:`resample_inputs`)."""
+    src = np.floor(np.arange(T) * (dt / dt_src) + 1e-9).astype(np.int64)
+    return np.where(src < T_src, src, -1)
+
+
+def resample_inputs(U_src: np.ndarray, index: np.ndarray, U: np.ndarray) -> None:
+    """``U[k] = U_src[index[k]]`` (:func:`resample_index`); past the source's horizon (``index < 0``) a steering
+    rate of 0 and the source's last acceleration (a held rate would ramp the angle), in place."""
+    for k in range(U.shape[0]):
+        i = index[k]
+        if i >= 0:
+            U[k, 0], U[k, 1] = U_src[i, 0], U_src[i, 1]
+        else:
+            U[k, 0], U[k, 1] = 0.0, U_src[-1, 1]
+
+
 def plan_at(X: np.ndarray, col: int, tau: float, dt: float) -> float:
     """Column ``col`` of the plan ``X[T+1, nx]`` (steps of ``dt`` [s]) at time ``tau`` [s] ahead (linear)."""
     T = X.shape[0] - 1

@@ -117,6 +117,8 @@ class SimResult:
             out["estimates"] = dict(self.config["estimates"])
         if self.config.get("samples"):
             out["samples"] = dict(self.config["samples"])
+        if self.config.get("guide"):
+            out["guide"] = dict(self.config["guide"])
         if self.reference_lap_s is not None:
             out["reference_lap_s"] = round(self.reference_lap_s, 4)
             out["gap_to_reference"] = None if best is None else round(best / self.reference_lap_s - 1.0, 5)

@@ -195,6 +195,11 @@ class ILQRController(Controller):
         self.last_solve_s = time.perf_counter() - c0
         return self.X
 
+    def plan_inputs(self) -> tuple[np.ndarray, float]:
+        """The last plan's inputs ``U[T, 2]`` (steering rate [rad/s], acceleration [m/s^2]) and their step [s]: what
+        a controller guided by this one samples around (MPPI's ``guide: ilqr``)."""
+        return self.pb.U, self.config.dt
+
     def act(self, observation: Observation, t: float) -> Command:
         if self.grip is not None:
             self.grip.observe(t, observation.state)

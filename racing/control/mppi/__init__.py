@@ -34,18 +34,21 @@ def make_mppi(track, params, config_path=None, threads: int | None = None, devic
     :func:`racing.assembly.build_controller`, from :func:`raceline_request`); without one, centre-line progress. It
     reads and writes nothing.
 
-    ``residual``: path of residual network weights (``racing fit --residual``, loaded with
+    ``guide``: the controller of ``guide:`` in the settings (the race assembly builds it on its own line), else built
+    by MPPI on ``track``. ``residual``: path of residual network weights (``racing fit --residual``, loaded with
     :func:`racing.models.residual.load_residual`) or :class:`ResidualWeights`: the rollouts use the
     semi-parametric model (physics + MLP correction). Needs ``model: dynamic``; a bad file or a
     kinematic model is a ValueError.
     """
     residual = options.pop("residual", None)
+    guide = options.pop("guide", None)
     conf, source = config_for(params, config_path)
     if options:
         conf = cfg.replace_from(conf, options, source="mppi options")
         source += f" + overrides {sorted(options)}"
     # MPPI checks the rollout model and loads a weights path itself
-    return MPPI(track, params, conf, residual=residual, threads=threads, config_source=source, device=device)
+    return MPPI(track, params, conf, residual=residual, threads=threads, config_source=source, device=device,
+                guide=guide)
 
 
 __all__ = ["CostWeights", "MPPI", "MPPIConfig", "load_config", "make_mppi", "raceline_request"]

@@ -71,6 +71,16 @@ class MPPIConfig:
         "unit": "m/s", "min": 0.0,
         "doc": "above this speed the steering-rate noise shrinks as (steer_noise_speed / v_x)^2, so that it "
                "perturbs the lateral acceleration (~ v^2 delta / L) by the same amount at every speed; 0 = off"})
+    guide: str = field(default="none", metadata={
+        "choices": ("none", "ilqr"),
+        "doc": "an ancillary controller whose plan a share of the samples is drawn around (Biased-MPPI, Trevisan "
+               "and Alonso-Mora 2024): ilqr = the car's iLQR on the same track, solved every tick (the raceline "
+               "extra); its plan is sample 0, unperturbed, and the weights judge its samples by MPPI's own cost "
+               "beside MPPI's (the CPU kernels)"})
+    guide_share: float = field(default=0.5, metadata={
+        "unit": "-", "gt": 0.0, "max": 0.9, "doc": "share of the K samples drawn around the guide's plan"})
+    guide_sigma: float = field(default=0.3, metadata={
+        "unit": "-", "gt": 0.0, "max": 1.0, "doc": "the guide's samples' noise std as a share of MPPI's"})
     smoothing_window: int = field(default=7, metadata={"min": 0, "doc": "Savitzky-Golay window (odd, 0/1 = off)"})
     smoothing_order: int = field(default=2, metadata={"min": 0, "max": 5})
     grip_scale: float = field(default=1.0, metadata={"unit": "-", "gt": 0.0, "max": 1.5,

@@ -14,7 +14,7 @@ from racing.control.mppi import lockstep as L
 from racing.control.mppi import step as S
 from racing.control.mppi.config import MPPIConfig, as_dict, resolve
 from racing.control.mppi.device import resolve_device
-from racing.control.plan import command_from_plan, shift_inputs
+from racing.control.plan import command_from_plan, resample_index, resample_inputs, shift_inputs
 from racing.control.speedloop import speed_observer
 from racing.control.steering import OnlineSteer
 from racing.interfaces import Command, Observation, drive_interface
@@ -98,12 +98,17 @@ class MPPI(Controller):
         :class:`~racing.control.mppi.device.Device`; ``device_info`` records the choice
     warmup_state : x0[7] of the warm-up solves with a custom cost (default zeros)
     config_source : where ``config`` came from (file path or "derived ..."), kept for the run's record
+    guide : the ancillary controller of ``config.guide`` (a controller with ``plan_inputs()``, built by the race
+        assembly on its own line); default: built here (``make_ilqr(track, params)``) when ``config.guide`` names one.
+        Each ``act`` runs it first; ``guide_share`` of the samples are drawn around its plan (sample 0: the plan
+        itself), the rest around MPPI's own, and the weights judge all of them by MPPI's cost (:meth:`_iterate`)
     """
 
     name = "mppi"
 
     def __init__(self, track, params: VehicleParams, config: MPPIConfig = MPPIConfig(), cost=None, residual=None,
-                 threads: int | None = None, warmup_state=None, config_source: str = "<MPPIConfig>", device="cpu"):
+                 threads: int | None = None, warmup_state=None, config_source: str = "<MPPIConfig>", device="cpu",
+                 guide=None):
         self.device = resolve_device(device)  # first: a missing GPU fails before anything is built
         if residual is not None:
             if config.model != "dynamic":
@@ -194,9 +199,40 @@ class MPPI(Controller):
 
             self._dev = DeviceIteration(self)
         self._warmup_state = None if warmup_state is None else np.asarray(warmup_state, float)
+        self._make_guide(guide)
         if config.warmup:
             self.warm_up()
         self.reset()
+
+    def _make_guide(self, guide) -> None:
+        """The guide (``config.guide``) and its buffers: its plan resampled onto this plan's steps (``_Ug``), its
+        samples' noise parameters (``_nz_g``: ``guide_sigma`` x this iteration's), and the samples ``[0, _kg)`` it
+        gets (a whole number of the kernels' chunks)."""
+        conf = self.config
+        self.guide = None
+        self._kg = 0
+        self._guided = False
+        if conf.guide == "none":
+            return
+        if self._dev is not None:
+            raise ValueError(f"MPPI: guide: {conf.guide} runs on the CPU kernels only (this controller runs on "
+                             f"{self.device.kind}; set guide: none)")
+        if not self.racing:
+            raise ValueError(f"MPPI: guide: {conf.guide} needs the racing cost (a track)")
+        if guide is None:
+            from racing.control.ilqr import make_ilqr  # the raceline extra, imported where used
+
+            guide = make_ilqr(self.track, self.params)
+        self.guide = guide
+        self._kg = max(S.CHUNK, int(conf.guide_share * self.K) // S.CHUNK * S.CHUNK)
+        if self._kg >= self.K:
+            raise ValueError(f"MPPI: guide_share {conf.guide_share} of K = {self.K} leaves no samples of MPPI's own "
+                             f"(the guide takes whole chunks of {S.CHUNK}); raise num_samples or lower guide_share")
+        U_g, dt_g = guide.plan_inputs()
+        self._g_index = resample_index(self.T, conf.dt, U_g.shape[0], dt_g)
+        self._Ug = np.zeros((self.T, 2))
+        self._noise_g = self.noise.copy()
+        self._nz_g = S.NoiseArgs(sigma=self._noise_g, qtab=self.qtab)
 
     def warm_up(self, n: int = 3) -> None:
         """Run ``n`` solves on a dummy state (numba cache load, thread-pool start, first-touch of the
@@ -247,10 +283,14 @@ class MPPI(Controller):
         """Samples per iteration since ``reset``: ``{"samples": {"K", "mean", "min", "cut_iterations",
         "iterations", "anytime", "block"}}`` (fewer than K where an anytime iteration ran out of time)."""
         n = max(self._iters, 1)
-        return {"samples": {"K": self.K, "mean": round(self._samples_sum / n, 1) if self._iters else None,
-                            "min": self._samples_min if self._iters else None, "cut_iterations": self._cut,
-                            "iterations": self._iters, "anytime": self._anytime,
-                            "block": self._block}}
+        out = {"samples": {"K": self.K, "mean": round(self._samples_sum / n, 1) if self._iters else None,
+                           "min": self._samples_min if self._iters else None, "cut_iterations": self._cut,
+                           "iterations": self._iters, "anytime": self._anytime,
+                           "block": self._block}}
+        if self.guide is not None:
+            out["guide"] = {"controller": self.guide.name, "samples": self._kg,
+                            "weight_mean": round(self._guide_w / n, 3) if self._iters else None}
+        return out
 
     def _iterate(self, b, i0, s0, seed, lam, gen, store_noise, c0, samples):
         """The CPU iteration: whole, or anytime (:meth:`set_time_budget`), or cut after the block that reaches
@@ -258,10 +298,17 @@ class MPPI(Controller):
         it, K = self.kernels.iteration, self.K
         args = (self._x0, self.U, self.margs, self.cost_args, self.nargs, b, i0, s0, self.u_prev, seed, lam,
                 self.gamma, gen, store_noise, self.n_rec)
+        k = 0
+        if self._guided:  # samples [0, kg) around the guide's plan (sample 0: the plan), no weights yet
+            self._noise_g[:] = self.noise
+            self._noise_g[:2] *= self.config.guide_sigma
+            it(self._x0, self._Ug, self.margs, self.cost_args, self._nz_g, b, i0, s0, self.u_prev, seed, lam,
+               self.gamma, gen, store_noise, self.n_rec, 0, self._kg, 0)
+            k = self._kg
         if self.budget_s is None and samples is None:
-            return (*it(*args, 0, K, K), K)
+            return (*it(*args, k, K, K), K)
         deadline = c0 + (self.budget_s * self._share if self.budget_s is not None else math.inf)
-        k, worst = 0, 0.0
+        worst = 0.0
         while True:
             k1 = min(K, k + self._block)
             if k1 == K:
@@ -298,6 +345,9 @@ class MPPI(Controller):
         self._anytime = self.budget_s is not None
         self._share = 1.0
         self._samples_sum, self._samples_min = 0, self.K
+        self._guided, self._guide_w = False, 0.0
+        if self.guide is not None:
+            self.guide.reset(observation)
         if self.grip is not None:
             self.grip.reset()
         if self.speed_obs is not None:
@@ -383,6 +433,10 @@ class MPPI(Controller):
             self.lam = min(max(self.lam * f, 1e-2 * self.config.lambda_), 1e3 * self.config.lambda_)
         self.last = {"min_cost": smin, "nominal_cost": cnom, "eta": eta, "i0": i0, "s0": s0, "lambda": lam,
                      "ess": ess, "samples": used}
+        if self._guided and self._dev is None:
+            gw = float(self.w[:self._kg].sum())
+            self._guide_w += gw
+            self.last["guide_weight"] = gw
         self.last_solve_s = time.perf_counter() - c0
         self._adapt_share(self.last_solve_s)
         return self.X
@@ -396,12 +450,21 @@ class MPPI(Controller):
         st = self.steer
         if st is not None:
             st.observe(t, float(observation.state[6]))
+        if self.guide is not None:
+            self._follow_guide(observation, t)
         self.solve(observation.state, t)
         cmd = command_from_plan(self.X, self.U, self.config.dt, self.params, self.period, self.res.steer_lead, self.p,
                                 self.interface, self.speed_obs, st)
         if self.residual is not None:
             aug_update_nb(self.z, cmd.acceleration, self.rw, self.period)
         return cmd
+
+    def _follow_guide(self, observation: Observation, t: float) -> None:
+        """The guide's own ``act`` (its estimators see the car too), its plan resampled onto this plan's steps: the
+        next iteration draws ``guide_share`` of its samples around it."""
+        self.guide.act(observation, t)
+        resample_inputs(self.guide.plan_inputs()[0], self._g_index, self._Ug)
+        self._guided = True
 
     def estimates(self) -> dict:
         return {**({} if self.grip is None else self.grip.summary()),

@@ -546,15 +546,17 @@ def weights_np(S, lam):
 def mppi_step_numpy(x0, U, eps, sigma, lam, gamma, p, model, dt, nsub, cost, ca, i0, s0, u_prev, M,
                     residual=None, z0=None):
     """numpy reference of one MPPI iteration given the noise ``eps[K, T, 2]`` (``model``, ``cost``, ``ca``,
-    ``residual``, ``z0``: see :func:`rollout_np`).
+    ``residual``, ``z0``: see :func:`rollout_np`). ``U[T, 2]`` and ``sigma[2]`` are every sample's nominal and noise
+    std, or per sample ``U[K, T, 2]`` and ``sigma[K, 2]`` (a guided iteration: samples drawn around two plans).
 
     Returns a dict with ``U_new[T, 2]``, ``S[K]``, ``w[K]``, ``V[K, T, 2]``, ``X[T+1, 7]`` (nominal).
     """
-    sigma = np.asarray(sigma, dtype=float)[:2]
+    sigma = np.asarray(sigma, dtype=float)
+    sigma = sigma[:, None, :2] if sigma.ndim == 2 else sigma[:2]
     inv = np.where(sigma > 0, 1.0 / np.where(sigma > 0, sigma, 1.0) ** 2, 0.0)
-    cost_k, V, _ = rollout_np(x0, U[None] + sigma * eps, p, model, dt, nsub, cost, ca, i0, s0, u_prev,
-                              residual, z0)
-    ctrl = np.sum(U[None] * (V - U[None]) * inv, axis=(1, 2))
+    Uk = U if U.ndim == 3 else U[None]
+    cost_k, V, _ = rollout_np(x0, Uk + sigma * eps, p, model, dt, nsub, cost, ca, i0, s0, u_prev, residual, z0)
+    ctrl = np.sum(Uk * (V - Uk) * inv, axis=(1, 2))
     S = cost_k + gamma * ctrl
     S = np.where(np.isfinite(S), S, np.inf)
     w = weights_np(S, lam)
