@@ -58,7 +58,7 @@ FLAGS = {"track": "--track", "car": "--car", "model_params": "--model-params", "
          "device": "--device",
          "laps": "--laps", "rate_hz": "--rate", "plant_hz": "--plant-hz", "seed": "--seed",
          "realtime": "--realtime", "delay_s": "--delay", "noise": "--noise", "start_speed": "--start-speed",
-         "max_time_s": "--max-time", "snapshot_times": "--snapshot"}
+         "max_time_s": "--max-time", "snapshot_times": "--snapshot", "controller_set": "--set"}
 
 #: the options :meth:`RaceSpec.argv` writes even at their default (a command that reads alone)
 ALWAYS_WRITTEN = ("track", "controller", "plant", "laps", "rate_hz", "seed")
@@ -82,7 +82,8 @@ class RaceSpec:
     ``commonroad:mb`` the controller's model of it); ``model_params``: the controller's own model (default:
     the car, unperturbed); ``plant``: registry name, ``commonroad:...``, ``module:factory`` or a plant object;
     ``controller``: registry name (default :func:`default_controller`) or a built controller;
-    ``controller_config``: YAML path of its settings; ``residual``: residual weights for the controller's model;
+    ``controller_config``: YAML path of its settings; ``controller_set``: ``KEY=VALUE`` items over those settings
+    (``--set``: ``guide=ilqr``, ``cost.line=0.5``; checked as the file's keys are); ``residual``: residual weights for the controller's model;
     ``raceline``: a TUM 7-column raceline file to follow; ``friction_scale`` / ``mass_scale``: a perturbed plant
     (the controller keeps the car's own parameters); ``noise``: measurement noise as a scale of a typical
     localisation stack (0 = none, 1 = typical) or a :class:`NoiseConfig`; the rest are :class:`SimConfig`'s
@@ -96,6 +97,7 @@ class RaceSpec:
     plant: Any = DEFAULT_PLANT
     controller: Any = None
     controller_config: str | None = None
+    controller_set: tuple = field(default=())
     residual: str | None = None
     raceline: str | None = None
     allow_bad_geometry: bool = False
@@ -126,6 +128,7 @@ class RaceSpec:
         """The spec of parsed ``racing race`` options (an argparse Namespace)."""
         kw = {name: getattr(args, dest) for name, dest in _ARG_DEST.items() if hasattr(args, dest)}
         kw["snapshot_times"] = tuple(kw.get("snapshot_times") or ())
+        kw["controller_set"] = tuple(kw.get("controller_set") or ())
         return cls(**kw)
 
     @classmethod
@@ -135,7 +138,8 @@ class RaceSpec:
         if unknown:
             raise ConfigError(f"{source}: unknown key(s) {', '.join(unknown)}; expected some of "
                               f"{', '.join(f.name for f in dataclasses.fields(cls))}")
-        return cls(**{**data, "snapshot_times": tuple(data.get("snapshot_times") or ())})
+        return cls(**{**data, "snapshot_times": tuple(data.get("snapshot_times") or ()),
+                      "controller_set": tuple(data.get("controller_set") or ())})
 
     def to_dict(self) -> dict:
         """The spec as plain data (objects by their name), for the run record."""
@@ -157,6 +161,9 @@ class RaceSpec:
             elif f.name == "snapshot_times":
                 for t in value:
                     out += [flag, f"{t:g}"]
+            elif f.name == "controller_set":
+                for item in value:
+                    out += [flag, item]
             elif isinstance(value, (str, Path, int, float)):
                 out += [flag, f"{value:.6g}" if isinstance(value, float) else str(value)]
             else:
@@ -167,7 +174,7 @@ class RaceSpec:
 
 #: the order of :meth:`RaceSpec.argv`'s options: what a reader looks for first (every field once)
 ARGV_ORDER = ("track", "car", "controller", "laps", "rate_hz", "seed", "plant", "threads", "device", "model_params",
-              "controller_config", "residual", "raceline", "allow_bad_geometry", "friction_scale", "mass_scale",
+              "controller_config", "controller_set", "residual", "raceline", "allow_bad_geometry", "friction_scale", "mass_scale",
               "delay_s", "noise", "start_speed", "max_time_s", "realtime", "snapshot_times", "plant_hz")
 _FIELDS = {f.name: f for f in dataclasses.fields(RaceSpec)}
 if sorted(ARGV_ORDER) != sorted(_FIELDS):
@@ -175,11 +182,35 @@ if sorted(ARGV_ORDER) != sorted(_FIELDS):
 
 #: RaceSpec field -> ``racing race`` argparse destination
 _ARG_DEST = {"track": "track", "car": "car", "model_params": "model_params", "plant": "plant",
-             "controller": "controller", "controller_config": "controller_config", "residual": "residual",
+             "controller": "controller", "controller_config": "controller_config",
+             "controller_set": "controller_set", "residual": "residual",
              "raceline": "raceline", "allow_bad_geometry": "allow_bad_geometry", "friction_scale": "friction_scale",
              "mass_scale": "mass_scale", "threads": "threads", "device": "device", "laps": "laps", "rate_hz": "rate",
              "plant_hz": "plant_hz", "seed": "seed", "realtime": "realtime", "delay_s": "delay", "noise": "noise",
              "start_speed": "start_speed", "max_time_s": "max_time", "snapshot_times": "snapshot"}
+
+
+def settings_overrides(items) -> dict:
+    """The nested overrides of ``--set KEY=VALUE`` items (``cost.line=0.5`` -> ``{"cost": {"line": 0.5}}``; values
+    read as YAML scalars: ``0.5``, ``true``, ``ilqr``); a malformed item is a ConfigError naming it."""
+    out: dict = {}
+    for item in items:
+        key, eq, text = str(item).partition("=")
+        if not eq or not key.strip() or not text.strip():
+            raise ConfigError(f"controller_set (--set): {item!r}: expected KEY=VALUE, e.g. guide=ilqr or cost.line=0.5")
+        try:
+            value = cfg.parse_yaml(text)
+        except Exception as exc:  # noqa: BLE001 - yaml's errors: named with the item
+            raise ConfigError(f"controller_set (--set): {item!r}: the value is not a YAML scalar ({exc})") from None
+        if isinstance(value, (dict, list)) or value is None:
+            raise ConfigError(f"controller_set (--set): {item!r}: expected a single value (a number, true/false "
+                              f"or a word)")
+        *path, leaf = key.strip().split(".")
+        node = out
+        for part in path:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+    return out
 
 
 def _plain(value):
@@ -424,6 +455,8 @@ def _controller_of(spec: RaceSpec, track: Track, model_params: VehicleParams, no
     if spec.controller is not None and not isinstance(spec.controller, str):
         if spec.residual is not None:
             raise ConfigError("residual (--residual): the controller is already built; give the residual to it")
+        if spec.controller_set:
+            raise ConfigError("controller_set (--set): the controller is already built; give it its settings")
         c = spec.controller
         return c, {"source": "track" if track.raceline is not None else None}, spec.controller_config or "given", \
             getattr(c, "name", type(c).__name__)
@@ -432,7 +465,8 @@ def _controller_of(spec: RaceSpec, track: Track, model_params: VehicleParams, no
                         on_slow=warmer.start if warmer is not None else None):
         controller, line_record, source = build_controller(name, track, model_params, spec.controller_config,
                                                            residual=spec.residual, threads=spec.threads,
-                                                           device=spec.device)
+                                                           device=spec.device,
+                                                           **settings_overrides(spec.controller_set))
     return controller, line_record, source, name
 
 

@@ -186,6 +186,9 @@ def add_race_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--controller-config", default=None,
                    help="YAML with the controller's settings (default: the tuning the car's YAML names, else "
                         "settings derived from its parameters)")
+    p.add_argument("--set", dest="controller_set", action="append", default=None, metavar="KEY=VALUE",
+                   help="a setting over the controller's settings (repeatable; dotted keys for nested ones): "
+                        "--set guide=ilqr, --set physics_precision=float32, --set cost.line=0.5")
     p.add_argument("--threads", type=positive_int, default=None,
                    help="numba threads for the controller (a machine setting; default: all cores)")
     p.add_argument("--device", default="cpu", choices=DEVICES,

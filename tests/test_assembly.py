@@ -133,3 +133,18 @@ def test_build_controller_attaches_the_line_its_settings_ask_for(tmp_path, monke
     assert CONTROLLERS["pure_pursuit"].raceline_request is None
     conf, _ = controller_settings("mppi", params)
     assert CONTROLLERS["mppi"].raceline_request(conf) == (("mintime",), None)
+
+
+def test_settings_over_the_controllers_own_reach_it_and_its_command_line():
+    """``--set KEY=VALUE`` (``controller_set``): read as YAML scalars, dotted keys nest, checked as the settings
+    file's keys are; the spec's command line carries them back."""
+    from racing.assembly import settings_overrides
+
+    assert settings_overrides(("guide=ilqr", "guide_share=0.25", "cost.line=0.5", "online_grip=false")) == {
+        "guide": "ilqr", "guide_share": 0.25, "cost": {"line": 0.5}, "online_grip": False}
+    spec = RaceSpec(controller="pure_pursuit", controller_set=("lookahead_time=0.3",), laps=1, max_time_s=1.0)
+    assert spec.argv()[spec.argv().index("--set") + 1] == "lookahead_time=0.3"
+    assert RaceSpec.from_args(make_parser().parse_args(["race", *spec.argv()])) == spec
+    race = build(spec)
+    assert race.controller.config.lookahead_time == 0.3
+    assert race.record["spec"]["controller_set"] == ["lookahead_time=0.3"]

@@ -53,6 +53,9 @@ class _nullcontext:
     (["--plant", "commonroad:xx"], r"unknown CommonRoad model 'xx' in plant 'commonroad:xx'; known: st, std, mb"),
     (["--plant", "commonroad:mb:9"], r"unknown CommonRoad vehicle id 9; known: 1 \(Ford Escort\), 2 \(BMW 320i\)"),
     (["--threads", "99"], r"--threads must be in 1\.\.\d+"),
+    (["--set", "lookahead"], r"controller_set \(--set\): 'lookahead': expected KEY=VALUE"),
+    (["--set", "lookahed=1.0"], r"unknown key 'lookahed'"),
+    (["--set", "lookahead=[1, 2]"], r"'lookahead=\[1, 2\]': expected a single value"),
 ])
 def test_race_option_errors(argv, pattern, capsys, tmp_path):
     _fails(["race", "--controller", "pure_pursuit"] + argv, pattern, capsys, tmp_path)
