@@ -10,6 +10,7 @@ counts, deadline misses counted), 50 Hz.
     python tools/lap_table.py --only lab_loop Monza --laps 2 --json out.json
     python tools/lap_table.py lab_loop garage_gp     # a subset (positional names work too)
     python tools/lap_table.py --controllers ilqr     # one controller
+    python tools/lap_table.py --controllers mppi --mppi-set guide=ilqr   # MPPI guided by the car's iLQR
 
 Columns include the cached minimum-lap-time reference of the car on the track (``racing raceline
 --method mintime``) and each controller's gap to it (— when none is cached).
@@ -30,12 +31,15 @@ def track_list():
     return benchmark_tracks()
 
 
-def race(track, car: str, controller: str, laps: int, realtime: bool, seed: int = 0, plant: str | None = None):
-    """One race as ``racing race`` runs it (:func:`racing.api.race`; ``plant`` default: the simulator's)."""
+def race(track, car: str, controller: str, laps: int, realtime: bool, seed: int = 0, plant: str | None = None,
+         settings: tuple = ()):
+    """One race as ``racing race`` runs it (:func:`racing.api.race`; ``plant`` default: the simulator's;
+    ``settings``: ``KEY=VALUE`` items over the controller's, as ``racing race --set``)."""
     from racing.api import race as api_race
     from racing.sim.plant import DEFAULT_PLANT
 
-    return api_race(track, car, controller, plant=plant or DEFAULT_PLANT, laps=laps, realtime=realtime, seed=seed)
+    return api_race(track, car, controller, plant=plant or DEFAULT_PLANT, laps=laps, realtime=realtime, seed=seed,
+                    controller_set=tuple(settings))
 
 
 SHORT = {"pure_pursuit": "pp", "mppi": "mppi", "ilqr": "ilqr"}
@@ -56,6 +60,8 @@ def main(argv=None) -> int:
     ap.add_argument("--controllers", nargs="+", default=["pure_pursuit", "mppi", "ilqr"],
                     choices=sorted(SHORT), help="controllers to race (default: all three)")
     ap.add_argument("--no-pp", action="store_true", help="leave pure pursuit out")
+    ap.add_argument("--mppi-set", action="append", default=[], metavar="KEY=VALUE",
+                    help="a setting over MPPI's (repeatable, as racing race --set): --mppi-set guide=ilqr")
     args = ap.parse_args(argv)
     import numba
     if args.tracks:
@@ -84,7 +90,8 @@ def main(argv=None) -> int:
         row = {"track": name, "car": car, "ref_s": ref}
         line = f"| {name} | {car} | {'—' if ref is None else f'{ref:.3f}'} |"
         for c in ctrls:
-            res = race(track, car, c, args.laps, not args.no_realtime, plant=args.plant)
+            res = race(track, car, c, args.laps, not args.no_realtime, plant=args.plant,
+                       settings=args.mppi_set if c == "mppi" else ())
             k = SHORT[c]
             best = res.best_lap_s
             ok = res.status == "completed"
