@@ -82,6 +82,10 @@ PLAN = {
                                                                                   "full-size laps: hours"),
     "python tools/lap_table.py": HELP("81 real-time races of three laps on nine circuits (pure pursuit, MPPI, "
                                       "iLQR): about 30 minutes"),
+    "python tools/lap_table.py --controllers mppi --mppi-set guide=ilqr": HELP(
+        "27 real-time MPPI races with an iLQR guide on nine circuits: about 20 minutes"),
+    "racing race --set guide=ilqr --laps 3 --realtime": HELP("casadi code generation for the iLQR guide and three "
+                                                            "real-time MPPI laps take minutes on a cold cache"),
     "python tools/grip_table.py": HELP("sixteen MPPI races, up to three laps each: about 30 minutes"),
     "python tools/gpu_check.py": HELP("needs an NVIDIA GPU"),
     "racing bench --device cuda": HELP("needs an NVIDIA GPU (exit 2 without one: tests/control/test_mppi_gpu.py)"),

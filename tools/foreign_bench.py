@@ -172,7 +172,7 @@ def race_report(cell: dict, car, args) -> dict:
     import racing
 
     r = racing.race(args.track, car, controller=args.controller, plant=plant_of(cell), laps=args.laps,
-                    threads=1, seed=cell["seed"])
+                    threads=1, seed=cell["seed"], controller_set=tuple(getattr(args, "set", None) or ()))
     off = [e for e in r.events if e.get("type") == "off_track"]
     return {"laps": [float(x) for x in r.laps], "best_lap_s": r.best_lap_s, "off_track": int(r.off_track),
             "status": r.status, "first_off_track_s": float(off[0]["t"]) if off else None,
@@ -250,6 +250,8 @@ def main(argv=None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--track", default="Norisring")
     ap.add_argument("--controller", default="mppi")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="a setting over the controller's (repeatable, as racing race --set): --set guide=ilqr")
     ap.add_argument("--laps", type=int, default=2)
     ap.add_argument("--duration", type=float, default=120.0, help="excitation per cell [s]")
     ap.add_argument("--workers", type=int, default=2)
