@@ -41,35 +41,23 @@ def set_threads(n: int | None) -> int:
     return n
 
 
-def _residual_precision(config: MPPIConfig, residual, lockstep: bool, device) -> str:
-    """The residual network's arithmetic: ``config.residual_precision``, which only the CPU lockstep kernel has in
-    float32 (a ValueError naming the field otherwise, rather than float64 run silently)."""
-    if config.residual_precision == "float64" or residual is None:
+def _precision(config: MPPIConfig, key: str, lockstep: bool, device, applies: bool = True,
+               conflict: str | None = None) -> str:
+    """The arithmetic the setting ``key`` asks for (``residual_precision``: the network; ``physics_precision``: the
+    model): float32 exists in the CPU lockstep kernel only, and not where ``conflict`` says why (a ValueError naming
+    the field, rather than float64 run silently); float64 where the setting does not ``apply`` (no network)."""
+    value = getattr(config, key)
+    if value == "float64" or not applies:
         return "float64"
     if device.kind == "cuda":
-        raise ValueError("MPPI: residual_precision: float32 is the CPU lockstep kernel's; the CUDA kernel runs the "
-                         "residual in float64 (set residual_precision: float64)")
+        raise ValueError(f"MPPI: {key}: float32 is the CPU lockstep kernel's; the CUDA kernel runs float64 (set "
+                         f"{key}: float64)")
     if not lockstep:
-        raise ValueError(f"MPPI: residual_precision: float32 needs kernel: lockstep (this configuration has kernel: "
-                         f"{config.kernel}, whose rollouts run the residual in float64)")
-    return config.residual_precision
-
-
-def _physics_precision(config: MPPIConfig, residual, lockstep: bool, device) -> str:
-    """The rollouts' model arithmetic: ``config.physics_precision``; float32 is the CPU lockstep kernel's, without a
-    residual (a ValueError naming the field otherwise)."""
-    if config.physics_precision == "float64":
-        return "float64"
-    if device.kind == "cuda":
-        raise ValueError("MPPI: physics_precision: float32 is the CPU lockstep kernel's; the CUDA kernel runs the "
-                         "model in float64 (set physics_precision: float64)")
-    if not lockstep:
-        raise ValueError(f"MPPI: physics_precision: float32 needs kernel: lockstep (this configuration has kernel: "
-                         f"{config.kernel})")
-    if residual is not None:
-        raise ValueError("MPPI: physics_precision: float32 runs without a residual (the semi-parametric model's "
-                         "physics is float64; residual_precision: float32 puts its network in float32)")
-    return config.physics_precision
+        raise ValueError(f"MPPI: {key}: float32 needs kernel: lockstep (this configuration has kernel: "
+                         f"{config.kernel}, whose rollouts run float64)")
+    if conflict is not None:
+        raise ValueError(f"MPPI: {key}: float32 {conflict}")
+    return value
 
 
 class MPPI(Controller):
@@ -145,8 +133,10 @@ class MPPI(Controller):
             self.cost, self.cost_args = cost
         self.model = model
         self.lockstep = config.kernel == "lockstep" and L.supported(model)
-        precision = _residual_precision(config, residual, self.lockstep, self.device)
-        physics = _physics_precision(config, residual, self.lockstep, self.device)
+        precision = _precision(config, "residual_precision", self.lockstep, self.device, applies=residual is not None)
+        physics = _precision(config, "physics_precision", self.lockstep, self.device, conflict=None if residual is None
+                             else "runs without a residual (the semi-parametric model's physics is float64; "
+                                  "residual_precision: float32 puts its network in float32)")
         self.kernels = L.make_kernels(model, self.cost, precision, physics) if self.lockstep \
             else S.make_kernels(model, self.cost)
         self.ds = ds
