@@ -126,11 +126,18 @@ class Twin:
         return json.loads(lines[-1]) if lines else None
 
 
+#: ``--set KEY=VALUE`` items over the MPPI settings below (racing.assembly.settings_overrides)
+SETTINGS: list = []
+
+
 def mppi_config(work: Path) -> Path:
-    """The shipped f1tenth MPPI settings with K = 1024, T = 50."""
+    """The shipped f1tenth MPPI settings with K = 1024, T = 50 (and ``--set``'s)."""
+    from racing.assembly import settings_overrides
+
     src = ROOT / "racing" / "control" / "mppi" / "f1tenth.yaml"
     conf = yaml.safe_load(src.read_text()) if src.is_file() else {}
     conf.update(num_samples=1024, horizon=50)
+    conf.update(settings_overrides(SETTINGS))
     conf.pop("threads", None)  # a machine setting: racing drive --threads
     path = work / "mppi_k1024_t50.yaml"
     path.write_text(yaml.safe_dump(conf, sort_keys=False))
@@ -329,7 +336,10 @@ def main(argv=None) -> int:
                         "of the CPUs; the share measured is reported")
     p.add_argument("--quiet-wait", type=float, default=600.0)
     p.add_argument("--json", default=None, help="write all results here")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="a setting over MPPI's (repeatable, as racing race --set): --set physics_precision=float32")
     args = p.parse_args(argv)
+    SETTINGS[:] = args.set
     sections = args.only or ["contention", "delay", "kill"]
     QUIET.update(limit=args.quiet_limit, max_wait_s=args.quiet_wait)
     with tempfile.TemporaryDirectory(prefix="drive_bench_") as tmp:
