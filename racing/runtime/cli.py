@@ -86,6 +86,8 @@ class DriveConfig:
     car: str | None = None
     controller: str = DEFAULT_DRIVE_CONTROLLER
     controller_config: str | None = None
+    controller_set: tuple[str, ...] = field(default=(), metadata={
+        "doc": "KEY=VALUE settings over the controller's (as racing race --set)"})
     model_params: str | None = None
     device: str = field(default="cpu", metadata={"choices": DEVICES,
                                                  "doc": "where MPPI's iteration runs: cpu, cuda (a GPU) or auto"})
@@ -100,7 +102,7 @@ class DriveConfig:
 # flag (argparse dest) -> dotted key of DriveConfig
 FLAG_KEYS = {
     "track": "track", "car": "car", "controller": "controller", "controller_config": "controller_config",
-    "model_params": "model_params", "log": "log", "device": "device",
+    "controller_set": "controller_set", "model_params": "model_params", "log": "log", "device": "device",
     "rate": "loop.rate_hz", "duration": "loop.duration_s", "laps": "loop.laps",
     "actuation_delay": "loop.actuation_delay_s", "on_state_timeout": "loop.on_state_timeout",
     "reconnect_timeout": "loop.reconnect_timeout_s",
@@ -203,6 +205,9 @@ def add_drive_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--controller", default=None,
                    help=f"controller name (default {DEFAULT_DRIVE_CONTROLLER}, the baseline)")
     p.add_argument("--controller-config", default=None, help="YAML with the controller's settings")
+    p.add_argument("--set", dest="controller_set", action="append", default=None, metavar="KEY=VALUE",
+                   help="a setting over the controller's (repeatable, as racing race --set): "
+                        "--set physics_precision=float32")
     p.add_argument("--model-params", default=None, help="the controller's model parameters (default: the car's)")
     p.add_argument("--rate", type=float, default=None, help="control rate [Hz] (default 50)")
     p.add_argument("--duration", type=float, default=None, help="stop after this many seconds (default: Ctrl-C)")
@@ -352,7 +357,8 @@ def drive_race(conf, allow_bad_geometry: bool = False):
     loop_conf = conf.loop
     rate = loop_conf.rate_hz
     race = build(RaceSpec(track=conf.track or DEFAULT_TRACK, car=conf.car, model_params=conf.model_params,
-                          controller=conf.controller, controller_config=conf.controller_config, device=conf.device,
+                          controller=conf.controller, controller_config=conf.controller_config,
+                          controller_set=tuple(conf.controller_set), device=conf.device,
                           rate_hz=rate,
                           plant_hz=max(1000.0, rate), allow_bad_geometry=allow_bad_geometry))
     wd = loop_conf.watchdog

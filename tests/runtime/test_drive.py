@@ -87,7 +87,7 @@ def test_link_loss_trips_state_timeout(setup):
 def test_cli_drive_sim_json(tmp_path, capsys):
     log = tmp_path / "run.csv"
     rc = main(["drive", "--vehicle", "sim", "--controller", "pure_pursuit", "--duration", "2", "--json",
-               "--log", str(log), "--state-timeout", "0.5", "--max-misses", "25"])
+               "--log", str(log), "--state-timeout", "0.5", "--max-misses", "25", "--set", "lookahead_time=0.4"])
     out = capsys.readouterr().out
     data = json.loads(out)
     assert rc in (0, 3) and rc == data["exit_code"] and (rc == 3) == (data["deadline_misses"] > 0), data
@@ -131,6 +131,8 @@ def test_cli_drive_udp_url_table(setup, tmp_path, capsys):
     (["--pin", "99"], "CPU 99 is not available"),
     (["--threads", "0"], "--threads"),
     (["--actuation-delay", "-0.1"], "--actuation-delay"),
+    (["--controller", "pure_pursuit", "--set", "lookahed=1"], "unknown key 'lookahed'"),
+    (["--set", "lookahead_time"], "expected KEY=VALUE"),
 ])
 def test_cli_drive_bad_arguments(argv, pattern, tmp_path, capsys):
     rc = main(["drive", "--log", str(tmp_path / "x.csv")] + argv)
