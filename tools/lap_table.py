@@ -94,7 +94,7 @@ def main(argv=None) -> int:
                        settings=args.mppi_set if c == "mppi" else ())
             k = SHORT[c]
             best = res.best_lap_s
-            ok = res.status == "completed"
+            ok = res.status in ("completed", "completed_with_incidents")  # incidents: in the next column
             gap = (best - ref) / ref * 100.0 if (ref and best and ok) else None
             cm = res.compute_ms()
             row.update({f"{k}_best_s": best, f"{k}_gap_pct": gap, f"{k}_status": res.status,
