@@ -20,7 +20,7 @@ from racing.control import known_controllers
 from racing.control.mppi.device import DEVICES
 from racing.models.params import DEFAULT_CAR, known_cars
 from racing.plot import headless_backend_for_cli
-from racing.sim.result import samples_text
+from racing.sim.result import guide_text, samples_text
 from racing.sim.plant import DEFAULT_PLANT, known_plants
 from racing.track import DEFAULT_TRACK, known_tracks
 
@@ -80,8 +80,7 @@ def race_table(summary: dict) -> str:
         rows.insert(-1, ("samples", samples_text(smp)))
     gd = summary.get("guide")
     if gd and gd.get("weight_mean") is not None:
-        rows.insert(-1, ("guide", f"{gd['controller']}: {gd['samples']} samples around its plan, "
-                                  f"{gd['weight_mean']:.2f} of the weight (mean)"))
+        rows.insert(-1, ("guide", guide_text(gd)))
     dev = summary.get("device")
     if dev:
         rows.insert(-1, ("device", (f"cuda ({dev.get('gpu')})" if dev.get("device") == "cuda" else "cpu")

@@ -25,7 +25,7 @@ from pathlib import Path
 from racing import config as cfg
 from racing import exit_codes
 from racing.assembly import RaceSpec, build
-from racing.sim.result import samples_text
+from racing.sim.result import guide_text, samples_text
 from racing.control.mppi.device import DEVICES
 from racing.interfaces import drive_interface
 from racing.models.params import DEFAULT_CAR
@@ -304,6 +304,9 @@ def drive_table(summary: dict) -> str:
     smp = summary.get("samples")
     if smp and smp.get("iterations"):
         rows.append(("samples", samples_text(smp)))
+    gd = summary.get("guide")
+    if gd and gd.get("weight_mean") is not None:
+        rows.append(("guide", guide_text(gd)))
     dev = summary.get("device") or {}
     if dev:
         rows.append(("device", (f"cuda ({dev.get('gpu')})" if dev.get("device") == "cuda" else "cpu")

@@ -159,6 +159,11 @@ class SimResult:
                    compute_over_period=meta.get("compute_over_period", 0))
 
 
+def guide_text(gd: dict) -> str:
+    """MPPI's guide in words (``summary["guide"]``)."""
+    return f"{gd['controller']}: {gd['samples']} samples around its plan, {gd['weight_mean']:.2f} of the weight (mean)"
+
+
 def samples_text(smp: dict) -> str:
     """MPPI's samples per iteration in words (``summary["samples"]``)."""
     if not smp.get("cut_iterations"):
