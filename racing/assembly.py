@@ -83,8 +83,8 @@ class RaceSpec:
     the car, unperturbed); ``plant``: registry name, ``commonroad:...``, ``module:factory`` or a plant object;
     ``controller``: registry name (default :func:`default_controller`) or a built controller;
     ``controller_config``: YAML path of its settings; ``controller_set``: ``KEY=VALUE`` items over those settings
-    (``--set``: ``guide=ilqr``, ``cost.line=0.5``; checked as the file's keys are); ``residual``: residual weights for the controller's model;
-    ``raceline``: a TUM 7-column raceline file to follow; ``friction_scale`` / ``mass_scale``: a perturbed plant
+    (``--set``: ``guide=ilqr``, ``cost.line=0.5``; checked as the file's keys are); ``residual``: residual weights
+    for the controller's model; ``raceline``: a TUM 7-column raceline file to follow; ``friction_scale`` / ``mass_scale``: a perturbed plant
     (the controller keeps the car's own parameters); ``noise``: measurement noise as a scale of a typical
     localisation stack (0 = none, 1 = typical) or a :class:`NoiseConfig`; the rest are :class:`SimConfig`'s
     fields; ``threads``: numba threads, ``device``: where MPPI's iteration runs (``cpu``, ``cuda``, ``auto``;
@@ -174,7 +174,8 @@ class RaceSpec:
 
 #: the order of :meth:`RaceSpec.argv`'s options: what a reader looks for first (every field once)
 ARGV_ORDER = ("track", "car", "controller", "laps", "rate_hz", "seed", "plant", "threads", "device", "model_params",
-              "controller_config", "controller_set", "residual", "raceline", "allow_bad_geometry", "friction_scale", "mass_scale",
+              "controller_config", "controller_set", "residual", "raceline", "allow_bad_geometry", "friction_scale",
+              "mass_scale",
               "delay_s", "noise", "start_speed", "max_time_s", "realtime", "snapshot_times", "plant_hz")
 _FIELDS = {f.name: f for f in dataclasses.fields(RaceSpec)}
 if sorted(ARGV_ORDER) != sorted(_FIELDS):

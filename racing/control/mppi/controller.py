@@ -169,7 +169,8 @@ class MPPI(Controller):
                              traj=np.zeros((max(self.n_rec, 1), T + 1, 2)), eps=np.zeros((1, T, 2)),
                              ZR=S.residual_buffers(K, self.rw), eps_dummy=np.zeros((1, T, 2)),
                              traj_dummy=np.zeros((1, T + 1, 2)),
-                             LX=L.scratch(T, self.rw, precision=precision, physics=physics) if self.lockstep else np.zeros((1, 1)))
+                             LX=L.scratch(T, self.rw, precision=precision, physics=physics) if self.lockstep
+                             else np.zeros((1, 1)))
         self.margs = S.ModelArgs(p=self.p, dt=float(config.dt), nsub=int(config.substeps), rw=self.rw, z0=self.z)
         self.nargs = S.NoiseArgs(sigma=self.noise, qtab=self.qtab)
         # views kept under their old names (diagnostics, tests)
@@ -271,7 +272,8 @@ class MPPI(Controller):
             self._share = min(1.0, self._share + 0.02)
     def compute_report(self) -> dict:
         """Samples per iteration since ``reset``: ``{"samples": {"K", "mean", "min", "cut_iterations",
-        "iterations", "anytime", "block"}}`` (fewer than K where an anytime iteration ran out of time)."""
+        "iterations", "anytime", "block"}}`` (fewer than K where an anytime iteration ran out of time); with a guide
+        also ``{"guide": {"controller", "samples", "weight_mean"}}`` (its samples' share of the weight)."""
         n = max(self._iters, 1)
         out = {"samples": {"K": self.K, "mean": round(self._samples_sum / n, 1) if self._iters else None,
                            "min": self._samples_min if self._iters else None, "cut_iterations": self._cut,
