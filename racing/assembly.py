@@ -84,7 +84,8 @@ class RaceSpec:
     ``controller``: registry name (default :func:`default_controller`) or a built controller;
     ``controller_config``: YAML path of its settings; ``controller_set``: ``KEY=VALUE`` items over those settings
     (``--set``: ``guide=ilqr``, ``cost.line=0.5``; checked as the file's keys are); ``residual``: residual weights
-    for the controller's model; ``raceline``: a TUM 7-column raceline file to follow; ``friction_scale`` / ``mass_scale``: a perturbed plant
+    for the controller's model; ``raceline``: a TUM 7-column raceline file to follow; ``friction_scale`` /
+    ``mass_scale``: a perturbed plant
     (the controller keeps the car's own parameters); ``noise``: measurement noise as a scale of a typical
     localisation stack (0 = none, 1 = typical) or a :class:`NoiseConfig`; the rest are :class:`SimConfig`'s
     fields; ``threads``: numba threads, ``device``: where MPPI's iteration runs (``cpu``, ``cuda``, ``auto``;

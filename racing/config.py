@@ -49,8 +49,8 @@ def _mapping_once(loader: _StrictLoader, node, deep: bool = False):
             continue
         if first is not key_node.start_mark:
             raise yaml.constructor.ConstructorError(
-                None, None, f"key {key!r} appears twice (lines {first.line + 1} and {key_node.start_mark.line + 1}); expected "
-                "each key once", key_node.start_mark)
+                None, None, f"key {key!r} appears twice (lines {first.line + 1} and {key_node.start_mark.line + 1}); "
+                "expected each key once", key_node.start_mark)
     return loader.construct_mapping(node, deep=deep)
 
 

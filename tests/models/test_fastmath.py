@@ -1,4 +1,5 @@
-"""racing.models.fastmath's float32 forms (tanh, atan, sincos): their stated errors, float32 in and out when compiled."""
+"""racing.models.fastmath's float32 forms (tanh, atan, sincos): their stated errors, float32 in and out when
+compiled."""
 from __future__ import annotations
 
 import numpy as np

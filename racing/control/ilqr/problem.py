@@ -114,7 +114,6 @@ def make_forward(model: str):
         vx, vy, r = view(st, m.p)
         return DV.row_state_cost(R[t], st[0], st[1], st[6], vx, vy, r, terminal, ksharp, cp, sops)
 
-    @njit(cache=True)
     def forward(x0, u_prev, Xb, Ub, kff, K, alpha, m, tab, cp, ksharp, i0, zr, X, U, R, lo, hi, t_guide):
         """Forward pass from ``x0[7]`` (observation layout) with ``u_prev[2]``; nominal ``Xb[T+1, n]``,
         ``Ub[T, 2]``, step ``kff[T, 2]``, gains ``K[T, 2, n]``, step size ``alpha``; from step ``t_guide`` on the
@@ -177,6 +176,10 @@ def make_forward(model: str):
                     return math.inf
         return J
 
+    # a cache file of its own per model (numba names it by the qualname): two processes saving two models' passes
+    # under one name at once could take the same data file (racing.control.mppi.step._make_iteration)
+    forward.__qualname__ = f"forward_{model}"
+    forward = njit(cache=True)(forward)
     _FORWARD[model] = forward
     return forward
 

@@ -59,6 +59,12 @@ _KERNELS: dict = {}
 _BLOCKS = {p: make_block_residual(LANES, p) for p in PRECISIONS}
 
 
+@register_jitable
+def _rows64(T):
+    """The float64 rows of a scratch row before the residual's: the live block, the trajectory and the inputs."""
+    return LIVE + (T + 1) * NV * LANES + 2 * T * LANES
+
+
 def scratch(T: int, rw: np.ndarray | None = None, threads: int | None = None,
             precision: str = "float64", physics: str = "float64") -> np.ndarray:
     """The per-thread scratch ``LX[threads, LIVE + (T+1) NV LANES + 2 T LANES (+ residual rows)]``: the live block,
@@ -69,7 +75,7 @@ def scratch(T: int, rw: np.ndarray | None = None, threads: int | None = None,
     (``threads``: numba's largest thread count by default, so that any ``set_num_threads`` fits)."""
     n = numba.config.NUMBA_NUM_THREADS if threads is None else threads
     net = 0 if rw is None or rw.size == 0 else _BLOCKS[precision][2](rw) + 3  # features, hidden, correction
-    n64 = LIVE + (T + 1) * NV * LANES + 2 * T * LANES + (max(int(rw[6]), 1) + net if net else 0) * LANES
+    n64 = _rows64(T) + (max(int(rw[6]), 1) + net if net else 0) * LANES
     if net == 0 and physics == "float32":
         return np.zeros((n, n64 + (LIVE + N_PARAMS + 1) // 2))
     if net == 0 or precision == "float64":
@@ -90,7 +96,7 @@ def _aligned(n):
 def residual_offsets(T, w):
     """Offsets in a scratch row of the filter states ``z0`` (max(n_aug, 1) rows), the network's features ``f0``
     (n_in rows), hidden layers ``h0`` (2 n_hidden rows) and its correction ``o0`` (3 rows)."""
-    z0 = LIVE + (T + 1) * NV * LANES + 2 * T * LANES
+    z0 = _rows64(T)
     f0 = z0 + max(int(w[6]), 1) * LANES
     h0 = f0 + int(w[1]) * LANES
     return z0, f0, h0, h0 + 2 * int(w[2]) * LANES
@@ -142,12 +148,13 @@ def make_kernels(model: S.RolloutModel, cost: S.RolloutCost, precision: str = "f
     if key in _KERNELS:
         return _KERNELS[key]
     rollout = S._make_rollout(model, cost)
+    variant = f"lockstep_{model.name}_{cost.name}_{key[4]}_{physics}"
     if model.residual:
-        physics = _make_physics_semi(model, precision)
+        steps = _make_physics_semi(model, precision)
     else:
-        physics = _make_physics32(model) if physics == "float32" else _make_physics(model)
-    chunk = _make_chunk(_make_noise(), physics, _make_cost(cost), cost.in_registers)
-    ker = S.Kernels(S._make_iteration(chunk, S._make_nominal(rollout, cost.in_registers)), rollout)
+        steps = _make_physics32(model) if physics == "float32" else _make_physics(model)
+    chunk = _make_chunk(_make_noise(), steps, _make_cost(cost), cost.in_registers)
+    ker = S.Kernels(S._make_iteration(chunk, S._make_nominal(rollout, cost.in_registers), variant), rollout)
     _KERNELS[key] = ker
     return ker
 
@@ -253,7 +260,7 @@ def _make_physics32(model):
     so the noise and cost passes are those of the float64 kernel."""
     start = model.start
     lane_step = _make_lane_step(float32_form(model.substep), lops32)
-    clamp = float32_form(clamp_inputs)
+    clamp_lanes = _make_clamp_lanes(float32_form(clamp_inputs), lops32)
 
     @register_jitable(fastmath=FM, error_model="numpy")
     def physics(x0, T, m, b, W):
@@ -271,9 +278,7 @@ def _make_physics32(model):
         inputs = LIVE + (T + 1) * NV * LANES
         for t in range(T):
             _copy(W, inputs + 2 * t * LANES, lv, U0, 2 * LANES)
-            for j in range(LANES):
-                lv[U0 + j], lv[U0 + LANES + j] = clamp(lv[6 * LANES + j], lv[U0 + j], lv[U0 + LANES + j], p, dt,
-                                                       lops32)
+            clamp_lanes(lv, p, dt)
             for _ in range(m.nsub):
                 for j in range(LANES):
                     lane_step(lv, j, lv[U0 + j], lv[U0 + LANES + j], p, h)
@@ -292,12 +297,6 @@ def _copy_out(lv, W, z, ox, oy, opsi):
         W[z + LANES + j] = oy + lv[LANES + j]
         W[z + 2 * LANES + j] = opsi + lv[2 * LANES + j]
     _copy(lv, 3 * LANES, W, z + 3 * LANES, (NV - 3) * LANES)
-
-
-@register_jitable
-def _rows64(T):
-    """The float64 rows of a scratch row without a residual: the live block, the trajectory and the inputs."""
-    return LIVE + (T + 1) * NV * LANES + 2 * T * LANES
 
 
 def _make_physics_semi(model, precision):
@@ -349,12 +348,18 @@ def _make_physics_semi(model, precision):
     return physics
 
 
-@register_jitable(fastmath=FM, error_model="numpy")
-def _clamp_lanes(lv, p, dt):
-    """The live block's input rows clamped in place (:func:`racing.control.horizon.clamp_inputs` at each lane's
-    steering angle)."""
-    for j in range(LANES):
-        lv[U0 + j], lv[U0 + LANES + j] = clamp_inputs(lv[6 * LANES + j], lv[U0 + j], lv[U0 + LANES + j], p, dt, lops)
+def _make_clamp_lanes(clamp, ops):
+    """``clamp_lanes(lv, p, dt)``: the live block's input rows clamped in place by ``clamp`` (a form of
+    :func:`racing.control.horizon.clamp_inputs`) with the namespace ``ops``, at each lane's steering angle."""
+    @register_jitable(fastmath=FM, error_model="numpy")
+    def clamp_lanes(lv, p, dt):
+        for j in range(LANES):
+            lv[U0 + j], lv[U0 + LANES + j] = clamp(lv[6 * LANES + j], lv[U0 + j], lv[U0 + LANES + j], p, dt, ops)
+
+    return clamp_lanes
+
+
+_clamp_lanes = _make_clamp_lanes(clamp_inputs, lops)
 
 
 @register_jitable(fastmath=FM, error_model="numpy")

@@ -278,7 +278,7 @@ def make_kernels(model: RolloutModel, cost: RolloutCost) -> Kernels:
         return _KERNELS[key]
     rollout = _make_rollout(model, cost)
     iteration = _make_iteration(_make_rollout_chunk(rollout, cost.in_registers),
-                                _make_nominal(rollout, cost.in_registers))
+                                _make_nominal(rollout, cost.in_registers), f"scalar_{model.name}_{cost.name}")
     ker = Kernels(iteration, rollout)
     _KERNELS[key] = ker
     return ker
@@ -383,10 +383,14 @@ def _make_nominal(rollout, in_registers):
     return nominal
 
 
-def _make_iteration(rollout_chunk, nominal):
+def _make_iteration(rollout_chunk, nominal, variant: str):
     """The compiled MPPI iteration (see :func:`make_kernels`) from the chunk of rollouts and the nominal rollout:
-    ``njit(cache=True, parallel=True)``, numba's on-disk cache keyed by the closure's functions."""
-    @njit(cache=True, parallel=True, fastmath=FM)
+    ``njit(cache=True, parallel=True)``, numba's on-disk cache keyed by the closure's functions, in a cache file of
+    its own per ``variant`` (a name: kernel, model, cost, precisions). numba keeps one index per function name and
+    picks a data file by looking at that index, so two processes saving two variants of one name at once (the
+    test workers, sweep workers) could both take the same data file, and the index then named the other kernel's
+    code: a float64 kernel ran the float32 one's code on a scratch row without its float32 region (found in this
+    project's tests). The same variant saved twice writes the same code."""
     def iteration(x0, U, m, ca, nz, b, i0, s0, u_prev, seed, lam, gamma, gen, store_noise, n_rec, k0, k1, n_use):
         n_chunks = (k1 - k0 + CHUNK - 1) // CHUNK
         for q in prange(n_chunks):  # the rollouts of samples [k0, k1), CHUNK samples per task
@@ -432,7 +436,8 @@ def _make_iteration(rollout_chunk, nominal):
             b.U_new[t, 1] = b.Vn[t, 1]
         return c_nom
 
-    return iteration
+    iteration.__qualname__ = f"iteration_{variant}"  # numba's cache file is named by it (set before njit)
+    return njit(cache=True, parallel=True, fastmath=FM)(iteration)
 
 
 @njit(cache=True, fastmath=False)
