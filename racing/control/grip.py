@@ -9,7 +9,12 @@ window's start and is driven by what the car *did*, not by what it was told -- t
 and the drive input that gives the measured change of v_x (the change less what the model's v_x does without
 one) (so a servo, speed loop or drive interface the
 model does not know does not enter the estimate); the steering angle and v_x are reset to the measured ones at
-every sample, and v_y and r run free. The error of a scale is the sum over the window's samples of
+every sample, and v_y and r run free. What drives the replay and where it starts (v_x, whose differences are
+the drive input; the start's v_y and r) is taken from a local quadratic fit of the measurements
+(:func:`smooth_nb`), over a width that grows with the measured noise of v_x until the drive input's noise is
+below :data:`DRIVE_NOISE` (at ``--noise 1`` the raw differences made 10 m/s^2 of noise on the gt_car's drive, and
+the tyres' combined slip read it as 30 % more grip); the window lags the newest sample by the widest fit, so every
+fit is centred. The error of a scale is the sum over the window's samples of
 ``(v_y - v_y,meas)^2 / s_vy^2 + (r - r_meas)^2 / s_r^2`` with ``s_vy = s_r * wheelbase`` (a yaw-rate error and
 the lateral-velocity error it makes at an axle weigh the same). A window whose predictions hardly differ across
 the bank (a straight: the grip is not in use) carries no information and is skipped.
@@ -46,6 +51,13 @@ SCALES = np.round(np.arange(0.5, 1.5001, 0.025), 4)
 #: the yaw-inertia scales of the bank [-] (a fit from a command-only log gets I_z 50-130 % too large where it
 #: trades a slow steering servo for inertia: scales down to 0.4)
 IZ_SCALES = np.array([0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0, 1.15, 1.3])
+#: samples each side of the smoother's local fit of v_y and r (:func:`smooth_nb`; 7 samples, 0.14 s at 50 Hz)
+SMOOTH_HALF = 3
+#: the most samples each side of the local fit of v_x (its differences are the replay's drive input: the fit
+#: widens with the measured noise of v_x until the drive input's noise is below :data:`DRIVE_NOISE`)
+VX_HALF_MAX = 25
+#: the drive input's noise the v_x fit is widened for [m/s^2]
+DRIVE_NOISE = 0.25
 _CHI2_95 = 3.84
 
 
@@ -73,8 +85,10 @@ class GripEstimator:
         self.window_s, self.update_s = float(window_s), float(update_s)
         self.forget = math.exp(-self.update_s / float(memory_s))
         self.min_windows = int(min_windows)
-        n = max(math.ceil(self.window_s * rate_hz) + 1, 3)
+        # the window, lagging the newest sample by the widest fit: every fit centred
+        n = max(math.ceil(self.window_s * rate_hz) + 1, 3) + 2 * VX_HALF_MAX
         self.win = SampleWindow(n, 7)
+        self._xs = np.zeros((n, 7))  # the window smoothed (smooth_nb)
         self._drive = np.zeros(n)  # the replay's drive inputs [m/s^2]
         self.s_r = 0.05
         self.s_vy = self.s_r * params.wheelbase
@@ -89,6 +103,8 @@ class GripEstimator:
         self.t_next = -np.inf
         self.scale, self.lower, self.inertia = 1.0, 1.0, 1.0
         self.inertia_band = (1.0, 1.0)
+        self.vx_noise = 0.0  # the measured noise of v_x [m/s] (third differences; a running mean over windows)
+        self.vx_half = SMOOTH_HALF
 
     @property
     def P(self) -> np.ndarray:
@@ -108,11 +124,12 @@ class GripEstimator:
             return False
         self.t_next = t + self.update_s
         Tw, Xw = win.ordered()
-        n = win.size
-        i0 = int(np.searchsorted(Tw, t - self.window_s - 1e-9))
-        if n - i0 < 3:
+        i1 = win.size - VX_HALF_MAX
+        i0 = int(np.searchsorted(Tw, Tw[i1 - 1] - self.window_s - 1e-9))
+        if i1 - i0 < 3:
             return False
-        e, spread, m = self._replay(Tw[i0:], Xw[i0:])
+        self._smooth(Tw, Xw)
+        e, spread, m = self._replay(Tw[i0:i1], Xw[i0:i1], self._xs[i0:i1])
         if not (spread >= 1.0 and math.isfinite(float(e.sum()))):  # a straight, or a time step <= 0 (spread < 0)
             return False
         self.C *= self.forget
@@ -122,10 +139,28 @@ class GripEstimator:
         self._estimate()
         return True
 
-    def _replay(self, T: np.ndarray, X: np.ndarray):
-        """The bank's errors over one window ``T[n]``, ``X[n, 7]``: ``(e[G], spread, samples)``; ``spread``: how far
-        apart the scales' predictions ended, in units of the error scales (< 1: the window says nothing)."""
-        spread = replay_nb(T, X, self.PT, self.p, self.s_vy, self.s_r, self.e, self.xend, self._drive)
+    def _smooth(self, T: np.ndarray, X: np.ndarray) -> None:
+        """``self._xs``: the buffer ``X`` with v_y and r fitted over :data:`SMOOTH_HALF` samples each side and v_x
+        over as many as its measured noise needs (:data:`DRIVE_NOISE`): the local quadratic's slope over ``2 m + 1``
+        samples ``h`` apart has the noise ``sigma sqrt(12 / (h^2 n (n^2 - 1)))``, ``n = 2 m + 1``."""
+        n = T.size
+        h = (T[-1] - T[0]) / (n - 1)
+        sd = third_difference_std(X[:, 3])
+        self.vx_noise = 0.9 * self.vx_noise + 0.1 * sd if self.windows else sd
+        m = SMOOTH_HALF
+        while m < VX_HALF_MAX and self.vx_noise * math.sqrt(12.0 / (h * h * (2 * m + 1) * ((2 * m + 1) ** 2 - 1))) \
+                > DRIVE_NOISE:
+            m += 1
+        self.vx_half = m
+        self._xs[:] = X
+        smooth_nb(T, X, self._xs, SMOOTH_HALF, 4, 6)
+        smooth_nb(T, X, self._xs, m, 3, 4)
+
+    def _replay(self, T: np.ndarray, X: np.ndarray, Xs: np.ndarray):
+        """The bank's errors over one window ``T[n]``, ``X[n, 7]`` (smoothed: ``Xs[n, 7]``): ``(e[G], spread,
+        samples)``; ``spread``: how far apart the scales' predictions ended, in units of the error scales (< 1: the
+        window says nothing)."""
+        spread = replay_nb(T, X, Xs, self.PT, self.p, self.s_vy, self.s_r, self.e, self.xend, self._drive)
         return self.e, spread, float(T.size - 1)
 
     def _estimate(self) -> None:
@@ -209,8 +244,10 @@ class OnlineGrip:
         T = np.linspace(0.0, est.window_s, 5)
         X = np.zeros((5, 7))
         X[:, 3] = 5.0
-        replay_nb(T, X, est.PT, est.p, est.s_vy, est.s_r, np.zeros(est.PT.shape[0]), np.zeros((est.PT.shape[0], 2)),
-                  np.zeros(5))
+        G = est.PT.shape[0]
+        Xs = X.copy()
+        smooth_nb(T, X, Xs, 2, 3, 4)
+        replay_nb(T, X, Xs, est.PT, est.p, est.s_vy, est.s_r, np.zeros(G), np.zeros((G, 2)), np.zeros(5))
 
     def reset(self) -> None:
         self.estimator.reset()
@@ -247,51 +284,108 @@ class OnlineGrip:
         return {**self.estimator.summary(), "grip_rebuilds": self.rebuilds}
 
 
-def replay_np(T: np.ndarray, X: np.ndarray, P: np.ndarray, p: np.ndarray, s_vy: float, s_r: float):
+def replay_np(T: np.ndarray, X: np.ndarray, Xs: np.ndarray, P: np.ndarray, p: np.ndarray, s_vy: float, s_r: float):
     """The reference replay (numpy, vectorised over the bank ``P[N_PARAMS, G]``): ``(e[G], spread)`` for the
-    window ``T[n]`` [s], ``X[n, 7]`` (module doc); ``p`` the scale-1 car (the drive input's reconstruction)."""
+    window ``T[n]`` [s], ``X[n, 7]`` (module doc), driven by and started from its smoothed copy ``Xs[n, 7]``
+    (:func:`smooth_nb`) and compared with ``X``; ``p`` the scale-1 car (the drive input's reconstruction)."""
     G = P.shape[1]
-    x = np.repeat(X[:1], G, axis=0)  # x[G, 7]
+    x = np.repeat(Xs[:1], G, axis=0)  # x[G, 7]
     u = np.zeros((G, 2))
     e = np.zeros(G)
     u1 = np.zeros(2)
     for k in range(T.size - 1):
         h = T[k + 1] - T[k]
-        u1[0], u1[1] = (X[k + 1, 6] - X[k, 6]) / h, 0.0
-        coast = (dynamic_step(X[k], u1, p, h)[3] - X[k, 3]) / h  # v_x' without a drive input
-        u[:, 0], u[:, 1] = u1[0], (X[k + 1, 3] - X[k, 3]) / h - coast
+        u1[0], u1[1] = (Xs[k + 1, 6] - Xs[k, 6]) / h, 0.0
+        coast = (dynamic_step(Xs[k], u1, p, h)[3] - Xs[k, 3]) / h  # v_x' without a drive input
+        u[:, 0], u[:, 1] = u1[0], (Xs[k + 1, 3] - Xs[k, 3]) / h - coast
         x = dynamic_step(x, u, P, h)
-        x[:, 3], x[:, 6] = X[k + 1, 3], X[k + 1, 6]
+        x[:, 3], x[:, 6] = Xs[k + 1, 3], Xs[k + 1, 6]
         e += ((x[:, 4] - X[k + 1, 4]) / s_vy) ** 2 + ((x[:, 5] - X[k + 1, 5]) / s_r) ** 2
     return e, max(np.ptp(x[:, 4]) / s_vy, np.ptp(x[:, 5]) / s_r)
 
 
 @njit(cache=True, fastmath=FM, error_model="numpy")
-def replay_nb(T, X, PT, p, s_vy, s_r, e, xend, drive):
+def smooth_nb(T, X, Xs, half, c0, c1):
+    """Columns ``c0 <= col < c1`` of ``Xs[n, 7]``: those of ``X[n, 7]`` (sampled at ``T[n]`` [s]) replaced by a
+    local quadratic least-squares fit through the ``2 half + 1`` samples around each (fewer in a short window;
+    one-sided at its ends): a Savitzky-Golay smoother for uneven sampling. Measurement noise on what drives the
+    replay (the speed, whose differences become its drive input, and the window's starting v_y and r) is no
+    longer fed through the model's nonlinearity as if the car did it."""
+    n = T.shape[0]
+    w = min(2 * half + 1, n)
+    if w < 3:
+        return
+    for i in range(n):
+        lo = min(max(i - half, 0), n - w)
+        span = T[lo + w - 1] - T[lo]
+        if not span > 0.0:
+            continue
+        s1 = s2 = s3 = s4 = 0.0
+        for j in range(lo, lo + w):
+            tau = (T[j] - T[i]) / span
+            s1 += tau
+            s2 += tau * tau
+            s3 += tau * tau * tau
+            s4 += tau * tau * tau * tau
+        s0 = float(w)
+        det = s0 * (s2 * s4 - s3 * s3) - s1 * (s1 * s4 - s2 * s3) + s2 * (s1 * s3 - s2 * s2)
+        if not abs(det) > 1e-12:
+            continue
+        a0, a1, a2 = (s2 * s4 - s3 * s3) / det, -(s1 * s4 - s2 * s3) / det, (s1 * s3 - s2 * s2) / det
+        for col in range(c0, c1):
+            y0 = y1 = y2 = 0.0
+            for j in range(lo, lo + w):
+                tau = (T[j] - T[i]) / span
+                y0 += X[j, col]
+                y1 += tau * X[j, col]
+                y2 += tau * tau * X[j, col]
+            Xs[i, col] = a0 * y0 + a1 * y1 + a2 * y2
+
+
+def third_difference_std(y: np.ndarray) -> float:
+    """The standard deviation of white noise on the series ``y[n]`` from its third differences (variance 20 x the
+    noise's), robustly: their median square over 0.455 (the median of a chi-square with one degree of freedom),
+    so that the motion's own jerk at a few samples (a braking point) does not count."""
+    d3 = y[3:] - 3.0 * y[2:-1] + 3.0 * y[1:-2] - y[:-3]
+    return math.sqrt(float(np.median(d3 * d3)) / (20.0 * 0.455)) if d3.size else 0.0
+
+
+@njit(cache=True, fastmath=FM, error_model="numpy")
+def drive_nb(T, Xs, p, drive):
+    """``drive[n - 1]``: the drive inputs [m/s^2] that give the (smoothed) measured change of v_x of ``Xs[n, 7]``
+    (at ``T[n]`` [s]) over each step, less what the model ``p`` does to v_x without one; False when the times do not
+    increase."""
+    for k in range(T.shape[0] - 1):
+        h = T[k + 1] - T[k]
+        if not h > 0.0:
+            return False
+        rate = (Xs[k + 1, 6] - Xs[k, 6]) / h
+        nxt = dynamic_step_c(Xs[k, 0], Xs[k, 1], Xs[k, 2], Xs[k, 3], Xs[k, 4], Xs[k, 5], Xs[k, 6], math.cos(Xs[k, 2]),
+                             math.sin(Xs[k, 2]), rate, 0.0, p, h, sops)
+        drive[k] = (Xs[k + 1, 3] - Xs[k, 3]) / h - (nxt[3] - Xs[k, 3]) / h
+    return True
+
+
+@njit(cache=True, fastmath=FM, error_model="numpy")
+def replay_nb(T, X, Xs, PT, p, s_vy, s_r, e, xend, drive):
     """:func:`replay_np` compiled (the scalar form of the same step): ``e[G]`` and the window's end ``xend[G, 2]``
     (v_y, r) written, ``drive[>= n-1]`` the drive inputs (the same for every scale: made once per window);
     returns the spread (-1 when the times do not increase)."""
     G = PT.shape[0]
     n = T.shape[0]
-    for k in range(n - 1):
-        h = T[k + 1] - T[k]
-        if not h > 0.0:
-            return -1.0
-        rate = (X[k + 1, 6] - X[k, 6]) / h
-        nxt = dynamic_step_c(X[k, 0], X[k, 1], X[k, 2], X[k, 3], X[k, 4], X[k, 5], X[k, 6], math.cos(X[k, 2]),
-                             math.sin(X[k, 2]), rate, 0.0, p, h, sops)
-        drive[k] = (X[k + 1, 3] - X[k, 3]) / h - (nxt[3] - X[k, 3]) / h
+    if not drive_nb(T, Xs, p, drive):
+        return -1.0
     for j in range(G):
         pj = PT[j]
-        x0, x1, x2, vx, vy, r, d = X[0, 0], X[0, 1], X[0, 2], X[0, 3], X[0, 4], X[0, 5], X[0, 6]
+        x0, x1, x2, vx, vy, r, d = Xs[0, 0], Xs[0, 1], Xs[0, 2], Xs[0, 3], Xs[0, 4], Xs[0, 5], Xs[0, 6]
         acc = 0.0
         for k in range(n - 1):
             h = T[k + 1] - T[k]
-            rate = (X[k + 1, 6] - X[k, 6]) / h
+            rate = (Xs[k + 1, 6] - Xs[k, 6]) / h
             c, s = math.cos(x2), math.sin(x2)
             x0, x1, x2, vx, vy, r, d, c, s = dynamic_step_c(x0, x1, x2, vx, vy, r, d, c, s, rate, drive[k], pj, h,
                                                             sops)
-            vx, d = X[k + 1, 3], X[k + 1, 6]
+            vx, d = Xs[k + 1, 3], Xs[k + 1, 6]
             acc += ((vy - X[k + 1, 4]) / s_vy) ** 2 + ((r - X[k + 1, 5]) / s_r) ** 2
         e[j] = acc
         xend[j, 0], xend[j, 1] = vy, r

@@ -9,17 +9,17 @@ from racing.models.discrete import dynamic_step
 from racing.models.params import P_DF, P_DR, P_IZ, P_MU, load_params
 
 
-def _drive(car, g, seconds=12.0, h=0.02, nsub=10, inertia=1.0):
-    """The model at grip scale ``g`` (and yaw inertia times ``inertia``) driven by a steering sine and an
-    acceleration sine, measured every ``h``."""
+def _drive(car, g, seconds=12.0, h=0.02, nsub=10, inertia=1.0, v0=6.0, amp=0.25):
+    """The model at grip scale ``g`` (and yaw inertia times ``inertia``) driven from ``v0`` [m/s] by a steering sine
+    (amplitude ``amp`` [rad]) and an acceleration sine, measured every ``h``."""
     p = car.to_array()
     p[[P_DF, P_DR, P_MU]] *= g
     p[P_IZ] *= inertia
-    x = np.array([0.0, 0.0, 0.0, 6.0, 0.0, 0.0, 0.0])
+    x = np.array([0.0, 0.0, 0.0, v0, 0.0, 0.0, 0.0])
     T, X = [0.0], [x.copy()]
     for k in range(int(seconds / h)):
         t = k * h
-        target = 0.25 * np.sin(np.pi * t) * (1.0 + 0.5 * np.sin(0.3 * t))
+        target = amp * np.sin(np.pi * t) * (1.0 + 0.5 * np.sin(0.3 * t))
         u = np.array([np.clip((target - x[6]) / 0.05, -3.2, 3.2), np.sin(0.7 * t)])
         for _ in range(nsub):
             x = dynamic_step(x, u, p, h / nsub)
@@ -34,8 +34,10 @@ def test_the_compiled_replay_equals_the_numpy_reference():
     est = GripEstimator(car)
     G = est.PT.shape[0]  # every (inertia, grip) of the bank
     e = np.zeros(G)
-    spread = replay_nb(T[5:26], X[5:26], est.PT, est.p, est.s_vy, est.s_r, e, np.zeros((G, 2)), np.zeros(21))
-    e_ref, spread_ref = replay_np(T[5:26], X[5:26], est.P, est.p, est.s_vy, est.s_r)
+    Z = X + 0.01 * np.random.default_rng(0).standard_normal(X.shape)  # measured with noise
+    Xs = X[5:26].copy()  # a smoothed copy: any other driving copy
+    spread = replay_nb(T[5:26], Z[5:26], Xs, est.PT, est.p, est.s_vy, est.s_r, e, np.zeros((G, 2)), np.zeros(21))
+    e_ref, spread_ref = replay_np(T[5:26], Z[5:26], Xs, est.P, est.p, est.s_vy, est.s_r)
     np.testing.assert_allclose(e, e_ref, rtol=1e-9, atol=1e-9)
     assert spread == pytest.approx(spread_ref, rel=1e-9)
 
@@ -67,6 +69,29 @@ def test_the_bank_finds_the_inertia_of_its_own_model(inertia):
     est = og.estimator
     assert est.informed and est.inertia == inertia and est.scale == pytest.approx(0.9, abs=0.02)
     assert p[P_IZ] == pytest.approx(inertia * car.inertia_z)
+
+
+@pytest.mark.parametrize("carname, channels, tol", [("f1tenth", [3], 0.02), ("gt_car", [3], 0.02),
+                                                    ("f1tenth", slice(None), 0.05)])
+def test_measurement_noise_on_the_speed_does_not_read_as_grip(carname, channels, tol):
+    """The model's own data at grip 1 with the measurement noise of a typical localisation stack (``racing race
+    --noise 1``: v_x and v_y to 1 % of v_max) on v_x, and on everything for the f1tenth: the estimate stays within
+    ``tol`` of 1. Before the replay was driven by a fit of the measured speed whose width follows its measured noise
+    (``smooth_nb``), the noisy speed's differences, fed to the model as its drive input, took the tyres into
+    combined slip and read as 25 % (f1tenth) to 30 % (gt_car) more grip (docs/results.md, 2026-12-07). What is
+    left with noise on v_y (the window's noisy start: the grippiest tyres forget it fastest) is not asserted:
+    +3 % to +11 % on the gt_car, depending on the excitation."""
+    from racing.assembly import noise_preset
+
+    car = load_params(carname)
+    T, X = _drive(car, 1.0, seconds=30.0, **({"v0": 30.0, "amp": 0.035} if carname == "gt_car" else {}))
+    Z = X.copy()
+    noise = np.random.default_rng(0).normal(0.0, 1.0, X.shape) * noise_preset(car, 1.0).std()
+    Z[:, channels] += noise[:, channels]
+    est = GripEstimator(car)
+    for t, z in zip(T, Z):
+        est.observe(t, z)
+    assert est.informed and est.scale == pytest.approx(1.0, abs=tol), (est.summary(), est.vx_noise, est.vx_half)
 
 
 def test_straight_driving_says_nothing():
