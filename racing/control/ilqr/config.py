@@ -96,6 +96,10 @@ class ILQRConfig:
                "lower end of its band (never above the car file's usable grip: the line it tracks was made for that) "
                "instead of the car file's grip_margin once it is informed (a plant with 10 % less grip: clean on the "
                "four project tracks with it, off the track on two without)"})
+    state_filter: bool = field(default=True, metadata={
+        "doc": "plan from a filtered state (racing.control.observer: the model's prediction from the last estimate "
+               "under the command sent, corrected by gains that follow the measurement noise it measures: near 1 "
+               "without noise); the online estimators still replay the raw measurements"})
     warmup: bool = field(default=True, metadata={"doc": "compile/load the kernels at construction"})
     cost: CostWeights = CostWeights(progress=3.0, line=100.0, speed_cap=2.0, speed_track=5.0, terminal_speed=20.0,
                                     boundary=50.0, crash=200.0, slip=10.0, tyre_slip=30.0, steer_rate_change=3.0,

@@ -14,6 +14,7 @@ from racing.control.horizon import cost_params_for, project_state
 from racing.control.ilqr.config import ILQRConfig, resolve_margins
 from racing.control.ilqr.problem import RacingProblem
 from racing.control.ilqr.solver import ILQR as Solver
+from racing.control.observer import StateObserver
 from racing.control.plan import command_from_plan, shift_inputs
 from racing.control.speedloop import speed_observer
 from racing.control.steering import OnlineSteer
@@ -78,6 +79,7 @@ class ILQRController(Controller):
             if config.online_grip else None
         self.steer = OnlineSteer(params, self.p, bases=() if self.grip is None else (self.grip.p0,),
                                  on_params=self.pb.set_params) if config.online_steer else None
+        self.observer = StateObserver(self.p) if config.state_filter else None
         self.solver = Solver(self.pb, config)
         self.X = np.zeros((self.T + 1, 7))
         self._Uw = np.zeros((self.T, 2))
@@ -108,6 +110,8 @@ class ILQRController(Controller):
             self.speed_obs.reset()
         if self.steer is not None:
             self.steer.reset()
+        if self.observer is not None:
+            self.observer.reset()
         if observation is not None:
             self.solve(observation.state, observation.t)
 
@@ -123,6 +127,8 @@ class ILQRController(Controller):
             self.grip.warm_up()
         if self.steer is not None:
             self.steer.warm_up()
+        if self.observer is not None:
+            self.observer.warm_up()
         self.reset()
 
     def _index(self, x: float, y: float) -> int:
@@ -208,9 +214,13 @@ class ILQRController(Controller):
         st = self.steer
         if st is not None:
             st.observe(t, float(observation.state[6]))
-        self.solve(observation.state, t)
-        return command_from_plan(self.X, self.pb.U, self.config.dt, self.params, self.period, self.config.steer_lead,
-                                 self.p, self.interface, self.speed_obs, st)
+        obs = self.observer
+        self.solve(observation.state if obs is None else obs.update(t, observation.state), t)
+        cmd = command_from_plan(self.X, self.pb.U, self.config.dt, self.params, self.period, self.config.steer_lead,
+                                self.p, self.interface, self.speed_obs, st)
+        if obs is not None:
+            obs.record(cmd.steering_angle, cmd.speed, cmd.acceleration)
+        return cmd
 
     def estimates(self) -> dict:
         return {**({} if self.grip is None else self.grip.summary()),

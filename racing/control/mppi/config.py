@@ -111,6 +111,10 @@ class MPPIConfig:
                "the lower end of its band instead of the car file's grip_margin once it is informed (on by "
                "default: on the default plant it kept MPPI on the track in 3 of 8 perturbed races that left it "
                "without, docs/results.md 2026-12-06)"})
+    state_filter: bool = field(default=True, metadata={
+        "doc": "plan from a filtered state (racing.control.observer: the model's prediction from the last estimate "
+               "under the command sent, corrected by gains that follow the measurement noise it measures: near 1 "
+               "without noise); the online estimators still replay the raw measurements"})
     online_steer: bool = field(default=True, metadata={
         "doc": "identify the car's steering chain (dead time, lag, gain, rate limit) from the commanded and the "
                "measured steering angle while racing (racing.control.steering) and lead, scale and limit the "

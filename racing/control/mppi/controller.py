@@ -14,6 +14,7 @@ from racing.control.mppi import lockstep as L
 from racing.control.mppi import step as S
 from racing.control.mppi.config import MPPIConfig, as_dict, resolve
 from racing.control.mppi.device import resolve_device
+from racing.control.observer import StateObserver
 from racing.control.plan import command_from_plan, resample_index, resample_inputs, shift_inputs
 from racing.control.speedloop import speed_observer
 from racing.control.steering import OnlineSteer
@@ -150,6 +151,7 @@ class MPPI(Controller):
                                    cap_at=lambda g: cap(config.grip_scale * g))
         self.steer = OnlineSteer(params, self.p, bases=() if self.grip is None else (self.grip.p0,),
                                  on_params=self._params_changed) if config.online_steer else None
+        self.observer = StateObserver(self.p) if config.state_filter else None
         #: the kernel's noise parameters (sigma_steer_rate, sigma_accel, rho, rho); ``sigma`` is a view of the first two
         self.noise = np.array([*self.res.sigma, config.noise_correlation, config.noise_correlation])
         self.sigma = self.noise[:2]
@@ -241,6 +243,8 @@ class MPPI(Controller):
             self.grip.warm_up()
         if self.steer is not None:
             self.steer.warm_up()
+        if self.observer is not None:
+            self.observer.warm_up()
         self.reset()
 
     @property
@@ -346,6 +350,8 @@ class MPPI(Controller):
             self.speed_obs.reset()
         if self.steer is not None:
             self.steer.reset()
+        if self.observer is not None:
+            self.observer.reset()
 
     def _shift(self, elapsed: float) -> None:
         """Warm start: ``U(tau) <- U(tau + elapsed)`` (linear interpolation, last input held)."""
@@ -444,9 +450,12 @@ class MPPI(Controller):
             st.observe(t, float(observation.state[6]))
         if self.guide is not None:
             self._follow_guide(observation, t)
-        self.solve(observation.state, t)
+        obs = self.observer
+        self.solve(observation.state if obs is None else obs.update(t, observation.state), t)
         cmd = command_from_plan(self.X, self.U, self.config.dt, self.params, self.period, self.res.steer_lead, self.p,
                                 self.interface, self.speed_obs, st)
+        if obs is not None:
+            obs.record(cmd.steering_angle, cmd.speed, cmd.acceleration)
         if self.residual is not None:
             aug_update_nb(self.z, cmd.acceleration, self.rw, self.period)
         return cmd
