@@ -11,6 +11,7 @@ counts, deadline misses counted), 50 Hz.
     python tools/lap_table.py lab_loop garage_gp     # a subset (positional names work too)
     python tools/lap_table.py --controllers ilqr     # one controller
     python tools/lap_table.py --controllers mppi --mppi-set guide=ilqr   # MPPI guided by the car's iLQR
+    python tools/lap_table.py --noise 1 --delay 0.02                     # noisy measurements, a late car
 
 Columns include the cached minimum-lap-time reference of the car on the track (``racing raceline
 --method mintime``) and each controller's gap to it (— when none is cached).
@@ -32,14 +33,15 @@ def track_list():
 
 
 def race(track, car: str, controller: str, laps: int, realtime: bool, seed: int = 0, plant: str | None = None,
-         settings: tuple = ()):
+         settings: tuple = (), noise: float = 0.0, delay: float = 0.0):
     """One race as ``racing race`` runs it (:func:`racing.api.race`; ``plant`` default: the simulator's;
-    ``settings``: ``KEY=VALUE`` items over the controller's, as ``racing race --set``)."""
+    ``settings``: ``KEY=VALUE`` items over the controller's, as ``racing race --set``; ``noise``, ``delay`` [s]:
+    as ``racing race --noise --delay``)."""
     from racing.api import race as api_race
     from racing.sim.plant import DEFAULT_PLANT
 
     return api_race(track, car, controller, plant=plant or DEFAULT_PLANT, laps=laps, realtime=realtime, seed=seed,
-                    controller_set=tuple(settings))
+                    controller_set=tuple(settings), noise=noise, delay_s=delay)
 
 
 SHORT = {"pure_pursuit": "pp", "mppi": "mppi", "ilqr": "ilqr"}
@@ -51,6 +53,9 @@ def main(argv=None) -> int:
     ap.add_argument("--laps", type=int, default=3)
     ap.add_argument("--plant", default=None, help="plant (default: the simulator's default, dynamic_ext)")
     ap.add_argument("--no-realtime", action="store_true")
+    ap.add_argument("--noise", type=float, default=0.0, help="measurement noise scale, as racing race --noise")
+    ap.add_argument("--delay", type=float, default=0.0, help="actuation delay [s], as racing race --delay")
+    ap.add_argument("--seed", type=int, default=0, help="seed of the noise and the controllers")
     ap.add_argument("--only", nargs="*", default=None, help="track names to run (default: all)")
     ap.add_argument("tracks", nargs="*", help="track names to run (same as --only)")
     ap.add_argument("--json", default=None, help="also write the rows to this JSON file")
@@ -90,8 +95,8 @@ def main(argv=None) -> int:
         row = {"track": name, "car": car, "ref_s": ref}
         line = f"| {name} | {car} | {'—' if ref is None else f'{ref:.3f}'} |"
         for c in ctrls:
-            res = race(track, car, c, args.laps, not args.no_realtime, plant=args.plant,
-                       settings=args.mppi_set if c == "mppi" else ())
+            res = race(track, car, c, args.laps, not args.no_realtime, seed=args.seed, plant=args.plant,
+                       settings=args.mppi_set if c == "mppi" else (), noise=args.noise, delay=args.delay)
             k = SHORT[c]
             best = res.best_lap_s
             ok = res.status in ("completed", "completed_with_incidents")  # incidents: in the next column
