@@ -20,7 +20,7 @@ from racing.control import known_controllers
 from racing.control.mppi.device import DEVICES
 from racing.models.params import DEFAULT_CAR, known_cars
 from racing.plot import headless_backend_for_cli
-from racing.sim.result import guide_text, samples_text
+from racing.sim.result import filter_text, guide_text, samples_text
 from racing.sim.plant import DEFAULT_PLANT, known_plants
 from racing.track import DEFAULT_TRACK, known_tracks
 
@@ -75,6 +75,8 @@ def race_table(summary: dict) -> str:
         rows.insert(-1, ("grip estimate", f"{est['grip_scale']:.3f} x the car file's (lower {est['grip_lower']:.3f}, "
                                           f"{est['windows']} windows{edge})" if est["informed"] else
                          f"not informed ({est['windows']} windows)"))
+    if "filter_gain" in est:
+        rows.insert(-1, ("state filter", filter_text(est)))
     smp = summary.get("samples")
     if smp and smp.get("iterations"):
         rows.insert(-1, ("samples", samples_text(smp)))

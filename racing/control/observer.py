@@ -170,10 +170,12 @@ class StateObserver:
         self.n = 1 if np.all(np.isfinite(z)) else 0
 
     def summary(self) -> dict:
-        """``{"noise_std": [7], "gain": [7]}``: the measured noise per state (x, y [m], yaw [rad], v_x, v_y [m/s],
-        r [rad/s], steering [rad]) and the gains last applied."""
-        return {"noise_std": [round(float(v), 6) for v in np.sqrt(self.R)],
-                "gain": [round(float(v), 4) for v in self.K]}
+        """``{"filter_noise_std": [7], "filter_gain": [7]}``: the measurement noise it measured per state (x, y [m],
+        yaw [rad], v_x, v_y [m/s], r [rad/s], steering [rad]; ``R`` with both bounds applied) and the gains last
+        applied."""
+        r = np.minimum(self.R, np.maximum((self.V - self.E[1]) / 3.0, 0.0))
+        return {"filter_noise_std": [round(float(v), 6) for v in np.sqrt(r)],
+                "filter_gain": [round(float(v), 4) for v in self.K]}
 
 
 __all__ = ["StateObserver", "correct_nb", "predict_nb"]

@@ -164,6 +164,13 @@ def guide_text(gd: dict) -> str:
     return f"{gd['controller']}: {gd['samples']} samples around its plan, {gd['weight_mean']:.2f} of the weight (mean)"
 
 
+def filter_text(est: dict) -> str:
+    """The state filter's measured noise and gains in words (``summary["estimates"]``)."""
+    sd, k = est["filter_noise_std"], est["filter_gain"]
+    return (f"noise x/y {max(sd[0], sd[1]):.3f} m, yaw {sd[2]:.4f} rad, v_x/v_y {sd[3]:.3f}/{sd[4]:.3f} m/s, "
+            f"r {sd[5]:.4f} rad/s; gains v_x/v_y {k[3]:.2f}/{k[4]:.2f}, r {k[5]:.2f}")
+
+
 def samples_text(smp: dict) -> str:
     """MPPI's samples per iteration in words (``summary["samples"]``)."""
     if not smp.get("cut_iterations"):

@@ -224,7 +224,8 @@ class ILQRController(Controller):
 
     def estimates(self) -> dict:
         return {**({} if self.grip is None else self.grip.summary()),
-                **({} if self.steer is None else self.steer.summary())}
+                **({} if self.steer is None else self.steer.summary()),
+                **({} if self.observer is None else self.observer.summary())}
 
     def diagnostics(self) -> dict:
         return {"nominal": self.X[:, :2].copy(), "plan": self.X.copy(), "U": self.pb.U.copy(),

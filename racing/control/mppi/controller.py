@@ -469,7 +469,8 @@ class MPPI(Controller):
 
     def estimates(self) -> dict:
         return {**({} if self.grip is None else self.grip.summary()),
-                **({} if self.steer is None else self.steer.summary())}
+                **({} if self.steer is None else self.steer.summary()),
+                **({} if self.observer is None else self.observer.summary())}
 
     def diagnostics(self) -> dict:
         n = self.n_rec
