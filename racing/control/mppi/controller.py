@@ -144,14 +144,7 @@ class MPPI(Controller):
         self.p = params.to_array()
         self.interface = drive_interface(params.drive_interface)
         self.speed_obs = speed_observer(params, config.accel_feedback)
-        self.grip = None
-        if config.online_grip and self.racing:  # above the car file's grip the cap is re-made by a profile
-            cap = C.ProfileCap(track, params, config.use_raceline, config.cap_scale)
-            self.grip = OnlineGrip(params, self.p, self.tab, on_params=self._params_changed,
-                                   cap_at=lambda g: cap(config.grip_scale * g))
-        self.steer = OnlineSteer(params, self.p, bases=() if self.grip is None else (self.grip.p0,),
-                                 on_params=self._params_changed) if config.online_steer else None
-        self.observer = StateObserver(self.p) if config.state_filter else None
+        self._make_estimators(track, params, config)
         #: the kernel's noise parameters (sigma_steer_rate, sigma_accel, rho, rho); ``sigma`` is a view of the first two
         self.noise = np.array([*self.res.sigma, config.noise_correlation, config.noise_correlation])
         self.sigma = self.noise[:2]
@@ -196,6 +189,18 @@ class MPPI(Controller):
         if config.warmup:
             self.warm_up()
         self.reset()
+
+    def _make_estimators(self, track, params: VehicleParams, config: MPPIConfig) -> None:
+        """The online grip (above the car file's grip its cap is re-made by a profile), the steering chain and the
+        state filter, as the settings ask; each writes ``self.p`` (and the grip ``self.tab``) in place."""
+        self.grip = None
+        if config.online_grip and self.racing:
+            cap = C.ProfileCap(track, params, config.use_raceline, config.cap_scale)
+            self.grip = OnlineGrip(params, self.p, self.tab, on_params=self._params_changed,
+                                   cap_at=lambda g: cap(config.grip_scale * g))
+        self.steer = OnlineSteer(params, self.p, bases=() if self.grip is None else (self.grip.p0,),
+                                 on_params=self._params_changed) if config.online_steer else None
+        self.observer = StateObserver(self.p) if config.state_filter else None
 
     def _make_guide(self, guide) -> None:
         """The guide (``config.guide``) and its buffers: its plan resampled onto this plan's steps (``_Ug``), its
