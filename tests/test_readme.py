@@ -82,11 +82,12 @@ PLAN = {
                                                                                   "full-size laps: hours"),
     "python tools/lap_table.py": HELP("81 real-time races of three laps on nine circuits (pure pursuit, MPPI, "
                                       "iLQR): about 30 minutes"),
+    "python tools/lap_table.py --no-pp --noise 1 --delay 0.02": HELP("54 real-time races of three laps on nine "
+                                                                    "circuits (MPPI, iLQR): about 25 minutes"),
     "python tools/lap_table.py --controllers mppi --mppi-set guide=ilqr": HELP(
         "27 real-time MPPI races with an iLQR guide on nine circuits: about 20 minutes"),
     "racing race --set guide=ilqr --laps 3 --realtime": HELP("casadi code generation for the iLQR guide and three "
                                                             "real-time MPPI laps take minutes on a cold cache"),
-    "python tools/grip_table.py": HELP("sixteen MPPI races, up to three laps each: about 30 minutes"),
     "python tools/gpu_check.py": HELP("needs an NVIDIA GPU"),
     "racing bench --device cuda": HELP("needs an NVIDIA GPU (exit 2 without one: tests/control/test_mppi_gpu.py)"),
     "python tools/foreign_bench.py": HELP("24 cells of a 120 s excitation, a fit, two minimum-time references and a "
