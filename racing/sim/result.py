@@ -167,7 +167,7 @@ def guide_text(gd: dict) -> str:
 def filter_text(est: dict) -> str:
     """The state filter's measured noise and gains in words (``summary["estimates"]``)."""
     sd, k = est["filter_noise_std"], est["filter_gain"]
-    return (f"noise x/y {max(sd[0], sd[1]):.3f} m, yaw {sd[2]:.4f} rad, v_x/v_y {sd[3]:.3f}/{sd[4]:.3f} m/s, "
+    return (f"noise at most x/y {max(sd[0], sd[1]):.3f} m, yaw {sd[2]:.4f} rad, v_x/v_y {sd[3]:.3f}/{sd[4]:.3f} m/s, "
             f"r {sd[5]:.4f} rad/s; gains v_x/v_y {k[3]:.2f}/{k[4]:.2f}, r {k[5]:.2f}")
 
 

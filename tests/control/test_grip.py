@@ -78,7 +78,8 @@ def test_measurement_noise_on_the_speed_does_not_read_as_grip(carname, channels,
     --noise 1``: v_x and v_y to 1 % of v_max) on v_x, and on everything for the f1tenth: the estimate stays within
     ``tol`` of 1. Before the replay was driven by a fit of the measured speed whose width follows its measured noise
     (``smooth_nb``), the noisy speed's differences, fed to the model as its drive input, took the tyres into
-    combined slip and read as 25 % (f1tenth) to 30 % (gt_car) more grip (docs/results.md, 2026-12-07). What is
+    combined slip and read as more grip: 22-32 % on an f1tenth log, 1.38 in a gt_car race on ridge_ring
+    (docs/results.md, 2026-12-07). What is
     left with noise on v_y (the window's noisy start: the grippiest tyres forget it fastest) is not asserted:
     +3 % to +11 % on the gt_car, depending on the excitation."""
     from racing.assembly import noise_preset
