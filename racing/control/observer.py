@@ -61,38 +61,34 @@ def _wrap(a):
 
 
 @njit(cache=True, fastmath=FM, error_model="numpy")
-def correct_nb(z, pred, pred_m, last, hist, R, V, S, K, x, alpha, k_min, gate, noise_on, filter_on, E):
+def correct_nb(z, pred, pred_m, last, hist, R, V, S, K, x, alpha, k_min, gate, noise_on, filter_on, E, N):
     """One correction (module doc), in place: the measurement ``z[7]``, the prediction ``pred[7]`` (from the last
     estimate) and ``pred_m[7]`` (from the last measurement); ``last[7]`` the previous measurement and ``hist[3, 7]``
     its last three first differences (newest first) move on; ``R``, ``V``, ``S``, ``K`` [7] the noise, the
     measurement-to-measurement prediction error's mean square, the innovation and the gain; ``E[2, 7]``: that
-    error's last value and its lag-one mean product; ``x[7]`` the estimate (``z`` itself unless ``filter_on`` and the
+    error's last value and its lag-one mean product; ``N[7]`` the noise's variance with both bounds applied; ``x[7]``
+    the estimate (``z`` itself unless ``filter_on`` and the
     prediction is finite). ``noise_on``: three differences of real measurements are held."""
     finite = True
     for i in range(NX):
         if not math.isfinite(pred[i]):
             finite = False
     for i in range(NX):
-        d = z[i] - last[i]
-        inn = z[i] - pred[i]
+        d, inn, em = z[i] - last[i], z[i] - pred[i], z[i] - pred_m[i]
         if i == YAW:
-            d = _wrap(d)
-            inn = _wrap(inn)
+            d, inn, em = _wrap(d), _wrap(inn), _wrap(em)
         hist[2, i], hist[1, i], hist[0, i] = hist[1, i], hist[0, i], d
         last[i] = z[i]
         if noise_on:
             d3 = hist[0, i] - 2.0 * hist[1, i] + hist[2, i]
             R[i] += alpha * (d3 * d3 / 20.0 - R[i])
-        em = z[i] - pred_m[i]
-        if i == YAW:
-            em = _wrap(em)
         S[i] += alpha * (inn * inn - S[i])
         V[i] += alpha * (em * em - V[i])
         if noise_on:
             E[1, i] += alpha * (em * E[0, i] - E[1, i])
         E[0, i] = em
-        r = min(R[i], max((V[i] - E[1, i]) / 3.0, 0.0))  # the noise: bounded by the jerk; and by the model's errors
-        k = 1.0 - r / S[i] if S[i] > 0.0 else 1.0
+        N[i] = min(R[i], max((V[i] - E[1, i]) / 3.0, 0.0))  # bounded by the jerk; and by the model's errors
+        k = 1.0 - N[i] / S[i] if S[i] > 0.0 else 1.0
         k = min(max(k, k_min), 1.0)
         if inn * inn > gate * gate * S[i] or not (filter_on and finite):
             k = 1.0
@@ -119,7 +115,7 @@ class StateObserver:
         self.hist = np.zeros((3, NX))  # the last three first differences of the measurements, newest first
         self.last = np.zeros(NX)  # the last measurement
         self.R, self.V, self.S, self.K = np.zeros(NX), np.zeros(NX), np.zeros(NX), np.ones(NX)
-        self.E = np.zeros((2, NX))
+        self.E, self.N = np.zeros((2, NX)), np.zeros(NX)
         self.cmd = (0.0, 0.0, 0.0)
         self.reset()
 
@@ -128,7 +124,7 @@ class StateObserver:
         self.n = 0
         self.t = -math.inf
         self.R[:], self.V[:], self.S[:], self.K[:] = 0.0, 0.0, 0.0, 1.0
-        self.E[:] = 0.0
+        self.E[:], self.N[:] = 0.0, 0.0
         self.cmd = (0.0, 0.0, 0.0)
 
     def record(self, steering: float, speed: float, acceleration: float) -> None:
@@ -149,7 +145,7 @@ class StateObserver:
         self.t = t
         alpha = 1.0 - math.exp(-h / self.memory_s)
         correct_nb(z, self.pred, self.pred_m, self.last, self.hist, self.R, self.V, self.S, self.K, self.x, alpha,
-                   self.k_min, self.gate, self.n >= 4, self.n >= self.warm, self.E)
+                   self.k_min, self.gate, self.n >= 4, self.n >= self.warm, self.E, self.N)
         return self.x
 
     def warm_up(self) -> None:
@@ -158,8 +154,6 @@ class StateObserver:
         z[3] = 1.0
         for k in range(3):
             self.update(0.02 * k, z)
-        correct_nb(z, self.pred, self.pred_m, self.last, self.hist, self.R, self.V, self.S, self.K, self.x, 0.1,
-                   self.k_min, self.gate, True, True, self.E)
         self.reset()
 
     def _restart(self, t: float, z: np.ndarray) -> None:
@@ -173,8 +167,7 @@ class StateObserver:
         """``{"filter_noise_std": [7], "filter_gain": [7]}``: the measurement noise it measured per state (x, y [m],
         yaw [rad], v_x, v_y [m/s], r [rad/s], steering [rad]; ``R`` with both bounds applied) and the gains last
         applied."""
-        r = np.minimum(self.R, np.maximum((self.V - self.E[1]) / 3.0, 0.0))
-        return {"filter_noise_std": [round(float(v), 6) for v in np.sqrt(r)],
+        return {"filter_noise_std": [round(float(v), 6) for v in np.sqrt(self.N)],
                 "filter_gain": [round(float(v), 4) for v in self.K]}
 
 
