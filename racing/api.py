@@ -62,10 +62,11 @@ def make_controller(name: str, track, car, config=None, **options):
     parameters ``car``; ``config``: a YAML path with its settings (default: the car's tuning or derived ones).
     Built as a race builds it (:func:`racing.assembly.build_controller`: the racing line its settings ask for is
     attached to its own copy of the track); ``options``: ``residual``, ``threads``, ``device`` (``cpu``, ``cuda``,
-    ``auto``: where MPPI's iteration runs) and setting overrides."""
-    from racing.assembly import build_controller
+    ``auto``: where MPPI's iteration runs) and setting overrides. ``track`` and ``car`` may be names or paths, as
+    in :func:`race`."""
+    from racing.assembly import build_controller, resolve_car, resolve_track
 
-    return build_controller(name, track, car, config, **options)[0]
+    return build_controller(name, resolve_track(track), resolve_car(car), config, **options)[0]
 
 
 def make_plant(name: str, car, plant_hz: float = 1000.0):

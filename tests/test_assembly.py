@@ -15,6 +15,7 @@ from racing.models.params import load_params
 from racing.assembly import RaceSpec, build, build_controller, resolve_line
 from racing.sweep.trial import race_spec
 from racing.track import Track
+from racing.track.errors import TrackError
 
 
 def _oval_rl():
@@ -148,3 +149,14 @@ def test_settings_over_the_controllers_own_reach_it_and_its_command_line():
     race = build(spec)
     assert race.controller.config.lookahead_time == 0.3
     assert race.record["spec"]["controller_set"] == ["lookahead_time=0.3"]
+
+
+def test_the_api_makes_a_controller_from_names_as_a_race_does():
+    """``racing.make_controller`` takes a track and a car by name (or path) like ``racing.race``; a name that is
+    neither is the same clear error (a track's is a TrackError, which the command line maps to exit code 2)."""
+    ctrl = racing.make_controller("pure_pursuit", "lab_loop", "f1tenth")
+    assert ctrl.params.name == "f1tenth" and ctrl.track.name == "lab_loop"
+    with pytest.raises(ConfigError, match="no_such_car"):
+        racing.make_controller("pure_pursuit", "lab_loop", "no_such_car")
+    with pytest.raises(TrackError, match="no_such_track"):
+        racing.make_controller("pure_pursuit", "no_such_track", "f1tenth")
