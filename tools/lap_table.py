@@ -11,6 +11,7 @@ counts, deadline misses counted), 50 Hz.
     python tools/lap_table.py lab_loop garage_gp     # a subset (positional names work too)
     python tools/lap_table.py --controllers ilqr     # one controller
     python tools/lap_table.py --controllers mppi --mppi-set guide=ilqr   # MPPI guided by the car's iLQR
+    python tools/lap_table.py --controllers ilqr --ilqr-set iterations=1 # iLQR with one iteration a tick
     python tools/lap_table.py --noise 1 --delay 0.02                     # noisy measurements, a late car
 
 Columns include the cached minimum-lap-time reference of the car on the track (``racing raceline
@@ -67,6 +68,8 @@ def main(argv=None) -> int:
     ap.add_argument("--no-pp", action="store_true", help="leave pure pursuit out")
     ap.add_argument("--mppi-set", action="append", default=[], metavar="KEY=VALUE",
                     help="a setting over MPPI's (repeatable, as racing race --set): --mppi-set guide=ilqr")
+    ap.add_argument("--ilqr-set", action="append", default=[], metavar="KEY=VALUE",
+                    help="a setting over iLQR's (repeatable, as racing race --set): --ilqr-set iterations=1")
     args = ap.parse_args(argv)
     import numba
     if args.tracks:
@@ -95,8 +98,9 @@ def main(argv=None) -> int:
         row = {"track": name, "car": car, "ref_s": ref}
         line = f"| {name} | {car} | {'—' if ref is None else f'{ref:.3f}'} |"
         for c in ctrls:
+            settings = {"mppi": args.mppi_set, "ilqr": args.ilqr_set}.get(c, ())
             res = race(track, car, c, args.laps, not args.no_realtime, seed=args.seed, plant=args.plant,
-                       settings=args.mppi_set if c == "mppi" else (), noise=args.noise, delay=args.delay)
+                       settings=settings, noise=args.noise, delay=args.delay)
             k = SHORT[c]
             best = res.best_lap_s
             ok = res.status in ("completed", "completed_with_incidents")  # incidents: in the next column
