@@ -67,16 +67,18 @@ def margins(soft_margin, crash_margin, params) -> tuple[float, float]:
 
 
 def cost_params_for(weights: "CostWeights", soft_margin: float, crash_margin: float, ds: float, beta_max: float,
-                    yaw_limit: float, params: VehicleParams):
+                    yaw_limit: float, params: VehicleParams, rear_slip_limit: float = 1.0):
     """The racing cost's flat parameters ``cp[N_COST_PARAMS]`` (:func:`racing.control.costs.cost_params`) for a
     car: ``beta_max`` [rad] (<= 0: no sideslip limit) and ``yaw_limit`` (share of the grip-limited yaw rate
-    ``g min(D_f, D_r)``; <= 0: none); the tyre-slip term's peaks from the car's Pacejka curves."""
+    ``g min(D_f, D_r)``; <= 0: none); the tyre-slip term's slip angles from the car's Pacejka curves: the front's
+    peak, and the rear's peak times ``rear_slip_limit`` (1: the peak; 0.5 keeps the rear tyres at about 88 % of
+    their peak force on a Pacejka curve with C = 1.5-1.6, a margin of yaw stability)."""
     return C.cost_params(weights, soft_margin, crash_margin, ds,
                          beta_max=beta_max if beta_max > 0 else math.inf,
                          rv_max=yaw_limit * G * min(params.D_f, params.D_r) if yaw_limit > 0 else math.inf,
                          l_f=params.l_f, l_r=params.l_r,
                          alpha_peak_f=peak_slip_angle(params.B_f, params.C_f, params.E_f),
-                         alpha_peak_r=peak_slip_angle(params.B_r, params.C_r, params.E_r))
+                         alpha_peak_r=rear_slip_limit * peak_slip_angle(params.B_r, params.C_r, params.E_r))
 
 
 #: per-sample residual row after the nz = max(n_aug, 1) filter states: x[7], u[2], fp[7], corr[3], then the

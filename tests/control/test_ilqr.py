@@ -365,3 +365,25 @@ def test_a_residual_is_refused_with_a_clear_error():
     track = Track.from_centerline(np.column_stack([12.0 * np.cos(th), 6.0 * np.sin(th)]), 1.0, 1.0, name="oval")
     with pytest.raises(ValueError, match="residual.*--controller mppi"):
         make_controller("ilqr", track, load_params("f1tenth"), residual="weights.npz")
+
+
+def test_the_rear_slip_limit_moves_only_the_rear_tyres_hinge():
+    """``rear_slip_limit`` (iLQR's optional stability margin): the tyre-slip term acts on the rear slip angle beyond
+    that share of the rear tyre's Pacejka peak; the front's hinge stays at its peak; 1 (the default) is the plain
+    term; a share <= 0 is a clear error."""
+    from racing.control.horizon import CostWeights, cost_params_for, peak_slip_angle
+
+    p = load_params("gt_car")
+    w = CostWeights(tyre_slip=30.0)
+    plain = cost_params_for(w, 1.0, 0.5, 2.0, 0.15, 1.6, p)
+    assert ILQRConfig().rear_slip_limit == 1.0  # the plain term by default
+    margin = cost_params_for(w, 1.0, 0.5, 2.0, 0.15, 1.6, p, 0.5)
+    peak_r = peak_slip_angle(p.B_r, p.C_r, p.E_r)
+    vx = 40.0
+    vy = -vx * math.tan(0.7 * peak_r)  # rear slip angle 0.7 of its peak, no yaw rate
+    d = math.atan(vy / vx)  # the front's slip angle 0
+    assert C.tyre_slip_cost(d, vx, vy, 0.0, plain, NUMPY) == 0.0
+    assert C.tyre_slip_cost(d, vx, vy, 0.0, margin, NUMPY) == pytest.approx(30.0 * (0.7 / 0.5 - 1.0) ** 2)
+    assert margin[C.C_INV_AF_PEAK] == plain[C.C_INV_AF_PEAK]
+    with pytest.raises(ValueError, match="rear_slip_limit"):
+        ILQRConfig(rear_slip_limit=0.0)

@@ -83,6 +83,12 @@ class ILQRConfig:
     yaw_limit: float = field(default=1.6, metadata={"unit": "-", "min": 0.0,
                                                     "doc": "|r| v_x beyond yaw_limit * g * min(D_f, D_r) is "
                                                            "penalised by the crash barrier; 0 = off"})
+    rear_slip_limit: float = field(default=1.0, metadata={
+        "unit": "-", "gt": 0.0, "max": 3.0,
+        "doc": "the tyre-slip term acts on the rear axle's slip angle beyond this share of its Pacejka peak (the "
+               "front's: beyond its peak); below 1, a margin of yaw stability. 0.5 kept the gt_car clean on the "
+               "tracks it was tried on under --noise 1 --delay 0.02 but not on the circuits never tuned on, and "
+               "cost lab_loop 3 points there: not the default (docs/results.md 2026-12-07)"})
     online_steer: bool = field(default=False, metadata={
         "doc": "identify the car's steering chain (dead time, lag, gain, rate limit) from the commanded and the "
                "measured steering angle while racing (racing.control.steering) and lead, scale and limit the "

@@ -67,7 +67,8 @@ class ILQRController(Controller):
         # without a raceline the line term would pull the car to the centre line: off
         weights = config.cost if (config.use_raceline and track.raceline is not None) else \
             cfg.replace_from(config.cost, {"line": 0.0}, source="iLQR without a raceline")
-        self.cp = cost_params_for(weights, soft, crash, track.ds, config.beta_max, config.yaw_limit, params)
+        self.cp = cost_params_for(weights, soft, crash, track.ds, config.beta_max, config.yaw_limit, params,
+                                  config.rear_slip_limit)
         self.p = params.to_array()
         self.interface = drive_interface(params.drive_interface)
         self.speed_obs = speed_observer(params, config.accel_feedback)
