@@ -319,7 +319,7 @@ def resolve_line(track: Track, params: VehicleParams, methods: tuple = (), compu
     for method in (*methods, compute) if compute is not None else methods:
         with_line = with_cached_raceline(track, params.name, methods=(method,), params=params)
         if with_line is not track:
-            return with_line, {"source": str(cache_path(track, params.name, method)), "method": method,
+            return with_line, {"source": str(cache_path(track, params.name, method, params)), "method": method,
                                "params_sha1": params_fingerprint(params), "track_sha1": track_fingerprint(track)}
     if compute is None:
         return track, {"source": None}
@@ -327,7 +327,7 @@ def resolve_line(track: Track, params: VehicleParams, methods: tuple = (), compu
         line, info = compute_line(track, params, compute)
     except (ValueError, RuntimeError, ArithmeticError) as exc:  # e.g. a track too narrow for the car
         return track, {"source": None, "error": f"{compute} line not computed: {exc}"}
-    path = cache_path(track, params.name, compute)
+    path = cache_path(track, params.name, compute, params)
     try:
         save_raceline(line, path, line_metadata(track, params.name, compute, info, params))
     except OSError:

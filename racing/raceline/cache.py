@@ -6,7 +6,10 @@ Cache locations
   ``tracks/<name>/raceline_<car>_<method>.csv`` (beside the track; the name does not end in ``raceline.csv``, so the
   track loader does not attach it) when that file exists or the folder is writable;
 * any other track (a csv elsewhere, a temporary folder, a project track in a read-only installed package, ...):
-  ``$RACING_RACELINE_CACHE/<track>_<car>_<method>.csv``, default ``~/.cache/racing/racelines``.
+  ``$RACING_RACELINE_CACHE/<track>_<car>_<method>.csv``, default ``~/.cache/racing/racelines``;
+* a car whose parameters differ from the car file its name names (perturbed, fitted, edited):
+  ``$RACING_RACELINE_CACHE/<track>_<car>_<fingerprint>_<method>.csv``, on any track (the line beside a project
+  track stays the named car's).
 
 Files are in the TUM 7-column raceline format (``s_m; x_m; y_m; psi_rad; kappa_radpm; vx_mps; ax_mps2``,
 readable by :meth:`racing.track.Raceline.load`) preceded by ``# key: value`` comment lines: track, car,
@@ -55,10 +58,26 @@ def _safe(name: str) -> str:
     return "".join(c if (c.isalnum() or c in "-_.") else "_" for c in str(name)) or "track"
 
 
-def cache_path(track, car_name: str, method: str) -> Path:
-    """Path of the cached line for ``track`` (a :class:`racing.track.Track`), car and method."""
+def _borrows_the_name(car_name: str, params) -> bool:
+    """Whether ``params`` differ from the car file ``car_name`` names (a perturbed, fitted or edited car that kept
+    the name): its lines must not replace the ones made for that file."""
+    if params is None:
+        return False
+    try:
+        own = load_params(car_name)
+    except Exception:  # noqa: BLE001 - no car file of that name: the name is the car's own
+        return False
+    return params_fingerprint(own) != params_fingerprint(params)
+
+
+def cache_path(track, car_name: str, method: str, params=None) -> Path:
+    """Path of the cached line for ``track`` (a :class:`racing.track.Track`), car and method; ``params``: the car's
+    parameters when they may differ from the car file ``car_name`` names: such a car's lines live in the user's
+    cache under its parameters' fingerprint, never beside a project track in place of the named car's."""
     if method not in METHODS:
         raise ValueError(f"unknown raceline method {method!r}; expected one of {', '.join(METHODS)}")
+    if _borrows_the_name(car_name, params):
+        return cache_dir() / f"{_safe(track.name)}_{_safe(car_name)}_{params_fingerprint(params)}_{method}.csv"
     folder = _project_track_folder(track)
     if folder is not None:
         beside = folder / f"raceline_{_safe(car_name)}_{method}.csv"
@@ -166,7 +185,7 @@ def cached_raceline(track, car_name: str, method: str, params=None):
     None as well when the file was computed for other car parameters or another track geometry.
     ``params`` (VehicleParams) overrides loading ``vehicle_params/<car_name>.yaml`` for that check.
     """
-    path = cache_path(track, car_name, method)
+    path = cache_path(track, car_name, method, params)
     if _valid(path, track, car_name, params) is None:
         return None
     try:
@@ -177,7 +196,7 @@ def cached_raceline(track, car_name: str, method: str, params=None):
 
 def cached_entry(track, car_name: str, method: str, params=None):
     """(Raceline, metadata dict, path) of a valid cached line, or None."""
-    path = cache_path(track, car_name, method)
+    path = cache_path(track, car_name, method, params)
     meta = _valid(path, track, car_name, params)
     if meta is None:
         return None
@@ -201,7 +220,7 @@ def with_cached_raceline(track, car_name: str, methods=("mintime", "mincurv"), p
 
 def reference_lap(track, car_name: str, params=None) -> float | None:
     """The cached minimum-lap-time lap [s] of ``car_name`` on ``track``, or None if none is cached."""
-    path = cache_path(track, car_name, "mintime")
+    path = cache_path(track, car_name, "mintime", params)
     meta = _valid(path, track, car_name, params)
     if meta is None:
         return None

@@ -70,7 +70,7 @@ def run(args) -> int:
     spacing = args.spacing if args.spacing is not None else default_spacing(track, params)
     margin = args.margin if args.margin is not None else default_margin(params)
     grid_spacing = track.length / max(8, int(round(track.length / spacing))) if spacing > 0 else spacing
-    cpath = cache_path(track, car_name, args.method)
+    cpath = cache_path(track, car_name, args.method, params)
     summary = {"track": track.name, "car": car_name, "method": args.method}
     raceline, info, cached = None, None, False
     if not args.no_cache:

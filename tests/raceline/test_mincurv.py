@@ -160,6 +160,28 @@ def test_project_tracks_cache_beside_the_track():
     assert not p.name.endswith("raceline.csv")
 
 
+def test_a_car_that_borrows_a_project_cars_name_caches_its_lines_apart(tmp_path, monkeypatch, f1tenth):
+    """A perturbed (fitted, edited) car that keeps the name of a project car: its lines go to the user's cache under
+    its parameters' fingerprint; the line beside the project track, made for the car file of that name, is neither
+    replaced nor read for it."""
+    from racing.assembly import resolve_line
+
+    monkeypatch.setenv("RACING_RACELINE_CACHE", str(tmp_path / "cache"))
+    track = load_track("lab_loop")
+    shipped = cache_path(track, "f1tenth", "mincurv")
+    before = shipped.read_bytes() if shipped.is_file() else None
+    heavier = f1tenth.replace(mass=4.2)
+    apart = cache_path(track, "f1tenth", "mincurv", heavier)
+    assert apart.parent == tmp_path / "cache" and params_fingerprint(heavier) in apart.name
+    assert cache_path(track, "f1tenth", "mincurv", f1tenth) == shipped  # the car file's own parameters
+    with_line, record = resolve_line(track, heavier, (), "mincurv")
+    assert record["computed"] and record["source"] == str(apart) and apart.is_file()
+    assert (shipped.read_bytes() if shipped.is_file() else None) == before
+    again, record = resolve_line(track, heavier, (), "mincurv")  # found in the user's cache now
+    assert record["source"] == str(apart) and "computed" not in record
+    assert cached_raceline(track, "f1tenth", "mincurv", heavier) is not None
+
+
 def test_cli_reports_a_too_narrow_track(tmp_path, monkeypatch, capsys):
     from racing.cli import main
 
