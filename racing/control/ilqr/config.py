@@ -28,9 +28,8 @@ class ILQRConfig:
                                                   "doc": "most iLQR iterations per control step (the real-time budget; "
                                                          "fewer when the plan converges, `tolerance`). One was not "
                                                          "enough from a noisy state: on the gt_car under --noise 1 "
-                                                         "--delay 0.02 it left the track on 3 of 3 seeds of "
-                                                         "ridge_ring, with 10 1 excursion in 4 (docs/results.md, "
-                                                         "2026-12-07)"})
+                                                         "--delay 0.02 one a tick left ridge_ring on 3 of 3 seeds, "
+                                                         "ten had 1 excursion in 4 (docs/results.md, 2026-12-07)"})
     first_iterations: int = field(default=30, metadata={"min": 1, "max": 500,
                                                         "doc": "iterations of the first (cold) solve after reset"})
     tolerance: float = field(default=1e-6, metadata={"unit": "-", "gt": 0.0,
