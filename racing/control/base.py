@@ -136,6 +136,19 @@ def controller_settings(name: str, params, config_path=None, overrides: dict | N
     return conf, source
 
 
+def present(*parts) -> list:
+    """The parts that are not None (a controller's optional online estimators, in the order given)."""
+    return [p for p in parts if p is not None]
+
+
+def merged_summaries(*estimators) -> dict:
+    """The ``summary()`` dicts of the estimators that are not None, merged (a controller's ``estimates()``)."""
+    out: dict = {}
+    for e in present(*estimators):
+        out.update(e.summary())
+    return out
+
+
 def known_controllers() -> list[str]:
     _load_builtin()
     return sorted(CONTROLLERS)

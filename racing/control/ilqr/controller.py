@@ -8,7 +8,7 @@ import numpy as np
 
 from racing import config as cfg
 from racing.control import costs as C
-from racing.control.base import Controller
+from racing.control.base import Controller, merged_summaries, present
 from racing.control.grip import OnlineGrip
 from racing.control.horizon import cost_params_for, project_state
 from racing.control.ilqr.config import ILQRConfig, resolve_margins
@@ -105,14 +105,8 @@ class ILQRController(Controller):
         self.last = {}
         self.last_solve_s = 0.0
         self.fallbacks = 0
-        if self.grip is not None:
-            self.grip.reset()
-        if self.speed_obs is not None:
-            self.speed_obs.reset()
-        if self.steer is not None:
-            self.steer.reset()
-        if self.observer is not None:
-            self.observer.reset()
+        for est in present(self.grip, self.speed_obs, self.steer, self.observer):
+            est.reset()
         if observation is not None:
             self.solve(observation.state, observation.t)
 
@@ -124,12 +118,8 @@ class ILQRController(Controller):
         self.reset()
         self.solve(x, 0.0)
         self.solve(x, 0.02)
-        if self.grip is not None:
-            self.grip.warm_up()
-        if self.steer is not None:
-            self.steer.warm_up()
-        if self.observer is not None:
-            self.observer.warm_up()
+        for est in present(self.grip, self.steer, self.observer):
+            est.warm_up()
         self.reset()
 
     def _index(self, x: float, y: float) -> int:
@@ -224,9 +214,7 @@ class ILQRController(Controller):
         return cmd
 
     def estimates(self) -> dict:
-        return {**({} if self.grip is None else self.grip.summary()),
-                **({} if self.steer is None else self.steer.summary()),
-                **({} if self.observer is None else self.observer.summary())}
+        return merged_summaries(self.grip, self.steer, self.observer)
 
     def diagnostics(self) -> dict:
         return {"nominal": self.X[:, :2].copy(), "plan": self.X.copy(), "U": self.pb.U.copy(),

@@ -7,7 +7,7 @@ import time
 import numpy as np
 
 from racing.control import costs as C
-from racing.control.base import Controller
+from racing.control.base import Controller, merged_summaries, present
 from racing.control.grip import OnlineGrip
 from racing.control.horizon import cost_params_for
 from racing.control.mppi import lockstep as L
@@ -244,12 +244,8 @@ class MPPI(Controller):
         self.reset()
         for j in range(n):
             self.solve(x, 0.02 * j)
-        if self.grip is not None:
-            self.grip.warm_up()
-        if self.steer is not None:
-            self.steer.warm_up()
-        if self.observer is not None:
-            self.observer.warm_up()
+        for est in present(self.grip, self.steer, self.observer):
+            est.warm_up()
         self.reset()
 
     @property
@@ -349,14 +345,8 @@ class MPPI(Controller):
         self._guided, self._guide_w = False, 0.0
         if self.guide is not None:
             self.guide.reset(observation)
-        if self.grip is not None:
-            self.grip.reset()
-        if self.speed_obs is not None:
-            self.speed_obs.reset()
-        if self.steer is not None:
-            self.steer.reset()
-        if self.observer is not None:
-            self.observer.reset()
+        for est in present(self.grip, self.speed_obs, self.steer, self.observer):
+            est.reset()
 
     def _shift(self, elapsed: float) -> None:
         """Warm start: ``U(tau) <- U(tau + elapsed)`` (linear interpolation, last input held)."""
@@ -473,9 +463,7 @@ class MPPI(Controller):
         self._guided = True
 
     def estimates(self) -> dict:
-        return {**({} if self.grip is None else self.grip.summary()),
-                **({} if self.steer is None else self.steer.summary()),
-                **({} if self.observer is None else self.observer.summary())}
+        return merged_summaries(self.grip, self.steer, self.observer)
 
     def diagnostics(self) -> dict:
         n = self.n_rec
