@@ -110,6 +110,12 @@ class ILQRConfig:
         "doc": "plan from a filtered state (racing.control.observer: the model's prediction from the last estimate "
                "under the command sent, corrected by gains that follow the measurement noise it measures: near 1 "
                "without noise); the online estimators still replay the raw measurements"})
+    dead_time: bool = field(default=True, metadata={
+        "doc": "plan from the state carried over the car's actuation dead time with the commands already sent "
+               "(racing.control.latency: the dead time identified from the commanded and the measured steering "
+               "angle, the car file's steer_delay until then); the steering lead less what is compensated. On "
+               "lab_loop a 20 ms delay the car file does not state cost iLQR 3 points of lap time without it "
+               "(docs/results.md 2026-12-07)"})
     warmup: bool = field(default=True, metadata={"doc": "compile/load the kernels at construction"})
     cost: CostWeights = CostWeights(progress=3.0, line=100.0, speed_cap=2.0, speed_track=5.0, terminal_speed=20.0,
                                     boundary=50.0, crash=200.0, slip=10.0, tyre_slip=30.0, steer_rate_change=3.0,

@@ -11,6 +11,7 @@ from racing.control import costs as C
 from racing.control.base import Controller, merged_summaries, present
 from racing.control.grip import OnlineGrip
 from racing.control.horizon import cost_params_for, project_state
+from racing.control.latency import DeadTime, record_sent, start_state
 from racing.control.ilqr.config import ILQRConfig, resolve_margins
 from racing.control.ilqr.problem import RacingProblem
 from racing.control.ilqr.solver import ILQR as Solver
@@ -81,6 +82,8 @@ class ILQRController(Controller):
         self.steer = OnlineSteer(params, self.p, bases=() if self.grip is None else (self.grip.p0,),
                                  on_params=self.pb.set_params) if config.online_steer else None
         self.observer = StateObserver(self.p) if config.state_filter else None
+        self.dead_time = DeadTime(params, self.p, None if self.steer is None else self.steer.estimator) \
+            if config.dead_time else None
         self.solver = Solver(self.pb, config)
         self.X = np.zeros((self.T + 1, 7))
         self._Uw = np.zeros((self.T, 2))
@@ -105,7 +108,7 @@ class ILQRController(Controller):
         self.last = {}
         self.last_solve_s = 0.0
         self.fallbacks = 0
-        for est in present(self.grip, self.speed_obs, self.steer, self.observer):
+        for est in present(self.grip, self.speed_obs, self.steer, self.observer, self.dead_time):
             est.reset()
         if observation is not None:
             self.solve(observation.state, observation.t)
@@ -118,7 +121,7 @@ class ILQRController(Controller):
         self.reset()
         self.solve(x, 0.0)
         self.solve(x, 0.02)
-        for est in present(self.grip, self.steer, self.observer):
+        for est in present(self.grip, self.steer, self.observer, self.dead_time):
             est.warm_up()
         self.reset()
 
@@ -205,16 +208,16 @@ class ILQRController(Controller):
         st = self.steer
         if st is not None:
             st.observe(t, float(observation.state[6]))
-        obs = self.observer
-        self.solve(observation.state if obs is None else obs.update(t, observation.state), t)
-        cmd = command_from_plan(self.X, self.pb.U, self.config.dt, self.params, self.period, self.config.steer_lead,
+        x, lead = start_state(t, observation.state, self.observer, self.dead_time, st, self.params, self.period,
+                              self.config.steer_lead)
+        self.solve(x, t)
+        cmd = command_from_plan(self.X, self.pb.U, self.config.dt, self.params, self.period, lead,
                                 self.p, self.interface, self.speed_obs, st)
-        if obs is not None:
-            obs.record(cmd.steering_angle, cmd.speed, cmd.acceleration)
+        record_sent(t, cmd, self.observer, self.dead_time)
         return cmd
 
     def estimates(self) -> dict:
-        return merged_summaries(self.grip, self.steer, self.observer)
+        return merged_summaries(self.grip, self.steer, self.observer, self.dead_time)
 
     def diagnostics(self) -> dict:
         return {"nominal": self.X[:, :2].copy(), "plan": self.X.copy(), "U": self.pb.U.copy(),

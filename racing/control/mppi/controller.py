@@ -14,6 +14,7 @@ from racing.control.mppi import lockstep as L
 from racing.control.mppi import step as S
 from racing.control.mppi.config import MPPIConfig, as_dict, resolve
 from racing.control.mppi.device import resolve_device
+from racing.control.latency import DeadTime, record_sent, start_state
 from racing.control.observer import StateObserver
 from racing.control.plan import command_from_plan, resample_index, resample_inputs, shift_inputs
 from racing.control.speedloop import speed_observer
@@ -201,6 +202,8 @@ class MPPI(Controller):
         self.steer = OnlineSteer(params, self.p, bases=() if self.grip is None else (self.grip.p0,),
                                  on_params=self._params_changed) if config.online_steer else None
         self.observer = StateObserver(self.p) if config.state_filter else None
+        self.dead_time = DeadTime(params, self.p, None if self.steer is None else self.steer.estimator) \
+            if config.dead_time else None
 
     def _make_guide(self, guide) -> None:
         """The guide (``config.guide``) and its buffers: its plan resampled onto this plan's steps (``_Ug``), its
@@ -244,7 +247,7 @@ class MPPI(Controller):
         self.reset()
         for j in range(n):
             self.solve(x, 0.02 * j)
-        for est in present(self.grip, self.steer, self.observer):
+        for est in present(self.grip, self.steer, self.observer, self.dead_time):
             est.warm_up()
         self.reset()
 
@@ -345,7 +348,7 @@ class MPPI(Controller):
         self._guided, self._guide_w = False, 0.0
         if self.guide is not None:
             self.guide.reset(observation)
-        for est in present(self.grip, self.speed_obs, self.steer, self.observer):
+        for est in present(self.grip, self.speed_obs, self.steer, self.observer, self.dead_time):
             est.reset()
 
     def _shift(self, elapsed: float) -> None:
@@ -445,12 +448,12 @@ class MPPI(Controller):
             st.observe(t, float(observation.state[6]))
         if self.guide is not None:
             self._follow_guide(observation, t)
-        obs = self.observer
-        self.solve(observation.state if obs is None else obs.update(t, observation.state), t)
-        cmd = command_from_plan(self.X, self.U, self.config.dt, self.params, self.period, self.res.steer_lead, self.p,
+        x, lead = start_state(t, observation.state, self.observer, self.dead_time, st, self.params, self.period,
+                              self.res.steer_lead)
+        self.solve(x, t)
+        cmd = command_from_plan(self.X, self.U, self.config.dt, self.params, self.period, lead, self.p,
                                 self.interface, self.speed_obs, st)
-        if obs is not None:
-            obs.record(cmd.steering_angle, cmd.speed, cmd.acceleration)
+        record_sent(t, cmd, self.observer, self.dead_time)
         if self.residual is not None:
             aug_update_nb(self.z, cmd.acceleration, self.rw, self.period)
         return cmd
@@ -463,7 +466,7 @@ class MPPI(Controller):
         self._guided = True
 
     def estimates(self) -> dict:
-        return merged_summaries(self.grip, self.steer, self.observer)
+        return merged_summaries(self.grip, self.steer, self.observer, self.dead_time)
 
     def diagnostics(self) -> dict:
         n = self.n_rec
