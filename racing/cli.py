@@ -77,6 +77,9 @@ def race_table(summary: dict) -> str:
                          f"not informed ({est['windows']} windows)"))
     if "filter_gain" in est:
         rows.insert(-1, ("state filter", filter_text(est)))
+    if "dead_time_s" in est:
+        rows.insert(-1, ("dead time", f"{1e3 * est['dead_time_s']:.0f} ms planned over ("
+                         + ("identified from the steering angle)" if est.get("steer_informed") else "the car file's)")))
     smp = summary.get("samples")
     if smp and smp.get("iterations"):
         rows.insert(-1, ("samples", samples_text(smp)))

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 import racing
+from racing.cli import race_table
 from racing.control.latency import DeadTime
 from racing.interfaces import Command
 from racing.models.params import load_params
@@ -54,5 +55,6 @@ def test_a_dead_time_the_car_file_does_not_state_is_found_and_compensated():
         laps[on] = min(res.laps)
         if on:
             assert ctl.estimates()["dead_time_s"] == pytest.approx(0.02)
+            assert "20 ms planned over (identified from the steering angle)" in race_table(res.summary())
     free = racing.race(track, car, controller="ilqr", laps=2, seed=0)
     assert laps[True] < 1.015 * min(free.laps) < laps[False], (laps, free.laps)
