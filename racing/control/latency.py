@@ -39,10 +39,11 @@ class DeadTime:
     params : the controller's car (its ``steer_delay`` is the prior); p : its flat parameters (read at every
     prediction: an online grip estimate that rewrites them is followed); estimator : a
     :class:`~racing.control.steering.SteerEstimator` already fed by the caller (an online steering identification),
-    else one of its own, fed through :meth:`observe` and :meth:`sent`; history : commands kept."""
+    else one of its own, fed through :meth:`observe` and :meth:`sent`; history : commands kept (64: the bank's
+    longest dead time, 80 ms, at up to 500 Hz)."""
 
     def __init__(self, params: VehicleParams, p: np.ndarray, estimator: SteerEstimator | None = None,
-                 history: int = 16):
+                 history: int = 64):
         self.params, self.p = params, p
         self.own = estimator is None
         self.estimator = SteerEstimator(params) if estimator is None else estimator
@@ -86,6 +87,28 @@ class DeadTime:
         if self.own:
             self.estimator.sent(steering)
 
+    def carry(self, x: np.ndarray, t0: float, t1: float, out: np.ndarray) -> np.ndarray:
+        """``out[7]``: the state ``x[7]`` at ``t0`` carried to ``t1`` [s] with the commands in force (each sent at
+        ``t_i`` acts from ``t_i + delay`` on; before the first one, the angle and speed held); ``out`` must not be
+        ``x``. The state filter carries its estimate with it (:meth:`StateObserver.update`'s ``carry``)."""
+        d, T, C, tmp = self.delay, self.T, self.C, self.tmp
+        out[:] = x
+        tau = t0
+        k = int(np.searchsorted(T, tau - d, side="right")) - 1  # the command in force at tau
+        while tau < t1 - 1e-9:
+            seg_end = min(T[k + 1] + d, t1) if k + 1 < T.size else t1
+            h = seg_end - tau
+            if h > 1e-9:
+                if k >= 0 and math.isfinite(T[k]):
+                    steer, speed, accel = C[k, 0], C[k, 1], C[k, 2]
+                else:
+                    steer, speed, accel = out[6], out[3], 0.0
+                predict_nb(out, steer, speed, accel, self.p, h, max(1, math.ceil(h / SUBSTEP_S - 1e-9)), tmp)
+                out[:] = tmp
+            tau = seg_end
+            k += 1
+        return out
+
     def predict(self, t: float, x: np.ndarray) -> np.ndarray:
         """The state ``x[7]`` measured (or filtered) at ``t`` [s] carried over the dead time with the commands in
         force (a view of a buffer made once); ``x`` itself when there is no dead time or no command yet, or when
@@ -93,22 +116,7 @@ class DeadTime:
         d = self.delay
         if not d > 0.0 or self.n == 0:
             return x
-        out, tmp, T, C = self.x, self.tmp, self.T, self.C
-        out[:] = x
-        tau, end = t, t + d
-        k = int(np.searchsorted(T, tau - d, side="right")) - 1  # the command in force at tau
-        while tau < end - 1e-9:
-            seg_end = min(T[k + 1] + d, end) if k + 1 < T.size else end
-            h = seg_end - tau
-            if h > 1e-9:
-                if k >= 0 and math.isfinite(T[k]):
-                    steer, speed, accel = C[k, 0], C[k, 1], C[k, 2]
-                else:  # before the first command: the angle and speed held
-                    steer, speed, accel = out[6], out[3], 0.0
-                predict_nb(out, steer, speed, accel, self.p, h, max(1, math.ceil(h / SUBSTEP_S - 1e-9)), tmp)
-                out[:] = tmp
-            tau = seg_end
-            k += 1
+        out = self.carry(x, t, t + d, self.x)
         if not np.all(np.isfinite(out)):
             return x
         out[2] = math.remainder(float(out[2]), 2.0 * math.pi)
@@ -126,10 +134,11 @@ def start_state(t: float, z: np.ndarray, observer, dead: DeadTime | None, steer,
     the instant the command acts), else the servo's lag and half a ``period`` [s] (``steer``'s identified lag, an
     :class:`~racing.control.steering.OnlineSteer`, when given); without ``dead``, ``steer_lead`` as given (None:
     :func:`~racing.control.plan.command_from_plan`'s default, dead time included)."""
-    x = z if observer is None else observer.update(t, z)
     if dead is None:
-        return x, steer_lead
+        return (z if observer is None else observer.update(t, z)), steer_lead
     dead.observe(t, float(z[6]))
+    carry = dead.carry if (dead.delay > 0.0 and dead.n > 0) else None
+    x = z if observer is None else observer.update(t, z, carry)
     x = dead.predict(t, x)
     if steer_lead is None:
         steer_lead = max(steer.lead(period) - dead.delay, 0.0) if steer is not None else \

@@ -3,7 +3,8 @@ follow the noise it measures.
 
 Each control tick the previous estimate is carried to the new measurement's time by the controller's own model
 (:func:`racing.models.discrete.dynamic_step_c`, driven by the command last sent through the car's actuator model,
-:func:`racing.models.actuators.actuator_inputs`: the one source the plants and the controllers use) and corrected
+:func:`racing.models.actuators.actuator_inputs`: the one source the plants and the controllers use; on a car with a
+dead time, by the commands in force, :meth:`racing.control.latency.DeadTime.carry`) and corrected
 per state: ``x = x_pred + K (x_meas - x_pred)``. The gains are those of a steady-state scalar Kalman filter,
 ``K = 1 - R / S``, from two running estimates per state (forgetting time ``memory_s``):
 
@@ -131,16 +132,22 @@ class StateObserver:
         """The command sent after the last :meth:`update` (what acts on the car until the next one)."""
         self.cmd = (float(steering), float(speed), float(acceleration))
 
-    def update(self, t: float, z: np.ndarray) -> np.ndarray:
+    def update(self, t: float, z: np.ndarray, carry=None) -> np.ndarray:
         """The state to plan from at ``t`` [s] given the measurement ``z[7]``: a view of a buffer made once (copy
-        it to keep it). A measurement with a non-finite value, or one not after the last, passes through."""
+        it to keep it). A measurement with a non-finite value, or one not after the last, passes through.
+        ``carry(x, t0, t1, out)``: how a state is carried between measurements when the car has a dead time
+        (:meth:`racing.control.latency.DeadTime.carry`: the commands in force, not the last one sent)."""
         h = t - self.t
         if not (np.all(np.isfinite(z)) and h > 0.0 and math.isfinite(h)) or self.n == 0:
             self._restart(t, z)
             return self.x
-        nsub = max(1, int(math.ceil(h / self.substep_s - 1e-9)))
-        predict_nb(self.x, self.cmd[0], self.cmd[1], self.cmd[2], self.p, h, nsub, self.pred)
-        predict_nb(self.last, self.cmd[0], self.cmd[1], self.cmd[2], self.p, h, nsub, self.pred_m)
+        if carry is not None:
+            carry(self.x, self.t, t, self.pred)
+            carry(self.last, self.t, t, self.pred_m)
+        else:
+            nsub = max(1, int(math.ceil(h / self.substep_s - 1e-9)))
+            predict_nb(self.x, self.cmd[0], self.cmd[1], self.cmd[2], self.p, h, nsub, self.pred)
+            predict_nb(self.last, self.cmd[0], self.cmd[1], self.cmd[2], self.p, h, nsub, self.pred_m)
         self.n += 1
         self.t = t
         alpha = 1.0 - math.exp(-h / self.memory_s)
