@@ -28,8 +28,8 @@ from racing.control.observer import predict_nb
 from racing.control.steering import SteerEstimator
 from racing.models.params import VehicleParams
 
-#: the prediction's longest sub-step [s] (the actuators' rates are held over one: at 5 ms the yaw rate carried over 20 ms
-#: was 1 % off the runtime predictor's, at 1 ms 0.1 %, tests/control/test_latency.py)
+#: the prediction's longest sub-step [s] (the actuators' rates are held over one: at 5 ms the yaw rate carried
+#: over 20 ms was 1 % off the runtime predictor's, at 1 ms 0.1 %, tests/control/test_latency.py)
 SUBSTEP_S = 0.001
 
 

@@ -96,7 +96,8 @@ class VehicleParams:
     steer_delay: float = field(default=0.0, metadata={
         "unit": "s", "min": 0.0, "max": 0.25,
         "doc": "dead time between a steering command and the servo (a transport delay: bus, firmware): racing fit "
-               "identifies it (--actuator), controllers lead their steering commands by it; 0 = none"})
+               "identifies it (--actuator); controllers plan over it (their dead_time setting; else they lead "
+               "their steering by it) until they identify it themselves; 0 = none"})
     # an actuator property outside the models' arrays: the speed loop's integrator (the plans' model is the P loop)
     speed_ki: float = field(default=0.0, metadata={
         "unit": "1/s^2", "min": 0.0, "max": 1000.0,
