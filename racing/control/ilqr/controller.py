@@ -11,10 +11,10 @@ from racing.control import costs as C
 from racing.control.base import Controller, merged_summaries, present
 from racing.control.grip import OnlineGrip
 from racing.control.horizon import cost_params_for, project_state
-from racing.control.latency import DeadTime, record_sent, start_state
 from racing.control.ilqr.config import ILQRConfig, resolve_margins
 from racing.control.ilqr.problem import RacingProblem
 from racing.control.ilqr.solver import ILQR as Solver
+from racing.control.latency import DeadTime, record_sent, start_state
 from racing.control.observer import StateObserver
 from racing.control.plan import command_from_plan, shift_inputs
 from racing.control.speedloop import speed_observer

@@ -10,11 +10,11 @@ from racing.control import costs as C
 from racing.control.base import Controller, merged_summaries, present
 from racing.control.grip import OnlineGrip
 from racing.control.horizon import cost_params_for
+from racing.control.latency import DeadTime, record_sent, start_state
 from racing.control.mppi import lockstep as L
 from racing.control.mppi import step as S
 from racing.control.mppi.config import MPPIConfig, as_dict, resolve
 from racing.control.mppi.device import resolve_device
-from racing.control.latency import DeadTime, record_sent, start_state
 from racing.control.observer import StateObserver
 from racing.control.plan import command_from_plan, resample_index, resample_inputs, shift_inputs
 from racing.control.speedloop import speed_observer
