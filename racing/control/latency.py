@@ -126,24 +126,27 @@ class DeadTime:
         return {"dead_time_s": round(self.delay, 4), **(self.estimator.summary() if self.own else {})}
 
 
-def start_state(t: float, z: np.ndarray, observer, dead: DeadTime | None, steer, params: VehicleParams,
-                period: float, steer_lead: float | None):
-    """``(x[7], lead)``: the state a controller plans from at ``t`` [s] given the measurement ``z[7]`` -- filtered
-    by ``observer`` (:class:`~racing.control.observer.StateObserver`, or None), carried over the dead time by
-    ``dead`` (or None) -- and the steering lead [s] to command its plan with: ``steer_lead`` when set (counted from
-    the instant the command acts), else the servo's lag and half a ``period`` [s] (``steer``'s identified lag, an
-    :class:`~racing.control.steering.OnlineSteer`, when given); without ``dead``, ``steer_lead`` as given (None:
-    :func:`~racing.control.plan.command_from_plan`'s default, dead time included)."""
+def start_state(t: float, z: np.ndarray, observer, dead: DeadTime | None) -> np.ndarray:
+    """``x[7]``: the state a controller plans from at ``t`` [s] given the measurement ``z[7]``: filtered by
+    ``observer`` (:class:`~racing.control.observer.StateObserver`, or None; on a car with a dead time it carries its
+    estimate with the commands in force), then carried over the dead time by ``dead`` (or None)."""
     if dead is None:
-        return (z if observer is None else observer.update(t, z)), steer_lead
+        return z if observer is None else observer.update(t, z)
     dead.observe(t, float(z[6]))
     carry = dead.carry if (dead.delay > 0.0 and dead.n > 0) else None
     x = z if observer is None else observer.update(t, z, carry)
-    x = dead.predict(t, x)
-    if steer_lead is None:
-        steer_lead = max(steer.lead(period) - dead.delay, 0.0) if steer is not None else \
-            params.steer_tau + 0.5 * period
-    return x, steer_lead
+    return dead.predict(t, x)
+
+
+def steering_lead(dead: DeadTime | None, steer, params: VehicleParams, period: float,
+                  steer_lead: float | None) -> float | None:
+    """The steering lead [s] to command a plan that starts from :func:`start_state`'s state: ``steer_lead`` when set
+    (counted from the instant the command acts), else the servo's lag and half a ``period`` [s] (``steer``'s
+    identified lag, an :class:`~racing.control.steering.OnlineSteer`, when given); without ``dead``, ``steer_lead`` as
+    given (None: :func:`~racing.control.plan.command_from_plan`'s default, dead time included)."""
+    if dead is None or steer_lead is not None:
+        return steer_lead
+    return max(steer.lead(period) - dead.delay, 0.0) if steer is not None else params.steer_tau + 0.5 * period
 
 
 def record_sent(t: float, cmd, observer, dead: DeadTime | None) -> None:
@@ -154,4 +157,4 @@ def record_sent(t: float, cmd, observer, dead: DeadTime | None) -> None:
         dead.sent(t, cmd.steering_angle, cmd.speed, cmd.acceleration)
 
 
-__all__ = ["DeadTime", "SUBSTEP_S", "record_sent", "start_state"]
+__all__ = ["DeadTime", "SUBSTEP_S", "record_sent", "start_state", "steering_lead"]

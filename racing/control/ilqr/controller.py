@@ -14,7 +14,7 @@ from racing.control.horizon import cost_params_for, project_state
 from racing.control.ilqr.config import ILQRConfig, resolve_margins
 from racing.control.ilqr.problem import RacingProblem
 from racing.control.ilqr.solver import ILQR as Solver
-from racing.control.latency import DeadTime, record_sent, start_state
+from racing.control.latency import DeadTime, record_sent, start_state, steering_lead
 from racing.control.observer import StateObserver
 from racing.control.plan import command_from_plan, shift_inputs
 from racing.control.speedloop import speed_observer
@@ -208,9 +208,8 @@ class ILQRController(Controller):
         st = self.steer
         if st is not None:
             st.observe(t, float(observation.state[6]))
-        x, lead = start_state(t, observation.state, self.observer, self.dead_time, st, self.params, self.period,
-                              self.config.steer_lead)
-        self.solve(x, t)
+        self.solve(start_state(t, observation.state, self.observer, self.dead_time), t)
+        lead = steering_lead(self.dead_time, st, self.params, self.period, self.config.steer_lead)
         cmd = command_from_plan(self.X, self.pb.U, self.config.dt, self.params, self.period, lead,
                                 self.p, self.interface, self.speed_obs, st)
         record_sent(t, cmd, self.observer, self.dead_time)

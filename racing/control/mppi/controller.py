@@ -10,7 +10,7 @@ from racing.control import costs as C
 from racing.control.base import Controller, merged_summaries, present
 from racing.control.grip import OnlineGrip
 from racing.control.horizon import cost_params_for
-from racing.control.latency import DeadTime, record_sent, start_state
+from racing.control.latency import DeadTime, record_sent, start_state, steering_lead
 from racing.control.mppi import lockstep as L
 from racing.control.mppi import step as S
 from racing.control.mppi.config import MPPIConfig, as_dict, resolve
@@ -448,9 +448,8 @@ class MPPI(Controller):
             st.observe(t, float(observation.state[6]))
         if self.guide is not None:
             self._follow_guide(observation, t)
-        x, lead = start_state(t, observation.state, self.observer, self.dead_time, st, self.params, self.period,
-                              self.res.steer_lead)
-        self.solve(x, t)
+        self.solve(start_state(t, observation.state, self.observer, self.dead_time), t)
+        lead = steering_lead(self.dead_time, st, self.params, self.period, self.res.steer_lead)
         cmd = command_from_plan(self.X, self.U, self.config.dt, self.params, self.period, lead, self.p,
                                 self.interface, self.speed_obs, st)
         record_sent(t, cmd, self.observer, self.dead_time)
