@@ -50,6 +50,7 @@ class DeadTime:
         self.T = np.full(history, -np.inf)  # times the commands were sent [s], oldest first
         self.C = np.zeros((history, 3))  # (steering [rad], speed [m/s], acceleration [m/s^2])
         self.x, self.tmp = np.zeros(7), np.zeros(7)
+        self.carry_fn = self.carry  # bound once: start_state hands it to the state filter every tick
         self.reset()
 
     def reset(self) -> None:
@@ -68,8 +69,8 @@ class DeadTime:
     @property
     def delay(self) -> float:
         """The dead time [s] compensated now: the identified one once informed, else the car file's."""
-        est = self.estimator.estimate
-        return float(self.params.steer_delay if est is None else est[0])
+        est = self.estimator  # read in place: no estimate tuple built a few times a tick
+        return float(self.params.steer_delay if (est.best is None or not est.informed) else est.H[est.best, 0])
 
     def observe(self, t: float, delta: float) -> None:
         """The steering angle [rad] measured at ``t`` [s] (before the command of ``t`` is sent)."""
@@ -133,7 +134,7 @@ def start_state(t: float, z: np.ndarray, observer, dead: DeadTime | None) -> np.
     if dead is None:
         return z if observer is None else observer.update(t, z)
     dead.observe(t, float(z[6]))
-    carry = dead.carry if (dead.delay > 0.0 and dead.n > 0) else None
+    carry = dead.carry_fn if (dead.delay > 0.0 and dead.n > 0) else None
     x = z if observer is None else observer.update(t, z, carry)
     return dead.predict(t, x)
 
