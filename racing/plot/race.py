@@ -46,7 +46,7 @@ def lap_segments(result, track) -> list[dict]:
         return []
     L = track.length
     prog = np.unwrap(s * (2 * np.pi / L)) * (L / (2 * np.pi))
-    prog = prog - (prog[0] if prog[0] < 0.5 * L else prog[0] - L)  # progress from the start line
+    prog = prog - (0.0 if prog[0] < 0.5 * L else L)  # from the start line: a car placed just behind it starts < 0
     starts = [0.0] + list(result.lap_end_t)
     out = []
     for k, t0 in enumerate(starts):
