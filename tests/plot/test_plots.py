@@ -38,6 +38,28 @@ def test_lap_segments_split_the_run_per_lap(runs):
         assert lp["tl"][-1] == pytest.approx(lap_time, abs=0.03)
 
 
+@pytest.mark.parametrize("s0_behind", [0.06, 0.0])
+def test_lap_segments_from_a_start_just_behind_the_line(runs, s0_behind):
+    """A car placed a hair behind the start line (an F1TENTH map's start) has distance ~0 at the line, not one
+    lap length (its traces fell outside the panels)."""
+    from types import SimpleNamespace
+
+    from racing.plot.race import lap_segments
+
+    track = runs[0]
+    L = track.length
+    t = np.arange(0.0, 2.5 * L, 0.5)  # 1 m/s along the centre line
+    s = np.mod(L - s0_behind + t, L)
+    ends = [t[np.searchsorted(t, s0_behind + k * L)] for k in (1, 2)]  # the simulator's lap ends
+    fake = SimpleNamespace(t=t, frenet=np.column_stack([s, np.zeros_like(s), np.zeros_like(s)]), lap_end_t=ends)
+    laps = lap_segments(fake, track)
+    assert len(laps) == 3
+    for lp in laps:
+        assert lp["d"].min() >= -0.5 and lp["d"].max() <= L + 0.5
+    assert laps[0]["d"][0] == pytest.approx(-s0_behind, abs=1e-6)
+    assert laps[1]["d"][0] == pytest.approx(0.0, abs=0.6)
+
+
 def test_race_figure_panels(runs):
     import matplotlib.pyplot as plt
 
