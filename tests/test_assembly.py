@@ -136,6 +136,55 @@ def test_build_controller_attaches_the_line_its_settings_ask_for(tmp_path, monke
     assert CONTROLLERS["mppi"].raceline_request(conf) == (("mintime",), None)
 
 
+def test_a_line_made_for_another_car_gives_its_geometry_not_its_speeds(tmp_path):
+    """A track's own line (an F1TENTH map folder's, ``--raceline``) keeps its speeds only when its file says they
+    were computed for these parameters; else the controllers get the path alone (their own speed profile)."""
+    from racing.assembly import own_speeds
+    from racing.raceline.cache import line_metadata, save_raceline
+    from racing.track import Raceline
+
+    oval, params = _oval_rl(), load_params("f1tenth")
+    a = oval.arrays()
+    line = Raceline.from_arrays(a[:, 0], a[:, 1], a[:, 2], a[:, 3], a[:, 4], np.full(len(a), 8.0),
+                                np.zeros(len(a)), length=oval.length)
+    foreign, rec = own_speeds(oval.with_raceline(line), params)
+    assert np.all(foreign.raceline.vx == 0.0) and np.allclose(foreign.raceline.x, line.x)
+    assert "8.0 m/s" in rec["speeds"] and "not computed" in rec["speeds"]
+    _, rec = resolve_line(oval.with_raceline(line), params, ("mintime",))
+    assert "not computed" in rec["speeds"]
+    _, rec, _ = build_controller("pure_pursuit", oval.with_raceline(line), params)
+    assert rec["source"] == "track" and "not computed" in rec["speeds"]
+    path = save_raceline(line, tmp_path / "ours.csv", line_metadata(oval, params.name, "mintime", {}, params))
+    ours, rec = own_speeds(oval.with_raceline(Raceline.load(path)), params)
+    assert np.all(ours.raceline.vx == 8.0) and "computed for this car" in rec["speeds"]
+    other, _ = own_speeds(oval.with_raceline(Raceline.load(path)), load_params("gt_car"))
+    assert np.all(other.raceline.vx == 0.0)
+
+
+def test_a_maps_own_line_gives_way_to_the_cars_minimum_time_line(tmp_path, monkeypatch):
+    """Without ``--raceline`` a line the track brings (another car's) gives way to the car's cached minimum-time
+    line; a ``--raceline`` file is followed as given."""
+    from racing.assembly import race_line
+    from racing.raceline.cache import cache_path, line_metadata, save_raceline
+    from racing.track import Raceline
+
+    monkeypatch.setenv("RACING_RACELINE_CACHE", str(tmp_path))
+    oval, params = _oval_rl(), load_params("f1tenth")
+    a = oval.arrays()
+    maps = Raceline.from_arrays(a[:, 0], a[:, 1], a[:, 2], a[:, 3], a[:, 4], np.full(len(a), 8.0), np.zeros(len(a)),
+                                length=oval.length)
+    assert race_line(oval.with_raceline(maps), None, params).raceline is maps  # nothing cached: the map's line
+    mine = Raceline.from_arrays(a[:, 0], 0.99 * a[:, 1], a[:, 2], a[:, 3], a[:, 4], np.full(len(a), 9.0),
+                                np.zeros(len(a)), length=oval.length)
+    save_raceline(mine, cache_path(oval, params.name, "mintime", params),
+                  line_metadata(oval, params.name, "mintime", {"lap_time_s": 9.5}, params))
+    got = race_line(oval.with_raceline(maps), None, params).raceline
+    assert np.allclose(got.x, mine.x, atol=1e-6) and np.all(got.vx == 9.0)
+    assert race_line(oval.with_raceline(maps), maps, params).raceline.x[0] == maps.x[0]  # --raceline: as given
+    other = race_line(oval.with_raceline(maps), None, load_params("gt_car")).raceline
+    assert other is maps
+
+
 def test_settings_over_the_controllers_own_reach_it_and_its_command_line():
     """``--set KEY=VALUE`` (``controller_set``): read as YAML scalars, dotted keys nest, checked as the settings
     file's keys are; the spec's command line carries them back."""

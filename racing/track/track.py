@@ -15,7 +15,7 @@ map ``(s, n) -> xy`` continuous and exactly invertible by :meth:`Track.frenet` f
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Sequence
 
@@ -167,6 +167,12 @@ class Raceline:
             fh.write("# " + "; ".join(_RACELINE_COLS) + "\n")
             for row in data:
                 fh.write(";".join(f"{v:.7f}" for v in row) + "\n")
+
+    def without_speeds(self) -> "Raceline":
+        """The same path with no speed profile (``vx``, ``ax`` zero): its geometry only, for a car the line's
+        speeds were not made for (controllers then put the car's own friction-limited profile along it)."""
+        zero = np.zeros_like(self.s)
+        return replace(self, vx=zero, ax=zero)
 
     def xy(self) -> np.ndarray:
         """Positions [M, 2] [m]."""
