@@ -15,9 +15,11 @@ the drive input; the start's v_y and r) is taken from a local quadratic fit of t
 below :data:`DRIVE_NOISE` (at ``--noise 1`` the raw differences made 10 m/s^2 of noise on the gt_car's drive, and
 the tyres' combined slip read it as more grip: 1.38 in a race on ridge_ring); the window lags the newest sample by the widest fit, so every
 fit is centred. The error of a scale is the sum over the window's samples of
-``(v_y - v_y,meas)^2 / s_vy^2 + (r - r_meas)^2 / s_r^2`` with ``s_vy = s_r * wheelbase`` (a yaw-rate error and
-the lateral-velocity error it makes at an axle weigh the same). A window whose predictions hardly differ across
-the bank (a straight: the grip is not in use) carries no information and is skipped.
+``(v_y - v_y,meas)^2 / s_vy^2 + (r - r_meas)^2 / s_r^2`` with ``s_r`` the model's floor (0.05 rad/s) and the
+measured noise of r added in quadrature, ``s_vy`` the floor ``s_r * wheelbase`` (a yaw-rate error and the
+lateral-velocity error it makes at an axle weigh the same) and the measured noise of v_y. A window whose
+predictions for the grip scales :data:`INFO_PAIR` hardly differ in those units (:data:`INFO_MIN`: a straight, or
+a wiggle the noise hides) carries no information and is skipped.
 
 **The estimate.** ``C_j <- f C_j + e_j`` with the forgetting factor ``f = exp(-update_s / memory_s)``;
 ``scale`` is the minimiser of the grip's profile (each grip scale at its best inertia; refined by a parabola
@@ -58,6 +60,19 @@ SMOOTH_HALF = 3
 VX_HALF_MAX = 25
 #: the drive input's noise the v_x fit is widened for [m/s^2]
 DRIVE_NOISE = 0.25
+#: what a window must tell apart to count: the sum over its samples of the squared difference between the
+#: predictions of the grip scales :data:`INFO_PAIR` (at the car file's inertia), in units of the error scales
+#: (which hold the measured noise of v_y and r). Until 2026-12-08 a window counted when the bank's predictions
+#: ended apart by one error scale, which the bank's far ends (0.5, 1.5) do on any wiggle: at ``--noise 1`` the
+#: gt_car's estimate climbed to 1.5 on Monza's 1 km straight, fed by the steering jitter the noise makes, and
+#: iLQR, planning with 50 % more grip than the car had, spun under braking at 70 m/s (docs/results.md)
+INFO_MIN = 1.0
+#: the two grip scales whose predictions a window must tell apart (:data:`INFO_MIN`)
+INFO_PAIR = (0.9, 1.1)
+#: how fast the grip a controller plans with follows the estimate [1/s, grip scale]: an estimate first informed
+#: in the middle of a braking zone, applied at once, moved the gt_car's speed cap and model there and spun it
+#: at 60 m/s (Monza, ``--noise 1 --delay 0.02``, docs/results.md 2026-12-08)
+RATE = 0.1
 _CHI2_95 = 3.84
 
 
@@ -92,6 +107,9 @@ class GripEstimator:
         self._drive = np.zeros(n)  # the replay's drive inputs [m/s^2]
         self.s_r = 0.05
         self.s_vy = self.s_r * params.wheelbase
+        one = int(np.flatnonzero(self.iz_scales == 1.0)[0])
+        self.pair = np.array([one * G + int(np.argmin(np.abs(SCALES - g))) for g in INFO_PAIR])  # rows of PT
+        self._tr = np.zeros((2, n, 2))  # their predictions (v_y, r) over a replay
         self.reset()
 
     def reset(self) -> None:
@@ -104,6 +122,7 @@ class GripEstimator:
         self.scale, self.lower, self.inertia = 1.0, 1.0, 1.0
         self.inertia_band = (1.0, 1.0)
         self.vx_noise = 0.0  # the measured noise of v_x [m/s] (third differences; a running mean over windows)
+        self.vy_noise, self.r_noise = 0.0, 0.0  # of v_y [m/s] and r [rad/s], the same way
         self.vx_half = SMOOTH_HALF
 
     @property
@@ -130,8 +149,8 @@ class GripEstimator:
         if i1 - i0 < 3:
             return False
         self._smooth(Tw, Xw)
-        e, spread, m = self._replay(Tw[i0:i1], Xw[i0:i1], self._xs[i0:i1])
-        if not (spread >= 1.0 and math.isfinite(float(e.sum()))):  # a straight, or a time step <= 0 (spread < 0)
+        e, info, m = self._replay(Tw[i0:i1], Xw[i0:i1], self._xs[i0:i1])
+        if not (info >= INFO_MIN and math.isfinite(float(e.sum()))):  # a straight, noise, or a time step <= 0
             return False
         self.C *= self.forget
         self.C += e
@@ -146,8 +165,11 @@ class GripEstimator:
         samples ``h`` apart has the noise ``sigma sqrt(12 / (h^2 n (n^2 - 1)))``, ``n = 2 m + 1``."""
         n = T.size
         h = (T[-1] - T[0]) / (n - 1)
-        sd = third_difference_std(X[:, 3])
-        self.vx_noise = 0.9 * self.vx_noise + 0.1 * sd if self.windows else sd
+        sd, sd_vy, sd_r = (third_difference_std(X[:, c]) for c in (3, 4, 5))
+        first = self.windows == 0
+        self.vx_noise = sd if first else 0.9 * self.vx_noise + 0.1 * sd
+        self.vy_noise = sd_vy if first else 0.9 * self.vy_noise + 0.1 * sd_vy
+        self.r_noise = sd_r if first else 0.9 * self.r_noise + 0.1 * sd_r
         m = SMOOTH_HALF
         while m < VX_HALF_MAX and self.vx_noise * math.sqrt(12.0 / (h * h * (2 * m + 1) * ((2 * m + 1) ** 2 - 1))) \
                 > DRIVE_NOISE:
@@ -158,11 +180,13 @@ class GripEstimator:
         smooth_nb(T, X, self._xs, m, 3, 4)
 
     def _replay(self, T: np.ndarray, X: np.ndarray, Xs: np.ndarray):
-        """The bank's errors over one window ``T[n]``, ``X[n, 7]`` (smoothed: ``Xs[n, 7]``): ``(e[G], spread,
-        samples)``; ``spread``: how far apart the scales' predictions ended, in units of the error scales (< 1: the
-        window says nothing)."""
-        spread = replay_nb(T, X, Xs, self.PT, self.p, self.s_vy, self.s_r, self.e, self.xend, self._drive)
-        return self.e, spread, float(T.size - 1)
+        """The bank's errors over one window ``T[n]``, ``X[n, 7]`` (smoothed: ``Xs[n, 7]``): ``(e[G], info,
+        samples)``; ``info``: how far apart the predictions of :data:`INFO_PAIR` are
+        (:data:`INFO_MIN`). The error scales hold the measured noise of v_y and r beside the model's own floor."""
+        s_vy, s_r = math.hypot(self.s_vy, self.vy_noise), math.hypot(self.s_r, self.r_noise)
+        info = replay_nb(T, X, Xs, self.PT, self.p, s_vy, s_r, self.e, self.xend, self._drive, self.pair,
+                         self._tr)
+        return self.e, info, float(T.size - 1)
 
     def _estimate(self) -> None:
         C2 = self.C.reshape(self.iz_scales.size, SCALES.size)
@@ -220,7 +244,8 @@ class OnlineGrip:
     grip does not move the braking points (a cap scaled everywhere by ``sqrt`` did: a fitted car with a 30 %
     margin, its grip estimated near the car file's, reached a hairpin 20 % over the speed it could brake to, the
     foreign-car bench's cells 12 and 20, docs/results.md 2026-12-07). Without ``cap_at`` the cap is not raised.
-    Applied when the estimate moved by ``step`` or more (at most every ``update_s``); ``on_params(p)`` is called
+    The applied scale and grip follow the estimate at :data:`RATE` per second (the inertia at once), applied when
+    they moved by ``step`` or more; ``on_params(p)`` is called
     when ``p`` and ``tab`` changed, for a solver that keeps a copy of them (iLQR's problem, MPPI's GPU buffers).
     ``max_scale``: the largest grip the speed cap is re-made for, as a multiple of the car file's usable grip (the
     model's ``D_f``, ``D_r``, ``mu`` still take the estimate: a grippier tyre also steers more sharply, and the model
@@ -237,6 +262,7 @@ class OnlineGrip:
         self.estimator = GripEstimator(params)
         self.applied = (1.0, self.grip0, 1.0)
         self.rebuilds = 0
+        self.t_applied = None
 
     def warm_up(self) -> None:
         """One replay of a dummy window (the compiled replay loads from numba's cache, or compiles, here and not in
@@ -248,23 +274,31 @@ class OnlineGrip:
         G = est.PT.shape[0]
         Xs = X.copy()
         smooth_nb(T, X, Xs, 2, 3, 4)
-        replay_nb(T, X, Xs, est.PT, est.p, est.s_vy, est.s_r, np.zeros(G), np.zeros((G, 2)), np.zeros(5))
+        replay_nb(T, X, Xs, est.PT, est.p, est.s_vy, est.s_r, np.zeros(G), np.zeros((G, 2)), np.zeros(5), est.pair,
+                  np.zeros((2, 5, 2)))
 
     def reset(self) -> None:
         self.estimator.reset()
         self._apply(1.0, self.grip0)
         self.rebuilds = 0
+        self.t_applied = None  # when the applied values last moved [s] (None: not informed yet)
 
     def observe(self, t: float, x: np.ndarray) -> None:
         """Feed the measurement ``x[7]`` at ``t`` [s]; re-plan the model and the cap when the estimate moved."""
         est = self.estimator
-        if not est.observe(t, x) or not est.informed:
+        est.observe(t, x)
+        if not est.informed:
             return
-        scale, lower = est.scale, min(est.lower, self.max_scale * self.grip0)
+        if self.t_applied is None:  # informed now: the applied values start moving from here
+            self.t_applied = t
+        s0, g0, _ = self.applied
+        room = RATE * (t - self.t_applied)  # they follow the estimate at RATE (a jump mid-braking: RATE)
+        scale = s0 + min(max(est.scale - s0, -room), room)
+        lower = g0 + min(max(min(est.lower, self.max_scale * self.grip0) - g0, -room * self.grip0), room * self.grip0)
         inertia = min(est.inertia, 1.0)  # never raised: see the class doc
-        if abs(scale - self.applied[0]) >= self.step or abs(lower - self.applied[1]) >= self.step \
-                or inertia != self.applied[2]:
+        if abs(scale - s0) >= self.step or abs(lower - g0) >= self.step or inertia != self.applied[2]:
             self._apply(scale, lower, inertia)
+            self.t_applied = t
             self.rebuilds += 1
 
     def _apply(self, scale: float, grip: float, inertia: float = 1.0) -> None:
@@ -285,14 +319,17 @@ class OnlineGrip:
         return {**self.estimator.summary(), "grip_rebuilds": self.rebuilds}
 
 
-def replay_np(T: np.ndarray, X: np.ndarray, Xs: np.ndarray, P: np.ndarray, p: np.ndarray, s_vy: float, s_r: float):
-    """The reference replay (numpy, vectorised over the bank ``P[N_PARAMS, G]``): ``(e[G], spread)`` for the
+def replay_np(T: np.ndarray, X: np.ndarray, Xs: np.ndarray, P: np.ndarray, p: np.ndarray, s_vy: float, s_r: float,
+              pair=(0, 1)):
+    """The reference replay (numpy, vectorised over the bank ``P[N_PARAMS, G]``): ``(e[G], info)`` for the
     window ``T[n]`` [s], ``X[n, 7]`` (module doc), driven by and started from its smoothed copy ``Xs[n, 7]``
-    (:func:`smooth_nb`) and compared with ``X``; ``p`` the scale-1 car (the drive input's reconstruction)."""
+    (:func:`smooth_nb`) and compared with ``X``; ``p`` the scale-1 car (the drive input's reconstruction). ``(e[G], info)``: ``info`` the squared difference
+    of the predictions of the bank's members ``pair`` over the same samples, in units of the error scales."""
     G = P.shape[1]
     x = np.repeat(Xs[:1], G, axis=0)  # x[G, 7]
     u = np.zeros((G, 2))
     e = np.zeros(G)
+    info = 0.0
     u1 = np.zeros(2)
     for k in range(T.size - 1):
         h = T[k + 1] - T[k]
@@ -302,7 +339,9 @@ def replay_np(T: np.ndarray, X: np.ndarray, Xs: np.ndarray, P: np.ndarray, p: np
         x = dynamic_step(x, u, P, h)
         x[:, 3], x[:, 6] = Xs[k + 1, 3], Xs[k + 1, 6]
         e += ((x[:, 4] - X[k + 1, 4]) / s_vy) ** 2 + ((x[:, 5] - X[k + 1, 5]) / s_r) ** 2
-    return e, max(np.ptp(x[:, 4]) / s_vy, np.ptp(x[:, 5]) / s_r)
+        a, b = x[pair[0]], x[pair[1]]
+        info += ((a[4] - b[4]) / s_vy) ** 2 + ((a[5] - b[5]) / s_r) ** 2
+    return e, info
 
 
 @njit(cache=True, fastmath=FM, error_model="numpy")
@@ -368,16 +407,17 @@ def drive_nb(T, Xs, p, drive):
 
 
 @njit(cache=True, fastmath=FM, error_model="numpy")
-def replay_nb(T, X, Xs, PT, p, s_vy, s_r, e, xend, drive):
-    """:func:`replay_np` compiled (the scalar form of the same step): ``e[G]`` and the window's end ``xend[G, 2]``
-    (v_y, r) written, ``drive[>= n-1]`` the drive inputs (the same for every scale: made once per window);
-    returns the spread (-1 when the times do not increase)."""
+def replay_nb(T, X, Xs, PT, p, s_vy, s_r, e, xend, drive, pair, tr):
+    """:func:`replay_np` compiled (the scalar form of the same step): ``e[G]`` and the window's end ``xend[G, 2]`` (v_y, r) written, ``drive[>= n-1]`` the drive inputs (the same
+    for every scale: made once per window), ``tr[2, >= n, 2]`` the predictions of the members ``pair``; returns
+    ``info`` (-1 when the times do not increase)."""
     G = PT.shape[0]
     n = T.shape[0]
     if not drive_nb(T, Xs, p, drive):
         return -1.0
     for j in range(G):
         pj = PT[j]
+        slot = 0 if j == pair[0] else (1 if j == pair[1] else -1)
         x0, x1, x2, vx, vy, r, d = Xs[0, 0], Xs[0, 1], Xs[0, 2], Xs[0, 3], Xs[0, 4], Xs[0, 5], Xs[0, 6]
         acc = 0.0
         for k in range(n - 1):
@@ -388,10 +428,11 @@ def replay_nb(T, X, Xs, PT, p, s_vy, s_r, e, xend, drive):
                                                             sops)
             vx, d = Xs[k + 1, 3], Xs[k + 1, 6]
             acc += ((vy - X[k + 1, 4]) / s_vy) ** 2 + ((r - X[k + 1, 5]) / s_r) ** 2
+            if slot >= 0:
+                tr[slot, k, 0], tr[slot, k, 1] = vy, r
         e[j] = acc
         xend[j, 0], xend[j, 1] = vy, r
-    lo0, hi0, lo1, hi1 = xend[0, 0], xend[0, 0], xend[0, 1], xend[0, 1]
-    for j in range(1, G):
-        lo0, hi0 = min(lo0, xend[j, 0]), max(hi0, xend[j, 0])
-        lo1, hi1 = min(lo1, xend[j, 1]), max(hi1, xend[j, 1])
-    return max((hi0 - lo0) / s_vy, (hi1 - lo1) / s_r)
+    info = 0.0
+    for k in range(n - 1):
+        info += ((tr[1, k, 0] - tr[0, k, 0]) / s_vy) ** 2 + ((tr[1, k, 1] - tr[0, k, 1]) / s_r) ** 2
+    return info

@@ -36,10 +36,11 @@ def test_the_compiled_replay_equals_the_numpy_reference():
     e = np.zeros(G)
     Z = X + 0.01 * np.random.default_rng(0).standard_normal(X.shape)  # measured with noise
     Xs = X[5:26].copy()  # a smoothed copy: any other driving copy
-    spread = replay_nb(T[5:26], Z[5:26], Xs, est.PT, est.p, est.s_vy, est.s_r, e, np.zeros((G, 2)), np.zeros(21))
-    e_ref, spread_ref = replay_np(T[5:26], Z[5:26], Xs, est.P, est.p, est.s_vy, est.s_r)
+    info = replay_nb(T[5:26], Z[5:26], Xs, est.PT, est.p, est.s_vy, est.s_r, e, np.zeros((G, 2)), np.zeros(21),
+                     est.pair, np.zeros((2, 21, 2)))
+    e_ref, info_ref = replay_np(T[5:26], Z[5:26], Xs, est.P, est.p, est.s_vy, est.s_r, est.pair)
     np.testing.assert_allclose(e, e_ref, rtol=1e-9, atol=1e-9)
-    assert spread == pytest.approx(spread_ref, rel=1e-9)
+    assert info == pytest.approx(info_ref, rel=1e-9) and info > 0.0
 
 
 @pytest.mark.parametrize("g", [0.85, 1.0, 1.1])
@@ -79,9 +80,9 @@ def test_measurement_noise_on_the_speed_does_not_read_as_grip(carname, channels,
     ``tol`` of 1. Before the replay was driven by a fit of the measured speed whose width follows its measured noise
     (``smooth_nb``), the noisy speed's differences, fed to the model as its drive input, took the tyres into
     combined slip and read as more grip: 22-32 % on an f1tenth log, 1.38 in a gt_car race on ridge_ring
-    (docs/results.md, 2026-12-07). What is
-    left with noise on v_y (the window's noisy start: the grippiest tyres forget it fastest) is not asserted:
-    +3 % to +11 % on the gt_car, depending on the excitation."""
+    (docs/results.md, 2026-12-07). What is left with noise on v_y (the window's noisy start: the grippiest tyres
+    forget it fastest) is not asserted: -2 % to +15 % on the gt_car over four noise seeds (a burn-in before each
+    window took it to -5 % to +2 % but read the f1tenth's grip 3-8 % low in noisy races: not kept, 2026-12-08)."""
     from racing.assembly import noise_preset
 
     car = load_params(carname)
@@ -103,6 +104,60 @@ def test_straight_driving_says_nothing():
     assert est.windows == 0 and not est.informed and est.scale == 1.0
 
 
+def _jitter(car, seconds=20.0, h=0.02, v0=70.0, steer_std=0.0025, seed=1):
+    """The model at its own grip on a straight at ``v0`` [m/s], its steering jittered as a controller planning from
+    noisy states does (white noise of ``steer_std`` [rad] through a 0.1 s first-order servo), measured every ``h``
+    with the measurement noise of ``racing race --noise 1``: ``(T, Z)``."""
+    from racing.assembly import noise_preset
+
+    rng = np.random.default_rng(seed)
+    p = car.to_array()
+    x = np.array([0.0, 0.0, 0.0, v0, 0.0, 0.0, 0.0])
+    T, X = [0.0], [x.copy()]
+    for k in range(int(seconds / h)):
+        target = steer_std * rng.standard_normal()
+        u = np.array([np.clip((target - x[6]) / 0.1, -1.0, 1.0), 0.0])
+        for _ in range(10):
+            x = dynamic_step(x, u, p, h / 10)
+        T.append((k + 1) * h)
+        X.append(x.copy())
+    X = np.array(X)
+    return np.array(T), X + rng.normal(0.0, 1.0, X.shape) * noise_preset(car, 1.0).std()
+
+
+def test_a_noisy_jittering_straight_says_nothing_of_the_grip():
+    """The gt_car on a straight at 70 m/s, its steering jittered by a controller planning from noisy states, measured
+    at ``--noise 1``: the windows do not tell grip 0.9 from 1.1 (INFO_MIN), so the estimate stays uninformed. Until
+    2026-12-08 a window counted when the bank's far ends parted, and on Monza's straight the estimate climbed to the
+    bank's edge (1.5) in such driving; iLQR planned with it and spun under braking."""
+    car = load_params("gt_car")
+    T, Z = _jitter(car)
+    est = GripEstimator(car)
+    for t, z in zip(T, Z):
+        est.observe(t, z)
+    assert not est.informed and abs(est.scale - 1.0) <= 0.1, est.summary()
+
+
+def test_the_grip_planned_with_follows_the_estimate_at_a_bounded_rate():
+    """The model's own data at 0.85 of the grip: the controller's model and speed cap move towards the estimate by
+    at most RATE per second (an estimate first informed mid-braking, applied at once, spun the gt_car on Monza) and
+    reach it."""
+    from racing.control import costs as C
+    from racing.control.grip import RATE, OnlineGrip
+
+    car = load_params("f1tenth")
+    T, X = _drive(car, 0.85)
+    p, tab = car.to_array(), np.zeros((4, C.TAB_COLS))
+    og = OnlineGrip(car, p, tab)
+    seen = []
+    for t, x in zip(T, X):
+        og.observe(t, x)
+        seen.append(p[P_DF] / car.D_f)
+    steps = np.abs(np.diff(seen))
+    assert steps.max() <= RATE * og.estimator.update_s + 1e-9 and steps.max() > 0.0
+    assert seen[-1] == pytest.approx(0.85, abs=0.01)
+
+
 @pytest.mark.parametrize("friction", [0.85, 1.1])
 def test_the_grip_of_a_perturbed_plant_is_found_within_a_lap(friction):
     """lab_loop on the model's own plant (``dynamic``) with its grip scaled, pure pursuit driving (smooth steering,
@@ -120,15 +175,16 @@ def test_the_grip_of_a_perturbed_plant_is_found_within_a_lap(friction):
 def test_mppi_finds_the_grip_of_a_perturbed_plant_within_a_lap(friction):
     """The same with MPPI driving and planning with its estimate: at the limit, with fast steering the replay's
     discrete step (inputs linear over a period) does not follow exactly, and the estimate lands within 6 % low
-    to 2 % high. The closed loop is chaotic: a last-bit change of the compiled replay moved the estimate at 1.1
-    from 1.038 to 1.1135 (docs/controllers.md)."""
+    to 4 % high. The closed loop is chaotic: a last-bit change of the compiled replay moved the estimate at 1.1
+    from 1.038 to 1.1135; counting only the windows that tell 0.9 from 1.1 (INFO_MIN, 2026-12-08) moved it at 0.85
+    from 0.815 to 0.876 (docs/controllers.md)."""
     track, car = racing.load_track("lab_loop"), load_params("f1tenth")
     ctl = racing.make_controller("mppi", track, car, threads=1)
     assert ctl.grip is not None  # on by default
     res = racing.race(track=track, car=car, controller=ctl, plant="dynamic", laps=1, seed=0, friction_scale=friction)
     assert res.outcome == "clean"
     s = ctl.grip.summary()
-    assert s["informed"] and 0.94 * friction <= s["grip_scale"] <= 1.02 * friction, s
+    assert s["informed"] and 0.94 * friction <= s["grip_scale"] <= 1.04 * friction, s
     est = res.summary()["estimates"]  # what racing race --json and its table report (the steering's too)
     assert {k: est[k] for k in s} == s and est["steer_informed"] in (True, False)
 
