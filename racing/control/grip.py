@@ -96,7 +96,7 @@ class GripEstimator:
         self.PT = np.repeat(base[None, :], Z * G, axis=0)  # p[Z * G, N_PARAMS]: one car per (inertia, grip)
         self.PT[:, P_GRIP] *= np.tile(SCALES, Z)[:, None]
         self.PT[:, P_IZ] *= np.repeat(self.iz_scales, G)
-        self.e, self.xend = np.zeros(Z * G), np.zeros((Z * G, 2))
+        self.e = np.zeros(Z * G)
         self.window_s, self.update_s = float(window_s), float(update_s)
         self.forget = math.exp(-self.update_s / float(memory_s))
         self.min_windows = int(min_windows)
@@ -121,14 +121,18 @@ class GripEstimator:
         self.t_next = -np.inf
         self.scale, self.lower, self.inertia = 1.0, 1.0, 1.0
         self.inertia_band = (1.0, 1.0)
-        self.vx_noise = 0.0  # the measured noise of v_x [m/s] (third differences; a running mean over windows)
-        self.vy_noise, self.r_noise = 0.0, 0.0  # of v_y [m/s] and r [rad/s], the same way
+        self.noise = np.zeros(3)  # the measured noise of v_x, v_y [m/s] and r [rad/s] (third differences; running)
         self.vx_half = SMOOTH_HALF
 
     @property
     def P(self) -> np.ndarray:
         """The bank in the vectorised form's layout, ``p[N_PARAMS, G]`` (a view)."""
         return self.PT.T
+
+    @property
+    def vx_noise(self) -> float:
+        """The measured noise of v_x [m/s] (the width of its fit follows it)."""
+        return float(self.noise[0])
 
     @property
     def informed(self) -> bool:
@@ -165,13 +169,10 @@ class GripEstimator:
         samples ``h`` apart has the noise ``sigma sqrt(12 / (h^2 n (n^2 - 1)))``, ``n = 2 m + 1``."""
         n = T.size
         h = (T[-1] - T[0]) / (n - 1)
-        sd, sd_vy, sd_r = (third_difference_std(X[:, c]) for c in (3, 4, 5))
-        first = self.windows == 0
-        self.vx_noise = sd if first else 0.9 * self.vx_noise + 0.1 * sd
-        self.vy_noise = sd_vy if first else 0.9 * self.vy_noise + 0.1 * sd_vy
-        self.r_noise = sd_r if first else 0.9 * self.r_noise + 0.1 * sd_r
+        sd = np.array([third_difference_std(X[:, c]) for c in (3, 4, 5)])
+        self.noise = sd if self.windows == 0 else 0.9 * self.noise + 0.1 * sd
         m = SMOOTH_HALF
-        while m < VX_HALF_MAX and self.vx_noise * math.sqrt(12.0 / (h * h * (2 * m + 1) * ((2 * m + 1) ** 2 - 1))) \
+        while m < VX_HALF_MAX and self.noise[0] * math.sqrt(12.0 / (h * h * (2 * m + 1) * ((2 * m + 1) ** 2 - 1))) \
                 > DRIVE_NOISE:
             m += 1
         self.vx_half = m
@@ -183,9 +184,8 @@ class GripEstimator:
         """The bank's errors over one window ``T[n]``, ``X[n, 7]`` (smoothed: ``Xs[n, 7]``): ``(e[G], info,
         samples)``; ``info``: how far apart the predictions of :data:`INFO_PAIR` are
         (:data:`INFO_MIN`). The error scales hold the measured noise of v_y and r beside the model's own floor."""
-        s_vy, s_r = math.hypot(self.s_vy, self.vy_noise), math.hypot(self.s_r, self.r_noise)
-        info = replay_nb(T, X, Xs, self.PT, self.p, s_vy, s_r, self.e, self.xend, self._drive, self.pair,
-                         self._tr)
+        s_vy, s_r = math.hypot(self.s_vy, self.noise[1]), math.hypot(self.s_r, self.noise[2])
+        info = replay_nb(T, X, Xs, self.PT, self.p, s_vy, s_r, self.e, self._drive, self.pair, self._tr)
         return self.e, info, float(T.size - 1)
 
     def _estimate(self) -> None:
@@ -274,7 +274,7 @@ class OnlineGrip:
         G = est.PT.shape[0]
         Xs = X.copy()
         smooth_nb(T, X, Xs, 2, 3, 4)
-        replay_nb(T, X, Xs, est.PT, est.p, est.s_vy, est.s_r, np.zeros(G), np.zeros((G, 2)), np.zeros(5), est.pair,
+        replay_nb(T, X, Xs, est.PT, est.p, est.s_vy, est.s_r, np.zeros(G), np.zeros(5), est.pair,
                   np.zeros((2, 5, 2)))
 
     def reset(self) -> None:
@@ -407,9 +407,9 @@ def drive_nb(T, Xs, p, drive):
 
 
 @njit(cache=True, fastmath=FM, error_model="numpy")
-def replay_nb(T, X, Xs, PT, p, s_vy, s_r, e, xend, drive, pair, tr):
-    """:func:`replay_np` compiled (the scalar form of the same step): ``e[G]`` and the window's end ``xend[G, 2]`` (v_y, r) written, ``drive[>= n-1]`` the drive inputs (the same
-    for every scale: made once per window), ``tr[2, >= n, 2]`` the predictions of the members ``pair``; returns
+def replay_nb(T, X, Xs, PT, p, s_vy, s_r, e, drive, pair, tr):
+    """:func:`replay_np` compiled (the scalar form of the same step): ``e[G]`` written, ``drive[>= n-1]`` the drive
+    inputs (the same for every scale: made once per window), ``tr[2, >= n, 2]`` the predictions of the members ``pair``; returns
     ``info`` (-1 when the times do not increase)."""
     G = PT.shape[0]
     n = T.shape[0]
@@ -431,7 +431,6 @@ def replay_nb(T, X, Xs, PT, p, s_vy, s_r, e, xend, drive, pair, tr):
             if slot >= 0:
                 tr[slot, k, 0], tr[slot, k, 1] = vy, r
         e[j] = acc
-        xend[j, 0], xend[j, 1] = vy, r
     info = 0.0
     for k in range(n - 1):
         info += ((tr[1, k, 0] - tr[0, k, 0]) / s_vy) ** 2 + ((tr[1, k, 1] - tr[0, k, 1]) / s_r) ** 2

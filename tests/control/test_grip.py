@@ -36,8 +36,8 @@ def test_the_compiled_replay_equals_the_numpy_reference():
     e = np.zeros(G)
     Z = X + 0.01 * np.random.default_rng(0).standard_normal(X.shape)  # measured with noise
     Xs = X[5:26].copy()  # a smoothed copy: any other driving copy
-    info = replay_nb(T[5:26], Z[5:26], Xs, est.PT, est.p, est.s_vy, est.s_r, e, np.zeros((G, 2)), np.zeros(21),
-                     est.pair, np.zeros((2, 21, 2)))
+    info = replay_nb(T[5:26], Z[5:26], Xs, est.PT, est.p, est.s_vy, est.s_r, e, np.zeros(21), est.pair,
+                     np.zeros((2, 21, 2)))
     e_ref, info_ref = replay_np(T[5:26], Z[5:26], Xs, est.P, est.p, est.s_vy, est.s_r, est.pair)
     np.testing.assert_allclose(e, e_ref, rtol=1e-9, atol=1e-9)
     assert info == pytest.approx(info_ref, rel=1e-9) and info > 0.0
